@@ -1,0 +1,45 @@
+# make run  : install what is missing, then serve the app on http://127.0.0.1:8000
+# make test : install what is missing (Chromium included), then run every test
+VENV    := .venv
+PY      := $(VENV)/bin/python
+PIP     := $(PY) -m pip
+STAMP   := $(VENV)/.installed
+SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+HOST    ?= 127.0.0.1
+PORT    ?= 8000
+
+.PHONY: run test install chromium lint bench clean
+
+run: install
+	$(VENV)/bin/cnnviz serve --host $(HOST) --port $(PORT)
+
+test: install chromium
+	$(VENV)/bin/ruff check cnncore app tests benchmarks
+	$(PY) -m pytest
+
+install: $(STAMP)
+
+$(PY):
+	python3 -m venv $(VENV)
+
+# torch 2.13.0 first, where none is present: the CPU wheel on this disk (a bare `torch`
+# requirement would pull a multi-GB CUDA build); then the project with its dev extras.
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -c "import torch" 2>/dev/null || $(PIP) install torch==2.13.0
+	$(PIP) install -e '.[dev]'
+	touch $(STAMP)
+
+# Debian's Chromium for the browser tests (Playwright's own browser download cannot work offline).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
+
+lint: install
+	$(VENV)/bin/ruff check cnncore app tests benchmarks
+	$(VENV)/bin/ruff format --check cnncore app tests benchmarks
+
+bench: install chromium
+	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) var/*.sqlite3 .pytest_cache

@@ -1,0 +1,1 @@
+"""cnnviz web layer: thin FastAPI routers over cnncore."""

@@ -1,0 +1,43 @@
+"""HTML pages: one Jinja2 template each, with the page's message catalogue."""
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from app.i18n import LANGUAGES, choose_language, messages
+from app.settings import ROOT
+
+router = APIRouter(tags=["pages"], include_in_schema=False)
+templates = Jinja2Templates(directory=ROOT / "templates")
+
+# path → (template, catalogue name). Each page's catalogue lives in static/i18n/<lang>/<name>.json.
+PAGES: dict[str, tuple[str, str]] = {
+    "/": ("home.html", "home"),
+    "/conv": ("conv.html", "conv"),
+}
+
+
+def render(request: Request, template: str, catalogue: str, **context) -> HTMLResponse:
+    lang = choose_language(request)
+    msgs = messages(lang, catalogue)
+    response = templates.TemplateResponse(
+        request,
+        template,
+        {"lang": lang, "languages": LANGUAGES, "messages": msgs, "page": catalogue,
+         "t": lambda key: msgs.get(key, key), **context},
+    )
+    if request.query_params.get("lang") in LANGUAGES:
+        response.set_cookie("lang", lang, max_age=365 * 24 * 3600, samesite="lax")
+    return response
+
+
+def _page_route(template: str, catalogue: str):
+    def page(request: Request) -> HTMLResponse:
+        return render(request, template, catalogue)
+
+    return page
+
+
+for _path, (_template, _catalogue) in PAGES.items():
+    router.add_api_route(_path, _page_route(_template, _catalogue), methods=["GET"],
+                         response_class=HTMLResponse, name=f"page:{_catalogue}")

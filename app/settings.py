@@ -1,0 +1,35 @@
+"""Every setting, size, count and time limit in one object, read from CNNVIZ_* environment variables."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CNNVIZ_", extra="ignore")
+
+    # --- server -----------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = 8000
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    data_dir: Path = ROOT / "var"
+    database_url: str = ""  # empty → sqlite file under data_dir
+
+    # --- conv / pool trace limits -----------------------------------------------------------
+    max_trace_size: int = 64  # input height and width
+    max_trace_kernel: int = 11
+    max_trace_channels: int = 16
+    max_trace_filters: int = 16
+    max_trace_products: int = 400_000  # products written out in one trace response
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "cnnviz.sqlite3"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
