@@ -1,0 +1,25 @@
+# Slim CPU image serving cnnviz. GPU variant: see README ("Docker").
+FROM python:3.11-slim AS build
+ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+WORKDIR /src
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+COPY pyproject.toml README.md ./
+COPY cnncore cnncore
+COPY app app
+RUN pip install --no-cache-dir --index-url "$TORCH_INDEX" "torch==2.13.0" \
+ && pip install --no-cache-dir .
+
+FROM python:3.11-slim
+ENV PATH=/opt/venv/bin:$PATH PYTHONDONTWRITEBYTECODE=1 CNNVIZ_HOST=0.0.0.0 CNNVIZ_DATA_DIR=/data
+COPY --from=build /opt/venv /opt/venv
+WORKDIR /srv/cnnviz
+COPY cnncore cnncore
+COPY app app
+COPY templates templates
+COPY static static
+RUN useradd --system --home /data cnnviz && mkdir -p /data && chown cnnviz /data
+USER cnnviz
+EXPOSE 8000
+HEALTHCHECK CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/api/health')"
+CMD ["cnnviz", "serve", "--host", "0.0.0.0", "--port", "8000"]
