@@ -11,7 +11,7 @@ RUN pip install --no-cache-dir --index-url "$TORCH_INDEX" "torch==2.13.0" \
  && pip install --no-cache-dir .
 
 FROM python:3.11-slim
-ENV PATH=/opt/venv/bin:$PATH PYTHONDONTWRITEBYTECODE=1 CNNVIZ_HOST=0.0.0.0 CNNVIZ_DATA_DIR=/data
+ENV PATH=/opt/venv/bin:$PATH PYTHONPATH=/srv/cnnviz PYTHONDONTWRITEBYTECODE=1 CNNVIZ_HOST=0.0.0.0 CNNVIZ_DATA_DIR=/data
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /srv/cnnviz
 COPY cnncore cnncore
