@@ -25,6 +25,14 @@ class Settings(BaseSettings):
     max_trace_filters: int = 16
     max_trace_products: int = 400_000  # products written out in one trace response
 
+    # --- classroom follow mode (app/sessions.py; one worker holds every session in memory) ----
+    max_class_sessions: int = 200
+    max_session_followers: int = 500
+    max_session_state_bytes: int = 16_384  # JSON of one published page state
+    session_idle_seconds: float = 3 * 3600  # a session with no teacher action this long ends
+    session_replay_events: int = 256  # recent events kept for Last-Event-ID replay
+    session_ping_seconds: float = 15.0  # SSE keep-alive comment interval
+
     @property
     def sqlite_path(self) -> Path:
         return self.data_dir / "cnnviz.sqlite3"
