@@ -1,0 +1,151 @@
+"""Classroom follow mode: the teacher opens a session, publishes page state; followers stream it.
+
+`/api/sessions...` is the API; `/join` and `/join/{code}` are the pages a student opens (the latter
+redirects to the teacher's current page in follow mode: `<page>?follow=<code>`).
+"""
+
+from typing import Annotated, NoReturn
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import qrcode
+import qrcode.image.svg
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.background import BackgroundTask
+
+from app.deps import settings_dep
+from app.routes.pages import render
+from app.schemas.sessions import (
+    SessionCreate,
+    SessionCreated,
+    SessionSnapshot,
+    StatePublish,
+    StatePublished,
+)
+from app.sessions import ClassroomHub, SessionError, Subscription, get_hub
+from app.settings import Settings, get_settings
+
+router = APIRouter()
+# The raw body is cut off early (413) well above any state the hub would accept; the hub then
+# measures the state itself exactly (413 naming `state`).
+api = APIRouter(prefix="/api/sessions", tags=["sessions"],
+                max_body_size=2 * get_settings().max_session_state_bytes + 4096)
+
+Hub = Annotated[ClassroomHub, Depends(get_hub)]
+TeacherToken = Annotated[str, Header(alias="X-Teacher-Token", max_length=128)]
+RECONNECT_MS = 2000  # how soon a dropped follower's EventSource tries again
+
+
+def _raise_http(exc: SessionError) -> NoReturn:
+    detail = ([{"loc": ["body", exc.field], "msg": str(exc), "type": "value_error"}]
+              if exc.field else str(exc))
+    raise HTTPException(status_code=exc.status_code, detail=detail) from exc
+
+
+def join_qr_svg(url: str) -> str:
+    """The join URL as an inline SVG QR code (vector paths only: no raster, no inline style)."""
+    code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=2,
+                         image_factory=qrcode.image.svg.SvgPathImage)
+    code.add_data(url)
+    return code.make_image().to_string(encoding="unicode")
+
+
+@api.post("", response_model=SessionCreated, status_code=201)
+def create_session(body: SessionCreate, request: Request, hub: Hub) -> SessionCreated:
+    """Start a class session on the teacher's page; the token is shown to this caller only."""
+    try:
+        view, token = hub.create(body.page, body.state)
+    except SessionError as exc:
+        _raise_http(exc)
+    join_url = str(request.url_for("join_page", code=view.code))
+    return SessionCreated(code=view.code, teacher_token=token, join_url=join_url,
+                          qr_svg=join_qr_svg(join_url))
+
+
+@api.post("/{code}/state", response_model=StatePublished)
+def publish_state(code: str, body: StatePublish, token: TeacherToken, hub: Hub) -> StatePublished:
+    """The teacher's new page, state and step, sent to every follower."""
+    try:
+        event = hub.publish(code, token, body.page, body.state, body.step)
+    except SessionError as exc:
+        _raise_http(exc)
+    return StatePublished(event_id=event.event_id)
+
+
+@api.get("/{code}", response_model=SessionSnapshot)
+def session_snapshot(code: str, hub: Hub) -> SessionSnapshot:
+    """The latest snapshot and how many followers are connected."""
+    try:
+        view = hub.view(code)
+    except SessionError as exc:
+        _raise_http(exc)
+    latest = view.latest
+    return SessionSnapshot(code=view.code, page=latest.page, state=latest.state, step=latest.step,
+                           event_id=latest.event_id, followers=view.followers)
+
+
+@api.delete("/{code}", status_code=204)
+def end_session(code: str, token: TeacherToken, hub: Hub) -> Response:
+    """The teacher ends the session; followers receive an `end` event."""
+    try:
+        hub.end(code, token)
+    except SessionError as exc:
+        _raise_http(exc)
+    return Response(status_code=204)
+
+
+def _event_id(header: str | None) -> int | None:
+    """Last-Event-ID as sent back by the browser; anything else means 'send the full state'."""
+    return int(header) if header and header.isdigit() and len(header) < 19 else None
+
+
+async def _follow_stream(subscription: Subscription):
+    yield ServerSentEvent(retry=RECONNECT_MS, comment="following")
+    async for event in subscription.events():
+        yield event.frame  # encoded once per event, shared by every follower
+    yield ServerSentEvent(event="end", data="{}")
+
+
+@api.get("/{code}/events")
+def follow_events(code: str, hub: Hub, settings: Annotated[Settings, Depends(settings_dep)],
+                  last_event_id: Annotated[str | None, Header(max_length=32)] = None,
+                  ) -> EventSourceResponse:
+    """Server-Sent Events: `state` events (full snapshots, with ids; `Last-Event-ID` replays
+    what was missed) and a final `end` event."""
+    try:
+        subscription = hub.subscribe(code, _event_id(last_event_id))
+    except SessionError as exc:
+        _raise_http(exc)
+    # close() also as a background task: a follower that leaves before the stream's first
+    # event never runs the generator's own cleanup.
+    return EventSourceResponse(_follow_stream(subscription), ping=settings.session_ping_seconds,
+                               background=BackgroundTask(subscription.close))
+
+
+@router.get("/join", response_class=HTMLResponse, include_in_schema=False)
+def join_form(request: Request, code: Annotated[str | None, Query(max_length=16)] = None):
+    """Where a student types the code; a submitted code goes on to `/join/{code}`."""
+    if code and code.strip():
+        return RedirectResponse(request.url_for("join_page", code=code.strip()), status_code=303)
+    return render(request, "join.html", "join", code="", unknown=False)
+
+
+@router.get("/join/{code}", response_class=HTMLResponse, include_in_schema=False,
+            name="join_page")
+def join_page(code: str, request: Request, hub: Hub):
+    """Open the teacher's current page in follow mode, or say that the code is unknown."""
+    try:
+        page = hub.view(code)
+    except SessionError:
+        response = render(request, "join.html", "join", code=code[:16], unknown=True)
+        response.status_code = 404
+        return response
+    parts = urlsplit(page.latest.page)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "follow"]
+    query.append(("follow", page.code))
+    target = urlunsplit(("", "", parts.path, urlencode(query), ""))
+    return RedirectResponse(target, status_code=303)
+
+
+router.include_router(api)
