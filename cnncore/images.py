@@ -1,0 +1,248 @@
+"""Decode an uploaded picture safely and prepare it for a network, keeping every step visible.
+
+Decoding accepts JPEG, PNG, WebP, BMP and GIF (first frame) and brings every colour mode to
+8-bit RGB the way a person would expect: palettes expanded, transparency composited on white,
+CMYK converted, 16-bit samples *scaled* to 8 bits (Pillow's own `convert("L")` clips them) and
+the EXIF orientation tag honoured (a phone photo taken upright shows upright). The size is read
+from the header and refused *before* any pixel is decoded, so a small file that claims a huge
+canvas (a decompression bomb) costs nothing.
+
+Preprocessing follows the torchvision recipe that taught a generation of courses: resize the
+shorter side, centre-crop, scale to [0, 1], normalise per channel with a mean and standard
+deviation (``transforms.Resize``, ``CenterCrop``, ``ToTensor``, ``Normalize``). Each step comes
+back with a small preview image so the page can show what the network is actually given.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from cnncore.errors import CNNCoreError
+
+__all__ = [
+    "ACCEPTED_FORMATS",
+    "DecodedImage",
+    "PreprocessStep",
+    "Preprocessed",
+    "decode_image",
+    "encode_png",
+    "preprocess",
+]
+
+ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF")
+EXIF_ORIENTATION = 0x0112
+PREVIEW_SIDE = 160  # longest side of a preprocessing preview, in pixels
+WHITE = (255, 255, 255, 255)
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """An upload as 8-bit RGB (H×W×3), upright, with what was found in the file."""
+
+    rgb: np.ndarray
+    format: str  # JPEG, PNG, WEBP, BMP or GIF
+    mode: str  # Pillow's colour mode in the file: L, P, RGBA, CMYK, I;16 ...
+    orientation: int  # EXIF orientation tag (1 = upright, 6 = rotate 90° clockwise ...)
+
+    @property
+    def height(self) -> int:
+        return int(self.rgb.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.rgb.shape[1])
+
+
+@dataclass(frozen=True)
+class PreprocessStep:
+    """One preprocessing step: its name, the size after it and a preview (H×W×3 uint8)."""
+
+    step: str  # original | resize | crop | grayscale | normalise
+    size: tuple[int, int]  # (height, width) after the step
+    preview: np.ndarray
+
+
+@dataclass(frozen=True)
+class Preprocessed:
+    """The tensor the network receives (1×C×H×W float32) and the steps that made it."""
+
+    tensor: torch.Tensor
+    steps: tuple[PreprocessStep, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+
+def _open_checked(data: bytes, max_bytes: int, max_pixels: int) -> Image.Image:
+    """Open lazily (header only) and refuse empty, oversized, unknown or bomb-sized files."""
+    if len(data) == 0:
+        raise CNNCoreError("the image file is empty (0 bytes)", field="image")
+    if len(data) > max_bytes:
+        raise CNNCoreError(
+            f"the image file is {len(data):,} bytes; the limit is {max_bytes:,} bytes", "image"
+        )
+    try:
+        # Pillow warns above MAX_IMAGE_PIXELS and raises above twice that, inside `open`;
+        # both mean "too big", and turning the warning into an error keeps the answer a 4xx.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise CNNCoreError(
+            f"the image claims too many pixels to decode safely; the limit is {max_pixels:,}",
+            "image",
+        ) from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise CNNCoreError(
+            "not a readable image: accepted formats are JPEG, PNG, WebP, BMP and GIF", "image"
+        ) from exc
+    width, height = image.size
+    if width <= 0 or height <= 0:
+        raise CNNCoreError("the image has no pixels", "image")
+    if width * height > max_pixels:
+        raise CNNCoreError(
+            f"the image is {width}×{height} = {width * height:,} pixels; "
+            f"the limit is {max_pixels:,} pixels",
+            "image",
+        )
+    return image
+
+
+def _sixteen_bit_to_uint8(image: Image.Image) -> Image.Image:
+    """Scale 16-bit (or 32-bit integer / float) grey samples into 0..255 instead of clipping.
+
+    16-bit files span 0..65535, so dividing by 257 maps the full range exactly onto 0..255.
+    Mode ``I`` (32-bit) holds 16-bit data when every sample fits; anything else is stretched
+    from its own minimum to maximum, as is a float image not already in [0, 1].
+    """
+    values = np.asarray(image, dtype=np.float64)
+    low, high = float(values.min()), float(values.max())
+    if image.mode.startswith("I;16") or (image.mode == "I" and low >= 0 and high <= 65535):
+        scaled = values / 257.0
+    elif image.mode == "F" and low >= 0 and high <= 1:
+        scaled = values * 255.0
+    else:
+        scaled = (values - low) / (high - low) * 255.0 if high > low else np.zeros_like(values)
+    return Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8), mode="L")
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow colour mode → RGB: palette expanded, alpha over white, CMYK and 16-bit scaled."""
+    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        image = _sixteen_bit_to_uint8(image)
+    if image.mode == "P":
+        # A palette may carry a transparent index; RGBA keeps it so it can be composited.
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, WHITE), rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> DecodedImage:
+    """Decode an upload (first frame of an animation) to upright 8-bit RGB, within limits.
+
+    Raises `CNNCoreError(field="image")` for an empty, oversized, unknown, truncated or
+    bomb-sized file. Orientation uses `PIL.ImageOps.exif_transpose` (EXIF 2.3, tag 0x0112).
+    """
+    image = _open_checked(data, max_bytes, max_pixels)
+    try:
+        image.seek(0)
+        image.load()
+        orientation = int(image.getexif().get(EXIF_ORIENTATION, 1) or 1)
+        upright = ImageOps.exif_transpose(image)
+        rgb = np.asarray(_to_rgb(upright), dtype=np.uint8)
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError) as exc:
+        raise CNNCoreError(
+            f"the image file is damaged or truncated ({type(exc).__name__}: {exc})", "image"
+        ) from exc
+    return DecodedImage(
+        rgb=rgb.copy(), format=str(image.format), mode=image.mode, orientation=orientation
+    )
+
+
+def encode_png(pixels: np.ndarray, compress_level: int = 1) -> bytes:
+    """uint8 H×W (grey) or H×W×3 (RGB) → PNG bytes. Level 1: fast, still lossless."""
+    if pixels.dtype != np.uint8:
+        raise CNNCoreError(f"PNG pixels must be uint8, got {pixels.dtype}")
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(pixels)).save(
+        buffer, format="PNG", compress_level=compress_level
+    )
+    return buffer.getvalue()
+
+
+def _preview(pixels: np.ndarray) -> np.ndarray:
+    """Shrink an H×W×3 image so its longest side is at most PREVIEW_SIDE (never enlarge)."""
+    height, width = pixels.shape[:2]
+    scale = min(1.0, PREVIEW_SIDE / max(height, width))
+    if scale == 1.0:
+        return pixels
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.BILINEAR))
+
+
+def _check_recipe(size: tuple[int, int], channels: int, mean: tuple, std: tuple) -> None:
+    if min(size) < 1:
+        raise CNNCoreError(f"input size must be positive, got {size}", "model")
+    if channels not in (1, 3):
+        raise CNNCoreError(f"a picture can feed 1 or 3 input channels, not {channels}", "model")
+    if len(mean) != channels or len(std) != channels or min(std) <= 0:
+        raise CNNCoreError("mean and std need one value per channel, std > 0", "model")
+
+
+def preprocess(
+    image: DecodedImage,
+    *,
+    size: tuple[int, int],
+    channels: int,
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+    resize_ratio: float = 1.0,
+) -> Preprocessed:
+    """Resize the shorter side, centre-crop to `size`, scale to [0, 1] and normalise.
+
+    The shorter side becomes ``round(max(size) * resize_ratio)`` (ImageNet models use
+    256/224, as in torchvision's reference evaluation); bilinear resampling with Pillow's
+    antialiasing, like ``transforms.Resize(antialias=True)``. Grey models (1 channel) get the
+    ITU-R 601 luma, Pillow's ``convert("L")``. Normalised: ``(x - mean) / std`` per channel.
+    """
+    _check_recipe(size, channels, mean, std)
+    height, width = size
+    steps = [PreprocessStep("original", (image.height, image.width), _preview(image.rgb))]
+
+    shorter = max(1, round(max(height, width) * resize_ratio))
+    scale = shorter / min(image.height, image.width)
+    resized_w = max(width, round(image.width * scale))
+    resized_h = max(height, round(image.height * scale))
+    picture = Image.fromarray(image.rgb).resize((resized_w, resized_h), Image.Resampling.BILINEAR)
+    steps.append(PreprocessStep("resize", (resized_h, resized_w), _preview(np.asarray(picture))))
+
+    left, top = (resized_w - width) // 2, (resized_h - height) // 2
+    picture = picture.crop((left, top, left + width, top + height))
+    steps.append(PreprocessStep("crop", (height, width), _preview(np.asarray(picture))))
+
+    if channels == 1:
+        picture = picture.convert("L")
+        grey = np.asarray(picture)
+        steps.append(
+            PreprocessStep("grayscale", (height, width), _preview(np.stack([grey] * 3, -1)))
+        )
+    values = np.asarray(picture, dtype=np.float32).reshape(height, width, channels) / 255.0
+    normalised = (values - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    # The preview stretches the normalised values over 0..255: what changed is the contrast
+    # between channels, which is what normalisation does to the picture the network sees.
+    low, high = float(normalised.min()), float(normalised.max())
+    shown = (normalised - low) / (high - low) if high > low else np.zeros_like(normalised)
+    shown = np.rint(shown * 255).astype(np.uint8)
+    if channels == 1:
+        shown = np.repeat(shown, 3, axis=2)
+    steps.append(PreprocessStep("normalise", (height, width), _preview(shown)))
+
+    tensor = torch.from_numpy(np.ascontiguousarray(normalised.transpose(2, 0, 1)))[None]
+    return Preprocessed(tensor=tensor, steps=tuple(steps), mean=tuple(mean), std=tuple(std))
