@@ -1,0 +1,62 @@
+"""AlexNet (Krizhevsky, Sutskever & Hinton, "ImageNet Classification with Deep Convolutional
+Neural Networks", NeurIPS 2012), in torchvision's single-tower layout.
+
+Torchvision follows the "one weird trick" variant (Krizhevsky, arXiv:1404.5997): 64-192-384-256-256
+channels in one tower instead of the paper's two GPU halves of 48-128-192-192-128 each, no local
+response normalisation, and an adaptive 6×6 average pool so any input of at least 63×63 works.
+Parameter names and count (61,100,840 at 1000 classes) match `torchvision.models.alexnet`.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from cnncore.models.registry import register_model
+
+__all__ = ["AlexNet", "alexnet"]
+
+
+class AlexNet(nn.Module):
+    def __init__(self, in_channels: int = 3, num_classes: int = 1000, dropout: float = 0.5) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, 64, kernel_size=11, stride=4, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(kernel_size=3, stride=2),
+            nn.Conv2d(64, 192, kernel_size=5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(kernel_size=3, stride=2),
+            nn.Conv2d(192, 384, kernel_size=3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(384, 256, kernel_size=3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(256, 256, kernel_size=3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(kernel_size=3, stride=2),
+        )
+        self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
+        self.flatten = nn.Flatten()
+        self.classifier = nn.Sequential(
+            nn.Dropout(p=dropout),
+            nn.Linear(256 * 6 * 6, 4096),
+            nn.ReLU(),
+            nn.Dropout(p=dropout),
+            nn.Linear(4096, 4096),
+            nn.ReLU(),
+            nn.Linear(4096, num_classes),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier(self.flatten(self.avgpool(self.features(x))))
+
+
+@register_model(
+    title="AlexNet",
+    family="AlexNet",
+    paper="Krizhevsky, Sutskever & Hinton, ImageNet Classification with Deep Convolutional "
+          "Neural Networks, NeurIPS 2012",
+    default_input=(3, 224, 224),
+)
+def alexnet(*, in_channels: int = 3, num_classes: int = 1000) -> AlexNet:
+    """AlexNet as torchvision builds it: 61,100,840 parameters at 1000 classes."""
+    return AlexNet(in_channels, num_classes)

@@ -1,0 +1,143 @@
+"""The model registry: factories registered by name, with the metadata the zoo pages show.
+
+Follows torchvision's `@register_model()` / `get_model(name, **config)` / `list_models()`
+(torchvision/models/_api.py): a factory is a plain function returning an `nn.Module`; the registry
+only remembers it, its title, its paper and its default input.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from cnncore.errors import CNNCoreError
+
+__all__ = [
+    "InputShape",
+    "ModelInfo",
+    "UnknownModelError",
+    "build_model",
+    "get_model",
+    "get_model_info",
+    "list_models",
+    "register_model",
+]
+
+
+@dataclass(frozen=True)
+class InputShape:
+    """One input image: channels × height × width (no batch dimension)."""
+
+    channels: int
+    height: int
+    width: int
+
+    def as_tuple(self) -> tuple[int, int, int]:
+        return (self.channels, self.height, self.width)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the zoo knows about a model before building it."""
+
+    name: str
+    title: str
+    family: str
+    paper: str
+    default_input: InputShape
+    num_classes: int | None  # None: not a classifier (the autoencoder reconstructs its input)
+    factory: Callable[..., nn.Module]
+
+    @property
+    def sized_by_input(self) -> bool:
+        """True when the layers depend on the input size (a flatten without adaptive pooling)."""
+        return "input_size" in inspect.signature(self.factory).parameters
+
+
+class UnknownModelError(CNNCoreError):
+    """A name that is not in the zoo; the API answers it with 404."""
+
+
+_REGISTRY: dict[str, ModelInfo] = {}
+
+
+def register_model(
+    *,
+    title: str,
+    family: str,
+    paper: str,
+    default_input: tuple[int, int, int],
+    num_classes: int | None = 1000,
+    name: str | None = None,
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator: record a factory under its function name (or `name`)."""
+
+    def wrap(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        key = name or factory.__name__
+        if key in _REGISTRY:
+            raise ValueError(f"model {key!r} is registered twice")
+        _REGISTRY[key] = ModelInfo(key, title, family, paper, InputShape(*default_input),
+                                   num_classes, factory)
+        return factory
+
+    return wrap
+
+
+def list_models() -> list[str]:
+    """Registered names, in registration order (roughly the order the curriculum meets them)."""
+    return list(_REGISTRY)
+
+
+def get_model_info(name: str) -> ModelInfo:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(_REGISTRY)
+        raise UnknownModelError(f"unknown model {name!r}; known models: {known}", "model") from None
+
+
+def get_model(
+    name: str,
+    *,
+    in_channels: int | None = None,
+    num_classes: int | None = None,
+    input_size: tuple[int, int] | None = None,
+    **config,
+) -> nn.Module:
+    """Build a zoo model by name; unspecified channels, classes and size take the defaults.
+
+    `input_size` (height, width) reaches only factories whose layers depend on it (those that
+    flatten a feature map into a fixed-size linear layer); the others pool adaptively and take any
+    input large enough for their strides.
+    """
+    info = get_model_info(name)
+    kwargs = dict(config)
+    kwargs["in_channels"] = _checked(in_channels, info.default_input.channels, "channels")
+    if info.num_classes is not None:
+        kwargs["num_classes"] = _checked(num_classes, info.num_classes, "num_classes")
+    if info.sized_by_input:
+        height, width = input_size or (info.default_input.height, info.default_input.width)
+        kwargs["input_size"] = (_checked(height, height, "height"), _checked(width, width, "width"))
+    return info.factory(**kwargs)
+
+
+def _checked(value: int | None, default: int, field: str) -> int:
+    value = default if value is None else value
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise CNNCoreError(f"{field} must be a positive integer, got {value!r}", field)
+    return value
+
+
+def build_model(name: str, *, device: torch.device | str = "cpu", **config) -> nn.Module:
+    """`get_model` with parameters allocated on `device` from the start, in eval mode.
+
+    On `torch.device("meta")` no memory is allocated and initialisers do nothing, which is all a
+    summary needs (shapes and counts): building vgg16 this way skips ~138M random draws.
+    """
+    with torch.device(device):
+        model = get_model(name, **config)
+    return model.eval()
