@@ -24,7 +24,7 @@ def render(request: Request, template: str, catalogue: str, **context) -> HTMLRe
         request,
         template,
         {"lang": lang, "languages": LANGUAGES, "messages": msgs, "page": catalogue,
-         "t": lambda key: msgs.get(key, key), **context},
+         "pages": PAGES, "t": lambda key: msgs.get(key, key), **context},
     )
     if request.query_params.get("lang") in LANGUAGES:
         response.set_cookie("lang", lang, max_age=365 * 24 * 3600, samesite="lax")
