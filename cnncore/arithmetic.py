@@ -68,7 +68,20 @@ def pair(value: int | tuple[int, int] | list[int], field: str) -> tuple[int, int
         return _positive(value, field), _positive(value, field)
     if isinstance(value, (tuple, list)) and len(value) == 2:
         return _positive(value[0], field), _positive(value[1], field)
-    raise CNNCoreError(f"{field} must be an integer or a [height, width] pair, got {value!r}", field)
+    raise CNNCoreError(
+        f"{field} must be an integer or a [height, width] pair, got {value!r}", field
+    )
+
+
+def _output_padding_pair(value: int | tuple[int, int] | list[int]) -> tuple[int, int]:
+    values = list(value) if isinstance(value, (tuple, list)) and len(value) == 2 else [value] * 2
+    if any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in values):
+        raise CNNCoreError(
+            f"output_padding must be zero or a positive integer, or a [height, width] pair of "
+            f"them, got {value!r}",
+            "output_padding",
+        )
+    return values[0], values[1]
 
 
 def resolve_padding(
@@ -116,7 +129,8 @@ def resolve_padding(
         ph, pw = padding
     else:
         raise CNNCoreError(
-            f"padding must be an integer, a [height, width] pair, 'same' or 'valid', got {padding!r}",
+            f"padding must be an integer, a [height, width] pair, 'same' or 'valid', "
+            f"got {padding!r}",
             "padding",
         )
     for p in (ph, pw):
@@ -134,7 +148,11 @@ def conv_output_size(
     effective = dilation * (kernel - 1) + 1
     padded = size + pad.total
     if effective > padded:
-        dil = f" (dilation {dilation} spreads the {kernel} taps over {effective})" if dilation > 1 else ""
+        dil = (
+            f" (dilation {dilation} spreads the {kernel} taps over {effective})"
+            if dilation > 1
+            else ""
+        )
         raise CNNCoreError(
             f"the kernel (effective size {effective}{dil}) is larger than the padded input "
             f"({size} + {pad.total} padding = {padded}): add padding or use a smaller kernel",
@@ -196,18 +214,17 @@ def pool_output_size(
         )
     effective = dilation * (kernel - 1) + 1
     span = size + 2 * padding - effective
-    if span < 0:
+    # ATen: ⌊(span + (s − 1 if ceil_mode)) / s⌋ + 1 with floor division, so in ceil mode a window
+    # longer than the padded input is still allowed when it starts inside it.
+    out = (span + (stride - 1 if ceil_mode else 0)) // stride + 1
+    if ceil_mode and out > 0 and (out - 1) * stride >= size + padding:
+        out -= 1
+    if out <= 0:
         raise CNNCoreError(
             f"the pooling window ({effective}) is larger than the padded input "
-            f"({size} + {2 * padding} = {size + 2 * padding})",
+            f"({size} + {2 * padding} = {size + 2 * padding}): use a smaller kernel or dilation",
             "kernel_size",
         )
-    if ceil_mode:
-        out = -(-span // stride) + 1
-        if (out - 1) * stride >= size + padding:
-            out -= 1
-    else:
-        out = span // stride + 1
     return out
 
 
@@ -267,12 +284,7 @@ def conv2d_shape(
     if transposed:
         if pads.top != pads.bottom or pads.left != pads.right:
             raise CNNCoreError("a transposed convolution takes symmetric padding", "padding")
-        if isinstance(output_padding, int) and not isinstance(output_padding, bool):
-            out_pads = (output_padding, output_padding)
-        elif isinstance(output_padding, (list, tuple)) and len(output_padding) == 2:
-            out_pads = (int(output_padding[0]), int(output_padding[1]))
-        else:
-            raise CNNCoreError("output_padding must be an integer or a pair", "output_padding")
+        out_pads = _output_padding_pair(output_padding)
         args = zip((height, width), kernel, strides, (pads.top, pads.left), dilations, out_pads,
                    strict=True)
         out_h, out_w = (conv_transpose_output_size(*a) for a in args)
@@ -291,7 +303,7 @@ def conv2d_shape(
         }
         formula["general"] = "out = (in − 1)·s − 2·p + d·(k − 1) + output_padding + 1"
     else:
-        if output_padding not in (0, (0, 0), [0, 0]):
+        if _output_padding_pair(output_padding) != (0, 0):
             raise CNNCoreError("output_padding applies only to transposed convolutions",
                                "output_padding")
         out_h = conv_output_size(height, kernel[0], strides[0], pads.height, dilations[0])
@@ -336,6 +348,9 @@ def pool2d_shape(
     kernel = pair(kernel_size, "kernel_size")
     strides = kernel if stride is None else pair(stride, "stride")
     dilations = pair(dilation, "dilation")
+    if isinstance(padding, str) and padding.lower() == "same":
+        # torch's pooling layers take numbers only; 'same' would need asymmetric padding.
+        raise CNNCoreError("pooling takes its padding as numbers, not 'same'", "padding")
     pads = resolve_padding(padding, kernel)
     return (
         pool_output_size(height, kernel[0], strides[0], pads.top, dilations[0], ceil_mode),

@@ -1,0 +1,328 @@
+"""Step traces of a convolution: every output cell's window, products, sums, bias and value.
+
+A trace is what the convolution explorer animates: for each output cell of a conv2d, the input
+window it reads (padded taps marked), the element-wise products per input channel, the per-channel
+sums, the bias and the value before and after the activation; for a transposed convolution, each
+input cell scattering `value × kernel` into the output. All numbers come out of one vectorised
+pass (`F.pad` + `F.unfold` for the windows, broadcasting for the products, `F.fold` for the
+scatter), never a Python loop per cell; sizes come from `cnncore.arithmetic` alone.
+
+Everything is float64 so that the sums shown to a student add up to the printed output exactly
+enough to be checked against `F.conv2d` / `F.conv_transpose2d`. Conventions follow PyTorch
+(weight layouts, `padding='same'`, `output_padding`) and Dumoulin & Visin, "A guide to convolution
+arithmetic for deep learning" (2016).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from cnncore.arithmetic import ConvShape, PaddingArg, conv2d_shape, pair
+from cnncore.errors import CNNCoreError
+
+__all__ = [
+    "ACTIVATIONS",
+    "ConvTrace",
+    "ConvTransposeTrace",
+    "trace_conv2d",
+    "trace_conv_transpose2d",
+]
+
+IntOrPair = int | tuple[int, int] | list[int]
+ArrayLike = torch.Tensor | Sequence
+
+# torch's own functions, so the explorer's activation is exactly the layer's (leaky slope 0.01,
+# as `nn.LeakyReLU()`).
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "relu": torch.relu,
+    "sigmoid": torch.sigmoid,
+    "tanh": torch.tanh,
+    "leaky_relu": F.leaky_relu,
+}
+
+
+@dataclass(frozen=True)
+class ConvTrace:
+    """A conv2d written out cell by cell. Step-major layout: index [o, y, x] first.
+
+    `rows[y]` / `cols[x]` are the input coordinates (unpadded, so possibly < 0 or ≥ H) of the
+    kh / kw taps of output row y / column x; `padded[y, x]` marks the taps that fall in padding.
+    `products[o, y, x]` is the Cg×kh×kw window times kernel o, `channel_sums` its sum over each
+    tap, `sums` over everything. `in_channels[o]` lists the input channels kernel o reads.
+    """
+
+    shape: ConvShape
+    padded_input: torch.Tensor  # C×Hp×Wp
+    rows: torch.Tensor  # H'×kh, long
+    cols: torch.Tensor  # W'×kw, long
+    padded: torch.Tensor  # H'×W'×kh×kw, bool
+    in_channels: torch.Tensor  # O×Cg, long
+    products: torch.Tensor  # O×H'×W'×Cg×kh×kw
+    channel_sums: torch.Tensor  # O×H'×W'×Cg
+    sums: torch.Tensor  # O×H'×W'
+    bias: torch.Tensor  # O (zeros without bias)
+    pre_activation: torch.Tensor  # O×H'×W'
+    output: torch.Tensor  # O×H'×W'
+    activation: str | None
+
+
+@dataclass(frozen=True)
+class ConvTransposeTrace:
+    """A transposed conv2d written out as scatters. Step-major layout: index [o, i, j] first.
+
+    Input cell (i, j) of every channel c in kernel o's group adds `x[c, i, j] · w[c, o']` to the
+    output rows `rows[i]` and columns `cols[j]` (final, cropped coordinates, so possibly < 0 or
+    ≥ H'); `cropped[i, j]` marks the taps that land outside the output (cut by `padding`).
+    """
+
+    shape: ConvShape
+    rows: torch.Tensor  # H×kh, long
+    cols: torch.Tensor  # W×kw, long
+    cropped: torch.Tensor  # H×W×kh×kw, bool
+    in_channels: torch.Tensor  # O×Cg, long
+    inputs: torch.Tensor  # O×H×W×Cg: x[c, i, j] for each channel c of the group
+    contributions: torch.Tensor  # O×H×W×Cg×kh×kw
+    scatter: torch.Tensor  # O×H×W×kh×kw (summed over the group's channels)
+    bias: torch.Tensor  # O
+    pre_activation: torch.Tensor  # O×H'×W'
+    output: torch.Tensor  # O×H'×W'
+    activation: str | None
+
+
+def _tensor(values: ArrayLike, dims: int, field: str, what: str) -> torch.Tensor:
+    """Nested lists or a tensor as a finite float64 tensor of `dims` dimensions."""
+    try:
+        tensor = torch.as_tensor(values, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise CNNCoreError(
+            f"{field} must be a rectangular array of numbers ({what})", field
+        ) from exc
+    if tensor.dim() != dims or tensor.numel() == 0:
+        raise CNNCoreError(
+            f"{field} must be a non-empty {what} array, got shape {list(tensor.shape)}", field
+        )
+    if not torch.isfinite(tensor).all():
+        raise CNNCoreError(f"{field} contains NaN or infinity", field)
+    return tensor
+
+
+def _bias(bias: ArrayLike | None, out_channels: int) -> torch.Tensor:
+    if bias is None:
+        return torch.zeros(out_channels, dtype=torch.float64)
+    values = _tensor(bias, 1, "bias", "[O]")
+    if values.numel() != out_channels:
+        raise CNNCoreError(
+            f"bias needs one value per output channel ({out_channels}), got {values.numel()}",
+            "bias",
+        )
+    return values
+
+
+def _check_activation(activation: str | None) -> None:
+    if activation is not None and activation not in ACTIVATIONS:
+        raise CNNCoreError(
+            f"activation must be one of {sorted(ACTIVATIONS)} or none, got {activation!r}",
+            "activation",
+        )
+
+
+def _activate(pre: torch.Tensor, activation: str | None) -> torch.Tensor:
+    return pre if activation is None else ACTIVATIONS[activation](pre)
+
+
+def _group_channels(out_channels: int, groups: int, group_width: int) -> torch.Tensor:
+    """O×Cg: the input channels each output channel's group reads (contiguous slices, as torch)."""
+    group = torch.arange(out_channels) // (out_channels // groups)
+    return group[:, None] * group_width + torch.arange(group_width)
+
+
+def _taps(count: int, kernel: int, stride: int, start: int, dilation: int) -> torch.Tensor:
+    """count×kernel coordinates: tap a of position i sits at i·stride + start + a·dilation."""
+    return torch.arange(count)[:, None] * stride + start + torch.arange(kernel)[None, :] * dilation
+
+
+def _outside(rows: torch.Tensor, cols: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """H×W×kh×kw mask of taps whose row or column falls outside [0, height) × [0, width)."""
+    bad_rows = (rows < 0) | (rows >= height)
+    bad_cols = (cols < 0) | (cols >= width)
+    return bad_rows[:, None, :, None] | bad_cols[None, :, None, :]
+
+
+def _check_budget(numbers: int, max_products: int | None, what: str) -> None:
+    if max_products is not None and numbers > max_products:
+        raise CNNCoreError(
+            f"this trace would write out {numbers:,} {what} (limit {max_products:,}): use a "
+            "smaller input, fewer or smaller kernels, or a larger stride",
+            "input",
+        )
+
+
+def trace_conv2d(
+    input: ArrayLike,
+    kernels: ArrayLike,
+    bias: ArrayLike | None = None,
+    *,
+    stride: IntOrPair = 1,
+    padding: PaddingArg = 0,
+    dilation: IntOrPair = 1,
+    groups: int = 1,
+    activation: str | None = None,
+    max_products: int | None = None,
+) -> ConvTrace:
+    """Trace `activation(F.conv2d(input, kernels, bias, stride, padding, dilation, groups))`.
+
+    `input` is C×H×W, `kernels` O×(C/groups)×kh×kw (PyTorch's weight layout), `bias` [O] or None.
+    Each output cell is the sum over the group's channels and the kernel taps of window × kernel,
+    plus the bias (Goodfellow, Bengio & Courville, "Deep Learning", 2016, eq. 9.6, as
+    cross-correlation). `max_products` refuses traces that would write out more products.
+    """
+    _check_activation(activation)
+    x = _tensor(input, 3, "input", "C×H×W")
+    w = _tensor(kernels, 4, "kernels", "O×C×kh×kw")
+    channels, height, width = x.shape
+    out_channels, group_width, kh, kw = w.shape
+    if groups < 1 or channels % groups or group_width != channels // groups:
+        raise CNNCoreError(
+            f"each kernel must have input channels / groups = {channels} / {groups} channels, "
+            f"got kernels of shape {list(w.shape)}",
+            "kernels",
+        )
+    layer = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
+    shape = conv2d_shape(
+        *x.shape, (kh, kw), out_channels=out_channels, bias=bias is not None, **layer
+    )
+    b = _bias(bias, out_channels)
+    out_h, out_w = shape.out_height, shape.out_width
+    _check_budget(out_channels * out_h * out_w * group_width * kh * kw, max_products, "products")
+    (sh, sw), (dh, dw) = pair(stride, "stride"), pair(dilation, "dilation")
+    pad = shape.padding
+
+    padded_input = F.pad(x, (pad.left, pad.right, pad.top, pad.bottom))
+    # unfold lays each window out as a column: (C·kh·kw)×(H'·W') → C×kh×kw×H'×W'.
+    windows = F.unfold(padded_input[None], (kh, kw), dilation=(dh, dw), stride=(sh, sw))
+    windows = windows.view(groups, 1, group_width, kh, kw, out_h, out_w)
+    weights = w.view(groups, out_channels // groups, group_width, kh, kw, 1, 1)
+    products = (windows * weights).reshape(out_channels, group_width, kh, kw, out_h, out_w)
+    products = products.permute(0, 4, 5, 1, 2, 3).contiguous()  # step-major: O×H'×W'×Cg×kh×kw
+    channel_sums = products.sum(dim=(4, 5))
+    sums = channel_sums.sum(dim=3)
+    pre_activation = sums + b[:, None, None]
+
+    rows = _taps(out_h, kh, sh, -pad.top, dh)
+    cols = _taps(out_w, kw, sw, -pad.left, dw)
+    return ConvTrace(
+        shape=shape,
+        padded_input=padded_input,
+        rows=rows,
+        cols=cols,
+        padded=_outside(rows, cols, height, width),
+        in_channels=_group_channels(out_channels, groups, group_width),
+        products=products,
+        channel_sums=channel_sums,
+        sums=sums,
+        bias=b,
+        pre_activation=pre_activation,
+        output=_activate(pre_activation, activation),
+        activation=activation,
+    )
+
+
+def trace_conv_transpose2d(
+    input: ArrayLike,
+    kernels: ArrayLike,
+    bias: ArrayLike | None = None,
+    *,
+    stride: IntOrPair = 1,
+    padding: PaddingArg = 0,
+    dilation: IntOrPair = 1,
+    groups: int = 1,
+    output_padding: IntOrPair = 0,
+    activation: str | None = None,
+    max_products: int | None = None,
+) -> ConvTransposeTrace:
+    """Trace `activation(F.conv_transpose2d(input, kernels, bias, stride, padding, ...))`.
+
+    `input` is C×H×W, `kernels` C×(O/groups)×kh×kw (PyTorch's transposed weight layout). Each
+    input cell (i, j) scatters `x[c, i, j] · w[c, o]` onto the output window starting at
+    (i·s − p, j·s − p) with taps d apart; overlapping scatters add up, `padding` crops p rows and
+    columns from each border and `output_padding` adds rows/columns at the bottom/right (Dumoulin
+    & Visin 2016, §4). `max_products` bounds contributions plus output cells written out.
+    """
+    _check_activation(activation)
+    x = _tensor(input, 3, "input", "C×H×W")
+    w = _tensor(kernels, 4, "kernels", "C×O×kh×kw")
+    channels, height, width = x.shape
+    if w.shape[0] != channels:
+        raise CNNCoreError(
+            f"a transposed convolution's kernels are C×(O/groups)×kh×kw with C = {channels} input "
+            f"channels first, got kernels of shape {list(w.shape)}",
+            "kernels",
+        )
+    if groups < 1 or channels % groups:
+        raise CNNCoreError(
+            f"groups ({groups}) must divide the input channels ({channels})", "groups"
+        )
+    _, out_per_group, kh, kw = w.shape
+    out_channels = out_per_group * groups
+    group_width = channels // groups
+    layer = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
+    shape = conv2d_shape(
+        *x.shape,
+        (kh, kw),
+        out_channels=out_channels,
+        bias=bias is not None,
+        **layer,
+        transposed=True,
+        output_padding=output_padding,
+    )
+    b = _bias(bias, out_channels)
+    out_h, out_w = shape.out_height, shape.out_width
+    _check_budget(
+        out_channels * (height * width * group_width * kh * kw + out_h * out_w),
+        max_products,
+        "contributions and output values",
+    )
+    (sh, sw), (dh, dw) = pair(stride, "stride"), pair(dilation, "dilation")
+    pad = shape.padding
+
+    # inputs[o, i, j, c'] = x[group(o)·Cg + c', i, j]
+    in_channels = _group_channels(out_channels, groups, group_width)
+    inputs = x[in_channels].permute(0, 2, 3, 1)  # O×H×W×Cg
+    # kernel o of group g is w[g·Cg + c', o − g·O/g] for each c' of the group: O×Cg×kh×kw
+    weights = (
+        w.view(groups, group_width, out_per_group, kh, kw)
+        .permute(0, 2, 1, 3, 4)
+        .reshape(out_channels, group_width, kh, kw)
+    )
+    contributions = inputs[..., None, None] * weights[:, None, None]  # O×H×W×Cg×kh×kw
+    scatter = contributions.sum(dim=3)
+
+    # F.fold adds every scattered kh×kw block into place (col2im); it builds the full,
+    # uncropped output, which `padding` then crops and `output_padding` extends with zeros.
+    full_h, full_w = (height - 1) * sh + dh * (kh - 1) + 1, (width - 1) * sw + dw * (kw - 1) + 1
+    columns = scatter.permute(0, 3, 4, 1, 2).reshape(1, out_channels * kh * kw, height * width)
+    full = F.fold(columns, (full_h, full_w), (kh, kw), dilation=(dh, dw), stride=(sh, sw))[0]
+    grown = F.pad(full, (0, max(0, pad.left + out_w - full_w), 0, max(0, pad.top + out_h - full_h)))
+    pre_activation = grown[:, pad.top : pad.top + out_h, pad.left : pad.left + out_w]
+    pre_activation = pre_activation + b[:, None, None]
+
+    rows = _taps(height, kh, sh, -pad.top, dh)
+    cols = _taps(width, kw, sw, -pad.left, dw)
+    return ConvTransposeTrace(
+        shape=shape,
+        rows=rows,
+        cols=cols,
+        cropped=_outside(rows, cols, out_h, out_w),
+        in_channels=in_channels,
+        inputs=inputs,
+        contributions=contributions,
+        scatter=scatter,
+        bias=b,
+        pre_activation=pre_activation,
+        output=_activate(pre_activation, activation),
+        activation=activation,
+    )
