@@ -20,12 +20,12 @@ from cnncore.arithmetic import (
 )
 from cnncore.errors import CNNCoreError
 
-__all__ = ["feature_map_size", "spatial_output_size"]
+__all__ = ["feature_map_size", "module_pairs", "spatial_output_size"]
 
 _AXES = ("height", "width")
 
 
-def _pairs(module: nn.Module, *names: str) -> list[tuple[int, int]]:
+def module_pairs(module: nn.Module, *names: str) -> list[tuple[int, int]]:
     """Module attributes as (height, width) pairs; torch stores either an int or a tuple."""
     values = [getattr(module, name, 1) for name in names]
     return [(v, v) if isinstance(v, int) else (v[0], v[1]) for v in values]
@@ -47,19 +47,19 @@ def spatial_output_size(module: nn.Module, height: int, width: int) -> tuple[int
     Every other module keeps the spatial size (activations, batch norm, dropout, identity).
     """
     if isinstance(module, nn.ConvTranspose2d):
-        kernel, stride, dilation, padding, out_pad = _pairs(
+        kernel, stride, dilation, padding, out_pad = module_pairs(
             module, "kernel_size", "stride", "dilation", "padding", "output_padding")
         return _per_axis((height, width), lambda a, n: conv_transpose_output_size(
             n, kernel[a], stride[a], padding[a], dilation[a], out_pad[a]))
     if isinstance(module, nn.Conv2d):
-        kernel, stride, dilation = _pairs(module, "kernel_size", "stride", "dilation")
+        kernel, stride, dilation = module_pairs(module, "kernel_size", "stride", "dilation")
         pads = resolve_padding(module.padding, kernel, stride, dilation)
         axis_pads = (pads.height, pads.width)
         return _per_axis((height, width), lambda a, n: conv_output_size(
             n, kernel[a], stride[a], axis_pads[a], dilation[a]))
     if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
-        # AvgPool2d has no dilation attribute: `_pairs` reads it as 1.
-        kernel, stride, padding, dilation = _pairs(module, "kernel_size", "stride", "padding",
+        # AvgPool2d has no dilation attribute: `module_pairs` reads it as 1.
+        kernel, stride, padding, dilation = module_pairs(module, "kernel_size", "stride", "padding",
                                                    "dilation")
         return _per_axis((height, width), lambda a, n: pool_output_size(
             n, kernel[a], stride[a], padding[a], dilation[a], module.ceil_mode))
