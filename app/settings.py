@@ -25,6 +25,11 @@ class Settings(BaseSettings):
     max_trace_filters: int = 16
     max_trace_products: int = 400_000  # products written out in one trace response
 
+    # --- model zoo summaries (/api/models) ----------------------------------------------------
+    max_model_channels: int = 4  # input channels of a summarised model
+    max_model_size: int = 512  # input height and width
+    max_model_classes: int = 1000
+
     # --- classroom follow mode (app/sessions.py; one worker holds every session in memory) ----
     max_class_sessions: int = 200
     max_session_followers: int = 500
