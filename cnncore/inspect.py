@@ -42,6 +42,7 @@ __all__ = [
     "bottleneck_comparison",
     "curriculum_cost_comparisons",
     "layer_macs",
+    "parameter_count",
     "separable_comparison",
     "summarize",
     "summarize_model",
@@ -116,14 +117,17 @@ def _summarized_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
 def _too_small(input_shape: Shape, name: str, module: nn.Module, layer_input: Shape,
                exc: Exception) -> CNNCoreError:
     """Name the input axis (`height` or `width`) a failing forward pass could not shrink."""
-    where = f"layer {name} ({type(module).__name__}) receives {'×'.join(map(str, layer_input))}"
+    where = (f"at layer {name} ({type(module).__name__}) the feature map is "
+             f"{'×'.join(map(str, layer_input))}")
     size = "×".join(map(str, input_shape))
     if len(layer_input) >= 3:
         try:
             spatial_output_size(module, layer_input[-2], layer_input[-1])
         except CNNCoreError as axis_error:
-            return CNNCoreError(f"a {size} input is too small for this model: {where}; "
-                                f"{axis_error}", axis_error.field)
+            field = axis_error.field
+            return CNNCoreError(f"a {size} input is too small for this model: {where}, too "
+                                f"small for that layer ({axis_error}); use a larger {field}",
+                                field)
     field = "height" if input_shape[-2] <= input_shape[-1] else "width"
     return CNNCoreError(f"a {size} input does not fit this model: {where} ({exc})", field)
 
@@ -215,6 +219,12 @@ def summarize_model(name: str, channels: int | None = None, height: int | None =
     model = build_model(name, device="meta", in_channels=shape[0], num_classes=num_classes,
                         input_size=shape[1:], **config)
     return summarize(model, shape)
+
+
+@lru_cache(maxsize=64)
+def parameter_count(name: str, **config) -> int:
+    """Parameters of a zoo model (at its defaults unless `config` says otherwise), cached."""
+    return sum(p.numel() for p in build_model(name, device="meta", **config).parameters())
 
 
 # --- cost comparisons the curriculum teaches ------------------------------------------------

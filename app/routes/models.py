@@ -1,0 +1,46 @@
+"""The model zoo's API: the catalogue, per-layer summaries and the curriculum's cost comparisons."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi.responses import JSONResponse
+
+from app.deps import settings_dep
+from app.errors import core_error_response
+from app.schemas.models import CostComparisonOut, ModelOut, SummaryOut, SummaryQuery
+from app.settings import Settings
+from cnncore.errors import CNNCoreError
+from cnncore.inspect import curriculum_cost_comparisons, parameter_count, summarize_model
+from cnncore.models import UnknownModelError, get_model_info, list_models
+
+router = APIRouter(prefix="/api/models", tags=["models"])
+
+
+@router.get("", response_model=list[ModelOut])
+def catalogue() -> list[ModelOut]:
+    """Every model in the zoo: title, family, paper, default input and parameter count."""
+    return [ModelOut.of(get_model_info(name), parameter_count(name)) for name in list_models()]
+
+
+@router.get("/costs", response_model=list[CostComparisonOut])
+def costs() -> list[CostComparisonOut]:
+    """A 5×5 conv vs a 1×1 bottleneck (Inception 3a), a 3×3 conv vs depthwise-separable."""
+    return [CostComparisonOut.of(c) for c in curriculum_cost_comparisons()]
+
+
+@router.get("/{name}/summary", response_model=SummaryOut)
+def summary(name: str, query: Annotated[SummaryQuery, Query()],
+            settings: Annotated[Settings, Depends(settings_dep)]) -> SummaryOut | JSONResponse:
+    """Per layer: dotted name, type, output shape, parameters and MACs; totals."""
+    try:
+        info = get_model_info(name)
+    except UnknownModelError as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from exc
+    try:
+        query.check_limits(settings)
+        result = summarize_model(name, query.channels, query.height, query.width,
+                                 query.num_classes)
+    except CNNCoreError as exc:
+        return core_error_response(exc, "query")
+    num_classes = None if info.num_classes is None else query.num_classes or info.num_classes
+    return SummaryOut.of(name, num_classes, result)

@@ -1,0 +1,144 @@
+"""Bodies of the model zoo API (`/api/models`): the catalogue, layer summaries, cost comparisons.
+
+Each response model has an `of(...)` constructor from the `cnncore.inspect` / registry dataclass,
+so routes stay one line of shaping. Shapes are lists without the batch dimension.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from app.settings import Settings
+from cnncore.errors import CNNCoreError
+from cnncore.inspect import ConvCost, CostComparison, LayerSummary, ModelSummary
+from cnncore.models import ModelInfo
+
+# Parse-time ceilings; the configurable limits of `Settings` apply after (`check_limits`).
+PARSE_CEILING = 4096
+
+
+class SummaryQuery(BaseModel):
+    """Input of a summary; omitted values take the model's defaults."""
+
+    channels: int | None = Field(None, ge=1, le=PARSE_CEILING)
+    height: int | None = Field(None, ge=1, le=PARSE_CEILING)
+    width: int | None = Field(None, ge=1, le=PARSE_CEILING)
+    num_classes: int | None = Field(None, ge=1, le=PARSE_CEILING,
+                                    description="ignored by models that do not classify")
+
+    def check_limits(self, settings: Settings) -> None:
+        """The configurable bounds; each refusal names its field (a 422)."""
+        limits = [
+            ("channels", self.channels, settings.max_model_channels),
+            ("height", self.height, settings.max_model_size),
+            ("width", self.width, settings.max_model_size),
+            ("num_classes", self.num_classes, settings.max_model_classes),
+        ]
+        for field, value, limit in limits:
+            if value is not None and value > limit:
+                raise CNNCoreError(f"{field} may be at most {limit}, got {value}", field)
+
+
+def _as_list(values: tuple[int, ...] | None) -> list[int] | None:
+    return None if values is None else list(values)
+
+
+class InputOut(BaseModel):
+    channels: int
+    height: int
+    width: int
+
+    @classmethod
+    def of(cls, shape: tuple[int, ...]) -> InputOut:
+        channels, height, width = shape
+        return cls(channels=channels, height=height, width=width)
+
+
+class ModelOut(BaseModel):
+    name: str
+    title: str
+    family: str
+    params: int = Field(description="parameters at the default input and classes")
+    default_input: InputOut
+    num_classes: int | None = Field(description="null for models that do not classify")
+    paper: str
+
+    @classmethod
+    def of(cls, info: ModelInfo, params: int) -> ModelOut:
+        return cls(name=info.name, title=info.title, family=info.family, params=params,
+                   default_input=InputOut.of(info.default_input.as_tuple()),
+                   num_classes=info.num_classes, paper=info.paper)
+
+
+class ReceptiveFieldOut(BaseModel):
+    size: int
+    stride: int
+    start: float
+
+
+class LayerOut(BaseModel):
+    name: str = Field(description="dotted module path, e.g. layer1.0.conv1")
+    type: str
+    input_shape: list[int] | None
+    output_shape: list[int] | None = Field(description="null if the layer does not run in eval "
+                                                       "mode (GoogLeNet's auxiliary classifiers)")
+    params: int
+    macs: int
+    kernel_size: list[int] | None = None
+    stride: list[int] | None = None
+    receptive_field: ReceptiveFieldOut | None = None
+
+    @classmethod
+    def of(cls, row: LayerSummary) -> LayerOut:
+        return cls(name=row.name, type=row.type, input_shape=_as_list(row.input_shape),
+                   output_shape=_as_list(row.output_shape), params=row.params, macs=row.macs,
+                   kernel_size=_as_list(row.kernel_size), stride=_as_list(row.stride))
+
+
+class SummaryOut(BaseModel):
+    model: str
+    input: InputOut
+    num_classes: int | None
+    layers: list[LayerOut]
+    total_params: int
+    total_macs: int
+
+    @classmethod
+    def of(cls, name: str, num_classes: int | None, summary: ModelSummary) -> SummaryOut:
+        return cls(model=name, input=InputOut.of(summary.input_shape), num_classes=num_classes,
+                   layers=[LayerOut.of(row) for row in summary.layers],
+                   total_params=summary.total_params, total_macs=summary.total_macs)
+
+
+class ConvCostOut(BaseModel):
+    label: str
+    layers: list[LayerOut]
+    params: int
+    macs: int
+
+    @classmethod
+    def of(cls, cost: ConvCost) -> ConvCostOut:
+        return cls(label=cost.label, layers=[LayerOut.of(row) for row in cost.layers],
+                   params=cost.params, macs=cost.macs)
+
+
+class CostComparisonOut(BaseModel):
+    name: str = Field(description="bottleneck | depthwise_separable")
+    source: str = Field(description="model and module path the factorised layers come from")
+    input: InputOut
+    output: InputOut
+    standard: ConvCostOut
+    factorised: ConvCostOut
+    macs_ratio: float = Field(description="factorised / standard")
+    params_ratio: float
+    formula: str
+
+    @classmethod
+    def of(cls, comparison: CostComparison) -> CostComparisonOut:
+        return cls(name=comparison.name, source=comparison.source,
+                   input=InputOut.of(comparison.input_shape),
+                   output=InputOut.of(comparison.output_shape),
+                   standard=ConvCostOut.of(comparison.standard),
+                   factorised=ConvCostOut.of(comparison.factorised),
+                   macs_ratio=float(comparison.macs_ratio),
+                   params_ratio=float(comparison.params_ratio), formula=comparison.formula)
