@@ -181,8 +181,8 @@ class Subscription:
 
 
 class InMemoryHub:
-    """Every live session of this process. Single-threaded asyncio: no method awaits, so each
-    one is atomic with respect to the others (no locks needed)."""
+    """Every live session of this process. Call it from the event loop's thread only (async
+    routes): no method awaits, so each one is atomic with respect to the others, without locks."""
 
     def __init__(self, limits: HubLimits, clock: Callable[[], float] = time.monotonic):
         self.limits = limits
@@ -292,8 +292,9 @@ class InMemoryHub:
 _hub: InMemoryHub | None = None
 
 
-def get_hub() -> ClassroomHub:
-    """The process-wide hub (a FastAPI dependency; tests override it)."""
+async def get_hub() -> ClassroomHub:
+    """The process-wide hub (a FastAPI dependency, async so that it runs on the event loop's
+    thread like the hub itself; tests override it)."""
     global _hub
     if _hub is None:
         _hub = InMemoryHub(HubLimits.from_settings(get_settings()))

@@ -35,6 +35,8 @@ api = APIRouter(prefix="/api/sessions", tags=["sessions"],
 Hub = Annotated[ClassroomHub, Depends(get_hub)]
 TeacherToken = Annotated[str, Header(alias="X-Teacher-Token", max_length=128)]
 RECONNECT_MS = 2000  # how soon a dropped follower's EventSource tries again
+# Every route touching the hub is `async def`: the hub is plain asyncio state of the event loop's
+# thread, and FastAPI would run a plain `def` route in its thread pool.
 
 
 def _raise_http(exc: SessionError) -> NoReturn:
@@ -52,7 +54,7 @@ def join_qr_svg(url: str) -> str:
 
 
 @api.post("", response_model=SessionCreated, status_code=201)
-def create_session(body: SessionCreate, request: Request, hub: Hub) -> SessionCreated:
+async def create_session(body: SessionCreate, request: Request, hub: Hub) -> SessionCreated:
     """Start a class session on the teacher's page; the token is shown to this caller only."""
     try:
         view, token = hub.create(body.page, body.state)
@@ -64,7 +66,8 @@ def create_session(body: SessionCreate, request: Request, hub: Hub) -> SessionCr
 
 
 @api.post("/{code}/state", response_model=StatePublished)
-def publish_state(code: str, body: StatePublish, token: TeacherToken, hub: Hub) -> StatePublished:
+async def publish_state(code: str, body: StatePublish, token: TeacherToken,
+                        hub: Hub) -> StatePublished:
     """The teacher's new page, state and step, sent to every follower."""
     try:
         event = hub.publish(code, token, body.page, body.state, body.step)
@@ -74,7 +77,7 @@ def publish_state(code: str, body: StatePublish, token: TeacherToken, hub: Hub) 
 
 
 @api.get("/{code}", response_model=SessionSnapshot)
-def session_snapshot(code: str, hub: Hub) -> SessionSnapshot:
+async def session_snapshot(code: str, hub: Hub) -> SessionSnapshot:
     """The latest snapshot and how many followers are connected."""
     try:
         view = hub.view(code)
@@ -86,7 +89,7 @@ def session_snapshot(code: str, hub: Hub) -> SessionSnapshot:
 
 
 @api.delete("/{code}", status_code=204)
-def end_session(code: str, token: TeacherToken, hub: Hub) -> Response:
+async def end_session(code: str, token: TeacherToken, hub: Hub) -> Response:
     """The teacher ends the session; followers receive an `end` event."""
     try:
         hub.end(code, token)
@@ -108,7 +111,7 @@ async def _follow_stream(subscription: Subscription):
 
 
 @api.get("/{code}/events")
-def follow_events(code: str, hub: Hub, settings: Annotated[Settings, Depends(settings_dep)],
+async def follow_events(code: str, hub: Hub, settings: Annotated[Settings, Depends(settings_dep)],
                   last_event_id: Annotated[str | None, Header(max_length=32)] = None,
                   ) -> EventSourceResponse:
     """Server-Sent Events: `state` events (full snapshots, with ids; `Last-Event-ID` replays
@@ -133,7 +136,7 @@ def join_form(request: Request, code: Annotated[str | None, Query(max_length=16)
 
 @router.get("/join/{code}", response_class=HTMLResponse, include_in_schema=False,
             name="join_page")
-def join_page(code: str, request: Request, hub: Hub):
+async def join_page(code: str, request: Request, hub: Hub):
     """Open the teacher's current page in follow mode, or say that the code is unknown."""
     try:
         page = hub.view(code)
