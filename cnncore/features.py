@@ -1,0 +1,409 @@
+"""Feature maps: run a network once, keep every layer's output, turn each into a small picture.
+
+Capture follows torchvision's `create_feature_extractor` (torchvision/models/feature_extraction.py):
+the model is traced once with `torch.fx` and its graph is *read*, never changed, so the shared model
+carries no hooks and no per-request state. Each request runs the graph through its own
+`torch.fx.Interpreter`, which hands every layer's output to the request's own `keep` function the
+moment it exists and frees it when no later layer needs it (memory as in a plain forward pass).
+Two requests at the same time therefore never see each other's maps.
+
+A layer's name is its dotted module path (`layer1.0.conv1`), as in the model summaries; functions
+between modules (the residual `add`, the inception `cat`) are named inside their block
+(`layer1.0.add`), and a second call of the same module or function gets `_1`, torchvision's rule.
+
+Pictures are uint8 *levels* (0..255) per channel, scaled from each channel's own range or from
+the whole layer's; a colormap turns them into RGB only when an atlas (channels tiled in a grid)
+is drawn.
+The level and the range give the value back: value = low + level/255 · (high − low).
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import fx, nn
+
+from cnncore.colormaps import apply_colormap
+from cnncore.errors import CNNCoreError
+from cnncore.images import DecodedImage, PreprocessStep, preprocess
+from cnncore.weights import LoadedModel
+
+if TYPE_CHECKING:
+    from cnncore.presets import KernelPreset
+
+__all__ = [
+    "HANDCRAFTED_SIZE",
+    "MODES",
+    "NORMALISATIONS",
+    "FeatureMaps",
+    "LayerGraph",
+    "LayerLevels",
+    "Prediction",
+    "atlas_rgb",
+    "capture_layers",
+    "filter_levels",
+    "filters_rgb",
+    "handcrafted_feature_maps",
+    "layer_levels",
+    "learned_feature_maps",
+    "top_predictions",
+    "trace_layers",
+]
+
+NORMALISATIONS = ("per_channel", "per_layer")
+MODES = ("learned", "handcrafted")
+HANDCRAFTED_SIZE = 224  # side of the picture the designed filters are applied to
+ATLAS_GAP = 1  # pixels between tiles
+GAP_COLOUR = (255, 255, 255)
+# Nodes that only read shapes or pick items: never a layer a student would look at.
+_SKIPPED_FUNCTIONS = {getattr, operator.getitem, len}
+_SKIPPED_METHODS = {"size", "dim", "numel"}
+
+
+@dataclass(frozen=True)
+class LayerGraph:
+    """A model traced once: its graph module and the layer name of every captured node."""
+
+    graph_module: fx.GraphModule
+    names: dict[fx.Node, str]
+    types: dict[str, str]  # layer name → module class or function name
+
+    @property
+    def layer_names(self) -> list[str]:
+        return list(self.names.values())
+
+
+def _scope(node: fx.Node) -> str:
+    """Dotted path of the module whose forward made this node (`layer1.0`), '' at the top."""
+    stack = node.meta.get("nn_module_stack") or {}
+    if not stack:
+        return ""
+    path = next(reversed(stack.values()))[0]
+    return str(path)
+
+
+def trace_layers(model: nn.Module) -> LayerGraph:
+    """Trace `model` (in eval mode) with torch.fx and name every node that is a layer output."""
+    was_training = model.training
+    model.eval()  # branches on `self.training` (auxiliary heads) are fixed at trace time
+    try:
+        graph_module = fx.symbolic_trace(model)
+    except Exception as exc:  # fx raises many kinds for untraceable Python control flow
+        raise CNNCoreError(f"this model cannot be traced by torch.fx: {exc}", "model") from exc
+    finally:
+        model.train(was_training)
+    modules = dict(graph_module.named_modules())
+    names: dict[fx.Node, str] = {}
+    types: dict[str, str] = {}
+    for node in graph_module.graph.nodes:
+        if node.op == "call_module":
+            base, kind = str(node.target), type(modules[node.target]).__name__
+        elif node.op == "call_function" and node.target not in _SKIPPED_FUNCTIONS:
+            kind = getattr(node.target, "__name__", str(node.target)).strip("_")
+            base = f"{_scope(node)}.{kind}".lstrip(".")
+        elif node.op == "call_method" and node.target not in _SKIPPED_METHODS:
+            kind = str(node.target)
+            base = f"{_scope(node)}.{kind}".lstrip(".")
+        else:
+            continue
+        name, repeat = base, 0
+        while name in types:
+            repeat += 1
+            name = f"{base}_{repeat}"
+        names[node] = name
+        types[name] = kind
+    return LayerGraph(graph_module, names, types)
+
+
+class _Capture(fx.Interpreter):
+    """One request's run through the shared graph; what it keeps lives only in this object."""
+
+    def __init__(self, layers: LayerGraph, keep: Callable[[str, torch.Tensor], Any]):
+        super().__init__(layers.graph_module, garbage_collect_values=True)
+        self.layer_names = layers.names
+        self.keep = keep
+        self.kept: dict[str, Any] = {}
+
+    def run_node(self, n: fx.Node) -> Any:
+        value = super().run_node(n)
+        name = self.layer_names.get(n)
+        if name is not None and isinstance(value, torch.Tensor):
+            self.kept[name] = self.keep(name, value)
+        return value
+
+
+def capture_layers(
+    layers: LayerGraph,
+    x: torch.Tensor,
+    keep: Callable[[str, torch.Tensor], Any] | None = None,
+) -> tuple[dict[str, Any], Any]:
+    """Run once; return ({layer name: keep(name, output)}, the model's own output).
+
+    `keep` defaults to a detached copy of the output (batch included). The graph module is only
+    read, so any number of threads may capture through the same `LayerGraph` at once.
+    """
+    capture = _Capture(layers, keep or (lambda _name, value: value.detach().clone()))
+    with torch.inference_mode():
+        output = capture.run(x)
+    return capture.kept, output
+
+
+@dataclass(frozen=True)
+class LayerLevels:
+    """One layer's maps as uint8 levels, ready to be coloured and tiled.
+
+    `levels` is (channels_shown, h, w). A flat layer (a linear layer's vector of n units) is one
+    tile of ceil(n / cols) × cols cells, filled row by row; unused cells stay at level 0.
+    `ranges[i]` is (low, high) of channel i: level 0 is low, level 255 is high.
+    """
+
+    name: str
+    type: str
+    shape: tuple[int, ...]  # the layer's output without the batch axis
+    channels: int
+    levels: np.ndarray
+    ranges: tuple[tuple[float, float], ...]
+
+    @property
+    def channels_shown(self) -> int:
+        return int(self.levels.shape[0])
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.levels.nbytes)
+
+
+def _as_channel_maps(output: torch.Tensor) -> torch.Tensor:
+    """An output without its batch axis → (channels, h, w) float: maps stay, vectors fold."""
+    if output.dim() == 3:
+        return output
+    if output.dim() == 2:  # (h, w) single map
+        return output[None]
+    flat = output.reshape(-1)
+    cols = max(1, math.ceil(math.sqrt(flat.numel())))
+    rows = max(1, math.ceil(flat.numel() / cols))
+    grid = flat.new_zeros(rows * cols)
+    grid[: flat.numel()] = flat
+    return grid.reshape(1, rows, cols)
+
+
+def layer_levels(
+    name: str,
+    kind: str,
+    output: torch.Tensor,
+    *,
+    normalise: str = "per_channel",
+    max_channels: int = 64,
+) -> LayerLevels:
+    """Scale the first `max_channels` channels of one sample's output to uint8 levels.
+
+    per_channel: each map from its own minimum to maximum (shows every map's pattern);
+    per_layer: all maps share the layer's range (shows which maps respond most strongly).
+    A constant map has no contrast to show: it is all level 0 with its one value as its range.
+    """
+    if normalise not in NORMALISATIONS:
+        raise CNNCoreError(
+            f"normalise must be one of {', '.join(NORMALISATIONS)}, not {normalise!r}", "normalise"
+        )
+    maps = _as_channel_maps(output.detach().float())
+    channels = int(maps.shape[0])
+    shown = maps[:max_channels] if output.dim() == 3 else maps
+    if normalise == "per_channel":
+        low = shown.amin(dim=(1, 2), keepdim=True)
+        high = shown.amax(dim=(1, 2), keepdim=True)
+    else:
+        scope = maps if output.dim() == 3 else shown
+        low = scope.min().expand(shown.shape[0], 1, 1)
+        high = scope.max().expand(shown.shape[0], 1, 1)
+    span = high - low
+    scaled = torch.where(span > 0, (shown - low) / torch.where(span > 0, span, 1.0) * 255.0, 0.0)
+    levels = scaled.round_().clamp_(0, 255).to(torch.uint8).cpu().numpy()
+    ranges = tuple(zip(low.flatten().tolist(), high.flatten().tolist(), strict=True))
+    return LayerLevels(name, kind, tuple(output.shape), channels, levels, ranges)
+
+
+def atlas_grid(count: int) -> tuple[int, int]:
+    """(rows, cols) of a near-square grid holding `count` tiles."""
+    cols = max(1, math.ceil(math.sqrt(count)))
+    return max(1, math.ceil(count / cols)), cols
+
+
+def atlas_rgb(levels: np.ndarray, colormap: str | None) -> np.ndarray:
+    """Tile (n, h, w) uint8 levels into one RGB atlas with 1-pixel white gaps.
+
+    `colormap` None means the levels are already RGB: (n, h, w, 3).
+    Tile i sits at row i // cols, column i % cols; its top-left pixel is at
+    (row · (h + gap), col · (w + gap)).
+    """
+    rgb = levels if colormap is None else apply_colormap(levels, colormap)
+    count, height, width = rgb.shape[:3]
+    rows, cols = atlas_grid(count)
+    step_h, step_w = height + ATLAS_GAP, width + ATLAS_GAP
+    atlas = np.empty((rows * step_h - ATLAS_GAP, cols * step_w - ATLAS_GAP, 3), np.uint8)
+    atlas[...] = GAP_COLOUR
+    for index in range(count):
+        top, left = (index // cols) * step_h, (index % cols) * step_w
+        atlas[top : top + height, left : left + width] = rgb[index]
+    return atlas
+
+
+def first_conv(model: nn.Module) -> tuple[str, nn.Conv2d] | None:
+    """The first Conv2d in module order: the filters that look at the picture itself."""
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Conv2d):
+            return name, module
+    return None
+
+
+def filter_levels(weight: torch.Tensor, max_filters: int = 64) -> np.ndarray:
+    """First-layer filters (out, in, k, k) → uint8 pictures (n, k, k, 3).
+
+    As in Krizhevsky et al. 2012 (Fig. 3) and Zeiler & Fergus 2014: colour filters (3 input
+    channels) shown as RGB, one shared scale over all filters so weak filters look weak; a zero
+    weight is mid-grey. Grey-input filters are repeated over R, G and B; other channel counts
+    show their first input channel.
+    """
+    w = weight.detach().float()[:max_filters].cpu()
+    w = w[:, :3] if w.shape[1] == 3 else w[:, :1].expand(-1, 3, -1, -1)
+    bound = float(w.abs().max())
+    scaled = w / bound * 127.5 + 127.5 if bound > 0 else torch.full_like(w, 127.5)
+    return scaled.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def filters_rgb(model: nn.Module, max_filters: int = 64) -> np.ndarray | None:
+    """The atlas of the model's first convolution's filters, or None if it has no conv."""
+    found = first_conv(model)
+    if found is None:
+        return None
+    return atlas_rgb(filter_levels(found[1].weight, max_filters), None)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    prob: float
+
+
+def top_predictions(logits: torch.Tensor, labels: list[str], k: int = 5) -> list[Prediction]:
+    """The k most probable classes after softmax over one sample's logits."""
+    probs = torch.softmax(logits.detach().float().reshape(-1), dim=0)
+    if probs.numel() != len(labels):
+        raise CNNCoreError(f"the model gives {probs.numel()} scores for {len(labels)} labels")
+    values, indices = probs.topk(min(k, probs.numel()))
+    return [Prediction(labels[i], float(p)) for p, i in zip(values, indices.tolist(), strict=True)]
+
+
+@dataclass(frozen=True)
+class FeatureMaps:
+    """Everything one picture through one model gives: steps, layers, filters, predictions."""
+
+    model: str
+    mode: str  # learned | handcrafted
+    normalise: str
+    input_shape: tuple[int, int, int]
+    preprocessing: tuple[PreprocessStep, ...]
+    layers: tuple[LayerLevels, ...]
+    filters: np.ndarray | None  # RGB atlas of the first layer's (or the designed) filters
+    predictions: tuple[Prediction, ...] | None
+
+    @property
+    def nbytes(self) -> int:
+        pictures = [s.preview for s in self.preprocessing]
+        pictures += [self.filters] if self.filters is not None else []
+        return sum(layer.nbytes for layer in self.layers) + sum(p.nbytes for p in pictures)
+
+
+def learned_feature_maps(
+    loaded: LoadedModel,
+    layers: LayerGraph,
+    image: DecodedImage,
+    *,
+    normalise: str = "per_channel",
+    max_channels: int = 64,
+    top_k: int = 5,
+) -> FeatureMaps:
+    """Preprocess as the weights expect, run once, keep every layer as uint8 levels.
+
+    Each output becomes levels the moment it is computed (and is then freed by the
+    interpreter), so a request holds one float activation at a time plus small uint8 maps.
+    Predictions only when the weights know their class names (trained or a state dict).
+    """
+    weights = loaded.weights
+    channels, height, width = weights.input_shape
+    prepared = preprocess(
+        image,
+        size=(height, width),
+        channels=channels,
+        mean=weights.mean,
+        std=weights.std,
+        resize_ratio=weights.resize_ratio,
+    )
+    parameter = next(loaded.model.parameters(), None)
+    device = parameter.device if parameter is not None else torch.device("cpu")
+
+    def keep(name: str, value: torch.Tensor) -> LayerLevels:
+        return layer_levels(
+            name, layers.types[name], value[0], normalise=normalise, max_channels=max_channels
+        )
+
+    kept, output = capture_layers(layers, prepared.tensor.to(device), keep)
+    predictions = None
+    if weights.labels and isinstance(output, torch.Tensor):
+        predictions = tuple(top_predictions(output[0], list(weights.labels), top_k))
+    return FeatureMaps(
+        loaded.name,
+        "learned",
+        normalise,
+        weights.input_shape,
+        prepared.steps,
+        tuple(kept.values()),
+        filters_rgb(loaded.model, max_channels),
+        predictions,
+    )
+
+
+def handcrafted_feature_maps(
+    model: str,
+    image: DecodedImage,
+    kernels: tuple[KernelPreset, ...],
+    *,
+    normalise: str = "per_channel",
+    size: int = HANDCRAFTED_SIZE,
+) -> FeatureMaps:
+    """Apply each designed kernel to the R, G and B channels separately (a depthwise conv).
+
+    Pixels in [0, 1], no normalisation; borders padded by repeating the edge pixel, so the
+    frame of the picture does not show up as an edge. Each kernel is one "layer" of three maps,
+    its picture drawn with its own scale (a blur's 1/9 taps and emboss's 2 both stay visible).
+    """
+    unit = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+    prepared = preprocess(image, size=(size, size), channels=3, mean=unit[0], std=unit[1])
+    x = prepared.tensor
+    maps: list[LayerLevels] = []
+    pictures: list[np.ndarray] = []
+    for kernel in kernels:
+        taps = kernel.values.to(torch.float32)
+        k = taps.shape[-1]
+        padded = F.pad(x, (k // 2, k - 1 - k // 2, k // 2, k - 1 - k // 2), mode="replicate")
+        out = F.conv2d(padded, taps.expand(3, 1, k, k), groups=3)
+        maps.append(layer_levels(kernel.name, "Conv2d", out[0], normalise=normalise))
+        pictures.append(filter_levels(taps[None, None])[0])
+    filters = atlas_rgb(np.stack(pictures), None) if pictures else None
+    # The last step (normalise with mean 0, std 1) changes nothing here: leave it out.
+    return FeatureMaps(
+        model,
+        "handcrafted",
+        normalise,
+        (3, size, size),
+        prepared.steps[:-1],
+        tuple(maps),
+        filters,
+        None,
+    )

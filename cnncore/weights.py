@@ -1,0 +1,190 @@
+"""Which weights a zoo model runs with, and loading them without ever unpickling user data.
+
+Three sources, always said plainly on the page:
+- ``trained``: the small models (`lenet5`, `tinyvgg`, `autoencoder`, `mlp`) ship safetensors files
+  in `weights/`, written by `scripts/train_small_models.py` (seeded, on bundled data). The file's
+  metadata records the dataset, the build config, the class names, the input normalisation and
+  the held-out score, so the picture preprocessing matches what the network was trained on.
+- ``state_dict``: any model, from a local torchvision-format file named in a setting, loaded with
+  `torch.load(weights_only=True)` (no pickle code runs) or safetensors.
+- ``initialisation``: everything else runs with its initialisation, drawn from a fixed seed so the
+  same picture shows the same maps after a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from cnncore.errors import CNNCoreError
+from cnncore.models import get_model, get_model_info
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "INITIALISATION_SEED",
+    "WEIGHTS_DIR",
+    "LoadedModel",
+    "TrainedMetadata",
+    "WeightsInfo",
+    "load_model",
+    "read_weights",
+    "save_weights",
+]
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+INITIALISATION_SEED = 0
+# torchvision's ImageNet statistics, the normalisation its reference weights expect.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+_BUILD_LOCK = threading.Lock()  # the seeded initialisation touches torch's global generator
+
+
+@dataclass(frozen=True)
+class TrainedMetadata:
+    """What a bundled weights file says about itself (stored as safetensors string metadata)."""
+
+    model: str
+    config: dict[str, Any]  # keyword arguments of `get_model` (input_size, num_classes ...)
+    input_shape: tuple[int, int, int]  # C, H, W the network was trained at
+    dataset: str
+    labels: tuple[str, ...] | None  # None: not a classifier
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    metric: str  # "accuracy" (classifiers) or "mse" (the autoencoder's reconstruction error)
+    score: float  # on the held-out validation split
+    epochs: int
+    seed: int
+    train_size: int
+    val_size: int
+
+
+@dataclass(frozen=True)
+class WeightsInfo:
+    """Where a model's weights came from and how its input must be prepared."""
+
+    source: str  # trained | state_dict | initialisation
+    input_shape: tuple[int, int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    resize_ratio: float  # shorter side = ratio · crop side (256/224 for ImageNet models)
+    labels: tuple[str, ...] | None  # known class names: predictions are meaningful
+    trained: TrainedMetadata | None = None
+    file: str | None = None  # file name (never a full path: it is shown to users)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    name: str
+    model: nn.Module
+    weights: WeightsInfo
+
+
+def save_weights(model: nn.Module, path: Path, metadata: TrainedMetadata) -> None:
+    """Write the state dict and its metadata as safetensors (tensors made contiguous)."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    fields = {k: json.dumps(v) for k, v in asdict(metadata).items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path), metadata=fields)
+
+
+def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], TrainedMetadata]:
+    """Tensors and metadata of a bundled weights file (safetensors: no code can run)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            raw = handle.metadata() or {}
+        values = {k: json.loads(v) for k, v in raw.items()}
+        values["input_shape"] = tuple(values["input_shape"])
+        values["labels"] = tuple(values["labels"]) if values["labels"] is not None else None
+        values["mean"], values["std"] = tuple(values["mean"]), tuple(values["std"])
+        # JSON has no tuples; factories take (height, width) pairs
+        values["config"] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in values["config"].items()
+        }
+        metadata = TrainedMetadata(**values)
+        return load_file(str(path)), metadata
+    except (SafetensorError, OSError, KeyError, TypeError, ValueError) as exc:
+        raise CNNCoreError(f"weights file {path.name} cannot be read: {exc}", "model") from exc
+
+
+def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """A local torchvision-format state dict: safetensors, or torch.load with weights_only."""
+    if not path.is_file():
+        raise CNNCoreError(f"weights file {path.name} does not exist", "model")
+    try:
+        if path.suffix == ".safetensors":
+            return load_file(str(path))
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # weights_only refusals and corrupt files raise many kinds
+        raise CNNCoreError(f"weights file {path.name} cannot be loaded: {exc}", "model") from exc
+    if not isinstance(state, Mapping):
+        raise CNNCoreError(f"weights file {path.name} holds no state dict", "model")
+    return dict(state)
+
+
+def _initialised(name: str, config: dict[str, Any]) -> nn.Module:
+    with _BUILD_LOCK, torch.random.fork_rng(devices=[]):
+        torch.manual_seed(INITIALISATION_SEED)
+        return get_model(name, **config)
+
+
+def load_model(
+    name: str,
+    *,
+    directory: Path = WEIGHTS_DIR,
+    state_dicts: Mapping[str, Path] | None = None,
+    device: torch.device | str = "cpu",
+) -> LoadedModel:
+    """Build a zoo model in eval mode with the best weights available for it.
+
+    Order: a state dict named in `state_dicts` (strict key match), then
+    `directory/<name>.safetensors`, else the seeded initialisation. Unknown names raise
+    `UnknownModelError` (field `model`).
+    """
+    info = get_model_info(name)
+    default = info.default_input.as_tuple()
+    colour = default[0] == 3
+    init = WeightsInfo(
+        source="initialisation",
+        input_shape=default,
+        mean=IMAGENET_MEAN if colour else (0.5,) * default[0],
+        std=IMAGENET_STD if colour else (0.5,) * default[0],
+        resize_ratio=256 / 224 if default[1] >= 224 else 1.0,
+        labels=None,
+    )
+    local = (state_dicts or {}).get(name)
+    bundled = directory / f"{name}.safetensors"
+    if local is not None:
+        model = _initialised(name, {})
+        try:
+            model.load_state_dict(_load_state_dict(Path(local)), strict=True)
+        except RuntimeError as exc:
+            raise CNNCoreError(
+                f"the state dict for {name} does not match the model's layers: {exc}", "model"
+            ) from exc
+        # No class names ship with a user's file: predictions name the class index.
+        classes = info.num_classes
+        labels = tuple(str(i) for i in range(classes)) if classes else None
+        weights = replace(init, source="state_dict", labels=labels, file=Path(local).name)
+    elif bundled.is_file():
+        tensors, meta = read_weights(bundled)
+        model = _initialised(name, meta.config)
+        model.load_state_dict(tensors, strict=True)
+        weights = WeightsInfo(
+            "trained", meta.input_shape, meta.mean, meta.std, 1.0, meta.labels, meta, bundled.name
+        )
+    else:
+        model = _initialised(name, {})
+        weights = init
+    return LoadedModel(name, model.to(device).eval(), weights)
