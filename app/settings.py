@@ -23,7 +23,14 @@ class Settings(BaseSettings):
     max_trace_kernel: int = 11
     max_trace_channels: int = 16
     max_trace_filters: int = 16
-    max_trace_products: int = 400_000  # products written out in one trace response
+    max_trace_products: int = 400_000  # products (pool: window cells) in one trace response
+
+    # --- activation, vanishing-gradient and loss explorers (/api/functions) -------------------
+    max_activation_points: int = 2001  # samples of one curve
+    max_activation_range: float = 100.0  # |start| and |stop| of a curve
+    max_vanishing_depth: int = 50  # hidden layers of the vanishing-gradient stack
+    max_vanishing_width: int = 128  # units per hidden layer
+    max_loss_classes: int = 100  # logits or probabilities of one loss example
 
     # --- model zoo summaries (/api/models) ----------------------------------------------------
     max_model_channels: int = 4  # input channels of a summarised model
