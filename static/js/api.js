@@ -1,0 +1,119 @@
+// JSON client for /api with error display. A 422 from the server looks like
+// {"detail":[{"loc":["body","padding"],"msg":"..."}]}: each message is shown next to the control
+// that carries data-error-for="<field>", anything else in the page's general error slot.
+
+import { t } from "./i18n.js";
+
+export class ApiError extends Error {
+  /**
+   * @param {number} status HTTP status (0: no answer at all)
+   * @param {string} message readable summary
+   * @param {Object<string,string>} fields field name → message ("*" for errors naming no field)
+   */
+  constructor(status, message, fields = {}) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.fields = fields;
+  }
+}
+
+/** The field an error location names: ["body","padding"] → "padding"; ["query","x"] → "x". */
+function fieldOf(loc) {
+  if (!Array.isArray(loc) || loc.length < 2) return "*";
+  const name = loc[1];
+  return typeof name === "string" ? name : "*";
+}
+
+function errorFromBody(status, body) {
+  const fields = {};
+  const detail = body && body.detail;
+  if (Array.isArray(detail)) {
+    for (const item of detail) {
+      const field = fieldOf(item.loc);
+      fields[field] = fields[field] ? `${fields[field]}; ${item.msg}` : String(item.msg);
+    }
+  } else if (typeof detail === "string") {
+    fields["*"] = detail;
+  }
+  if (Object.keys(fields).length === 0) fields["*"] = t("error.server", { status });
+  return new ApiError(status, Object.values(fields).join("; "), fields);
+}
+
+/** fetch + JSON both ways; resolves to the parsed body, rejects with ApiError (or AbortError). */
+export async function requestJSON(method, url, body, { signal } = {}) {
+  let response;
+  try {
+    response = await fetch(url, {
+      method,
+      signal,
+      headers: body === undefined ? {} : { "Content-Type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (error) {
+    if (isAbort(error)) throw error;
+    throw new ApiError(0, t("error.network"), { "*": t("error.network") });
+  }
+  let parsed = null;
+  try {
+    parsed = await response.json();
+  } catch {
+    parsed = null;
+  }
+  if (!response.ok) throw errorFromBody(response.status, parsed);
+  return parsed;
+}
+
+export const getJSON = (url, options) => requestJSON("GET", url, undefined, options);
+export const postJSON = (url, body, options) => requestJSON("POST", url, body, options);
+
+/** True for the rejection of a request cancelled by its AbortController. */
+export function isAbort(error) {
+  return error instanceof DOMException && error.name === "AbortError";
+}
+
+/**
+ * "Latest wins": each call aborts the previous one still in flight, so a fast series of control
+ * changes never paints an older answer over a newer one.
+ *   const latest = latestOnly();  latest((signal) => postJSON(url, body, { signal }))
+ */
+export function latestOnly() {
+  let controller = null;
+  return (start) => {
+    if (controller) controller.abort();
+    controller = new AbortController();
+    return start(controller.signal);
+  };
+}
+
+/** Remove every error message shown under `root`. */
+export function clearErrors(root) {
+  for (const slot of root.querySelectorAll("[data-error-for]")) {
+    slot.textContent = "";
+    slot.hidden = true;
+  }
+  for (const control of root.querySelectorAll("[aria-invalid]")) control.removeAttribute("aria-invalid");
+}
+
+/**
+ * Show `error` under `root`: each field's message in its [data-error-for=field] slot (and the
+ * control named `field` marked aria-invalid), the rest in [data-error-for="*"].
+ * `aliases` maps API field names to slot names where they differ (e.g. {kernels: "kernel"}).
+ */
+export function showErrors(root, error, aliases = {}) {
+  clearErrors(root);
+  const fields = error instanceof ApiError ? error.fields : { "*": String(error.message || error) };
+  for (const [field, message] of Object.entries(fields)) {
+    const name = aliases[field] || field;
+    let slot = root.querySelector(`[data-error-for="${CSS.escape(name)}"]`);
+    if (slot) {
+      const control = root.querySelector(`[name="${CSS.escape(name)}"]`);
+      if (control) control.setAttribute("aria-invalid", "true");
+    } else {
+      slot = root.querySelector('[data-error-for="*"]');
+    }
+    if (!slot) continue;
+    slot.textContent = slot.textContent ? `${slot.textContent}; ${message}` : message;
+    slot.hidden = false;
+  }
+}

@@ -1,0 +1,27 @@
+// Number formatting shared by every view. Numbers are written the same way in every language
+// (a formula must read identically in Korean and English), so no locale formatting here.
+
+/** Compact form for grid cells: integers as they are, others rounded to `digits` decimals. */
+export function formatNumber(value, digits = 2) {
+  if (value === null || value === undefined) return "";
+  if (!Number.isFinite(value)) return String(value);
+  if (Number.isInteger(value)) return String(value);
+  const scale = 10 ** digits;
+  let rounded = Math.round(value * scale) / scale;
+  if (rounded === 0) {
+    // Keep tiny non-zero values visibly non-zero (e.g. a sigmoid tail) instead of printing 0.
+    return value.toPrecision(1);
+  }
+  if (Object.is(rounded, -0)) rounded = 0;
+  return String(rounded);
+}
+
+/** Longer form for written-out arithmetic: up to `digits` decimals, trailing zeros dropped. */
+export function formatExact(value, digits = 4) {
+  return formatNumber(value, digits);
+}
+
+/** Numbers with thousands separators (parameter counts, MACs). */
+export function formatCount(value) {
+  return Math.round(value).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+}

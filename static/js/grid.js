@@ -1,0 +1,268 @@
+// THE grid renderer: every matrix cnnviz shows (inputs, kernels, feature maps, pooling windows)
+// is drawn here. One DOM cell per number: text stays crisp at any zoom, cells are clickable and
+// readable by tests, and a step only toggles the classes of the few cells whose highlight changed,
+// which keeps playing at 60 fps on a 32×32 input (see benchmarks/conv_fps.py).
+//
+// Coordinates are logical: `origin` is the coordinate of the top-left cell shown, so a padded
+// input shows rows -padding..H+padding-1 and a window's rows from the trace address cells directly.
+
+import { t } from "./i18n.js";
+import { formatNumber } from "./format.js";
+import { colorFor, luminance, rangeOf } from "./colormap.js";
+
+const DENSE_BELOW_PX = 22; // below this cell size numbers are hidden; colour alone carries them
+
+function cssPixels(element, property, fallback) {
+  const value = parseFloat(getComputedStyle(element).getPropertyValue(property));
+  return Number.isFinite(value) ? value : fallback;
+}
+
+/**
+ * Draw a grid inside `container` (which it fills in width, within the theme's cell size bounds).
+ * options:
+ *   rows, cols          displayed size; origin [row, col] of the top-left cell (default [0, 0])
+ *   inner {rows, cols}  the real cells, from logical (0, 0); others are drawn as padding
+ *                       (zeros added around an input, or the cropped border of a transposed output)
+ *   value(r, c)         number, or null for a cell not computed yet (drawn empty)
+ *   range               {min, max} for the colours, "auto" (from the values, default) or null
+ *   format(v)           text of a number (default formatNumber)
+ *   chars               at least this many characters must fit a cell (for grids filled later)
+ *   editable            inner cells can be edited: click / Enter, then onEdit(r, c, number)
+ *   onHover(r, c)       pointer or keyboard focus on a cell; onHover(null, null) when it leaves
+ *   onActivate(r, c)    click / Enter on a cell that is not editable
+ *   label               accessible name of the grid
+ * Returns { element, update(), setValue(r, c, v), highlight(name, cells), clear(name),
+ *           cell(r, c), resize(), destroy() }. Highlight names map to CSS classes `hl-<name>`.
+ */
+export function createGrid(container, options) {
+  const rows = options.rows;
+  const cols = options.cols;
+  const [row0, col0] = options.origin || [0, 0];
+  const inner = options.inner || { rows: rows + row0, cols: cols + col0 };
+  const format = options.format || formatNumber;
+  let valueOf = options.value || (() => null);
+  let range = options.range === undefined ? "auto" : options.range;
+  const highlights = new Map();
+  const cells = [];
+  let active = [row0, col0];
+  let editing = null;
+  let chars = 2; // longest number shown: the font shrinks so it fits the cell
+
+  const element = document.createElement("div");
+  element.className = "grid";
+  element.setAttribute("role", "grid");
+  element.setAttribute("aria-label", options.label || "");
+  element.tabIndex = 0;
+  element.dataset.ownKeys = "";
+  element.style.setProperty("--cols", String(cols));
+
+  const isInner = (r, c) => r >= 0 && c >= 0 && r < inner.rows && c < inner.cols;
+  for (let i = 0; i < rows; i++) {
+    const row = [];
+    for (let j = 0; j < cols; j++) {
+      const node = document.createElement("div");
+      const r = row0 + i;
+      const c = col0 + j;
+      node.className = isInner(r, c) ? "cell" : "cell is-outside";
+      node.dataset.row = String(r);
+      node.dataset.col = String(c);
+      row.push(node);
+      element.append(node);
+    }
+    cells.push(row);
+  }
+  container.append(element);
+
+  const cellAt = (r, c) => cells[r - row0]?.[c - col0] ?? null;
+  const setChars = (count) => {
+    chars = count;
+    element.style.setProperty("--chars", String(count));
+  };
+
+  function paint(node, r, c, value, currentRange) {
+    const text = value === null || value === undefined ? "" : format(value);
+    node.textContent = text;
+    node.dataset.value = value === null || value === undefined ? "" : String(value);
+    node.classList.toggle("is-pending", value === null || value === undefined);
+    if (currentRange && text !== "" && isInner(r, c)) {
+      const rgb = colorFor(value, currentRange);
+      node.style.backgroundColor = `rgb(${rgb[0]}, ${rgb[1]}, ${rgb[2]})`;
+      node.classList.toggle("is-dark", luminance(rgb) < 0.18);
+    } else {
+      node.style.backgroundColor = "";
+      node.classList.remove("is-dark");
+    }
+    return text.length;
+  }
+
+  function currentRange() {
+    if (range !== "auto") return range;
+    const values = [];
+    for (let r = 0; r < inner.rows; r++) for (let c = 0; c < inner.cols; c++) values.push(valueOf(r, c));
+    return rangeOf(values);
+  }
+
+  const grid = {
+    element,
+    rows,
+    cols,
+    origin: [row0, col0],
+    /** Repaint every cell (new values: pass a new value function, or a new range). */
+    update(newValue, newRange) {
+      if (newValue) valueOf = newValue;
+      if (newRange !== undefined) range = newRange;
+      const resolved = currentRange();
+      let longest = 2;
+      for (let i = 0; i < rows; i++) {
+        for (let j = 0; j < cols; j++) {
+          const length = paint(cells[i][j], row0 + i, col0 + j, valueOf(row0 + i, col0 + j), resolved);
+          if (length > longest) longest = length;
+        }
+      }
+      setChars(Math.max(longest, options.chars ?? 0));
+    },
+    /** Repaint one cell (a progressively filled output); the colour range stays as it is. */
+    setValue(r, c, value) {
+      const node = cellAt(r, c);
+      if (!node) return;
+      const length = paint(node, r, c, value, range === "auto" ? null : range);
+      if (length > chars) setChars(length);
+    },
+    /** Give exactly `list` ([[r, c], ...]) the class hl-<name>, touching only cells that change. */
+    highlight(name, list) {
+      const className = `hl-${name}`;
+      const next = new Set();
+      for (const [r, c] of list) {
+        const node = cellAt(r, c);
+        if (node) next.add(node);
+      }
+      const previous = highlights.get(name) || new Set();
+      for (const node of previous) if (!next.has(node)) node.classList.remove(className);
+      for (const node of next) if (!previous.has(node)) node.classList.add(className);
+      highlights.set(name, next);
+    },
+    clear(name) {
+      grid.highlight(name, []);
+    },
+    cell: cellAt,
+    /** Fit the cell size to the container's width, within --cell-min / --cell-max. */
+    resize() {
+      const width = container.clientWidth;
+      if (width === 0) return;
+      const min = cssPixels(element, "--cell-min", 10);
+      const max = cssPixels(element, "--cell-max", 44);
+      const gap = 1;
+      const size = Math.max(min, Math.min(max, Math.floor((width - gap * (cols + 1)) / cols)));
+      element.style.setProperty("--cell", `${size}px`);
+      element.classList.toggle("is-dense", size < DENSE_BELOW_PX);
+    },
+    destroy() {
+      observer.disconnect();
+      element.remove();
+    },
+  };
+
+  // --- editing ------------------------------------------------------------------------------
+  const canEdit = (r, c) => Boolean(options.editable) && isInner(r, c);
+
+  function startEdit(node) {
+    if (editing) return;
+    const r = Number(node.dataset.row);
+    const c = Number(node.dataset.col);
+    const field = document.createElement("input");
+    field.type = "number";
+    field.step = "any";
+    field.className = "cell-editor";
+    field.value = node.dataset.value;
+    field.setAttribute("aria-label", t("grid.edit_cell", { row: r, col: c }));
+    editing = { node, field };
+    node.classList.add("is-editing");
+    node.replaceChildren(field);
+    field.focus();
+    field.select();
+    const finish = (commit) => {
+      if (!editing) return;
+      editing = null;
+      node.classList.remove("is-editing");
+      const value = Number(field.value);
+      node.textContent = format(Number(node.dataset.value));
+      if (commit && field.value.trim() !== "" && Number.isFinite(value)) options.onEdit?.(r, c, value);
+      element.focus({ preventScroll: true });
+    };
+    field.addEventListener("keydown", (event) => {
+      event.stopPropagation();
+      if (event.key === "Enter") finish(true);
+      else if (event.key === "Escape") finish(false);
+    });
+    field.addEventListener("blur", () => finish(true));
+  }
+
+  function activate(node) {
+    const r = Number(node.dataset.row);
+    const c = Number(node.dataset.col);
+    setActive(r, c);
+    if (canEdit(r, c)) startEdit(node);
+    else options.onActivate?.(r, c);
+  }
+
+  function setActive(r, c) {
+    active = [Math.min(row0 + rows - 1, Math.max(row0, r)), Math.min(col0 + cols - 1, Math.max(col0, c))];
+    grid.highlight("active", [active]);
+  }
+
+  element.addEventListener("click", (event) => {
+    const node = event.target.closest(".cell");
+    if (node && !node.classList.contains("is-editing")) activate(node);
+  });
+  element.addEventListener("pointerover", (event) => {
+    const node = event.target.closest(".cell");
+    if (node) options.onHover?.(Number(node.dataset.row), Number(node.dataset.col));
+  });
+  element.addEventListener("pointerleave", () => options.onHover?.(null, null));
+  element.addEventListener("focus", () => {
+    setActive(...active);
+    options.onHover?.(...active);
+  });
+  element.addEventListener("blur", () => {
+    if (!editing) options.onHover?.(null, null);
+  });
+  element.addEventListener("keydown", (event) => {
+    const moves = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
+    if (moves[event.key]) {
+      setActive(active[0] + moves[event.key][0], active[1] + moves[event.key][1]);
+      options.onHover?.(...active);
+    } else if (event.key === "Enter" || event.key === "F2") {
+      const node = cellAt(...active);
+      if (node) activate(node);
+    } else if (event.key === "Escape") {
+      element.blur();
+    } else {
+      return;
+    }
+    event.preventDefault();
+  });
+
+  const observer = new ResizeObserver(() => grid.resize());
+  observer.observe(container);
+  grid.resize();
+  grid.update();
+  return grid;
+}
+
+/**
+ * A grid with its caption, appended to `parent` as <figure class="grid-figure">; the grid fits the
+ * figure's width. Same options as createGrid. Returns the grid (grid.figure is the figure).
+ */
+export function addGridFigure(parent, caption, options) {
+  const figure = document.createElement("figure");
+  figure.className = "grid-figure";
+  const title = document.createElement("figcaption");
+  title.textContent = caption;
+  const fit = document.createElement("div");
+  fit.className = "grid-fit";
+  figure.append(title, fit);
+  parent.append(figure);
+  const grid = createGrid(fit, { label: caption, ...options });
+  grid.figure = figure;
+  return grid;
+}

@@ -1,0 +1,51 @@
+// Message catalogue for the browser. The server embeds the very catalogue it renders the template
+// with (common + the page's) as <script type="application/json" id="messages">, so templates and
+// modules speak the same strings and no request is needed.
+
+let catalogue = null;
+
+function load() {
+  if (catalogue === null) {
+    const node = document.getElementById("messages");
+    catalogue = node ? JSON.parse(node.textContent) : {};
+  }
+  return catalogue;
+}
+
+/** The page language ("ko" or "en"), as the server chose it. */
+export function language() {
+  return document.documentElement.lang || "ko";
+}
+
+/** True when the catalogue holds `key`. */
+export function has(key) {
+  return Object.hasOwn(load(), key);
+}
+
+/**
+ * The message for `key` with `{name}` placeholders filled from `params`.
+ * A missing key is a defect: it is logged as a console error (browser tests fail on those) and the
+ * key itself is shown, so the page still works.
+ */
+export function t(key, params = {}) {
+  const text = load()[key];
+  if (text === undefined) {
+    console.error(`i18n: missing message "${key}" (${language()})`);
+    return key;
+  }
+  return text.replace(/\{(\w+)\}/g, (match, name) => (name in params ? String(params[name]) : match));
+}
+
+/**
+ * Fill text and attributes under `root` from data attributes, for markup built in JS:
+ * `data-i18n="key"` sets textContent, `data-i18n-attr="aria-label:key title:key2"` sets attributes.
+ */
+export function translateTree(root) {
+  for (const node of root.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
+  for (const node of root.querySelectorAll("[data-i18n-attr]")) {
+    for (const pair of node.dataset.i18nAttr.split(/\s+/).filter(Boolean)) {
+      const [attr, key] = pair.split(":");
+      node.setAttribute(attr, t(key));
+    }
+  }
+}

@@ -1,0 +1,171 @@
+"""Browser-test infrastructure: a live server, headless Chromium, and guards every test gets.
+
+- `live_server` (session): the real app under uvicorn on a free loopback port, in a thread.
+- `browser` (session): Playwright driving Debian's Chromium (Playwright's own browser download
+  cannot work offline), with the flags the project prescribes.
+- `page` (function): a fresh context on that server; the test fails if the page requested any
+  URL outside the server, logged a console error (a CSP violation, a missing message, an
+  uncaught exception) or raised a page error.
+- `screenshot` fixture: screenshot(page, name) saves test-artifacts/<name>.png to look at.
+- `make_page(viewport, **context_options)`: more pages (phone, projector, other locales).
+Every test collected under tests/browser/ carries the `browser` marker.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+VIEWPORTS = {"desktop": (1280, 900), "phone": (360, 760), "projector": (1920, 1080)}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.browser)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def live_server() -> Iterator[str]:
+    from app.main import app
+
+    port = _free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="live-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the live server did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: run `make chromium` (Debian's package)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+class PageGuard:
+    """What a page did that a test must not accept: outside requests, console errors."""
+
+    def __init__(self, base_url: str):
+        self.base_url = base_url
+        self.outside: list[str] = []
+        self.errors: list[str] = []
+
+    def route(self, route) -> None:
+        url = route.request.url
+        if url.startswith(self.base_url + "/") or url == self.base_url or url.startswith("data:"):
+            route.continue_()
+        else:
+            self.outside.append(url)
+            route.abort()
+
+    def console(self, message) -> None:
+        if message.type == "error":
+            self.errors.append(f"console: {message.text}")
+
+    def page_error(self, error) -> None:
+        self.errors.append(f"page error: {error}")
+
+
+def open_page(browser, live_server: str, viewport: str = "desktop", **context_options):
+    """A new page in its own context at one of VIEWPORTS, with its guard attached."""
+    width, height = VIEWPORTS[viewport]
+    context = browser.new_context(
+        viewport={"width": width, "height": height},
+        base_url=live_server,
+        **context_options,
+    )
+    guard = PageGuard(live_server)
+    context.route("**/*", guard.route)
+    page = context.new_page()
+    page.on("console", guard.console)
+    page.on("pageerror", guard.page_error)
+    page.guard = guard
+    return page
+
+
+def check_guard(page) -> None:
+    guard: PageGuard = page.guard
+    assert guard.outside == [], f"requests outside the server: {guard.outside}"
+    assert guard.errors == [], "\n".join(guard.errors)
+
+
+@pytest.fixture
+def page(browser, live_server):
+    page = open_page(browser, live_server)
+    yield page
+    try:
+        check_guard(page)
+    finally:
+        page.context.close()
+
+
+@pytest.fixture
+def make_page(browser, live_server):
+    """Factory for pages at other viewports or options: make_page("phone", locale="ko-KR")."""
+    pages = []
+
+    def make(viewport: str = "desktop", **options):
+        new = open_page(browser, live_server, viewport, **options)
+        pages.append(new)
+        return new
+
+    yield make
+    try:
+        for each in pages:
+            check_guard(each)
+    finally:
+        for each in pages:
+            each.context.close()
+
+
+def save_screenshot(page, name: str, full_page: bool = True) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=full_page)
+    return path
+
+
+@pytest.fixture
+def screenshot():
+    """screenshot(page, name): save test-artifacts/<name>.png (look at it)."""
+    return save_screenshot
