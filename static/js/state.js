@@ -7,6 +7,7 @@
 
 const WRITE_INTERVAL_MS = 200; // browsers throttle replaceState floods; playing writes `step` often
 const registry = new Set();
+const watchers = new Set(); // told of every page state, made now or later (follow.js)
 
 function clamp(value, field) {
   let result = value;
@@ -138,6 +139,7 @@ export function createState(schema) {
     },
   };
   registry.add(state);
+  for (const watch of watchers) watch(state);
   writeURL(); // the URL shows the complete state from the first moment (defaults included)
   return state;
 }
@@ -145,4 +147,10 @@ export function createState(schema) {
 /** Write every page state's URL now; the header calls this before following a link. */
 export function flushAll() {
   for (const state of registry) state.flush();
+}
+
+/** Call fn(state) for every page state: those already made and each one made later. */
+export function watchStates(fn) {
+  for (const state of registry) fn(state);
+  watchers.add(fn);
 }
