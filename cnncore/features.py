@@ -42,6 +42,8 @@ __all__ = [
     "HANDCRAFTED_SIZE",
     "MODES",
     "NORMALISATIONS",
+    "FILTERS_PICTURE",
+    "STEP_PICTURE",
     "FeatureMaps",
     "LayerGraph",
     "LayerLevels",
@@ -53,6 +55,8 @@ __all__ = [
     "handcrafted_feature_maps",
     "layer_levels",
     "learned_feature_maps",
+    "picture_names",
+    "render_picture",
     "top_predictions",
     "trace_layers",
 ]
@@ -60,6 +64,9 @@ __all__ = [
 NORMALISATIONS = ("per_channel", "per_layer")
 MODES = ("learned", "handcrafted")
 HANDCRAFTED_SIZE = 224  # side of the picture the designed filters are applied to
+# Names of the pictures that are not layers; a leading underscore never starts a module path.
+FILTERS_PICTURE = "_filters"
+STEP_PICTURE = "_input_{}"
 ATLAS_GAP = 1  # pixels between tiles
 GAP_COLOUR = (255, 255, 255)
 # Nodes that only read shapes or pick items: never a layer a student would look at.
@@ -407,3 +414,26 @@ def handcrafted_feature_maps(
         filters,
         None,
     )
+
+
+def picture_names(maps: FeatureMaps) -> list[str]:
+    """Every picture of a result by name: preprocessing steps, the filters, then the layers."""
+    names = [STEP_PICTURE.format(step.step) for step in maps.preprocessing]
+    names += [FILTERS_PICTURE] if maps.filters is not None else []
+    return names + [layer.name for layer in maps.layers]
+
+
+def render_picture(maps: FeatureMaps, name: str, colormap: str) -> np.ndarray:
+    """The RGB picture called `name` (see `picture_names`); unknown names raise KeyError.
+
+    Only layers are coloured: preprocessing previews and filters are shown in their own colours.
+    """
+    for step in maps.preprocessing:
+        if name == STEP_PICTURE.format(step.step):
+            return step.preview
+    if name == FILTERS_PICTURE and maps.filters is not None:
+        return maps.filters
+    for layer in maps.layers:
+        if layer.name == name:
+            return atlas_rgb(layer.levels, colormap)
+    raise KeyError(name)

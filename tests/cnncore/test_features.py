@@ -22,6 +22,8 @@ from cnncore.features import (
     handcrafted_feature_maps,
     layer_levels,
     learned_feature_maps,
+    picture_names,
+    render_picture,
     top_predictions,
     trace_layers,
 )
@@ -253,3 +255,15 @@ def test_learned_maps_for_an_initialised_model_have_no_predictions(tmp_path):
     assert result.layers[0].name == "features.0" and result.layers[0].shape == (6, 28, 28)
     assert result.layers[-1].shape == (10,)
     assert result.filters is not None and result.nbytes > 0
+
+    names = picture_names(result)
+    assert names[:2] == ["_input_original", "_input_resize"] and "_filters" in names
+    assert names[-len(result.layers) :] == [layer.name for layer in result.layers]
+    first = result.layers[0]
+    np.testing.assert_array_equal(
+        render_picture(result, "features.0", "gray"), atlas_rgb(first.levels, "gray")
+    )
+    np.testing.assert_array_equal(render_picture(result, "_filters", "gray"), result.filters)
+    assert render_picture(result, "_input_crop", "gray").shape == (32, 32, 3)
+    with pytest.raises(KeyError):
+        render_picture(result, "../etc/passwd", "gray")

@@ -1,0 +1,170 @@
+"""Memory for `/api/features`: built models, results and their PNGs, each in a bounded LRU.
+
+- models: a few built zoo models with their traced graphs (vgg16 alone holds ~530 MB);
+- index: (picture hash, model, options) → result id, so the same request costs no forward pass;
+- results: result id (a random token) → the uint8 maps, bounded in bytes and in count;
+- pngs: (result id, picture name, colormap) → encoded PNG, bounded in bytes.
+A PNG is drawn when first asked for, so answering the POST costs the forward pass and the
+levels only. Forward passes are limited to `feature_concurrency` at once: each holds its
+activations while it runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Generic, TypeVar
+
+from app.settings import Settings, get_settings
+from cnncore.device import resolve_device
+from cnncore.features import FeatureMaps, LayerGraph, render_picture, trace_layers
+from cnncore.images import DecodedImage, encode_png
+from cnncore.weights import LoadedModel, load_model
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class LRUStore(Generic[K, V]):
+    """A thread-safe least-recently-used map bounded by entry count and by total bytes."""
+
+    def __init__(
+        self,
+        max_entries: int,
+        max_bytes: int | None = None,
+        size_of: Callable[[V], int] = lambda _value: 0,
+    ) -> None:
+        self.max_entries, self.max_bytes, self.size_of = max_entries, max_bytes, size_of
+        self._items: OrderedDict[K, tuple[V, int]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is None:
+                return None
+            self._items.move_to_end(key)
+            return found[0]
+
+    def put(self, key: K, value: V) -> None:
+        size = self.size_of(value)
+        with self._lock:
+            old = self._items.pop(key, None)
+            self._bytes -= old[1] if old else 0
+            self._items[key] = (value, size)
+            self._bytes += size
+            # The newest entry stays even when alone it is over the byte bound: it was just
+            # asked for, and evicting it would make its URLs dead on arrival.
+            while len(self._items) > 1 and (
+                len(self._items) > self.max_entries
+                or (self.max_bytes is not None and self._bytes > self.max_bytes)
+            ):
+                _key, (_value, evicted) = self._items.popitem(last=False)
+                self._bytes -= evicted
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+
+@dataclass(frozen=True)
+class FeatureModel:
+    loaded: LoadedModel
+    layers: LayerGraph
+
+
+@dataclass(frozen=True)
+class StoredResult:
+    id: str
+    maps: FeatureMaps
+    image: DecodedImage
+    colormap: str  # the one asked for with the POST: the default of its PNG URLs
+    sample: str | None
+
+
+class FeatureCache:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.models: LRUStore[str, FeatureModel] = LRUStore(settings.feature_models_cached)
+        self.index: LRUStore[tuple, str] = LRUStore(settings.feature_store_entries)
+        self.results: LRUStore[str, StoredResult] = LRUStore(
+            settings.feature_store_entries,
+            settings.feature_store_bytes,
+            lambda r: r.maps.nbytes + r.image.rgb.nbytes,
+        )
+        self.pngs: LRUStore[tuple[str, str, str], bytes] = LRUStore(
+            100_000, settings.feature_store_bytes // 2, len
+        )
+        self._build_lock = threading.Lock()
+        self.forward_slots = threading.BoundedSemaphore(settings.feature_concurrency)
+
+    def model(self, name: str) -> FeatureModel:
+        """A built model with its traced graph; built once, then shared read-only."""
+        found = self.models.get(name)
+        if found is not None:
+            return found
+        with self._build_lock:  # two first requests for vgg16 must not build it twice
+            found = self.models.get(name)
+            if found is None:
+                loaded = load_model(
+                    name,
+                    state_dicts=self.settings.model_weights,
+                    device=resolve_device(self.settings.device),
+                )
+                found = FeatureModel(loaded, trace_layers(loaded.model))
+                self.models.put(name, found)
+        return found
+
+    def result(
+        self,
+        image: DecodedImage,
+        options: tuple,
+        colormap: str,
+        sample: str | None,
+        compute: Callable[[], FeatureMaps],
+    ) -> tuple[StoredResult, bool]:
+        """The stored result for this picture and options, computing it only when absent.
+
+        Returns (result, cached). The same request again gets the same result; with another
+        colormap it gets a new id sharing the computed maps.
+        """
+        key = (hashlib.sha256(image.rgb.tobytes()).hexdigest(), image.rgb.shape, *options)
+        known = self.index.get(key)
+        previous = self.results.get(known) if known is not None else None
+        if previous is not None and (previous.colormap, previous.sample) == (colormap, sample):
+            return previous, True  # same URLs: their PNGs are probably cached as well
+        if previous is not None:
+            maps, cached = previous.maps, True
+        else:
+            with self.forward_slots:
+                maps, cached = compute(), False
+        stored = StoredResult(secrets.token_urlsafe(16), maps, image, colormap, sample)
+        self.results.put(stored.id, stored)
+        self.index.put(key, stored.id)
+        return stored, cached
+
+    def png(self, result_id: str, name: str, colormap: str | None) -> bytes:
+        """Encoded PNG of one picture of a stored result; KeyError when either is unknown."""
+        stored = self.results.get(result_id)
+        if stored is None:
+            raise KeyError(result_id)
+        key = (result_id, name, colormap or stored.colormap)
+        found = self.pngs.get(key)
+        if found is None:
+            found = encode_png(render_picture(stored.maps, name, key[2]))
+            self.pngs.put(key, found)
+        return found
+
+
+@lru_cache
+def get_feature_cache() -> FeatureCache:
+    return FeatureCache(get_settings())

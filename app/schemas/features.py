@@ -1,0 +1,179 @@
+"""Bodies of the feature-map API (`/api/features`): the multipart form and the answer.
+
+Maps travel as PNG URLs, never as float JSON: a layer entry carries its shape, how its channels
+are tiled (`grid`, `tile`) and each shown channel's value range, so the page can read a value
+back from a pixel: value = low + level / 255 · (high − low).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from cnncore.features import (
+    FILTERS_PICTURE,
+    STEP_PICTURE,
+    FeatureMaps,
+    LayerLevels,
+    atlas_grid,
+)
+from cnncore.images import DecodedImage
+from cnncore.weights import WeightsInfo
+
+Colormap = Literal["viridis", "magma", "gray"]
+Normalise = Literal["per_channel", "per_layer"]
+Mode = Literal["learned", "handcrafted"]
+
+
+class FeaturesForm(BaseModel):
+    """The text fields of `POST /api/features` (the picture is the `image` file part)."""
+
+    model: str = Field(min_length=1, max_length=40, pattern=r"^[a-z0-9_]+$")
+    sample: str | None = Field(
+        None, max_length=40, description="a built-in picture instead of an upload"
+    )
+    colormap: Colormap = "viridis"
+    normalise: Normalise = "per_channel"
+    mode: Mode = "learned"
+
+
+class InputOut(BaseModel):
+    source: Literal["upload", "sample"]
+    sample: str | None
+    format: str
+    mode: str  # colour mode in the file
+    width: int
+    height: int
+    orientation: int  # EXIF orientation found (1 = upright)
+    shape: list[int]  # what the network receives: channels, height, width
+
+    @classmethod
+    def of(cls, image: DecodedImage, sample: str | None, shape: tuple[int, ...]) -> InputOut:
+        return cls(
+            source="sample" if sample else "upload",
+            sample=sample,
+            format=image.format,
+            mode=image.mode,
+            width=image.width,
+            height=image.height,
+            orientation=image.orientation,
+            shape=list(shape),
+        )
+
+
+class WeightsOut(BaseModel):
+    source: Literal["trained", "state_dict", "initialisation"]
+    file: str | None
+    dataset: str | None
+    metric: str | None
+    score: float | None
+    epochs: int | None
+
+    @classmethod
+    def of(cls, weights: WeightsInfo | None) -> WeightsOut | None:
+        if weights is None:
+            return None
+        trained = weights.trained
+        return cls(
+            source=weights.source,
+            file=weights.file,  # type: ignore[arg-type]
+            dataset=trained.dataset if trained else None,
+            metric=trained.metric if trained else None,
+            score=trained.score if trained else None,
+            epochs=trained.epochs if trained else None,
+        )
+
+
+class StepOut(BaseModel):
+    step: str
+    size: list[int]  # height, width after the step
+    url: str
+
+
+class LayerOut(BaseModel):
+    name: str  # dotted module path
+    type: str
+    shape: list[int]  # output without the batch axis
+    channels: int
+    channels_shown: int  # the first ones; a layer with more says so
+    grid: list[int]  # rows, cols of tiles in the atlas (1-pixel gaps between tiles)
+    tile: list[int]  # height, width of one tile
+    ranges: list[list[float]]  # [low, high] per shown channel
+    url: str
+
+    @classmethod
+    def of(cls, layer: LayerLevels, url: str) -> LayerOut:
+        rows, cols = atlas_grid(layer.channels_shown)
+        return cls(
+            name=layer.name,
+            type=layer.type,
+            shape=list(layer.shape),
+            channels=layer.channels,
+            channels_shown=layer.channels_shown,
+            grid=[rows, cols],
+            tile=list(layer.levels.shape[1:]),
+            ranges=[[low, high] for low, high in layer.ranges],
+            url=url,
+        )
+
+
+class PredictionOut(BaseModel):
+    label: str
+    prob: float
+
+
+class FeaturesOut(BaseModel):
+    id: str
+    model: str
+    mode: Mode
+    normalise: Normalise
+    colormap: Colormap
+    cached: bool  # true: no forward pass was needed (same picture, model and options)
+    input: InputOut
+    weights: WeightsOut | None  # None in hand-crafted mode: the filters are designed
+    preprocessing: list[StepOut]
+    layers: list[LayerOut]
+    filters_url: str | None
+    predictions: list[PredictionOut] | None
+
+    @classmethod
+    def of(
+        cls,
+        result_id: str,
+        maps: FeatureMaps,
+        image: DecodedImage,
+        sample: str | None,
+        weights: WeightsInfo | None,
+        colormap: str,
+        cached: bool,
+        url: Callable[[str], str],
+    ) -> FeaturesOut:
+        """`url(name)` gives the PNG address of the picture called `name`."""
+        return cls(
+            id=result_id,
+            model=maps.model,
+            mode=maps.mode,  # type: ignore[arg-type]
+            normalise=maps.normalise,
+            colormap=colormap,
+            cached=cached,  # type: ignore[arg-type]
+            input=InputOut.of(image, sample, maps.input_shape),
+            weights=WeightsOut.of(weights),
+            preprocessing=[
+                StepOut(step=s.step, size=list(s.size), url=url(STEP_PICTURE.format(s.step)))
+                for s in maps.preprocessing
+            ],
+            layers=[LayerOut.of(layer, url(layer.name)) for layer in maps.layers],
+            filters_url=url(FILTERS_PICTURE) if maps.filters is not None else None,
+            predictions=None
+            if maps.predictions is None
+            else [PredictionOut(label=p.label, prob=p.prob) for p in maps.predictions],
+        )
+
+
+class SampleOut(BaseModel):
+    name: str
+    width: int
+    height: int
+    url: str
