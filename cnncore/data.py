@@ -35,6 +35,7 @@ __all__ = [
     "load_dataset",
     "load_images",
     "resize_images",
+    "resize_split",
     "split_dataset",
 ]
 
@@ -231,8 +232,7 @@ def split_dataset(
     if len(train_idx) == 0 or len(val_idx) == 0:
         raise CNNCoreError("too few images to split into training and validation", "limit")
     train_images = images[train_idx]
-    mean = train_images.mean(dim=(0, 2, 3))
-    std = train_images.std(dim=(0, 2, 3)).clamp_min(1e-6)
+    mean, std = _channel_stats(train_images)
     return DataSplit(
         name=config.name,
         train_images=train_images,
@@ -240,8 +240,28 @@ def split_dataset(
         val_images=images[val_idx],
         val_labels=labels[val_idx],
         class_names=list(class_names),
-        mean=mean.tolist(),
-        std=std.tolist(),
+        mean=mean,
+        std=std,
+    )
+
+
+def _channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
+    return images.mean(dim=(0, 2, 3)).tolist(), images.std(dim=(0, 2, 3)).clamp_min(1e-6).tolist()
+
+
+def resize_split(split: DataSplit, size: int, fit: str = "scale") -> DataSplit:
+    """The same split at another image size, statistics measured again."""
+    train = resize_images(split.train_images, size, fit)
+    mean, std = _channel_stats(train)
+    return DataSplit(
+        name=split.name,
+        train_images=train,
+        train_labels=split.train_labels,
+        val_images=resize_images(split.val_images, size, fit),
+        val_labels=split.val_labels,
+        class_names=list(split.class_names),
+        mean=mean,
+        std=std,
     )
 
 
