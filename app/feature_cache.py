@@ -23,7 +23,7 @@ from typing import Generic, TypeVar
 from app.settings import Settings, get_settings
 from cnncore.device import resolve_device
 from cnncore.features import FeatureMaps, LayerGraph, render_picture, trace_layers
-from cnncore.images import DecodedImage, encode_png
+from cnncore.images import DecodedImage, encode_png, shrink
 from cnncore.weights import LoadedModel, load_model
 
 K = TypeVar("K")
@@ -101,7 +101,7 @@ class FeatureCache:
             settings.feature_store_bytes,
             lambda r: r.maps.nbytes + r.image.rgb.nbytes,
         )
-        self.pngs: LRUStore[tuple[str, str, str], bytes] = LRUStore(
+        self.pngs: LRUStore[tuple[str, str, str, int | None], bytes] = LRUStore(
             100_000, settings.feature_store_bytes // 2, len
         )
         self._build_lock = threading.Lock()
@@ -152,15 +152,22 @@ class FeatureCache:
         self.index.put(key, stored.id)
         return stored, cached
 
-    def png(self, result_id: str, name: str, colormap: str | None) -> bytes:
-        """Encoded PNG of one picture of a stored result; KeyError when either is unknown."""
+    def png(
+        self, result_id: str, name: str, colormap: str | None, max_side: int | None = None
+    ) -> bytes:
+        """Encoded PNG of one picture of a stored result; KeyError when either is unknown.
+
+        `max_side` shrinks a large picture (area averaging) for thumbnails; the full-size one
+        keeps every pixel, which is what reading a value back needs.
+        """
         stored = self.results.get(result_id)
         if stored is None:
             raise KeyError(result_id)
-        key = (result_id, name, colormap or stored.colormap)
+        key = (result_id, name, colormap or stored.colormap, max_side)
         found = self.pngs.get(key)
         if found is None:
-            found = encode_png(render_picture(stored.maps, name, key[2]))
+            picture = render_picture(stored.maps, name, key[2])
+            found = encode_png(shrink(picture, max_side) if max_side else picture)
             self.pngs.put(key, found)
         return found
 

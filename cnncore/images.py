@@ -36,6 +36,7 @@ __all__ = [
     "encode_png",
     "preprocess",
     "sample_image",
+    "shrink",
 ]
 
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF")
@@ -180,14 +181,22 @@ def encode_png(pixels: np.ndarray, compress_level: int = 1) -> bytes:
     return buffer.getvalue()
 
 
-def _preview(pixels: np.ndarray) -> np.ndarray:
-    """Shrink an H×W×3 image so its longest side is at most PREVIEW_SIDE (never enlarge)."""
+def shrink(pixels: np.ndarray, max_side: int) -> np.ndarray:
+    """Shrink an H×W×3 uint8 picture so its longest side is at most `max_side` (never enlarge).
+
+    Area averaging (Pillow's BOX filter): each output pixel is the mean of the input pixels it
+    covers, so thin lines fade instead of vanishing as with nearest-neighbour sampling.
+    """
     height, width = pixels.shape[:2]
-    scale = min(1.0, PREVIEW_SIDE / max(height, width))
+    scale = min(1.0, max_side / max(height, width))
     if scale == 1.0:
         return pixels
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.BILINEAR))
+    return np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.BOX))
+
+
+def _preview(pixels: np.ndarray) -> np.ndarray:
+    return shrink(pixels, PREVIEW_SIDE)
 
 
 def _check_recipe(size: tuple[int, int], channels: int, mean: tuple, std: tuple) -> None:
