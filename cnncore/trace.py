@@ -178,7 +178,8 @@ def trace_conv2d(
     `input` is C×H×W, `kernels` O×(C/groups)×kh×kw (PyTorch's weight layout), `bias` [O] or None.
     Each output cell is the sum over the group's channels and the kernel taps of window × kernel,
     plus the bias (Goodfellow, Bengio & Courville, "Deep Learning", 2016, eq. 9.6, as
-    cross-correlation). `max_products` refuses traces that would write out more products.
+    cross-correlation). `max_products` refuses traces that would write out more numbers
+    (products, plus one value per output cell and the padded input), as a bound on the answer.
     """
     _check_activation(activation)
     x = _tensor(input, 3, "input", "C×H×W")
@@ -197,9 +198,14 @@ def trace_conv2d(
     )
     b = _bias(bias, out_channels)
     out_h, out_w = shape.out_height, shape.out_width
-    _check_budget(out_channels * out_h * out_w * group_width * kh * kw, max_products, "products")
-    (sh, sw), (dh, dw) = pair(stride, "stride"), pair(dilation, "dilation")
     pad = shape.padding
+    _check_budget(
+        out_channels * out_h * out_w * (group_width * kh * kw + 1)
+        + channels * (height + pad.top + pad.bottom) * (width + pad.left + pad.right),
+        max_products,
+        "products, output values and padded input cells",
+    )
+    (sh, sw), (dh, dw) = pair(stride, "stride"), pair(dilation, "dilation")
 
     padded_input = F.pad(x, (pad.left, pad.right, pad.top, pad.bottom))
     # unfold lays each window out as a column: (C·kh·kw)×(H'·W') → C×kh×kw×H'×W'.

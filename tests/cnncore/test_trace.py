@@ -311,8 +311,12 @@ def test_impossible_traces_name_their_field(call, field: str) -> None:
 
 
 def test_budget_counts_the_products() -> None:
-    # 2 filters × 6×6 outputs × 1 channel × 3×3 taps = 648 products
+    # 2 filters × 6×6 outputs × (1 channel × 3×3 taps + 1 value) + 1×8×8 padded input = 784
     x, w = torch.ones(1, 8, 8), torch.ones(2, 1, 3, 3)
-    assert trace_conv2d(x, w, max_products=648).products.numel() == 648
-    with pytest.raises(CNNCoreError, match="648"):
-        trace_conv2d(x, w, max_products=647)
+    assert trace_conv2d(x, w, max_products=784).products.numel() == 648
+    with pytest.raises(CNNCoreError, match="784"):
+        trace_conv2d(x, w, max_products=783)
+    # transposed: 2 kernels × (2×2 inputs × 3×3 taps + 4×4 outputs) = 104
+    assert trace_conv_transpose2d(torch.ones(1, 2, 2), w.view(1, 2, 3, 3), max_products=104)
+    with pytest.raises(CNNCoreError, match="104"):
+        trace_conv_transpose2d(torch.ones(1, 2, 2), w.view(1, 2, 3, 3), max_products=103)
