@@ -267,3 +267,23 @@ def test_many_concurrent_followers_and_the_follower_limit(base_url, client):
     assert over.status_code == 503 and "followers" in over.json()["detail"]
     assert results == [[1, 2, 3]] * LIMITS.max_followers
     assert wait_for_followers(client, code, 0) == 0
+
+
+def test_join_redirects_to_the_teachers_page_in_follow_mode(client):
+    code, token = start(client, page="/conv?kernel=5&stride=2&follow=OLD")
+    response = client.get(f"/join/{code.lower()}", follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == f"/conv?kernel=5&stride=2&follow={code}"
+    publish(client, code, token, 3, page="/pool")  # the teacher moved on: so does the link
+    assert client.get(f"/join/{code}", follow_redirects=False).headers["location"] == (
+        f"/pool?follow={code}")
+
+
+def test_join_form_and_unknown_code(client):
+    form = client.get("/join", params={"lang": "en"})
+    assert form.status_code == 200 and 'action="/join"' in form.text
+    typed = client.get("/join", params={"code": " k7px3m "}, follow_redirects=False)
+    assert typed.status_code == 303 and typed.headers["location"].endswith("/join/k7px3m")
+    unknown = client.get("/join/<b>Q2", params={"lang": "en"})
+    assert unknown.status_code == 404
+    assert "No class has the code &lt;b&gt;Q2" in unknown.text and "<b>Q2" not in unknown.text
