@@ -59,10 +59,11 @@ def test_code_is_short_unambiguous_and_case_insensitive():
     assert hub.view(f" {view.code} ").latest.state == {"stride": 2}
 
 
-def test_codes_are_distinct_across_sessions():
-    hub = make_hub(max_sessions=200)
-    codes = {hub.create("/conv", {})[0].code for _ in range(200)}
-    assert len(codes) == 200
+def test_a_code_already_in_use_is_drawn_again(monkeypatch):
+    letters = iter("AAAAAA" "AAAAAA" "BBBBBB")  # the second draw collides with the first
+    monkeypatch.setattr("app.sessions.secrets.choice", lambda alphabet: next(letters))
+    hub = make_hub()
+    assert [hub.create("/conv", {})[0].code for _ in range(2)] == ["AAAAAA", "BBBBBB"]
 
 
 def test_publish_numbers_events_in_order_and_keeps_the_latest():

@@ -14,8 +14,10 @@ import pytest
 import qrcode
 import uvicorn
 
+from app.deps import settings_dep
 from app.main import app
 from app.sessions import CODE_ALPHABET, HubLimits, InMemoryHub, get_hub
+from app.settings import Settings
 
 LIMITS = HubLimits(max_sessions=5, max_followers=30, max_state_bytes=2048, idle_seconds=600.0,
                    replay_events=4, wake_seconds=1.0)
@@ -219,6 +221,18 @@ def test_last_event_id_replays_or_sends_the_full_state(client, last_event_id, ex
         assert [next(events)["id"] for _ in expected] == expected
         publish(client, code, token, 99)
         assert next(events)["id"] == "8"
+
+
+def test_idle_stream_gets_keep_alive_pings(client):
+    code, _ = start(client)
+    app.dependency_overrides[settings_dep] = lambda: Settings(session_ping_seconds=0.1)
+    try:
+        with client.stream("GET", f"/api/sessions/{code}/events") as stream:
+            lines = stream.iter_lines()
+            assert next(line for line in lines if line.startswith("retry:")) == "retry: 2000"
+            assert next(line for line in lines if line.startswith(": ping"))
+    finally:
+        app.dependency_overrides.pop(settings_dep, None)
 
 
 def test_teacher_ends_the_session_and_followers_get_end(client):
