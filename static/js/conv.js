@@ -92,6 +92,12 @@ function afterUserChange(name) {
     const sample = presets.inputs.find((item) => item.name === values.input);
     if (sample) Object.assign(patch, { channels: String(sample.channels), size: sample.values[0].length });
   }
+  if (name === "kernel") {
+    // a preset of another size would be zero-filled to k×k: a random k×k kernel teaches better
+    const sizeOf = (preset) => presets.kernels.find((item) => item.name === preset)?.values.length;
+    const fitting = presetNames(values).map((preset) => (sizeOf(preset) === values.kernel ? preset : "random"));
+    if (fitting.join() !== values.preset.join()) patch.preset = fitting;
+  }
   if (values.channels === "1" && values.groups !== "1") patch.groups = "1";
   state.set(patch);
 }
@@ -214,6 +220,7 @@ async function refresh() {
   draw(player.index);
   stage.setAttribute("aria-busy", "false");
   stage.dataset.steps = String(trace.value.steps.length);
+  stage.dataset.traces = String(Number(stage.dataset.traces || 0) + 1); // tests wait on this
 }
 
 function scheduleRefresh() {

@@ -13,6 +13,7 @@ Every test collected under tests/browser/ carries the `browser` marker.
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import threading
@@ -35,6 +36,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
+CLIENT_ERROR_LOG = re.compile(r"Failed to load resource: the server responded with a status of 4\d\d")
 VIEWPORTS = {"desktop": (1280, 900), "phone": (360, 760), "projector": (1920, 1080)}
 
 
@@ -99,8 +101,14 @@ class PageGuard:
             route.abort()
 
     def console(self, message) -> None:
-        if message.type == "error":
+        # A 4xx answer is an outcome the page shows (a 422 names the field); Chromium still logs
+        # it as a failed resource. Server errors are caught by `response` below.
+        if message.type == "error" and not CLIENT_ERROR_LOG.match(message.text):
             self.errors.append(f"console: {message.text}")
+
+    def response(self, response) -> None:
+        if response.status >= 500:
+            self.errors.append(f"server error {response.status}: {response.url}")
 
     def page_error(self, error) -> None:
         self.errors.append(f"page error: {error}")
@@ -119,6 +127,7 @@ def open_page(browser, live_server: str, viewport: str = "desktop", **context_op
     page = context.new_page()
     page.on("console", guard.console)
     page.on("pageerror", guard.page_error)
+    page.on("response", guard.response)
     page.guard = guard
     return page
 
