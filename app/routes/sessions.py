@@ -139,14 +139,14 @@ def join_form(request: Request, code: Annotated[str | None, Query(max_length=16)
 async def join_page(code: str, request: Request, hub: Hub):
     """Open the teacher's current page in follow mode, or say that the code is unknown."""
     try:
-        page = hub.view(code)
+        session = hub.view(code)
     except SessionError:
         response = render(request, "join.html", "join", code=code[:16], unknown=True)
         response.status_code = 404
         return response
-    parts = urlsplit(page.latest.page)
+    parts = urlsplit(session.latest.page)
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "follow"]
-    query.append(("follow", page.code))
+    query.append(("follow", session.code))
     target = urlunsplit(("", "", parts.path, urlencode(query), ""))
     return RedirectResponse(target, status_code=303)
 
