@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnncore.data import DataConfig, DataSplit, load_dataset, resize_split
+from cnncore.data import DATASET_NAMES, DataConfig, DataSplit, load_dataset, resize_split
 from cnncore.datasets.augment import AugmentConfig, augment_batch
 from cnncore.device import resolve_device
 from cnncore.errors import CNNCoreError
@@ -41,7 +41,14 @@ from cnncore.metrics import (
     weight_histograms,
     weighted_layers,
 )
-from cnncore.model_options import build_classifier, fit_input_size
+from cnncore.model_options import (
+    add_dropout,
+    build_classifier,
+    fit_input_size,
+    initialise_weights,
+    replace_activations,
+)
+from cnncore.models import get_model_info
 from cnncore.optim import build_optimizer, build_schedule, make_loss
 
 __all__ = ["TrainConfig", "Trainer", "plain_json"]
@@ -118,6 +125,29 @@ class TrainConfig:
             raise CNNCoreError("early_stopping patience cannot be negative", "early_stopping")
         if self.max_misclassified < 0 or self.activation_images < 1:
             raise CNNCoreError("metric sizes must be positive", "max_misclassified")
+        if get_model_info(self.model).num_classes is None:
+            raise CNNCoreError(f"{self.model} is not a classifier; pick another model", "model")
+        if self.data.name not in DATASET_NAMES:
+            raise CNNCoreError(
+                f"unknown dataset; choose from {', '.join(DATASET_NAMES)}", "data.name"
+            )
+        if not 0.0 < self.data.val_fraction < 1.0:
+            raise CNNCoreError("val_fraction must be between 0 and 1", "data.val_fraction")
+        # The builders own their rules; running them on a one-number stand-in checks names and
+        # ranges in microseconds, before any data is loaded.
+        stand_in = nn.Linear(1, 1)
+        if self.activation is not None:
+            replace_activations(nn.Sequential(nn.ReLU()), self.activation)
+        add_dropout(nn.Sequential(), self.dropout)
+        initialise_weights(stand_in, self.init, self.init_std)
+        optimizer = build_optimizer(
+            self.optimizer, stand_in.parameters(), self.lr,
+            momentum=self.momentum, weight_decay=self.weight_decay,
+        )  # fmt: skip
+        build_schedule(
+            self.schedule, optimizer, 1, self.epochs, step_size=self.step_size, gamma=self.gamma
+        )
+        make_loss(self.loss, self.focal_gamma)
 
 
 def plain_json(value: Any) -> Any:

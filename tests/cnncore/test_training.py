@@ -398,11 +398,22 @@ def test_config_round_trips_through_json_and_refuses_bad_values():
     )
     again = TrainConfig.from_dict(json.loads(json.dumps(config.to_dict())))
     assert again == config
-    for bad, field in [({"epochs": 0}, "epochs"), ({"batch_size": -1}, "batch_size"),
-                       ({"early_stopping": -2}, "early_stopping")]:  # fmt: skip
+    bad_settings = [
+        ({"epochs": 0}, "epochs"), ({"batch_size": -1}, "batch_size"),
+        ({"early_stopping": -2}, "early_stopping"), ({"optimizer": "lion"}, "optimizer"),
+        ({"lr": -0.1}, "lr"), ({"lr": float("nan")}, "lr"), ({"momentum": 1.5}, "momentum"),
+        ({"weight_decay": -1.0}, "weight_decay"), ({"schedule": "cyclic"}, "schedule"),
+        ({"gamma": 0.0}, "gamma"), ({"loss": "hinge"}, "loss"), ({"init": "orthogonal"}, "init"),
+        ({"activation": "swish2"}, "activation"), ({"dropout": 1.0}, "dropout"),
+        ({"model": "autoencoder"}, "model"), ({"model": "lenet6"}, "model"),
+        ({"data": DataConfig(name="imagenet")}, "data.name"),
+        ({"data": DataConfig(val_fraction=1.0)}, "data.val_fraction"),
+    ]  # fmt: skip
+    for bad, field in bad_settings:
         with pytest.raises(CNNCoreError) as err:
-            Trainer(_config(**bad), data=None)
-        assert err.value.field == field
+            _config(**bad).check()
+        assert err.value.field == field, bad
+    _config().check()  # the defaults pass
     with pytest.raises(CNNCoreError, match="unknown training setting"):
         TrainConfig.from_dict({"optimiser": "adam"})
     with pytest.raises(CNNCoreError, match="unknown augmentation"):
