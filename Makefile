@@ -29,10 +29,12 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PIP) install -e '.[dev]'
 	touch $(STAMP)
 
-# Debian's Chromium for the browser tests (Playwright's own browser download cannot work offline).
+# Debian's Chromium for the browser tests (Playwright's own browser download cannot work offline),
+# and a CJK font so Korean pages render (and screenshot) as text rather than boxes.
 chromium:
-	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
+	@command -v chromium >/dev/null 2>&1 && fc-list 2>/dev/null | grep -q "Noto Sans CJK" || { \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	  $(SUDO) apt-get install -y -qq chromium fonts-noto-cjk; }
 
 lint: install
 	$(VENV)/bin/ruff check cnncore app tests benchmarks

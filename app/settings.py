@@ -1,4 +1,4 @@
-"""Every setting, size, count and time limit in one object, read from CNNVIZ_* environment variables."""
+"""Every setting, size, count and time limit in one object, read from CNNVIZ_* variables."""
 
 from functools import lru_cache
 from pathlib import Path
