@@ -119,6 +119,8 @@ def _target(target, classes: int, binary: bool) -> torch.Tensor:
         if not 0 <= value <= 1:
             raise CNNCoreError(f"a binary target must lie in [0, 1], got {value}", "target")
         return torch.tensor([1.0 - value, value], dtype=torch.float64)
+    if isinstance(target, float) and target.is_integer():
+        target = int(target)  # 1.0 from a JSON client is class 1
     if isinstance(target, int) and not isinstance(target, bool):
         if not 0 <= target < classes:
             raise CNNCoreError(f"target class {target} is out of range 0..{classes - 1}",

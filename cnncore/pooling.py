@@ -198,12 +198,14 @@ def trace_pool2d(
     *,
     ceil_mode: bool = False,
     count_include_pad: bool = True,
+    max_cells: int | None = None,
 ) -> PoolTrace:
     """Trace `kind` pooling of a C×H×W input (`global_avg`: one window covering everything).
 
     The stride defaults to the kernel size, as `torch.nn.MaxPool2d`. Equals `F.max_pool2d`
     (values and `return_indices`), `F.avg_pool2d`, `F.lp_pool2d(norm_type=2)` and
     `F.adaptive_avg_pool2d(x, 1)`; see the module docstring for the one lp_pool2d difference.
+    `max_cells` bounds the window cells written out (C·H'·W'·kh·kw), refused before any work.
     """
     if kind not in POOL_KINDS:
         raise CNNCoreError(f"kind must be one of {', '.join(POOL_KINDS)}, got {kind!r}", "kind")
@@ -219,6 +221,14 @@ def trace_pool2d(
     pads = resolve_padding(padding, kernel)
     out_h, out_w = pool2d_shape(height, width, kernel, strides, padding, ceil_mode=ceil_mode)
     pad_h, pad_w = pads.top, pads.left
+    cells = channels * out_h * out_w * kernel[0] * kernel[1]
+    if max_cells is not None and cells > max_cells:
+        raise CNNCoreError(
+            f"this trace would write out {cells:,} window cells ({channels}×{out_h}×{out_w} "
+            f"windows of {kernel[0]}×{kernel[1]}), more than the {max_cells:,} allowed: use a "
+            "smaller input, fewer channels or a larger stride",
+            "input",
+        )
 
     # Pad enough for every window (a ceil-mode window may hang past the padding) and no more.
     span_h, span_w = (out_h - 1) * strides[0] + kernel[0], (out_w - 1) * strides[1] + kernel[1]

@@ -183,3 +183,11 @@ def test_bad_input_names_its_field(kind, target, kwargs, field):
     with pytest.raises(CNNCoreError) as info:
         compute_loss(kind, target, **kwargs)
     assert info.value.field == field
+
+
+def test_an_integral_float_target_is_a_class_index():
+    as_float = compute_loss("cross_entropy", 1.0, logits=[0.1, 0.2, 0.3])
+    as_int = compute_loss("cross_entropy", 1, logits=[0.1, 0.2, 0.3])
+    assert as_float.loss == as_int.loss and torch.equal(as_float.target, as_int.target)
+    with pytest.raises(CNNCoreError):
+        compute_loss("cross_entropy", 1.5, logits=[0.1, 0.2, 0.3])

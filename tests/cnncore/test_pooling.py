@@ -272,3 +272,11 @@ def test_backward_refuses_a_gradient_of_the_wrong_shape():
     assert info.value.field == "grad_output"
     with pytest.raises(CNNCoreError):
         pool_backward(trace, [[[float("inf"), 0.0], [0.0, 0.0]]])
+
+
+def test_cell_budget_is_checked_before_tracing():
+    x = torch.zeros(2, 8, 8)
+    assert trace_pool2d(x, "max", 2, max_cells=2 * 4 * 4 * 4).output.shape == (2, 4, 4)
+    with pytest.raises(CNNCoreError) as info:
+        trace_pool2d(x, "max", 2, max_cells=2 * 4 * 4 * 4 - 1)
+    assert info.value.field == "input"

@@ -1,0 +1,29 @@
+"""The pooling explorer's API: a whole pooling trace, with gradient routing on request."""
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response
+
+from app.deps import settings_dep
+from app.schemas.pool import PoolTraceRequest, PoolTraceResponse, pool_trace_body
+from app.settings import Settings
+from cnncore.pooling import pool_backward, trace_pool2d
+
+router = APIRouter(prefix="/api/pool", tags=["pool"])
+
+
+@router.post("/trace", response_model=PoolTraceResponse)
+def trace(body: PoolTraceRequest, settings: Annotated[Settings, Depends(settings_dep)]) -> Response:
+    """Every window of a max, average, L2 or global average pooling, and where gradients go."""
+    body.check_limits(settings)
+    traced = trace_pool2d(
+        body.input, body.kind, body.kernel_size, body.stride, body.padding,
+        ceil_mode=body.ceil_mode, count_include_pad=body.count_include_pad,
+        max_cells=settings.max_trace_products,
+    )
+    routed = None if body.grad_output is None else pool_backward(traced, body.grad_output)
+    # Serialised directly, as the convolution trace: validating tens of thousands of steps
+    # against the response model would triple the time (the tests validate against it).
+    answer = pool_trace_body(traced, routed)
+    return Response(json.dumps(answer, allow_nan=False), media_type="application/json")
