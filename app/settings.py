@@ -56,6 +56,25 @@ class Settings(BaseSettings):
     # model name → local torchvision-format state dict, e.g. '{"vgg16": "/models/vgg16.pth"}'
     model_weights: dict[str, Path] = {}
 
+    # --- training runs (app/runs: a worker process each, history in SQLite) -------------------
+    max_concurrent_runs: int = 2  # worker processes training at once; later runs queue
+    max_queued_runs: int = 16  # waiting runs; beyond this a new run is refused (503)
+    max_run_epochs: int = 50
+    max_run_batch_size: int = 1024
+    max_run_steps_per_epoch: int = 10_000
+    run_models: tuple[str, ...] = ("lenet5", "mlp", "tinyvgg", "alexnet", "resnet18",
+                                   "mobilenet_v1", "mobilenet_v2", "googlenet")
+    run_threads: int = 1  # torch threads per worker (one per run keeps runs from fighting)
+    run_checkpoints_kept: int = 3  # newest epoch checkpoints kept per run (plus the final one)
+    run_replay_batch: int = 1000  # events read from the database at once for a replay
+    run_poll_seconds: float = 0.5  # how often a run driven by another process is re-read
+    run_ping_seconds: float = 15.0  # SSE keep-alive comment interval
+    datasets_dir: Path | None = None  # local MNIST / Fashion-MNIST / CIFAR-10 files, if any
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.data_dir / "checkpoints"
+
     @property
     def sqlite_path(self) -> Path:
         return self.data_dir / "cnnviz.sqlite3"
