@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from cnncore.datasets.shapes import generate_shapes
-from cnncore.datasets.standard import STANDARD_DATASETS, load_standard_dataset
+from cnncore.datasets.standard import STANDARD_DATASETS, download_dataset, load_standard_dataset
 from cnncore.datasets.user_zip import ZipLimits, load_image_folder_zip
 from cnncore.errors import CNNCoreError
 
@@ -32,6 +32,7 @@ __all__ = [
     "DATASET_NAMES",
     "DataConfig",
     "DataSplit",
+    "download_dataset",
     "load_dataset",
     "load_images",
     "resize_images",

@@ -183,7 +183,6 @@ class _Clock:
 class _Window:
     """Sums since the last "step" event (several steps when log_every > 1)."""
 
-    device: torch.device
     loss: float = 0.0
     correct: torch.Tensor | None = None  # stays on the device: no sync until the event
     images: int = 0
@@ -353,7 +352,8 @@ class Trainer:
         self.model.train()
         labels = self._train_labels
         order = torch.randperm(len(labels), generator=self.shuffle_rng).to(self.device)
-        summary, window = _EpochSummary(self.device, epoch=epoch), _Window(self.device)
+        summary, window = _EpochSummary(epoch=epoch), _Window()
+        fresh_norms = False  # norms sampled since the last step event
         for batch in range(self.steps_per_epoch):
             if self.should_pause():
                 yield from self._wait_while_paused(clock)
@@ -367,9 +367,8 @@ class Trainer:
             loss = self.loss_fn(logits, target)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            sampled = (self.step + 1) % c.norms_every == 0
-            if sampled:
-                summary.norms = layer_norms(self._layers)
+            if (self.step + 1) % c.norms_every == 0:
+                summary.norms, fresh_norms = layer_norms(self._layers), True
             lr = self.optimizer.param_groups[0]["lr"]
             self.optimizer.step()
             self.scheduler.step()
@@ -388,9 +387,9 @@ class Trainer:
             summary.add(loss_value, correct, n)
             window.add(loss_value, correct, n, spent)
             if self.step % c.log_every == 0 or batch == self.steps_per_epoch - 1:
-                norms = summary.norms if sampled else None
+                norms = summary.norms if fresh_norms else None
                 yield self._step_event(epoch, batch, lr, window, clock, total_steps, norms)
-                window = _Window(self.device)
+                window, fresh_norms = _Window(), False
         return summary
 
     def _wait_while_paused(self, clock: _Clock) -> Iterator[dict[str, Any]]:

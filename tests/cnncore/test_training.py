@@ -123,6 +123,24 @@ def test_epoch_metrics_are_the_real_values(digits):
     assert [h["layer"] for h in epoch["histograms"]] == start["model"]["layers"]
 
 
+def test_step_events_carry_the_newest_layer_norms(digits):
+    events = _events(_config(epochs=1, log_every=3, norms_every=4, max_steps_per_epoch=12), digits)
+    steps = _of(events, "step")
+    assert [s["step"] for s in steps] == [3, 6, 9, 12]
+    # norms sampled at steps 4, 8 and 12 ride on the next event: 6, 9 and 12
+    assert [s["grad_norms"] is not None for s in steps] == [False, True, True, True]
+    layers = events[0]["model"]["layers"]
+    assert list(steps[1]["grad_norms"]) == layers == list(steps[1]["weight_norms"])
+    assert all(v > 0 for v in steps[1]["grad_norms"].values())
+    # an event over 3 steps reports the mean of those steps (the same seeded run, logged
+    # every step, gives the single values)
+    single = _of(_events(_config(epochs=1, max_steps_per_epoch=12), digits), "step")
+    for event, first in zip(steps, range(0, 12, 3), strict=True):
+        group = single[first : first + 3]
+        assert event["loss"] == pytest.approx(np.mean([s["loss"] for s in group]), rel=1e-12)
+        assert event["accuracy"] == pytest.approx(np.mean([s["accuracy"] for s in group]))
+
+
 # --- reproducibility ---------------------------------------------------------------------------
 
 
