@@ -47,50 +47,60 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 
 @dataclass(frozen=True)
 class ConvTrace:
-    """A conv2d written out cell by cell. Step-major layout: index [o, y, x] first.
+    """A conv2d written out cell by cell, in torch's channel-first layout (maps last).
 
     `rows[y]` / `cols[x]` are the input coordinates (unpadded, so possibly < 0 or ≥ H) of the
     kh / kw taps of output row y / column x; `padded[y, x]` marks the taps that fall in padding.
-    `products[o, y, x]` is the Cg×kh×kw window times kernel o, `channel_sums` its sum over each
-    tap, `sums` over everything. `in_channels[o]` lists the input channels kernel o reads.
+    `products[o, :, :, :, y, x]` is the Cg×kh×kw window of output cell (y, x) times kernel o,
+    `channel_sums[o, :, y, x]` its sum per input channel, `sums[o, y, x]` the total.
+    `in_channels[o]` lists the input channels kernel o reads.
     """
 
     shape: ConvShape
     padded_input: torch.Tensor  # C×Hp×Wp
     rows: torch.Tensor  # H'×kh, long
     cols: torch.Tensor  # W'×kw, long
-    padded: torch.Tensor  # H'×W'×kh×kw, bool
     in_channels: torch.Tensor  # O×Cg, long
-    products: torch.Tensor  # O×H'×W'×Cg×kh×kw
-    channel_sums: torch.Tensor  # O×H'×W'×Cg
+    products: torch.Tensor  # O×Cg×kh×kw×H'×W'
+    channel_sums: torch.Tensor  # O×Cg×H'×W'
     sums: torch.Tensor  # O×H'×W'
     bias: torch.Tensor  # O (zeros without bias)
     pre_activation: torch.Tensor  # O×H'×W'
     output: torch.Tensor  # O×H'×W'
     activation: str | None
 
+    @property
+    def padded(self) -> torch.Tensor:
+        """H'×W'×kh×kw bools: the taps that fall in the padding (derived on access)."""
+        return _outside(self.rows, self.cols, self.shape.in_height, self.shape.in_width)
+
 
 @dataclass(frozen=True)
 class ConvTransposeTrace:
-    """A transposed conv2d written out as scatters. Step-major layout: index [o, i, j] first.
+    """A transposed conv2d written out as scatters, channel-first (input maps last).
 
     Input cell (i, j) of every channel c in kernel o's group adds `x[c, i, j] · w[c, o']` to the
     output rows `rows[i]` and columns `cols[j]` (final, cropped coordinates, so possibly < 0 or
     ≥ H'); `cropped[i, j]` marks the taps that land outside the output (cut by `padding`).
+    `contributions[o, :, :, :, i, j]` is Cg×kh×kw, `scatter[o, :, :, i, j]` its sum over channels.
     """
 
     shape: ConvShape
     rows: torch.Tensor  # H×kh, long
     cols: torch.Tensor  # W×kw, long
-    cropped: torch.Tensor  # H×W×kh×kw, bool
     in_channels: torch.Tensor  # O×Cg, long
-    inputs: torch.Tensor  # O×H×W×Cg: x[c, i, j] for each channel c of the group
-    contributions: torch.Tensor  # O×H×W×Cg×kh×kw
-    scatter: torch.Tensor  # O×H×W×kh×kw (summed over the group's channels)
+    inputs: torch.Tensor  # O×Cg×H×W: x[c, i, j] for each channel c of kernel o's group
+    contributions: torch.Tensor  # O×Cg×kh×kw×H×W
+    scatter: torch.Tensor  # O×kh×kw×H×W (summed over the group's channels)
     bias: torch.Tensor  # O
     pre_activation: torch.Tensor  # O×H'×W'
     output: torch.Tensor  # O×H'×W'
     activation: str | None
+
+    @property
+    def cropped(self) -> torch.Tensor:
+        """H×W×kh×kw bools: the taps that land outside the output (derived on access)."""
+        return _outside(self.rows, self.cols, self.shape.out_height, self.shape.out_width)
 
 
 def _tensor(values: ArrayLike, dims: int, field: str, what: str) -> torch.Tensor:
@@ -208,15 +218,19 @@ def trace_conv2d(
     (sh, sw), (dh, dw) = pair(stride, "stride"), pair(dilation, "dilation")
 
     padded_input = F.pad(x, (pad.left, pad.right, pad.top, pad.bottom))
-    # unfold lays each window out as a column: (C·kh·kw)×(H'·W') → C×kh×kw×H'×W'.
+    # unfold lays each window out as a column: (C·kh·kw)×(H'·W'), so in every product below
+    # the long, contiguous axis is the output cells (fast elementwise work, no transposes).
+    taps, cells, per_group = kh * kw, out_h * out_w, out_channels // groups
     windows = F.unfold(padded_input[None], (kh, kw), dilation=(dh, dw), stride=(sh, sw))
-    windows = windows.view(groups, 1, group_width, kh, kw, out_h, out_w)
-    weights = w.view(groups, out_channels // groups, group_width, kh, kw, 1, 1)
-    products = (windows * weights).reshape(out_channels, group_width, kh, kw, out_h, out_w)
-    products = products.permute(0, 4, 5, 1, 2, 3).contiguous()  # step-major: O×H'×W'×Cg×kh×kw
-    channel_sums = products.sum(dim=(4, 5))
-    sums = channel_sums.sum(dim=3)
-    pre_activation = sums + b[:, None, None]
+    windows = windows.view(groups, 1, group_width, taps, cells)
+    weights = w.view(groups, per_group, group_width, taps, 1)
+    products = windows * weights  # G×(O/G)×Cg×taps×cells
+    # The sums are contractions of windows with weights (batched matrix products), not
+    # reductions of `products` over its short tap axis, which would be several times slower.
+    # channel_sums[g, o, c] = weights[g, o, c] @ windows[g, c]: G×Cg×(O/G)×cells, then swapped
+    channel_sums = torch.matmul(weights[..., 0].transpose(1, 2), windows[:, 0]).transpose(1, 2)
+    sums = torch.bmm(w.view(groups, per_group, -1), windows.view(groups, -1, cells))
+    pre_activation = sums.reshape(out_channels, out_h, out_w) + b[:, None, None]
 
     rows = _taps(out_h, kh, sh, -pad.top, dh)
     cols = _taps(out_w, kw, sw, -pad.left, dw)
@@ -225,11 +239,10 @@ def trace_conv2d(
         padded_input=padded_input,
         rows=rows,
         cols=cols,
-        padded=_outside(rows, cols, height, width),
         in_channels=_group_channels(out_channels, groups, group_width),
-        products=products,
-        channel_sums=channel_sums,
-        sums=sums,
+        products=products.view(out_channels, group_width, kh, kw, out_h, out_w),
+        channel_sums=channel_sums.reshape(out_channels, group_width, out_h, out_w),
+        sums=sums.reshape(out_channels, out_h, out_w),
         bias=b,
         pre_activation=pre_activation,
         output=_activate(pre_activation, activation),
@@ -295,22 +308,22 @@ def trace_conv_transpose2d(
     (sh, sw), (dh, dw) = pair(stride, "stride"), pair(dilation, "dilation")
     pad = shape.padding
 
-    # inputs[o, i, j, c'] = x[group(o)·Cg + c', i, j]
+    # inputs[o, c'] = x[group(o)·Cg + c']: O×Cg×H×W
     in_channels = _group_channels(out_channels, groups, group_width)
-    inputs = x[in_channels].permute(0, 2, 3, 1)  # O×H×W×Cg
+    inputs = x[in_channels]
     # kernel o of group g is w[g·Cg + c', o − g·O/g] for each c' of the group: O×Cg×kh×kw
     weights = (
         w.view(groups, group_width, out_per_group, kh, kw)
         .permute(0, 2, 1, 3, 4)
         .reshape(out_channels, group_width, kh, kw)
     )
-    contributions = inputs[..., None, None] * weights[:, None, None]  # O×H×W×Cg×kh×kw
-    scatter = contributions.sum(dim=3)
+    contributions = inputs[:, :, None, None] * weights[..., None, None]  # O×Cg×kh×kw×H×W
+    scatter = torch.einsum("ocij,ocab->oabij", inputs, weights)  # O×kh×kw×H×W
 
     # F.fold adds every scattered kh×kw block into place (col2im); it builds the full,
     # uncropped output, which `padding` then crops and `output_padding` extends with zeros.
     full_h, full_w = (height - 1) * sh + dh * (kh - 1) + 1, (width - 1) * sw + dw * (kw - 1) + 1
-    columns = scatter.permute(0, 3, 4, 1, 2).reshape(1, out_channels * kh * kw, height * width)
+    columns = scatter.reshape(1, out_channels * kh * kw, height * width)
     full = F.fold(columns, (full_h, full_w), (kh, kw), dilation=(dh, dw), stride=(sh, sw))[0]
     grown = F.pad(full, (0, max(0, pad.left + out_w - full_w), 0, max(0, pad.top + out_h - full_h)))
     pre_activation = grown[:, pad.top : pad.top + out_h, pad.left : pad.left + out_w]
@@ -322,7 +335,6 @@ def trace_conv_transpose2d(
         shape=shape,
         rows=rows,
         cols=cols,
-        cropped=_outside(rows, cols, out_h, out_w),
         in_channels=in_channels,
         inputs=inputs,
         contributions=contributions,

@@ -286,7 +286,8 @@ def _steps(
     per_step: dict[str, list],
 ) -> list[dict[str, Any]]:
     """One dict per step, ordered by output channel, then row, then column. Each value list is
-    indexed [y][x] (per cell), [o] (per output channel) or [o][y][x] (per step)."""
+    indexed [y][x] (per cell), [o] (per output channel) or [o][y][x] (per step: the trace's
+    channel-first tensors are permuted so that the step's cell comes first)."""
     rows, cols = trace.rows.tolist(), trace.cols.tolist()
     out_channels, height, width = trace.in_channels.shape[0], len(rows), len(cols)
     return [
@@ -314,8 +315,8 @@ def conv_trace_body(trace: ConvTrace) -> dict[str, Any]:
         per_cell={"padded": trace.padded.tolist()},
         per_channel={"in_channels": trace.in_channels.tolist(), "bias": trace.bias.tolist()},
         per_step={
-            "products": trace.products.tolist(),
-            "channel_sums": trace.channel_sums.tolist(),
+            "products": trace.products.permute(0, 4, 5, 1, 2, 3).tolist(),
+            "channel_sums": trace.channel_sums.permute(0, 2, 3, 1).tolist(),
             "sum": trace.sums.tolist(),
             "pre_activation": pre,
             "value": out,
@@ -336,9 +337,9 @@ def conv_transpose_trace_body(trace: ConvTransposeTrace) -> dict[str, Any]:
         per_cell={"cropped": trace.cropped.tolist()},
         per_channel={"in_channels": trace.in_channels.tolist()},
         per_step={
-            "inputs": trace.inputs.tolist(),
-            "contributions": trace.contributions.tolist(),
-            "scatter": trace.scatter.tolist(),
+            "inputs": trace.inputs.permute(0, 2, 3, 1).tolist(),
+            "contributions": trace.contributions.permute(0, 4, 5, 1, 2, 3).tolist(),
+            "scatter": trace.scatter.permute(0, 3, 4, 1, 2).tolist(),
         },
     )
     return {

@@ -159,10 +159,10 @@ def test_conv2d_steps_rebuild_the_output(config: dict, seed: int) -> None:
                     :, :, [c + pad.left for c in cols]
                 ]
                 torch.testing.assert_close(shifted, window, rtol=0, atol=0)
-                products = trace.products[o, i, j]
+                products = trace.products[o, ..., i, j]
                 torch.testing.assert_close(products, window * w[o], rtol=0, atol=0)
-                torch.testing.assert_close(trace.channel_sums[o, i, j], products.sum((1, 2)))
-                total = trace.channel_sums[o, i, j].sum() + (b[o] if b is not None else 0.0)
+                torch.testing.assert_close(trace.channel_sums[o, :, i, j], products.sum((1, 2)))
+                total = trace.channel_sums[o, :, i, j].sum() + (b[o] if b is not None else 0.0)
                 torch.testing.assert_close(trace.pre_activation[o, i, j], total, **TOL)
     torch.testing.assert_close(trace.output, _activate(trace.pre_activation, config["activation"]))
 
@@ -204,16 +204,20 @@ def test_conv_transpose2d_scatters_rebuild_the_output(config: dict, seed: int) -
         kernel = w[channels, o - group * per_group]  # Cg×kh×kw
         for i in range(x.shape[1]):
             for j in range(x.shape[2]):
-                torch.testing.assert_close(trace.inputs[o, i, j], x[channels, i, j], rtol=0, atol=0)
+                torch.testing.assert_close(
+                    trace.inputs[o, :, i, j], x[channels, i, j], rtol=0, atol=0
+                )
                 expected = x[channels, i, j][:, None, None] * kernel
-                torch.testing.assert_close(trace.contributions[o, i, j], expected, rtol=0, atol=0)
-                torch.testing.assert_close(trace.scatter[o, i, j], expected.sum(0))
+                torch.testing.assert_close(
+                    trace.contributions[o, ..., i, j], expected, rtol=0, atol=0
+                )
+                torch.testing.assert_close(trace.scatter[o, :, :, i, j], expected.sum(0))
                 for a, r in enumerate(trace.rows[i].tolist()):
                     for bb, c in enumerate(trace.cols[j].tolist()):
                         outside = not (0 <= r < out_h and 0 <= c < out_w)
                         assert bool(trace.cropped[i, j, a, bb]) == outside
                         if not outside:
-                            rebuilt[o, r, c] += trace.scatter[o, i, j, a, bb]
+                            rebuilt[o, r, c] += trace.scatter[o, a, bb, i, j]
     if b is not None:
         rebuilt += b[:, None, None]
     torch.testing.assert_close(trace.pre_activation, rebuilt, **TOL)
@@ -227,7 +231,7 @@ def test_depthwise_sobel_by_hand() -> None:
     assert trace.output.tolist() == [[[4.0, 4.0]]]
     assert trace.rows.tolist() == [[0, 1, 2]] and trace.cols.tolist() == [[0, 1, 2], [1, 2, 3]]
     assert not trace.padded.any()
-    assert trace.products[0, 0, 1].tolist() == [
+    assert trace.products[0, ..., 0, 1].tolist() == [
         [[-0.0, 0.0, 1.0], [-0.0, 0.0, 2.0], [-0.0, 0.0, 1.0]]
     ]
 
