@@ -1,22 +1,33 @@
-"""Assembles the app: routers, static files, error handlers, security headers."""
+"""Assembles the app: routers, static files, error handlers, request limits, security headers."""
 
 import importlib
 import pkgutil
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 import app.routes
 from app.errors import install_error_handlers
+from app.limits import BodyLimitMiddleware
 from app.security import SecurityHeadersMiddleware
-from app.settings import ROOT
+from app.settings import ROOT, Settings, get_settings
 
 
-def create_app() -> FastAPI:
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The app; `settings` (default: the environment's) sets its middleware limits and CORS."""
     application = FastAPI(title="cnnviz", version="0.1.0", docs_url="/api/docs",
                           redoc_url=None, openapi_url="/openapi.json")
     install_error_handlers(application)
+    settings = settings or get_settings()
+    # Added innermost first: the 413 of the body limit still gets the security headers.
+    application.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes,
+                               max_multipart_bytes=settings.max_multipart_bytes)
     application.add_middleware(SecurityHeadersMiddleware)
+    if settings.cors_origins:  # closed by default: the pages call their own origin only
+        application.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                                   allow_methods=["GET", "POST", "DELETE"], allow_headers=["*"],
+                                   expose_headers=["Retry-After"])
     application.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
     for info in sorted(pkgutil.iter_modules(app.routes.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"app.routes.{info.name}")

@@ -18,6 +18,13 @@ class Settings(BaseSettings):
     data_dir: Path = ROOT / "var"
     database_url: str = ""  # empty → sqlite file under data_dir
 
+    # --- every request (app/limits.py) and cross-origin access -------------------------------
+    max_body_bytes: int = 4_000_000  # any body but an upload (JSON): 413 above this
+    max_multipart_bytes: int = 80_000_000  # a multipart upload whole; routes check their own too
+    client_heavy_requests: int = 2  # feature/ERF/run requests one client address has in flight
+    retry_after_seconds: int = 2  # the Retry-After of a 429 for heavy requests
+    cors_origins: list[str] = []  # other origins allowed to call the API; empty: same-origin only
+
     # --- conv / pool trace limits -----------------------------------------------------------
     max_trace_size: int = 64  # input height and width
     max_trace_kernel: int = 11

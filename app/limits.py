@@ -1,0 +1,181 @@
+"""Request limits every route gets: a body-size cap (413) and per-client slots for heavy work (429).
+
+`BodyLimitMiddleware` is pure ASGI (like `SecurityHeadersMiddleware`) so SSE streams pass
+untouched. Starlette's own `RequestBodyLimitMiddleware` answers `text/plain` "Content Too Large";
+ours answers FastAPI's JSON error shape, `{"detail": [{"loc": ["body"], "msg": ...}]}`, like every
+other refusal of this API. A declared `Content-Length` over the limit is refused before a byte is
+read; a body without one (chunked) is counted as it arrives and cut off at the limit.
+
+`ClientConcurrencyLimit` is a FastAPI dependency for endpoints that hold a CPU for seconds
+(feature maps, effective receptive fields, starting runs): one client address may have at most
+`client_heavy_requests` of them in flight per group; the next gets 429 with `Retry-After`
+(RFC 9110 §10.2.3), so one busy tab cannot starve a classroom. The count lives in this process:
+with several workers each worker counts on its own (README, "Several workers").
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import AsyncIterator
+
+from fastapi import HTTPException, Request
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.settings import get_settings
+
+__all__ = ["BodyLimitMiddleware", "ClientConcurrencyLimit", "client_address", "heavy_work"]
+
+
+def _too_large_detail(limit: int) -> list[dict[str, object]]:
+    return [
+        {
+            "loc": ["body"],
+            "msg": f"the request body is over the {limit:,} bytes this server accepts",
+            "type": "too_large",
+        }
+    ]
+
+
+class _BodyTooLarge(HTTPException):
+    """Raised from `receive` mid-body. An HTTPException so FastAPI's body reader re-raises it
+    (anything else it turns into a 400) and its handler renders our JSON detail."""
+
+    def __init__(self, limit: int):
+        super().__init__(413, detail=_too_large_detail(limit))
+
+
+class BodyLimitMiddleware:
+    """Refuse request bodies over `max_body_bytes` (multipart uploads: `max_multipart_bytes`).
+
+    Uploads get the larger limit because a picture or a dataset zip is big by nature; each upload
+    route still checks its own, smaller limit per file. Every other body (JSON) gets the small one.
+    """
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int, max_multipart_bytes: int):
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.max_multipart_bytes = max_multipart_bytes
+
+    def limit_for(self, headers: Headers) -> int:
+        content_type = headers.get("content-type", "").lower()
+        if content_type.startswith("multipart/form-data"):
+            return self.max_multipart_bytes
+        return self.max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        limit = self.limit_for(headers)
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            await _send_too_large(send, limit)
+            return
+
+        received = 0
+        started = False
+
+        async def counted_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _BodyTooLarge(limit)
+            return message
+
+        async def watched_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, watched_send)
+        except _BodyTooLarge:
+            # Reached only when no exception handler turned it into a response (an app without
+            # FastAPI's handlers, or a body read outside a route); too late once a reply began.
+            if started:
+                raise
+            await _send_too_large(send, limit)
+
+
+async def _send_too_large(send: Send, limit: int) -> None:
+    body = json.dumps({"detail": _too_large_detail(limit)}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                # The rest of an oversized body is never read: tell the client not to reuse this
+                # connection for a next request (HTTP/1.1 would otherwise read it as one).
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def client_address(request: Request) -> str:
+    """The peer's address. Behind a reverse proxy uvicorn puts the real client here when the
+    proxy is trusted (`--forwarded-allow-ips`, default 127.0.0.1), so students stay distinct."""
+    return request.client.host if request.client else "unknown"
+
+
+class ClientConcurrencyLimit:
+    """At most `limit` requests of this group in flight per client address; else 429.
+
+    Use as a route dependency: `dependencies=[Depends(heavy_work("features"))]`. `limit` and
+    `retry_after` default to the settings `client_heavy_requests` and `retry_after_seconds`,
+    read per request.
+    """
+
+    def __init__(self, group: str, limit: int | None = None, retry_after: int | None = None):
+        self.group = group
+        self.limit = limit
+        self.retry_after = retry_after
+        # Touched only on the event loop (async dependency), so a plain Counter needs no lock.
+        self.active: Counter[str] = Counter()
+
+    async def __call__(self, request: Request) -> AsyncIterator[None]:
+        settings = get_settings()
+        limit = self.limit if self.limit is not None else settings.client_heavy_requests
+        retry_after = self.retry_after if self.retry_after is not None else (
+            settings.retry_after_seconds
+        )
+        client = client_address(request)
+        if self.active[client] >= limit:
+            raise HTTPException(
+                429,
+                detail=[
+                    {
+                        "loc": ["client"],
+                        "msg": f"you already have {limit} {self.group} request(s) running; "
+                        f"try again in {retry_after} s",
+                        "type": "too_many_requests",
+                    }
+                ],
+                headers={"Retry-After": str(retry_after)},
+            )
+        self.active[client] += 1
+        try:
+            yield
+        finally:
+            self.active[client] -= 1
+            if self.active[client] <= 0:
+                del self.active[client]
+
+
+_LIMITS: dict[str, ClientConcurrencyLimit] = {}
+
+
+def heavy_work(group: str) -> ClientConcurrencyLimit:
+    """The one limiter of `group` (one per group, so the routes of a group share the count)."""
+    if group not in _LIMITS:
+        _LIMITS[group] = ClientConcurrencyLimit(group)
+    return _LIMITS[group]
