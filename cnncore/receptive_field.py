@@ -295,12 +295,14 @@ class FieldGraph:
                            f"{', '.join(self.fields)}", "layer")
 
     def default_layer(self) -> str:
-        """The deepest layer that still has a feature map."""
-        spatial = [s.field.layer for s in self.steps
-                   if s.rule != "input" and s.field.output_size is not None]
-        if not spatial:
-            raise CNNCoreError("this model has no layer with a feature map", "layer")
-        return spatial[-1]
+        """The deepest layer whose feature map still has a spatial layout (before global
+        pooling or flattening; failing that, the deepest layer with any feature map)."""
+        layers = [s.field for s in self.steps if s.rule != "input"]
+        for keep in (lambda f: not f.is_global, lambda f: f.output_size is not None):
+            found = [f.layer for f in layers if f.output_size is not None and keep(f)]
+            if found:
+                return found[-1]
+        raise CNNCoreError("this model has no layer with a feature map", "layer")
 
     def unit(self, layer: str, y: int | None = None, x: int | None = None
              ) -> UnitReceptiveField:

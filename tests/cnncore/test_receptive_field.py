@@ -487,8 +487,15 @@ def test_errors_name_their_field():
         assert exc.value.field == "model"
 
 
-def test_default_unit_is_centre_of_deepest_map():
+def test_default_unit_is_centre_of_deepest_spatial_map():
+    """LeNet-5: C5 (5×5 on S4's 5×5 map) has one unit that sees everything, so it counts as
+    global; the default is S4's centre unit."""
     model = build_model("lenet5", device="meta")
+    fields = receptive_fields(model, (1, 32, 32))
+    assert fields["features.6"].is_global and not fields["features.5"].is_global
     unit = unit_receptive_field(model, (1, 32, 32))
-    assert unit.field.layer == "features.7" and (unit.y, unit.x) == (0, 0)
-    assert unit.field.output_size == (1, 1) and unit.clipped_box == Box(0, 31, 0, 31)
+    assert unit.field.layer == "features.5" and (unit.y, unit.x) == (2, 2)
+    # (r, j, start): C1 (5, 1, 2) → S2 (6, 2, 2.5) → C3 (14, 2, 6.5) → S4 (16, 4, 7.5);
+    # unit 2 is centred on 7.5 + 2·4 = 15.5, ± 7.5
+    assert (unit.field.height.size, unit.field.height.jump, unit.field.height.start) == (16, 4, 7.5)
+    assert unit.box == Box(8, 23, 8, 23) == unit.clipped_box

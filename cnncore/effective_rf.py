@@ -1,0 +1,289 @@
+"""Effective receptive fields: how strongly each input pixel moves one unit, on average.
+
+Luo, Li, Urtasun & Zemel, "Understanding the Effective Receptive Field in Deep Convolutional
+Neural Networks", NeurIPS 2016. The effective receptive field (ERF) of a unit is the magnitude of
+its gradient with respect to the input, |∂unit/∂input| (summed over input channels), averaged over
+random inputs or taken on one picture. It is roughly Gaussian and fills only part of the
+theoretical field: in a stack of n convolutions its σ grows like √n (the gradient is an n-fold
+convolution of the kernels, the central limit theorem at work) while the theoretical field grows
+like n; doubling the dilation at every layer makes both grow exponentially.
+
+The average over N inputs is one batched backward pass: the chosen unit is summed over the batch
+and differentiated once. Batch norm must run in eval mode for this (in training mode its batch
+statistics would mix the samples), so the model is evaluated in eval mode and its modes restored.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import fx, nn
+
+from cnncore.errors import CNNCoreError
+from cnncore.receptive_field import Box, UnitReceptiveField, trace_receptive_fields
+
+__all__ = [
+    "ACTIVATIONS",
+    "DepthSweep",
+    "EffectiveField",
+    "GaussianFit",
+    "SweepPoint",
+    "conv_stack",
+    "depth_sweep",
+    "effective_receptive_field",
+    "gaussian_fit",
+    "mass_share",
+]
+
+ACTIVATIONS = {"none": None, "relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
+GROWTHS = ("constant", "doubling")
+WEIGHTS = ("uniform", "random")
+STACK_CHANNELS = 4
+MASS_LEVEL = 0.95
+
+
+@dataclass(frozen=True)
+class GaussianFit:
+    """Centre and spread of the gradient mass, per axis, in input pixels."""
+
+    centre_y: float
+    centre_x: float
+    sigma_y: float
+    sigma_x: float
+
+
+@dataclass(frozen=True)
+class EffectiveField:
+    layer: str
+    y: int
+    x: int
+    heatmap: torch.Tensor  # H×W mean |∂unit/∂input|, summed over channels, scaled to max 1
+    fit: GaussianFit
+    pixels_95: int  # fewest pixels holding 95% of the gradient mass
+    share_95: float  # those pixels as a share of the theoretical field inside the image
+    samples: int  # random inputs averaged (1 for a given image)
+    theoretical: UnitReceptiveField
+
+
+def gaussian_fit(heatmap: torch.Tensor) -> GaussianFit:
+    """Moment fit of a 2-D Gaussian (its maximum-likelihood fit): mean and standard deviation of
+    the row and column marginals of the normalised mass. All zeros → zero spread."""
+    mass = heatmap.double()
+    total = float(mass.sum())
+    if total <= 0:
+        return GaussianFit(0.0, 0.0, 0.0, 0.0)
+    moments = []
+    for marginal in (mass.sum(1), mass.sum(0)):
+        index = torch.arange(marginal.numel(), dtype=torch.float64)
+        mean = float((marginal * index).sum()) / total
+        variance = float((marginal * (index - mean) ** 2).sum()) / total
+        moments.append((mean, math.sqrt(max(variance, 0.0))))
+    (cy, sy), (cx, sx) = moments
+    return GaussianFit(cy, cx, sy, sx)
+
+
+def mass_share(heatmap: torch.Tensor, box: Box | None, level: float = MASS_LEVEL
+               ) -> tuple[int, float]:
+    """(pixels, share): the fewest pixels holding `level` of the mass, and their share of `box`
+    (the theoretical field inside the image)."""
+    values = heatmap.double().flatten().sort(descending=True).values
+    total = float(values.sum())
+    if total <= 0 or box is None:
+        return 0, 0.0
+    cumulative = values.cumsum(0) / total
+    pixels = min(int((cumulative < level).sum()) + 1, values.numel())
+    return pixels, pixels / box.area
+
+
+@contextmanager
+def _evaluating(model: nn.Module) -> Iterator[None]:
+    """Eval mode for the duration, then every module's own mode back."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for module, training in modes:
+            module.train(training)
+
+
+def _prefix(graph_module: fx.GraphModule, node_name: str) -> fx.GraphModule:
+    """The graph up to one node, which becomes the output (the model itself is not changed)."""
+    graph = fx.Graph()
+    env: dict[fx.Node, fx.Node] = {}
+    for node in graph_module.graph.nodes:
+        if node.op == "output":
+            break
+        env[node] = graph.node_copy(node, lambda n: env[n])
+        if node.name == node_name:
+            graph.output(env[node])
+            break
+    prefix = fx.GraphModule(graph_module, graph)  # shares the model's modules, copies nothing
+    prefix.graph.eliminate_dead_code()
+    prefix.recompile()
+    return prefix
+
+
+def _unit_sum(output: torch.Tensor, y: int, x: int) -> torch.Tensor:
+    """The unit at (y, x), all channels, summed over the batch (a flattened output: all of it)."""
+    return output[:, :, y, x].sum() if output.dim() == 4 else output.sum()
+
+
+def effective_receptive_field(
+    model: nn.Module,
+    input_shape: tuple[int, int, int],
+    layer: str | None = None,
+    y: int | None = None,
+    x: int | None = None,
+    *,
+    samples: int = 16,
+    seed: int = 0,
+    image: torch.Tensor | None = None,
+) -> EffectiveField:
+    """The ERF of unit (y, x) of `layer` (default: centre of the deepest feature map), averaged
+    over `samples` standard-normal inputs drawn from `seed`, or on `image` (C×H×W) alone."""
+    graph = trace_receptive_fields(model, input_shape)
+    layer = layer or graph.default_layer()
+    theoretical = graph.unit(layer, y, x)
+    parameter = next(model.parameters(), None)
+    device = parameter.device if parameter is not None else torch.device("cpu")
+    if image is not None:
+        if tuple(image.shape) != tuple(input_shape):
+            raise CNNCoreError(f"the image is {tuple(image.shape)}, the input is {input_shape}",
+                               "image")
+        inputs = image[None].to(device, torch.float32)
+    else:
+        if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+            raise CNNCoreError(f"samples must be a positive integer, got {samples!r}", "samples")
+        generator = torch.Generator().manual_seed(seed)
+        inputs = torch.randn(samples, *input_shape, generator=generator).to(device)
+    inputs.requires_grad_(True)
+    upto = _prefix(graph.graph_module, graph.step(layer).node)
+    with _evaluating(model):
+        # one backward for the whole batch: the samples do not interact in eval mode
+        (grad,) = torch.autograd.grad(_unit_sum(upto(inputs), theoretical.y, theoretical.x),
+                                      inputs)
+    heat = grad.abs().sum(1).mean(0).detach().cpu()
+    pixels, share = mass_share(heat, theoretical.clipped_box)
+    peak = float(heat.max())
+    return EffectiveField(layer, theoretical.y, theoretical.x,
+                          heat / peak if peak > 0 else heat, gaussian_fit(heat), pixels, share,
+                          inputs.shape[0], theoretical)
+
+
+# --- stacks of convolutions and the depth sweep ------------------------------------------------
+
+
+def _choice(value: str, options, field: str) -> str:
+    if value not in options:
+        raise CNNCoreError(f"{field} must be one of {', '.join(options)}, got {value!r}", field)
+    return value
+
+
+def conv_stack(depth: int, kernel: int = 3, *, dilation: int = 1, growth: str = "constant",
+               activation: str = "none", weights: str = "uniform",
+               channels: int = STACK_CHANNELS, seed: int = 0) -> nn.Sequential:
+    """`depth` k×k convolutions that keep the size ('same' padding d·(k−1)/2), each followed by
+    `activation`. `growth="doubling"` multiplies the dilation by 2 at every layer. `weights`:
+    "uniform" (every weight 1/(C·k²), no bias: Luo et al.'s uniform case, where the ERF is an
+    n-fold box blur) or "random" (Kaiming-normal from `seed`, zero bias)."""
+    for field, value in (("depth", depth), ("kernel", kernel), ("dilation", dilation)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise CNNCoreError(f"{field} must be a positive integer, got {value!r}", field)
+    if kernel % 2 == 0:
+        raise CNNCoreError(f"kernel must be odd so the unit stays centred, got {kernel}",
+                           "kernel")
+    _choice(growth, GROWTHS, "growth")
+    _choice(activation, ACTIVATIONS, "activation")
+    _choice(weights, WEIGHTS, "weights")
+    generator = torch.Generator().manual_seed(seed)
+    layers: list[nn.Module] = []
+    for i in range(depth):
+        d = dilation * 2**i if growth == "doubling" else dilation
+        conv = nn.Conv2d(channels, channels, kernel, padding=d * (kernel - 1) // 2, dilation=d,
+                         bias=False)
+        with torch.no_grad():
+            if weights == "uniform":
+                conv.weight.fill_(1.0 / (channels * kernel * kernel))
+            else:
+                nn.init.kaiming_normal_(conv.weight, nonlinearity="relu", generator=generator)
+        layers.append(conv)
+        if ACTIVATIONS[activation] is not None:
+            layers.append(ACTIVATIONS[activation]())
+    return nn.Sequential(*layers)
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    depth: int
+    theoretical_size: int  # r = 1 + Σ d_i·(k − 1): linear in depth (exponential when doubling)
+    fit: GaussianFit
+    pixels_95: int
+    share_95: float
+    clipped: bool  # the theoretical field runs past the image: σ is held back by the border
+
+
+@dataclass(frozen=True)
+class DepthSweep:
+    points: tuple[SweepPoint, ...]
+    erf_exponent: float  # slope of log σ against log depth (≈ 0.5 for a plain stack)
+    theoretical_exponent: float  # slope of log r against log depth (→ 1)
+
+
+def _slope(xs: list[float], ys: list[float]) -> float:
+    """Least-squares slope of log y against log x; NaN with fewer than two points."""
+    if len(xs) < 2:
+        return float("nan")
+    lx, ly = [math.log(v) for v in xs], [math.log(v) for v in ys]
+    mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
+    spread = sum((a - mx) ** 2 for a in lx)
+    return sum((a - mx) * (b - my) for a, b in zip(lx, ly, strict=True)) / spread
+
+
+def depth_sweep(max_depth: int, kernel: int = 3, *, dilation: int = 1, growth: str = "constant",
+                activation: str = "none", weights: str = "uniform", size: int = 64,
+                samples: int = 8, seed: int = 0) -> DepthSweep:
+    """ERF of the centre unit after 1, 2, ..., `max_depth` layers of one `conv_stack`.
+
+    All depths come from one forward and one backward pass: the batch holds one group of
+    `samples` inputs per depth, the group for depth n leaves the stack after layer n (deeper
+    layers only run the groups that still need them) and its centre unit joins the sum there.
+    """
+    stack = conv_stack(max_depth, kernel, dilation=dilation, growth=growth,
+                       activation=activation, weights=weights, seed=seed)
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise CNNCoreError(f"samples must be a positive integer, got {samples!r}", "samples")
+    shape = (STACK_CHANNELS, size, size)
+    graph = trace_receptive_fields(stack, shape)
+    per_layer = len(stack) // max_depth
+    names = [str((n + 1) * per_layer - 1) for n in range(max_depth)]  # after each activation
+    centre = size // 2
+    generator = torch.Generator().manual_seed(seed)
+    # groups ordered deepest first, so the samples still running are always a prefix
+    inputs = torch.randn(max_depth * samples, *shape, generator=generator, requires_grad=True)
+    total = torch.zeros(())
+    with _evaluating(stack):
+        out = inputs
+        for index, module in enumerate(stack):
+            depth = index // per_layer + 1
+            out = module(out[: (max_depth - depth + 1) * samples])
+            if (index + 1) % per_layer == 0:
+                group = out[(max_depth - depth) * samples:]
+                total = total + _unit_sum(group, centre, centre)
+        (grad,) = torch.autograd.grad(total, inputs)
+    heat = grad.abs().sum(1).view(max_depth, samples, size, size).mean(1).flip(0)
+    points = []
+    for depth, (name, depth_heat) in enumerate(zip(names, heat, strict=True), start=1):
+        unit = graph.unit(name, centre, centre)
+        pixels, share = mass_share(depth_heat, unit.clipped_box)
+        points.append(SweepPoint(depth, unit.field.height.size, gaussian_fit(depth_heat),
+                                 pixels, share, unit.padding_cells > 0))
+    kept = [p for p in points if not p.clipped and p.fit.sigma_y > 0]
+    sigmas = [(p.fit.sigma_y + p.fit.sigma_x) / 2 for p in kept]
+    return DepthSweep(tuple(points),
+                      _slope([p.depth for p in kept], sigmas),
+                      _slope([p.depth for p in kept], [p.theoretical_size for p in kept]))

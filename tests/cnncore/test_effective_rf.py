@@ -1,0 +1,163 @@
+"""Effective receptive fields (Luo et al., NeurIPS 2016) against per-sample autograd, the exact
+n-fold box blur of a uniform stack, and the √n / exponential growth laws."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cnncore.effective_rf import (
+    conv_stack,
+    depth_sweep,
+    effective_receptive_field,
+    gaussian_fit,
+    mass_share,
+)
+from cnncore.errors import CNNCoreError
+from cnncore.receptive_field import Box
+
+
+def small_net() -> nn.Module:
+    torch.manual_seed(3)
+    return nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                         nn.MaxPool2d(2), nn.Conv2d(4, 4, 3, stride=2, padding=1), nn.ReLU(),
+                         nn.Conv2d(4, 3, 3, padding=1))
+
+
+def test_batched_backward_equals_a_loop_over_inputs():
+    model = small_net()
+    with torch.no_grad():  # batch norm statistics that are not the identity
+        model[1].running_mean.uniform_(-1, 1)
+        model[1].running_var.uniform_(0.5, 2)
+    model.train()  # the ERF must use eval mode, and give the model back in its own mode
+    erf = effective_receptive_field(model, (2, 20, 18), "5", 2, 3, samples=6, seed=11)
+    assert model.training and all(m.training for m in model.modules())
+    inputs = torch.randn(6, 2, 20, 18, generator=torch.Generator().manual_seed(11))
+    model.eval()
+    expected = torch.zeros(20, 18)
+    for sample in inputs:
+        x = sample[None].clone().requires_grad_(True)
+        model[:6](x)[0, :, 2, 3].sum().backward()
+        expected += x.grad[0].abs().sum(0) / 6
+    torch.testing.assert_close(erf.heatmap, expected / expected.max())
+    assert erf.samples == 6 and (erf.y, erf.x) == (2, 3)
+
+
+def test_gradient_stays_inside_the_theoretical_field():
+    erf = effective_receptive_field(small_net(), (2, 24, 24), samples=4)
+    box = erf.theoretical.clipped_box
+    inside = torch.zeros(24, 24, dtype=torch.bool)
+    inside[box.y0:box.y1 + 1, box.x0:box.x1 + 1] = True
+    assert erf.heatmap[~inside].abs().max() == 0
+    assert erf.heatmap[inside].max() == 1
+    assert 0 < erf.share_95 <= 1 and erf.pixels_95 <= box.area
+
+
+def test_given_image_is_one_sample():
+    model = small_net().eval()
+    image = torch.rand(2, 16, 16)
+    erf = effective_receptive_field(model, (2, 16, 16), "4", 1, 1, image=image)
+    x = image[None].clone().requires_grad_(True)
+    model[:5](x)[0, :, 1, 1].sum().backward()
+    grad = x.grad[0].abs().sum(0)
+    torch.testing.assert_close(erf.heatmap, grad / grad.max())
+    assert erf.samples == 1
+    with pytest.raises(CNNCoreError) as exc:
+        effective_receptive_field(model, (2, 16, 16), image=torch.rand(2, 16, 15))
+    assert exc.value.field == "image"
+
+
+def box_blur_power(depth: int, size: int) -> torch.Tensor:
+    """[1, 1, 1]/3 convolved with itself `depth` times, centred in `size` cells."""
+    kernel = torch.ones(1, 1, 3, dtype=torch.float64) / 3
+    signal = torch.zeros(1, 1, size, dtype=torch.float64)
+    signal[..., size // 2] = 1
+    for _ in range(depth):
+        signal = F.conv1d(signal, kernel, padding=1)
+    return signal[0, 0]
+
+
+@pytest.mark.parametrize("depth", [1, 4, 9])
+def test_uniform_stack_is_an_n_fold_box_blur(depth):
+    """A linear stack of uniform 3×3 convs: the ERF is the separable n-fold box blur, σ² = 2n/3."""
+    erf = effective_receptive_field(conv_stack(depth), (4, 32, 32), samples=2)
+    profile = box_blur_power(depth, 32)
+    expected = torch.outer(profile, profile)
+    torch.testing.assert_close(erf.heatmap.double(), expected / expected.max(), atol=1e-6,
+                               rtol=1e-5)
+    assert erf.fit.sigma_y == pytest.approx(math.sqrt(2 * depth / 3))
+    assert erf.fit.centre_x == pytest.approx(16)
+
+
+def test_sigma_grows_like_square_root_of_depth():
+    sweep = depth_sweep(16, samples=1)
+    sigma = {p.depth: p.fit.sigma_y for p in sweep.points}
+    assert sigma[16] / sigma[4] == pytest.approx(2, rel=1e-6)
+    assert sweep.erf_exponent == pytest.approx(0.5, abs=1e-3)
+    size = {p.depth: p.theoretical_size for p in sweep.points}
+    assert all(size[n] == 2 * n + 1 for n in size)  # the theoretical field grows linearly
+    shares = [p.share_95 for p in sweep.points]
+    assert all(a > b for a, b in zip(shares[1:], shares[2:], strict=False))  # a shrinking part
+
+
+def test_random_relu_stacks_grow_like_square_root_too():
+    """Luo et al. Fig. 1: with random weights and ReLU the ERF is noisier, still ~√n.
+    Averaged over 3 weight draws of 16 inputs each, σ(12)/σ(3) (≈ 2.3 here) is nearer the √n
+    law's √4 = 2 than the theoretical field's linear 25/7 ≈ 3.6."""
+    ratios, exponents = [], []
+    for seed in range(3):
+        sweep = depth_sweep(12, activation="relu", weights="random", size=32, samples=16,
+                            seed=seed)
+        sigma = {p.depth: (p.fit.sigma_y + p.fit.sigma_x) / 2 for p in sweep.points}
+        ratios.append(sigma[12] / sigma[3])
+        exponents.append(sweep.erf_exponent)
+    assert not any(p.clipped for p in sweep.points)
+    assert 1.6 < sum(ratios) / 3 < (2 + 25 / 7) / 2
+    assert 0.35 < sum(exponents) / 3 < 0.75
+
+
+def test_doubling_dilation_grows_exponentially():
+    """Dilations 1, 2, 4, ...: r = 2^(n+1) − 1, and σ² = (2/3)·Σ 4^i, so σ doubles per layer."""
+    sweep = depth_sweep(6, growth="doubling", samples=1, size=256)
+    for point in sweep.points:
+        n = point.depth
+        assert point.theoretical_size == 2 ** (n + 1) - 1
+        assert point.fit.sigma_y == pytest.approx(math.sqrt(2 / 3 * (4**n - 1) / 3))
+    sigma = [p.fit.sigma_y for p in sweep.points]
+    assert sigma[-1] / sigma[-2] == pytest.approx(2, rel=0.01)
+
+
+def test_gaussian_fit_and_mass_share():
+    ys, xs = torch.meshgrid(torch.arange(41.0), torch.arange(61.0), indexing="ij")
+    blob = torch.exp(-((ys - 20) ** 2) / (2 * 3.0**2) - (xs - 30) ** 2 / (2 * 5.0**2))
+    fit = gaussian_fit(blob)
+    assert (fit.centre_y, fit.centre_x) == (pytest.approx(20), pytest.approx(30))
+    assert (fit.sigma_y, fit.sigma_x) == (pytest.approx(3, rel=1e-3), pytest.approx(5, rel=1e-3))
+    delta = torch.zeros(9, 9)
+    delta[4, 4] = 2
+    assert mass_share(delta, Box(0, 8, 0, 8)) == (1, 1 / 81)
+    flat = torch.ones(10, 10)
+    assert mass_share(flat, Box(0, 9, 0, 9)) == (95, 0.95)
+    assert gaussian_fit(torch.zeros(3, 3)).sigma_x == 0
+
+
+@pytest.mark.parametrize(("kwargs", "field"), [
+    ({"depth": 0}, "depth"), ({"depth": 2, "kernel": 4}, "kernel"),
+    ({"depth": 2, "activation": "swish"}, "activation"), ({"depth": 2, "growth": "x"}, "growth"),
+    ({"depth": 2, "weights": "zeros"}, "weights"), ({"depth": 2, "dilation": 0}, "dilation"),
+])
+def test_stack_errors_name_their_field(kwargs, field):
+    with pytest.raises(CNNCoreError) as exc:
+        conv_stack(**kwargs)
+    assert exc.value.field == field
+
+
+def test_sample_count_is_checked():
+    with pytest.raises(CNNCoreError) as exc:
+        effective_receptive_field(small_net(), (2, 16, 16), samples=0)
+    assert exc.value.field == "samples"
+    with pytest.raises(CNNCoreError) as exc:
+        depth_sweep(3, samples=0)
+    assert exc.value.field == "samples"
