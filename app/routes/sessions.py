@@ -25,6 +25,7 @@ from app.schemas.sessions import (
 )
 from app.sessions import ClassroomHub, SessionError, Subscription, get_hub
 from app.settings import Settings, get_settings
+from app.sse import RECONNECT_MS, parse_last_event_id
 
 router = APIRouter()
 # The raw body is cut off early (413) well above any state the hub would accept; the hub then
@@ -34,7 +35,6 @@ api = APIRouter(prefix="/api/sessions", tags=["sessions"],
 
 Hub = Annotated[ClassroomHub, Depends(get_hub)]
 TeacherToken = Annotated[str, Header(alias="X-Teacher-Token", max_length=128)]
-RECONNECT_MS = 2000  # how soon a dropped follower's EventSource tries again
 # Every route touching the hub is `async def`: the hub is plain asyncio state of the event loop's
 # thread, and FastAPI would run a plain `def` route in its thread pool.
 
@@ -98,11 +98,6 @@ async def end_session(code: str, token: TeacherToken, hub: Hub) -> Response:
     return Response(status_code=204)
 
 
-def _event_id(header: str | None) -> int | None:
-    """Last-Event-ID as sent back by the browser; anything else means 'send the full state'."""
-    return int(header) if header and header.isdigit() and len(header) < 19 else None
-
-
 async def _follow_stream(subscription: Subscription):
     yield ServerSentEvent(retry=RECONNECT_MS, comment="following")
     async for event in subscription.events():
@@ -117,7 +112,7 @@ async def follow_events(code: str, hub: Hub, settings: Annotated[Settings, Depen
     """Server-Sent Events: `state` events (full snapshots, with ids; `Last-Event-ID` replays
     what was missed) and a final `end` event."""
     try:
-        subscription = hub.subscribe(code, _event_id(last_event_id))
+        subscription = hub.subscribe(code, parse_last_event_id(last_event_id))
     except SessionError as exc:
         _raise_http(exc)
     # close() also as a background task: a follower that leaves before the stream's first
