@@ -531,3 +531,27 @@ def test_the_edge_presets_find_the_step_edge() -> None:
     traced = client.post("/api/conv/trace", json={"input": image, "kernels": [[kernel]]}).json()
     # Ng's example: a bright-to-dark vertical edge gives 3 in the two middle columns, 0 elsewhere
     assert traced["output"] == [[[0.0, 3.0, 3.0, 0.0]] * 4]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=5),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=3)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    field=st.sampled_from(sorted(set(TRACE_FIELDS) | set(SHAPE_FIELDS))),
+    value=json_values,
+    path=st.sampled_from(["/api/conv/trace", "/api/conv/shape"]),
+)
+def test_any_value_in_any_field_is_answered_without_a_500(field, value, path) -> None:
+    base = dict(GOOD) if path.endswith("trace") else {"height": 5, "width": 5}
+    raw = json.dumps({**base, field: value})  # NaN and Infinity as Python's reader takes them
+    answer = client.post(path, content=raw, headers={"content-type": "application/json"})
+    assert answer.status_code in (200, 422), answer.text
+    if answer.status_code == 422:
+        assert answer.json()["detail"]
