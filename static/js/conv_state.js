@@ -1,6 +1,8 @@
 // The convolution explorer's state: one declarative table, serialised to the URL on every change
 // (seed and cell edits included), so a link reproduces exactly the view a teacher showed.
 
+import { defaultSpeed } from "./player.js";
+
 const NAME = /^[a-z][a-z0-9_]{0,31}$/;
 const MAX_EDITS = 256;
 
@@ -69,7 +71,7 @@ export const CONV_STATE = [
   { name: "outpad", type: "int", default: 0, min: 0, max: 3 },
   { name: "edits", type: "custom", default: [], ...editsCodec },
   { name: "step", type: "int", default: 0, min: 0, max: 1000000 },
-  { name: "speed", type: "float", default: 4, min: 0.5, max: 60 },
+  { name: "speed", type: "float", default: defaultSpeed(), min: 0.5, max: 60 },
 ];
 
 /** Fields whose change needs a new trace (everything but the player's own position and speed). */

@@ -1,11 +1,15 @@
 // Number formatting shared by every view. Numbers are written the same way in every language
 // (a formula must read identically in Korean and English), so no locale formatting here.
 
+const FLOAT_NOISE = 1e-12;
+
 /** Compact form for grid cells: integers as they are, others rounded to `digits` decimals. */
 export function formatNumber(value, digits = 2) {
   if (value === null || value === undefined) return "";
   if (!Number.isFinite(value)) return String(value);
   if (Number.isInteger(value)) return String(value);
+  // Sums like 0.41 + 0.44 + 0.21 − 0.53 − 0.16 − 0.37 leave float64 noise (−5.6e-17): that is 0.
+  if (Math.abs(value) < FLOAT_NOISE) return "0";
   const scale = 10 ** digits;
   let rounded = Math.round(value * scale) / scale;
   if (rounded === 0) {

@@ -16,6 +16,11 @@ const ICONS = {
 };
 const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)");
 
+/** The speed a page starts at: slower where the reader asked for reduced motion. */
+export function defaultSpeed() {
+  return reducedMotion.matches ? 1 : 4;
+}
+
 function icon(name) {
   const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
   svg.setAttribute("viewBox", "0 0 24 24");
@@ -56,7 +61,7 @@ export function createPlayer(root, options = {}) {
   const onPlayingChange = options.onPlayingChange || (() => {});
   let count = Math.max(0, options.count ?? 0);
   let index = 0;
-  let speed = options.speed ?? (reducedMotion.matches ? 1 : 4);
+  let speed = options.speed ?? defaultSpeed();
   let playing = false;
   let frame = null;
   let lastTime = null;

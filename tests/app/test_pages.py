@@ -147,8 +147,16 @@ def test_home_links_existing_explorers_and_marks_the_rest_coming():
             assert f'href="{path}?' not in html
     assert html.count('class="explorer-card is-coming"') == sum(
         path not in PAGES
-        for path in ("/conv", "/pool", "/activations", "/loss", "/features", "/architectures",
-                     "/receptive-field", "/train")
+        for path in (
+            "/conv",
+            "/pool",
+            "/activations",
+            "/loss",
+            "/features",
+            "/architectures",
+            "/receptive-field",
+            "/train",
+        )
     )
 
 

@@ -36,7 +36,9 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
-CLIENT_ERROR_LOG = re.compile(r"Failed to load resource: the server responded with a status of 4\d\d")
+CLIENT_ERROR_LOG = re.compile(
+    r"Failed to load resource: the server responded with a status of 4\d\d"
+)
 VIEWPORTS = {"desktop": (1280, 900), "phone": (360, 760), "projector": (1920, 1080)}
 
 

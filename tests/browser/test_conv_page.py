@@ -13,8 +13,13 @@ import torch.nn.functional as F
 
 from app.i18n import catalogue
 
-ACTIVATIONS = {None: lambda x: x, "relu": torch.relu, "sigmoid": torch.sigmoid,
-               "tanh": torch.tanh, "leaky_relu": F.leaky_relu}
+ACTIVATIONS = {
+    None: lambda x: x,
+    "relu": torch.relu,
+    "sigmoid": torch.sigmoid,
+    "tanh": torch.tanh,
+    "leaky_relu": F.leaky_relu,
+}
 
 
 class ConvPage:
@@ -67,8 +72,19 @@ class ConvPage:
             "node => [...document.querySelectorAll('#output-grids .grid-figure')]"
             ".indexOf(node.closest('.grid-figure'))"
         )
-        return (figure, int(cell.get_attribute("data-row")), int(cell.get_attribute("data-col")),
-                float(cell.get_attribute("data-value")), cell.inner_text())
+        return (
+            figure,
+            int(cell.get_attribute("data-row")),
+            int(cell.get_attribute("data-col")),
+            float(cell.get_attribute("data-value")),
+            cell.inner_text(),
+        )
+
+    def output_values(self) -> torch.Tensor:
+        """Every output cell's full-precision value (the cropped border excluded), in order."""
+        cells = self.page.locator("#output-grids .cell:not(.is-outside)")
+        values = cells.evaluate_all("nodes => nodes.map(node => node.dataset.value)")
+        return torch.tensor([float(v) for v in values], dtype=torch.float64)
 
 
 def torch_output(body: dict) -> torch.Tensor:
@@ -78,8 +94,9 @@ def torch_output(body: dict) -> torch.Tensor:
     b = torch.tensor(body["bias"], dtype=torch.float64) if body["bias"] is not None else None
     layer = {"stride": body["stride"], "dilation": body["dilation"], "groups": body["groups"]}
     if body["transposed"]:
-        y = F.conv_transpose2d(x, w, b, padding=body["padding"],
-                               output_padding=body["output_padding"], **layer)
+        y = F.conv_transpose2d(
+            x, w, b, padding=body["padding"], output_padding=body["output_padding"], **layer
+        )
     else:
         y = F.conv2d(x, w, b, padding=body["padding"], **layer)
     return ACTIVATIONS[body["activation"]](y)[0]
@@ -107,8 +124,9 @@ def test_step_through_default_convolution_matches_torch(page, screenshot):
     assert_current_matches_torch(conv)
     # the window of output (1, 1) is input rows 1..3, columns 1..3
     window = page.locator("#input-grids .hl-window")
-    cells = {(int(c.get_attribute("data-row")), int(c.get_attribute("data-col")))
-             for c in window.all()}
+    cells = {
+        (int(c.get_attribute("data-row")), int(c.get_attribute("data-col"))) for c in window.all()
+    }
     assert cells == {(r, c) for r in (1, 2, 3) for c in (1, 2, 3)}
     # the written-out sum ends with the highlighted value
     assert page.inner_text("#kernel-math .math-total").split()[-1] == conv.current_cell()[4]
@@ -136,17 +154,19 @@ def test_controls_change_the_trace_and_values_still_match_torch(page, screenshot
     assert conv.current_cell()[0] == 1
     assert_current_matches_torch(conv)
     # per-channel sums + bias are written out: one line per input channel
-    assert page.locator("#kernel-math .math-line:not(.math-total):not(.math-activation)").count() == 3
+    assert (
+        page.locator("#kernel-math .math-line:not(.math-total):not(.math-activation)").count() == 3
+    )
     page.click(".player-last")
-    cells = page.locator("#output-grids .cell:not(.is-outside)")
-    shown = torch.tensor([float(v) for v in cells.evaluate_all("ns => ns.map(n => n.dataset.value)")], dtype=torch.float64)
+    shown = conv.output_values()
     assert torch.allclose(shown, expected.flatten(), atol=1e-9)
     screenshot(page, "conv-desktop-rgb")
 
 
 def test_transposed_convolution_accumulates_to_torch(page, screenshot):
-    conv = ConvPage(page).open("lang=en&input=random&size=4&transposed=1&stride=2&padding=1"
-                               "&outpad=1&bias=1&filters=2")
+    conv = ConvPage(page).open(
+        "lang=en&input=random&size=4&transposed=1&stride=2&padding=1&outpad=1&bias=1&filters=2"
+    )
     body = conv.requests[-1]
     expected = torch_output(body)
     _, count = conv.position()
@@ -155,16 +175,17 @@ def test_transposed_convolution_accumulates_to_torch(page, screenshot):
     assert page.locator("#input-grids .hl-current").count() == 1
     assert page.locator("#output-grids .hl-window").count() == 9
     page.click(".player-last")
-    inner = page.locator("#output-grids .cell:not(.is-outside)")
-    shown = torch.tensor([float(v) for v in inner.evaluate_all("ns => ns.map(n => n.dataset.value)")], dtype=torch.float64)
+    shown = conv.output_values()
     assert torch.allclose(shown, expected.flatten(), atol=1e-9)
     screenshot(page, "conv-desktop-transposed")
 
 
 def test_url_round_trip(page):
     conv = ConvPage(page).open("lang=en&kernel=5&stride=2&padding=2&filters=2&bias=1&step=3")
-    controls = {name: page.input_value(f'#conv-controls [name="{name}"]')
-                for name in ("kernel", "stride", "padding", "filters")}
+    controls = {
+        name: page.input_value(f'#conv-controls [name="{name}"]')
+        for name in ("kernel", "stride", "padding", "filters")
+    }
     assert controls == {"kernel": "5", "stride": "2", "padding": "2", "filters": "2"}
     assert page.is_checked('#conv-controls [name="bias"]')
     assert conv.position()[0] == 4
@@ -205,8 +226,9 @@ def test_hover_an_output_cell_shows_its_window(page):
     ConvPage(page).open("lang=en&padding=1")
     page.hover('#output-grids .cell[data-row="0"][data-col="7"]')
     hovered = page.locator("#input-grids .hl-hover")
-    cells = {(int(c.get_attribute("data-row")), int(c.get_attribute("data-col")))
-             for c in hovered.all()}
+    cells = {
+        (int(c.get_attribute("data-row")), int(c.get_attribute("data-col"))) for c in hovered.all()
+    }
     assert cells == {(r, c) for r in (-1, 0, 1) for c in (6, 7, 8)}  # padded cells included
     assert page.locator("#kernel-math .badge").count() == 1  # "hovered cell" preview
     page.mouse.move(0, 0)
@@ -227,7 +249,9 @@ def test_keyboard_steps_and_plays(page):
     assert conv.position() == (1, 36)
     page.keyboard.press(" ")
     assert page.get_attribute(".player-toggle", "aria-pressed") == "true"
-    page.wait_for_function("() => document.querySelector('.player-position').textContent.trim() !== '1 / 36'")
+    page.wait_for_function(
+        "() => document.querySelector('.player-position').textContent.trim() !== '1 / 36'"
+    )
     page.keyboard.press(" ")
     assert page.get_attribute(".player-toggle", "aria-pressed") == "false"
     page.wait_for_function("() => new URLSearchParams(location.search).get('step') !== '0'")
@@ -239,7 +263,10 @@ def test_language_switch_keeps_state(page):
     conv = ConvPage(page).open("lang=ko&kernel=5")
     korean, english = catalogue("ko", "conv"), catalogue("en", "conv")
     assert page.inner_text("h1") == korean["conv.title"]
-    assert page.get_attribute(".player-toggle", "aria-label") == catalogue("ko", "common")["player.play"]
+    assert (
+        page.get_attribute(".player-toggle", "aria-label")
+        == catalogue("ko", "common")["player.play"]
+    )
     page.click('[data-lang-link="en"]')
     page.wait_for_selector("body[data-ready=true]")
     assert page.inner_text("h1") == english["conv.title"]
@@ -264,7 +291,9 @@ def test_phone_and_presenter_layouts(make_page, screenshot):
     ConvPage(phone).open("lang=en&padding=1")
     overflow = phone.evaluate("document.scrollingElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, "the page scrolls sideways on a 360 px phone"
-    size = phone.evaluate("getComputedStyle(document.querySelector('#input-grids .grid')).getPropertyValue('--cell')")
+    size = phone.evaluate(
+        "getComputedStyle(document.querySelector('#input-grids .grid')).getPropertyValue('--cell')"
+    )
     assert float(size.removesuffix("px")) >= 24, "input cells too small to read on a phone"
     screenshot(phone, "conv-phone")
 
@@ -278,3 +307,28 @@ def test_phone_and_presenter_layouts(make_page, screenshot):
     font = projector.evaluate("parseFloat(getComputedStyle(document.documentElement).fontSize)")
     assert font >= 21
     screenshot(projector, "conv-presenter")
+
+
+def test_reduced_motion_starts_slow(make_page):
+    page = make_page("desktop", reduced_motion="reduce")
+    ConvPage(page).open("lang=en")
+    assert page.input_value(".player-speed select") == "1"
+    assert query(page)["speed"] == "1"
+    fast = make_page("desktop")
+    ConvPage(fast).open("lang=en")
+    assert fast.input_value(".player-speed select") == "4"
+
+
+def test_grid_keyboard_moves_and_edits(page):
+    conv = ConvPage(page).open("lang=en&input=random")
+    page.focus("#output-grids .grid")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowDown")  # output (1, 1): its window is previewed like a hover
+    assert page.locator("#input-grids .hl-hover").count() == 9
+    page.keyboard.press("Enter")  # not editable: jumps the player there
+    assert conv.current_cell()[:3] == (0, 1, 1)
+    page.focus("#kernel-grids .grid")
+    page.keyboard.press("Enter")
+    conv.change(lambda: (page.keyboard.type("3"), page.keyboard.press("Enter")))
+    assert conv.requests[-1]["kernels"][0][0][0][0] == 3
+    assert_current_matches_torch(conv)
