@@ -24,19 +24,26 @@ import torch
 from torch import fx, nn
 
 from cnncore.errors import CNNCoreError
+from cnncore.inspect import summarize_model
+from cnncore.models import build_model, get_model_info
 from cnncore.receptive_field import Box, UnitReceptiveField, trace_receptive_fields
+from cnncore.weights import load_model
 
 __all__ = [
     "ACTIVATIONS",
     "DepthSweep",
     "EffectiveField",
     "GaussianFit",
+    "ModelEffectiveField",
+    "StackConfig",
     "SweepPoint",
     "conv_stack",
     "depth_sweep",
     "effective_receptive_field",
     "gaussian_fit",
     "mass_share",
+    "model_effective_field",
+    "stack_effective_field",
 ]
 
 ACTIVATIONS = {"none": None, "relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
@@ -157,8 +164,7 @@ def effective_receptive_field(
                                "image")
         inputs = image[None].to(device, torch.float32)
     else:
-        if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-            raise CNNCoreError(f"samples must be a positive integer, got {samples!r}", "samples")
+        _check_samples(samples)
         generator = torch.Generator().manual_seed(seed)
         inputs = torch.randn(samples, *input_shape, generator=generator).to(device)
     inputs.requires_grad_(True)
@@ -178,43 +184,96 @@ def effective_receptive_field(
 # --- stacks of convolutions and the depth sweep ------------------------------------------------
 
 
+@dataclass(frozen=True)
+class StackConfig:
+    """`depth` k×k convolutions that keep the size ('same' padding d·(k−1)/2), each followed by
+    `activation`. `growth="doubling"` multiplies the dilation by 2 at every layer. `weights`:
+    "uniform" (every weight 1/(C·k²), no bias: Luo et al.'s uniform case, where the ERF is an
+    n-fold box blur) or "random" (Kaiming-normal, zero bias)."""
+
+    depth: int
+    kernel: int = 3
+    dilation: int = 1
+    growth: str = "constant"  # constant | doubling
+    activation: str = "none"  # none | relu | tanh | sigmoid
+    weights: str = "uniform"  # uniform | random
+
+    def __post_init__(self) -> None:
+        for field in ("depth", "kernel", "dilation"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise CNNCoreError(f"{field} must be a positive integer, got {value!r}", field)
+        if self.kernel % 2 == 0:
+            raise CNNCoreError(f"kernel must be odd so the unit stays centred, got {self.kernel}",
+                               "kernel")
+        _choice(self.growth, GROWTHS, "growth")
+        _choice(self.activation, ACTIVATIONS, "activation")
+        _choice(self.weights, WEIGHTS, "weights")
+
+    def dilations(self) -> list[int]:
+        return [self.dilation * 2**i if self.growth == "doubling" else self.dilation
+                for i in range(self.depth)]
+
+    def check_fits(self, size: int) -> None:
+        """One layer may reach at most across the image: d·(k − 1) ≤ size (a wider dilated kernel
+        reads only padding beyond its centre tap, and its padded input grows without bound)."""
+        reach = self.dilations()[-1] * (self.kernel - 1)
+        if reach > size:
+            field = "depth" if self.growth == "doubling" and self.depth > 1 else "dilation"
+            raise CNNCoreError(f"the last layer's dilated kernel spans {reach + 1} pixels, wider "
+                               f"than the {size}-pixel input: use a smaller {field}", field)
+
+    def macs(self, height: int, width: int) -> int:
+        """Multiply-accumulates of one input through the whole stack."""
+        return self.depth * STACK_CHANNELS**2 * self.kernel**2 * height * width
+
+
 def _choice(value: str, options, field: str) -> str:
     if value not in options:
         raise CNNCoreError(f"{field} must be one of {', '.join(options)}, got {value!r}", field)
     return value
 
 
-def conv_stack(depth: int, kernel: int = 3, *, dilation: int = 1, growth: str = "constant",
-               activation: str = "none", weights: str = "uniform",
-               channels: int = STACK_CHANNELS, seed: int = 0) -> nn.Sequential:
-    """`depth` k×k convolutions that keep the size ('same' padding d·(k−1)/2), each followed by
-    `activation`. `growth="doubling"` multiplies the dilation by 2 at every layer. `weights`:
-    "uniform" (every weight 1/(C·k²), no bias: Luo et al.'s uniform case, where the ERF is an
-    n-fold box blur) or "random" (Kaiming-normal from `seed`, zero bias)."""
-    for field, value in (("depth", depth), ("kernel", kernel), ("dilation", dilation)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise CNNCoreError(f"{field} must be a positive integer, got {value!r}", field)
-    if kernel % 2 == 0:
-        raise CNNCoreError(f"kernel must be odd so the unit stays centred, got {kernel}",
-                           "kernel")
-    _choice(growth, GROWTHS, "growth")
-    _choice(activation, ACTIVATIONS, "activation")
-    _choice(weights, WEIGHTS, "weights")
+def _check_samples(samples: int) -> None:
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise CNNCoreError(f"samples must be a positive integer, got {samples!r}", "samples")
+
+
+def _check_cost(macs: int, max_macs: int | None) -> None:
+    if max_macs is not None and macs > max_macs:
+        raise CNNCoreError(f"this needs about {macs:,} multiply-adds, over the {max_macs:,} "
+                           "allowed: use fewer samples, a smaller input or a shallower network",
+                           "samples")
+
+
+def conv_stack(config: StackConfig, seed: int = 0) -> nn.Sequential:
+    """The stack `config` describes, `STACK_CHANNELS` wide; random weights drawn from `seed`."""
     generator = torch.Generator().manual_seed(seed)
+    k = config.kernel
     layers: list[nn.Module] = []
-    for i in range(depth):
-        d = dilation * 2**i if growth == "doubling" else dilation
-        conv = nn.Conv2d(channels, channels, kernel, padding=d * (kernel - 1) // 2, dilation=d,
+    for d in config.dilations():
+        conv = nn.Conv2d(STACK_CHANNELS, STACK_CHANNELS, k, padding=d * (k - 1) // 2, dilation=d,
                          bias=False)
         with torch.no_grad():
-            if weights == "uniform":
-                conv.weight.fill_(1.0 / (channels * kernel * kernel))
+            if config.weights == "uniform":
+                conv.weight.fill_(1.0 / (STACK_CHANNELS * k * k))
             else:
                 nn.init.kaiming_normal_(conv.weight, nonlinearity="relu", generator=generator)
         layers.append(conv)
-        if ACTIVATIONS[activation] is not None:
-            layers.append(ACTIVATIONS[activation]())
+        if ACTIVATIONS[config.activation] is not None:
+            layers.append(ACTIVATIONS[config.activation]())
     return nn.Sequential(*layers)
+
+
+def stack_effective_field(config: StackConfig, height: int, width: int, y: int | None = None,
+                          x: int | None = None, *, samples: int = 16, seed: int = 0,
+                          max_macs: int | None = None) -> EffectiveField:
+    """ERF of a unit of the stack's last layer (default: the centre)."""
+    _check_samples(samples)
+    config.check_fits(min(height, width))
+    _check_cost(config.macs(height, width) * samples, max_macs)
+    return effective_receptive_field(conv_stack(config, seed), (STACK_CHANNELS, height, width),
+                                     None, y, x, samples=samples, seed=seed)
 
 
 @dataclass(frozen=True)
@@ -244,19 +303,21 @@ def _slope(xs: list[float], ys: list[float]) -> float:
     return sum((a - mx) * (b - my) for a, b in zip(lx, ly, strict=True)) / spread
 
 
-def depth_sweep(max_depth: int, kernel: int = 3, *, dilation: int = 1, growth: str = "constant",
-                activation: str = "none", weights: str = "uniform", size: int = 64,
-                samples: int = 8, seed: int = 0) -> DepthSweep:
-    """ERF of the centre unit after 1, 2, ..., `max_depth` layers of one `conv_stack`.
+def depth_sweep(config: StackConfig, size: int = 64, *, samples: int = 8, seed: int = 0,
+                max_macs: int | None = None) -> DepthSweep:
+    """ERF of the centre unit after 1, 2, ..., `config.depth` layers of one stack.
 
     All depths come from one forward and one backward pass: the batch holds one group of
     `samples` inputs per depth, the group for depth n leaves the stack after layer n (deeper
     layers only run the groups that still need them) and its centre unit joins the sum there.
     """
-    stack = conv_stack(max_depth, kernel, dilation=dilation, growth=growth,
-                       activation=activation, weights=weights, seed=seed)
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise CNNCoreError(f"samples must be a positive integer, got {samples!r}", "samples")
+    _check_samples(samples)
+    config.check_fits(size)
+    max_depth = config.depth
+    # group n runs n layers: Σ n = N(N+1)/2 layer passes per sample
+    _check_cost(config.macs(size, size) // max_depth * max_depth * (max_depth + 1) // 2
+                * samples, max_macs)
+    stack = conv_stack(config, seed)
     shape = (STACK_CHANNELS, size, size)
     graph = trace_receptive_fields(stack, shape)
     per_layer = len(stack) // max_depth
@@ -287,3 +348,61 @@ def depth_sweep(max_depth: int, kernel: int = 3, *, dilation: int = 1, growth: s
     return DepthSweep(tuple(points),
                       _slope([p.depth for p in kept], sigmas),
                       _slope([p.depth for p in kept], [p.theoretical_size for p in kept]))
+
+
+# --- zoo models ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelEffectiveField:
+    model: str
+    input_shape: tuple[int, int, int]
+    weights: str  # initialisation (He-normal from the seed) | trained | state_dict
+    field: EffectiveField
+
+
+def _he_initialised(name: str, input_shape: tuple[int, int, int], seed: int) -> nn.Module:
+    """The model with He (Kaiming) normal weights from a private generator, zero biases, batch
+    norm at rest: reproducible from `seed` without touching torch's global generator."""
+    model = build_model(name, device="meta", in_channels=input_shape[0],
+                        input_size=input_shape[1:]).to_empty(device="cpu")
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu", generator=generator)
+                if module.bias is not None:
+                    module.bias.zero_()
+            elif isinstance(module, nn.BatchNorm2d):
+                module.reset_parameters()
+                module.reset_running_stats()
+            elif any(True for _ in module.parameters(recurse=False)):
+                raise CNNCoreError(f"cannot initialise a {type(module).__name__} layer", "model")
+    return model
+
+
+def model_effective_field(name: str, height: int | None = None, width: int | None = None,
+                          layer: str | None = None, y: int | None = None, x: int | None = None,
+                          *, samples: int = 16, seed: int = 0, weights: str = "initialisation",
+                          max_macs: int | None = None) -> ModelEffectiveField:
+    """ERF of a zoo model's unit over random inputs, with its initial weights drawn from `seed`
+    or with the best trained weights `cnncore.weights.load_model` finds."""
+    info = get_model_info(name)
+    default = info.default_input
+    shape = (default.channels, height or default.height, width or default.width)
+    _choice(weights, ("initialisation", "trained"), "weights")
+    if weights == "trained":
+        loaded = load_model(name)
+        trained_shape = loaded.weights.input_shape
+        if info.sized_by_input and shape != trained_shape:
+            raise CNNCoreError(f"the trained {name} takes {trained_shape[1]}×{trained_shape[2]} "
+                               "inputs only (its classifier is sized for them)", "height")
+        model, source = loaded.model, loaded.weights.source
+    else:
+        model, source = None, "initialisation"
+    _check_samples(samples)
+    _check_cost(summarize_model(name, *shape).total_macs * samples, max_macs)
+    if model is None:
+        model = _he_initialised(name, shape, seed)
+    field = effective_receptive_field(model, shape, layer, y, x, samples=samples, seed=seed)
+    return ModelEffectiveField(name, shape, source, field)

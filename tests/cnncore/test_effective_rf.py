@@ -9,11 +9,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnncore.effective_rf import (
+    StackConfig,
     conv_stack,
     depth_sweep,
     effective_receptive_field,
     gaussian_fit,
     mass_share,
+    model_effective_field,
+    stack_effective_field,
 )
 from cnncore.errors import CNNCoreError
 from cnncore.receptive_field import Box
@@ -82,7 +85,7 @@ def box_blur_power(depth: int, size: int) -> torch.Tensor:
 @pytest.mark.parametrize("depth", [1, 4, 9])
 def test_uniform_stack_is_an_n_fold_box_blur(depth):
     """A linear stack of uniform 3×3 convs: the ERF is the separable n-fold box blur, σ² = 2n/3."""
-    erf = effective_receptive_field(conv_stack(depth), (4, 32, 32), samples=2)
+    erf = stack_effective_field(StackConfig(depth), 32, 32, samples=2)
     profile = box_blur_power(depth, 32)
     expected = torch.outer(profile, profile)
     torch.testing.assert_close(erf.heatmap.double(), expected / expected.max(), atol=1e-6,
@@ -92,7 +95,7 @@ def test_uniform_stack_is_an_n_fold_box_blur(depth):
 
 
 def test_sigma_grows_like_square_root_of_depth():
-    sweep = depth_sweep(16, samples=1)
+    sweep = depth_sweep(StackConfig(16), samples=1)
     sigma = {p.depth: p.fit.sigma_y for p in sweep.points}
     assert sigma[16] / sigma[4] == pytest.approx(2, rel=1e-6)
     assert sweep.erf_exponent == pytest.approx(0.5, abs=1e-3)
@@ -108,8 +111,8 @@ def test_random_relu_stacks_grow_like_square_root_too():
     law's √4 = 2 than the theoretical field's linear 25/7 ≈ 3.6."""
     ratios, exponents = [], []
     for seed in range(3):
-        sweep = depth_sweep(12, activation="relu", weights="random", size=32, samples=16,
-                            seed=seed)
+        config = StackConfig(12, activation="relu", weights="random")
+        sweep = depth_sweep(config, size=32, samples=16, seed=seed)
         sigma = {p.depth: (p.fit.sigma_y + p.fit.sigma_x) / 2 for p in sweep.points}
         ratios.append(sigma[12] / sigma[3])
         exponents.append(sweep.erf_exponent)
@@ -120,7 +123,7 @@ def test_random_relu_stacks_grow_like_square_root_too():
 
 def test_doubling_dilation_grows_exponentially():
     """Dilations 1, 2, 4, ...: r = 2^(n+1) − 1, and σ² = (2/3)·Σ 4^i, so σ doubles per layer."""
-    sweep = depth_sweep(6, growth="doubling", samples=1, size=256)
+    sweep = depth_sweep(StackConfig(6, growth="doubling"), size=256, samples=1)
     for point in sweep.points:
         n = point.depth
         assert point.theoretical_size == 2 ** (n + 1) - 1
@@ -150,7 +153,7 @@ def test_gaussian_fit_and_mass_share():
 ])
 def test_stack_errors_name_their_field(kwargs, field):
     with pytest.raises(CNNCoreError) as exc:
-        conv_stack(**kwargs)
+        StackConfig(**kwargs)
     assert exc.value.field == field
 
 
@@ -159,5 +162,52 @@ def test_sample_count_is_checked():
         effective_receptive_field(small_net(), (2, 16, 16), samples=0)
     assert exc.value.field == "samples"
     with pytest.raises(CNNCoreError) as exc:
-        depth_sweep(3, samples=0)
+        depth_sweep(StackConfig(3), samples=0)
     assert exc.value.field == "samples"
+
+
+def test_costs_and_sizes_are_bounded():
+    with pytest.raises(CNNCoreError) as exc:  # 4·4·9·64·64 MACs per layer per sample
+        stack_effective_field(StackConfig(4), 64, 64, samples=10, max_macs=4 * 589_824 * 9)
+    assert exc.value.field == "samples"
+    stack_effective_field(StackConfig(4), 64, 64, samples=9, max_macs=4 * 589_824 * 9)
+    with pytest.raises(CNNCoreError) as exc:  # dilation 32 spans 65 pixels of a 48-pixel input
+        depth_sweep(StackConfig(6, growth="doubling"), size=48)
+    assert exc.value.field == "depth"
+    with pytest.raises(CNNCoreError) as exc:
+        model_effective_field("resnet18", samples=16, max_macs=10**9)
+    assert exc.value.field == "samples"
+
+
+def test_zoo_model_with_seeded_initial_weights():
+    first = model_effective_field("lenet5", samples=4, seed=5)
+    again = model_effective_field("lenet5", samples=4, seed=5)
+    other = model_effective_field("lenet5", samples=4, seed=6)
+    assert first.weights == "initialisation" and first.input_shape == (1, 32, 32)
+    assert first.field.layer == "features.5"
+    torch.testing.assert_close(first.field.heatmap, again.field.heatmap)
+    assert not torch.equal(first.field.heatmap, other.field.heatmap)
+    box = first.field.theoretical.clipped_box
+    assert first.field.heatmap[: box.y0].abs().max() == 0  # nothing outside the field
+    with pytest.raises(CNNCoreError) as exc:
+        model_effective_field("lenet5", weights="pretrained")
+    assert exc.value.field == "weights"
+
+
+def test_trained_weights_are_used_when_bundled():
+    trained = model_effective_field("lenet5", samples=2, weights="trained")
+    assert trained.weights == "trained"
+    with pytest.raises(CNNCoreError) as exc:  # its classifier is sized for 32×32
+        model_effective_field("lenet5", 40, 40, weights="trained")
+    assert exc.value.field == "height"
+
+
+def test_random_stacks_are_seeded():
+    config = StackConfig(3, activation="relu", weights="random")
+    first, again, other = conv_stack(config, 1), conv_stack(config, 1), conv_stack(config, 2)
+    assert torch.equal(first[0].weight, again[0].weight)
+    assert not torch.equal(first[0].weight, other[0].weight)
+    assert [type(m).__name__ for m in first] == ["Conv2d", "ReLU"] * 3
+    doubling = conv_stack(StackConfig(3, growth="doubling", kernel=5))
+    assert [m.dilation for m in doubling] == [(1, 1), (2, 2), (4, 4)]
+    assert [m.padding for m in doubling] == [(2, 2), (4, 4), (8, 8)]
