@@ -270,7 +270,7 @@ def _standard_conv(label: str, input_shape: Shape, out_channels: int, kernel: in
                          padding=kernel // 2, bias=False)
     row = LayerSummary(label, "Conv2d", input_shape,
                        (shape.out_channels, shape.out_height, shape.out_width),
-                       shape.params, shape.macs)
+                       shape.params, shape.macs, (kernel, kernel), (stride, stride))
     return ConvCost(label, (row,), row.params, row.macs)
 
 
