@@ -39,11 +39,13 @@ def _too_large_detail(limit: int) -> list[dict[str, object]]:
 
 
 class _BodyTooLarge(HTTPException):
-    """Raised from `receive` mid-body. An HTTPException so FastAPI's body reader re-raises it
-    (anything else it turns into a 400) and its handler renders our JSON detail."""
+    """Raised from `receive` mid-body, after the 413 went out, to stop the app reading on.
+
+    An HTTPException so FastAPI's body reader re-raises it (anything else it turns into a 400);
+    its detail is a plain string so any handler can render it, though that reply is dropped."""
 
     def __init__(self, limit: int):
-        super().__init__(413, detail=_too_large_detail(limit))
+        super().__init__(413, detail=_too_large_detail(limit)[0]["msg"])
 
 
 class BodyLimitMiddleware:
@@ -76,19 +78,25 @@ class BodyLimitMiddleware:
             return
 
         received = 0
-        started = False
+        started = refused = False
 
         async def counted_receive() -> Message:
-            nonlocal received
+            nonlocal received, refused
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    if not started:
+                        # Answer now, in our shape, whatever the app's handlers would write.
+                        refused = True
+                        await _send_too_large(send, limit)
                     raise _BodyTooLarge(limit)
             return message
 
         async def watched_send(message: Message) -> None:
             nonlocal started
+            if refused:  # the app's own answer to the cut-off, after ours went out
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
@@ -96,11 +104,8 @@ class BodyLimitMiddleware:
         try:
             await self.app(scope, counted_receive, watched_send)
         except _BodyTooLarge:
-            # Reached only when no exception handler turned it into a response (an app without
-            # FastAPI's handlers, or a body read outside a route); too late once a reply began.
-            if started:
+            if not refused:  # the app had begun its reply: nothing sensible left to send
                 raise
-            await _send_too_large(send, limit)
 
 
 async def _send_too_large(send: Send, limit: int) -> None:
@@ -144,10 +149,8 @@ class ClientConcurrencyLimit:
 
     async def __call__(self, request: Request) -> AsyncIterator[None]:
         settings = get_settings()
-        limit = self.limit if self.limit is not None else settings.client_heavy_requests
-        retry_after = self.retry_after if self.retry_after is not None else (
-            settings.retry_after_seconds
-        )
+        limit = settings.client_heavy_requests if self.limit is None else self.limit
+        retry_after = settings.retry_after_seconds if self.retry_after is None else self.retry_after
         client = client_address(request)
         if self.active[client] >= limit:
             raise HTTPException(

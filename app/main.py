@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
-import app.routes
+import app.routes as route_modules  # a name of its own: `app` below is the FastAPI app
 from app.errors import install_error_handlers
 from app.limits import BodyLimitMiddleware
 from app.security import SecurityHeadersMiddleware
@@ -29,7 +29,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                    allow_methods=["GET", "POST", "DELETE"], allow_headers=["*"],
                                    expose_headers=["Retry-After"])
     application.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
-    for info in sorted(pkgutil.iter_modules(app.routes.__path__), key=lambda m: m.name):
+    for info in sorted(pkgutil.iter_modules(route_modules.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"app.routes.{info.name}")
         application.include_router(module.router)
     return application

@@ -1,0 +1,267 @@
+"""Request limits (413 JSON, 429 + Retry-After), security headers and CORS, on the real app."""
+
+import asyncio
+import json
+
+import httpx
+import pytest
+from fastapi import Depends, FastAPI
+from fastapi.testclient import TestClient
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from app.limits import BodyLimitMiddleware, ClientConcurrencyLimit
+from app.main import app, create_app
+from app.settings import Settings, get_settings
+
+client = TestClient(app)
+SETTINGS = get_settings()
+
+# Every endpoint that holds a CPU for seconds, and must therefore refuse a client's extra copies.
+HEAVY = [
+    ("POST", "/api/features"),
+    ("POST", "/api/receptive-field/effective"),
+    ("POST", "/api/receptive-field/effective/sweep"),
+    ("POST", "/api/runs"),
+]
+
+
+def assert_too_large(response: httpx.Response) -> None:
+    assert response.status_code == 413
+    assert response.headers["content-type"].startswith("application/json")
+    detail = response.json()["detail"]
+    assert detail[0]["loc"] == ["body"]
+    assert "bytes" in detail[0]["msg"]
+
+
+# --- body limit -------------------------------------------------------------------------------
+
+
+def test_declared_json_body_over_the_limit_is_refused_before_reading():
+    body = b"[" + b"0," * (SETTINGS.max_body_bytes // 2) + b"0]"
+    response = client.post(
+        "/api/conv/shape", content=body, headers={"content-type": "application/json"}
+    )
+    assert_too_large(response)
+    assert "content-security-policy" in response.headers  # the refusal is a normal response
+
+
+def test_chunked_json_body_is_cut_off_at_the_limit():
+    chunk = b" " * 100_000
+    chunks = SETTINGS.max_body_bytes // len(chunk) + 2
+
+    def stream():
+        yield from (chunk for _ in range(chunks))
+
+    response = client.post(
+        "/api/conv/shape", content=stream(), headers={"content-type": "application/json"}
+    )
+    assert response.request.headers.get("content-length") is None  # really sent chunked
+    assert_too_large(response)
+
+
+def test_body_under_the_limit_passes():
+    response = client.post(
+        "/api/conv/shape",
+        json={"channels": 1, "height": 5, "width": 5, "kernel_size": 3},
+    )
+    assert response.status_code == 200, response.text
+
+
+def test_multipart_gets_the_upload_limit_not_the_json_one():
+    junk = b"\0" * (SETTINGS.max_body_bytes + 1000)  # too big as JSON, fine as an upload
+    response = client.post(
+        "/api/features", files={"image": ("x.png", junk, "image/png")}, data={"model": "lenet5"}
+    )
+    assert response.status_code == 422, response.text  # the route read it and named the field
+    assert response.json()["detail"][0]["loc"][:2] == ["body", "image"]
+
+
+def test_multipart_over_the_upload_limit_is_refused():
+    response = client.post(
+        "/api/features",
+        content=b"--x--\r\n",
+        headers={
+            "content-type": "multipart/form-data; boundary=x",
+            "content-length": str(SETTINGS.max_multipart_bytes + 1),
+        },
+    )
+    assert_too_large(response)
+
+
+async def _echo_length(request: Request) -> JSONResponse:
+    return JSONResponse({"length": len(await request.body())})
+
+
+def test_bare_asgi_app_also_gets_json_413():
+    """Without FastAPI's exception handlers the middleware itself writes the JSON answer."""
+    bare = BodyLimitMiddleware(
+        Starlette(routes=[Route("/echo", _echo_length, methods=["POST"])]),
+        max_body_bytes=1000,
+        max_multipart_bytes=5000,
+    )
+    with TestClient(bare) as bare_client:
+        assert bare_client.post("/echo", content=b"x" * 1000).json() == {"length": 1000}
+        assert_too_large(bare_client.post("/echo", content=iter([b"x" * 600, b"x" * 600])))
+        multipart = {"content-type": "multipart/form-data; boundary=b"}
+        ok = bare_client.post("/echo", content=iter([b"x" * 3000]), headers=multipart)
+        assert ok.json() == {"length": 3000}
+        assert_too_large(bare_client.post("/echo", content=b"x" * 5001, headers=multipart))
+
+
+# --- per-client concurrency -------------------------------------------------------------------
+
+
+def _gated_app(limit: ClientConcurrencyLimit) -> tuple[FastAPI, asyncio.Event]:
+    gate = asyncio.Event()
+    tiny = FastAPI()
+
+    @tiny.post("/work", dependencies=[Depends(limit)])
+    async def work() -> dict[str, bool]:
+        await gate.wait()
+        return {"done": True}
+
+    return tiny, gate
+
+
+async def _concurrent_requests() -> None:
+    limit = ClientConcurrencyLimit("work", limit=2, retry_after=7)
+    tiny, gate = _gated_app(limit)
+    transport = httpx.ASGITransport(app=tiny, client=("10.0.0.1", 5000))
+    other = httpx.ASGITransport(app=tiny, client=("10.0.0.2", 5000))
+    async with (
+        httpx.AsyncClient(transport=transport, base_url="http://t") as student,
+        httpx.AsyncClient(transport=other, base_url="http://t") as neighbour,
+    ):
+        first = [asyncio.create_task(student.post("/work")) for _ in range(2)]
+        while limit.active["10.0.0.1"] < 2:
+            await asyncio.sleep(0.001)
+        refused = await student.post("/work")
+        assert refused.status_code == 429
+        assert refused.headers["retry-after"] == "7"
+        assert refused.json()["detail"][0]["loc"] == ["client"]
+        # Another address is not held back by this one's slots.
+        third = asyncio.create_task(neighbour.post("/work"))
+        while limit.active["10.0.0.2"] < 1:
+            await asyncio.sleep(0.001)
+        gate.set()
+        assert [r.status_code for r in await asyncio.gather(*first, third)] == [200] * 3
+        assert not limit.active  # every slot given back
+        assert (await student.post("/work")).status_code == 200
+
+
+def test_client_gets_429_with_retry_after_beyond_its_slots():
+    asyncio.run(_concurrent_requests())
+
+
+def test_slot_is_given_back_when_the_request_fails():
+    limit = ClientConcurrencyLimit("work", limit=1, retry_after=1)
+    tiny = FastAPI()
+
+    @tiny.post("/fail", dependencies=[Depends(limit)])
+    async def fail() -> None:
+        raise ValueError("boom")
+
+    with TestClient(tiny, raise_server_exceptions=False) as tiny_client:
+        assert tiny_client.post("/fail").status_code == 500
+        assert tiny_client.post("/fail").status_code == 500  # not 429: the slot came back
+    assert not limit.active
+
+
+def _routes(routes):
+    """Every route, through included routers (FastAPI keeps those as nested branches)."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        yield from _routes(inner.routes) if inner is not None else (route,)
+
+
+def _route_limit(method: str, path: str) -> ClientConcurrencyLimit | None:
+    for route in _routes(app.routes):
+        if getattr(route, "path", None) == path and method in getattr(route, "methods", ()):
+            limits = [d.call for d in route.dependant.dependencies]
+            found = [c for c in limits if isinstance(c, ClientConcurrencyLimit)]
+            assert found, f"{method} {path} has no per-client concurrency limit"
+            return found[0]
+    return None
+
+
+@pytest.mark.parametrize(("method", "path"), HEAVY)
+def test_heavy_endpoint_refuses_a_client_over_its_slots(method, path):
+    limit = _route_limit(method, path)
+    if limit is None:
+        pytest.skip(f"{method} {path} is not built yet")
+    limit.active["testclient"] = SETTINGS.client_heavy_requests
+    try:
+        response = client.request(method, path, json={})
+    finally:
+        del limit.active["testclient"]
+    assert response.status_code == 429, response.text
+    assert int(response.headers["retry-after"]) == SETTINGS.retry_after_seconds
+
+
+def test_feature_maps_are_limited():
+    assert _route_limit("POST", "/api/features") is not None
+
+
+# --- security headers and CORS ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path", ["/", "/conv", "/api/health", "/api/models", "/static/js/conv.js", "/api/no-such-thing"]
+)
+def test_security_headers_on_pages_api_static_and_errors(path):
+    response = client.get(path)
+    csp = response.headers["content-security-policy"]
+    directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
+    assert directives["script-src"] == "'self'"
+    assert directives["default-src"] == "'self'"
+    assert directives["object-src"] == "'none'"
+    assert directives["frame-ancestors"] == "'none'"
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    assert "http:" not in csp and "https:" not in csp and "*" not in csp  # no outside origins
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-frame-options"] == "DENY"
+
+
+PREFLIGHT = {
+    "origin": "https://school.example",
+    "access-control-request-method": "POST",
+    "access-control-request-headers": "content-type",
+}
+
+
+def test_cors_is_closed_by_default():
+    assert SETTINGS.cors_origins == []
+    preflight = client.options("/api/conv/shape", headers=PREFLIGHT)
+    assert "access-control-allow-origin" not in preflight.headers
+    simple = client.get("/api/health", headers={"origin": "https://school.example"})
+    assert simple.status_code == 200
+    assert "access-control-allow-origin" not in simple.headers
+
+
+def test_cors_opens_to_configured_origins_only():
+    open_client = TestClient(create_app(Settings(cors_origins=["https://school.example"])))
+    preflight = open_client.options("/api/conv/shape", headers=PREFLIGHT)
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == "https://school.example"
+    simple = open_client.get("/api/health", headers={"origin": "https://school.example"})
+    assert simple.headers["access-control-allow-origin"] == "https://school.example"
+    assert "retry-after" in simple.headers["access-control-expose-headers"].lower()
+    stranger = open_client.get("/api/health", headers={"origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in stranger.headers
+    refused = open_client.options(
+        "/api/conv/shape", headers={**PREFLIGHT, "origin": "https://evil.example"}
+    )
+    assert refused.status_code == 400
+
+
+def test_cors_origins_read_from_the_environment(monkeypatch):
+    monkeypatch.setenv(
+        "CNNVIZ_CORS_ORIGINS", json.dumps(["https://a.example", "https://b.example"])
+    )
+    monkeypatch.setenv("CNNVIZ_MAX_BODY_BYTES", "1234")
+    settings = Settings()
+    assert settings.cors_origins == ["https://a.example", "https://b.example"]
+    assert settings.max_body_bytes == 1234
