@@ -14,6 +14,7 @@ templates = Jinja2Templates(directory=ROOT / "templates")
 PAGES: dict[str, tuple[str, str]] = {
     "/": ("home.html", "home"),
     "/conv": ("conv.html", "conv"),
+    "/architectures": ("architectures.html", "architectures"),
     "/pool": ("pool.html", "pool"),
     "/activations": ("activations.html", "activations"),
     "/loss": ("loss.html", "loss"),
