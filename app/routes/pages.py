@@ -15,11 +15,6 @@ PAGES: dict[str, tuple[str, str]] = {
     "/": ("home.html", "home"),
     "/conv": ("conv.html", "conv"),
     "/architectures": ("architectures.html", "architectures"),
-    "/pool": ("pool.html", "pool"),
-    "/activations": ("activations.html", "activations"),
-    "/loss": ("loss.html", "loss"),
-    "/features": ("features.html", "features"),
-    "/architectures": ("architectures.html", "architectures"),
 }
 
 
