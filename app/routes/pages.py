@@ -14,6 +14,9 @@ templates = Jinja2Templates(directory=ROOT / "templates")
 PAGES: dict[str, tuple[str, str]] = {
     "/": ("home.html", "home"),
     "/conv": ("conv.html", "conv"),
+    "/pool": ("pool.html", "pool"),
+    "/activations": ("activations.html", "activations"),
+    "/loss": ("loss.html", "loss"),
     "/architectures": ("architectures.html", "architectures"),
 }
 
