@@ -1,5 +1,6 @@
 """Request and response bodies of the classroom follow-mode API (`/api/sessions`)."""
 
+import json
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, Field, JsonValue
@@ -23,9 +24,19 @@ Page = Annotated[
           examples=["/conv?kernel=3&stride=2"]),
     AfterValidator(_same_site_page),
 ]
+def _finite_json(state: dict) -> dict:
+    """NaN and Infinity parse from a request body but cannot be sent on to followers as JSON."""
+    try:
+        json.dumps(state, allow_nan=False)
+    except ValueError as exc:
+        raise ValueError("state must hold only finite numbers (no NaN or Infinity)") from exc
+    return state
+
+
 PageState = Annotated[
     dict[str, JsonValue],
     Field(description="the page's declarative URL state; bounded by max_session_state_bytes"),
+    AfterValidator(_finite_json),
 ]
 Step = Annotated[int | None, Field(ge=0, le=MAX_STEP, description="player step, if any")]
 
