@@ -7,10 +7,10 @@ For each zoo model at its default input (batch 1, eval mode, `torch.no_grad()`, 
   and its ratio to the bare forward — the hooks' overhead;
 - summary (meta): build on meta + summarize, which is what `/api/models/{name}/summary` does on a
   cache miss, and its ratio to the bare forward of the real model.
-The three timed actions run interleaved (forward, summary, summary, forward, ...) after three warm-up rounds
-and each figure is the minimum over `--repeats` rounds: on a shared machine the minimum is the
-run least disturbed by other work (the `timeit` convention), and interleaving keeps a burst of
-load from landing on one column only.
+The timed actions run interleaved (build, build, forward, summary, summary, build, ...) after three
+warm-up rounds, and each figure is the minimum over `--repeats` rounds: on a shared machine the
+minimum is the run least disturbed by other work (the `timeit` convention), and interleaving keeps
+a burst of load from landing on one column only.
 
     .venv/bin/python benchmarks/summaries.py [--repeats 7] [--models vgg16,resnet50]
 """
@@ -72,17 +72,23 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--models", default=",".join(list_models()))
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
-    print("| model | build (CPU) | build (meta) | bare forward | summary (real) | ratio "
-          "| summary (meta) | ratio |")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        "| model | build (CPU) | build (meta) | bare forward | summary (real) | ratio "
+        "| summary (meta) | ratio |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name in args.models.split(","):
         t = measure(name, args.repeats)
-        print(f"| {name} | {ms(t['build_cpu'])} | {ms(t['build_meta'])} | {ms(t['forward'])} "
-              f"| {ms(t['summary_real'])} | {t['summary_real'] / t['forward']:.2f}× "
-              f"| {ms(t['summary_meta'])} | {t['summary_meta'] / t['forward']:.2f}× |",
-              flush=True)
+        print(
+            f"| {name} | {ms(t['build_cpu'])} | {ms(t['build_meta'])} | {ms(t['forward'])} "
+            f"| {ms(t['summary_real'])} | {t['summary_real'] / t['forward']:.2f}× "
+            f"| {ms(t['summary_meta'])} | {t['summary_meta'] / t['forward']:.2f}× |",
+            flush=True,
+        )
     return 0
 
 

@@ -83,9 +83,17 @@ def layer_macs(module: nn.Module, input_shape: Shape, output_shape: Shape) -> in
         transposed = isinstance(module, nn.ConvTranspose2d)
         channels, height, width = input_shape[-3:]
         shape = conv2d_shape(
-            channels, height, width, module.kernel_size, out_channels=module.out_channels,
-            stride=module.stride, padding=module.padding, dilation=module.dilation,
-            groups=module.groups, bias=module.bias is not None, transposed=transposed,
+            channels,
+            height,
+            width,
+            module.kernel_size,
+            out_channels=module.out_channels,
+            stride=module.stride,
+            padding=module.padding,
+            dilation=module.dilation,
+            groups=module.groups,
+            bias=module.bias is not None,
+            transposed=transposed,
             output_padding=module.output_padding if transposed else 0,
         )
         return shape.macs
@@ -108,26 +116,32 @@ def _geometry(module: nn.Module) -> tuple[tuple[int, int] | None, tuple[int, int
 def _summarized_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """Leaves, plus any container that holds parameters of its own (so none is missed)."""
     return [
-        (name, module) for name, module in model.named_modules()
+        (name, module)
+        for name, module in model.named_modules()
         if next(module.children(), None) is None
         or next(module.parameters(recurse=False), None) is not None
     ]
 
 
-def _too_small(input_shape: Shape, name: str, module: nn.Module, layer_input: Shape,
-               exc: Exception) -> CNNCoreError:
+def _too_small(
+    input_shape: Shape, name: str, module: nn.Module, layer_input: Shape, exc: Exception
+) -> CNNCoreError:
     """Name the input axis (`height` or `width`) a failing forward pass could not shrink."""
-    where = (f"at layer {name} ({type(module).__name__}) the feature map is "
-             f"{'×'.join(map(str, layer_input))}")
+    where = (
+        f"at layer {name} ({type(module).__name__}) the feature map is "
+        f"{'×'.join(map(str, layer_input))}"
+    )
     size = "×".join(map(str, input_shape))
     if len(layer_input) >= 3:
         try:
             spatial_output_size(module, layer_input[-2], layer_input[-1])
         except CNNCoreError as axis_error:
             field = axis_error.field
-            return CNNCoreError(f"a {size} input is too small for this model: {where}, too "
-                                f"small for that layer ({axis_error}); use a larger {field}",
-                                field)
+            return CNNCoreError(
+                f"a {size} input is too small for this model: {where}, too "
+                f"small for that layer ({axis_error}); use a larger {field}",
+                field,
+            )
     field = "height" if input_shape[-2] <= input_shape[-1] else "width"
     return CNNCoreError(f"a {size} input does not fit this model: {where} ({exc})", field)
 
@@ -171,7 +185,8 @@ def summarize(model: nn.Module, input_shape: Shape) -> ModelSummary:
                 # The innermost layer entered but not left is the one that refused its input.
                 unfinished = [call for call in calls if call[3] is None]
                 name, module, layer_input, _ = (
-                    unfinished[-1] if unfinished else ("input", model, tuple(input_shape), None))
+                    unfinished[-1] if unfinished else ("input", model, tuple(input_shape), None)
+                )
                 raise _too_small(tuple(input_shape), name, module, layer_input, exc) from exc
     finally:
         for handle in handles:
@@ -187,37 +202,61 @@ def summarize(model: nn.Module, input_shape: Shape) -> ModelSummary:
         return sum(p.numel() for p in fresh)
 
     rows = [
-        LayerSummary(name, type(module).__name__, shape_in, shape_out, new_params(module),
-                     layer_macs(module, shape_in, shape_out) if shape_out is not None else 0,
-                     *_geometry(module))
+        LayerSummary(
+            name,
+            type(module).__name__,
+            shape_in,
+            shape_out,
+            new_params(module),
+            layer_macs(module, shape_in, shape_out) if shape_out is not None else 0,
+            *_geometry(module),
+        )
         for name, module, shape_in, shape_out in calls
     ]
     ran = {id(module) for _, module, _, _ in calls}
-    rows += [LayerSummary(name, type(module).__name__, None, None, new_params(module), 0,
-                          *_geometry(module))
-             for name, module in modules if id(module) not in ran]
-    return ModelSummary(tuple(input_shape), tuple(rows), sum(r.params for r in rows),
-                        sum(r.macs for r in rows))
+    rows += [
+        LayerSummary(
+            name, type(module).__name__, None, None, new_params(module), 0, *_geometry(module)
+        )
+        for name, module in modules
+        if id(module) not in ran
+    ]
+    return ModelSummary(
+        tuple(input_shape), tuple(rows), sum(r.params for r in rows), sum(r.macs for r in rows)
+    )
 
 
 @lru_cache(maxsize=128)
-def summarize_model(name: str, channels: int | None = None, height: int | None = None,
-                    width: int | None = None, num_classes: int | None = None,
-                    **config) -> ModelSummary:
+def summarize_model(
+    name: str,
+    channels: int | None = None,
+    height: int | None = None,
+    width: int | None = None,
+    num_classes: int | None = None,
+    **config,
+) -> ModelSummary:
     """Summary of a zoo model built on the meta device (shapes only, no weights), cached.
 
     Unspecified channels, size and classes take the model's defaults; extra `config` reaches its
     factory (e.g. `aux_logits=True`, `branch3_kernel=5` for GoogLeNet).
     """
     default = get_model_info(name).default_input
-    shape = (default.channels if channels is None else channels,
-             default.height if height is None else height,
-             default.width if width is None else width)
+    shape = (
+        default.channels if channels is None else channels,
+        default.height if height is None else height,
+        default.width if width is None else width,
+    )
     for field, value in zip(("channels", "height", "width"), shape, strict=True):
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise CNNCoreError(f"{field} must be a positive integer, got {value!r}", field)
-    model = build_model(name, device="meta", in_channels=shape[0], num_classes=num_classes,
-                        input_size=shape[1:], **config)
+    model = build_model(
+        name,
+        device="meta",
+        in_channels=shape[0],
+        num_classes=num_classes,
+        input_size=shape[1:],
+        **config,
+    )
     return summarize(model, shape)
 
 
@@ -256,32 +295,56 @@ class CostComparison:
 
 
 def _conv_rows(summary: ModelSummary, prefix: str) -> tuple[LayerSummary, ...]:
-    rows = tuple(r for r in summary.layers if r.name.startswith(prefix + ".")
-                 and r.type == "Conv2d")
+    rows = tuple(
+        r for r in summary.layers if r.name.startswith(prefix + ".") and r.type == "Conv2d"
+    )
     if not rows:
         raise CNNCoreError(f"no convolution under {prefix!r} in this summary", "block")
     return rows
 
 
-def _standard_conv(label: str, input_shape: Shape, out_channels: int, kernel: int,
-                   stride: int = 1) -> ConvCost:
+def _standard_conv(
+    label: str, input_shape: Shape, out_channels: int, kernel: int, stride: int = 1
+) -> ConvCost:
     """The k×k conv the factorised layers replace, sized by `cnncore.arithmetic`."""
-    shape = conv2d_shape(*input_shape, kernel, out_channels=out_channels, stride=stride,
-                         padding=kernel // 2, bias=False)
-    row = LayerSummary(label, "Conv2d", input_shape,
-                       (shape.out_channels, shape.out_height, shape.out_width),
-                       shape.params, shape.macs, (kernel, kernel), (stride, stride))
+    shape = conv2d_shape(
+        *input_shape,
+        kernel,
+        out_channels=out_channels,
+        stride=stride,
+        padding=kernel // 2,
+        bias=False,
+    )
+    row = LayerSummary(
+        label,
+        "Conv2d",
+        input_shape,
+        (shape.out_channels, shape.out_height, shape.out_width),
+        shape.params,
+        shape.macs,
+        (kernel, kernel),
+        (stride, stride),
+    )
     return ConvCost(label, (row,), row.params, row.macs)
 
 
-def _comparison(name: str, source: str, standard: ConvCost, rows: tuple[LayerSummary, ...],
-                formula: str) -> CostComparison:
+def _comparison(
+    name: str, source: str, standard: ConvCost, rows: tuple[LayerSummary, ...], formula: str
+) -> CostComparison:
     factorised = ConvCost(source, rows, sum(r.params for r in rows), sum(r.macs for r in rows))
     if rows[-1].output_shape != standard.layers[0].output_shape:
         raise CNNCoreError(f"{source} does not produce the standard conv's output shape", "block")
-    return CostComparison(name, source, rows[0].input_shape, standard.layers[0].output_shape,
-                          standard, factorised, Fraction(factorised.macs, standard.macs),
-                          Fraction(factorised.params, standard.params), formula)
+    return CostComparison(
+        name,
+        source,
+        rows[0].input_shape,
+        standard.layers[0].output_shape,
+        standard,
+        factorised,
+        Fraction(factorised.macs, standard.macs),
+        Fraction(factorised.params, standard.params),
+        formula,
+    )
 
 
 def bottleneck_comparison(summary: ModelSummary, branch: str, source: str) -> CostComparison:
@@ -297,7 +360,7 @@ def bottleneck_comparison(summary: ModelSummary, branch: str, source: str) -> Co
     kernel = rows[-1].kernel_size[0]
     standard = _standard_conv(f"direct {kernel}×{kernel}", rows[0].input_shape, out, kernel)
     ratio = Fraction(r, out * kernel * kernel) + Fraction(r, c)
-    formula = (f"r/(O·k²) + r/C = {r}/({out}·{kernel}²) + {r}/{c} = {float(ratio):.4f}")
+    formula = f"r/(O·k²) + r/C = {r}/({out}·{kernel}²) + {r}/{c} = {float(ratio):.4f}"
     return _comparison("bottleneck", source, standard, rows, formula)
 
 
@@ -311,8 +374,9 @@ def separable_comparison(summary: ModelSummary, block: str, source: str) -> Cost
     depthwise, pointwise = rows
     kernel, stride = depthwise.kernel_size[0], depthwise.stride[0]
     out = pointwise.output_shape[0]
-    standard = _standard_conv(f"standard {kernel}×{kernel}", depthwise.input_shape, out, kernel,
-                              stride)
+    standard = _standard_conv(
+        f"standard {kernel}×{kernel}", depthwise.input_shape, out, kernel, stride
+    )
     ratio = Fraction(1, out) + Fraction(1, kernel * kernel)
     formula = f"1/N + 1/k² = 1/{out} + 1/{kernel}² = {float(ratio):.4f}"
     return _comparison("depthwise_separable", source, standard, rows, formula)

@@ -29,8 +29,11 @@ def costs() -> list[CostComparisonOut]:
 
 
 @router.get("/{name}/summary", response_model=SummaryOut)
-def summary(name: str, query: Annotated[SummaryQuery, Query()],
-            settings: Annotated[Settings, Depends(settings_dep)]) -> SummaryOut | JSONResponse:
+def summary(
+    name: str,
+    query: Annotated[SummaryQuery, Query()],
+    settings: Annotated[Settings, Depends(settings_dep)],
+) -> SummaryOut | JSONResponse:
     """Per layer: dotted name, type, output shape, parameters and MACs; totals."""
     try:
         info = get_model_info(name)
@@ -38,8 +41,7 @@ def summary(name: str, query: Annotated[SummaryQuery, Query()],
         raise HTTPException(status_code=404, detail=str(exc)) from exc
     try:
         query.check_limits(settings)
-        result = summarize_model(name, query.channels, query.height, query.width,
-                                 query.num_classes)
+        result = summarize_model(name, query.channels, query.height, query.width, query.num_classes)
     except CNNCoreError as exc:
         return core_error_response(exc, "query")
     num_classes = None if info.num_classes is None else query.num_classes or info.num_classes

@@ -23,8 +23,9 @@ class SummaryQuery(BaseModel):
     channels: int | None = Field(None, ge=1, le=PARSE_CEILING)
     height: int | None = Field(None, ge=1, le=PARSE_CEILING)
     width: int | None = Field(None, ge=1, le=PARSE_CEILING)
-    num_classes: int | None = Field(None, ge=1, le=PARSE_CEILING,
-                                    description="ignored by models that do not classify")
+    num_classes: int | None = Field(
+        None, ge=1, le=PARSE_CEILING, description="ignored by models that do not classify"
+    )
 
     def check_limits(self, settings: Settings) -> None:
         """The configurable bounds; each refusal names its field (a 422)."""
@@ -65,9 +66,15 @@ class ModelOut(BaseModel):
 
     @classmethod
     def of(cls, info: ModelInfo, params: int) -> ModelOut:
-        return cls(name=info.name, title=info.title, family=info.family, params=params,
-                   default_input=InputOut.of(info.default_input.as_tuple()),
-                   num_classes=info.num_classes, paper=info.paper)
+        return cls(
+            name=info.name,
+            title=info.title,
+            family=info.family,
+            params=params,
+            default_input=InputOut.of(info.default_input.as_tuple()),
+            num_classes=info.num_classes,
+            paper=info.paper,
+        )
 
 
 class ReceptiveFieldOut(BaseModel):
@@ -80,8 +87,10 @@ class LayerOut(BaseModel):
     name: str = Field(description="dotted module path, e.g. layer1.0.conv1")
     type: str
     input_shape: list[int] | None
-    output_shape: list[int] | None = Field(description="null if the layer does not run in eval "
-                                                       "mode (GoogLeNet's auxiliary classifiers)")
+    output_shape: list[int] | None = Field(
+        description="null if the layer does not run in eval "
+        "mode (GoogLeNet's auxiliary classifiers)"
+    )
     params: int
     macs: int
     kernel_size: list[int] | None = None
@@ -90,9 +99,16 @@ class LayerOut(BaseModel):
 
     @classmethod
     def of(cls, row: LayerSummary) -> LayerOut:
-        return cls(name=row.name, type=row.type, input_shape=_as_list(row.input_shape),
-                   output_shape=_as_list(row.output_shape), params=row.params, macs=row.macs,
-                   kernel_size=_as_list(row.kernel_size), stride=_as_list(row.stride))
+        return cls(
+            name=row.name,
+            type=row.type,
+            input_shape=_as_list(row.input_shape),
+            output_shape=_as_list(row.output_shape),
+            params=row.params,
+            macs=row.macs,
+            kernel_size=_as_list(row.kernel_size),
+            stride=_as_list(row.stride),
+        )
 
 
 class SummaryOut(BaseModel):
@@ -105,9 +121,14 @@ class SummaryOut(BaseModel):
 
     @classmethod
     def of(cls, name: str, num_classes: int | None, summary: ModelSummary) -> SummaryOut:
-        return cls(model=name, input=InputOut.of(summary.input_shape), num_classes=num_classes,
-                   layers=[LayerOut.of(row) for row in summary.layers],
-                   total_params=summary.total_params, total_macs=summary.total_macs)
+        return cls(
+            model=name,
+            input=InputOut.of(summary.input_shape),
+            num_classes=num_classes,
+            layers=[LayerOut.of(row) for row in summary.layers],
+            total_params=summary.total_params,
+            total_macs=summary.total_macs,
+        )
 
 
 class ConvCostOut(BaseModel):
@@ -118,8 +139,12 @@ class ConvCostOut(BaseModel):
 
     @classmethod
     def of(cls, cost: ConvCost) -> ConvCostOut:
-        return cls(label=cost.label, layers=[LayerOut.of(row) for row in cost.layers],
-                   params=cost.params, macs=cost.macs)
+        return cls(
+            label=cost.label,
+            layers=[LayerOut.of(row) for row in cost.layers],
+            params=cost.params,
+            macs=cost.macs,
+        )
 
 
 class CostComparisonOut(BaseModel):
@@ -135,10 +160,14 @@ class CostComparisonOut(BaseModel):
 
     @classmethod
     def of(cls, comparison: CostComparison) -> CostComparisonOut:
-        return cls(name=comparison.name, source=comparison.source,
-                   input=InputOut.of(comparison.input_shape),
-                   output=InputOut.of(comparison.output_shape),
-                   standard=ConvCostOut.of(comparison.standard),
-                   factorised=ConvCostOut.of(comparison.factorised),
-                   macs_ratio=float(comparison.macs_ratio),
-                   params_ratio=float(comparison.params_ratio), formula=comparison.formula)
+        return cls(
+            name=comparison.name,
+            source=comparison.source,
+            input=InputOut.of(comparison.input_shape),
+            output=InputOut.of(comparison.output_shape),
+            standard=ConvCostOut.of(comparison.standard),
+            factorised=ConvCostOut.of(comparison.factorised),
+            macs_ratio=float(comparison.macs_ratio),
+            params_ratio=float(comparison.params_ratio),
+            formula=comparison.formula,
+        )

@@ -25,8 +25,17 @@ from cnncore.models.registry import (
 )
 
 # Importing a family registers its factories; this order is the order `list_models()` gives.
-FAMILIES = ("lenet", "tinyvgg", "alexnet", "vgg", "resnet", "googlenet", "mobilenet",
-            "autoencoder", "mlp")
+FAMILIES = (
+    "lenet",
+    "tinyvgg",
+    "alexnet",
+    "vgg",
+    "resnet",
+    "googlenet",
+    "mobilenet",
+    "autoencoder",
+    "mlp",
+)
 for _family in FAMILIES:
     importlib.import_module(f"cnncore.models.{_family}")
 

@@ -54,7 +54,7 @@ class AlexNet(nn.Module):
     title="AlexNet",
     family="AlexNet",
     paper="Krizhevsky, Sutskever & Hinton, ImageNet Classification with Deep Convolutional "
-          "Neural Networks, NeurIPS 2012",
+    "Neural Networks, NeurIPS 2012",
     default_input=(3, 224, 224),
 )
 def alexnet(*, in_channels: int = 3, num_classes: int = 1000) -> AlexNet:

@@ -26,18 +26,24 @@ from cnncore.models.registry import register_model
 __all__ = ["ConvAutoencoder", "autoencoder"]
 
 
-def _upsampling(in_channels: int, out_channels: int, size: tuple[int, int],
-                target: tuple[int, int]) -> nn.ConvTranspose2d:
+def _upsampling(
+    in_channels: int, out_channels: int, size: tuple[int, int], target: tuple[int, int]
+) -> nn.ConvTranspose2d:
     """3×3 stride-2 transposed conv from `size` back to exactly `target` (H, W)."""
     natural = [conv_transpose_output_size(n, 3, 2, 1) for n in size]
     output_padding = (target[0] - natural[0], target[1] - natural[1])
-    return nn.ConvTranspose2d(in_channels, out_channels, 3, stride=2, padding=1,
-                              output_padding=output_padding)
+    return nn.ConvTranspose2d(
+        in_channels, out_channels, 3, stride=2, padding=1, output_padding=output_padding
+    )
 
 
 class ConvAutoencoder(nn.Module):
-    def __init__(self, in_channels: int = 1, input_size: tuple[int, int] = (28, 28),
-                 channels: tuple[int, int] = (16, 32)) -> None:
+    def __init__(
+        self,
+        in_channels: int = 1,
+        input_size: tuple[int, int] = (28, 28),
+        channels: tuple[int, int] = (16, 32),
+    ) -> None:
         super().__init__()
         c1, c2 = channels
         self.encoder = nn.Sequential(
@@ -63,7 +69,7 @@ class ConvAutoencoder(nn.Module):
     title="Convolutional autoencoder",
     family="Autoencoder",
     paper="Masci et al., Stacked Convolutional Auto-Encoders for Hierarchical Feature "
-          "Extraction, ICANN 2011",
+    "Extraction, ICANN 2011",
     default_input=(1, 28, 28),
     num_classes=None,
 )

@@ -18,8 +18,14 @@ from torch import Tensor, nn
 from cnncore.errors import CNNCoreError
 from cnncore.models.registry import register_model
 
-__all__ = ["INCEPTION_SETTINGS", "BasicConv2d", "GoogLeNet", "Inception", "InceptionAux",
-           "googlenet"]
+__all__ = [
+    "INCEPTION_SETTINGS",
+    "BasicConv2d",
+    "GoogLeNet",
+    "Inception",
+    "InceptionAux",
+    "googlenet",
+]
 
 # Table 1 of the paper: in, #1×1, #3×3 reduce, #3×3, #5×5 reduce, #5×5, pool proj.
 INCEPTION_SETTINGS: dict[str, tuple[int, int, int, int, int, int, int]] = {
@@ -38,11 +44,18 @@ INCEPTION_SETTINGS: dict[str, tuple[int, int, int, int, int, int, int]] = {
 class BasicConv2d(nn.Module):
     """conv (no bias) → batch norm → ReLU."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 padding: int = 0) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+    ) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride,
-                              padding=padding, bias=False)
+        self.conv = nn.Conv2d(
+            in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=False
+        )
         self.bn = nn.BatchNorm2d(out_channels, eps=0.001)
         self.relu = nn.ReLU()
 
@@ -53,12 +66,24 @@ class BasicConv2d(nn.Module):
 class Inception(nn.Module):
     """Four parallel branches, concatenated: output channels = ch1x1 + ch3x3 + ch5x5 + pool_proj."""
 
-    def __init__(self, in_channels: int, ch1x1: int, ch3x3red: int, ch3x3: int, ch5x5red: int,
-                 ch5x5: int, pool_proj: int, branch3_kernel: int = 3) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        ch1x1: int,
+        ch3x3red: int,
+        ch3x3: int,
+        ch5x5red: int,
+        ch5x5: int,
+        pool_proj: int,
+        branch3_kernel: int = 3,
+    ) -> None:
         super().__init__()
         if branch3_kernel % 2 == 0:
-            raise CNNCoreError(f"branch3_kernel must be odd so the branches keep the same size, "
-                               f"got {branch3_kernel}", "branch3_kernel")
+            raise CNNCoreError(
+                f"branch3_kernel must be odd so the branches keep the same size, "
+                f"got {branch3_kernel}",
+                "branch3_kernel",
+            )
         self.branch1 = BasicConv2d(in_channels, ch1x1, kernel_size=1)
         self.branch2 = nn.Sequential(
             BasicConv2d(in_channels, ch3x3red, kernel_size=1),
@@ -97,8 +122,14 @@ class InceptionAux(nn.Module):
 
 
 class GoogLeNet(nn.Module):
-    def __init__(self, in_channels: int = 3, num_classes: int = 1000, aux_logits: bool = False,
-                 branch3_kernel: int = 3, dropout: float = 0.2) -> None:
+    def __init__(
+        self,
+        in_channels: int = 3,
+        num_classes: int = 1000,
+        aux_logits: bool = False,
+        branch3_kernel: int = 3,
+        dropout: float = 0.2,
+    ) -> None:
         super().__init__()
         self.conv1 = BasicConv2d(in_channels, 64, kernel_size=7, stride=2, padding=3)
         self.maxpool1 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
@@ -156,7 +187,12 @@ class GoogLeNet(nn.Module):
     paper="Szegedy et al., Going Deeper with Convolutions, CVPR 2015",
     default_input=(3, 224, 224),
 )
-def googlenet(*, in_channels: int = 3, num_classes: int = 1000, aux_logits: bool = False,
-              branch3_kernel: int = 3) -> GoogLeNet:
+def googlenet(
+    *,
+    in_channels: int = 3,
+    num_classes: int = 1000,
+    aux_logits: bool = False,
+    branch3_kernel: int = 3,
+) -> GoogLeNet:
     """GoogLeNet as torchvision: 6,624,904 parameters (13,004,888 with `aux_logits`)."""
     return GoogLeNet(in_channels, num_classes, aux_logits, branch3_kernel)

@@ -48,21 +48,33 @@ def spatial_output_size(module: nn.Module, height: int, width: int) -> tuple[int
     """
     if isinstance(module, nn.ConvTranspose2d):
         kernel, stride, dilation, padding, out_pad = module_pairs(
-            module, "kernel_size", "stride", "dilation", "padding", "output_padding")
-        return _per_axis((height, width), lambda a, n: conv_transpose_output_size(
-            n, kernel[a], stride[a], padding[a], dilation[a], out_pad[a]))
+            module, "kernel_size", "stride", "dilation", "padding", "output_padding"
+        )
+        return _per_axis(
+            (height, width),
+            lambda a, n: conv_transpose_output_size(
+                n, kernel[a], stride[a], padding[a], dilation[a], out_pad[a]
+            ),
+        )
     if isinstance(module, nn.Conv2d):
         kernel, stride, dilation = module_pairs(module, "kernel_size", "stride", "dilation")
         pads = resolve_padding(module.padding, kernel, stride, dilation)
         axis_pads = (pads.height, pads.width)
-        return _per_axis((height, width), lambda a, n: conv_output_size(
-            n, kernel[a], stride[a], axis_pads[a], dilation[a]))
+        return _per_axis(
+            (height, width),
+            lambda a, n: conv_output_size(n, kernel[a], stride[a], axis_pads[a], dilation[a]),
+        )
     if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
         # AvgPool2d has no dilation attribute: `module_pairs` reads it as 1.
-        kernel, stride, padding, dilation = module_pairs(module, "kernel_size", "stride", "padding",
-                                                   "dilation")
-        return _per_axis((height, width), lambda a, n: pool_output_size(
-            n, kernel[a], stride[a], padding[a], dilation[a], module.ceil_mode))
+        kernel, stride, padding, dilation = module_pairs(
+            module, "kernel_size", "stride", "padding", "dilation"
+        )
+        return _per_axis(
+            (height, width),
+            lambda a, n: pool_output_size(
+                n, kernel[a], stride[a], padding[a], dilation[a], module.ceil_mode
+            ),
+        )
     if isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
         size = module.output_size
         target = (size, size) if isinstance(size, int) else tuple(size)

@@ -30,8 +30,9 @@ __all__ = ["LeNet5", "lenet5"]
 
 
 class LeNet5(nn.Module):
-    def __init__(self, in_channels: int = 1, num_classes: int = 10,
-                 input_size: tuple[int, int] = (32, 32)) -> None:
+    def __init__(
+        self, in_channels: int = 1, num_classes: int = 10, input_size: tuple[int, int] = (32, 32)
+    ) -> None:
         super().__init__()
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, 6, kernel_size=5),  # C1
@@ -63,7 +64,8 @@ class LeNet5(nn.Module):
     default_input=(1, 32, 32),
     num_classes=10,
 )
-def lenet5(*, in_channels: int = 1, num_classes: int = 10,
-           input_size: tuple[int, int] = (32, 32)) -> LeNet5:
+def lenet5(
+    *, in_channels: int = 1, num_classes: int = 10, input_size: tuple[int, int] = (32, 32)
+) -> LeNet5:
     """LeNet-5 as taught today: 61,706 parameters at 1×32×32 with 10 classes."""
     return LeNet5(in_channels, num_classes, input_size)

@@ -21,9 +21,13 @@ __all__ = ["MLP", "mlp"]
 
 
 class MLP(nn.Module):
-    def __init__(self, in_channels: int = 1, num_classes: int = 10,
-                 input_size: tuple[int, int] = (28, 28),
-                 hidden: tuple[int, ...] = (300, 100)) -> None:
+    def __init__(
+        self,
+        in_channels: int = 1,
+        num_classes: int = 10,
+        input_size: tuple[int, int] = (28, 28),
+        hidden: tuple[int, ...] = (300, 100),
+    ) -> None:
         super().__init__()
         self.flatten = nn.Flatten()
         layers: list[nn.Module] = []
@@ -45,7 +49,12 @@ class MLP(nn.Module):
     default_input=(1, 28, 28),
     num_classes=10,
 )
-def mlp(*, in_channels: int = 1, num_classes: int = 10, input_size: tuple[int, int] = (28, 28),
-        hidden: tuple[int, ...] = (300, 100)) -> MLP:
+def mlp(
+    *,
+    in_channels: int = 1,
+    num_classes: int = 10,
+    input_size: tuple[int, int] = (28, 28),
+    hidden: tuple[int, ...] = (300, 100),
+) -> MLP:
     """784-300-100-10 fully connected network: 266,610 parameters at 1×28×28 with 10 classes."""
     return MLP(in_channels, num_classes, input_size, hidden)

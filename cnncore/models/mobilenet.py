@@ -24,16 +24,35 @@ from torch import Tensor, nn
 
 from cnncore.models.registry import register_model
 
-__all__ = ["MOBILENET_V1_SETTING", "MOBILENET_V2_SETTING", "ConvBNActivation",
-           "DepthwiseSeparableConv", "InvertedResidual", "MobileNetV1", "MobileNetV2",
-           "make_divisible", "mobilenet_v1", "mobilenet_v2"]
+__all__ = [
+    "MOBILENET_V1_SETTING",
+    "MOBILENET_V2_SETTING",
+    "ConvBNActivation",
+    "DepthwiseSeparableConv",
+    "InvertedResidual",
+    "MobileNetV1",
+    "MobileNetV2",
+    "make_divisible",
+    "mobilenet_v1",
+    "mobilenet_v2",
+]
 
 # MobileNet v1, Table 1 of the paper, after the stem: output channels c, stride s.
 MOBILENET_V1_SETTING: list[tuple[int, int]] = [
     # c, s
-    (64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
-    (512, 1), (512, 1), (512, 1), (512, 1), (512, 1),
-    (1024, 2), (1024, 1),
+    (64, 1),
+    (128, 2),
+    (128, 1),
+    (256, 2),
+    (256, 1),
+    (512, 2),
+    (512, 1),
+    (512, 1),
+    (512, 1),
+    (512, 1),
+    (512, 1),
+    (1024, 2),
+    (1024, 1),
 ]
 
 # MobileNet v2, Table 2 of the paper: expansion t, output channels c, repeats n, first stride s.
@@ -59,11 +78,25 @@ class ConvBNActivation(nn.Sequential):
     """conv (no bias) → BN → ReLU6 (or no activation), torchvision's `Conv2dNormActivation`:
     a Sequential, so parameter names are `0.weight`, `1.weight`, ... as in its state dicts."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
-                 groups: int = 1, activation: type[nn.Module] | None = nn.ReLU6) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        groups: int = 1,
+        activation: type[nn.Module] | None = nn.ReLU6,
+    ) -> None:
         layers: list[nn.Module] = [
-            nn.Conv2d(in_channels, out_channels, kernel_size, stride, (kernel_size - 1) // 2,
-                      groups=groups, bias=False),
+            nn.Conv2d(
+                in_channels,
+                out_channels,
+                kernel_size,
+                stride,
+                (kernel_size - 1) // 2,
+                groups=groups,
+                bias=False,
+            ),
             nn.BatchNorm2d(out_channels),
         ]
         if activation is not None:
@@ -76,8 +109,9 @@ class DepthwiseSeparableConv(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
         super().__init__()
-        self.depthwise = ConvBNActivation(in_channels, in_channels, 3, stride,
-                                          groups=in_channels, activation=nn.ReLU)
+        self.depthwise = ConvBNActivation(
+            in_channels, in_channels, 3, stride, groups=in_channels, activation=nn.ReLU
+        )
         self.pointwise = ConvBNActivation(in_channels, out_channels, 1, activation=nn.ReLU)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -85,12 +119,14 @@ class DepthwiseSeparableConv(nn.Module):
 
 
 class MobileNetV1(nn.Module):
-    def __init__(self, in_channels: int = 3, num_classes: int = 1000,
-                 width_mult: float = 1.0) -> None:
+    def __init__(
+        self, in_channels: int = 3, num_classes: int = 1000, width_mult: float = 1.0
+    ) -> None:
         super().__init__()
         channels = make_divisible(32 * width_mult)
-        layers: list[nn.Module] = [ConvBNActivation(in_channels, channels, 3, stride=2,
-                                                    activation=nn.ReLU)]
+        layers: list[nn.Module] = [
+            ConvBNActivation(in_channels, channels, 3, stride=2, activation=nn.ReLU)
+        ]
         for c, s in MOBILENET_V1_SETTING:
             out_channels = make_divisible(c * width_mult)
             layers.append(DepthwiseSeparableConv(channels, out_channels, s))
@@ -109,8 +145,7 @@ class InvertedResidual(nn.Module):
     (the "linear bottleneck": ReLU on the narrow map would destroy information, paper §3.2).
     The input is added back when stride is 1 and the channels agree."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int,
-                 expand_ratio: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, stride: int, expand_ratio: int) -> None:
         super().__init__()
         hidden = round(in_channels * expand_ratio)
         self.use_res_connect = stride == 1 and in_channels == out_channels
@@ -130,8 +165,13 @@ class InvertedResidual(nn.Module):
 
 
 class MobileNetV2(nn.Module):
-    def __init__(self, in_channels: int = 3, num_classes: int = 1000, width_mult: float = 1.0,
-                 dropout: float = 0.2) -> None:
+    def __init__(
+        self,
+        in_channels: int = 3,
+        num_classes: int = 1000,
+        width_mult: float = 1.0,
+        dropout: float = 0.2,
+    ) -> None:
         super().__init__()
         channels = make_divisible(32 * width_mult)
         last_channels = make_divisible(1280 * max(1.0, width_mult))
@@ -145,8 +185,9 @@ class MobileNetV2(nn.Module):
         self.features = nn.Sequential(*layers)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.flatten = nn.Flatten()
-        self.classifier = nn.Sequential(nn.Dropout(p=dropout),
-                                        nn.Linear(last_channels, num_classes))
+        self.classifier = nn.Sequential(
+            nn.Dropout(p=dropout), nn.Linear(last_channels, num_classes)
+        )
         for module in self.modules():  # torchvision's initialisation
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out")
@@ -165,11 +206,12 @@ class MobileNetV2(nn.Module):
     title="MobileNet v1",
     family="MobileNet",
     paper="Howard et al., MobileNets: Efficient Convolutional Neural Networks for Mobile Vision "
-          "Applications, arXiv:1704.04861, 2017",
+    "Applications, arXiv:1704.04861, 2017",
     default_input=(3, 224, 224),
 )
-def mobilenet_v1(*, in_channels: int = 3, num_classes: int = 1000,
-                 width_mult: float = 1.0) -> MobileNetV1:
+def mobilenet_v1(
+    *, in_channels: int = 3, num_classes: int = 1000, width_mult: float = 1.0
+) -> MobileNetV1:
     """MobileNet v1 1.0-224: 4,231,976 parameters at 1000 classes."""
     return MobileNetV1(in_channels, num_classes, width_mult)
 
@@ -180,7 +222,8 @@ def mobilenet_v1(*, in_channels: int = 3, num_classes: int = 1000,
     paper="Sandler et al., MobileNetV2: Inverted Residuals and Linear Bottlenecks, CVPR 2018",
     default_input=(3, 224, 224),
 )
-def mobilenet_v2(*, in_channels: int = 3, num_classes: int = 1000,
-                 width_mult: float = 1.0) -> MobileNetV2:
+def mobilenet_v2(
+    *, in_channels: int = 3, num_classes: int = 1000, width_mult: float = 1.0
+) -> MobileNetV2:
     """MobileNet v2 as torchvision: 3,504,872 parameters at 1000 classes."""
     return MobileNetV2(in_channels, num_classes, width_mult)

@@ -80,8 +80,9 @@ def register_model(
         key = name or factory.__name__
         if key in _REGISTRY:
             raise ValueError(f"model {key!r} is registered twice")
-        _REGISTRY[key] = ModelInfo(key, title, family, paper, InputShape(*default_input),
-                                   num_classes, factory)
+        _REGISTRY[key] = ModelInfo(
+            key, title, family, paper, InputShape(*default_input), num_classes, factory
+        )
         return factory
 
     return wrap

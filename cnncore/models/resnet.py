@@ -83,8 +83,13 @@ class Bottleneck(nn.Module):
 
 
 class ResNet(nn.Module):
-    def __init__(self, block: type[BasicBlock | Bottleneck], layers: list[int],
-                 in_channels: int = 3, num_classes: int = 1000) -> None:
+    def __init__(
+        self,
+        block: type[BasicBlock | Bottleneck],
+        layers: list[int],
+        in_channels: int = 3,
+        num_classes: int = 1000,
+    ) -> None:
         super().__init__()
         self.in_planes = 64
         self.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
@@ -105,8 +110,9 @@ class ResNet(nn.Module):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
 
-    def _make_layer(self, block: type[BasicBlock | Bottleneck], channels: int, blocks: int,
-                    stride: int = 1) -> nn.Sequential:
+    def _make_layer(
+        self, block: type[BasicBlock | Bottleneck], channels: int, blocks: int, stride: int = 1
+    ) -> nn.Sequential:
         """A stage: the first block may downsample and widen, the rest keep the shape."""
         layers = [block(self.in_planes, channels, stride)]
         self.in_planes = channels * block.expansion

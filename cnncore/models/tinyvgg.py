@@ -38,8 +38,13 @@ class TinyVGGBlock(nn.Module):
 
 
 class TinyVGG(nn.Module):
-    def __init__(self, in_channels: int = 3, num_classes: int = 10,
-                 input_size: tuple[int, int] = (64, 64), channels: int = 10) -> None:
+    def __init__(
+        self,
+        in_channels: int = 3,
+        num_classes: int = 10,
+        input_size: tuple[int, int] = (64, 64),
+        channels: int = 10,
+    ) -> None:
         super().__init__()
         self.block1 = TinyVGGBlock(in_channels, channels)
         self.block2 = TinyVGGBlock(channels, channels)
@@ -55,11 +60,16 @@ class TinyVGG(nn.Module):
     title="TinyVGG (CNN Explainer)",
     family="VGG",
     paper="Wang et al., CNN Explainer: Learning Convolutional Neural Networks with Interactive "
-          "Visualization, IEEE TVCG 2021",
+    "Visualization, IEEE TVCG 2021",
     default_input=(3, 64, 64),
     num_classes=10,
 )
-def tinyvgg(*, in_channels: int = 3, num_classes: int = 10,
-            input_size: tuple[int, int] = (64, 64), channels: int = 10) -> TinyVGG:
+def tinyvgg(
+    *,
+    in_channels: int = 3,
+    num_classes: int = 10,
+    input_size: tuple[int, int] = (64, 64),
+    channels: int = 10,
+) -> TinyVGG:
     """CNN Explainer's TinyVGG: 19,920 parameters at 3×64×64 with 10 classes."""
     return TinyVGG(in_channels, num_classes, input_size, channels)

@@ -36,8 +36,9 @@ def make_features(config: list[int | str], in_channels: int) -> nn.Sequential:
 
 
 class VGG(nn.Module):
-    def __init__(self, features: nn.Sequential, num_classes: int = 1000,
-                 dropout: float = 0.5) -> None:
+    def __init__(
+        self, features: nn.Sequential, num_classes: int = 1000, dropout: float = 0.5
+    ) -> None:
         super().__init__()
         self.features = features
         self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
@@ -68,7 +69,7 @@ class VGG(nn.Module):
     title="VGG-16",
     family="VGG",
     paper="Simonyan & Zisserman, Very Deep Convolutional Networks for Large-Scale Image "
-          "Recognition, ICLR 2015",
+    "Recognition, ICLR 2015",
     default_input=(3, 224, 224),
 )
 def vgg16(*, in_channels: int = 3, num_classes: int = 1000) -> VGG:

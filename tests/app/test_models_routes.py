@@ -18,16 +18,25 @@ def test_catalogue_lists_every_model_with_its_parameter_count():
     assert by_name["lenet5"]["default_input"] == {"channels": 1, "height": 32, "width": 32}
     assert by_name["lenet5"]["num_classes"] == 10
     assert by_name["autoencoder"]["num_classes"] is None
-    assert set(by_name["resnet50"]) == {"name", "title", "family", "params", "default_input",
-                                       "num_classes", "paper"}
+    assert set(by_name["resnet50"]) == {
+        "name",
+        "title",
+        "family",
+        "params",
+        "default_input",
+        "num_classes",
+        "paper",
+    }
     for entry in body:
         model = build_model(entry["name"], device="meta")
         assert entry["params"] == sum(p.numel() for p in model.parameters())
 
 
 def test_summary_of_a_configured_model():
-    response = client.get("/api/models/resnet18/summary",
-                          params={"channels": 1, "height": 64, "width": 96, "num_classes": 10})
+    response = client.get(
+        "/api/models/resnet18/summary",
+        params={"channels": 1, "height": 64, "width": 96, "num_classes": 10},
+    )
     assert response.status_code == 200
     body = response.json()
     assert body["model"] == "resnet18" and body["num_classes"] == 10
@@ -37,9 +46,17 @@ def test_summary_of_a_configured_model():
     assert body["total_params"] == sum(layer["params"] for layer in body["layers"])
     assert body["total_macs"] == sum(layer["macs"] for layer in body["layers"])
     first = body["layers"][0]
-    assert first == {"name": "conv1", "type": "Conv2d", "input_shape": [1, 64, 96],
-                     "output_shape": [64, 32, 48], "params": 64 * 49, "macs": 32 * 48 * 64 * 49,
-                     "kernel_size": [7, 7], "stride": [2, 2], "receptive_field": None}
+    assert first == {
+        "name": "conv1",
+        "type": "Conv2d",
+        "input_shape": [1, 64, 96],
+        "output_shape": [64, 32, 48],
+        "params": 64 * 49,
+        "macs": 32 * 48 * 64 * 49,
+        "kernel_size": [7, 7],
+        "stride": [2, 2],
+        "receptive_field": None,
+    }
     assert body["layers"][-1]["output_shape"] == [10]
     # the last output agrees with a real forward pass of the same configuration
     out = model(torch.zeros(1, 1, 64, 96, device="meta"))
@@ -96,7 +113,9 @@ def test_cost_comparisons():
     assert bottleneck["factorised"]["macs"] == 2_408_448 + 10_035_200
     assert bottleneck["macs_ratio"] == pytest.approx(16 / (32 * 25) + 16 / 192)
     assert [layer["name"] for layer in bottleneck["factorised"]["layers"]] == [
-        "inception3a.branch3.0.conv", "inception3a.branch3.1.conv"]
+        "inception3a.branch3.0.conv",
+        "inception3a.branch3.1.conv",
+    ]
     assert separable["name"] == "depthwise_separable"
     assert separable["macs_ratio"] == pytest.approx(1 / 512 + 1 / 9)
     assert separable["factorised"]["layers"][0]["name"] == "features.7.depthwise.0"

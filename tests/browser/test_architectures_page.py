@@ -22,7 +22,8 @@ def change(page, action):
     before = summaries(page)
     action()
     page.wait_for_function(
-        f"() => Number(document.getElementById('summary').dataset.summaries) > {before}")
+        f"() => Number(document.getElementById('summary').dataset.summaries) > {before}"
+    )
 
 
 def number(text: str) -> int:
@@ -72,7 +73,8 @@ def test_model_change_takes_its_defaults_and_branches(page, screenshot):
     assert number(page.inner_text("#total-params")) == 6_624_904
     module = page.locator('tbody[data-block="inception3a"]')
     lanes = module.locator("tr[data-lane]").evaluate_all(
-        "rows => [...new Set(rows.map(r => r.dataset.lane))]")
+        "rows => [...new Set(rows.map(r => r.dataset.lane))]"
+    )
     assert lanes == ["1", "2", "3", "4"]
     assert "256 channels" in module.locator(".block-merge").inner_text()
     change(page, lambda: page.select_option("#a-model", "lenet5"))
@@ -80,7 +82,11 @@ def test_model_change_takes_its_defaults_and_branches(page, screenshot):
     page.wait_for_function("() => location.search.includes('height=32')")  # throttled write
     query = parse_qs(urlparse(page.url).query)
     assert (query["channels"], query["height"], query["width"], query["num_classes"]) == (
-        ["1"], ["32"], ["32"], ["10"])
+        ["1"],
+        ["32"],
+        ["32"],
+        ["10"],
+    )
     assert number(page.inner_text("#total-params")) == 61_706
     screenshot(page, "architectures-lenet5")
 

@@ -43,8 +43,9 @@ def test_totals_match_torch(name):
     assert {row.name for row in summary.layers} == leaves
 
 
-@pytest.mark.parametrize("name", ["alexnet", "resnet50", "googlenet", "mobilenet_v1",
-                                  "autoencoder"])
+@pytest.mark.parametrize(
+    "name", ["alexnet", "resnet50", "googlenet", "mobilenet_v1", "autoencoder"]
+)
 def test_each_row_shape_agrees_with_arithmetic(name):
     summary = summarize_model(name, height=160, width=192)
     model = build_model(name, device="meta", input_size=(160, 192))
@@ -75,8 +76,10 @@ def test_branches_are_all_listed():
     projection = resnet.layer("layer2.0.downsample.0")
     assert projection.output_shape == (128, 28, 28) and projection.stride == (2, 2)
     googlenet = summarize_model("googlenet")
-    outputs = [googlenet.layer(f"inception3a.branch{i}").output_shape
-               for i in ("1.conv", "2.1.conv", "3.1.conv", "4.1.conv")]
+    outputs = [
+        googlenet.layer(f"inception3a.branch{i}").output_shape
+        for i in ("1.conv", "2.1.conv", "3.1.conv", "4.1.conv")
+    ]
     assert outputs == [(64, 28, 28), (128, 28, 28), (32, 28, 28), (32, 28, 28)]
     # The concatenation feeds the next module: 64 + 128 + 32 + 32 channels.
     assert googlenet.layer("inception3b.branch1.conv").input_shape == (256, 28, 28)
@@ -125,8 +128,9 @@ def test_shared_modules_and_tied_weights():
     assert summary.total_macs == 2 * 25 * 2 * 2 * 9
 
 
-@pytest.mark.parametrize(("height", "width", "field"),
-                         [(40, 224, "height"), (224, 40, "width"), (20, 20, "height")])
+@pytest.mark.parametrize(
+    ("height", "width", "field"), [(40, 224, "height"), (224, 40, "width"), (20, 20, "height")]
+)
 def test_too_small_input_names_the_axis(height, width, field):
     with pytest.raises(CNNCoreError) as err:
         summarize_model("alexnet", height=height, width=width)
@@ -153,8 +157,10 @@ def test_curriculum_bottleneck_numbers():
     bottleneck, _ = curriculum_cost_comparisons()
     assert bottleneck.input_shape == (192, 28, 28) and bottleneck.output_shape == (32, 28, 28)
     assert bottleneck.standard.macs == 28 * 28 * 32 * 192 * 5 * 5 == 120_422_400
-    assert [row.macs for row in bottleneck.factorised.layers] == [28 * 28 * 16 * 192,
-                                                                 28 * 28 * 32 * 16 * 25]
+    assert [row.macs for row in bottleneck.factorised.layers] == [
+        28 * 28 * 16 * 192,
+        28 * 28 * 32 * 16 * 25,
+    ]
     assert bottleneck.macs_ratio == Fraction(16, 32 * 25) + Fraction(16, 192)
     assert bottleneck.standard.params == 192 * 32 * 25
     assert bottleneck.factorised.params == 192 * 16 + 16 * 32 * 25
@@ -172,16 +178,24 @@ def test_curriculum_separable_numbers():
 
 
 @settings(max_examples=40, deadline=None)
-@given(channels=st.integers(1, 12), out=st.integers(1, 12), kernel=st.sampled_from([1, 3, 5, 7]),
-       size=st.integers(7, 16), stride=st.integers(1, 2))
-def test_separable_ratio_is_one_over_n_plus_one_over_k_squared(channels, out, kernel, size,
-                                                               stride):
+@given(
+    channels=st.integers(1, 12),
+    out=st.integers(1, 12),
+    kernel=st.sampled_from([1, 3, 5, 7]),
+    size=st.integers(7, 16),
+    stride=st.integers(1, 2),
+)
+def test_separable_ratio_is_one_over_n_plus_one_over_k_squared(channels, out, kernel, size, stride):
     model = nn.Sequential()
-    model.add_module("block", nn.Sequential(
-        nn.Conv2d(channels, channels, kernel, stride, kernel // 2, groups=channels, bias=False),
-        nn.Conv2d(channels, out, 1, bias=False),
-    ))
-    comparison = separable_comparison(summarize(model.to("meta"), (channels, size, size)),
-                                      "block", "test")
+    model.add_module(
+        "block",
+        nn.Sequential(
+            nn.Conv2d(channels, channels, kernel, stride, kernel // 2, groups=channels, bias=False),
+            nn.Conv2d(channels, out, 1, bias=False),
+        ),
+    )
+    comparison = separable_comparison(
+        summarize(model.to("meta"), (channels, size, size)), "block", "test"
+    )
     assert comparison.macs_ratio == Fraction(1, out) + Fraction(1, kernel * kernel)
     assert comparison.params_ratio == Fraction(1, out) + Fraction(1, kernel * kernel)

@@ -49,8 +49,9 @@ def count(model: nn.Module) -> int:
 
 def meta_input(model_name: str, channels=None, height=None, width=None) -> torch.Tensor:
     shape = get_model_info(model_name).default_input
-    return torch.zeros(1, channels or shape.channels, height or shape.height,
-                       width or shape.width, device="meta")
+    return torch.zeros(
+        1, channels or shape.channels, height or shape.height, width or shape.width, device="meta"
+    )
 
 
 def test_every_registered_model_has_a_reference_count():
@@ -62,8 +63,15 @@ def test_parameter_count_matches_reference(name):
     model = build_model(name, device="meta")
     assert count(model) == REFERENCE_PARAMS[name]
     info = get_model_info(name)
-    expected_input = (1, 32, 32) if name == "lenet5" else (3, 64, 64) if name == "tinyvgg" \
-        else (1, 28, 28) if name in ("autoencoder", "mlp") else (3, 224, 224)
+    expected_input = (
+        (1, 32, 32)
+        if name == "lenet5"
+        else (3, 64, 64)
+        if name == "tinyvgg"
+        else (1, 28, 28)
+        if name in ("autoencoder", "mlp")
+        else (3, 224, 224)
+    )
     assert info.default_input.as_tuple() == expected_input
     assert info.num_classes == (None if name == "autoencoder" else 10 if name in SMALL else 1000)
     assert info.title and info.paper and info.family
@@ -106,8 +114,11 @@ def test_symbolic_trace_calls_every_leaf_once(name):
     leaves = [n for n, m in model.named_modules() if next(m.children(), None) is None]
     assert sorted(called) == sorted(leaves)
     # No parameterised or shape-changing layer hides in a functional call.
-    functions = {getattr(node.target, "__name__", str(node.target))
-                 for node in graph.nodes if node.op in ("call_function", "call_method")}
+    functions = {
+        getattr(node.target, "__name__", str(node.target))
+        for node in graph.nodes
+        if node.op in ("call_function", "call_method")
+    }
     assert functions <= {"add", "cat"}
     assert not any(getattr(m, "inplace", False) for m in model.modules())
 
@@ -167,8 +178,9 @@ def test_residual_block_adds_its_shortcut(block_path):
     model = get_model("resnet18").eval()
     block = model.get_submodule(block_path)
     x = torch.randn(1, block.conv1.in_channels, 16, 16)
-    expected_full = F.relu(block.bn2(block.conv2(block.relu1(block.bn1(block.conv1(x)))))
-                           + block.downsample(x))
+    expected_full = F.relu(
+        block.bn2(block.conv2(block.relu1(block.bn1(block.conv1(x))))) + block.downsample(x)
+    )
     torch.testing.assert_close(block(x), expected_full)
     nn.init.zeros_(block.bn2.weight)
     nn.init.zeros_(block.bn2.bias)
@@ -195,8 +207,11 @@ def test_mobilenet_v2_follows_its_setting_table():
     assert len(blocks) == sum(n for _, _, n, _ in MOBILENET_V2_SETTING) == 17
     residual = sum(n - 1 for _, _, n, _ in MOBILENET_V2_SETTING)  # repeats keep the shape
     assert sum(b.use_res_connect for b in blocks) == residual
-    assert (make_divisible(32 * 0.75), make_divisible(24 * 0.35), make_divisible(1280)) == \
-        (24, 8, 1280)
+    assert (make_divisible(32 * 0.75), make_divisible(24 * 0.35), make_divisible(1280)) == (
+        24,
+        8,
+        1280,
+    )
 
 
 def test_mobilenet_v1_is_depthwise_separable():
@@ -221,8 +236,7 @@ def test_mobilenet_v1_is_depthwise_separable():
     dilation=st.integers(1, 2),
     ceil=st.booleans(),
 )
-def test_spatial_output_size_agrees_with_torch(kind, size, kernel, stride, padding, dilation,
-                                               ceil):
+def test_spatial_output_size_agrees_with_torch(kind, size, kernel, stride, padding, dilation, ceil):
     if kind == "conv":
         module = nn.Conv2d(1, 1, kernel, stride, padding, dilation)
     elif kind == "deconv":
@@ -245,10 +259,15 @@ def test_spatial_output_size_agrees_with_torch(kind, size, kernel, stride, paddi
 @settings(max_examples=40, deadline=None)
 @given(height=st.integers(4, 40), width=st.integers(4, 40), channels=st.integers(1, 3))
 def test_autoencoder_reconstructs_any_size(height, width, channels):
-    model = build_model("autoencoder", device="meta", in_channels=channels,
-                        input_size=(height, width))
-    assert model(torch.zeros(1, channels, height, width, device="meta")).shape == \
-        (1, channels, height, width)
+    model = build_model(
+        "autoencoder", device="meta", in_channels=channels, input_size=(height, width)
+    )
+    assert model(torch.zeros(1, channels, height, width, device="meta")).shape == (
+        1,
+        channels,
+        height,
+        width,
+    )
 
 
 def test_feature_map_size_walks_blocks():
