@@ -44,6 +44,14 @@ class Settings(BaseSettings):
     max_model_size: int = 512  # input height and width
     max_model_classes: int = 1000
 
+    # --- receptive fields (/api/models/{name}/receptive-field, /api/receptive-field) ----------
+    max_erf_size: int = 256  # input height and width of an effective receptive field
+    max_erf_samples: int = 64  # random inputs averaged in one batched backward pass
+    max_erf_depth: int = 32  # layers of a conv stack (and of a depth sweep)
+    max_erf_kernel: int = 11
+    max_erf_dilation: int = 16  # first-layer dilation of a stack
+    max_erf_macs: int = 40_000_000_000  # multiply-adds of one request (resnet18 at 224 × 16)
+
     # --- classroom follow mode (app/sessions.py; one worker holds every session in memory) ----
     max_class_sessions: int = 200
     max_session_followers: int = 500

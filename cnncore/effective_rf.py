@@ -73,6 +73,7 @@ class EffectiveField:
     pixels_95: int  # fewest pixels holding 95% of the gradient mass
     share_95: float  # those pixels as a share of the theoretical field inside the image
     samples: int  # random inputs averaged (1 for a given image)
+    input_shape: tuple[int, int, int]
     theoretical: UnitReceptiveField
 
 
@@ -178,7 +179,7 @@ def effective_receptive_field(
     peak = float(heat.max())
     return EffectiveField(layer, theoretical.y, theoretical.x,
                           heat / peak if peak > 0 else heat, gaussian_fit(heat), pixels, share,
-                          inputs.shape[0], theoretical)
+                          inputs.shape[0], tuple(input_shape), theoretical)
 
 
 # --- stacks of convolutions and the depth sweep ------------------------------------------------
@@ -356,7 +357,6 @@ def depth_sweep(config: StackConfig, size: int = 64, *, samples: int = 8, seed: 
 @dataclass(frozen=True)
 class ModelEffectiveField:
     model: str
-    input_shape: tuple[int, int, int]
     weights: str  # initialisation (He-normal from the seed) | trained | state_dict
     field: EffectiveField
 
@@ -405,4 +405,4 @@ def model_effective_field(name: str, height: int | None = None, width: int | Non
     if model is None:
         model = _he_initialised(name, shape, seed)
     field = effective_receptive_field(model, shape, layer, y, x, samples=samples, seed=seed)
-    return ModelEffectiveField(name, shape, source, field)
+    return ModelEffectiveField(name, source, field)

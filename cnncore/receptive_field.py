@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +35,7 @@ from torch import fx, nn
 from cnncore.arithmetic import pair, pool_output_size, resolve_padding
 from cnncore.errors import CNNCoreError
 from cnncore.features import trace_layers
+from cnncore.models import build_model, get_model_info
 from cnncore.models.layers import spatial_output_size
 
 __all__ = [
@@ -42,6 +44,7 @@ __all__ = [
     "FieldGraph",
     "ReceptiveField",
     "UnitReceptiveField",
+    "model_field_graph",
     "receptive_fields",
     "trace_receptive_fields",
     "unit_receptive_field",
@@ -554,3 +557,15 @@ def unit_receptive_field(model: nn.Module, input_shape: tuple[int, int, int],
     """The input box of unit (y, x) of `layer` (default: the deepest feature map, its centre)."""
     graph = trace_receptive_fields(model, input_shape)
     return graph.unit(layer or graph.default_layer(), y, x)
+
+
+@lru_cache(maxsize=64)
+def model_field_graph(name: str, channels: int | None = None, height: int | None = None,
+                      width: int | None = None, num_classes: int | None = None) -> FieldGraph:
+    """The traced fields of a zoo model built on the meta device (geometry only, no weights),
+    cached; omitted values take the model's defaults. Unknown names raise UnknownModelError."""
+    default = get_model_info(name).default_input
+    shape = (channels or default.channels, height or default.height, width or default.width)
+    model = build_model(name, device="meta", in_channels=shape[0], num_classes=num_classes,
+                        input_size=shape[1:])
+    return trace_receptive_fields(model, shape)

@@ -183,7 +183,7 @@ def test_zoo_model_with_seeded_initial_weights():
     first = model_effective_field("lenet5", samples=4, seed=5)
     again = model_effective_field("lenet5", samples=4, seed=5)
     other = model_effective_field("lenet5", samples=4, seed=6)
-    assert first.weights == "initialisation" and first.input_shape == (1, 32, 32)
+    assert first.weights == "initialisation" and first.field.input_shape == (1, 32, 32)
     assert first.field.layer == "features.5"
     torch.testing.assert_close(first.field.heatmap, again.field.heatmap)
     assert not torch.equal(first.field.heatmap, other.field.heatmap)

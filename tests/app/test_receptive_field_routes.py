@@ -1,0 +1,194 @@
+"""Receptive-field routes: values equal the core's (themselves checked against autograd and the
+Distill table), heatmaps decode to the core's map, and every bad input is a 4xx naming its field."""
+
+import base64
+import io
+import math
+
+import numpy as np
+import pytest
+import torch
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from app.main import app
+from cnncore.effective_rf import StackConfig, stack_effective_field
+from cnncore.models import build_model
+from cnncore.receptive_field import receptive_fields, unit_receptive_field
+
+client = TestClient(app)
+
+
+def field_of(response) -> str:
+    assert response.status_code == 422, response.text
+    return response.json()["detail"][0]["loc"]
+
+
+def decode_png(url: str) -> np.ndarray:
+    prefix = "data:image/png;base64,"
+    assert url.startswith(prefix)
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url[len(prefix):]))))
+
+
+def test_unit_box_matches_the_core():
+    r = client.get("/api/models/resnet18/receptive-field",
+                   params={"layer": "layer2.0.conv1", "y": 0, "x": 27, "height": 224})
+    assert r.status_code == 200
+    body = r.json()
+    unit = unit_receptive_field(build_model("resnet18", device="meta"), (3, 224, 224),
+                                "layer2.0.conv1", 0, 27)
+    assert body["layer"] == "layer2.0.conv1" and body["unit"] == {"y": 0, "x": 27}
+    # layer1 ends at 11 + 4·(2·4) = 43; a 3×3 conv at jump 4 adds 8 and strides by 2
+    assert body["size"] == {"height": 51, "width": 51}
+    assert body["jump"] == {"height": 8, "width": 8}
+    assert body["box"] == {"y0": unit.box.y0, "y1": unit.box.y1, "x0": unit.box.x0,
+                           "x1": unit.box.x1}
+    # start 0 (every layer pads (k−1)/2): unit 27 is centred on 27·8 = 216, ± 25
+    assert body["box"] == {"y0": -25, "y1": 25, "x0": 191, "x1": 241}
+    assert body["clipped_box"] == {"y0": 0, "y1": 25, "x0": 191, "x1": 223}
+    assert body["padding_cells"] == 51 * 51 - 26 * 33 == unit.padding_cells
+    assert body["unreached_cells"] == 0 and body["aligned"] and not body["is_global"]
+    assert body["input"] == {"channels": 3, "height": 224, "width": 224}
+
+
+def test_default_unit_is_the_centre_of_the_deepest_map():
+    body = client.get("/api/models/lenet5/receptive-field").json()
+    assert body["layer"] == "features.5" and body["unit"] == {"y": 2, "x": 2}
+    assert body["box"] == body["clipped_box"] == {"y0": 8, "y1": 23, "x0": 8, "x1": 23}
+
+
+def test_layer_listing_reproduces_distill_for_vgg16():
+    r = client.get("/api/models/vgg16/receptive-fields")
+    assert r.status_code == 200
+    layers = {row["name"]: row for row in r.json()["layers"]}
+    pool5 = layers["features.30"]
+    assert (pool5["size"]["height"], pool5["jump"]["height"],
+            pool5["effective_padding"]["height"]) == (212, 32, 90)
+    core = receptive_fields(build_model("vgg16", device="meta"), (3, 224, 224))
+    assert list(layers) == list(core)
+    assert all(layers[n]["start"]["width"] == core[n].width.start for n in core)
+    assert layers["flatten"]["output_size"] is None and layers["flatten"]["is_global"]
+
+
+def test_non_square_inputs_keep_their_axes():
+    body = client.get("/api/models/alexnet/receptive-field",
+                      params={"height": 96, "width": 160, "layer": "features.2"}).json()
+    assert body["output_size"] == {"height": 11, "width": 19}
+    assert body["unit"] == {"y": 5, "x": 9}
+
+
+@pytest.mark.parametrize(("path", "params", "loc"), [
+    ("/api/models/resnet18/receptive-field", {"layer": "layer9"}, ["query", "layer"]),
+    ("/api/models/resnet18/receptive-field", {"layer": "conv1", "y": 112}, ["query", "y"]),
+    ("/api/models/resnet18/receptive-field", {"layer": "conv1", "x": 500}, ["query", "x"]),
+    ("/api/models/resnet18/receptive-field", {"y": -1}, ["query", "y"]),
+    ("/api/models/resnet18/receptive-field", {"height": 100_000}, ["query", "height"]),
+    ("/api/models/resnet18/receptive-field", {"height": 600}, ["query", "height"]),
+    ("/api/models/alexnet/receptive-field", {"width": 40}, ["query", "width"]),
+    ("/api/models/mlp/receptive-field", {}, ["query", "layer"]),
+    ("/api/models/resnet18/receptive-fields", {"channels": 9}, ["query", "channels"]),
+])
+def test_bad_unit_queries_name_their_field(path, params, loc):
+    assert field_of(client.get(path, params=params)) == loc
+
+
+def test_unknown_model_is_404():
+    for path in ("/api/models/nope/receptive-field", "/api/models/nope/receptive-fields"):
+        r = client.get(path)
+        assert r.status_code == 404 and "nope" in r.json()["detail"]
+
+
+def test_effective_field_of_a_uniform_stack():
+    r = client.post("/api/receptive-field/effective",
+                    json={"stack": {"depth": 6}, "samples": 2, "height": 40, "width": 36})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["network"] == "stack" and body["weights"] == "uniform"
+    assert body["layer"] == "5" and body["unit"] == {"y": 20, "x": 18}
+    assert body["fit"]["sigma"]["height"] == pytest.approx(2.0)  # √(2·6/3)
+    assert body["theoretical"]["size"] == {"height": 13, "width": 13}
+    core = stack_effective_field(StackConfig(6), 40, 36, samples=2)
+    levels = decode_png(body["heatmap"])
+    assert levels.shape == (40, 36)
+    expected = np.rint(core.heatmap.numpy() * 255)
+    assert np.abs(levels.astype(int) - expected).max() <= 1
+    assert math.fsum(body["rows"]) == pytest.approx(1) and len(body["columns"]) == 36
+    assert body["pixels_95"] == core.pixels_95 and body["share_95"] == pytest.approx(core.share_95)
+
+
+def test_effective_field_of_a_zoo_model_is_seeded():
+    request = {"model": "lenet5", "samples": 3, "seed": 4, "layer": "features.3", "y": 1, "x": 8}
+    first = client.post("/api/receptive-field/effective", json=request).json()
+    again = client.post("/api/receptive-field/effective", json=request).json()
+    other = client.post("/api/receptive-field/effective", json={**request, "seed": 5}).json()
+    assert first["heatmap"] == again["heatmap"] != other["heatmap"]
+    assert first["weights"] == "initialisation" and first["layer"] == "features.3"
+    box = first["theoretical"]["clipped_box"]
+    levels = decode_png(first["heatmap"])
+    outside = np.ones_like(levels, dtype=bool)
+    outside[box["y0"]:box["y1"] + 1, box["x0"]:box["x1"] + 1] = False
+    assert levels[outside].max() == 0 and levels.max() == 255
+    trained = client.post("/api/receptive-field/effective",
+                          json={"model": "lenet5", "samples": 2, "weights": "trained"}).json()
+    assert trained["weights"] == "trained"
+
+
+@pytest.mark.parametrize(("body", "loc"), [
+    ({"samples": 2}, ["body", "model"]),
+    ({"model": "lenet5", "stack": {"depth": 2}}, ["body", "model"]),
+    ({"model": "nope"}, ["body", "model"]),
+    ({"model": "lenet5", "layer": "features.99"}, ["body", "layer"]),
+    ({"model": "lenet5", "layer": "features.5", "y": 5}, ["body", "y"]),
+    ({"model": "lenet5", "samples": 65}, ["body", "samples"]),
+    ({"model": "lenet5", "samples": 0}, ["body", "samples"]),
+    ({"model": "resnet18", "height": 257}, ["body", "height"]),
+    ({"model": "resnet50", "height": 256, "width": 256, "samples": 64}, ["body", "samples"]),
+    ({"model": "lenet5", "width": 40, "weights": "trained"}, ["body", "height"]),
+    ({"model": "lenet5", "weights": "imagenet"}, ["body", "weights"]),
+    ({"stack": {"depth": 33}}, ["body", "depth"]),
+    ({"stack": {"depth": 3, "kernel": 4}}, ["body", "kernel"]),
+    ({"stack": {"depth": 3, "kernel": 13}}, ["body", "kernel"]),
+    ({"stack": {"depth": 3, "dilation": 17}}, ["body", "dilation"]),
+    ({"stack": {"depth": 9, "growth": "doubling"}, "height": 64}, ["body", "depth"]),
+    ({"stack": {"depth": 3, "activation": "swish"}}, ["body", "stack", "activation"]),
+    ({"stack": {"depth": 3}, "layer": "0"}, ["body", "layer"]),
+    ({"stack": {"depth": 3}, "x": 64}, ["body", "x"]),
+])
+def test_bad_effective_requests_name_their_field(body, loc):
+    assert field_of(client.post("/api/receptive-field/effective", json=body)) == loc
+
+
+def test_depth_sweep_grows_like_square_root():
+    r = client.post("/api/receptive-field/sweep",
+                    json={"stack": {"depth": 12}, "size": 48, "samples": 1})
+    assert r.status_code == 200
+    body = r.json()
+    assert [p["depth"] for p in body["points"]] == list(range(1, 13))
+    assert [p["theoretical_size"] for p in body["points"]] == [2 * n + 1 for n in range(1, 13)]
+    sigma = [p["fit"]["sigma"]["width"] for p in body["points"]]
+    assert sigma[11] / sigma[2] == pytest.approx(2, rel=1e-5)
+    assert body["erf_exponent"] == pytest.approx(0.5, abs=1e-3)
+    assert not any(p["clipped"] for p in body["points"])
+
+
+def test_depth_sweep_with_one_layer_has_no_exponent():
+    body = client.post("/api/receptive-field/sweep",
+                       json={"stack": {"depth": 1}, "size": 16, "samples": 1}).json()
+    assert body["erf_exponent"] is None and len(body["points"]) == 1
+
+
+@pytest.mark.parametrize(("body", "loc"), [
+    ({"size": 300}, ["body", "size"]),
+    ({"samples": 100}, ["body", "samples"]),
+    ({"stack": {"depth": 40}}, ["body", "depth"]),
+    ({"stack": {"depth": 8, "growth": "doubling"}, "size": 64}, ["body", "depth"]),
+])
+def test_bad_sweeps_name_their_field(body, loc):
+    assert field_of(client.post("/api/receptive-field/sweep", json=body)) == loc
+
+
+def test_heatmap_levels_follow_the_map():
+    from app.schemas.receptive_field import png_data_url
+
+    ramp = torch.linspace(0, 1, 12).repeat(3, 1)
+    assert decode_png(png_data_url(ramp)).tolist() == np.rint(ramp.numpy() * 255).tolist()
