@@ -1,4 +1,6 @@
-"""`cnnviz serve --host --port --workers`: start uvicorn on the app."""
+"""`cnnviz serve --host --port --workers`: start uvicorn on the app.
+`cnnviz train --model lenet5 --data mnist5k --epochs 3 …`: one headless training run, recorded
+where the web UI lists runs (see app.runs.headless)."""
 
 import argparse
 
@@ -16,10 +18,15 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--port", type=int, default=settings.port)
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--reload", action="store_true")
+    from app.runs.headless import add_train_arguments, train_command
+
+    add_train_arguments(sub.add_parser("train", help="train a model headless (progress on stderr)"))
     args = parser.parse_args(argv)
     if args.command == "serve":
         uvicorn.run("app.main:app", host=args.host, port=args.port, workers=args.workers,
                     reload=args.reload)
+    elif args.command == "train":
+        raise SystemExit(train_command(args, settings))
 
 
 if __name__ == "__main__":

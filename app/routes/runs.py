@@ -1,0 +1,174 @@
+"""Training runs: start one, list them, watch one live (SSE), pause/resume/stop, export metrics,
+list checkpoints. The work happens in `app.runs` (manager, worker processes, SQLite history)."""
+
+from __future__ import annotations
+
+from typing import Annotated, NoReturn
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
+from fastapi.responses import Response
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.background import BackgroundTask
+
+from app.deps import settings_dep
+from app.limits import heavy_work
+from app.runs.history import metrics_csv, metrics_tables
+from app.runs.manager import RunError, RunManager, get_run_manager
+from app.runs.spec import plan_run
+from app.runs.store import ACTIVE_STATUSES, FINISHED_STATUSES, RunRecord
+from app.runs.stream import RunSubscription
+from app.schemas.runs import (
+    RUN_ID_PATTERN,
+    CheckpointOut,
+    MetricsOut,
+    RunCreate,
+    RunCreated,
+    RunOut,
+)
+from app.settings import Settings
+from app.sse import RECONNECT_MS, parse_last_event_id
+from cnncore.transfer import checkpoint_layers
+
+router = APIRouter(prefix="/api/runs", tags=["runs"])
+
+Manager = Annotated[RunManager, Depends(get_run_manager)]
+AppSettings = Annotated[Settings, Depends(settings_dep)]
+RunId = Annotated[str, Path(pattern=RUN_ID_PATTERN)]
+Status = Annotated[list[str] | None, Query(max_length=len(ACTIVE_STATUSES + FINISHED_STATUSES))]
+
+
+def _raise_http(exc: RunError) -> NoReturn:
+    raise HTTPException(status_code=exc.status_code, detail=str(exc)) from exc
+
+
+def _out(record: RunRecord) -> RunOut:
+    config = record.config
+    return RunOut(
+        id=record.id, label=config.get("label") or "", status=record.status,
+        source=record.source, model=config["model"], dataset=config["data"]["name"],
+        created_at=record.created_at, updated_at=record.updated_at, error=record.error,
+        checkpoint=record.checkpoint, summary=record.summary,
+        last_event_id=record.last_event_id, config=config,
+    )  # fmt: skip
+
+
+def _record(manager: RunManager, run_id: str) -> RunRecord:
+    try:
+        return manager.get(run_id)
+    except RunError as exc:
+        _raise_http(exc)
+
+
+@router.post("", response_model=RunCreated, status_code=201,
+             dependencies=[Depends(heavy_work("runs"))])
+def create_run(body: RunCreate, request: Request, manager: Manager,
+               settings: AppSettings) -> RunCreated:  # fmt: skip
+    """Check the config and start the run in a worker process (or queue it)."""
+    config = plan_run(body, settings, manager.checkpoint_for_run)
+    try:
+        record = manager.create(config)
+    except RunError as exc:
+        _raise_http(exc)
+    url = str(request.url_for("run_events", run_id=record.id).path)
+    return RunCreated(id=record.id, status=record.status, events_url=url)
+
+
+@router.get("", response_model=list[RunOut])
+def list_runs(manager: Manager, status: Status = None,
+              limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[RunOut]:  # fmt: skip
+    """Runs newest first, from the web and from `cnnviz train` alike."""
+    unknown = set(status or ()) - set(ACTIVE_STATUSES + FINISHED_STATUSES)
+    if unknown:
+        detail = [{"loc": ["query", "status"], "msg": f"unknown status {sorted(unknown)[0]!r}",
+                   "type": "value_error"}]  # fmt: skip
+        raise HTTPException(422, detail=detail)
+    return [_out(r) for r in manager.store.list_runs(limit, statuses=status or None)]
+
+
+@router.get("/{run_id}", response_model=RunOut)
+def get_run(run_id: RunId, manager: Manager) -> RunOut:
+    """One run: config, status, latest figures, newest checkpoint."""
+    return _out(_record(manager, run_id))
+
+
+async def _stream(subscription: RunSubscription):
+    yield ServerSentEvent(retry=RECONNECT_MS, comment="run")
+    async for frame in subscription.frames():
+        yield frame  # encoded once per event, shared by every viewer
+    # Without this the browser's EventSource would reconnect to a finished run forever.
+    yield ServerSentEvent(event="done", data="{}")
+
+
+@router.get("/{run_id}/events", name="run_events")
+async def run_events(
+    run_id: RunId, manager: Manager, settings: AppSettings,
+    last_event_id: Annotated[str | None, Header(max_length=32)] = None,
+) -> EventSourceResponse:  # fmt: skip
+    """Server-Sent Events: every event of the run with its id, the stored history first;
+    `Last-Event-ID` resumes after that id. A `done` event closes the stream after `end`."""
+    try:
+        subscription = manager.subscribe(run_id, parse_last_event_id(last_event_id))
+    except RunError as exc:
+        _raise_http(exc)
+    # close() also as a background task: a viewer that leaves before the stream's first
+    # event never runs the generator's own cleanup.
+    return EventSourceResponse(_stream(subscription), ping=settings.run_ping_seconds,
+                               background=BackgroundTask(subscription.close))  # fmt: skip
+
+
+def _control(manager: RunManager, run_id: str, action: str) -> RunOut:
+    try:
+        return _out(getattr(manager, action)(run_id))
+    except RunError as exc:
+        _raise_http(exc)
+
+
+@router.post("/{run_id}/pause", response_model=RunOut)
+def pause_run(run_id: RunId, manager: Manager) -> RunOut:
+    """Pause before the next step (a `paused` event confirms it)."""
+    return _control(manager, run_id, "pause")
+
+
+@router.post("/{run_id}/resume", response_model=RunOut)
+def resume_run(run_id: RunId, manager: Manager) -> RunOut:
+    """Carry on training (a `resumed` event confirms it)."""
+    return _control(manager, run_id, "resume")
+
+
+@router.post("/{run_id}/stop", response_model=RunOut)
+def stop_run(run_id: RunId, manager: Manager) -> RunOut:
+    """Stop after the current step; the weights so far are saved as the final checkpoint."""
+    return _control(manager, run_id, "stop")
+
+
+@router.get("/{run_id}/metrics.json", response_model=MetricsOut)
+def metrics_json(run_id: RunId, manager: Manager) -> MetricsOut:
+    """Every step's and epoch's scalar metrics, for export and run comparison."""
+    record = _record(manager, run_id)
+    tables = metrics_tables(manager.store, run_id)
+    return MetricsOut(id=record.id, label=record.config.get("label") or "",
+                      status=record.status, **tables)  # fmt: skip
+
+
+@router.get("/{run_id}/metrics.csv", response_class=Response)
+def metrics_as_csv(run_id: RunId, manager: Manager) -> Response:
+    """The same metrics as one CSV table (a row per step and per epoch)."""
+    _record(manager, run_id)
+    body = metrics_csv(metrics_tables(manager.store, run_id))
+    headers = {"Content-Disposition": f'attachment; filename="run-{run_id}-metrics.csv"'}
+    return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
+
+
+@router.get("/{run_id}/checkpoints", response_model=list[CheckpointOut])
+def list_checkpoints(run_id: RunId, manager: Manager) -> list[CheckpointOut]:
+    """The run's saved weights (safetensors), with the layers a transfer run may freeze."""
+    try:
+        found = manager.list_checkpoints(run_id)
+    except RunError as exc:
+        _raise_http(exc)
+    if not found:
+        return []
+    layers, head = checkpoint_layers(manager.checkpoint_dir(run_id) / found[-1].file)
+    return [CheckpointOut(file=c.file, bytes=c.bytes, final=c.final, epoch=c.epoch, step=c.step,
+                          val_accuracy=c.val_accuracy, layers=layers, head=head)
+            for c in found]  # fmt: skip

@@ -1,0 +1,455 @@
+"""The run manager: starts training runs in worker processes, records and streams their events.
+
+- At most `max_concurrent` workers train at once; later runs wait in a FIFO queue (bounded by
+  `max_queued`, beyond which a new run is refused).
+- Each run gets its own process (multiprocessing's *spawn* context: a fresh interpreter, no
+  state forked from the server's threads or event loop), so training never blocks the API and a
+  crash takes down one run only.
+- Events come back through a one-way pipe. A pump thread per worker stores them (several at a
+  time, one transaction) and then pushes them to the live viewers (`app.runs.stream`).
+- Pause, resume and stop are two `multiprocessing.Event`s the trainer polls before each step.
+- A worker whose pipe closes without an `end` event died (killed, out of memory, a crash in
+  native code): the run is marked failed with the exit code or signal as the reason.
+- A new manager marks interrupted every run whose owning process is gone (`app.runs.owners`);
+  closing a manager (server shutdown) marks its own unfinished runs interrupted.
+"""
+
+from __future__ import annotations
+
+import atexit
+import math
+import multiprocessing
+import secrets
+import signal
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from app.runs.history import record_events
+from app.runs.owners import claim_owner, owner_alive, owner_pid, release_owner
+from app.runs.spec import CHECKPOINT_FILE, FINAL_CHECKPOINT, RunSpec, newest_checkpoint
+from app.runs.store import ACTIVE_STATUSES, RunRecord, RunStore, SQLiteRunStore, StoredEvent
+from app.runs.stream import RunChannel, RunSubscription
+from app.runs.worker import worker_main
+from app.settings import Settings, get_settings
+from cnncore.checkpoint import read_checkpoint_info
+from cnncore.errors import CNNCoreError
+
+__all__ = [
+    "CheckpointInfo",
+    "QueueFull",
+    "RunConflict",
+    "RunError",
+    "RunLimits",
+    "RunManager",
+    "UnknownRun",
+    "checkpoint_for_run",
+    "exit_reason",
+    "get_run_manager",
+    "new_run_id",
+    "open_store",
+]
+
+_BATCH = 256  # events stored in one transaction at most
+
+
+class RunError(Exception):
+    """A run request that cannot be served; `status_code` shapes the HTTP answer."""
+
+    status_code = 400
+
+
+class UnknownRun(RunError, LookupError):
+    status_code = 404
+
+
+class RunConflict(RunError):
+    status_code = 409
+
+
+class QueueFull(RunError):
+    status_code = 503
+
+
+@dataclass(frozen=True)
+class RunLimits:
+    max_concurrent: int = 2
+    max_queued: int = 16
+    threads: int = 1
+    keep_checkpoints: int = 3
+    replay_batch: int = 1000
+    poll_seconds: float = 0.5
+    mailbox_frames: int = 4096  # per viewer; a slower viewer catches up from the database
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RunLimits:
+        return cls(
+            max_concurrent=settings.max_concurrent_runs,
+            max_queued=settings.max_queued_runs,
+            threads=settings.run_threads,
+            keep_checkpoints=settings.run_checkpoints_kept,
+            replay_batch=settings.run_replay_batch,
+            poll_seconds=settings.run_poll_seconds,
+        )
+
+
+def new_run_id() -> str:
+    return secrets.token_hex(6)  # 12 hex digits: RUN_ID_PATTERN
+
+
+def exit_reason(exitcode: int | None) -> str:
+    """Why a worker process ended without finishing its run, in words."""
+    if exitcode is None:
+        return "the training process stopped answering"
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        return f"the training process was killed ({name}) before the run finished"
+    return f"the training process exited with code {exitcode} before the run finished"
+
+
+def _end(reason: str, error: str | None = None) -> dict[str, Any]:
+    return {"kind": "end", "reason": reason, "error": error, "time": time.time()}
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    file: str  # a server-made name (CHECKPOINT_FILE) inside the run's own folder
+    bytes: int
+    final: bool
+    epoch: int
+    step: int
+    val_accuracy: float | None  # of the saved weights, on the run's validation split
+
+
+@dataclass
+class _Worker:
+    run_id: str
+    process: Any  # multiprocessing.Process (spawn context)
+    conn: Any  # receiving end of the event pipe
+    pause: Any  # multiprocessing.Event
+    stop: Any
+    thread: threading.Thread | None = None
+    interrupted: bool = False  # the manager is closing: this run ends as interrupted
+    ended: bool = field(default=False)
+
+
+class RunManager:
+    """Every run this process drives. Thread-safe; `subscribe` must run on an event loop."""
+
+    def __init__(
+        self,
+        store: RunStore,
+        checkpoints_dir: Path,
+        limits: RunLimits | None = None,
+        context: Any = None,
+    ) -> None:
+        self.store = store
+        self.checkpoints_dir = Path(checkpoints_dir)
+        self.limits = limits or RunLimits()
+        self.owner = claim_owner()
+        self._context = context or multiprocessing.get_context("spawn")
+        self._lock = threading.RLock()
+        self._workers: dict[str, _Worker] = {}
+        self._queue: deque[str] = deque()
+        self._channels: dict[str, RunChannel] = {}
+        self._closed = False
+        self.recovered = self.recover()
+
+    # --- records ---------------------------------------------------------------------------
+
+    def get(self, run_id: str) -> RunRecord:
+        record = self.store.get_run(run_id)
+        if record is None:
+            raise UnknownRun(f"no training run has the id {run_id!r}")
+        return record
+
+    def _deliver(self, run_id: str, events: list[dict[str, Any]]) -> list[StoredEvent]:
+        """Store first (viewers fill gaps from the store), then push to live viewers."""
+        stored = record_events(self.store, run_id, events)
+        channel = self._channels.get(run_id)
+        if channel is not None:
+            channel.publish(stored)
+        return stored
+
+    def abandon_if_orphaned(self, record: RunRecord) -> bool:
+        """Mark a run interrupted when the process that drove it is gone; True if it was."""
+        if record.finished or record.owner == self.owner or owner_alive(record.owner):
+            return False
+        pid = owner_pid(record.owner)
+        self._deliver(record.id, [_end("interrupted", f"the process driving this run "
+                                                      f"(pid {pid}) is gone")])  # fmt: skip
+        return True
+
+    def recover(self) -> list[str]:
+        """Runs left queued, running or paused by a process that no longer exists."""
+        stale = self.store.list_runs(1_000_000, statuses=ACTIVE_STATUSES)
+        return [r.id for r in stale if self.abandon_if_orphaned(r)]
+
+    # --- starting runs ---------------------------------------------------------------------
+
+    def checkpoint_dir(self, run_id: str) -> Path:
+        return self.checkpoints_dir / run_id  # run ids are made by new_run_id, never by users
+
+    def checkpoint_for_run(self, run_id: str) -> Path:
+        """The newest checkpoint of a run (its final one once it has finished)."""
+        try:
+            return newest_checkpoint(self.store, self.checkpoints_dir, run_id)
+        except LookupError as exc:
+            raise UnknownRun(str(exc)) from exc
+
+    def list_checkpoints(self, run_id: str) -> list[CheckpointInfo]:
+        """A run's checkpoint files, oldest first (the final one last)."""
+        self.get(run_id)
+        folder = self.checkpoint_dir(run_id)
+        files = sorted(p for p in folder.glob("*.safetensors") if CHECKPOINT_FILE.match(p.name))
+        files.sort(key=lambda p: p.name == FINAL_CHECKPOINT)  # stable: epochs, then final
+        found = []
+        for path in files:
+            try:
+                _, trained, progress = read_checkpoint_info(path)
+                stat = path.stat()
+            except (CNNCoreError, OSError):
+                continue  # pruned or replaced while listing
+            score = trained.score if math.isfinite(trained.score) else None
+            found.append(CheckpointInfo(path.name, stat.st_size, path.name == FINAL_CHECKPOINT,
+                                        int(progress.get("epoch") or 0),
+                                        int(progress.get("step") or 0), score))  # fmt: skip
+        return found
+
+    def create(self, config: dict[str, Any], source: str = "web") -> RunRecord:
+        """Record a new run (queued) and start it as soon as a worker slot is free."""
+        with self._lock:
+            if self._closed:
+                raise QueueFull("the server is shutting down")
+            free = self.limits.max_concurrent - len(self._workers)
+            if free <= 0 and len(self._queue) >= self.limits.max_queued:
+                raise QueueFull(f"{len(self._queue)} runs are already waiting; try again when "
+                                "one has finished")  # fmt: skip
+            run_id = new_run_id()
+            self.store.create_run(run_id, config, source, self.owner)
+            self._channels[run_id] = RunChannel()
+            self._deliver(run_id, [{"kind": "status", "status": "queued", "time": time.time()}])
+            self._queue.append(run_id)
+            self._schedule()
+        return self.get(run_id)
+
+    def _schedule(self) -> None:
+        with self._lock:
+            while self._queue and len(self._workers) < self.limits.max_concurrent:
+                self._start(self._queue.popleft())
+
+    def _start(self, run_id: str) -> None:
+        record = self.get(run_id)
+        source = None
+        init_from = record.config.get("init_from")
+        if init_from:
+            try:
+                source = self.checkpoint_for_run(init_from["run_id"])
+            except UnknownRun as exc:
+                self._finish_early(run_id, "failed", str(exc))
+                return
+        spec = RunSpec.of(run_id, record.config, self.checkpoint_dir(run_id), source,
+                          self.limits.keep_checkpoints)  # fmt: skip
+        receive, send = self._context.Pipe(duplex=False)
+        pause, stop = self._context.Event(), self._context.Event()
+        process = self._context.Process(
+            target=worker_main, args=(spec, send, pause, stop, self.limits.threads),
+            name=f"cnnviz-run-{run_id}", daemon=True,
+        )  # fmt: skip
+        worker = _Worker(run_id, process, receive, pause, stop)
+        self._deliver(run_id, [{"kind": "status", "status": "running", "time": time.time()}])
+        try:
+            process.start()
+        except Exception as exc:  # no process: the run fails, the server lives
+            receive.close()
+            self._finish_early(run_id, "failed", f"no training process could start: {exc}")
+            return
+        finally:
+            send.close()  # the worker holds the only writing end: its death closes the pipe
+        self._workers[run_id] = worker
+        worker.thread = threading.Thread(target=self._pump, args=(worker,),
+                                         name=f"run-pump-{run_id}", daemon=True)  # fmt: skip
+        worker.thread.start()
+
+    def _finish_early(self, run_id: str, reason: str, error: str | None = None) -> None:
+        """End a run that never got a worker (stopped while queued, source gone, shutdown)."""
+        self._deliver(run_id, [_end(reason, error)])
+        self._channels.pop(run_id, None)
+
+    # --- the pump: one thread per worker ---------------------------------------------------
+
+    @staticmethod
+    def _receive(conn) -> tuple[list[dict[str, Any]], bool]:
+        """The next events (waits for one, then takes what is already there); open?"""
+        events: list[dict[str, Any]] = []
+        try:
+            events.append(conn.recv())
+            while len(events) < _BATCH and conn.poll():
+                events.append(conn.recv())
+        except (EOFError, OSError):
+            return events, False
+        return events, True
+
+    def _pump(self, worker: _Worker) -> None:
+        try:
+            while not worker.ended:
+                events, open_ = self._receive(worker.conn)
+                if events:
+                    self._deliver(worker.run_id, events)
+                    worker.ended = any(e.get("kind") == "end" for e in events)
+                if not open_:
+                    break
+            worker.conn.close()
+            worker.process.join(timeout=30)
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join(timeout=5)
+            if not worker.ended:
+                if worker.interrupted:
+                    self._deliver(worker.run_id, [_end("interrupted", "the server stopped")])
+                else:
+                    reason = exit_reason(worker.process.exitcode)
+                    self._deliver(worker.run_id, [_end("failed", reason)])
+        finally:
+            with self._lock:
+                self._workers.pop(worker.run_id, None)
+                self._channels.pop(worker.run_id, None)
+                if not self._closed:
+                    self._schedule()
+
+    # --- control ---------------------------------------------------------------------------
+
+    def _refuse(self, run_id: str, action: str) -> RunError:
+        record = self.get(run_id)
+        if record.finished:
+            return RunConflict(f"the run has already ended ({record.status}); nothing to {action}")
+        if run_id in self._queue:
+            return RunConflict(f"the run is waiting for a free worker; it cannot {action} yet")
+        return RunConflict(f"this run is driven by another process ({record.source}); "
+                           f"{action} it there")  # fmt: skip
+
+    def _worker(self, run_id: str, action: str) -> _Worker:
+        worker = self._workers.get(run_id)
+        if worker is None or worker.ended:
+            raise self._refuse(run_id, action)
+        return worker
+
+    def pause(self, run_id: str) -> RunRecord:
+        with self._lock:
+            self._worker(run_id, "pause").pause.set()
+        return self.get(run_id)
+
+    def resume(self, run_id: str) -> RunRecord:
+        with self._lock:
+            self._worker(run_id, "resume").pause.clear()
+        return self.get(run_id)
+
+    def stop(self, run_id: str) -> RunRecord:
+        """Stop after the current step (the final checkpoint is still written)."""
+        with self._lock:
+            if run_id in self._queue:
+                self._queue.remove(run_id)
+                self._finish_early(run_id, "stopped")
+            else:
+                self._worker(run_id, "stop").stop.set()
+        return self.get(run_id)
+
+    def kill_worker(self, run_id: str) -> None:
+        """Kill a run's process outright (SIGKILL), as a crash would; for tests and admins."""
+        with self._lock:
+            worker = self._workers.get(run_id)
+        if worker is None:
+            raise self._refuse(run_id, "kill")
+        worker.process.kill()
+
+    # --- viewers ---------------------------------------------------------------------------
+
+    def subscribe(self, run_id: str, after: int | None) -> RunSubscription:
+        """A viewer of the run from event `after` on (call on the viewer's event loop)."""
+        self.get(run_id)
+        with self._lock:
+            channel = self._channels.get(run_id)
+            return RunSubscription(
+                self.store, run_id, after or 0, channel,
+                replay_batch=self.limits.replay_batch, poll_seconds=self.limits.poll_seconds,
+                mailbox_frames=self.limits.mailbox_frames,
+                abandoned=self.abandon_if_orphaned,
+            )  # fmt: skip
+
+    def viewers(self, run_id: str) -> int:
+        channel = self._channels.get(run_id)
+        return len(channel) if channel else 0
+
+    def active(self) -> dict[str, list[str]]:
+        with self._lock:
+            return {"running": list(self._workers), "queued": list(self._queue)}
+
+    # --- shutdown --------------------------------------------------------------------------
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop every worker; their runs (and queued ones) end as interrupted."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            queued, self._queue = list(self._queue), deque()
+            workers = list(self._workers.values())
+        for run_id in queued:
+            self._finish_early(run_id, "interrupted", "the server stopped before the run began")
+        for worker in workers:
+            worker.interrupted = True
+            worker.process.terminate()
+        deadline = time.monotonic() + timeout
+        for worker in workers:
+            if worker.thread is not None:
+                worker.thread.join(timeout=max(0.1, deadline - time.monotonic()))
+        release_owner(self.owner)
+
+
+# --- the server's manager ---------------------------------------------------------------------
+
+_manager: RunManager | None = None
+_manager_lock = threading.Lock()
+
+
+def open_store(settings: Settings) -> SQLiteRunStore:
+    """The configured run store: the SQLite file under data_dir unless database_url names
+    another SQLite file (`sqlite:///path`). Other databases follow with issue 8."""
+    url = settings.database_url
+    if not url:
+        return SQLiteRunStore(settings.sqlite_path)
+    if url.startswith("sqlite:///"):
+        return SQLiteRunStore(Path(url.removeprefix("sqlite:///")))
+    raise RuntimeError(f"database_url {url.split(':', 1)[0]}:… is not supported yet; use SQLite")
+
+
+def get_run_manager() -> RunManager:
+    """The process-wide manager, made on first use (which also marks runs abandoned by an
+    earlier server process as interrupted); closed when the process exits."""
+    global _manager
+    with _manager_lock:
+        if _manager is None:
+            settings = get_settings()
+            store = open_store(settings)
+            _manager = RunManager(store, settings.checkpoints_dir,
+                                  RunLimits.from_settings(settings))  # fmt: skip
+            atexit.register(_close_manager, _manager)
+        return _manager
+
+
+def _close_manager(manager: RunManager) -> None:
+    manager.close()
+    manager.store.close()
+
+
+def checkpoint_for_run(run_id: str) -> Path:
+    """The newest checkpoint file of a run (its final one once finished), for pages that show
+    what a trained network sees (`cnncore.checkpoint.load_checkpoint(path).loaded_model()`).
+    Raises `UnknownRun` (a LookupError) when the run or its checkpoint does not exist."""
+    return get_run_manager().checkpoint_for_run(run_id)

@@ -1,0 +1,264 @@
+"""Run records and their full event histories, in SQLite (the embedded default).
+
+Two tables: `runs` (id, config JSON, status, who drives it, created/updated, error, latest
+checkpoint, a small summary for run lists, the last event id) and `events` (run id, event id,
+kind, JSON). Event ids count 1, 2, 3, … per run; they are the SSE event ids, so a viewer that
+reconnects with `Last-Event-ID: n` is sent exactly the rows after n.
+
+`RunStore` is the whole interface the rest of the app uses (the manager, the routes, the CLI):
+six methods over plain values, so a Postgres version can follow (issue 8). `SQLiteRunStore`:
+WAL journal (readers never wait for the writer; Hipp, "Write-Ahead Logging",
+https://sqlite.org/wal.html), one connection per thread (sqlite3 connections must not be shared
+across threads without care), `BEGIN IMMEDIATE` around each write so event ids are assigned
+atomically even with several writing processes (the server and a `cnnviz train` CLI run).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+__all__ = [
+    "ACTIVE_STATUSES",
+    "END_STATUS",
+    "FINISHED_STATUSES",
+    "RunChanges",
+    "RunRecord",
+    "RunStore",
+    "SQLiteRunStore",
+    "StoredEvent",
+    "encode_event",
+]
+
+ACTIVE_STATUSES = ("queued", "running", "paused")
+FINISHED_STATUSES = ("completed", "stopped", "diverged", "failed", "interrupted")
+# The "end" event's reason → the run's final status. The trainer ends with completed,
+# early_stop, stopped or diverged; the manager adds failed and interrupted.
+END_STATUS = {"completed": "completed", "early_stop": "completed", "stopped": "stopped",
+              "diverged": "diverged", "failed": "failed", "interrupted": "interrupted"}  # fmt: skip
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    config TEXT NOT NULL,
+    status TEXT NOT NULL,
+    source TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    error TEXT,
+    checkpoint TEXT,
+    summary TEXT NOT NULL DEFAULT '{}',
+    last_event_id INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS runs_by_created ON runs (created_at);
+CREATE TABLE IF NOT EXISTS events (
+    run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    event_id INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (run_id, event_id)
+) WITHOUT ROWID;
+"""
+_RUN_COLUMNS = ("id, config, status, source, owner, created_at, updated_at, error, checkpoint, "
+                "summary, last_event_id")  # fmt: skip
+
+
+def encode_event(event: dict[str, Any]) -> str:
+    """Compact strict JSON (the trainer already turned NaN and infinities into null)."""
+    return json.dumps(event, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: str
+    config: dict[str, Any]  # the training config, plus `init_from` for transfer runs
+    status: str  # one of ACTIVE_STATUSES or FINISHED_STATUSES
+    source: str  # "web" or "cli"
+    owner: str  # "host|pid|token" of the process that drives the run
+    created_at: float  # Unix seconds
+    updated_at: float
+    error: str | None
+    checkpoint: str | None  # file name of the newest checkpoint, in the run's own folder
+    summary: dict[str, Any]  # latest figures (step, loss, val accuracy, …) for run lists
+    last_event_id: int
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
+
+
+@dataclass(frozen=True)
+class RunChanges:
+    """What a batch of events changes in the run's record (None: unchanged)."""
+
+    status: str | None = None
+    error: str | None = None
+    checkpoint: str | None = None
+    summary: dict[str, Any] = field(default_factory=dict)  # merged into the stored summary
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    event_id: int
+    kind: str
+    data: str  # the event as stored JSON: sent to viewers as it is, never encoded again
+
+    @property
+    def final(self) -> bool:
+        """The last event a run ever gets (its "end")."""
+        return self.kind == "end"
+
+
+class RunStore(Protocol):
+    """What the app needs from run storage."""
+
+    def create_run(self, run_id: str, config: dict[str, Any], source: str,
+                   owner: str) -> RunRecord: ...  # fmt: skip
+
+    def get_run(self, run_id: str) -> RunRecord | None: ...
+
+    def list_runs(self, limit: int, statuses: Sequence[str] | None = None) -> list[RunRecord]:
+        """Newest first; only the given statuses when `statuses` is set."""
+        ...
+
+    def record(self, run_id: str, events: Sequence[dict[str, Any]],
+               changes: RunChanges | None = None) -> list[StoredEvent]:  # fmt: skip
+        """Append events (ids assigned here) and apply the run's changes, all or nothing.
+        `changes.summary` is merged key by key into the stored one. A finished run takes
+        nothing more: the call stores nothing and returns []."""
+        ...
+
+    def events_after(self, run_id: str, after: int, limit: int,
+                     kinds: Sequence[str] | None = None) -> list[StoredEvent]: ...  # fmt: skip
+
+    def close(self) -> None: ...
+
+
+def _row_to_record(row: tuple) -> RunRecord:
+    (run_id, config, status, source, owner, created, updated, error, checkpoint, summary,
+     last) = row  # fmt: skip
+    return RunRecord(run_id, json.loads(config), status, source, owner, created, updated, error,
+                     checkpoint, json.loads(summary), last)  # fmt: skip
+
+
+class SQLiteRunStore:
+    """`RunStore` on one SQLite file; safe to use from any thread and several processes."""
+
+    def __init__(self, path: str | Path, busy_timeout_ms: int = 10_000) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._busy_ms = busy_timeout_ms
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+        self._closed = False
+        connection = self._connection()
+        connection.executescript(_SCHEMA)
+
+    def _connection(self) -> sqlite3.Connection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            if self._closed:
+                raise RuntimeError("the run store is closed")
+            # isolation_level=None: no implicit transactions; writes open their own below.
+            connection = sqlite3.connect(self.path, isolation_level=None,
+                                         check_same_thread=False)  # fmt: skip
+            connection.execute(f"PRAGMA busy_timeout = {int(self._busy_ms)}")
+            connection.execute("PRAGMA journal_mode = WAL")
+            # NORMAL in WAL mode: a power cut may lose the last commits, never corrupt the file
+            # (https://sqlite.org/pragma.html#pragma_synchronous): fine for metric history.
+            connection.execute("PRAGMA synchronous = NORMAL")
+            connection.execute("PRAGMA foreign_keys = ON")
+            self._local.connection = connection
+            with self._all_lock:
+                self._all.append(connection)
+        return connection
+
+    def create_run(self, run_id: str, config: dict[str, Any], source: str,
+                   owner: str) -> RunRecord:  # fmt: skip
+        now = time.time()
+        self._connection().execute(
+            f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?, ?, 'queued', ?, ?, ?, ?, NULL, NULL, "
+            "'{}', 0)",
+            (run_id, json.dumps(config, allow_nan=False), source, owner, now, now),
+        )
+        record = self.get_run(run_id)
+        assert record is not None
+        return record
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        row = self._connection().execute(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)
+        ).fetchone()
+        return _row_to_record(row) if row else None
+
+    def list_runs(self, limit: int, statuses: Sequence[str] | None = None) -> list[RunRecord]:
+        query, params = f"SELECT {_RUN_COLUMNS} FROM runs", []
+        if statuses is not None:
+            query += f" WHERE status IN ({', '.join('?' * len(statuses))})"
+            params.extend(statuses)
+        query += " ORDER BY created_at DESC, id LIMIT ?"
+        rows = self._connection().execute(query, (*params, limit)).fetchall()
+        return [_row_to_record(row) for row in rows]
+
+    def record(self, run_id: str, events: Sequence[dict[str, Any]],
+               changes: RunChanges | None = None) -> list[StoredEvent]:  # fmt: skip
+        changes = changes or RunChanges()
+        connection = self._connection()
+        encoded = [(str(event["kind"]), encode_event(event)) for event in events]
+        connection.execute("BEGIN IMMEDIATE")  # the write lock first: ids cannot collide
+        try:
+            row = connection.execute(
+                "SELECT last_event_id, summary, status FROM runs WHERE id = ?", (run_id,)
+            ).fetchone()
+            if row is None:
+                raise KeyError(run_id)
+            last, stored_summary, current = row
+            if current in FINISHED_STATUSES:
+                connection.execute("ROLLBACK")
+                return []  # "end" is final: a late event (a race with a stop) is dropped
+            stored = [StoredEvent(last + i + 1, kind, data) for i, (kind, data) in
+                      enumerate(encoded)]  # fmt: skip
+            connection.executemany(
+                "INSERT INTO events (run_id, event_id, kind, data) VALUES (?, ?, ?, ?)",
+                [(run_id, e.event_id, e.kind, e.data) for e in stored],
+            )
+            merged = {**json.loads(stored_summary), **changes.summary}
+            connection.execute(
+                "UPDATE runs SET last_event_id = ?, updated_at = ?, summary = ?, "
+                "status = COALESCE(?, status), error = COALESCE(?, error), "
+                "checkpoint = COALESCE(?, checkpoint) WHERE id = ?",
+                (last + len(stored), time.time(), json.dumps(merged, allow_nan=False),
+                 changes.status, changes.error, changes.checkpoint, run_id),
+            )  # fmt: skip
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        return stored
+
+    def events_after(self, run_id: str, after: int, limit: int,
+                     kinds: Sequence[str] | None = None) -> list[StoredEvent]:  # fmt: skip
+        query = "SELECT event_id, kind, data FROM events WHERE run_id = ? AND event_id > ?"
+        params: list[Any] = [run_id, after]
+        if kinds is not None:
+            query += f" AND kind IN ({', '.join('?' * len(kinds))})"
+            params.extend(kinds)
+        rows = self._connection().execute(
+            query + " ORDER BY event_id LIMIT ?", (*params, limit)
+        ).fetchall()
+        return [StoredEvent(*row) for row in rows]
+
+    def close(self) -> None:
+        self._closed = True
+        with self._all_lock:
+            for connection in self._all:
+                connection.close()
+            self._all.clear()

@@ -1,0 +1,191 @@
+"""Viewers of a run: its stored history, then its live events, with nothing lost or repeated.
+
+The database is the source of truth; live delivery is only a shortcut. A viewer starts from the
+event id it has seen (`Last-Event-ID`, or 0) and reads every later event from the store. While
+the run is driven by this process, each new event is also pushed into the viewer's mailbox, SSE
+frame already encoded (once for all viewers). The viewer sends mailbox frames while their ids
+follow on from the last one it sent; ids it already sent are skipped, and a gap (events pushed
+before it registered, or dropped from a full mailbox by a viewer too slow to keep up) sends it
+back to the store for the missing ones. Hence no loss, no duplicates, bounded memory, any
+number of viewers.
+
+A run driven by another process (`cnnviz train`, another server worker) has no pushes here: its
+viewers re-read the store every `poll_seconds`. The run's `end` event is the last one a viewer
+gets; then its stream closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+from sse_starlette.event import ServerSentEvent
+
+from app.runs.store import RunRecord, RunStore, StoredEvent
+
+__all__ = ["Frame", "RunChannel", "RunSubscription", "sse_frame"]
+
+
+def sse_frame(event: StoredEvent) -> bytes:
+    """One stored event as an SSE message: `id` is its event id, `data` its JSON."""
+    return ServerSentEvent(data=event.data, id=str(event.event_id)).encode()
+
+
+@dataclass(frozen=True)
+class Frame:
+    event_id: int
+    data: bytes
+    final: bool
+
+
+class RunChannel:
+    """The live viewers of one run driven by this process, grouped by their event loop (one
+    wake-up per loop per batch of events, however many viewers)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._groups: dict[asyncio.AbstractEventLoop, set[RunSubscription]] = {}
+
+    def __len__(self) -> int:
+        with self._lock:
+            return sum(len(group) for group in self._groups.values())
+
+    def add(self, subscription: RunSubscription) -> None:
+        with self._lock:
+            self._groups.setdefault(subscription.loop, set()).add(subscription)
+
+    def discard(self, subscription: RunSubscription) -> None:
+        with self._lock:
+            group = self._groups.get(subscription.loop)
+            if group is not None:
+                group.discard(subscription)
+                if not group:
+                    del self._groups[subscription.loop]
+
+    def publish(self, events: list[StoredEvent]) -> None:
+        """Push stored events to every viewer; callable from any thread."""
+        if not events:
+            return
+        with self._lock:
+            groups = [(loop, list(group)) for loop, group in self._groups.items()]
+        if not groups:
+            return
+        frames = [Frame(e.event_id, sse_frame(e), e.final) for e in events]
+        for loop, group in groups:
+            try:
+                loop.call_soon_threadsafe(_offer_all, group, frames)
+            except RuntimeError:  # that loop has closed: its viewers are gone
+                with self._lock:
+                    self._groups.pop(loop, None)
+
+
+def _offer_all(group: list[RunSubscription], frames: list[Frame]) -> None:
+    for subscription in group:
+        subscription.offer(frames)
+
+
+class RunSubscription:
+    """One viewer. Create it on the event loop that will iterate `frames()`."""
+
+    def __init__(
+        self,
+        store: RunStore,
+        run_id: str,
+        after: int,
+        channel: RunChannel | None,
+        *,
+        replay_batch: int,
+        poll_seconds: float,
+        mailbox_frames: int,
+        abandoned: Callable[[RunRecord], bool],
+    ) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.run_id = run_id
+        self.last = after
+        self._store = store
+        self._channel = channel
+        self._replay_batch = replay_batch
+        self._poll_seconds = poll_seconds
+        self._abandoned = abandoned  # marks a dead owner's run interrupted; True if it did
+        self._mailbox: deque[Frame] = deque(maxlen=mailbox_frames)  # full: oldest dropped
+        self._wake = asyncio.Event()
+        self._done = False
+        if channel is not None:
+            channel.add(self)  # before the first read: nothing can slip between the two
+
+    @property
+    def live(self) -> bool:
+        return self._channel is not None
+
+    def offer(self, frames: list[Frame]) -> None:
+        self._mailbox.extend(frames)
+        self._wake.set()
+
+    def close(self) -> None:
+        """Unregister (idempotent): the viewer left."""
+        if self._channel is not None:
+            self._channel.discard(self)
+
+    async def _catch_up(self) -> AsyncIterator[bytes]:
+        """Every stored event after `last`, in id order."""
+        while True:
+            rows = await asyncio.to_thread(
+                self._store.events_after, self.run_id, self.last, self._replay_batch
+            )
+            for row in rows:
+                self.last = row.event_id
+                self._done = row.final
+                yield sse_frame(row)
+                if self._done:
+                    return
+            if len(rows) < self._replay_batch:
+                return
+
+    async def _live(self) -> AsyncIterator[bytes]:
+        """Pushed frames while they follow on; returns at the end or at a gap."""
+        while True:
+            while self._mailbox:
+                frame = self._mailbox.popleft()
+                if frame.event_id <= self.last:
+                    continue  # already sent from the store
+                if frame.event_id != self.last + 1:
+                    self._mailbox.appendleft(frame)
+                    return  # a gap: the store has the missing events
+                self.last = frame.event_id
+                self._done = frame.final
+                yield frame.data
+                if self._done:
+                    return
+            # No await between the emptiness check and clear(): no wake-up can be lost.
+            self._wake.clear()
+            await self._wake.wait()
+
+    async def _wait_for_other_process(self) -> None:
+        record = await asyncio.to_thread(self._store.get_run, self.run_id)
+        if record is None:
+            self._done = True
+        elif record.finished:
+            # Its `end` is stored: one more catch-up sends it. A record finished without an
+            # end event (written by an older version) ends the stream after that catch-up.
+            self._done = record.last_event_id <= self.last
+        elif not await asyncio.to_thread(self._abandoned, record):
+            await asyncio.sleep(self._poll_seconds)
+
+    async def frames(self) -> AsyncIterator[bytes]:
+        """The viewer's SSE frames until the run's `end`; unregisters however it stops."""
+        try:
+            while not self._done:
+                async for frame in self._catch_up():
+                    yield frame
+                if self._done:
+                    return
+                if self.live:
+                    async for frame in self._live():
+                        yield frame
+                else:
+                    await self._wait_for_other_process()
+        finally:
+            self.close()

@@ -1,0 +1,123 @@
+"""What a training worker process runs (and `cnnviz train`, in its own process).
+
+`execute_run` drives a `Trainer` and adds what only a run has: a wall-clock `time` on every
+event (for step-to-viewer latency and the page's clock), and checkpoints — one per epoch (the
+newest `keep_checkpoints` kept) and a final one — each announced by a `checkpoint` event. The
+final checkpoint is written *before* the trainer's `end` event is passed on, so `end` is truly
+the last event of a run.
+
+`worker_main` is the spawned process's entry point: events go to the server through a one-way
+pipe; pause and stop come back as two `multiprocessing.Event`s, polled by the trainer before
+every step. An exception becomes an `end` event with reason `failed` and the message; a worker
+that dies without sending `end` (killed, out of memory) is noticed by the manager instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from app.runs.spec import CHECKPOINT_FILE, FINAL_CHECKPOINT, RunSpec, epoch_checkpoint
+from cnncore.checkpoint import load_checkpoint, save_checkpoint
+from cnncore.data import load_dataset
+from cnncore.errors import CNNCoreError
+from cnncore.training import TrainConfig, Trainer
+from cnncore.transfer import transfer_data, transfer_model
+
+__all__ = ["build_trainer", "execute_run", "failure_event", "worker_main"]
+
+
+def build_trainer(
+    spec: RunSpec, should_pause: Callable[[], bool], should_stop: Callable[[], bool]
+) -> Trainer:
+    """The spec's trainer; for a transfer run, the source network re-headed and frozen."""
+    config = TrainConfig.from_dict(spec.config)
+    if spec.source_checkpoint is None:
+        return Trainer(config, should_stop=should_stop, should_pause=should_pause)
+    config.check()
+    checkpoint = load_checkpoint(spec.source_checkpoint)
+    data = transfer_data(load_dataset(config.data), checkpoint.trained.input_shape,
+                         config.data.fit)  # fmt: skip
+    model = transfer_model(checkpoint, data.num_classes, freeze=list(spec.freeze),
+                           replace_head=spec.replace_head, seed=config.seed)  # fmt: skip
+    return Trainer(config, data=data, model=model, should_stop=should_stop,
+                   should_pause=should_pause)  # fmt: skip
+
+
+def _save(trainer: Trainer, folder: Path, name: str, run_id: str) -> Path:
+    """Write atomically: a viewer listing checkpoints never sees half a file."""
+    partial = folder / f".{name}.partial"
+    save_checkpoint(trainer, partial, extra={"run_id": run_id})
+    os.replace(partial, folder / name)
+    return folder / name
+
+
+def _prune(folder: Path, keep: int) -> None:
+    epochs = sorted(p for p in folder.glob("epoch-*.safetensors") if CHECKPOINT_FILE.match(p.name))
+    for old in epochs[: max(0, len(epochs) - keep)]:
+        old.unlink(missing_ok=True)
+
+
+def _checkpoint_event(path: Path, trainer: Trainer, final: bool) -> dict[str, Any]:
+    return {"kind": "checkpoint", "file": path.name, "final": final,
+            "epoch": trainer.epochs_completed, "step": trainer.step,
+            "bytes": path.stat().st_size, "time": time.time()}  # fmt: skip
+
+
+def execute_run(
+    spec: RunSpec,
+    should_pause: Callable[[], bool] = lambda: False,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> Iterator[dict[str, Any]]:
+    """The run's events, checkpoints written on the way; ends with the trainer's `end`."""
+    folder = Path(spec.checkpoint_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    trainer = build_trainer(spec, should_pause, should_stop)
+    for event in trainer.run():
+        event["time"] = time.time()
+        kind = event["kind"]
+        if kind == "end":
+            # A diverged network's weights hold NaN: its last good epoch stays the newest.
+            if event["reason"] != "diverged":
+                yield _checkpoint_event(_save(trainer, folder, FINAL_CHECKPOINT, spec.run_id),
+                                        trainer, final=True)  # fmt: skip
+            yield {**event, "time": time.time()}
+            return
+        yield event
+        if kind == "epoch":
+            path = _save(trainer, folder, epoch_checkpoint(event["epoch"]), spec.run_id)
+            _prune(folder, spec.keep_checkpoints)
+            yield _checkpoint_event(path, trainer, final=False)
+
+
+def failure_event(exc: BaseException) -> dict[str, Any]:
+    """The `end` of a run that raised: a student-readable message for our own errors, the
+    exception's type and text otherwise (never a traceback: it names server paths)."""
+    message = str(exc) if isinstance(exc, CNNCoreError) else f"{type(exc).__name__}: {exc}"
+    return {"kind": "end", "reason": "failed", "error": message, "time": time.time()}
+
+
+def worker_main(spec: RunSpec, conn, pause, stop, threads: int) -> None:
+    """Entry point of a spawned worker process."""
+    # Ctrl-C in the server's terminal reaches the whole process group; the server decides
+    # what happens to its runs (they are marked interrupted), so the worker ignores it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    import torch
+
+    torch.set_num_threads(max(1, threads))
+    try:
+        for event in execute_run(spec, pause.is_set, stop.is_set):
+            conn.send(event)
+    except Exception as exc:  # any failure must reach the run's record
+        traceback.print_exc(file=sys.stderr)
+        with contextlib.suppress(OSError):  # the server is gone: nobody is left to tell
+            conn.send(failure_event(exc))
+    finally:
+        conn.close()

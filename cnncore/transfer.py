@@ -1,0 +1,181 @@
+"""Transfer learning: start a run from another run's checkpoint, freeze layers, new head.
+
+Yosinski et al. (2014), "How transferable are features in deep neural networks?": the first
+layers of a network trained on one task learn general features (edges, blobs) that another task
+can reuse; copying them and training only the top layers works with far fewer examples than
+training from scratch. Here:
+
+- the new run keeps the source's architecture (model, activation, batch norm, dropout), so every
+  saved weight has a place to go, and its images are resized to the source's input size;
+- `replace_head` swaps the output layer (the last `nn.Linear`) for a fresh one with the new
+  number of classes (the "new head" of Yosinski et al.'s transfer networks);
+- `freeze` names layer prefixes (`features`, `features.0`, …, dotted module paths as
+  everywhere in cnnviz) whose parameters stop learning (`requires_grad = False`: autograd
+  gives them no gradient, so no optimiser moves them, weight decay included).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+from torch import nn
+
+from cnncore.checkpoint import Checkpoint, read_checkpoint_info
+from cnncore.data import DataSplit, resize_split
+from cnncore.errors import CNNCoreError
+from cnncore.model_options import build_classifier
+from cnncore.training import TrainConfig
+
+__all__ = [
+    "TransferPlan",
+    "checkpoint_layers",
+    "freeze_layers",
+    "output_layer",
+    "plan_transfer",
+    "transfer_data",
+    "transfer_model",
+]
+
+ARCHITECTURE_FIELDS = ("model", "activation", "batch_norm", "dropout")
+
+
+@dataclass(frozen=True)
+class TransferPlan:
+    """A checked transfer: the run's config (architecture taken from the source), what the
+    source network was, and which of its layers exist to be frozen."""
+
+    config: TrainConfig
+    input_shape: tuple[int, int, int]
+    source_classes: int
+    layers: list[str]  # dotted names of the source's weighted layers, in model order
+    head: str  # dotted name of the output layer
+
+
+def output_layer(model: nn.Module) -> str:
+    """The dotted name of the classifier head: the model's last fully connected layer."""
+    linears = [name for name, module in model.named_modules() if isinstance(module, nn.Linear)]
+    if not linears:
+        raise CNNCoreError("this model has no fully connected output layer", "init_from")
+    return linears[-1]
+
+
+def _matching(names: list[str], prefix: str) -> list[str]:
+    return [name for name in names if name == prefix or name.startswith(prefix + ".")]
+
+
+def freeze_layers(model: nn.Module, prefixes: list[str]) -> list[str]:
+    """Stop the parameters under each prefix from learning; returns their names.
+
+    A prefix matches a parameter on a dotted boundary (`features.1` freezes `features.1.weight`
+    but not `features.10.weight`); one that matches nothing is refused, naming the field."""
+    names = [name for name, _ in model.named_parameters()]
+    frozen: list[str] = []
+    for prefix in prefixes:
+        found = _matching(names, prefix)
+        if not found:
+            raise CNNCoreError(
+                f"no layer is called {prefix!r}; the layers are "
+                f"{', '.join(sorted({n.rsplit('.', 1)[0] for n in names}))}",
+                "init_from.freeze",
+            )
+        frozen.extend(n for n in found if n not in frozen)
+    parameters = dict(model.named_parameters())
+    for name in frozen:
+        parameters[name].requires_grad_(False)
+    return frozen
+
+
+def _build(config: TrainConfig, input_shape: tuple[int, int, int], classes: int) -> nn.Module:
+    return build_classifier(
+        config.model, input_shape, classes, activation=config.activation,
+        batch_norm=config.batch_norm, dropout=config.dropout,
+    )  # fmt: skip
+
+
+def _meta_network(config: TrainConfig, trained) -> nn.Module:
+    # Built on the meta device: names and shapes only, no memory, microseconds.
+    with torch.device("meta"):
+        return _build(config, trained.input_shape, len(trained.labels))
+
+
+def _weighted(model: nn.Module) -> list[str]:
+    return [name for name, m in model.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+
+
+def checkpoint_layers(checkpoint_path) -> tuple[list[str], str]:
+    """The weighted layers of a checkpoint's network (what `freeze` may name) and its head,
+    read from the metadata alone."""
+    source, trained, _ = read_checkpoint_info(checkpoint_path)
+    model = _meta_network(source, trained)
+    return _weighted(model), output_layer(model)
+
+
+def plan_transfer(
+    checkpoint_path, config: TrainConfig, freeze: list[str], replace_head: bool
+) -> TransferPlan:
+    """Check a transfer before any data is loaded (the API answers 422 at once): the source
+    is a readable checkpoint, every frozen prefix names a layer, the head is not frozen
+    while being replaced."""
+    source, trained, _ = read_checkpoint_info(checkpoint_path)
+    arch = {name: getattr(source, name) for name in ARCHITECTURE_FIELDS}
+    planned = replace(config, **arch)
+    planned.check()
+    model = _meta_network(planned, trained)
+    head = output_layer(model)
+    frozen = freeze_layers(model, freeze)
+    if replace_head and any(_matching([n], head) for n in frozen):
+        raise CNNCoreError(
+            f"the new head ({head}) would be frozen: it could never learn", "init_from.freeze"
+        )
+    return TransferPlan(planned, trained.input_shape, len(trained.labels), _weighted(model), head)
+
+
+def transfer_data(data: DataSplit, input_shape: tuple[int, int, int], fit: str) -> DataSplit:
+    """The new task's images at the source network's input size (channels must agree)."""
+    channels, height, width = input_shape
+    if data.input_shape[0] != channels:
+        raise CNNCoreError(
+            f"the source network reads {channels}-channel images; this dataset has "
+            f"{data.input_shape[0]} (set data.channels)",
+            "data.channels",
+        )
+    if data.input_shape[1:] == (height, width):
+        return data
+    if height != width:
+        raise CNNCoreError("the source network's input is not square", "init_from")
+    return resize_split(data, height, fit)
+
+
+def transfer_model(
+    checkpoint: Checkpoint,
+    num_classes: int,
+    *,
+    freeze: list[str],
+    replace_head: bool,
+    seed: int = 0,
+) -> nn.Module:
+    """The source network with its trained weights, a new head when asked, layers frozen.
+
+    Without `replace_head` the old head is kept, which only fits a task with the same number
+    of classes. The new head starts from PyTorch's default initialisation drawn from `seed`."""
+    model = checkpoint.model.train()
+    head_name = output_layer(model)
+    head = model.get_submodule(head_name)
+    if replace_head:
+        parent_name, _, child = head_name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            new_head = nn.Linear(head.in_features, num_classes, bias=head.bias is not None)
+        setattr(parent, child, new_head.to(head.weight.device))
+    elif head.out_features != num_classes:
+        raise CNNCoreError(
+            f"the source network predicts {head.out_features} classes and this task has "
+            f"{num_classes}: replace the head",
+            "init_from.replace_head",
+        )
+    for parameter in model.parameters():
+        parameter.requires_grad_(True)
+    freeze_layers(model, freeze)
+    return model

@@ -1,0 +1,206 @@
+"""Run storage: records, event ids, status derived from events, persistence, concurrency, and
+the metrics tables and CSV export read back from a history."""
+
+import csv
+import io
+import json
+import math
+import sqlite3
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from app.runs.history import EPOCH_COLUMNS, STEP_COLUMNS, metrics_csv, metrics_tables, record_events
+from app.runs.owners import claim_owner, owner_alive, release_owner
+from app.runs.store import ACTIVE_STATUSES, SQLiteRunStore
+
+
+@pytest.fixture
+def store(tmp_path):
+    opened = SQLiteRunStore(tmp_path / "runs.sqlite3")
+    yield opened
+    opened.close()
+
+
+def _step(step, loss=1.0, **extra):
+    return {"kind": "step", "step": step, "epoch": 1, "loss": loss, "accuracy": 0.5,
+            "lr": 0.01, "images_per_second": 100.0, "elapsed_s": 0.1 * step, **extra}
+
+
+def test_a_new_run_is_queued_with_an_empty_history(store):
+    record = store.create_run("aaaaaaaaaaaa", {"model": "mlp", "lr": 0.1}, "web", "h|1|t")
+    assert (record.status, record.source, record.owner) == ("queued", "web", "h|1|t")
+    assert record.config == {"model": "mlp", "lr": 0.1}
+    assert record.last_event_id == 0 and record.summary == {} and record.checkpoint is None
+    assert not record.finished
+    assert store.events_after("aaaaaaaaaaaa", 0, 100) == []
+    assert store.get_run("bbbbbbbbbbbb") is None
+
+
+def test_event_ids_count_up_per_run_and_replay_exactly_what_follows(store):
+    for run_id in ("aaaaaaaaaaaa", "bbbbbbbbbbbb"):
+        store.create_run(run_id, {}, "web", "o")
+    first = store.record("aaaaaaaaaaaa", [_step(1), _step(2)])
+    store.record("bbbbbbbbbbbb", [_step(1)])
+    second = store.record("aaaaaaaaaaaa", [_step(3)])
+    assert [e.event_id for e in first + second] == [1, 2, 3]
+    assert [e.event_id for e in store.events_after("bbbbbbbbbbbb", 0, 10)] == [1]
+    after_one = store.events_after("aaaaaaaaaaaa", 1, 10)
+    assert [json.loads(e.data)["step"] for e in after_one] == [2, 3]
+    assert [e.event_id for e in store.events_after("aaaaaaaaaaaa", 0, 2)] == [1, 2]  # limit
+    assert store.get_run("aaaaaaaaaaaa").last_event_id == 3
+    # stored JSON is exactly what is sent to viewers: compact and strict
+    assert first[0].data == json.dumps(_step(1), separators=(",", ":"))
+
+
+def test_kinds_filter_and_non_finite_numbers_are_refused(store):
+    store.create_run("aaaaaaaaaaaa", {}, "web", "o")
+    store.record("aaaaaaaaaaaa", [_step(1), {"kind": "epoch", "epoch": 1, "step": 1}])
+    assert [e.kind for e in store.events_after("aaaaaaaaaaaa", 0, 10, ["epoch"])] == ["epoch"]
+    with pytest.raises(ValueError):
+        store.record("aaaaaaaaaaaa", [_step(2, loss=math.nan)])
+    assert store.get_run("aaaaaaaaaaaa").last_event_id == 2  # nothing half-written
+
+
+@pytest.mark.parametrize(("events", "status", "error"), [
+    ([{"kind": "status", "status": "running"}], "running", None),
+    ([{"kind": "status", "status": "running"}, {"kind": "paused", "step": 3}], "paused", None),
+    ([{"kind": "paused", "step": 3}, {"kind": "resumed", "step": 3}], "running", None),
+    ([{"kind": "end", "reason": "completed"}], "completed", None),
+    ([{"kind": "end", "reason": "early_stop"}], "completed", None),
+    ([{"kind": "end", "reason": "stopped"}], "stopped", None),
+    ([{"kind": "end", "reason": "diverged"}], "diverged", None),
+    ([{"kind": "end", "reason": "failed", "error": "killed (SIGKILL)"}], "failed",
+     "killed (SIGKILL)"),
+    ([{"kind": "end", "reason": "interrupted", "error": "server stopped"}], "interrupted",
+     "server stopped"),
+])  # fmt: skip
+def test_status_follows_the_events(store, events, status, error):
+    store.create_run("aaaaaaaaaaaa", {}, "web", "o")
+    record_events(store, "aaaaaaaaaaaa", events)
+    record = store.get_run("aaaaaaaaaaaa")
+    assert (record.status, record.error) == (status, error)
+    assert record.finished == (status not in ACTIVE_STATUSES)
+
+
+def test_summary_and_checkpoint_follow_the_events(store):
+    store.create_run("aaaaaaaaaaaa", {}, "web", "o")
+    start = {"kind": "start", "total_steps": 6, "steps_per_epoch": 3, "device": "cpu",
+             "model": {"params": 100, "trainable_params": 40}, "dataset": {"name": "digits"}}
+    record_events(store, "aaaaaaaaaaaa", [start, _step(1, loss=2.0)])
+    record_events(store, "aaaaaaaaaaaa", [_step(2, loss=1.5)])
+    record_events(store, "aaaaaaaaaaaa", [
+        {"kind": "epoch", "epoch": 1, "step": 2, "val_accuracy": 0.75, "val_loss": 0.9},
+        {"kind": "checkpoint", "file": "epoch-001.safetensors"},
+    ])  # fmt: skip
+    summary = store.get_run("aaaaaaaaaaaa").summary
+    assert summary["total_steps"] == 6 and summary["trainable_params"] == 40
+    assert summary["dataset"] == "digits" and summary["step"] == 2 and summary["loss"] == 1.5
+    assert summary["val_accuracy"] == 0.75 and summary["epochs_completed"] == 1
+    assert store.get_run("aaaaaaaaaaaa").checkpoint == "epoch-001.safetensors"
+
+
+def test_end_is_final(store):
+    store.create_run("aaaaaaaaaaaa", {}, "web", "o")
+    record_events(store, "aaaaaaaaaaaa", [{"kind": "end", "reason": "stopped"}])
+    late = record_events(store, "aaaaaaaaaaaa", [_step(9), {"kind": "end", "reason": "failed",
+                                                            "error": "late"}])  # fmt: skip
+    assert late == []
+    record = store.get_run("aaaaaaaaaaaa")
+    assert (record.status, record.error, record.last_event_id) == ("stopped", None, 1)
+
+
+def test_list_is_newest_first_and_filters_by_status(store):
+    for run_id in ("aaaaaaaaaaaa", "bbbbbbbbbbbb", "cccccccccccc"):
+        store.create_run(run_id, {}, "web", "o")
+    record_events(store, "bbbbbbbbbbbb", [{"kind": "end", "reason": "completed"}])
+    assert [r.id for r in store.list_runs(10)] == ["cccccccccccc", "bbbbbbbbbbbb", "aaaaaaaaaaaa"]
+    assert [r.id for r in store.list_runs(2)] == ["cccccccccccc", "bbbbbbbbbbbb"]
+    assert [r.id for r in store.list_runs(10, ["completed"])] == ["bbbbbbbbbbbb"]
+
+
+def test_everything_survives_reopening_the_file(tmp_path):
+    path = tmp_path / "runs.sqlite3"
+    first = SQLiteRunStore(path)
+    first.create_run("aaaaaaaaaaaa", {"model": "lenet5"}, "cli", "o")
+    record_events(first, "aaaaaaaaaaaa", [_step(i) for i in range(1, 51)])
+    record_events(first, "aaaaaaaaaaaa", [{"kind": "end", "reason": "completed"}])
+    first.close()
+    again = SQLiteRunStore(path)
+    record = again.get_run("aaaaaaaaaaaa")
+    assert (record.status, record.config, record.last_event_id) == ("completed",
+                                                                    {"model": "lenet5"}, 51)
+    assert [e.event_id for e in again.events_after("aaaaaaaaaaaa", 0, 100)] == list(range(1, 52))
+    again.close()
+    mode = sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+
+
+def test_concurrent_writers_get_unique_contiguous_ids(tmp_path):
+    """Threads of one store and a second store on the same file (as the server and a CLI run
+    would be) all append to one run: every id is used exactly once."""
+    path = tmp_path / "runs.sqlite3"
+    stores = [SQLiteRunStore(path), SQLiteRunStore(path)]
+    stores[0].create_run("aaaaaaaaaaaa", {}, "web", "o")
+    written: list[int] = []
+    lock = threading.Lock()
+
+    def writer(index: int) -> None:
+        store = stores[index % 2]
+        for n in range(25):
+            stored = store.record("aaaaaaaaaaaa", [_step(n, writer=index), _step(n)])
+            with lock:
+                written.extend(e.event_id for e in stored)
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(written) == list(range(1, 6 * 25 * 2 + 1))
+    rows = stores[1].events_after("aaaaaaaaaaaa", 0, 1000)
+    assert [e.event_id for e in rows] == list(range(1, 301))
+    # each record() call's two events got neighbouring ids
+    for first, second in zip(rows[::2], rows[1::2], strict=True):
+        assert json.loads(first.data)["step"] == json.loads(second.data)["step"]
+    for store in stores:
+        store.close()
+
+
+def test_metrics_tables_and_csv(store):
+    store.create_run("aaaaaaaaaaaa", {}, "web", "o")
+    epoch = {"kind": "epoch", "epoch": 1, "step": 2, "train_loss": 1.2, "train_accuracy": 0.5,
+             "val_loss": 1.1, "val_accuracy": 0.6, "lr": 0.01, "images_per_second": 90.0,
+             "elapsed_s": 0.3, "confusion": [[1, 0], [0, 1]]}  # fmt: skip
+    record_events(store, "aaaaaaaaaaaa", [
+        {"kind": "start", "model": {"params": 1, "trainable_params": 1},
+         "dataset": {"name": "digits"}},
+        _step(1, loss=2.0), _step(2, loss=1.0), epoch, _step(3, loss=0.5, epoch=2),
+        {"kind": "checkpoint", "file": "epoch-001.safetensors"},
+    ])  # fmt: skip
+    tables = metrics_tables(store, "aaaaaaaaaaaa")
+    assert [row["loss"] for row in tables["steps"]] == [2.0, 1.0, 0.5]
+    assert list(tables["steps"][0]) == list(STEP_COLUMNS)
+    assert tables["epochs"] == [{name: epoch[name] for name in EPOCH_COLUMNS}]
+    rows = list(csv.DictReader(io.StringIO(metrics_csv(tables))))
+    assert [(r["kind"], r["step"]) for r in rows] == [("step", "1"), ("step", "2"),
+                                                      ("epoch", "2"), ("step", "3")]
+    assert float(rows[2]["val_accuracy"]) == 0.6 and rows[2]["loss"] == ""
+    assert float(rows[1]["loss"]) == 1.0 and rows[1]["val_loss"] == ""
+
+
+def test_owners_alive_and_gone():
+    owner = claim_owner()
+    assert owner_alive(owner)
+    release_owner(owner)
+    assert not owner_alive(owner)  # this process, but that manager is gone
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True)  # fmt: skip
+    host = owner.split("|")[0]
+    assert not owner_alive(f"{host}|{finished.stdout.strip()}|x")
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"]) as sleeper:
+        assert owner_alive(f"{host}|{sleeper.pid}|x")
+        sleeper.kill()
+    assert owner_alive(f"another-host|{finished.stdout.strip()}|x")  # cannot tell: trusted
