@@ -15,30 +15,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import socket
 import statistics
 import sys
-import threading
-import time
 from pathlib import Path
 
-import uvicorn
 from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "browser")]
+from live import CHROMIUM, CHROMIUM_ARGS, start_server, stop_server  # noqa: E402
+
 TARGET_FPS = 55.0
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 
 # Collects rAF deltas in the page (runs in Playwright's utility call, not as a page script).
 RECORD = """(seconds) => new Promise((resolve) => {
@@ -52,19 +39,6 @@ RECORD = """(seconds) => new Promise((resolve) => {
   }
   requestAnimationFrame(frame);
 })"""
-
-
-def serve() -> tuple[str, uvicorn.Server]:
-    from app.main import app
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.05)
-    return f"http://127.0.0.1:{port}", server
 
 
 def metrics(cdp) -> dict[str, float]:
@@ -130,11 +104,11 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--channels", type=int, default=1, choices=(1, 3))
     args = parser.parse_args()
-    base, server = serve()
+    base, server, thread = start_server()
     try:
         result = measure(base, args.seconds, args.size, args.channels)
     finally:
-        server.should_exit = True
+        stop_server(server, thread)
     print(json.dumps(result, indent=2, ensure_ascii=False))
     ok = result["median_fps"] >= TARGET_FPS
     print(f"median {result['median_fps']} fps (target ≥ {TARGET_FPS}): {'ok' if ok else 'MISSED'}")

@@ -156,6 +156,8 @@ $("preset-list").addEventListener("change", (event) => {
   afterUserChange("preset");
 });
 
+form.addEventListener("submit", (event) => event.preventDefault()); // Enter in a field applies it
+
 $("new-random").addEventListener("click", () => {
   state.set({ seed: newSeed(), input: "random" });
   afterUserChange("seed");
