@@ -94,8 +94,9 @@ def gaussian_fit(heatmap: torch.Tensor) -> GaussianFit:
     return GaussianFit(cy, cx, sy, sx)
 
 
-def mass_share(heatmap: torch.Tensor, box: Box | None, level: float = MASS_LEVEL
-               ) -> tuple[int, float]:
+def mass_share(
+    heatmap: torch.Tensor, box: Box | None, level: float = MASS_LEVEL
+) -> tuple[int, float]:
     """(pixels, share): the fewest pixels holding `level` of the mass, and their share of `box`
     (the theoretical field inside the image)."""
     values = heatmap.double().flatten().sort(descending=True).values
@@ -161,8 +162,9 @@ def effective_receptive_field(
     device = parameter.device if parameter is not None else torch.device("cpu")
     if image is not None:
         if tuple(image.shape) != tuple(input_shape):
-            raise CNNCoreError(f"the image is {tuple(image.shape)}, the input is {input_shape}",
-                               "image")
+            raise CNNCoreError(
+                f"the image is {tuple(image.shape)}, the input is {input_shape}", "image"
+            )
         inputs = image[None].to(device, torch.float32)
     else:
         _check_samples(samples)
@@ -172,14 +174,22 @@ def effective_receptive_field(
     upto = _prefix(graph.graph_module, graph.step(layer).node)
     with _evaluating(model):
         # one backward for the whole batch: the samples do not interact in eval mode
-        (grad,) = torch.autograd.grad(_unit_sum(upto(inputs), theoretical.y, theoretical.x),
-                                      inputs)
+        (grad,) = torch.autograd.grad(_unit_sum(upto(inputs), theoretical.y, theoretical.x), inputs)
     heat = grad.abs().sum(1).mean(0).detach().cpu()
     pixels, share = mass_share(heat, theoretical.clipped_box)
     peak = float(heat.max())
-    return EffectiveField(layer, theoretical.y, theoretical.x,
-                          heat / peak if peak > 0 else heat, gaussian_fit(heat), pixels, share,
-                          inputs.shape[0], tuple(input_shape), theoretical)
+    return EffectiveField(
+        layer,
+        theoretical.y,
+        theoretical.x,
+        heat / peak if peak > 0 else heat,
+        gaussian_fit(heat),
+        pixels,
+        share,
+        inputs.shape[0],
+        tuple(input_shape),
+        theoretical,
+    )
 
 
 # --- stacks of convolutions and the depth sweep ------------------------------------------------
@@ -205,15 +215,18 @@ class StackConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise CNNCoreError(f"{field} must be a positive integer, got {value!r}", field)
         if self.kernel % 2 == 0:
-            raise CNNCoreError(f"kernel must be odd so the unit stays centred, got {self.kernel}",
-                               "kernel")
+            raise CNNCoreError(
+                f"kernel must be odd so the unit stays centred, got {self.kernel}", "kernel"
+            )
         _choice(self.growth, GROWTHS, "growth")
         _choice(self.activation, ACTIVATIONS, "activation")
         _choice(self.weights, WEIGHTS, "weights")
 
     def dilations(self) -> list[int]:
-        return [self.dilation * 2**i if self.growth == "doubling" else self.dilation
-                for i in range(self.depth)]
+        return [
+            self.dilation * 2**i if self.growth == "doubling" else self.dilation
+            for i in range(self.depth)
+        ]
 
     def check_fits(self, size: int) -> None:
         """One layer may reach at most across the image: d·(k − 1) ≤ size (a wider dilated kernel
@@ -221,8 +234,11 @@ class StackConfig:
         reach = self.dilations()[-1] * (self.kernel - 1)
         if reach > size:
             field = "depth" if self.growth == "doubling" and self.depth > 1 else "dilation"
-            raise CNNCoreError(f"the last layer's dilated kernel spans {reach + 1} pixels, wider "
-                               f"than the {size}-pixel input: use a smaller {field}", field)
+            raise CNNCoreError(
+                f"the last layer's dilated kernel spans {reach + 1} pixels, wider "
+                f"than the {size}-pixel input: use a smaller {field}",
+                field,
+            )
 
     def macs(self, height: int, width: int) -> int:
         """Multiply-accumulates of one input through the whole stack."""
@@ -242,9 +258,11 @@ def _check_samples(samples: int) -> None:
 
 def _check_cost(macs: int, max_macs: int | None) -> None:
     if max_macs is not None and macs > max_macs:
-        raise CNNCoreError(f"this needs about {macs:,} multiply-adds, over the {max_macs:,} "
-                           "allowed: use fewer samples, a smaller input or a shallower network",
-                           "samples")
+        raise CNNCoreError(
+            f"this needs about {macs:,} multiply-adds, over the {max_macs:,} "
+            "allowed: use fewer samples, a smaller input or a shallower network",
+            "samples",
+        )
 
 
 def conv_stack(config: StackConfig, seed: int = 0) -> nn.Sequential:
@@ -253,8 +271,9 @@ def conv_stack(config: StackConfig, seed: int = 0) -> nn.Sequential:
     k = config.kernel
     layers: list[nn.Module] = []
     for d in config.dilations():
-        conv = nn.Conv2d(STACK_CHANNELS, STACK_CHANNELS, k, padding=d * (k - 1) // 2, dilation=d,
-                         bias=False)
+        conv = nn.Conv2d(
+            STACK_CHANNELS, STACK_CHANNELS, k, padding=d * (k - 1) // 2, dilation=d, bias=False
+        )
         with torch.no_grad():
             if config.weights == "uniform":
                 conv.weight.fill_(1.0 / (STACK_CHANNELS * k * k))
@@ -266,15 +285,30 @@ def conv_stack(config: StackConfig, seed: int = 0) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def stack_effective_field(config: StackConfig, height: int, width: int, y: int | None = None,
-                          x: int | None = None, *, samples: int = 16, seed: int = 0,
-                          max_macs: int | None = None) -> EffectiveField:
+def stack_effective_field(
+    config: StackConfig,
+    height: int,
+    width: int,
+    y: int | None = None,
+    x: int | None = None,
+    *,
+    samples: int = 16,
+    seed: int = 0,
+    max_macs: int | None = None,
+) -> EffectiveField:
     """ERF of a unit of the stack's last layer (default: the centre)."""
     _check_samples(samples)
     config.check_fits(min(height, width))
     _check_cost(config.macs(height, width) * samples, max_macs)
-    return effective_receptive_field(conv_stack(config, seed), (STACK_CHANNELS, height, width),
-                                     None, y, x, samples=samples, seed=seed)
+    return effective_receptive_field(
+        conv_stack(config, seed),
+        (STACK_CHANNELS, height, width),
+        None,
+        y,
+        x,
+        samples=samples,
+        seed=seed,
+    )
 
 
 @dataclass(frozen=True)
@@ -304,8 +338,14 @@ def _slope(xs: list[float], ys: list[float]) -> float:
     return sum((a - mx) * (b - my) for a, b in zip(lx, ly, strict=True)) / spread
 
 
-def depth_sweep(config: StackConfig, size: int = 64, *, samples: int = 8, seed: int = 0,
-                max_macs: int | None = None) -> DepthSweep:
+def depth_sweep(
+    config: StackConfig,
+    size: int = 64,
+    *,
+    samples: int = 8,
+    seed: int = 0,
+    max_macs: int | None = None,
+) -> DepthSweep:
     """ERF of the centre unit after 1, 2, ..., `config.depth` layers of one stack.
 
     All depths come from one forward and one backward pass: the batch holds one group of
@@ -316,8 +356,9 @@ def depth_sweep(config: StackConfig, size: int = 64, *, samples: int = 8, seed: 
     config.check_fits(size)
     max_depth = config.depth
     # group n runs n layers: Σ n = N(N+1)/2 layer passes per sample
-    _check_cost(config.macs(size, size) // max_depth * max_depth * (max_depth + 1) // 2
-                * samples, max_macs)
+    _check_cost(
+        config.macs(size, size) // max_depth * max_depth * (max_depth + 1) // 2 * samples, max_macs
+    )
     stack = conv_stack(config, seed)
     shape = (STACK_CHANNELS, size, size)
     graph = trace_receptive_fields(stack, shape)
@@ -334,7 +375,7 @@ def depth_sweep(config: StackConfig, size: int = 64, *, samples: int = 8, seed: 
             depth = index // per_layer + 1
             out = module(out[: (max_depth - depth + 1) * samples])
             if (index + 1) % per_layer == 0:
-                group = out[(max_depth - depth) * samples:]
+                group = out[(max_depth - depth) * samples :]
                 total = total + _unit_sum(group, centre, centre)
         (grad,) = torch.autograd.grad(total, inputs)
     heat = grad.abs().sum(1).view(max_depth, samples, size, size).mean(1).flip(0)
@@ -342,13 +383,23 @@ def depth_sweep(config: StackConfig, size: int = 64, *, samples: int = 8, seed: 
     for depth, (name, depth_heat) in enumerate(zip(names, heat, strict=True), start=1):
         unit = graph.unit(name, centre, centre)
         pixels, share = mass_share(depth_heat, unit.clipped_box)
-        points.append(SweepPoint(depth, unit.field.height.size, gaussian_fit(depth_heat),
-                                 pixels, share, unit.padding_cells > 0))
+        points.append(
+            SweepPoint(
+                depth,
+                unit.field.height.size,
+                gaussian_fit(depth_heat),
+                pixels,
+                share,
+                unit.padding_cells > 0,
+            )
+        )
     kept = [p for p in points if not p.clipped and p.fit.sigma_y > 0]
     sigmas = [(p.fit.sigma_y + p.fit.sigma_x) / 2 for p in kept]
-    return DepthSweep(tuple(points),
-                      _slope([p.depth for p in kept], sigmas),
-                      _slope([p.depth for p in kept], [p.theoretical_size for p in kept]))
+    return DepthSweep(
+        tuple(points),
+        _slope([p.depth for p in kept], sigmas),
+        _slope([p.depth for p in kept], [p.theoretical_size for p in kept]),
+    )
 
 
 # --- zoo models ---------------------------------------------------------------------------------
@@ -364,8 +415,9 @@ class ModelEffectiveField:
 def _he_initialised(name: str, input_shape: tuple[int, int, int], seed: int) -> nn.Module:
     """The model with He (Kaiming) normal weights from a private generator, zero biases, batch
     norm at rest: reproducible from `seed` without touching torch's global generator."""
-    model = build_model(name, device="meta", in_channels=input_shape[0],
-                        input_size=input_shape[1:]).to_empty(device="cpu")
+    model = build_model(
+        name, device="meta", in_channels=input_shape[0], input_size=input_shape[1:]
+    ).to_empty(device="cpu")
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for module in model.modules():
@@ -381,10 +433,19 @@ def _he_initialised(name: str, input_shape: tuple[int, int, int], seed: int) -> 
     return model
 
 
-def model_effective_field(name: str, height: int | None = None, width: int | None = None,
-                          layer: str | None = None, y: int | None = None, x: int | None = None,
-                          *, samples: int = 16, seed: int = 0, weights: str = "initialisation",
-                          max_macs: int | None = None) -> ModelEffectiveField:
+def model_effective_field(
+    name: str,
+    height: int | None = None,
+    width: int | None = None,
+    layer: str | None = None,
+    y: int | None = None,
+    x: int | None = None,
+    *,
+    samples: int = 16,
+    seed: int = 0,
+    weights: str = "initialisation",
+    max_macs: int | None = None,
+) -> ModelEffectiveField:
     """ERF of a zoo model's unit over random inputs, with its initial weights drawn from `seed`
     or with the best trained weights `cnncore.weights.load_model` finds."""
     info = get_model_info(name)
@@ -395,8 +456,11 @@ def model_effective_field(name: str, height: int | None = None, width: int | Non
         loaded = load_model(name)
         trained_shape = loaded.weights.input_shape
         if info.sized_by_input and shape != trained_shape:
-            raise CNNCoreError(f"the trained {name} takes {trained_shape[1]}×{trained_shape[2]} "
-                               "inputs only (its classifier is sized for them)", "height")
+            raise CNNCoreError(
+                f"the trained {name} takes {trained_shape[1]}×{trained_shape[2]} "
+                "inputs only (its classifier is sized for them)",
+                "height",
+            )
         model, source = loaded.model, loaded.weights.source
     else:
         model, source = None, "initialisation"

@@ -24,19 +24,22 @@ bounding box of the support of its gradient.
 
 from __future__ import annotations
 
-import operator
 from dataclasses import dataclass
 from functools import lru_cache
 
-import torch
-import torch.nn.functional as F
 from torch import fx, nn
 
-from cnncore.arithmetic import pair, pool_output_size, resolve_padding
 from cnncore.errors import CNNCoreError
 from cnncore.features import trace_layers
 from cnncore.models import build_model, get_model_info
-from cnncore.models.layers import spatial_output_size
+from cnncore.receptive_field_layers import (
+    NON_TENSOR_METHODS,
+    Window,
+    classify,
+    flattens,
+    operation_name,
+    windowed_output_size,
+)
 
 __all__ = [
     "AxisField",
@@ -51,38 +54,6 @@ __all__ = [
 ]
 
 _AXES = ("height", "width")
-
-# Layers that keep every unit where it is: each output cell depends on the same cell of the input
-# (batch norm only in eval mode, where it is a fixed affine map; channel softmax and LRN mix
-# channels, never positions).
-_POINTWISE_MODULES = (
-    nn.BatchNorm2d, nn.BatchNorm1d, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.GELU,
-    nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Hardswish, nn.Hardsigmoid, nn.Hardtanh, nn.Softplus, nn.Mish,
-    nn.Dropout, nn.Dropout2d, nn.Identity, nn.LocalResponseNorm, nn.Softmax, nn.LogSoftmax,
-)
-_POINTWISE_FUNCTIONS = {
-    torch.relu, F.relu, F.relu6, F.leaky_relu, F.elu, F.gelu, F.silu, F.hardswish, F.hardtanh,
-    torch.sigmoid, F.sigmoid, torch.tanh, F.tanh, F.dropout, F.dropout2d, F.softmax,
-    F.log_softmax, operator.neg, torch.neg,
-}
-_POINTWISE_METHODS = {"relu", "relu_", "sigmoid", "tanh", "contiguous", "clone", "float", "to",
-                      "softmax", "log_softmax", "neg"}
-# Several paths meet: elementwise arithmetic on equal-sized maps, or concatenation of channels.
-_MERGE_FUNCTIONS = {operator.add, operator.iadd, operator.mul, operator.imul, operator.sub,
-                    operator.truediv, torch.add, torch.mul, torch.sub}
-_MERGE_METHODS = {"add", "add_", "mul", "mul_", "sub"}
-_CAT_FUNCTIONS = {torch.cat, torch.concat}
-# Spatial layout flattened away: every output depends on every input position.
-_FLATTEN_FUNCTIONS = {torch.flatten}
-_FLATTEN_METHODS = {"flatten", "view", "reshape"}
-_NON_TENSOR_METHODS = {"size", "dim", "numel"}
-# Argument order of the functional pools (some are C builtins without a Python signature).
-_POOL_FUNCTIONS = {
-    F.max_pool2d: ("max", ("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode")),
-    F.avg_pool2d: ("avg", ("input", "kernel_size", "stride", "padding", "ceil_mode")),
-    F.adaptive_avg_pool2d: ("adaptive", ("input", "output_size")),
-    F.adaptive_max_pool2d: ("adaptive", ("input", "output_size")),
-}
 
 
 @dataclass(frozen=True)
@@ -164,20 +135,6 @@ class UnitReceptiveField:
     # a rounded-down output size, or skipped by dilation
 
 
-@dataclass(frozen=True)
-class _Window:
-    """A sliding window along one axis: kernel taps, stride, padding before, dilation."""
-
-    kernel: int
-    stride: int
-    padding: int  # before (top/left), the side that moves the field
-    dilation: int = 1
-
-    @property
-    def effective(self) -> int:
-        return self.dilation * (self.kernel - 1) + 1
-
-
 # Per axis: (first, last) unit counting padding cells, and the set of real cells reached.
 _Request = tuple[tuple[int, int], frozenset[int]]
 
@@ -187,18 +144,19 @@ class _Step:
     node: str
     inputs: tuple[str, ...]  # nodes on the path from the image
     rule: str  # input | pass | merge | window | transposed | adaptive | global
-    windows: tuple[_Window, _Window] | None
+    windows: tuple[Window, Window] | None
     field: ReceptiveField
 
 
-def _window_through(f: AxisField, w: _Window) -> AxisField:
+def _window_through(f: AxisField, w: Window) -> AxisField:
     """Distill's recurrence through one sliding window."""
     k = w.effective
-    return AxisField(f.size + (k - 1) * f.jump, f.jump * w.stride,
-                     f.start + ((k - 1) / 2 - w.padding) * f.jump)
+    return AxisField(
+        f.size + (k - 1) * f.jump, f.jump * w.stride, f.start + ((k - 1) / 2 - w.padding) * f.jump
+    )
 
 
-def _transposed_inputs(o_lo: int, o_hi: int, w: _Window) -> tuple[int, int]:
+def _transposed_inputs(o_lo: int, o_hi: int, w: Window) -> tuple[int, int]:
     """Input units a transposed conv scatters into outputs o_lo..o_hi (o = i·s − p + t·d)."""
     lo = -((w.effective - 1 - o_lo - w.padding) // w.stride)  # ceil((o + p − (k'−1)) / s)
     hi = (o_hi + w.padding) // w.stride
@@ -210,24 +168,29 @@ def _adaptive_inputs(o_lo: int, o_hi: int, n: int, m: int) -> tuple[int, int]:
     return o_lo * n // m, -(-(o_hi + 1) * n // m) - 1
 
 
-def _forward_axis(rule: str, f: AxisField, w: _Window | None, n: int, m: int
-                  ) -> tuple[AxisField, bool]:
+def _forward_axis(
+    rule: str, f: AxisField, w: Window | None, n: int, m: int
+) -> tuple[AxisField, bool]:
     """The field of a step's output from its input's, and whether the closed form stays exact."""
     if rule == "window":
         assert w is not None
         return _window_through(f, w), True
     if rule == "global":
-        return _window_through(f, _Window(n, n, 0)), True
+        return _window_through(f, Window(n, n, 0)), True
     if rule == "transposed":
         assert w is not None
         lo, hi = _transposed_inputs(0, 0, w)
-        return (AxisField(f.size + (hi - lo) * f.jump, f.jump / w.stride,
-                          f.start + (lo + hi) / 2 * f.jump),
-                w.stride == 1 and w.dilation == 1)
+        return (
+            AxisField(
+                f.size + (hi - lo) * f.jump, f.jump / w.stride, f.start + (lo + hi) / 2 * f.jump
+            ),
+            w.stride == 1 and w.dilation == 1,
+        )
     if rule == "adaptive":  # uneven windows (n not a multiple of m); unit 0 stands for all
         lo, hi = _adaptive_inputs(0, 0, n, m)
-        return AxisField(f.size + (hi - lo) * f.jump, f.jump * n / m,
-                         f.start + (lo + hi) / 2 * f.jump), False
+        return AxisField(
+            f.size + (hi - lo) * f.jump, f.jump * n / m, f.start + (lo + hi) / 2 * f.jump
+        ), False
     return f, True
 
 
@@ -255,13 +218,18 @@ def _backward_axis(step: _Step, axis: int, request: _Request, n: int) -> _Reques
         assert w is not None
         shifts = [w.padding - t * w.dilation for t in range(w.kernel)]
         return _transposed_inputs(lo, hi, w), frozenset(
-            (o + t) // w.stride for o in cells for t in shifts
-            if (o + t) % w.stride == 0 and 0 <= (o + t) // w.stride < n)
+            (o + t) // w.stride
+            for o in cells
+            for t in shifts
+            if (o + t) % w.stride == 0 and 0 <= (o + t) // w.stride < n
+        )
     if step.rule == "adaptive":
         m = step.field.output_size[axis] if step.field.output_size else 1
         pooled = (_adaptive_inputs(o, o, n, m) for o in cells)  # no padding: clip the request
-        return (_adaptive_inputs(max(lo, 0), min(hi, m - 1), n, m),
-                frozenset(i for first, last in pooled for i in range(first, last + 1)))
+        return (
+            _adaptive_inputs(max(lo, 0), min(hi, m - 1), n, m),
+            frozenset(i for first, last in pooled for i in range(first, last + 1)),
+        )
     if step.rule == "global":
         return (0, n - 1), frozenset(range(n)) if cells else frozenset()
     return request
@@ -294,8 +262,9 @@ class FieldGraph:
         for s in self.steps:
             if s.field.layer == layer and s.rule != "input":
                 return s
-        raise CNNCoreError(f"no layer named {layer!r} in this model; layers are "
-                           f"{', '.join(self.fields)}", "layer")
+        raise CNNCoreError(
+            f"no layer named {layer!r} in this model; layers are {', '.join(self.fields)}", "layer"
+        )
 
     def default_layer(self) -> str:
         """The deepest layer whose feature map still has a spatial layout (before global
@@ -307,8 +276,7 @@ class FieldGraph:
                 return found[-1]
         raise CNNCoreError("this model has no layer with a feature map", "layer")
 
-    def unit(self, layer: str, y: int | None = None, x: int | None = None
-             ) -> UnitReceptiveField:
+    def unit(self, layer: str, y: int | None = None, x: int | None = None) -> UnitReceptiveField:
         """The box of unit (y, x) of `layer` (default: its centre), walked back to the input."""
         target = self.step(layer)
         height, width = target.field.output_size or (1, 1)
@@ -316,10 +284,14 @@ class FieldGraph:
         x = width // 2 if x is None else x
         for name, value, limit in (("y", y, height), ("x", x, width)):
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < limit:
-                raise CNNCoreError(f"{name} must be between 0 and {limit - 1}: layer {layer} has "
-                                   f"{height}×{width} units, got {value!r}", name)
+                raise CNNCoreError(
+                    f"{name} must be between 0 and {limit - 1}: layer {layer} has "
+                    f"{height}×{width} units, got {value!r}",
+                    name,
+                )
         requests: dict[str, tuple[_Request, _Request]] = {
-            target.node: (((y, y), frozenset({y})), ((x, x), frozenset({x})))}
+            target.node: (((y, y), frozenset({y})), ((x, x), frozenset({x})))
+        }
         by_node = {s.node: s for s in self.steps}
         result = None
         for step in reversed(self.steps[: self.steps.index(target) + 1]):
@@ -333,8 +305,10 @@ class FieldGraph:
                 sizes = by_node[source].field.output_size or (1, 1)
                 mapped = tuple(_backward_axis(step, a, request[a], sizes[a]) for a in (0, 1))
                 previous = requests.get(source)
-                requests[source] = (_union(previous and previous[0], mapped[0]),
-                                    _union(previous and previous[1], mapped[1]))
+                requests[source] = (
+                    _union(previous and previous[0], mapped[0]),
+                    _union(previous and previous[1], mapped[1]),
+                )
         assert result is not None, "every layer is reached from the input"
         ((y0, y1), rows_seen), ((x0, x1), cols_seen) = result
         box = Box(y0, y1, x0, x1)
@@ -344,94 +318,15 @@ class FieldGraph:
         rows, cols = self.input_size
         inside = Box(max(y0, 0), min(y1, rows - 1), max(x0, 0), min(x1, cols - 1))
         inside_area = max(inside.height, 0) * max(inside.width, 0)
-        return UnitReceptiveField(target.field, y, x, box, clipped,
-                                  padding_cells=box.area - inside_area,
-                                  unreached_cells=inside_area - len(rows_seen) * len(cols_seen))
-
-
-def _module_windows(module: nn.Module) -> tuple[str, tuple[_Window, _Window]] | None:
-    """(rule, per-axis windows) of a conv, transposed conv or pooling module."""
-    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
-        kernel = pair(module.kernel_size, "kernel_size")
-        stride = pair(module.stride, "stride")
-        dilation = pair(module.dilation, "dilation")
-        transposed = isinstance(module, nn.ConvTranspose2d)
-        pads = resolve_padding(module.padding, kernel, stride, dilation, transposed=transposed)
-        windows = (_Window(kernel[0], stride[0], pads.top, dilation[0]),
-                   _Window(kernel[1], stride[1], pads.left, dilation[1]))
-        return ("transposed" if transposed else "window"), windows
-    if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
-        return "window", _pool_windows(module.kernel_size, module.stride, module.padding,
-                                       getattr(module, "dilation", 1))
-    return None
-
-
-def _pool_windows(kernel, stride, padding, dilation) -> tuple[_Window, _Window]:
-    k = pair(kernel, "kernel_size")
-    s = k if stride is None or stride == [] else pair(stride, "stride")
-    p = resolve_padding(padding, k)
-    d = pair(dilation, "dilation")
-    return _Window(k[0], s[0], p.top, d[0]), _Window(k[1], s[1], p.left, d[1])
-
-
-def _output_size(windows: tuple[_Window, _Window], size: tuple[int, int],
-                 module: nn.Module | None, ceil_mode: bool) -> tuple[int, int]:
-    """The feature map after a windowed step, always from `cnncore.arithmetic`."""
-    if module is not None:
-        return spatial_output_size(module, *size)
-    out = [pool_output_size(n, w.kernel, w.stride, w.padding, w.dilation, ceil_mode)
-           for n, w in zip(size, windows, strict=True)]
-    return out[0], out[1]
-
-
-def _classify(node: fx.Node, modules: dict[str, nn.Module], spatial: bool, name: str
-              ) -> tuple[str, tuple[_Window, _Window] | None, nn.Module | None, dict]:
-    """(rule, windows, module, extra arguments) of one carrying node, or a CNNCoreError."""
-    target = node.target
-    if node.op == "call_module":
-        module = modules[str(target)]
-        found = _module_windows(module)
-        if found:
-            return found[0], found[1], module, {}
-        if isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
-            return "adaptive", None, module, {"output_size": module.output_size}
-        if isinstance(module, nn.Flatten):
-            return ("global" if spatial else "pass"), None, module, {}
-        if isinstance(module, nn.Linear) and not spatial:
-            return "pass", None, module, {}
-        if isinstance(module, _POINTWISE_MODULES):
-            return "pass", None, module, {}
-        kind = type(module).__name__
-    else:
-        if target in _POOL_FUNCTIONS:
-            kind, names = _POOL_FUNCTIONS[target]
-            bound = dict(zip(names, node.args, strict=False)) | dict(node.kwargs)
-            if kind == "adaptive":
-                return "adaptive", None, None, {"output_size": bound["output_size"]}
-            windows = _pool_windows(bound["kernel_size"], bound.get("stride"),
-                                    bound.get("padding", 0), bound.get("dilation", 1))
-            return "window", windows, None, {"ceil_mode": bound.get("ceil_mode", False)}
-        if target in _MERGE_FUNCTIONS or target in _MERGE_METHODS:
-            return "merge", None, None, {}
-        if target in _CAT_FUNCTIONS:
-            dim = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else 0)
-            if spatial and dim not in (1, -3):
-                raise CNNCoreError(f"layer {name} concatenates along dimension {dim}; only "
-                                   "channel concatenation keeps a receptive field", "model")
-            return "merge", None, None, {}
-        if target in _POINTWISE_FUNCTIONS or target in _POINTWISE_METHODS:
-            return "pass", None, None, {}
-        if target in _FLATTEN_FUNCTIONS or target in _FLATTEN_METHODS:
-            return ("global" if spatial else "pass"), None, None, {}
-        if target in (torch.mean, "mean", torch.amax, "amax"):
-            dims = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else None)
-            dims = [dims] if isinstance(dims, int) else list(dims or [])
-            if {d % 4 for d in dims} == {2, 3}:  # a global average (or max) over the map
-                return ("global" if spatial else "pass"), None, None, {}
-        kind = getattr(target, "__name__", str(target))
-    raise CNNCoreError(f"layer {name} ({kind}) is not one cnnviz can follow for receptive fields "
-                       "(conv, pooling, elementwise, add, cat, flatten and linear layers are)",
-                       "model")
+        return UnitReceptiveField(
+            target.field,
+            y,
+            x,
+            box,
+            clipped,
+            padding_cells=box.area - inside_area,
+            unreached_cells=inside_area - len(rows_seen) * len(cols_seen),
+        )
 
 
 def trace_receptive_fields(model: nn.Module, input_shape: tuple[int, int, int]) -> FieldGraph:
@@ -452,15 +347,17 @@ def trace_receptive_fields(model: nn.Module, input_shape: tuple[int, int, int]) 
             if by_node:
                 raise CNNCoreError("the model takes more than one input", "model")
             unit = AxisField(1, 1, 0)
-            field = ReceptiveField("input", node.name, "input", size, unit, unit, True, True,
-                                   False)
+            field = ReceptiveField("input", node.name, "input", size, unit, unit, True, True, False)
             step = _Step(node.name, (), "input", None, field)
         elif node.op in ("output", "get_attr"):
             continue
         else:
             inputs = tuple(n.name for n in node.all_input_nodes if n.name in by_node)
-            if not inputs or (node.op == "call_method" and node.target in _NON_TENSOR_METHODS) \
-                    or node.target is getattr:
+            if (
+                not inputs
+                or (node.op == "call_method" and node.target in NON_TENSOR_METHODS)
+                or node.target is getattr
+            ):
                 continue  # constants and sizes: nothing of the image flows through
             name = layers.names.get(node, node.name)
             step = _step(node, [by_node[n] for n in inputs], modules, name)
@@ -469,52 +366,60 @@ def trace_receptive_fields(model: nn.Module, input_shape: tuple[int, int, int]) 
     return FieldGraph(graph_module, tuple(input_shape), tuple(steps))
 
 
-def _step(node: fx.Node, sources: list[_Step], modules: dict[str, nn.Module], name: str
-          ) -> _Step:
+def _step(node: fx.Node, sources: list[_Step], modules: dict[str, nn.Module], name: str) -> _Step:
     """One node's field from its sources' fields."""
     first = sources[0].field
     spatial = first.output_size is not None
-    rule, windows, module, extra = _classify(node, modules, spatial, name)
+    layer_rule = classify(node, modules, spatial, name)
+    rule, windows, module = layer_rule.rule, layer_rule.windows, layer_rule.module
     if rule == "merge":
         sizes = {s.field.output_size for s in sources}
         if len(sizes) > 1:
-            raise CNNCoreError(f"layer {name} joins feature maps of different sizes {sizes}",
-                               "model")
+            raise CNNCoreError(
+                f"layer {name} joins feature maps of different sizes {sizes}", "model"
+            )
         heights = _merge_axis([s.field.height for s in sources])
         widths = _merge_axis([s.field.width for s in sources])
         field = ReceptiveField(
-            name, node.name, _operation(node, module), first.output_size, heights[0], widths[0],
+            name,
+            node.name,
+            operation_name(node, module),
+            first.output_size,
+            heights[0],
+            widths[0],
             aligned=heights[1] and widths[1] and all(s.field.aligned for s in sources),
             uniform=heights[2] and widths[2] and all(s.field.uniform for s in sources),
-            is_global=any(s.field.is_global for s in sources))
+            is_global=any(s.field.is_global for s in sources),
+        )
         return _Step(node.name, tuple(s.node for s in sources), rule, None, field)
     if len(sources) > 1:
-        raise CNNCoreError(f"layer {name} takes several feature maps but is not a merge",
-                           "model")
+        raise CNNCoreError(f"layer {name} takes several feature maps but is not a merge", "model")
     in_size = first.output_size
     out_size = in_size
     if rule in ("window", "transposed", "adaptive") and in_size is None:
         raise CNNCoreError(f"layer {name} slides over a flattened vector", "model")
     if rule == "adaptive":
         assert in_size is not None
-        target = extra["output_size"]
+        target = layer_rule.output_size
         wanted = (target, target) if isinstance(target, int) else tuple(target)
         out_size = (wanted[0] or in_size[0], wanted[1] or in_size[1])
         if in_size[0] % out_size[0] == 0 and in_size[1] % out_size[1] == 0:
             # even windows: an ordinary pool with kernel = stride = n / m, so the closed form holds
             rule = "window"
-            windows = tuple(_Window(n // m, n // m, 0) for n, m in zip(in_size, out_size,
-                                                                        strict=True))
+            windows = tuple(
+                Window(n // m, n // m, 0) for n, m in zip(in_size, out_size, strict=True)
+            )
     elif rule in ("window", "transposed"):
         assert in_size is not None
         assert windows is not None
         try:
-            out_size = _output_size(windows, in_size, module, bool(extra.get("ceil_mode")))
+            out_size = windowed_output_size(layer_rule, in_size)
         except CNNCoreError as exc:
-            raise CNNCoreError(f"at layer {name}: {exc}",
-                               exc.field if exc.field in _AXES else "height") from exc
+            raise CNNCoreError(
+                f"at layer {name}: {exc}", exc.field if exc.field in _AXES else "height"
+            ) from exc
     elif rule == "global":
-        out_size = None if _flattens(node) else (1, 1)
+        out_size = None if flattens(node) else (1, 1)
     uniform = first.uniform
     axes = []
     for axis, f in enumerate((first.height, first.width)):
@@ -524,48 +429,58 @@ def _step(node: fx.Node, sources: list[_Step], modules: dict[str, nn.Module], na
         axes.append(field)
         uniform = uniform and exact
     # A window as large as the whole map (global average pooling) leaves one unit that sees it all.
-    covers_map = rule == "window" and in_size is not None and windows is not None and all(
-        w.kernel >= n and w.padding == 0 for w, n in zip(windows, in_size, strict=True))
-    field = ReceptiveField(name, node.name, _operation(node, module), out_size, axes[0], axes[1],
-                           first.aligned, uniform,
-                           first.is_global or rule == "global" or covers_map)
+    covers_map = (
+        rule == "window"
+        and in_size is not None
+        and windows is not None
+        and all(w.kernel >= n and w.padding == 0 for w, n in zip(windows, in_size, strict=True))
+    )
+    field = ReceptiveField(
+        name,
+        node.name,
+        operation_name(node, module),
+        out_size,
+        axes[0],
+        axes[1],
+        first.aligned,
+        uniform,
+        first.is_global or rule == "global" or covers_map,
+    )
     return _Step(node.name, (sources[0].node,), rule, windows, field)
 
 
-def _flattens(node: fx.Node) -> bool:
-    """True for flatten/view/reshape; False for a keepdim mean (which leaves a 1×1 map)."""
-    if node.target in (torch.mean, "mean", torch.amax, "amax"):
-        return not node.kwargs.get("keepdim", len(node.args) > 2 and bool(node.args[2]))
-    return True
-
-
-def _operation(node: fx.Node, module: nn.Module | None) -> str:
-    if module is not None:
-        return type(module).__name__
-    return node.target if isinstance(node.target, str) else node.target.__name__
-
-
-def receptive_fields(model: nn.Module, input_shape: tuple[int, int, int]
-                     ) -> dict[str, ReceptiveField]:
+def receptive_fields(
+    model: nn.Module, input_shape: tuple[int, int, int]
+) -> dict[str, ReceptiveField]:
     """The receptive field of every layer of `model` (Araujo et al., Distill 2019), by name."""
     return trace_receptive_fields(model, input_shape).fields
 
 
-def unit_receptive_field(model: nn.Module, input_shape: tuple[int, int, int],
-                         layer: str | None = None, y: int | None = None, x: int | None = None
-                         ) -> UnitReceptiveField:
+def unit_receptive_field(
+    model: nn.Module,
+    input_shape: tuple[int, int, int],
+    layer: str | None = None,
+    y: int | None = None,
+    x: int | None = None,
+) -> UnitReceptiveField:
     """The input box of unit (y, x) of `layer` (default: the deepest feature map, its centre)."""
     graph = trace_receptive_fields(model, input_shape)
     return graph.unit(layer or graph.default_layer(), y, x)
 
 
 @lru_cache(maxsize=64)
-def model_field_graph(name: str, channels: int | None = None, height: int | None = None,
-                      width: int | None = None, num_classes: int | None = None) -> FieldGraph:
+def model_field_graph(
+    name: str,
+    channels: int | None = None,
+    height: int | None = None,
+    width: int | None = None,
+    num_classes: int | None = None,
+) -> FieldGraph:
     """The traced fields of a zoo model built on the meta device (geometry only, no weights),
     cached; omitted values take the model's defaults. Unknown names raise UnknownModelError."""
     default = get_model_info(name).default_input
     shape = (channels or default.channels, height or default.height, width or default.width)
-    model = build_model(name, device="meta", in_channels=shape[0], num_classes=num_classes,
-                        input_size=shape[1:])
+    model = build_model(
+        name, device="meta", in_channels=shape[0], num_classes=num_classes, input_size=shape[1:]
+    )
     return trace_receptive_fields(model, shape)

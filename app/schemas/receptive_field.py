@@ -22,15 +22,25 @@ from cnncore.errors import CNNCoreError
 from cnncore.images import encode_png
 from cnncore.receptive_field import Box, ReceptiveField, UnitReceptiveField
 
-__all__ = ["EffectiveIn", "EffectiveOut", "LayerFieldOut", "LayerFieldsOut", "SweepIn",
-           "SweepOut", "UnitFieldOut", "UnitQuery", "png_data_url"]
+__all__ = [
+    "EffectiveIn",
+    "EffectiveOut",
+    "LayerFieldOut",
+    "LayerFieldsOut",
+    "SweepIn",
+    "SweepOut",
+    "UnitFieldOut",
+    "UnitQuery",
+    "png_data_url",
+]
 
 
 class UnitQuery(SummaryQuery):
     """The input (as a summary's) and the unit; omitted: deepest feature map, its centre."""
 
-    layer: str | None = Field(None, min_length=1, max_length=200,
-                              description="dotted layer name, as in the summary")
+    layer: str | None = Field(
+        None, min_length=1, max_length=200, description="dotted layer name, as in the summary"
+    )
     y: int | None = Field(None, ge=0, le=PARSE_CEILING, description="unit row")
     x: int | None = Field(None, ge=0, le=PARSE_CEILING, description="unit column")
 
@@ -95,12 +105,17 @@ class LayerFieldOut(BaseModel):
     def of(cls, field: ReceptiveField) -> LayerFieldOut:
         size = field.output_size
         return cls(
-            name=field.layer, operation=field.operation,
+            name=field.layer,
+            operation=field.operation,
             output_size=None if size is None else SizeOut(height=size[0], width=size[1]),
-            size=_axes(field, lambda a: a.size), jump=_axes(field, lambda a: a.jump),
+            size=_axes(field, lambda a: a.size),
+            jump=_axes(field, lambda a: a.jump),
             start=_axes(field, lambda a: a.start),
             effective_padding=_axes(field, lambda a: a.effective_padding),
-            aligned=field.aligned, uniform=field.uniform, is_global=field.is_global)
+            aligned=field.aligned,
+            uniform=field.uniform,
+            is_global=field.is_global,
+        )
 
 
 class LayerFieldsOut(BaseModel):
@@ -116,20 +131,28 @@ class UnitFieldOut(LayerFieldOut):
     unit: UnitOut
     input: InputShapeOut
     box: BoxOut = Field(description="the whole field; rows/columns < 0 or ≥ size are padding")
-    clipped_box: BoxOut | None = Field(description="bounding box of the input pixels that can "
-                                                   "change the unit; null if it sees only padding")
+    clipped_box: BoxOut | None = Field(
+        description="bounding box of the input pixels that can "
+        "change the unit; null if it sees only padding"
+    )
     padding_cells: int = Field(description="cells of `box` outside the image")
     unreached_cells: int = Field(description="image cells in `box` the unit cannot see")
 
     @classmethod
-    def of_unit(cls, unit: UnitReceptiveField, input_shape: tuple[int, int, int]
-                ) -> UnitFieldOut:
+    def of_unit(cls, unit: UnitReceptiveField, input_shape: tuple[int, int, int]) -> UnitFieldOut:
         layer = LayerFieldOut.of(unit.field).model_dump()
-        return cls(**layer, layer=unit.field.layer, unit=UnitOut(y=unit.y, x=unit.x),
-                   input=InputShapeOut(channels=input_shape[0], height=input_shape[1],
-                                       width=input_shape[2]),
-                   box=BoxOut.of(unit.box), clipped_box=BoxOut.of(unit.clipped_box),
-                   padding_cells=unit.padding_cells, unreached_cells=unit.unreached_cells)
+        return cls(
+            **layer,
+            layer=unit.field.layer,
+            unit=UnitOut(y=unit.y, x=unit.x),
+            input=InputShapeOut(
+                channels=input_shape[0], height=input_shape[1], width=input_shape[2]
+            ),
+            box=BoxOut.of(unit.box),
+            clipped_box=BoxOut.of(unit.clipped_box),
+            padding_cells=unit.padding_cells,
+            unreached_cells=unit.unreached_cells,
+        )
 
 
 # --- effective receptive fields -----------------------------------------------------------------
@@ -146,8 +169,9 @@ class StackIn(BaseModel):
     weights: Literal["uniform", "random"] = "uniform"
 
     def config(self) -> StackConfig:
-        return StackConfig(self.depth, self.kernel, self.dilation, self.growth, self.activation,
-                           self.weights)
+        return StackConfig(
+            self.depth, self.kernel, self.dilation, self.growth, self.activation, self.weights
+        )
 
 
 def _check(limits: list[tuple[str, int | None, int]]) -> None:
@@ -162,7 +186,8 @@ class EffectiveIn(BaseModel):
     model: str | None = Field(None, min_length=1, max_length=40, pattern=r"^[a-z0-9_]+$")
     stack: StackIn | None = None
     weights: Literal["initialisation", "trained"] = Field(
-        "initialisation", description="zoo models: He-normal weights from `seed`, or trained")
+        "initialisation", description="zoo models: He-normal weights from `seed`, or trained"
+    )
     layer: str | None = Field(None, min_length=1, max_length=200)
     y: int | None = Field(None, ge=0, le=PARSE_CEILING)
     x: int | None = Field(None, ge=0, le=PARSE_CEILING)
@@ -175,21 +200,24 @@ class EffectiveIn(BaseModel):
         """Exactly one network, and the configurable bounds; each refusal names its field."""
         if (self.model is None) == (self.stack is None):
             raise CNNCoreError("send either a zoo model name or a conv stack", "model")
-        limits = [("samples", self.samples, settings.max_erf_samples),
-                  ("height", self.height, settings.max_erf_size),
-                  ("width", self.width, settings.max_erf_size)]
+        limits = [
+            ("samples", self.samples, settings.max_erf_samples),
+            ("height", self.height, settings.max_erf_size),
+            ("width", self.width, settings.max_erf_size),
+        ]
         if self.stack is not None:
             if self.layer is not None:
-                raise CNNCoreError("a stack's unit is on its last layer; leave layer out",
-                                   "layer")
+                raise CNNCoreError("a stack's unit is on its last layer; leave layer out", "layer")
             limits += _stack_limits(self.stack, settings)
         _check(limits)
 
 
 def _stack_limits(stack: StackIn, settings: Settings) -> list[tuple[str, int | None, int]]:
-    return [("depth", stack.depth, settings.max_erf_depth),
-            ("kernel", stack.kernel, settings.max_erf_kernel),
-            ("dilation", stack.dilation, settings.max_erf_dilation)]
+    return [
+        ("depth", stack.depth, settings.max_erf_depth),
+        ("kernel", stack.kernel, settings.max_erf_kernel),
+        ("dilation", stack.dilation, settings.max_erf_dilation),
+    ]
 
 
 class SweepIn(BaseModel):
@@ -201,9 +229,13 @@ class SweepIn(BaseModel):
     seed: int = Field(0, ge=0, le=2**31 - 1)
 
     def check_limits(self, settings: Settings) -> None:
-        _check([("samples", self.samples, settings.max_erf_samples),
+        _check(
+            [
+                ("samples", self.samples, settings.max_erf_samples),
                 ("size", self.size, settings.max_erf_size),
-                *_stack_limits(self.stack, settings)])
+                *_stack_limits(self.stack, settings),
+            ]
+        )
 
 
 def _finite(value: float) -> float | None:
@@ -216,8 +248,10 @@ class FitOut(BaseModel):
 
     @classmethod
     def of(cls, fit: GaussianFit) -> FitOut:
-        return cls(centre=PairOut.of(fit.centre_y, fit.centre_x),
-                   sigma=PairOut.of(fit.sigma_y, fit.sigma_x))
+        return cls(
+            centre=PairOut.of(fit.centre_y, fit.centre_x),
+            sigma=PairOut.of(fit.sigma_y, fit.sigma_x),
+        )
 
 
 def png_data_url(heatmap: torch.Tensor) -> str:
@@ -245,13 +279,21 @@ class EffectiveOut(BaseModel):
     def of(cls, network: str, weights: str, erf: EffectiveField) -> EffectiveOut:
         mass = erf.heatmap.double() / max(float(erf.heatmap.sum()), 1e-300)
         channels, height, width = input_shape = erf.input_shape
-        return cls(network=network, weights=weights,
-                   input=InputShapeOut(channels=channels, height=height, width=width),
-                   layer=erf.layer, unit=UnitOut(y=erf.y, x=erf.x), samples=erf.samples,
-                   heatmap=png_data_url(erf.heatmap), rows=mass.sum(1).tolist(),
-                   columns=mass.sum(0).tolist(), fit=FitOut.of(erf.fit),
-                   pixels_95=erf.pixels_95, share_95=erf.share_95,
-                   theoretical=UnitFieldOut.of_unit(erf.theoretical, input_shape))
+        return cls(
+            network=network,
+            weights=weights,
+            input=InputShapeOut(channels=channels, height=height, width=width),
+            layer=erf.layer,
+            unit=UnitOut(y=erf.y, x=erf.x),
+            samples=erf.samples,
+            heatmap=png_data_url(erf.heatmap),
+            rows=mass.sum(1).tolist(),
+            columns=mass.sum(0).tolist(),
+            fit=FitOut.of(erf.fit),
+            pixels_95=erf.pixels_95,
+            share_95=erf.share_95,
+            theoretical=UnitFieldOut.of_unit(erf.theoretical, input_shape),
+        )
 
 
 class SweepPointOut(BaseModel):
@@ -273,9 +315,22 @@ class SweepOut(BaseModel):
 
     @classmethod
     def of(cls, query: SweepIn, sweep: DepthSweep) -> SweepOut:
-        points = [SweepPointOut(depth=p.depth, theoretical_size=p.theoretical_size,
-                                fit=FitOut.of(p.fit), pixels_95=p.pixels_95, share_95=p.share_95,
-                                clipped=p.clipped) for p in sweep.points]
-        return cls(stack=query.stack, size=query.size, samples=query.samples, points=points,
-                   erf_exponent=_finite(sweep.erf_exponent),
-                   theoretical_exponent=_finite(sweep.theoretical_exponent))
+        points = [
+            SweepPointOut(
+                depth=p.depth,
+                theoretical_size=p.theoretical_size,
+                fit=FitOut.of(p.fit),
+                pixels_95=p.pixels_95,
+                share_95=p.share_95,
+                clipped=p.clipped,
+            )
+            for p in sweep.points
+        ]
+        return cls(
+            stack=query.stack,
+            size=query.size,
+            samples=query.samples,
+            points=points,
+            erf_exponent=_finite(sweep.erf_exponent),
+            theoretical_exponent=_finite(sweep.theoretical_exponent),
+        )

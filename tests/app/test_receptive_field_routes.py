@@ -27,22 +27,29 @@ def field_of(response) -> str:
 def decode_png(url: str) -> np.ndarray:
     prefix = "data:image/png;base64,"
     assert url.startswith(prefix)
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url[len(prefix):]))))
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url[len(prefix) :]))))
 
 
 def test_unit_box_matches_the_core():
-    r = client.get("/api/models/resnet18/receptive-field",
-                   params={"layer": "layer2.0.conv1", "y": 0, "x": 27, "height": 224})
+    r = client.get(
+        "/api/models/resnet18/receptive-field",
+        params={"layer": "layer2.0.conv1", "y": 0, "x": 27, "height": 224},
+    )
     assert r.status_code == 200
     body = r.json()
-    unit = unit_receptive_field(build_model("resnet18", device="meta"), (3, 224, 224),
-                                "layer2.0.conv1", 0, 27)
+    unit = unit_receptive_field(
+        build_model("resnet18", device="meta"), (3, 224, 224), "layer2.0.conv1", 0, 27
+    )
     assert body["layer"] == "layer2.0.conv1" and body["unit"] == {"y": 0, "x": 27}
     # layer1 ends at 11 + 4·(2·4) = 43; a 3×3 conv at jump 4 adds 8 and strides by 2
     assert body["size"] == {"height": 51, "width": 51}
     assert body["jump"] == {"height": 8, "width": 8}
-    assert body["box"] == {"y0": unit.box.y0, "y1": unit.box.y1, "x0": unit.box.x0,
-                           "x1": unit.box.x1}
+    assert body["box"] == {
+        "y0": unit.box.y0,
+        "y1": unit.box.y1,
+        "x0": unit.box.x0,
+        "x1": unit.box.x1,
+    }
     # start 0 (every layer pads (k−1)/2): unit 27 is centred on 27·8 = 216, ± 25
     assert body["box"] == {"y0": -25, "y1": 25, "x0": 191, "x1": 241}
     assert body["clipped_box"] == {"y0": 0, "y1": 25, "x0": 191, "x1": 223}
@@ -62,8 +69,11 @@ def test_layer_listing_reproduces_distill_for_vgg16():
     assert r.status_code == 200
     layers = {row["name"]: row for row in r.json()["layers"]}
     pool5 = layers["features.30"]
-    assert (pool5["size"]["height"], pool5["jump"]["height"],
-            pool5["effective_padding"]["height"]) == (212, 32, 90)
+    assert (
+        pool5["size"]["height"],
+        pool5["jump"]["height"],
+        pool5["effective_padding"]["height"],
+    ) == (212, 32, 90)
     core = receptive_fields(build_model("vgg16", device="meta"), (3, 224, 224))
     assert list(layers) == list(core)
     assert all(layers[n]["start"]["width"] == core[n].width.start for n in core)
@@ -71,23 +81,28 @@ def test_layer_listing_reproduces_distill_for_vgg16():
 
 
 def test_non_square_inputs_keep_their_axes():
-    body = client.get("/api/models/alexnet/receptive-field",
-                      params={"height": 96, "width": 160, "layer": "features.2"}).json()
+    body = client.get(
+        "/api/models/alexnet/receptive-field",
+        params={"height": 96, "width": 160, "layer": "features.2"},
+    ).json()
     assert body["output_size"] == {"height": 11, "width": 19}
     assert body["unit"] == {"y": 5, "x": 9}
 
 
-@pytest.mark.parametrize(("path", "params", "loc"), [
-    ("/api/models/resnet18/receptive-field", {"layer": "layer9"}, ["query", "layer"]),
-    ("/api/models/resnet18/receptive-field", {"layer": "conv1", "y": 112}, ["query", "y"]),
-    ("/api/models/resnet18/receptive-field", {"layer": "conv1", "x": 500}, ["query", "x"]),
-    ("/api/models/resnet18/receptive-field", {"y": -1}, ["query", "y"]),
-    ("/api/models/resnet18/receptive-field", {"height": 100_000}, ["query", "height"]),
-    ("/api/models/resnet18/receptive-field", {"height": 600}, ["query", "height"]),
-    ("/api/models/alexnet/receptive-field", {"width": 40}, ["query", "width"]),
-    ("/api/models/mlp/receptive-field", {}, ["query", "layer"]),
-    ("/api/models/resnet18/receptive-fields", {"channels": 9}, ["query", "channels"]),
-])
+@pytest.mark.parametrize(
+    ("path", "params", "loc"),
+    [
+        ("/api/models/resnet18/receptive-field", {"layer": "layer9"}, ["query", "layer"]),
+        ("/api/models/resnet18/receptive-field", {"layer": "conv1", "y": 112}, ["query", "y"]),
+        ("/api/models/resnet18/receptive-field", {"layer": "conv1", "x": 500}, ["query", "x"]),
+        ("/api/models/resnet18/receptive-field", {"y": -1}, ["query", "y"]),
+        ("/api/models/resnet18/receptive-field", {"height": 100_000}, ["query", "height"]),
+        ("/api/models/resnet18/receptive-field", {"height": 600}, ["query", "height"]),
+        ("/api/models/alexnet/receptive-field", {"width": 40}, ["query", "width"]),
+        ("/api/models/mlp/receptive-field", {}, ["query", "layer"]),
+        ("/api/models/resnet18/receptive-fields", {"channels": 9}, ["query", "channels"]),
+    ],
+)
 def test_bad_unit_queries_name_their_field(path, params, loc):
     assert field_of(client.get(path, params=params)) == loc
 
@@ -99,8 +114,10 @@ def test_unknown_model_is_404():
 
 
 def test_effective_field_of_a_uniform_stack():
-    r = client.post("/api/receptive-field/effective",
-                    json={"stack": {"depth": 6}, "samples": 2, "height": 40, "width": 36})
+    r = client.post(
+        "/api/receptive-field/effective",
+        json={"stack": {"depth": 6}, "samples": 2, "height": 40, "width": 36},
+    )
     assert r.status_code == 200
     body = r.json()
     assert body["network"] == "stack" and body["weights"] == "uniform"
@@ -126,41 +143,47 @@ def test_effective_field_of_a_zoo_model_is_seeded():
     box = first["theoretical"]["clipped_box"]
     levels = decode_png(first["heatmap"])
     outside = np.ones_like(levels, dtype=bool)
-    outside[box["y0"]:box["y1"] + 1, box["x0"]:box["x1"] + 1] = False
+    outside[box["y0"] : box["y1"] + 1, box["x0"] : box["x1"] + 1] = False
     assert levels[outside].max() == 0 and levels.max() == 255
-    trained = client.post("/api/receptive-field/effective",
-                          json={"model": "lenet5", "samples": 2, "weights": "trained"}).json()
+    trained = client.post(
+        "/api/receptive-field/effective",
+        json={"model": "lenet5", "samples": 2, "weights": "trained"},
+    ).json()
     assert trained["weights"] == "trained"
 
 
-@pytest.mark.parametrize(("body", "loc"), [
-    ({"samples": 2}, ["body", "model"]),
-    ({"model": "lenet5", "stack": {"depth": 2}}, ["body", "model"]),
-    ({"model": "nope"}, ["body", "model"]),
-    ({"model": "lenet5", "layer": "features.99"}, ["body", "layer"]),
-    ({"model": "lenet5", "layer": "features.5", "y": 5}, ["body", "y"]),
-    ({"model": "lenet5", "samples": 65}, ["body", "samples"]),
-    ({"model": "lenet5", "samples": 0}, ["body", "samples"]),
-    ({"model": "resnet18", "height": 257}, ["body", "height"]),
-    ({"model": "resnet50", "height": 256, "width": 256, "samples": 64}, ["body", "samples"]),
-    ({"model": "lenet5", "width": 40, "weights": "trained"}, ["body", "height"]),
-    ({"model": "lenet5", "weights": "imagenet"}, ["body", "weights"]),
-    ({"stack": {"depth": 33}}, ["body", "depth"]),
-    ({"stack": {"depth": 3, "kernel": 4}}, ["body", "kernel"]),
-    ({"stack": {"depth": 3, "kernel": 13}}, ["body", "kernel"]),
-    ({"stack": {"depth": 3, "dilation": 17}}, ["body", "dilation"]),
-    ({"stack": {"depth": 9, "growth": "doubling"}, "height": 64}, ["body", "depth"]),
-    ({"stack": {"depth": 3, "activation": "swish"}}, ["body", "stack", "activation"]),
-    ({"stack": {"depth": 3}, "layer": "0"}, ["body", "layer"]),
-    ({"stack": {"depth": 3}, "x": 64}, ["body", "x"]),
-])
+@pytest.mark.parametrize(
+    ("body", "loc"),
+    [
+        ({"samples": 2}, ["body", "model"]),
+        ({"model": "lenet5", "stack": {"depth": 2}}, ["body", "model"]),
+        ({"model": "nope"}, ["body", "model"]),
+        ({"model": "lenet5", "layer": "features.99"}, ["body", "layer"]),
+        ({"model": "lenet5", "layer": "features.5", "y": 5}, ["body", "y"]),
+        ({"model": "lenet5", "samples": 65}, ["body", "samples"]),
+        ({"model": "lenet5", "samples": 0}, ["body", "samples"]),
+        ({"model": "resnet18", "height": 257}, ["body", "height"]),
+        ({"model": "resnet50", "height": 256, "width": 256, "samples": 64}, ["body", "samples"]),
+        ({"model": "lenet5", "width": 40, "weights": "trained"}, ["body", "height"]),
+        ({"model": "lenet5", "weights": "imagenet"}, ["body", "weights"]),
+        ({"stack": {"depth": 33}}, ["body", "depth"]),
+        ({"stack": {"depth": 3, "kernel": 4}}, ["body", "kernel"]),
+        ({"stack": {"depth": 3, "kernel": 13}}, ["body", "kernel"]),
+        ({"stack": {"depth": 3, "dilation": 17}}, ["body", "dilation"]),
+        ({"stack": {"depth": 9, "growth": "doubling"}, "height": 64}, ["body", "depth"]),
+        ({"stack": {"depth": 3, "activation": "swish"}}, ["body", "stack", "activation"]),
+        ({"stack": {"depth": 3}, "layer": "0"}, ["body", "layer"]),
+        ({"stack": {"depth": 3}, "x": 64}, ["body", "x"]),
+    ],
+)
 def test_bad_effective_requests_name_their_field(body, loc):
     assert field_of(client.post("/api/receptive-field/effective", json=body)) == loc
 
 
 def test_depth_sweep_grows_like_square_root():
-    r = client.post("/api/receptive-field/sweep",
-                    json={"stack": {"depth": 12}, "size": 48, "samples": 1})
+    r = client.post(
+        "/api/receptive-field/sweep", json={"stack": {"depth": 12}, "size": 48, "samples": 1}
+    )
     assert r.status_code == 200
     body = r.json()
     assert [p["depth"] for p in body["points"]] == list(range(1, 13))
@@ -172,17 +195,21 @@ def test_depth_sweep_grows_like_square_root():
 
 
 def test_depth_sweep_with_one_layer_has_no_exponent():
-    body = client.post("/api/receptive-field/sweep",
-                       json={"stack": {"depth": 1}, "size": 16, "samples": 1}).json()
+    body = client.post(
+        "/api/receptive-field/sweep", json={"stack": {"depth": 1}, "size": 16, "samples": 1}
+    ).json()
     assert body["erf_exponent"] is None and len(body["points"]) == 1
 
 
-@pytest.mark.parametrize(("body", "loc"), [
-    ({"size": 300}, ["body", "size"]),
-    ({"samples": 100}, ["body", "samples"]),
-    ({"stack": {"depth": 40}}, ["body", "depth"]),
-    ({"stack": {"depth": 8, "growth": "doubling"}, "size": 64}, ["body", "depth"]),
-])
+@pytest.mark.parametrize(
+    ("body", "loc"),
+    [
+        ({"size": 300}, ["body", "size"]),
+        ({"samples": 100}, ["body", "samples"]),
+        ({"stack": {"depth": 40}}, ["body", "depth"]),
+        ({"stack": {"depth": 8, "growth": "doubling"}, "size": 64}, ["body", "depth"]),
+    ],
+)
 def test_bad_sweeps_name_their_field(body, loc):
     assert field_of(client.post("/api/receptive-field/sweep", json=body)) == loc
 

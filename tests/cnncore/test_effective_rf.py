@@ -24,9 +24,15 @@ from cnncore.receptive_field import Box
 
 def small_net() -> nn.Module:
     torch.manual_seed(3)
-    return nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
-                         nn.MaxPool2d(2), nn.Conv2d(4, 4, 3, stride=2, padding=1), nn.ReLU(),
-                         nn.Conv2d(4, 3, 3, padding=1))
+    return nn.Sequential(
+        nn.Conv2d(2, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(4, 4, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(4, 3, 3, padding=1),
+    )
 
 
 def test_batched_backward_equals_a_loop_over_inputs():
@@ -52,7 +58,7 @@ def test_gradient_stays_inside_the_theoretical_field():
     erf = effective_receptive_field(small_net(), (2, 24, 24), samples=4)
     box = erf.theoretical.clipped_box
     inside = torch.zeros(24, 24, dtype=torch.bool)
-    inside[box.y0:box.y1 + 1, box.x0:box.x1 + 1] = True
+    inside[box.y0 : box.y1 + 1, box.x0 : box.x1 + 1] = True
     assert erf.heatmap[~inside].abs().max() == 0
     assert erf.heatmap[inside].max() == 1
     assert 0 < erf.share_95 <= 1 and erf.pixels_95 <= box.area
@@ -88,8 +94,9 @@ def test_uniform_stack_is_an_n_fold_box_blur(depth):
     erf = stack_effective_field(StackConfig(depth), 32, 32, samples=2)
     profile = box_blur_power(depth, 32)
     expected = torch.outer(profile, profile)
-    torch.testing.assert_close(erf.heatmap.double(), expected / expected.max(), atol=1e-6,
-                               rtol=1e-5)
+    torch.testing.assert_close(
+        erf.heatmap.double(), expected / expected.max(), atol=1e-6, rtol=1e-5
+    )
     assert erf.fit.sigma_y == pytest.approx(math.sqrt(2 * depth / 3))
     assert erf.fit.centre_x == pytest.approx(16)
 
@@ -146,11 +153,17 @@ def test_gaussian_fit_and_mass_share():
     assert gaussian_fit(torch.zeros(3, 3)).sigma_x == 0
 
 
-@pytest.mark.parametrize(("kwargs", "field"), [
-    ({"depth": 0}, "depth"), ({"depth": 2, "kernel": 4}, "kernel"),
-    ({"depth": 2, "activation": "swish"}, "activation"), ({"depth": 2, "growth": "x"}, "growth"),
-    ({"depth": 2, "weights": "zeros"}, "weights"), ({"depth": 2, "dilation": 0}, "dilation"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"depth": 0}, "depth"),
+        ({"depth": 2, "kernel": 4}, "kernel"),
+        ({"depth": 2, "activation": "swish"}, "activation"),
+        ({"depth": 2, "growth": "x"}, "growth"),
+        ({"depth": 2, "weights": "zeros"}, "weights"),
+        ({"depth": 2, "dilation": 0}, "dilation"),
+    ],
+)
 def test_stack_errors_name_their_field(kwargs, field):
     with pytest.raises(CNNCoreError) as exc:
         StackConfig(**kwargs)

@@ -31,8 +31,11 @@ def _open_paths(model: nn.Module) -> nn.Module:
         for name, child in list(module.named_children()):
             if isinstance(child, nn.MaxPool2d):
                 assert child.dilation in (1, (1, 1)), "average pooling has no dilation"
-                setattr(module, name, nn.AvgPool2d(child.kernel_size, child.stride,
-                                                   child.padding, child.ceil_mode))
+                setattr(
+                    module,
+                    name,
+                    nn.AvgPool2d(child.kernel_size, child.stride, child.padding, child.ceil_mode),
+                )
             elif isinstance(child, nn.AdaptiveMaxPool2d):
                 setattr(module, name, nn.AdaptiveAvgPool2d(child.output_size))
     return model
@@ -84,13 +87,38 @@ def narrowed(model: nn.Module) -> nn.Module:
     for module in list(model.modules()):
         for name, child in list(module.named_children()):
             if isinstance(child, nn.ConvTranspose2d):
-                setattr(module, name, _OneChannel(nn.ConvTranspose2d(
-                    1, 1, child.kernel_size, child.stride, child.padding, child.output_padding,
-                    bias=False, dilation=child.dilation)))
+                setattr(
+                    module,
+                    name,
+                    _OneChannel(
+                        nn.ConvTranspose2d(
+                            1,
+                            1,
+                            child.kernel_size,
+                            child.stride,
+                            child.padding,
+                            child.output_padding,
+                            bias=False,
+                            dilation=child.dilation,
+                        )
+                    ),
+                )
             elif isinstance(child, nn.Conv2d):
-                setattr(module, name, _OneChannel(nn.Conv2d(
-                    1, 1, child.kernel_size, child.stride, child.padding, child.dilation,
-                    bias=False)))
+                setattr(
+                    module,
+                    name,
+                    _OneChannel(
+                        nn.Conv2d(
+                            1,
+                            1,
+                            child.kernel_size,
+                            child.stride,
+                            child.padding,
+                            child.dilation,
+                            bias=False,
+                        )
+                    ),
+                )
             elif isinstance(child, nn.BatchNorm2d):
                 setattr(module, name, nn.Identity())
             elif isinstance(child, nn.Linear):
@@ -105,8 +133,9 @@ class _LeafTracer(fx.Tracer):
         return isinstance(m, (_OneChannel, _ChannelSum)) or super().is_leaf_module(m, qualname)
 
 
-def gradient_supports(graph: FieldGraph, model: nn.Module, units: list[tuple[str, int, int]],
-                      narrow: bool = True) -> list[torch.Tensor]:
+def gradient_supports(
+    graph: FieldGraph, model: nn.Module, units: list[tuple[str, int, int]], narrow: bool = True
+) -> list[torch.Tensor]:
     """For each (node, y, x): the H×W mask of input pixels the unit's gradient reaches.
 
     One batched backward: sample b of the batch selects unit b (samples never mix in eval mode).
@@ -114,7 +143,7 @@ def gradient_supports(graph: FieldGraph, model: nn.Module, units: list[tuple[str
     # float64 where it is cheap (one channel); averaging weights keep float32 far from underflow
     oracle = narrowed(model).double() if narrow else linearised(model)
     oracle.eval()
-    dtype = next(oracle.parameters()).dtype
+    dtype = torch.float64 if narrow else torch.float32
     for p in oracle.parameters():
         p.requires_grad_(False)
     gm = fx.GraphModule(oracle, _LeafTracer().trace(oracle))
@@ -131,14 +160,21 @@ def gradient_supports(graph: FieldGraph, model: nn.Module, units: list[tuple[str
         if step.rule != "input":
             got = outputs[step.node].shape[2:] if outputs[step.node].dim() == 4 else None
             assert (tuple(got) if got is not None else None) == step.field.output_size, step.node
-    total = sum(outputs[node][b, :, y, x_].sum() if outputs[node].dim() == 4
-                else outputs[node][b].sum() for b, (node, y, x_) in enumerate(units))
+    total = sum(
+        outputs[node][b, :, y, x_].sum() if outputs[node].dim() == 4 else outputs[node][b].sum()
+        for b, (node, y, x_) in enumerate(units)
+    )
     (grad,) = torch.autograd.grad(total, x)
     return [g.abs().sum(0) > 0 for g in grad]
 
 
-def check_units(graph: FieldGraph, model: nn.Module, units: list[tuple[str, int, int]],
-                holes_allowed: bool = False, narrow: bool = True) -> None:
+def check_units(
+    graph: FieldGraph,
+    model: nn.Module,
+    units: list[tuple[str, int, int]],
+    holes_allowed: bool = False,
+    narrow: bool = True,
+) -> None:
     """Analytic box == gradient support, unit by unit."""
     by_node = {s.node: s.field.layer for s in graph.steps}
     supports = gradient_supports(graph, model, units, narrow)
@@ -169,8 +205,9 @@ def check_closed_form(graph: FieldGraph) -> None:
             assert (unit.box.x0, unit.box.x1) == field.width.span(x), (field.layer, x)
 
 
-def units_of(graph: FieldGraph, per_layer: int = 3, skip_pass: bool = False
-             ) -> list[tuple[str, int, int]]:
+def units_of(
+    graph: FieldGraph, per_layer: int = 3, skip_pass: bool = False
+) -> list[tuple[str, int, int]]:
     units = []
     for step in graph.steps:
         if step.rule == "input" or skip_pass and step.rule == "pass":
@@ -222,20 +259,31 @@ class Misaligned(nn.Module):
 
 SMALL_MODELS = {
     "sequential": lambda: nn.Sequential(
-        nn.Conv2d(2, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 4, 5, stride=2, padding=2),
-        nn.BatchNorm2d(4), nn.AvgPool2d(3, 2, 1, ceil_mode=True), nn.Conv2d(4, 2, 3, padding=1),
-        nn.AdaptiveAvgPool2d(3), nn.Flatten(), nn.Linear(18, 5)),
+        nn.Conv2d(2, 4, 3),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(4, 4, 5, stride=2, padding=2),
+        nn.BatchNorm2d(4),
+        nn.AvgPool2d(3, 2, 1, ceil_mode=True),
+        nn.Conv2d(4, 2, 3, padding=1),
+        nn.AdaptiveAvgPool2d(3),
+        nn.Flatten(),
+        nn.Linear(18, 5),
+    ),
     "residual": lambda: nn.Sequential(nn.Conv2d(2, 2, 3, padding=1), Residual(2), Residual(3)),
     "inception": lambda: nn.Sequential(InceptionLike(), nn.Conv2d(8, 2, 3, stride=2)),
-    "dilated": lambda: nn.Sequential(*(nn.Conv2d(2, 2, 3, padding=d, dilation=d)
-                                       for d in (1, 2, 4))),
-    "same_even_kernel": lambda: nn.Sequential(nn.Conv2d(2, 2, 2, padding="same"),
-                                              nn.Conv2d(2, 2, 4, padding="same", dilation=2)),
+    "dilated": lambda: nn.Sequential(
+        *(nn.Conv2d(2, 2, 3, padding=d, dilation=d) for d in (1, 2, 4))
+    ),
+    "same_even_kernel": lambda: nn.Sequential(
+        nn.Conv2d(2, 2, 2, padding="same"), nn.Conv2d(2, 2, 4, padding="same", dilation=2)
+    ),
     "misaligned": Misaligned,
     "transposed": lambda: nn.Sequential(
         nn.Conv2d(2, 2, 3, stride=2, padding=1),
         nn.ConvTranspose2d(2, 2, 3, stride=2, padding=1, output_padding=1),
-        nn.ConvTranspose2d(2, 2, 4, stride=3, padding=2)),
+        nn.ConvTranspose2d(2, 2, 4, stride=3, padding=2),
+    ),
 }
 
 
@@ -252,8 +300,12 @@ def test_small_models_match_gradient_support(name, size):
 
 def test_hand_computed_sequential():
     """conv3 → conv3/s2 → pool2/s2 → conv3(d=2, p=2), worked out with the recurrence by hand."""
-    model = nn.Sequential(nn.Conv2d(1, 1, 3), nn.Conv2d(1, 1, 3, stride=2),
-                          nn.MaxPool2d(2), nn.Conv2d(1, 1, 3, padding=2, dilation=2))
+    model = nn.Sequential(
+        nn.Conv2d(1, 1, 3),
+        nn.Conv2d(1, 1, 3, stride=2),
+        nn.MaxPool2d(2),
+        nn.Conv2d(1, 1, 3, padding=2, dilation=2),
+    )
     fields = receptive_fields(model, (1, 32, 32))
     # r: 3, 3+2·1 = 5, 5+1·2 = 7, 7+4·4 = 23; j: 1, 2, 4, 4
     # start: 1, 1+1·1 = 2, 2+0.5·2 = 3, 3+(2−2)·4 = 3
@@ -304,8 +356,11 @@ def stacks(draw):
             d = draw(st.integers(1, 3))
             layers.append(nn.Conv2d(1, 1, k, s, draw(st.integers(0, 3)), d))
         elif kind == "transposed":
-            layers.append(nn.ConvTranspose2d(1, 1, k, s, draw(st.integers(0, k - 1)),
-                                             draw(st.integers(0, s - 1))))
+            layers.append(
+                nn.ConvTranspose2d(
+                    1, 1, k, s, draw(st.integers(0, k - 1)), draw(st.integers(0, s - 1))
+                )
+            )
         else:
             pool = nn.MaxPool2d if kind == "max" else nn.AvgPool2d
             layers.append(pool(k, s, draw(st.integers(0, k // 2)), ceil_mode=draw(st.booleans())))
@@ -370,8 +425,10 @@ def test_zoo_model_at_full_width(name):
 def _rows(name: str, layers: list[str], size: int = 224, **config) -> list[tuple]:
     model = build_model(name, device="meta", **config)
     fields = receptive_fields(model, (3, size, size))
-    return [(fields[n].height.size, fields[n].height.jump, fields[n].height.effective_padding)
-            for n in layers]
+    return [
+        (fields[n].height.size, fields[n].height.jump, fields[n].height.effective_padding)
+        for n in layers
+    ]
 
 
 def test_vgg16_reproduces_distill_table():
@@ -379,16 +436,35 @@ def test_vgg16_reproduces_distill_table():
     conv5_1, conv5_2, pool5: same layers, same padding as vgg_16 → all three columns agree."""
     layers = [f"features.{i}" for i in (0, 4, 5, 9, 10, 12, 16, 17, 19, 23, 24, 26, 30)]
     assert _rows("vgg16", layers) == [
-        (3, 1, 1), (6, 2, 2), (10, 2, 4), (16, 4, 6), (24, 4, 10), (32, 4, 14), (44, 8, 18),
-        (60, 8, 26), (76, 8, 34), (100, 16, 42), (132, 16, 58), (164, 16, 74), (212, 32, 90)]
+        (3, 1, 1),
+        (6, 2, 2),
+        (10, 2, 4),
+        (16, 4, 6),
+        (24, 4, 10),
+        (32, 4, 14),
+        (44, 8, 18),
+        (60, 8, 26),
+        (76, 8, 34),
+        (100, 16, 42),
+        (132, 16, 58),
+        (164, 16, 74),
+        (212, 32, 90),
+    ]
 
 
 def test_alexnet_reproduces_distill_sizes_and_strides():
     """conv1, pool1, conv2, conv3, conv4, conv5, pool5. alexnet_v2 pads conv1 'VALID'; torchvision's
     conv1 has padding 2, which moves every later field 2 pixels: effective padding = table + 2."""
     layers = [f"features.{i}" for i in (0, 2, 3, 6, 8, 10, 12)]
-    table = [(11, 4, 0), (19, 8, 0), (51, 8, 16), (99, 16, 32), (131, 16, 48), (163, 16, 64),
-             (195, 32, 64)]
+    table = [
+        (11, 4, 0),
+        (19, 8, 0),
+        (51, 8, 16),
+        (99, 16, 32),
+        (131, 16, 48),
+        (163, 16, 64),
+        (195, 32, 64),
+    ]
     assert _rows("alexnet", layers) == [(r, j, p + 2) for r, j, p in table]
 
 
@@ -401,8 +477,9 @@ def test_mobilenet_v1_reproduces_distill_table():
     strides = [2, 2, 4, 4, 8, 8, 16, 16, 16, 16, 16, 16, 32, 32]
     padding_321 = [1, 3, 5, 9, 13, 21, 29, 45, 61, 77, 93, 109, 125, 157]
     for size in (224, 321):
-        assert _rows("mobilenet_v1", layers, size) == list(zip(sizes, strides, padding_321,
-                                                               strict=True))
+        assert _rows("mobilenet_v1", layers, size) == list(
+            zip(sizes, strides, padding_321, strict=True)
+        )
 
 
 class SlimResNet50(nn.Module):
@@ -442,8 +519,10 @@ def test_resnet50_torchvision_layout():
     """The zoo strides the first unit of layers 2-4 (torchvision v1.5), so its fields differ from
     the table: stem 11/4; layer1 11+3·8 = 35/4; layer2 35+8 (strided 3×3 at j=4) + 3·16 = 91/8;
     layer3 91+16+5·32 = 267/16; layer4 267+32+2·64 = 427/32."""
-    rows = _rows("resnet50", ["maxpool", "layer1.2.relu3", "layer2.3.relu3", "layer3.5.relu3",
-                              "layer4.2.relu3"])
+    rows = _rows(
+        "resnet50",
+        ["maxpool", "layer1.2.relu3", "layer2.3.relu3", "layer3.5.relu3", "layer4.2.relu3"],
+    )
     assert [(r, j) for r, j, _ in rows] == [(11, 4), (35, 4), (91, 8), (267, 16), (427, 32)]
 
 
@@ -456,8 +535,15 @@ def test_googlenet_stem_and_inception3_reproduce_inception_v2_table():
     stem = ["conv1.conv", "maxpool1", "conv2.conv", "conv3.conv", "maxpool2"]
     mixed = ["inception3a.cat", "inception3b.cat"]
     paper = _rows("googlenet", stem + mixed, branch3_kernel=5)
-    assert [(r, j) for r, j, _ in paper] == [(7, 2), (11, 4), (11, 4), (19, 4), (27, 8), (59, 8),
-                                             (91, 8)]
+    assert [(r, j) for r, j, _ in paper] == [
+        (7, 2),
+        (11, 4),
+        (11, 4),
+        (19, 4),
+        (27, 8),
+        (59, 8),
+        (91, 8),
+    ]
     torchvision = _rows("googlenet", mixed)
     assert [(r, j) for r, j, _ in torchvision] == [(43, 8), (59, 8)]
 
