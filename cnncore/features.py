@@ -166,34 +166,37 @@ def capture_layers(
 class LayerLevels:
     """One layer's maps as uint8 levels, ready to be coloured and tiled.
 
-    `levels` is (channels_shown, h, w). A flat layer (a linear layer's vector of n units) is one
-    tile of ceil(n / cols) × cols cells, filled row by row; unused cells stay at level 0.
-    `ranges[i]` is (low, high) of channel i: level 0 is low, level 255 is high.
+    `levels` is (tiles, h, w): one tile per shown channel. A layer of units without a spatial
+    extent (a linear layer's n outputs, or C channels of 1×1 after global pooling) is folded
+    into one tile of ceil(n / cols) × cols cells, filled row by row, unused cells at level 0;
+    then `units` is True and every unit is shown.
+    `ranges[i]` is (low, high) of tile i: level 0 is low, level 255 is high.
     """
 
     name: str
     type: str
     shape: tuple[int, ...]  # the layer's output without the batch axis
-    channels: int
+    channels: int  # channels of a map layer, units of a folded one
     levels: np.ndarray
     ranges: tuple[tuple[float, float], ...]
+    units: bool = False
+
+    @property
+    def tiles(self) -> int:
+        return int(self.levels.shape[0])
 
     @property
     def channels_shown(self) -> int:
-        return int(self.levels.shape[0])
+        return self.channels if self.units else self.tiles
 
     @property
     def nbytes(self) -> int:
         return int(self.levels.nbytes)
 
 
-def _as_channel_maps(output: torch.Tensor) -> torch.Tensor:
-    """An output without its batch axis → (channels, h, w) float: maps stay, vectors fold."""
-    if output.dim() == 3:
-        return output
-    if output.dim() == 2:  # (h, w) single map
-        return output[None]
-    flat = output.reshape(-1)
+def _fold_units(values: torch.Tensor) -> torch.Tensor:
+    """n values → one (1, rows, cols) near-square tile, row by row, padded with zeros."""
+    flat = values.reshape(-1)
     cols = max(1, math.ceil(math.sqrt(flat.numel())))
     rows = max(1, math.ceil(flat.numel() / cols))
     grid = flat.new_zeros(rows * cols)
@@ -214,26 +217,32 @@ def layer_levels(
     per_channel: each map from its own minimum to maximum (shows every map's pattern);
     per_layer: all maps share the layer's range (shows which maps respond most strongly).
     A constant map has no contrast to show: it is all level 0 with its one value as its range.
+    Units (see `LayerLevels`) are one tile, so both scalings give the same picture.
     """
     if normalise not in NORMALISATIONS:
         raise CNNCoreError(
             f"normalise must be one of {', '.join(NORMALISATIONS)}, not {normalise!r}", "normalise"
         )
-    maps = _as_channel_maps(output.detach().float())
-    channels = int(maps.shape[0])
-    shown = maps[:max_channels] if output.dim() == 3 else maps
+    values = output.detach().float()
+    if values.dim() == 2:  # a single (h, w) map
+        values = values[None]
+    units = values.dim() != 3 or tuple(values.shape[1:]) == (1, 1)
+    maps = _fold_units(values) if units else values
+    shown = maps[:max_channels]
     if normalise == "per_channel":
         low = shown.amin(dim=(1, 2), keepdim=True)
         high = shown.amax(dim=(1, 2), keepdim=True)
-    else:
-        scope = maps if output.dim() == 3 else shown
-        low = scope.min().expand(shown.shape[0], 1, 1)
-        high = scope.max().expand(shown.shape[0], 1, 1)
+    else:  # the whole layer's range, channels beyond the shown ones included
+        low = maps.min().expand(shown.shape[0], 1, 1)
+        high = maps.max().expand(shown.shape[0], 1, 1)
+    if units:  # the zero padding of the last row is not a value of the layer
+        low, high = values.min().reshape(1, 1, 1), values.max().reshape(1, 1, 1)
     span = high - low
     scaled = torch.where(span > 0, (shown - low) / torch.where(span > 0, span, 1.0) * 255.0, 0.0)
     levels = scaled.round_().clamp_(0, 255).to(torch.uint8).cpu().numpy()
     ranges = tuple(zip(low.flatten().tolist(), high.flatten().tolist(), strict=True))
-    return LayerLevels(name, kind, tuple(output.shape), channels, levels, ranges)
+    count = values.numel() if units else int(maps.shape[0])
+    return LayerLevels(name, kind, tuple(output.shape), count, levels, ranges, units)
 
 
 def atlas_grid(count: int) -> tuple[int, int]:

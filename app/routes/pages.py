@@ -17,6 +17,7 @@ PAGES: dict[str, tuple[str, str]] = {
     "/pool": ("pool.html", "pool"),
     "/activations": ("activations.html", "activations"),
     "/loss": ("loss.html", "loss"),
+    "/features": ("features.html", "features"),
     "/architectures": ("architectures.html", "architectures"),
 }
 

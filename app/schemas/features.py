@@ -96,8 +96,9 @@ class LayerOut(BaseModel):
     name: str  # dotted module path
     type: str
     shape: list[int]  # output without the batch axis
-    channels: int
+    channels: int  # channels, or units when `units` is true
     channels_shown: int  # the first ones; a layer with more says so
+    units: bool  # true: no spatial extent, all values folded row by row into one tile
     grid: list[int]  # rows, cols of tiles in the atlas (1-pixel gaps between tiles)
     tile: list[int]  # height, width of one tile
     ranges: list[list[float]]  # [low, high] per shown channel
@@ -105,13 +106,14 @@ class LayerOut(BaseModel):
 
     @classmethod
     def of(cls, layer: LayerLevels, url: str) -> LayerOut:
-        rows, cols = atlas_grid(layer.channels_shown)
+        rows, cols = atlas_grid(layer.tiles)
         return cls(
             name=layer.name,
             type=layer.type,
             shape=list(layer.shape),
             channels=layer.channels,
             channels_shown=layer.channels_shown,
+            units=layer.units,
             grid=[rows, cols],
             tile=list(layer.levels.shape[1:]),
             ranges=[[low, high] for low, high in layer.ranges],

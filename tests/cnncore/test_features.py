@@ -137,11 +137,23 @@ def test_per_layer_levels_share_the_whole_layer_range():
 
 
 def test_a_vector_folds_into_one_near_square_tile():
-    maps = layer_levels("fc", "Linear", torch.arange(10.0), normalise="per_channel")
+    maps = layer_levels("fc", "Linear", torch.arange(10.0) + 5, normalise="per_channel")
     assert maps.levels.shape == (1, 3, 4) and maps.shape == (10,)
+    assert maps.units and maps.channels == maps.channels_shown == 10 and maps.tiles == 1
+    assert maps.ranges == ((5.0, 14.0),)  # the zero padding is not part of the range
     flat = maps.levels.reshape(-1)
     np.testing.assert_array_equal(flat[:10], np.rint(np.arange(10) / 9 * 255))
     np.testing.assert_array_equal(flat[10:], 0)
+
+
+@pytest.mark.parametrize("normalise", ["per_channel", "per_layer"])
+def test_channels_of_one_pixel_fold_into_units(normalise):
+    output = torch.randn(120, 1, 1)  # LeNet-5's C5, or the output of global average pooling
+    maps = layer_levels("features.6", "Tanh", output, normalise=normalise, max_channels=64)
+    assert maps.units and maps.channels_shown == 120 and maps.levels.shape == (1, 11, 11)
+    low, high = float(output.min()), float(output.max())
+    expected = np.rint((output.flatten().numpy() - low) / (high - low) * 255)
+    assert np.abs(maps.levels.reshape(-1)[:120].astype(int) - expected).max() <= 1
 
 
 def test_unknown_normalisation_names_its_field():

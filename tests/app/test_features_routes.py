@@ -1,0 +1,260 @@
+"""/api/features: answers, PNG round trips, caching, bad uploads as 4xx naming their field."""
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from app.feature_cache import FeatureCache, LRUStore, get_feature_cache
+from app.main import app
+from app.settings import get_settings
+from cnncore.colormaps import colormap
+from cnncore.images import sample_image
+
+client = TestClient(app)
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    """A new cache for each test (results of another test must not make this one 'cached')."""
+    cache = FeatureCache(get_settings())
+    app.dependency_overrides[get_feature_cache] = lambda: cache
+    yield cache
+    app.dependency_overrides.pop(get_feature_cache, None)
+
+
+def png_bytes(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def post(files=None, **fields):
+    return client.post("/api/features", data=fields, files=files)
+
+
+def decode(response) -> np.ndarray:
+    assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+    return np.asarray(Image.open(io.BytesIO(response.content)).convert("RGB"))
+
+
+def test_sample_through_tinyvgg_gives_every_layer_as_png():
+    response = post(model="tinyvgg", sample="circle", colormap="gray", normalise="per_channel")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["model"] == "tinyvgg" and body["cached"] is False
+    assert body["input"] == {
+        "source": "sample",
+        "sample": "circle",
+        "format": "PNG",
+        "mode": "RGB",
+        "width": 224,
+        "height": 224,
+        "orientation": 1,
+        "shape": body["input"]["shape"],
+    }
+    names = [layer["name"] for layer in body["layers"]]
+    assert names[:3] == ["block1.conv1", "block1.relu1", "block1.conv2"]
+    assert [s["step"] for s in body["preprocessing"]] == ["original", "resize", "crop", "normalise"]
+    first = body["layers"][0]
+    atlas = decode(client.get(first["url"]))
+    rows, cols = first["grid"]
+    height, width = first["tile"]
+    assert atlas.shape == (rows * (height + 1) - 1, cols * (width + 1) - 1, 3)
+    assert first["channels_shown"] == first["channels"] == first["shape"][0] == 10
+    # per-channel normalisation in gray: every map spans black to white exactly
+    tile = atlas[:height, :width, 0]
+    assert tile.min() == 0 and tile.max() == 255
+    assert decode(client.get(body["filters_url"])).shape[2] == 3
+    for step in body["preprocessing"]:
+        assert decode(client.get(step["url"])).ndim == 3
+
+
+def test_colormap_of_a_url_can_change_without_a_new_forward_pass():
+    body = post(model="lenet5", sample="digit", colormap="viridis").json()
+    url = body["layers"][0]["url"]
+    viridis, gray = decode(client.get(url)), decode(client.get(url + "?colormap=gray"))
+    lut = colormap("viridis")
+    levels = gray[..., 0]
+    tile_h, tile_w = body["layers"][0]["tile"]
+    np.testing.assert_array_equal(viridis[:tile_h, :tile_w], lut[levels[:tile_h, :tile_w]])
+    assert client.get(url + "?colormap=jet").status_code == 422
+
+
+def test_same_request_is_served_from_the_cache(fresh_cache):
+    first = post(model="lenet5", sample="digit").json()
+    again = post(model="lenet5", sample="digit").json()
+    assert again["cached"] is True and again["id"] == first["id"]
+    other = post(model="lenet5", sample="digit", colormap="magma").json()
+    assert other["cached"] is True and other["id"] != first["id"]
+    per_layer = post(model="lenet5", sample="digit", normalise="per_layer").json()
+    assert per_layer["cached"] is False
+    assert len({tuple(r) for r in per_layer["layers"][0]["ranges"]}) == 1
+
+
+def test_uploaded_png_with_exif_rotation_is_read_upright():
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((30, 50, 3), np.uint8) + 120).save(buffer, "PNG", exif=exif)
+    response = post(files={"image": ("photo.png", buffer.getvalue(), "image/png")}, model="tinyvgg")
+    assert response.status_code == 200
+    assert response.json()["input"] | {"shape": None} == {
+        "source": "upload",
+        "sample": None,
+        "format": "PNG",
+        "mode": "RGB",
+        "width": 30,
+        "height": 50,
+        "orientation": 6,
+        "shape": None,
+    }
+
+
+def test_trained_models_give_predictions_that_sum_to_at_most_one():
+    body = post(model="lenet5", sample="digit").json()
+    assert body["weights"] == {
+        "source": "trained",
+        "file": "lenet5.safetensors",
+        "dataset": "mnist5k",
+        "metric": "accuracy",
+        "score": body["weights"]["score"],
+        "epochs": 12,
+    }
+    assert body["weights"]["score"] > 0.9
+    probs = [p["prob"] for p in body["predictions"]]
+    assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6
+    assert body["predictions"][0]["label"] == "7"  # the sample is a real MNIST 7
+    c5 = next(layer for layer in body["layers"] if layer["name"] == "features.6")
+    assert c5["units"] and c5["channels"] == c5["channels_shown"] == 120
+    assert c5["grid"] == [1, 1] and c5["tile"] == [11, 11]
+
+
+def test_untrained_large_model_has_no_predictions_and_caps_channels():
+    body = post(model="alexnet", sample="gradient").json()
+    assert body["weights"]["source"] == "initialisation" and body["predictions"] is None
+    conv2 = next(layer for layer in body["layers"] if layer["name"] == "features.3")
+    assert conv2["channels"] == 192 and conv2["channels_shown"] == 64
+    assert len(conv2["ranges"]) == 64 and conv2["grid"] == [8, 8]
+
+
+def test_handcrafted_mode_applies_the_presets_to_each_colour_channel():
+    body = post(model="lenet5", sample="checkerboard", mode="handcrafted").json()
+    assert body["mode"] == "handcrafted" and body["weights"] is None
+    assert body["predictions"] is None
+    assert [layer["name"] for layer in body["layers"]][:3] == [
+        "identity",
+        "vertical_edge",
+        "horizontal_edge",
+    ]
+    assert all(layer["shape"] == [3, 224, 224] for layer in body["layers"])
+    vertical = decode(client.get(body["layers"][1]["url"] + "?colormap=gray"))[:224, :224, 0]
+    # a vertical edge filter lights the checkerboard's vertical borders (x = 32, 64 ...) only
+    assert vertical[100, 31] in (0, 255) and vertical[100, 31] != vertical[100, 16]
+
+
+def header_only_png(width: int, height: int) -> bytes:
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body))
+            + kind
+            + body
+            + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        )
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
+
+
+GOOD_PNG = png_bytes(np.zeros((16, 16, 3), np.uint8))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "empty"),
+        (b"hello, this is text", "not a readable image"),
+        (GOOD_PNG[: len(GOOD_PNG) // 2], ""),
+        (header_only_png(20000, 20000), "pixels"),
+        (header_only_png(8000, 8000), "pixels"),
+    ],
+)
+def test_bad_uploads_are_422_naming_image(content, message):
+    response = post(files={"image": ("x.png", content, "image/png")}, model="lenet5")
+    assert response.status_code == 422
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["body", "image"] and message in error["msg"]
+
+
+def test_an_oversized_upload_is_refused_before_parsing():
+    limit = get_settings().max_upload_bytes
+    big = b"\x89PNG" + bytes(limit + 100_000)
+    response = post(files={"image": ("big.png", big, "image/png")}, model="lenet5")
+    assert response.status_code == 413
+    assert response.json()["detail"][0]["loc"] == ["body", "image"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"model": "lenet6", "sample": "digit"}, "model"),
+        ({"model": "LeNet/../5", "sample": "digit"}, "model"),
+        ({"model": "lenet5", "sample": "lena"}, "sample"),
+        ({"model": "lenet5", "sample": "digit", "colormap": "jet"}, "colormap"),
+        ({"model": "lenet5", "sample": "digit", "mode": "magic"}, "mode"),
+        ({"model": "lenet5"}, "image"),
+        ({"sample": "digit"}, "model"),
+    ],
+)
+def test_bad_fields_are_422_naming_the_field(fields, field):
+    response = post(**fields)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", field]
+
+
+def test_pictures_are_found_only_by_stored_id_and_name():
+    body = post(model="lenet5", sample="digit").json()
+    base = f"/api/features/{body['id']}"
+    assert client.get(f"{base}/features.0.png").status_code == 200
+    assert client.get(f"{base}/nonexistent.png").status_code == 404
+    assert client.get(f"{base}/..%2F..%2Fapp%2Fmain.py.png").status_code == 404
+    assert client.get("/api/features/AAAAAAAAAAAAAAAAAAAAAA/features.0.png").status_code == 404
+    assert client.get("/api/features/short/features.0.png").status_code == 422
+
+
+def test_samples_and_colormaps_are_listed():
+    samples = client.get("/api/features/samples").json()
+    assert [s["name"] for s in samples][:2] == ["china", "flower"]
+    china = decode(client.get(samples[0]["url"]))
+    np.testing.assert_array_equal(china, sample_image("china").rgb)
+    assert client.get("/api/features/samples/lena.png").status_code == 404
+    maps = client.get("/api/features/colormaps").json()
+    assert set(maps) == {"viridis", "magma", "gray"} and maps["viridis"][0] == "#440154"
+
+
+def test_lru_store_is_bounded_in_entries_and_bytes():
+    store = LRUStore(max_entries=3, max_bytes=10, size_of=len)
+    for key in "abc":
+        store.put(key, "xx")
+    store.get("a")  # a is now the most recent: b goes first
+    store.put("d", "xx")
+    assert store.get("b") is None and store.get("a") == "xx" and len(store) == 3
+    store.put("e", "x" * 9)
+    assert len(store) == 1 and store.nbytes == 9 and store.get("e")
+    store.put("f", "y" * 50)  # alone over the bound: kept, it was just asked for
+    assert len(store) == 1 and store.get("f")
+
+
+def test_thumbnail_is_an_area_average_of_the_full_atlas():
+    body = post(model="alexnet", sample="circle", colormap="gray").json()
+    url = body["layers"][0]["url"]  # 64 maps of 55×55 in 8×8 tiles: 447×447
+    full = decode(client.get(url))
+    thumb = decode(client.get(url + "?max_side=64"))
+    assert full.shape == (447, 447, 3) and thumb.shape == (64, 64, 3)
+    expected = np.asarray(Image.fromarray(full).resize((64, 64), Image.Resampling.BOX))
+    np.testing.assert_array_equal(thumb, expected)
+    assert client.get(url + "?max_side=8").status_code == 422
