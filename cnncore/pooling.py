@@ -75,25 +75,53 @@ class PoolTrace:
     formula: dict[str, str]
     rows: torch.Tensor  # H'×kh input row under each window row
     cols: torch.Tensor  # W'×kw input column under each window column
-    padded: torch.Tensor  # H'×W'×kh×kw, True outside the input
     values: torch.Tensor  # C×H'×W'×kh×kw, padding value where padded
-    chosen: torch.Tensor | None  # C×H'×W'×2 (row, col) of the max; max pooling only
+    argmax: torch.Tensor | None  # C×H'×W' row-major index of the max in its window; max only
     divisor: torch.Tensor | None  # H'×W'; average pooling only
-    counted: torch.Tensor | None  # H'×W'×kh×kw cells in the divisor; average pooling only
+
+    # Derived on first access: a trace that is only looked at numerically never builds them.
+    @cached_property
+    def padded(self) -> torch.Tensor:
+        """H'×W'×kh×kw, True where the window cell lies outside the input."""
+        height, width = self.input.shape[1:]
+        row_out = (self.rows < 0) | (self.rows >= height)
+        col_out = (self.cols < 0) | (self.cols >= width)
+        return row_out[:, None, :, None] | col_out[None, :, None, :]
+
+    @cached_property
+    def counted(self) -> torch.Tensor | None:
+        """H'×W'×kh×kw, True for the cells an average divides by; average pooling only."""
+        if self.divisor is None:
+            return None
+        (height, width), (pad_h, pad_w) = self.input.shape[1:], self.padding
+        include = self.count_include_pad
+        return (_avg_counted(height, self.rows, pad_h, include)[:, None, :, None]
+                & _avg_counted(width, self.cols, pad_w, include)[None, :, None, :])
+
+    @cached_property
+    def chosen(self) -> torch.Tensor | None:
+        """C×H'×W'×2 input (row, col) of each window's max; max pooling only."""
+        if self.argmax is None:
+            return None
+        kw = self.kernel_size[1]
+        out_h, out_w = self.output.shape[1:]
+        y_index = torch.arange(out_h)[None, :, None]
+        x_index = torch.arange(out_w)[None, None, :]
+        return torch.stack(
+            (self.rows[y_index, self.argmax // kw], self.cols[x_index, self.argmax % kw]), dim=-1
+        )
 
     @cached_property
     def coefficients(self) -> torch.Tensor:
         """C×H'×W'×kh×kw: ∂output/∂cell, so that output = Σ coefficient · value per window.
 
         Max: 1 at the chosen cell; average: 1/divisor on the counted cells; L2: v/‖v‖ (zero for an
-        all-zero window, where torch's subgradient is 0 too). Computed only when asked for.
+        all-zero window, where torch's subgradient is 0 too).
         """
         if self.kind == "max":
-            out_h, out_w, kh, kw = self.padded.shape
-            rows = self.chosen[..., 0] - self.rows[:, :1][None, :, :]
-            cols = self.chosen[..., 1] - self.cols[:, 0][None, None, :]
-            flat = torch.zeros(*self.output.shape, kh * kw, dtype=torch.float64)
-            return flat.scatter_(-1, (rows * kw + cols)[..., None], 1.0).reshape(self.values.shape)
+            flat = torch.zeros(*self.output.shape, self.values[0, 0, 0].numel(),
+                               dtype=torch.float64)
+            return flat.scatter_(-1, self.argmax[..., None], 1.0).reshape(self.values.shape)
         if self.kind == "l2":
             norm = self.output[..., None, None]
             return torch.where(norm > 0, self.values / torch.where(norm > 0, norm, 1.0), 0.0)
@@ -162,8 +190,8 @@ def _axis_windows(size: int, out: int, kernel: int, stride: int, pad: int) -> to
     return starts[:, None] + torch.arange(kernel)[None, :]
 
 
-def _avg_divisor(size: int, windows: torch.Tensor, pad: int, include_pad: bool) -> torch.Tensor:
-    """Cells of each window counted by `avg_pool2d` along one axis, and the counted mask.
+def _avg_counted(size: int, windows: torch.Tensor, pad: int, include_pad: bool) -> torch.Tensor:
+    """out×kernel mask of the window cells `avg_pool2d` counts along one axis.
 
     ATen clips a window to [−pad, size + pad) for the divisor with `count_include_pad`, and to
     [0, size) without it; a ceil-mode overhang past the padding is never counted.
@@ -239,26 +267,19 @@ def trace_pool2d(
     windows = padded_x.unfold(1, kernel[0], strides[0]).unfold(2, kernel[1], strides[1])
     rows = _axis_windows(height, out_h, kernel[0], strides[0], pad_h)
     cols = _axis_windows(width, out_w, kernel[1], strides[1], pad_w)
-    row_out = (rows < 0) | (rows >= height)
-    col_out = (cols < 0) | (cols >= width)
-    padded = row_out[:, None, :, None] | col_out[None, :, None, :]
     # im2col (C × kh·kw × L, contiguous) is the fastest layout to reduce each window over.
     columns = torch.nn.functional.unfold(padded_x[:, None], kernel, stride=strides)
-    chosen = divisor = counted = None
+    argmax = divisor = None
     if kind == "max":
-        output, index = columns.max(dim=1)  # first maximal value, as ATen's strict `>` scan
-        output, index = output.view(channels, out_h, out_w), index.view(channels, out_h, out_w)
-        y_index = torch.arange(out_h)[None, :, None]
-        x_index = torch.arange(out_w)[None, None, :]
-        chosen = torch.stack(
-            (rows[y_index, index // kernel[1]], cols[x_index, index % kernel[1]]), dim=-1
-        )
+        output, argmax = columns.max(dim=1)  # first maximal value, as ATen's strict `>` scan
+        output, argmax = output.view(channels, out_h, out_w), argmax.view(channels, out_h, out_w)
     elif kind == "l2":
         output = columns.square().sum(dim=1).sqrt().view(channels, out_h, out_w)
     else:
-        counted = (_avg_divisor(height, rows, pad_h, count_include_pad)[:, None, :, None]
-                   & _avg_divisor(width, cols, pad_w, count_include_pad)[None, :, None, :])
-        divisor = counted.sum(dim=(-1, -2)).to(torch.float64)
+        # The counted cells form a rectangle: the divisor is (rows counted) × (columns counted).
+        per_row = _avg_counted(height, rows, pad_h, count_include_pad).sum(dim=1)
+        per_col = _avg_counted(width, cols, pad_w, count_include_pad).sum(dim=1)
+        divisor = (per_row[:, None] * per_col[None, :]).to(torch.float64)
         output = columns.sum(dim=1).view(channels, out_h, out_w) / divisor
 
     return PoolTrace(
@@ -266,8 +287,7 @@ def trace_pool2d(
         padding=(pad_h, pad_w), ceil_mode=ceil_mode, count_include_pad=count_include_pad,
         formula=_formula((height, width), (out_h, out_w), kernel, strides, (pad_h, pad_w),
                          ceil_mode),
-        rows=rows, cols=cols, padded=padded, values=windows, chosen=chosen, divisor=divisor,
-        counted=counted,
+        rows=rows, cols=cols, values=windows, argmax=argmax, divisor=divisor,
     )
 
 
