@@ -59,6 +59,8 @@ export function createGrid(container, options) {
   const isInner = (r, c) => r >= 0 && c >= 0 && r < inner.rows && c < inner.cols;
   for (let i = 0; i < rows; i++) {
     const row = [];
+    const band = document.createElement("div");
+    band.className = "grid-row";
     for (let j = 0; j < cols; j++) {
       const node = document.createElement("div");
       const r = row0 + i;
@@ -67,8 +69,9 @@ export function createGrid(container, options) {
       node.dataset.row = String(r);
       node.dataset.col = String(c);
       row.push(node);
-      element.append(node);
+      band.append(node);
     }
+    element.append(band);
     cells.push(row);
   }
   container.append(element);
@@ -154,6 +157,9 @@ export function createGrid(container, options) {
       const gap = 1;
       const size = Math.max(min, Math.min(max, Math.floor((width - gap * (cols + 1)) / cols)));
       element.style.setProperty("--cell", `${size}px`);
+      // explicit size: the grid is size-contained (see .grid in base.css)
+      element.style.width = `${cols * size + (cols + 1) * gap}px`;
+      element.style.height = `${rows * size + (rows + 1) * gap}px`;
       element.classList.toggle("is-dense", size < DENSE_BELOW_PX);
     },
     destroy() {

@@ -286,6 +286,7 @@ def test_bad_configuration_is_shown_next_to_its_control(page):
     assert page.get_attribute('#conv-controls [name="padding"]', "aria-invalid") == "true"
     conv.set_control("padding", "1")
     assert not error.is_visible()
+    page.guard.expect_errors("status of 422", 2)  # /shape and /trace both refused it
 
 
 def test_phone_and_presenter_layouts(make_page, screenshot):
