@@ -1,13 +1,16 @@
 """Browser-test infrastructure: a live server, headless Chromium, and guards every test gets.
 
-- `live_server` (session): the real app under uvicorn on a free loopback port, in a thread.
+- `live_server` (session): the real app under uvicorn on a free loopback port, in a thread
+  (`live.py`, shared with the browser benchmarks).
 - `browser` (session): Playwright driving Debian's Chromium (Playwright's own browser download
-  cannot work offline), with the flags the project prescribes.
-- `page` (function): a fresh context on that server; the test fails if the page requested any
-  URL outside the server, logged a console error (a CSP violation, a missing message, an
-  uncaught exception) or raised a page error.
-- `screenshot` fixture: screenshot(page, name) saves test-artifacts/<name>.png to look at.
-- `make_page(viewport, **context_options)`: more pages (phone, projector, other locales).
+  cannot work offline), with the flags the project prescribes (`live.CHROMIUM_ARGS`).
+- `page` (function): a fresh 1280×900 context on that server; the test fails if the page
+  requested any URL outside the server, logged a console error (a CSP violation, a missing
+  message, an uncaught exception, a 4xx/5xx answer) or raised a page error. A test that provokes
+  an error on purpose calls `page.guard.expect_errors("status of 422", n)`.
+- `make_page(viewport, **context_options)`: more pages ("desktop", "phone" 360 px, "projector"
+  1920 px; Playwright context options such as locale or reduced_motion), guarded the same way.
+- `screenshot(page, name)`: saves test-artifacts/<name>.png (gitignored) to look at.
 Every test collected under tests/browser/ carries the `browser` marker.
 """
 
