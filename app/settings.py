@@ -2,6 +2,7 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -80,6 +81,10 @@ class Settings(BaseSettings):
     run_models: tuple[str, ...] = ("lenet5", "mlp", "tinyvgg", "alexnet", "resnet18",
                                    "mobilenet_v1", "mobilenet_v2", "googlenet")
     run_threads: int = 1  # torch threads per worker (one per run keeps runs from fighting)
+    # Worker processes never fork the server: "forkserver" forks them from a clean helper
+    # process that has imported torch once (a run starts in milliseconds); "spawn" starts a
+    # fresh interpreter per run (seconds: torch is imported again every time).
+    run_start_method: Literal["forkserver", "spawn"] = "forkserver"
     run_checkpoints_kept: int = 3  # newest epoch checkpoints kept per run (plus the final one)
     run_replay_batch: int = 1000  # events read from the database at once for a replay
     run_poll_seconds: float = 0.5  # how often a run driven by another process is re-read

@@ -2,9 +2,9 @@
 
 - At most `max_concurrent` workers train at once; later runs wait in a FIFO queue (bounded by
   `max_queued`, beyond which a new run is refused).
-- Each run gets its own process (multiprocessing's *spawn* context: a fresh interpreter, no
-  state forked from the server's threads or event loop), so training never blocks the API and a
-  crash takes down one run only.
+- Each run gets its own process, never forked from the server itself (multiprocessing's
+  *forkserver* context by default, *spawn* by setting: no state copied from the server's
+  threads or event loop), so training never blocks the API and a crash takes down one run only.
 - Events come back through a one-way pipe. A pump thread per worker stores them (several at a
   time, one transaction) and then pushes them to the live viewers (`app.runs.stream`).
 - Pause, resume and stop are two `multiprocessing.Event`s the trainer polls before each step.
@@ -83,6 +83,7 @@ class RunLimits:
     replay_batch: int = 1000
     poll_seconds: float = 0.5
     mailbox_frames: int = 4096  # per viewer; a slower viewer catches up from the database
+    start_method: str = "forkserver"  # or "spawn" (see Settings.run_start_method)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RunLimits:
@@ -93,6 +94,7 @@ class RunLimits:
             keep_checkpoints=settings.run_checkpoints_kept,
             replay_batch=settings.run_replay_batch,
             poll_seconds=settings.run_poll_seconds,
+            start_method=settings.run_start_method,
         )
 
 
@@ -113,6 +115,16 @@ def exit_reason(exitcode: int | None) -> str:
     return f"the training process exited with code {exitcode} before the run finished"
 
 
+def _worker_context(method: str):
+    """Never plain fork: forking a server with threads and an event loop copies locks held
+    by other threads. The forkserver is a fresh single-threaded process that imports the
+    worker module (torch included) once; each run is forked from it."""
+    context = multiprocessing.get_context(method)
+    if method == "forkserver":
+        context.set_forkserver_preload(["app.runs.preload"])
+    return context
+
+
 def _end(reason: str, error: str | None = None) -> dict[str, Any]:
     return {"kind": "end", "reason": reason, "error": error, "time": time.time()}
 
@@ -130,7 +142,7 @@ class CheckpointInfo:
 @dataclass
 class _Worker:
     run_id: str
-    process: Any  # multiprocessing.Process (spawn context)
+    process: Any  # multiprocessing.Process (forkserver or spawn context)
     conn: Any  # receiving end of the event pipe
     pause: Any  # multiprocessing.Event
     stop: Any
@@ -153,7 +165,7 @@ class RunManager:
         self.checkpoints_dir = Path(checkpoints_dir)
         self.limits = limits or RunLimits()
         self.owner = claim_owner()
-        self._context = context or multiprocessing.get_context("spawn")
+        self._context = context or _worker_context(self.limits.start_method)
         self._lock = threading.RLock()
         self._workers: dict[str, _Worker] = {}
         self._queue: deque[str] = deque()
