@@ -3,6 +3,9 @@
 // readable by tests, and a step only toggles the classes of the few cells whose highlight changed,
 // which keeps playing at 60 fps on a 32×32 input (see benchmarks/conv_fps.py).
 //
+// Each row is a .grid-row element (its own paint unit, see base.css); cells carry data-row,
+// data-col (logical coordinates) and data-value (full precision), which tests read.
+//
 // Coordinates are logical: `origin` is the coordinate of the top-left cell shown, so a padded
 // input shows rows -padding..H+padding-1 and a window's rows from the trace address cells directly.
 
@@ -61,11 +64,13 @@ export function createGrid(container, options) {
     const row = [];
     const band = document.createElement("div");
     band.className = "grid-row";
+    band.setAttribute("role", "row");
     for (let j = 0; j < cols; j++) {
       const node = document.createElement("div");
       const r = row0 + i;
       const c = col0 + j;
       node.className = isInner(r, c) ? "cell" : "cell is-outside";
+      node.setAttribute("role", "gridcell");
       node.dataset.row = String(r);
       node.dataset.col = String(c);
       row.push(node);
