@@ -151,3 +151,4 @@ def test_bad_range_is_named(page):
     start = page.locator('[name="start"]')
     view.change("curves", lambda: (start.fill("-3"), start.press("Enter")))
     assert not error.is_visible()
+    page.guard.expect_errors("status of 422", 1)

@@ -136,6 +136,7 @@ def test_probabilities_must_sum_to_one(page):
     body = view.requests[-1]
     assert sum(body["probs"]) == pytest.approx(1.0, abs=1e-9)
     assert view.loss() == pytest.approx(-math.log(body["probs"][0]), rel=1e-9)
+    page.guard.expect_errors("status of 422", 1)
 
 
 def test_url_round_trip(page):

@@ -208,6 +208,11 @@ def test_bad_configuration_is_shown_next_to_its_control(page):
     assert "half" in error.inner_text()
     pool.set_control("padding", "1")
     assert not error.is_visible()
+    # the trace was refused, and so were the three compared poolings unless the next change
+    # cancelled them first
+    refused = sum("status of 422" in error for error in page.guard.errors)
+    assert 1 <= refused <= 4
+    page.guard.expect_errors("status of 422", refused)
 
 
 def test_korean_page_and_phone_layout(make_page, screenshot):
