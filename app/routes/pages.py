@@ -5,10 +5,12 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from app.i18n import LANGUAGES, choose_language, messages
+from app.lessons import LESSONS
 from app.settings import ROOT
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 templates = Jinja2Templates(directory=ROOT / "templates")
+templates.env.globals["LESSONS"] = LESSONS  # the lesson path, shown by the home page
 
 # path → (template, catalogue name). Each page's catalogue lives in static/i18n/<lang>/<name>.json.
 PAGES: dict[str, tuple[str, str]] = {

@@ -355,5 +355,9 @@ function follower(code, button) {
 
 const followCode = new URLSearchParams(window.location.search).get("follow");
 const startButton = document.getElementById("follow-start");
-if (followCode) follower(followCode, startButton);
+// An explorer framed in a lesson (?embed=1) stays out: the lesson page around it is what the
+// teacher publishes and the followers follow.
+const embedded = document.documentElement.classList.contains("embed");
+if (embedded) startButton?.remove();
+else if (followCode) follower(followCode, startButton);
 else if (startButton) teacher(startButton);

@@ -31,7 +31,8 @@ export function isPresenter() {
   return root.classList.contains("presenter");
 }
 
-function toggleFullscreen() {
+/** Full screen on or off for the whole page. */
+export function toggleFullscreen() {
   if (document.fullscreenElement) document.exitFullscreen?.();
   else root.requestFullscreen?.().catch(() => {});
 }
@@ -40,12 +41,23 @@ function typingInto(target) {
   return target instanceof Element && Boolean(target.closest("input, select, textarea, [contenteditable]"));
 }
 
+// An explorer framed in a lesson (?embed=1, base.html marks <html class="embed">): presenter mode
+// and full screen belong to the lesson around it, which also tells the frame when to present.
+const parentLesson = root.classList.contains("embed") && window.parent !== window ? window.parent : null;
+
 document.addEventListener("keydown", (event) => {
   if (event.ctrlKey || event.metaKey || event.altKey || typingInto(event.target)) return;
-  if (event.key === "p" || event.key === "P") setPresenter(!isPresenter());
-  else if (event.key === "f" || event.key === "F") toggleFullscreen();
-  else return;
+  const key = event.key.toLowerCase();
+  if (key !== "p" && key !== "f") return;
   event.preventDefault();
+  if (parentLesson) parentLesson.postMessage({ cnnviz: "key", key }, window.location.origin);
+  else if (key === "p") setPresenter(!isPresenter());
+  else toggleFullscreen();
+});
+
+window.addEventListener("message", (event) => {
+  if (!parentLesson || event.source !== parentLesson || event.origin !== window.location.origin) return;
+  if (event.data?.cnnviz === "presenter") setPresenter(Boolean(event.data.on));
 });
 
 document.getElementById("presenter-toggle")?.addEventListener("click", () => setPresenter(!isPresenter()));

@@ -1,0 +1,270 @@
+"""The lesson path as data: ordered lessons, the explorer each one opens (with its URL state), and
+check-yourself questions whose answers cnncore computes when they are asked.
+
+Texts live in the message catalogues (`static/i18n/<lang>/lessons.json`; titles in `common.json`
+as `lesson.<key>`, like the explorers' names): `lesson.<key>.summary`, paragraphs
+`lesson.<key>.p1` … and each question's text `lesson.<key>.q.<id>` with `{name}` placeholders
+that the question's own numbers fill, so both languages state the very numbers the solver uses.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import urlencode
+
+from app import lesson_answers as solve
+from app.lesson_answers import Answer, matrix_text, num
+
+__all__ = ["LESSONS", "Answer", "ExplorerLink", "Lesson", "Question", "fill", "lesson_by_slug"]
+
+
+@dataclass(frozen=True)
+class ExplorerLink:
+    """An explorer page opened in a given state (its URL query)."""
+
+    path: str
+    state: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def query(self) -> str:
+        return urlencode(dict(self.state))
+
+    def url(self, **extra: str) -> str:
+        query = urlencode({**self.state, **extra})
+        return f"{self.path}?{query}" if query else self.path
+
+
+@dataclass(frozen=True, eq=False)  # hashed by identity: answers are cached per question
+class Question:
+    """A question stated with `params` (which fill its text) and solved from the same params."""
+
+    id: str
+    params: Mapping[str, Any]
+    solver: Callable[..., tuple[Answer, ...]]
+
+    def answers(self) -> tuple[Answer, ...]:
+        return _answers(self)
+
+
+@cache
+def _answers(question: Question) -> tuple[Answer, ...]:
+    # Computed by cnncore on the first request that asks, then kept: the numbers never change.
+    return question.solver(**question.params)
+
+
+@dataclass(frozen=True)
+class Lesson:
+    slug: str  # URL segment: /lessons/<slug>
+    explorer: ExplorerLink  # embedded in the lesson, pre-configured
+    questions: tuple[Question, ...]
+    more: tuple[ExplorerLink, ...] = ()  # further explorers worth opening
+
+    @property
+    def key(self) -> str:
+        """The lesson's name in catalogue keys."""
+        return self.slug.replace("-", "_")
+
+
+def _q(id: str, solver: Callable[..., tuple[Answer, ...]], **params: Any) -> Question:
+    return Question(id, MappingProxyType(params), solver)
+
+
+def _link(path: str, **state: Any) -> ExplorerLink:
+    return ExplorerLink(path, MappingProxyType({k: str(v) for k, v in state.items()}))
+
+
+LESSONS: tuple[Lesson, ...] = (
+    Lesson(
+        "convolution",
+        _link("/conv", input="digit", size=8, kernel=3, preset="vertical_edge", padding="valid",
+              stride=1, dilation=1),
+        (
+            _q("output", solve.conv_output_and_macs, size=8, kernel=3),
+            _q("dot", solve.window_dot_product,
+               window=[[1, 2, 0], [0, 1, 1], [2, 0, 1]],
+               kernel=[[1, 0, -1], [1, 0, -1], [1, 0, -1]]),
+        ),
+    ),
+    Lesson(
+        "edge-filters",
+        _link("/conv", input="rgb_patch", channels=3, kernel=3, filters=2,
+              preset="sobel_x,sobel_y", padding=1),
+        (
+            _q("step_edge", solve.edge_response, sample="step_edge", kernel="vertical_edge",
+               size=6, bright=3),
+            _q("rgb_params", solve.conv_layer, size=8, channels=3, filters=2, kernel=3,
+               padding=1),
+        ),
+        more=(
+            _link("/conv", input="step_edge", size=6, kernel=3, preset="vertical_edge"),
+            _link("/features", mode="handcrafted"),
+        ),
+    ),
+    Lesson(
+        "padding-stride",
+        _link("/conv", input="digit", size=7, kernel=3, padding=1, stride=2),
+        (
+            _q("cs231n", solve.conv_layer, size=32, channels=3, filters=10, kernel=5, stride=1,
+               padding=2),
+            _q("alexnet", solve.conv_layer, size=227, channels=3, filters=96, kernel=11,
+               stride=4, padding=0),
+            _q("same", solve.same_padding, kernel=5, dilated_kernel=3, dilation=2),
+        ),
+    ),
+    Lesson(
+        "dilation",
+        _link("/conv", input="digit", size=9, kernel=3, dilation=2, padding="valid"),
+        (
+            _q("output", solve.conv_layer, size=9, channels=1, filters=1, kernel=3, dilation=2,
+               bias=False),
+            _q("stack", solve.dilated_stack_field, dilations=[1, 2, 4], kernel=3),
+            _q("params", solve.dilated_vs_large, channels=64, kernel=3, dilation=2),
+        ),
+    ),
+    Lesson(
+        "channels-params",
+        _link("/conv", input="rgb_patch", channels=3, kernel=3, filters=3,
+              preset="vertical_edge,horizontal_edge,laplacian", bias=1, padding=1),
+        (
+            _q("conv", solve.conv_layer, size=32, channels=3, filters=16, kernel=3, padding=1),
+            _q("dense", solve.conv_vs_dense, size=32, channels=3, filters=16, kernel=3),
+        ),
+    ),
+    Lesson(
+        "transposed",
+        _link("/conv", input="square", size=4, kernel=3, transposed=1, stride=2, padding=1,
+              outpad=1),
+        (
+            _q("upsample", solve.transposed_output, size=4, kernel=3, stride=2, padding=1,
+               output_padding=1),
+            _q("autoencoder", solve.autoencoder_code, model="autoencoder",
+               input_shape=[28, 28, 1]),
+        ),
+        more=(_link("/architectures", model="autoencoder", channels=1, height=28, width=28),),
+    ),
+    Lesson(
+        "pooling",
+        _link("/pool", input="digit", size=8, kind="max", kernel=2, stride=2),
+        (
+            _q("shape", solve.pool_shape, size=224, channels=64, kernel=2, stride=2),
+            _q("overlap", solve.pool_shape, size=55, channels=96, kernel=3, stride=2),
+            _q("values", solve.pooled_values,
+               values=[[1, 3, 2, 1], [4, 6, 5, 0], [7, 2, 1, 8], [3, 0, 9, 4]], kernel=2),
+        ),
+    ),
+    Lesson(
+        "activations",
+        _link("/activations", fn="sigmoid", deep="sigmoid", compare="relu", depth=10),
+        (
+            _q("slope", solve.sigmoid_derivative, depth=10),
+            _q("measured", solve.measured_vanishing, depth=10, activations=["sigmoid", "relu"],
+               init="kaiming", seed=0),
+        ),
+    ),
+    Lesson(
+        "softmax-loss",
+        _link("/loss", kind="cross_entropy", mode="logits", classes=3, logits="2,1,0.1",
+              target=0, temperature=1),
+        (
+            _q("softmax", solve.softmax_and_cross_entropy, logits=[2.0, 1.0, 0.1], target=0),
+            _q("focal", solve.focal_against_cross_entropy, easy=0.9, hard=0.1, gamma=2.0),
+        ),
+        more=(_link("/loss", kind="focal", mode="probs", classes=2, probs="0.9,0.1", gamma=2),),
+    ),
+    Lesson(
+        "classic-cnns",
+        _link("/architectures", model="lenet5", channels=1, height=32, width=32,
+              num_classes=10),
+        (
+            _q("lenet", solve.model_params, model="lenet5"),
+            _q("vgg", solve.largest_layer_share, model="vgg16"),
+            _q("macs", solve.macs_ratio, small="alexnet", large="vgg16"),
+        ),
+        more=(
+            _link("/architectures", model="alexnet", channels=3, height=224, width=224),
+            _link("/architectures", model="vgg16", channels=3, height=224, width=224),
+        ),
+    ),
+    Lesson(
+        "modern-cnns",
+        _link("/architectures", model="googlenet", channels=3, height=224, width=224, blocks=1),
+        (
+            _q("bottleneck", solve.factorised_cost, name="bottleneck",
+               input_shape=[28, 28, 192], out=32, kernel=5, reduce=16),
+            _q("residual", solve.residual_block_params, model="resnet18", block="layer1.0",
+               channels=64),
+            _q("separable", solve.factorised_cost, name="depthwise_separable",
+               input_shape=[14, 14, 512], out=512, kernel=3),
+        ),
+        more=(
+            _link("/architectures", model="resnet18", channels=3, height=224, width=224),
+            _link("/architectures", model="mobilenet_v1", channels=3, height=224, width=224),
+            _link("/architectures", model="mobilenet_v2", channels=3, height=224, width=224),
+        ),
+    ),
+    Lesson(
+        "receptive-field",
+        _link("/receptive-field", model="vgg16"),
+        (
+            _q("stack", solve.stacked_small_kernels, layers=3, kernel=3, channels=64),
+            _q("vgg", solve.model_layer_field, model="vgg16", layer="features.28"),
+        ),
+        more=(_link("/architectures", model="vgg16", channels=3, height=224, width=224),),
+    ),
+    Lesson(
+        "training",
+        _link("/train", model="lenet5"),
+        (
+            _q("batch_norm", solve.batch_norm_params, model="lenet5", input_shape=[1, 32, 32],
+               classes=10),
+            _q("schedule", solve.learning_rates, base=0.1, epochs=30, at=25, step_size=10,
+               gamma=0.1),
+        ),
+        more=(_link("/activations", deep="relu", compare="sigmoid", depth=20, batch_norm=1),),
+    ),
+    Lesson(
+        "transfer-learning",
+        _link("/train", model="lenet5"),
+        (
+            _q("head", solve.frozen_transfer, model="resnet18", classes=10, train=[]),
+            _q("last_stage", solve.frozen_transfer, model="resnet18", classes=10,
+               train=["layer4"]),
+        ),
+        more=(_link("/features", model="tinyvgg"),),
+    ),
+)
+
+_BY_SLUG = {lesson.slug: lesson for lesson in LESSONS}
+_SLUG = re.compile(r"^[a-z0-9-]{1,40}$")
+
+
+def lesson_by_slug(slug: str) -> Lesson | None:
+    """The lesson named `slug`, or None: looked up in the table, never used as a path."""
+    if not _SLUG.fullmatch(slug):
+        return None
+    return _BY_SLUG.get(slug)
+
+
+def display(value: Any, name: str = "") -> str:
+    """A question's number as its text shows it (the same in every language); a `…shape`
+    list reads 28×28×192."""
+    if name.endswith("shape") and isinstance(value, list):
+        return "×".join(num(v) for v in value)
+    if isinstance(value, list) and value and isinstance(value[0], list):
+        return matrix_text(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(display(v) for v in value) + "]"
+    if isinstance(value, (bool, str)):
+        return str(value)
+    return num(value)
+
+
+def fill(text: str, params: Mapping[str, Any]) -> str:
+    """`{name}` placeholders of a catalogue text filled from a question's params."""
+    return re.sub(r"\{(\w+)\}",
+                  lambda m: display(params[m[1]], m[1]) if m[1] in params else m[0], text)

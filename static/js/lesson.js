@@ -1,0 +1,157 @@
+// Lesson pages (/lessons, /lessons/<slug>) and the lesson list on the home page.
+// - Progress lives in localStorage: lessons opened and lessons marked done; cards show it.
+// - A lesson page: ← → and Page Up / Page Down (what presentation clickers send) go to the
+//   previous / next lesson while the page itself has the focus; inside the embedded explorer its
+//   own keys apply (space, ←, →), since key presses in a frame stay in the frame.
+// - The embedded explorer (same origin, ?embed=1) grows to its content's height, follows the
+//   lesson's presenter mode, and hands P and F back to the lesson (theme.js posts them here).
+
+import { t } from "./i18n.js";
+import { isPresenter, setPresenter, toggleFullscreen } from "./theme.js";
+
+const STORE_KEY = "cnnviz.lessons.v1";
+const MESSAGE = "cnnviz"; // the tag on messages between a lesson and its explorer frame
+
+/* ------------------------------------------------------------------ progress ----------------- */
+
+function readProgress() {
+  try {
+    const stored = JSON.parse(window.localStorage.getItem(STORE_KEY) ?? "{}");
+    return {
+      visited: new Set(Array.isArray(stored.visited) ? stored.visited : []),
+      done: new Set(Array.isArray(stored.done) ? stored.done : []),
+    };
+  } catch {
+    return { visited: new Set(), done: new Set() }; // storage off (private mode) or corrupted
+  }
+}
+
+function writeProgress(progress) {
+  try {
+    window.localStorage.setItem(STORE_KEY, JSON.stringify({
+      visited: [...progress.visited],
+      done: [...progress.done],
+    }));
+  } catch {
+    /* storage full or disabled: progress is a convenience, the lesson works without it */
+  }
+}
+
+/** Show "done" / "opened" on every card [data-lesson] that has .lesson-mark badges. */
+function showMarks(progress) {
+  for (const card of document.querySelectorAll(".lesson-card[data-lesson]")) {
+    const slug = card.dataset.lesson;
+    const done = progress.done.has(slug);
+    card.classList.toggle("is-done", done);
+    for (const mark of card.querySelectorAll(".lesson-mark")) {
+      mark.hidden = mark.dataset.mark === "done" ? !done : done || !progress.visited.has(slug);
+    }
+  }
+}
+
+/** On the index: "n of N done" and a link to the first lesson not done yet. */
+function showSummary(progress) {
+  const line = document.getElementById("lessons-progress");
+  if (!line) return;
+  const cards = [...document.querySelectorAll(".lesson-card[data-lesson]")];
+  const done = cards.filter((card) => progress.done.has(card.dataset.lesson)).length;
+  line.textContent = done ? t("lessons.progress", { done, count: cards.length }) : "";
+  const next = cards.find((card) => !progress.done.has(card.dataset.lesson));
+  if (!next || done === 0) return;
+  const source = next.querySelector("h2 a");
+  const link = document.createElement("a");
+  link.href = source.href;
+  link.className = "lessons-continue";
+  link.textContent = t("lessons.continue", {
+    number: cards.indexOf(next) + 1,
+    title: source.textContent.replace(/^\s*\d+\.\s*/, "").trim(),
+  });
+  line.append(" ", link);
+}
+
+/* ------------------------------------------------------------------ one lesson --------------- */
+
+function typingInto(target) {
+  return target instanceof Element
+    && Boolean(target.closest("input, select, textarea, [contenteditable], iframe"));
+}
+
+function bindLessonKeys(article) {
+  const targets = {
+    ArrowLeft: article.dataset.previous,
+    PageUp: article.dataset.previous,
+    ArrowRight: article.dataset.next,
+    PageDown: article.dataset.next,
+  };
+  document.addEventListener("keydown", (event) => {
+    if (event.ctrlKey || event.metaKey || event.altKey || event.shiftKey) return;
+    if (typingInto(event.target)) return;
+    const target = targets[event.key];
+    if (!target) return;
+    event.preventDefault();
+    const url = new URL(target, window.location.href);
+    if (isPresenter()) url.searchParams.set("present", "1"); // keep presenting across lessons
+    window.location.assign(url);
+  });
+}
+
+function bindDoneButton(button, slug, progress) {
+  const render = () => {
+    const done = progress.done.has(slug);
+    button.setAttribute("aria-pressed", String(done));
+    button.textContent = t(done ? "lessons.marked_done" : "lessons.mark_done");
+  };
+  button.addEventListener("click", () => {
+    if (progress.done.has(slug)) progress.done.delete(slug);
+    else progress.done.add(slug);
+    writeProgress(progress);
+    render();
+  });
+  render();
+}
+
+/** The explorer frame: height of its content, the lesson's presenter mode, P and F handed back. */
+function bindFrame(frame) {
+  const tell = () => frame.contentWindow?.postMessage(
+    { [MESSAGE]: "presenter", on: isPresenter() }, window.location.origin);
+  let observer = null;
+  frame.addEventListener("load", () => {
+    tell();
+    const body = frame.contentDocument?.body;
+    if (!body) return;
+    const fit = () => {
+      // The body's own height, not the frame document's scroll height (never below the frame's).
+      const height = Math.ceil(body.getBoundingClientRect().height);
+      if (height > 0 && Math.abs(height - frame.clientHeight) > 2) frame.style.height = `${height}px`;
+    };
+    observer?.disconnect();
+    observer = new ResizeObserver(fit);
+    observer.observe(body);
+    fit();
+  });
+  window.addEventListener("presenterchange", tell);
+  window.addEventListener("message", (event) => {
+    if (event.origin !== window.location.origin || event.source !== frame.contentWindow) return;
+    if (event.data?.[MESSAGE] !== "key") return;
+    if (event.data.key === "p") setPresenter(!isPresenter());
+    else if (event.data.key === "f") toggleFullscreen();
+  });
+}
+
+/* ------------------------------------------------------------------ wiring ------------------- */
+
+const progress = readProgress();
+const article = document.querySelector("article.lesson[data-lesson]");
+if (article) {
+  const slug = article.dataset.lesson;
+  progress.visited.add(slug);
+  writeProgress(progress);
+  bindLessonKeys(article);
+  const button = document.getElementById("lesson-done");
+  if (button) bindDoneButton(button, slug, progress);
+  const frame = document.getElementById("explorer-frame");
+  if (frame) bindFrame(frame);
+}
+showMarks(progress);
+showSummary(progress);
+document.body.dataset.ready = "true";
