@@ -31,6 +31,7 @@ from torch import fx, nn
 
 from cnncore.errors import CNNCoreError
 from cnncore.features import trace_layers
+from cnncore.inspect import ModelSummary
 from cnncore.models import build_model, get_model_info
 from cnncore.receptive_field_layers import (
     NON_TENSOR_METHODS,
@@ -49,6 +50,7 @@ __all__ = [
     "UnitReceptiveField",
     "model_field_graph",
     "receptive_fields",
+    "summary_fields",
     "trace_receptive_fields",
     "unit_receptive_field",
 ]
@@ -258,6 +260,22 @@ class FieldGraph:
         """Every layer in execution order, keyed by its name."""
         return {s.field.layer: s.field for s in self.steps if s.rule != "input"}
 
+    def module_calls(self) -> dict[str, list[ReceptiveField]]:
+        """The field after each call of each module, by dotted module path, in call order.
+
+        A model summary lists module calls (a module run twice has two rows under one name)
+        while the graph names a second call `name_1`; matching the k-th call of a module to
+        its k-th summary row needs no name arithmetic. Functional layers (`add`, `cat`) are
+        not module calls and are left out."""
+        targets = {
+            n.name: str(n.target) for n in self.graph_module.graph.nodes if n.op == "call_module"
+        }
+        calls: dict[str, list[ReceptiveField]] = {}
+        for s in self.steps:
+            if s.node in targets:
+                calls.setdefault(targets[s.node], []).append(s.field)
+        return calls
+
     def step(self, layer: str) -> _Step:
         for s in self.steps:
             if s.field.layer == layer and s.rule != "input":
@@ -466,6 +484,30 @@ def unit_receptive_field(
     """The input box of unit (y, x) of `layer` (default: the deepest feature map, its centre)."""
     graph = trace_receptive_fields(model, input_shape)
     return graph.unit(layer or graph.default_layer(), y, x)
+
+
+NOT_RUN = "this layer does not run at inference (eval mode): none of its units exists"
+NOT_TRACED = "this module call is not a step of the traced graph"
+
+
+def summary_fields(
+    summary: ModelSummary, graph: FieldGraph
+) -> list[tuple[ReceptiveField | None, str | None]]:
+    """Per row of a model summary (`cnncore.inspect`), its receptive field, or None and why.
+
+    Rows are module calls in execution order, so the k-th row naming a module takes the field
+    after that module's k-th call (`FieldGraph.module_calls`)."""
+    calls = graph.module_calls()
+    seen: dict[str, int] = {}
+    matched: list[tuple[ReceptiveField | None, str | None]] = []
+    for row in summary.layers:
+        if row.output_shape is None:
+            matched.append((None, NOT_RUN))
+            continue
+        index = seen[row.name] = seen.get(row.name, -1) + 1
+        found = calls.get(row.name, [])
+        matched.append((found[index], None) if index < len(found) else (None, NOT_TRACED))
+    return matched
 
 
 @lru_cache(maxsize=64)

@@ -12,6 +12,7 @@ from app.settings import Settings
 from cnncore.errors import CNNCoreError
 from cnncore.inspect import curriculum_cost_comparisons, parameter_count, summarize_model
 from cnncore.models import UnknownModelError, get_model_info, list_models
+from cnncore.receptive_field import model_field_graph, summary_fields
 
 router = APIRouter(prefix="/api/models", tags=["models"])
 
@@ -34,7 +35,7 @@ def summary(
     query: Annotated[SummaryQuery, Query()],
     settings: Annotated[Settings, Depends(settings_dep)],
 ) -> SummaryOut | JSONResponse:
-    """Per layer: dotted name, type, output shape, parameters and MACs; totals."""
+    """Per layer: dotted name, type, output shape, parameters, MACs, receptive field; totals."""
     try:
         info = get_model_info(name)
     except UnknownModelError as exc:
@@ -44,5 +45,12 @@ def summary(
         result = summarize_model(name, query.channels, query.height, query.width, query.num_classes)
     except CNNCoreError as exc:
         return core_error_response(exc, "query")
+    shape = (query.channels, query.height, query.width, query.num_classes)
+    try:
+        fields = summary_fields(result, model_field_graph(name, *shape))
+    except CNNCoreError as exc:  # a model torch.fx cannot trace still gets its summary
+        fields = [(None, f"receptive fields cannot be computed for this model: {exc}")] * len(
+            result.layers
+        )
     num_classes = None if info.num_classes is None else query.num_classes or info.num_classes
-    return SummaryOut.of(name, num_classes, result)
+    return SummaryOut.of(name, num_classes, result, fields)

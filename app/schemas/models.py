@@ -6,12 +6,15 @@ so routes stay one line of shaping. Shapes are lists without the batch dimension
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pydantic import BaseModel, Field
 
 from app.settings import Settings
 from cnncore.errors import CNNCoreError
 from cnncore.inspect import ConvCost, CostComparison, LayerSummary, ModelSummary
 from cnncore.models import ModelInfo
+from cnncore.receptive_field import AxisField, ReceptiveField
 
 # Parse-time ceilings; the configurable limits of `Settings` apply after (`check_limits`).
 PARSE_CEILING = 4096
@@ -77,10 +80,43 @@ class ModelOut(BaseModel):
         )
 
 
+class PairOut(BaseModel):
+    """A per-axis value: whole numbers stay ints (11, not 11.0)."""
+
+    height: int | float
+    width: int | float
+
+    @classmethod
+    def of(cls, height: float, width: float) -> PairOut:
+        return cls(height=height, width=width)
+
+    @classmethod
+    def of_field(cls, field: ReceptiveField, value: Callable[[AxisField], float]) -> PairOut:
+        """One number of a receptive field per axis: `PairOut.of_field(f, lambda a: a.jump)`."""
+        return cls(height=value(field.height), width=value(field.width))
+
+
 class ReceptiveFieldOut(BaseModel):
-    size: int
-    stride: int
-    start: float
+    """What every unit of a layer sees of the input (Araujo et al., Distill 2019), per axis.
+
+    `stride` is the jump: fractional after uneven adaptive pooling or a transposed convolution.
+    """
+
+    size: PairOut = Field(description="r: input pixels one unit sees, padding included")
+    stride: PairOut = Field(description="jump: input pixels between neighbouring units")
+    start: PairOut = Field(description="centre of unit 0's field, in input pixels")
+    aligned: bool = Field(description="all paths into the layer centre their fields alike")
+    is_global: bool = Field(description="pooled or flattened: every unit sees the whole input")
+
+    @classmethod
+    def of(cls, field: ReceptiveField) -> ReceptiveFieldOut:
+        return cls(
+            size=PairOut.of_field(field, lambda a: a.size),
+            stride=PairOut.of_field(field, lambda a: a.jump),
+            start=PairOut.of_field(field, lambda a: a.start),
+            aligned=field.aligned,
+            is_global=field.is_global,
+        )
 
 
 class LayerOut(BaseModel):
@@ -96,9 +132,14 @@ class LayerOut(BaseModel):
     kernel_size: list[int] | None = None
     stride: list[int] | None = None
     receptive_field: ReceptiveFieldOut | None = None
+    receptive_field_reason: str | None = Field(
+        None, description="why `receptive_field` is null (in a summary; null when it is given)"
+    )
 
     @classmethod
-    def of(cls, row: LayerSummary) -> LayerOut:
+    def of(
+        cls, row: LayerSummary, field: ReceptiveField | None = None, reason: str | None = None
+    ) -> LayerOut:
         return cls(
             name=row.name,
             type=row.type,
@@ -108,6 +149,8 @@ class LayerOut(BaseModel):
             macs=row.macs,
             kernel_size=_as_list(row.kernel_size),
             stride=_as_list(row.stride),
+            receptive_field=None if field is None else ReceptiveFieldOut.of(field),
+            receptive_field_reason=reason,
         )
 
 
@@ -120,12 +163,21 @@ class SummaryOut(BaseModel):
     total_macs: int
 
     @classmethod
-    def of(cls, name: str, num_classes: int | None, summary: ModelSummary) -> SummaryOut:
+    def of(
+        cls,
+        name: str,
+        num_classes: int | None,
+        summary: ModelSummary,
+        fields: list[tuple[ReceptiveField | None, str | None]],
+    ) -> SummaryOut:
+        """`fields`: per summary row, its receptive field or the reason there is none."""
         return cls(
             model=name,
             input=InputOut.of(summary.input_shape),
             num_classes=num_classes,
-            layers=[LayerOut.of(row) for row in summary.layers],
+            layers=[
+                LayerOut.of(row, *field) for row, field in zip(summary.layers, fields, strict=True)
+            ],
             total_params=summary.total_params,
             total_macs=summary.total_macs,
         )

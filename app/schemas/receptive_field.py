@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, Field
 
-from app.schemas.models import PARSE_CEILING, SummaryQuery
+from app.schemas.models import PARSE_CEILING, PairOut, SummaryQuery
 from app.settings import Settings
 from cnncore.effective_rf import DepthSweep, EffectiveField, GaussianFit, StackConfig
 from cnncore.errors import CNNCoreError
@@ -45,17 +45,6 @@ class UnitQuery(SummaryQuery):
     x: int | None = Field(None, ge=0, le=PARSE_CEILING, description="unit column")
 
 
-class PairOut(BaseModel):
-    """A per-axis value: whole numbers stay ints (11, not 11.0)."""
-
-    height: int | float
-    width: int | float
-
-    @classmethod
-    def of(cls, height: float, width: float) -> PairOut:
-        return cls(height=height, width=width)
-
-
 class SizeOut(BaseModel):
     height: int
     width: int
@@ -83,10 +72,6 @@ class InputShapeOut(BaseModel):
     width: int
 
 
-def _axes(field: ReceptiveField, value) -> PairOut:
-    return PairOut.of(value(field.height), value(field.width))
-
-
 class LayerFieldOut(BaseModel):
     """One layer's field (Araujo et al., Distill 2019): r, jump, start, effective padding."""
 
@@ -108,10 +93,10 @@ class LayerFieldOut(BaseModel):
             name=field.layer,
             operation=field.operation,
             output_size=None if size is None else SizeOut(height=size[0], width=size[1]),
-            size=_axes(field, lambda a: a.size),
-            jump=_axes(field, lambda a: a.jump),
-            start=_axes(field, lambda a: a.start),
-            effective_padding=_axes(field, lambda a: a.effective_padding),
+            size=PairOut.of_field(field, lambda a: a.size),
+            jump=PairOut.of_field(field, lambda a: a.jump),
+            start=PairOut.of_field(field, lambda a: a.start),
+            effective_padding=PairOut.of_field(field, lambda a: a.effective_padding),
             aligned=field.aligned,
             uniform=field.uniform,
             is_global=field.is_global,

@@ -7,7 +7,7 @@ import { t } from "./i18n.js";
 import { clearErrors, getJSON, isAbort, latestOnly, showErrors } from "./api.js";
 import { createState } from "./state.js";
 import { bindControls } from "./controls.js";
-import { formatCount } from "./format.js";
+import { formatCount, formatNumber } from "./format.js";
 
 const ARCH_STATE = [
   { name: "model", type: "string", default: "resnet18", maxLength: 32 },
@@ -123,6 +123,24 @@ function kernelText(layer) {
   return `${kh}×${kw} /${stride}`;
 }
 
+/** Per-axis pair as one text: "51" when both axes agree, "51×43" otherwise. */
+const pairText = ({ height, width }) =>
+  height === width ? formatNumber(height) : `${formatNumber(height)}×${formatNumber(width)}`;
+
+/** The receptive field cell: "size /stride", linked to the receptive-field explorer. */
+function fieldCell(layer) {
+  const field = layer.receptive_field;
+  if (!field) return el("td", { className: "mono", text: "–", attrs: { title: layer.receptive_field_reason || "" } });
+  const text = field.is_global
+    ? t("arch.rf.global")
+    : `${pairText(field.size)} /${pairText(field.stride)}${field.aligned ? "" : " *"}`;
+  const query = new URLSearchParams({ model: state.get("model"), layer: layer.name });
+  const link = el("a", { text, attrs: { href: `/receptive-field?${query}` } });
+  const title = t("arch.rf.title", { size: pairText(field.size), stride: pairText(field.stride),
+    start: pairText(field.start) }) + (field.aligned ? "" : ` ${t("arch.rf.not_aligned")}`);
+  return el("td", { className: "mono rf-cell", attrs: { title, "data-rf-size": pairText(field.size) } }, [link]);
+}
+
 function layerRow(layer, total, block) {
   const lane = block ? laneOf(layer, block) : null;
   const name = el("td", { className: "layer-name", text: layer.name });
@@ -135,6 +153,7 @@ function layerRow(layer, total, block) {
       className: "mono",
       text: layer.output_shape ? shapeText(layer.output_shape) : t("arch.not_run"),
     }),
+    fieldCell(layer),
     el("td", { className: "num", text: formatCount(layer.params) }),
     el("td", { className: "num", text: formatCount(layer.macs) }),
     el("td", {}, [shareMeter(layer.macs, total)]),
@@ -155,6 +174,7 @@ function blockBody(group, total) {
   body.append(el("tr", { className: "block-head" }, [
     head,
     el("td", { className: "mono", text: shapeText(group.output) }),
+    el("td"),
     el("td", { className: "num", text: formatCount(group.params) }),
     el("td", { className: "num", text: formatCount(group.macs) }),
     el("td", {}, [shareMeter(group.macs, total)]),
@@ -164,7 +184,7 @@ function blockBody(group, total) {
     const text = group.kind === "residual"
       ? t("arch.merge.add")
       : t("arch.merge.concat", { channels: group.output ? group.output[0] : "?" });
-    body.append(el("tr", { className: "block-merge" }, [el("td", { attrs: { colspan: "7" }, text })]));
+    body.append(el("tr", { className: "block-merge" }, [el("td", { attrs: { colspan: "8" }, text })]));
   }
   return body;
 }

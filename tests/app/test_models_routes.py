@@ -5,7 +5,9 @@ import torch
 from fastapi.testclient import TestClient
 
 from app.main import app
-from cnncore.models import build_model, list_models
+from cnncore.inspect import summarize_model
+from cnncore.models import build_model, get_model_info, list_models
+from cnncore.receptive_field import NOT_RUN, model_field_graph, receptive_fields, summary_fields
 
 client = TestClient(app)
 
@@ -55,7 +57,15 @@ def test_summary_of_a_configured_model():
         "macs": 32 * 48 * 64 * 49,
         "kernel_size": [7, 7],
         "stride": [2, 2],
-        "receptive_field": None,
+        # 7×7 at stride 2, padding 3: unit 0 is centred on pixel 0 (Distill 2019)
+        "receptive_field": {
+            "size": {"height": 7, "width": 7},
+            "stride": {"height": 2, "width": 2},
+            "start": {"height": 0, "width": 0},
+            "aligned": True,
+            "is_global": False,
+        },
+        "receptive_field_reason": None,
     }
     assert body["layers"][-1]["output_shape"] == [10]
     # the last output agrees with a real forward pass of the same configuration
@@ -124,3 +134,70 @@ def test_cost_comparisons():
 def test_openapi_documents_the_routes():
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/api/models", "/api/models/costs", "/api/models/{name}/summary"} <= set(paths)
+
+
+def _pair(field, attribute):
+    return {"height": getattr(field.height, attribute), "width": getattr(field.width, attribute)}
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_summary_layer_has_its_receptive_field(name):
+    """Each row carries the field `receptive_fields()` gives the same layer, or null and why."""
+    info = get_model_info(name)
+    size = {} if info.sized_by_input else {"height": 96, "width": 80}
+    body = client.get(f"/api/models/{name}/summary", params=size).json()
+    shape = (body["input"]["channels"], body["input"]["height"], body["input"]["width"])
+    model = build_model(name, device="meta", input_size=shape[1:])
+    fields = receptive_fields(model, shape)
+    assert body["layers"]
+    for layer in body["layers"]:
+        field = fields.get(layer["name"])
+        if layer["receptive_field"] is None:
+            assert layer["receptive_field_reason"], layer["name"]
+            continue
+        assert layer["receptive_field_reason"] is None
+        assert field is not None, layer["name"]
+        assert layer["receptive_field"] == {
+            "size": _pair(field, "size"),
+            "stride": _pair(field, "jump"),
+            "start": _pair(field, "start"),
+            "aligned": field.aligned,
+            "is_global": field.is_global,
+        }
+    # at these sizes every zoo layer runs and is traced: no row is left without a field
+    assert all(layer["receptive_field"] is not None for layer in body["layers"])
+
+
+def test_non_square_input_keeps_per_axis_fields():
+    body = client.get("/api/models/alexnet/summary", params={"height": 96, "width": 160}).json()
+    pool = next(layer for layer in body["layers"] if layer["name"] == "features.2")
+    # conv 11/4 then max pool 3/2: r = 11 + 2·4 = 19, jump 8, on both axes alike
+    assert pool["receptive_field"]["size"] == {"height": 19, "width": 19}
+    assert pool["receptive_field"]["stride"] == {"height": 8, "width": 8}
+    assert pool["output_shape"][1:] == [11, 19]
+
+
+def test_fractional_stride_after_uneven_adaptive_pooling():
+    """AlexNet at 96×160 reaches its adaptive 6×6 pool with a 2×4 map: the pool spreads 2 rows
+    over 6 (jump 32·2/6) and 4 columns over 6 (32·4/6), so the stride is fractional and differs
+    per axis; the JSON keeps it as numbers."""
+    params = {"height": 96, "width": 160}
+    body = client.get("/api/models/alexnet/summary", params=params).json()
+    avgpool = next(layer for layer in body["layers"] if layer["name"] == "avgpool")
+    assert avgpool["input_shape"][1:] == [2, 4]
+    assert avgpool["receptive_field"]["stride"] == pytest.approx(
+        {"height": 32 * 2 / 6, "width": 32 * 4 / 6}
+    )
+    core = receptive_fields(build_model("alexnet", device="meta"), (3, 96, 160))["avgpool"]
+    assert avgpool["receptive_field"]["stride"] == _pair(core, "jump")
+
+
+def test_layers_that_do_not_run_get_a_reason():
+    """GoogLeNet's auxiliary classifiers exist only in training mode: null field, reason given."""
+    summary = summarize_model("googlenet", 3, 96, 96, aux_logits=True)
+    graph = model_field_graph("googlenet", 3, 96, 96)
+    matched = summary_fields(summary, graph)
+    rows = zip(summary.layers, matched, strict=True)
+    idle = [row.name for row, (field, _) in rows if field is None]
+    assert idle and all(name.startswith(("aux1", "aux2")) for name in idle)
+    assert {reason for field, reason in matched if field is None} == {NOT_RUN}

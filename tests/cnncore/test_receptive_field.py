@@ -585,3 +585,31 @@ def test_default_unit_is_centre_of_deepest_spatial_map():
     # unit 2 is centred on 7.5 + 2·4 = 15.5, ± 7.5
     assert (unit.field.height.size, unit.field.height.jump, unit.field.height.start) == (16, 4, 7.5)
     assert unit.box == Box(8, 23, 8, 23) == unit.clipped_box
+
+
+class _SharedActivation(nn.Module):
+    """One ReLU module called twice, as torchvision's BasicBlock does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 1, 3)
+        self.conv2 = nn.Conv2d(1, 1, 3, stride=2)
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        return self.relu(self.conv2(self.relu(self.conv1(x))))
+
+
+def test_module_calls_keep_each_call_in_order():
+    graph = trace_receptive_fields(_SharedActivation(), (1, 16, 16))
+    calls = graph.module_calls()
+    assert list(calls) == ["conv1", "relu", "conv2"]
+    assert [f.layer for f in calls["relu"]] == ["relu", "relu_1"]
+    assert [f.height.size for f in calls["relu"]] == [3, 5]
+    assert [f.height.jump for f in calls["relu"]] == [1, 2]
+    # functional layers are not module calls
+    resnet = trace_receptive_fields(build_model("resnet18", device="meta"), (3, 64, 64))
+    module_layers = {f.layer for fields in resnet.module_calls().values() for f in fields}
+    assert set(resnet.fields) - module_layers == {
+        name for name in resnet.fields if name.endswith(".add")
+    }
