@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import stat
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -25,6 +26,10 @@ from cnncore.errors import CNNCoreError
 __all__ = ["IMAGE_SUFFIXES", "ZipLimits", "load_image_folder_zip"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+# What `zipfile` raises for a damaged archive or member (bad CRC, a size that lies, a broken
+# deflate stream, a header offset out of range), an encrypted member or an unsupported method.
+_DAMAGED = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError,
+            ValueError, IndexError, OSError)  # fmt: skip
 # Folders that archivers add beside the content (macOS resource forks); never a class.
 _IGNORED_PARTS = ("__MACOSX",)
 
@@ -66,7 +71,8 @@ def _members(archive: zipfile.ZipFile, limits: ZipLimits) -> list[tuple[str, zip
     entries = []
     for info in infos:
         parts = _safe_parts(info)
-        if info.is_dir() or not parts or any(p in _IGNORED_PARTS for p in parts):
+        # `not parts` first: an entry named "" has none, and is_dir() would index name[-1].
+        if not parts or info.is_dir() or any(p in _IGNORED_PARTS for p in parts):
             continue
         if parts[-1].startswith(".") or not parts[-1].lower().endswith(IMAGE_SUFFIXES):
             continue
@@ -119,7 +125,7 @@ def load_image_folder_zip(
         raise CNNCoreError(f"the archive is over {limits.max_archive_bytes} bytes", "archive")
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as exc:
+    except _DAMAGED as exc:
         raise CNNCoreError("the upload is not a zip archive", "archive") from exc
     with archive:
         members = _members(archive, limits)
@@ -133,9 +139,14 @@ def load_image_folder_zip(
         mode = "L" if channels == 1 else "RGB"
         images, labels, budget = [], [], limits.max_total_bytes
         for label, info in sorted(members, key=lambda m: m[1].filename):
-            with archive.open(info) as member:
-                # The declared size can lie; read at most what is left of the budget, plus one.
-                raw = member.read(budget + 1)
+            try:
+                with archive.open(info) as member:
+                    # The declared size can lie; read at most what is left of the budget, plus one.
+                    raw = member.read(budget + 1)
+            except _DAMAGED as exc:
+                raise CNNCoreError(
+                    f"{info.filename!r} cannot be read from the archive ({exc})", "archive"
+                ) from exc
             budget -= len(raw)
             if budget < 0:
                 raise CNNCoreError(
