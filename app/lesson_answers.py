@@ -242,7 +242,7 @@ def autoencoder_code(model: str, input_shape: list[int]) -> tuple[Answer, ...]:
                                               *(layer.output_shape for layer in weighted)])
     sizes = " + ".join(num(layer.params) for layer in weighted)
     return (
-        Answer("code_size", _hwc_text(code), tuple(code), (path,)),
+        Answer("code_size", _hwc_text(code), (*code[1:], code[0]), (path,)),
         Answer("params", num(summary.total_params), summary.total_params,
                (f"{sizes} = {num(summary.total_params)}",)),
     )
