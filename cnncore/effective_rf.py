@@ -75,6 +75,8 @@ class EffectiveField:
     samples: int  # random inputs averaged (1 for a given image)
     input_shape: tuple[int, int, int]
     theoretical: UnitReceptiveField
+    feature_map: torch.Tensor | None = None  # H'×W' layer output, mean over channels, for a
+    # given image (None for random inputs or a flattened layer): the map whose unit was chosen
 
 
 def gaussian_fit(heatmap: torch.Tensor) -> GaussianFit:
@@ -173,8 +175,12 @@ def effective_receptive_field(
     inputs.requires_grad_(True)
     upto = _prefix(graph.graph_module, graph.step(layer).node)
     with _evaluating(model):
+        output = upto(inputs)
         # one backward for the whole batch: the samples do not interact in eval mode
-        (grad,) = torch.autograd.grad(_unit_sum(upto(inputs), theoretical.y, theoretical.x), inputs)
+        (grad,) = torch.autograd.grad(_unit_sum(output, theoretical.y, theoretical.x), inputs)
+    feature_map = None
+    if image is not None and output.dim() == 4:
+        feature_map = output[0].detach().mean(0).cpu()
     heat = grad.abs().sum(1).mean(0).detach().cpu()
     pixels, share = mass_share(heat, theoretical.clipped_box)
     peak = float(heat.max())
@@ -189,6 +195,7 @@ def effective_receptive_field(
         inputs.shape[0],
         tuple(input_shape),
         theoretical,
+        feature_map,
     )
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "LoadedModel",
     "TrainedMetadata",
     "WeightsInfo",
+    "initialisation_weights",
     "load_model",
     "read_weights",
     "save_weights",
@@ -139,6 +140,22 @@ def _initialised(name: str, config: dict[str, Any]) -> nn.Module:
         return get_model(name, **config)
 
 
+def initialisation_weights(name: str) -> WeightsInfo:
+    """How a picture is prepared for a zoo model without trained weights: its default input,
+    torchvision's ImageNet recipe for colour models (256/224 resize for the 224 ones), mean and
+    std 0.5 for grey ones."""
+    default = get_model_info(name).default_input.as_tuple()
+    colour = default[0] == 3
+    return WeightsInfo(
+        source="initialisation",
+        input_shape=default,
+        mean=IMAGENET_MEAN if colour else (0.5,) * default[0],
+        std=IMAGENET_STD if colour else (0.5,) * default[0],
+        resize_ratio=256 / 224 if default[1] >= 224 else 1.0,
+        labels=None,
+    )
+
+
 def load_model(
     name: str,
     *,
@@ -153,16 +170,7 @@ def load_model(
     `UnknownModelError` (field `model`).
     """
     info = get_model_info(name)
-    default = info.default_input.as_tuple()
-    colour = default[0] == 3
-    init = WeightsInfo(
-        source="initialisation",
-        input_shape=default,
-        mean=IMAGENET_MEAN if colour else (0.5,) * default[0],
-        std=IMAGENET_STD if colour else (0.5,) * default[0],
-        resize_ratio=256 / 224 if default[1] >= 224 else 1.0,
-        labels=None,
-    )
+    init = initialisation_weights(name)
     local = (state_dicts or {}).get(name)
     bundled = directory / f"{name}.safetensors"
     if local is not None:

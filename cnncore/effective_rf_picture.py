@@ -1,0 +1,84 @@
+"""The effective receptive field of one unit on the user's own picture.
+
+Luo et al. (NeurIPS 2016) average |∂unit/∂input| over random inputs; on one real picture the
+same gradient says which pixels of *this* picture the unit responds to (the saliency of
+Simonyan, Vedaldi & Zisserman, "Deep Inside Convolutional Networks", 2014, restricted to one
+unit). The picture is prepared exactly as `/features` prepares it for the same weights
+(`cnncore.images.preprocess` with the weights' input size, mean, std and resize ratio), so the
+unit, its box and the feature map shown are those of the same forward pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from cnncore.effective_rf import (
+    EffectiveField,
+    _check_cost,
+    _he_initialised,
+    effective_receptive_field,
+)
+from cnncore.images import DecodedImage, Preprocessed, preprocess
+from cnncore.inspect import summarize_model
+from cnncore.weights import LoadedModel, WeightsInfo, initialisation_weights
+
+__all__ = [
+    "PictureEffectiveField",
+    "initialised_model",
+    "network_picture",
+    "picture_effective_field",
+]
+
+
+@dataclass(frozen=True)
+class PictureEffectiveField:
+    model: str
+    weights: WeightsInfo
+    field: EffectiveField  # samples = 1; feature_map holds the unit's layer on this picture
+    picture: np.ndarray  # what the network receives before normalisation: H×W×3 or H×W uint8
+
+
+def initialised_model(name: str, seed: int = 0) -> LoadedModel:
+    """A zoo model with He-normal weights drawn from `seed` (as `model_effective_field` uses for
+    random inputs), with the picture recipe of a model that has no trained weights."""
+    weights = initialisation_weights(name)
+    return LoadedModel(name, _he_initialised(name, weights.input_shape, seed), weights)
+
+
+def network_picture(prepared: Preprocessed) -> np.ndarray:
+    """The normalised input turned back into 8-bit pixels: x·std + mean, the resized and
+    cropped picture the network was given (grey models: one channel, H×W)."""
+    values = prepared.tensor[0].double()
+    mean = torch.tensor(prepared.mean, dtype=torch.float64)[:, None, None]
+    std = torch.tensor(prepared.std, dtype=torch.float64)[:, None, None]
+    pixels = torch.round((values * std + mean).clamp(0, 1) * 255).to(torch.uint8)
+    return pixels[0].numpy() if pixels.shape[0] == 1 else pixels.permute(1, 2, 0).numpy().copy()
+
+
+def picture_effective_field(
+    loaded: LoadedModel,
+    image: DecodedImage,
+    layer: str | None = None,
+    y: int | None = None,
+    x: int | None = None,
+    *,
+    max_macs: int | None = None,
+) -> PictureEffectiveField:
+    """ERF of unit (y, x) of `layer` (default: the deepest feature map's centre) on `image`,
+    prepared as the weights expect: one forward and one backward pass."""
+    weights = loaded.weights
+    channels, height, width = shape = weights.input_shape
+    _check_cost(summarize_model(loaded.name, *shape).total_macs, max_macs)
+    prepared = preprocess(
+        image,
+        size=(height, width),
+        channels=channels,
+        mean=weights.mean,
+        std=weights.std,
+        resize_ratio=weights.resize_ratio,
+    )
+    field = effective_receptive_field(loaded.model, shape, layer, y, x, image=prepared.tensor[0])
+    return PictureEffectiveField(loaded.name, weights, field, network_picture(prepared))
