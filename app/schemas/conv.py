@@ -9,20 +9,26 @@ animates: whole tensors as nested lists, plus one step per output cell (conv2d) 
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
+from app.schemas.common import (
+    PARSE_CEILING,
+    FiniteBody,
+    PaddingOut,
+    TraceInputBody,
+    Value,
+    Volume,
+    at_most,
+    rectangular,
+)
 from app.settings import Settings
-from cnncore.arithmetic import ConvShape, Padding2d
-from cnncore.errors import CNNCoreError
+from cnncore.arithmetic import ConvShape
 from cnncore.trace import ConvTrace, ConvTransposeTrace
 
 MAX_SHAPE_SIZE = 4096  # /shape is arithmetic only
 MAX_TRACE_GEOMETRY = 64  # stride, dilation, padding of a trace; the product budget does the rest
-PARSE_CEILING = 256  # per array axis, before the configurable limits apply
-MAX_VALUE = 1e6  # |input|, |kernel|, |bias|: keeps every product and sum finite and readable
 
 Size = Annotated[int, Field(ge=1, le=MAX_SHAPE_SIZE)]
 Pad = Annotated[int, Field(ge=0, le=MAX_SHAPE_SIZE)]
@@ -32,53 +38,13 @@ PaddingSpec = Pad | tuple[Pad, Pad] | Literal["same", "valid"]
 
 Step = Annotated[int, Field(ge=1, le=MAX_TRACE_GEOMETRY)]
 TracePad = Annotated[int, Field(ge=0, le=MAX_TRACE_GEOMETRY)]
-
-
-def _name_non_finite(data: Any) -> Any:
-    """Replace NaN and ±Infinity anywhere in a raw body by text that parses as no number.
-
-    Python's JSON reader accepts these literals, but JSON itself cannot carry them back: a 422
-    echoing the offending value could not be written out (a 500). As text, the value fails
-    validation like any other wrong type and its field is named. Walks with a stack, in place,
-    so a deeply nested body cannot exhaust the recursion limit.
-    """
-    if isinstance(data, float) and not math.isfinite(data):
-        return f"{data} (not a finite number)"
-    stack = [data]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            items: Any = node.items()
-        elif isinstance(node, list):
-            items = enumerate(node)
-        else:
-            continue
-        for key, item in items:
-            if isinstance(item, float) and not math.isfinite(item):
-                node[key] = f"{item} (not a finite number)"
-            elif isinstance(item, (list, dict)):
-                stack.append(item)
-    return data
-
-
-class _FiniteBody(BaseModel):
-    @model_validator(mode="before")
-    @classmethod
-    def _non_finite_as_text(cls, data: Any) -> Any:
-        return _name_non_finite(data)
-
-
-Value = Annotated[float, Field(ge=-MAX_VALUE, le=MAX_VALUE, allow_inf_nan=False)]
-Row = Annotated[list[Value], Field(min_length=1, max_length=PARSE_CEILING)]
-Plane = Annotated[list[Row], Field(min_length=1, max_length=PARSE_CEILING)]
-Volume = Annotated[list[Plane], Field(min_length=1, max_length=PARSE_CEILING)]
 Activation = Literal["relu", "sigmoid", "tanh", "leaky_relu"]
 
 
 # --- /shape -----------------------------------------------------------------------------------
 
 
-class ShapeRequest(_FiniteBody):
+class ShapeRequest(FiniteBody):
     channels: Size = 1
     height: Size
     width: Size
@@ -97,17 +63,6 @@ class Volume3(BaseModel):
     channels: int
     height: int
     width: int
-
-
-class PaddingOut(BaseModel):
-    top: int
-    bottom: int
-    left: int
-    right: int
-
-    @classmethod
-    def of(cls, padding: Padding2d) -> PaddingOut:
-        return cls(top=padding.top, bottom=padding.bottom, left=padding.left, right=padding.right)
 
 
 class Formula(BaseModel):
@@ -142,27 +97,7 @@ class ShapeResponse(BaseModel):
 # --- /trace request ---------------------------------------------------------------------------
 
 
-def _rectangular(values: list, name: str, axes: str) -> list:
-    """Refuse ragged nested lists: every sub-list along an axis has the first one's length."""
-
-    def check(node: list, depth: int, where: str) -> None:
-        if depth == len(axes) - 1:
-            return
-        lengths = {len(child) for child in node}
-        if len(lengths) > 1:
-            raise ValueError(
-                f"{name} must be a rectangular {'×'.join(axes)} array: the {axes[depth + 1]} "
-                f"axis{where} has lengths {sorted(lengths)}"
-            )
-        for index, child in enumerate(node):
-            check(child, depth + 1, f"{where} [{axes[depth]} {index}]")
-
-    check(values, 0, "")
-    return values
-
-
-class TraceRequest(_FiniteBody):
-    input: Volume = Field(description="C×H×W")
+class TraceRequest(TraceInputBody):
     kernels: Annotated[list[Volume], Field(min_length=1, max_length=PARSE_CEILING)] = Field(
         description="O×(C/groups)×kh×kw, or C×(O/groups)×kh×kw when transposed (torch layouts)"
     )
@@ -175,15 +110,10 @@ class TraceRequest(_FiniteBody):
     transposed: bool = False
     output_padding: TracePad | tuple[TracePad, TracePad] = 0
 
-    @field_validator("input")
-    @classmethod
-    def _input_is_rectangular(cls, values: list) -> list:
-        return _rectangular(values, "input", "CHW")
-
     @field_validator("kernels")
     @classmethod
     def _kernels_are_rectangular(cls, values: list) -> list:
-        return _rectangular(values, "kernels", "OCHW")
+        return rectangular(values, "kernels", "OCHW")
 
     @field_validator("output_padding")
     @classmethod
@@ -194,19 +124,12 @@ class TraceRequest(_FiniteBody):
 
     def check_limits(self, settings: Settings) -> None:
         """The configurable trace limits; each refusal names its field (a 422)."""
-        channels, height, width = len(self.input), len(self.input[0]), len(self.input[0][0])
+        self.check_input_limits(settings)
         kernel_h, kernel_w = len(self.kernels[0][0]), len(self.kernels[0][0][0])
         # a transposed kernel array is C×(O/groups)×kh×kw: O counts its second axis per group
         filters = len(self.kernels[0]) * self.groups if self.transposed else len(self.kernels)
-        limits = [
-            ("input", max(height, width), settings.max_trace_size, "input height and width"),
-            ("input", channels, settings.max_trace_channels, "input channels"),
-            ("kernels", max(kernel_h, kernel_w), settings.max_trace_kernel, "kernel size"),
-            ("kernels", filters, settings.max_trace_filters, "number of kernels (filters)"),
-        ]
-        for field, value, limit, what in limits:
-            if value > limit:
-                raise CNNCoreError(f"the {what} may be at most {limit}, got {value}", field)
+        at_most("kernels", max(kernel_h, kernel_w), settings.max_trace_kernel, "kernel size")
+        at_most("kernels", filters, settings.max_trace_filters, "number of kernels (filters)")
 
 
 # --- /trace response --------------------------------------------------------------------------

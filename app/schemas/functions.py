@@ -11,8 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from app.schemas.conv import Value, _FiniteBody
-from app.schemas.limits import at_most
+from app.schemas.common import FiniteBody, Value, at_most
 from app.settings import Settings
 from cnncore.losses import FocalExample
 
@@ -30,7 +29,7 @@ Alpha = Annotated[float, Field(ge=0.0, le=10.0, allow_inf_nan=False,
 # --- /activation ------------------------------------------------------------------------------
 
 
-class ActivationRequest(_FiniteBody):
+class ActivationRequest(FiniteBody):
     name: ActivationName = "relu"
     slope: Slope = 0.01
     alpha: Alpha = 1.0
@@ -57,7 +56,7 @@ class ActivationResponse(BaseModel):
 # --- /vanishing -------------------------------------------------------------------------------
 
 
-class VanishingRequest(_FiniteBody):
+class VanishingRequest(FiniteBody):
     activation: ActivationName = "sigmoid"
     depth: Annotated[int, Field(ge=1, le=1000, description="hidden layers")] = 10
     width: Annotated[int, Field(ge=1, le=4096, description="units per hidden layer")] = 32
@@ -79,7 +78,7 @@ class VanishingRequest(_FiniteBody):
 Scores = Annotated[list[Value], Field(min_length=1, max_length=MAX_CLASSES_CEILING)]
 
 
-class LossRequest(_FiniteBody):
+class LossRequest(FiniteBody):
     logits: Scores | None = None
     probs: Scores | None = Field(None, description="instead of logits; must sum to 1")
     target: Annotated[int, Field(ge=0, le=MAX_CLASSES_CEILING)] | Finite | Scores = Field(

@@ -15,8 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from app.schemas.conv import PaddingOut, Volume, _FiniteBody, _rectangular
-from app.schemas.limits import at_most
+from app.schemas.common import PaddingOut, TraceInputBody, Volume, at_most, rectangular
 from app.settings import Settings
 from cnncore.pooling import PoolBackward, PoolTrace
 
@@ -27,8 +26,7 @@ Pad = Annotated[int, Field(ge=0, le=PARSE_CEILING)]
 Kind = Literal["max", "avg", "l2", "global_avg"]
 
 
-class PoolTraceRequest(_FiniteBody):
-    input: Volume = Field(description="C×H×W")
+class PoolTraceRequest(TraceInputBody):
     kind: Kind = "max"
     kernel_size: Size | tuple[Size, Size] = Field(2, description="ignored by global_avg")
     stride: Size | tuple[Size, Size] | None = Field(None, description="default: kernel_size")
@@ -37,22 +35,15 @@ class PoolTraceRequest(_FiniteBody):
     count_include_pad: bool = Field(True, description="avg: the zero padding counts in the mean")
     grad_output: Volume | None = Field(None, description="C×H'×W' upstream gradient to route")
 
-    @field_validator("input")
-    @classmethod
-    def _input_is_rectangular(cls, values: list) -> list:
-        return _rectangular(values, "input", "CHW")
-
     @field_validator("grad_output")
     @classmethod
     def _grad_is_rectangular(cls, values: list | None) -> list | None:
-        return values if values is None else _rectangular(values, "grad_output", "CHW")
+        return values if values is None else rectangular(values, "grad_output", "CHW")
 
     def check_limits(self, settings: Settings) -> None:
         """The configurable trace limits; each refusal names its field (a 422)."""
-        channels, height, width = len(self.input), len(self.input[0]), len(self.input[0][0])
+        self.check_input_limits(settings)
         kernel = self.kernel_size if isinstance(self.kernel_size, tuple) else (self.kernel_size,)
-        at_most("input", max(height, width), settings.max_trace_size, "input height and width")
-        at_most("input", channels, settings.max_trace_channels, "input channels")
         at_most("kernel_size", max(kernel), settings.max_trace_kernel, "kernel size")
 
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.schemas.limits import at_most
+from app.schemas.common import at_most
 from app.settings import Settings
 from cnncore.activations import ACTIVATIONS
 from cnncore.data import BUNDLED_DATASETS
