@@ -1,17 +1,24 @@
 """Receptive fields: a unit's box and every layer's field (theoretical, Distill 2019), effective
 fields and depth sweeps (Luo et al. 2016)."""
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 
 from app.deps import settings_dep
 from app.errors import core_error_response
+from app.feature_cache import FeatureCache, get_feature_cache
 from app.limits import heavy_work
 from app.schemas.receptive_field import (
     EffectiveIn,
     EffectiveOut,
+    EffectivePictureForm,
     LayerFieldOut,
     LayerFieldsOut,
     SweepIn,
@@ -21,10 +28,14 @@ from app.schemas.receptive_field import (
 )
 from app.schemas.receptive_field import InputShapeOut as InputOut
 from app.settings import Settings
+from app.uploads import chosen_picture, picture_form_schema, read_picture_form
+from cnncore.checkpoint import load_checkpoint
 from cnncore.effective_rf import depth_sweep, model_effective_field, stack_effective_field
+from cnncore.effective_rf_picture import initialised_model, picture_effective_field
 from cnncore.errors import CNNCoreError
-from cnncore.models import UnknownModelError
+from cnncore.models import UnknownModelError, get_model_info
 from cnncore.receptive_field import FieldGraph, model_field_graph
+from cnncore.weights import LoadedModel
 
 router = APIRouter(prefix="/api", tags=["receptive fields"])
 SettingsDep = Annotated[Settings, Depends(settings_dep)]
@@ -69,14 +80,8 @@ def layer_fields(
     )
 
 
-@router.post(
-    "/receptive-field/effective",
-    response_model=EffectiveOut,
-    dependencies=[Depends(heavy_work("receptive_field"))],
-)
-def effective_field(body: EffectiveIn, settings: SettingsDep) -> EffectiveOut:
-    """ERF of a unit averaged over random inputs (one batched backward), its Gaussian fit and
-    the share of the theoretical field that holds 95% of the gradient mass."""
+def _on_random_inputs(body: EffectiveIn, settings: Settings) -> EffectiveOut:
+    """Luo et al.'s ERF: averaged over random inputs, for a zoo model or a conv stack."""
     body.check_limits(settings)
     if body.stack is not None:
         height, width = body.height or 64, body.width or 64
@@ -105,6 +110,97 @@ def effective_field(body: EffectiveIn, settings: SettingsDep) -> EffectiveOut:
         max_macs=settings.max_erf_macs,
     )
     return EffectiveOut.of(result.model, result.weights, result.field)
+
+
+def checkpoints() -> Callable[[str], Path]:
+    """How a run id becomes its newest checkpoint file (a dependency, so tests can swap it;
+    the run manager is only opened when a run is asked for)."""
+    from app.runs.manager import checkpoint_for_run
+
+    return checkpoint_for_run
+
+
+def _weights_for(
+    form: EffectivePictureForm, cache: FeatureCache, checkpoint_of: Callable[[str], Path]
+) -> LoadedModel:
+    get_model_info(form.model)  # an unknown name is refused before any work
+    if form.run is not None:
+        try:
+            loaded = load_checkpoint(checkpoint_of(form.run)).loaded_model()
+        except LookupError as exc:
+            raise CNNCoreError(str(exc).strip("'\""), "run") from exc
+        if loaded.name != form.model:
+            raise CNNCoreError(f"run {form.run} trained {loaded.name}, not {form.model}", "run")
+        return loaded
+    if form.weights == "trained":
+        return cache.model(form.model).loaded  # the very model /features shows
+    return initialised_model(form.model, form.seed)
+
+
+def _on_picture(
+    form: EffectivePictureForm,
+    data: bytes | None,
+    settings: Settings,
+    cache: FeatureCache,
+    checkpoint_of: Callable[[str], Path],
+) -> EffectiveOut:
+    """The ERF of one unit on the user's picture (or a sample); runs in a worker thread."""
+    image = chosen_picture(form.sample, data, settings)
+    loaded = _weights_for(form, cache, checkpoint_of)
+    result = picture_effective_field(
+        loaded, image, form.layer, form.y, form.x, max_macs=settings.max_erf_macs
+    )
+    return EffectiveOut.of_picture(result)
+
+
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+
+
+def _json_body_schema() -> dict:
+    """EffectiveIn's schema with its nested model (StackIn) referenced among the components,
+    where SweepIn already puts it."""
+    schema = EffectiveIn.model_json_schema(ref_template="#/components/schemas/{model}")
+    schema.pop("$defs", None)
+    return schema
+
+
+_EFFECTIVE_BODIES = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": _json_body_schema()},
+            "multipart/form-data": {"schema": picture_form_schema(EffectivePictureForm, ["model"])},
+        },
+    }
+}
+
+
+@router.post(
+    "/receptive-field/effective",
+    response_model=EffectiveOut,
+    openapi_extra=_EFFECTIVE_BODIES,
+    dependencies=[Depends(heavy_work("receptive_field"))],
+)
+async def effective_field(
+    request: Request,
+    settings: SettingsDep,
+    cache: Annotated[FeatureCache, Depends(get_feature_cache)],
+    checkpoint_of: Annotated[Callable[[str], Path], Depends(checkpoints)],
+) -> EffectiveOut:
+    """ERF of a unit and its Gaussian fit, with the share of the theoretical field that holds
+    95% of the gradient mass. JSON: averaged over random inputs (one batched backward).
+    Multipart: on the user's picture or a sample, with its map of the unit's layer."""
+    content_type = request.headers.get("content-type", "").lower()
+    if content_type.startswith(FORM_TYPES):  # a form without a file part may come urlencoded
+        form, data = await read_picture_form(request, settings, EffectivePictureForm, 10)
+        return await run_in_threadpool(_on_picture, form, data, settings, cache, checkpoint_of)
+    try:
+        body = EffectiveIn.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        ) from exc
+    return await run_in_threadpool(_on_random_inputs, body, settings)
 
 
 @router.post(

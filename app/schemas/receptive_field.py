@@ -16,8 +16,10 @@ import torch
 from pydantic import BaseModel, Field
 
 from app.schemas.models import PARSE_CEILING, PairOut, SummaryQuery
+from app.schemas.runs import RUN_ID_PATTERN
 from app.settings import Settings
 from cnncore.effective_rf import DepthSweep, EffectiveField, GaussianFit, StackConfig
+from cnncore.effective_rf_picture import PictureEffectiveField
 from cnncore.errors import CNNCoreError
 from cnncore.images import encode_png
 from cnncore.receptive_field import Box, ReceptiveField, UnitReceptiveField
@@ -25,6 +27,7 @@ from cnncore.receptive_field import Box, ReceptiveField, UnitReceptiveField
 __all__ = [
     "EffectiveIn",
     "EffectiveOut",
+    "EffectivePictureForm",
     "LayerFieldOut",
     "LayerFieldsOut",
     "SweepIn",
@@ -197,6 +200,28 @@ class EffectiveIn(BaseModel):
         _check(limits)
 
 
+class EffectivePictureForm(BaseModel):
+    """The text fields of a multipart `POST /api/receptive-field/effective`: a zoo model's unit
+    on a picture (the `image` file part, or a built-in `sample`)."""
+
+    model: str = Field(min_length=1, max_length=40, pattern=r"^[a-z0-9_]+$")
+    sample: str | None = Field(
+        None, max_length=40, description="a built-in picture instead of an upload"
+    )
+    weights: Literal["initialisation", "trained"] = Field(
+        "initialisation",
+        description="He-normal weights from `seed`, or the weights /features uses (bundled "
+        "trained weights where they exist)",
+    )
+    run: str | None = Field(
+        None, pattern=RUN_ID_PATTERN, description="a training run: its newest checkpoint"
+    )
+    layer: str | None = Field(None, min_length=1, max_length=200)
+    y: int | None = Field(None, ge=0, le=PARSE_CEILING)
+    x: int | None = Field(None, ge=0, le=PARSE_CEILING)
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+
+
 def _stack_limits(stack: StackIn, settings: Settings) -> list[tuple[str, int | None, int]]:
     return [
         ("depth", stack.depth, settings.max_erf_depth),
@@ -242,7 +267,27 @@ class FitOut(BaseModel):
 def png_data_url(heatmap: torch.Tensor) -> str:
     """A [0, 1] map as a grey PNG data URL: level = round(255 · value)."""
     levels = np.rint(heatmap.clamp(0, 1).numpy() * 255).astype(np.uint8)
-    return "data:image/png;base64," + base64.b64encode(encode_png(levels)).decode("ascii")
+    return _data_url(levels)
+
+
+def _data_url(pixels: np.ndarray) -> str:
+    return "data:image/png;base64," + base64.b64encode(encode_png(pixels)).decode("ascii")
+
+
+class FeatureMapOut(BaseModel):
+    """The unit's layer on the picture, mean over channels, as grey levels of [low, high]."""
+
+    image: str = Field(description="PNG data URL, H′×W′: value = low + level/255 · (high − low)")
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, values: torch.Tensor | None) -> FeatureMapOut | None:
+        if values is None:
+            return None
+        low, high = float(values.min()), float(values.max())
+        spread = (values - low) / (high - low) if high > low else torch.zeros_like(values)
+        return cls(image=png_data_url(spread), low=low, high=high)
 
 
 class EffectiveOut(BaseModel):
@@ -259,6 +304,21 @@ class EffectiveOut(BaseModel):
     pixels_95: int = Field(description="fewest pixels holding 95% of the mass")
     share_95: float = Field(description="those pixels over the theoretical field in the image")
     theoretical: UnitFieldOut
+    picture: str | None = Field(
+        None, description="on a picture: what the network receives (PNG data URL, H×W)"
+    )
+    feature_map: FeatureMapOut | None = Field(
+        None, description="on a picture: the unit's layer, mean over channels"
+    )
+    weights_file: str | None = Field(None, description="trained weights: the file they came from")
+
+    @classmethod
+    def of_picture(cls, result: PictureEffectiveField) -> EffectiveOut:
+        out = cls.of(result.model, result.weights.source, result.field)
+        out.picture = _data_url(result.picture)
+        out.feature_map = FeatureMapOut.of(result.field.feature_map)
+        out.weights_file = result.weights.file
+        return out
 
     @classmethod
     def of(cls, network: str, weights: str, erf: EffectiveField) -> EffectiveOut:

@@ -12,9 +12,14 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from app.main import app
+from app.routes.receptive_field import checkpoints
+from cnncore.checkpoint import load_checkpoint
 from cnncore.effective_rf import StackConfig, stack_effective_field
+from cnncore.effective_rf_picture import initialised_model, picture_effective_field
+from cnncore.images import decode_image, sample_image
 from cnncore.models import build_model
 from cnncore.receptive_field import receptive_fields, unit_receptive_field
+from cnncore.weights import load_model
 
 client = TestClient(app)
 
@@ -219,3 +224,166 @@ def test_heatmap_levels_follow_the_map():
 
     ramp = torch.linspace(0, 1, 12).repeat(3, 1)
     assert decode_png(png_data_url(ramp)).tolist() == np.rint(ramp.numpy() * 255).tolist()
+
+
+# --- the ERF on a picture (multipart) -------------------------------------------------------
+
+
+def post_picture(fields: dict, image: bytes | None = None):
+    files = {"image": ("picture.png", image, "image/png")} if image is not None else None
+    return client.post(
+        "/api/receptive-field/effective",
+        data={k: str(v) for k, v in fields.items()},
+        files=files,
+    )
+
+
+def png_bytes(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_sample_picture_with_trained_weights_matches_the_core():
+    fields = {"model": "lenet5", "sample": "digit", "weights": "trained", "layer": "features.3"}
+    r = post_picture({**fields, "y": 4, "x": 7})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    core = picture_effective_field(load_model("lenet5"), sample_image("digit"), "features.3", 4, 7)
+    assert body["network"] == "lenet5" and body["weights"] == "trained"
+    assert body["weights_file"] == "lenet5.safetensors" and body["samples"] == 1
+    assert body["unit"] == {"y": 4, "x": 7} and body["input"] == {
+        "channels": 1,
+        "height": 32,
+        "width": 32,
+    }
+    levels = decode_png(body["heatmap"]).astype(int)
+    assert np.abs(levels - np.rint(core.field.heatmap.numpy() * 255)).max() <= 1
+    assert np.array_equal(decode_png(body["picture"]), core.picture)
+    theoretical = body["theoretical"]
+    assert theoretical["box"] == {"y0": 8, "y1": 21, "x0": 14, "x1": 27}
+    # the layer map: grey levels of [low, high] give the core's values back
+    feature = body["feature_map"]
+    values = core.field.feature_map.numpy()
+    assert (feature["low"], feature["high"]) == pytest.approx((values.min(), values.max()))
+    grey = decode_png(feature["image"]).astype(float)
+    back = feature["low"] + grey / 255 * (feature["high"] - feature["low"])
+    assert grey.shape == (10, 10)
+    assert np.abs(back - values).max() <= (feature["high"] - feature["low"]) / 255
+
+
+def test_uploaded_picture_with_seeded_initial_weights():
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (50, 70, 3), dtype=np.uint8)
+    data = png_bytes(pixels)
+    r = post_picture({"model": "tinyvgg", "seed": 3}, data)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    image = decode_image(data, max_bytes=10**7, max_pixels=10**7)
+    core = picture_effective_field(initialised_model("tinyvgg", 3), image)
+    assert body["weights"] == "initialisation" and body["weights_file"] is None
+    assert body["layer"] == core.field.layer and body["unit"] == {
+        "y": core.field.y,
+        "x": core.field.x,
+    }
+    levels = decode_png(body["heatmap"]).astype(int)
+    assert np.abs(levels - np.rint(core.field.heatmap.numpy() * 255)).max() <= 1
+    assert decode_png(body["picture"]).shape == (64, 64, 3)
+    other = post_picture({"model": "tinyvgg", "seed": 4}, data).json()
+    assert other["heatmap"] != body["heatmap"]
+
+
+def test_a_training_run_checkpoint_is_used(tmp_path):
+    from cnncore.checkpoint import save_checkpoint
+    from cnncore.data import DataConfig, load_dataset
+    from cnncore.training import TrainConfig, Trainer
+
+    data = load_dataset(DataConfig(name="digits", limit=120, seed=0))
+    config = TrainConfig(model="lenet5", epochs=1, batch_size=32, max_steps_per_epoch=1)
+    trainer = Trainer(config, data=data)
+    list(trainer.run())
+    path = save_checkpoint(trainer, tmp_path / "final.safetensors")
+    app.dependency_overrides[checkpoints] = lambda: lambda run_id: path
+    try:
+        r = post_picture({"model": "lenet5", "sample": "digit", "run": "0123456789ab"})
+        mismatch = post_picture({"model": "tinyvgg", "sample": "digit", "run": "0123456789ab"})
+    finally:
+        del app.dependency_overrides[checkpoints]
+    assert r.status_code == 200, r.text
+    body = r.json()
+    loaded = load_checkpoint(path).loaded_model()
+    core = picture_effective_field(loaded, sample_image("digit"))
+    assert body["weights"] == "trained" and body["weights_file"] == "final.safetensors"
+    levels = decode_png(body["heatmap"]).astype(int)
+    assert np.abs(levels - np.rint(core.field.heatmap.numpy() * 255)).max() <= 1
+    assert field_of(mismatch) == ["body", "run"]
+
+
+def test_an_unknown_run_names_the_run_field():
+    def missing(run_id):
+        raise LookupError(f"no training run has the id {run_id!r}")
+
+    app.dependency_overrides[checkpoints] = lambda: missing
+    try:
+        r = post_picture({"model": "lenet5", "sample": "digit", "run": "0123456789ab"})
+    finally:
+        del app.dependency_overrides[checkpoints]
+    assert field_of(r) == ["body", "run"] and "0123456789ab" in r.json()["detail"][0]["msg"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "image", "loc"),
+    [
+        ({"model": "lenet5", "sample": "digit"}, b"\x89PNG", ["body", "image"]),
+        ({"model": "lenet5"}, None, ["body", "image"]),
+        ({"model": "lenet5"}, b"not a picture", ["body", "image"]),
+        ({"model": "lenet5", "sample": "moon"}, None, ["body", "sample"]),
+        ({"model": "nope", "sample": "digit"}, None, ["body", "model"]),
+        ({"sample": "digit"}, None, ["body", "model"]),
+        ({"model": "lenet5", "sample": "digit", "layer": "features.42"}, None, ["body", "layer"]),
+        (
+            {"model": "lenet5", "sample": "digit", "layer": "features.3", "y": 10},
+            None,
+            ["body", "y"],
+        ),
+        ({"model": "lenet5", "sample": "digit", "x": "left"}, None, ["body", "x"]),
+        ({"model": "lenet5", "sample": "digit", "weights": "imagenet"}, None, ["body", "weights"]),
+        ({"model": "lenet5", "sample": "digit", "run": "../../etc"}, None, ["body", "run"]),
+    ],
+)
+def test_bad_picture_requests_name_their_field(fields, image, loc):
+    assert field_of(post_picture(fields, image)) == loc
+
+
+def test_bad_json_bodies_are_422_naming_the_body():
+    for raw in (b"", b"{", b"[]"):
+        r = client.post(
+            "/api/receptive-field/effective",
+            content=raw,
+            headers={"content-type": "application/json"},
+        )
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"][0] == "body"
+
+
+def test_openapi_documents_both_bodies_and_every_reference_resolves():
+    spec = client.get("/openapi.json").json()
+    content = spec["paths"]["/api/receptive-field/effective"]["post"]["requestBody"]["content"]
+    assert set(content) == {"application/json", "multipart/form-data"}
+    assert "stack" in content["application/json"]["schema"]["properties"]
+    assert {"image", "sample", "run", "weights"} <= set(
+        content["multipart/form-data"]["schema"]["properties"]
+    )
+    refs = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            if isinstance(node.get("$ref"), str):
+                refs.add(node["$ref"].rsplit("/", 1)[-1])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(spec["paths"])
+    assert refs and refs <= set(spec["components"]["schemas"])
