@@ -16,12 +16,12 @@ export function createPicker(nodes, { onFile }) {
   function take(candidate) {
     if (!candidate) return;
     if (!ACCEPTED.test(candidate.type)) {
-      nodes.name.textContent = t("features.upload.unsupported", { name: candidate.name });
+      nodes.name.textContent = t("picture.upload.unsupported", { name: candidate.name });
       nodes.name.hidden = false;
       return;
     }
     file = candidate;
-    nodes.name.textContent = t("features.upload.using", { name: candidate.name || "—" });
+    nodes.name.textContent = t("picture.upload.using", { name: candidate.name || "—" });
     nodes.name.hidden = false;
     onFile(candidate);
   }
@@ -55,8 +55,8 @@ export function createPicker(nodes, { onFile }) {
     },
     /** Fill the sample select: the samples, then "your picture" while a file is loaded. */
     setSamples(samples, current) {
-      const options = samples.map((sample) => new Option(t(`features.sample.${sample.name}`), sample.name));
-      if (file) options.push(new Option(t("features.sample.upload"), ""));
+      const options = samples.map((sample) => new Option(t(`picture.sample.${sample.name}`), sample.name));
+      if (file) options.push(new Option(t("picture.sample.upload"), ""));
       nodes.select.replaceChildren(...options);
       nodes.select.value = current;
     },
