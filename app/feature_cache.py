@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Generic, TypeVar
 
+import numpy as np
+
 from app.settings import Settings, get_settings
 from cnncore.device import resolve_device
 from cnncore.features import FeatureMaps, LayerGraph, render_picture, trace_layers
@@ -68,6 +70,11 @@ class LRUStore(Generic[K, V]):
                 _key, (_value, evicted) = self._items.popitem(last=False)
                 self._bytes -= evicted
 
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._bytes = 0
+
     def __len__(self) -> int:
         return len(self._items)
 
@@ -101,11 +108,16 @@ class FeatureCache:
             settings.feature_store_bytes,
             lambda r: r.maps.nbytes + r.image.rgb.nbytes,
         )
-        self.pngs: LRUStore[tuple[str, str, str, int | None], bytes] = LRUStore(
+        self.pngs: LRUStore[tuple, bytes] = LRUStore(
             100_000, settings.feature_store_bytes // 2, len
         )
         self._build_lock = threading.Lock()
         self.forward_slots = threading.BoundedSemaphore(settings.feature_concurrency)
+
+    def forget_results(self) -> None:
+        """Drop every stored result and PNG (built models stay): the next POST computes again."""
+        for store in (self.index, self.results, self.pngs):
+            store.clear()
 
     def model(self, name: str) -> FeatureModel:
         """A built model with its traced graph; built once, then shared read-only."""
@@ -137,7 +149,11 @@ class FeatureCache:
         Returns (result, cached). The same request again gets the same result; with another
         colormap it gets a new id sharing the computed maps.
         """
-        key = (hashlib.sha256(image.rgb.tobytes()).hexdigest(), image.rgb.shape, *options)
+        key = (
+            hashlib.sha256(np.ascontiguousarray(image.rgb)).hexdigest(),
+            image.rgb.shape,
+            *options,
+        )
         known = self.index.get(key)
         previous = self.results.get(known) if known is not None else None
         if previous is not None and (previous.colormap, previous.sample) == (colormap, sample):
@@ -153,20 +169,25 @@ class FeatureCache:
         return stored, cached
 
     def png(
-        self, result_id: str, name: str, colormap: str | None, max_side: int | None = None
+        self,
+        result_id: str,
+        name: str,
+        colormap: str | None,
+        max_side: int | None = None,
+        channel: int | None = None,
     ) -> bytes:
         """Encoded PNG of one picture of a stored result; KeyError when either is unknown.
 
-        `max_side` shrinks a large picture (area averaging) for thumbnails; the full-size one
-        keeps every pixel, which is what reading a value back needs.
+        `max_side` shrinks a large picture (area averaging) for thumbnails; `channel` gives one
+        map of a layer at full size, which is what reading values back needs.
         """
         stored = self.results.get(result_id)
         if stored is None:
             raise KeyError(result_id)
-        key = (result_id, name, colormap or stored.colormap, max_side)
+        key = (result_id, name, colormap or stored.colormap, max_side, channel)
         found = self.pngs.get(key)
         if found is None:
-            picture = render_picture(stored.maps, name, key[2])
+            picture = render_picture(stored.maps, name, key[2], channel)
             found = encode_png(shrink(picture, max_side) if max_side else picture)
             self.pngs.put(key, found)
         return found

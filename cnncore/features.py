@@ -230,16 +230,18 @@ def layer_levels(
     maps = _fold_units(values) if units else values
     shown = maps[:max_channels]
     if normalise == "per_channel":
-        low = shown.amin(dim=(1, 2), keepdim=True)
-        high = shown.amax(dim=(1, 2), keepdim=True)
+        low, high = shown.amin(dim=(1, 2)), shown.amax(dim=(1, 2))
     else:  # the whole layer's range, channels beyond the shown ones included
-        low = maps.min().expand(shown.shape[0], 1, 1)
-        high = maps.max().expand(shown.shape[0], 1, 1)
+        low, high = maps.min().expand(shown.shape[0]), maps.max().expand(shown.shape[0])
     if units:  # the zero padding of the last row is not a value of the layer
-        low, high = values.min().reshape(1, 1, 1), values.max().reshape(1, 1, 1)
+        low, high = values.min().reshape(1), values.max().reshape(1)
+    # level = round((x − low) · 255 / (high − low)) as one fused multiply-add per element, the
+    # rounding folded in as +0.5 before truncation: a big layer's activations are megabytes,
+    # and each extra temporary costs a pass over them and fresh pages.
     span = high - low
-    scaled = torch.where(span > 0, (shown - low) / torch.where(span > 0, span, 1.0) * 255.0, 0.0)
-    levels = scaled.round_().clamp_(0, 255).to(torch.uint8).cpu().numpy()
+    scale = torch.where(span > 0, 255.0 / torch.where(span > 0, span, 1.0), 0.0)[:, None, None]
+    scaled = torch.addcmul(0.5 - low[:, None, None] * scale, shown, scale)
+    levels = scaled.clamp_(0, 255).to(torch.uint8).cpu().numpy()
     ranges = tuple(zip(low.flatten().tolist(), high.flatten().tolist(), strict=True))
     count = values.numel() if units else int(maps.shape[0])
     return LayerLevels(name, kind, tuple(output.shape), count, levels, ranges, units)
@@ -432,17 +434,27 @@ def picture_names(maps: FeatureMaps) -> list[str]:
     return names + [layer.name for layer in maps.layers]
 
 
-def render_picture(maps: FeatureMaps, name: str, colormap: str) -> np.ndarray:
+def render_picture(
+    maps: FeatureMaps, name: str, colormap: str, channel: int | None = None
+) -> np.ndarray:
     """The RGB picture called `name` (see `picture_names`); unknown names raise KeyError.
 
     Only layers are coloured: preprocessing previews and filters are shown in their own colours.
+    `channel` picks one tile of a layer at full size (the folded units are tile 0), so an
+    enlarged map costs its own pixels only, not the whole atlas.
     """
+    for layer in maps.layers:
+        if layer.name == name:
+            if channel is None:
+                return atlas_rgb(layer.levels, colormap)
+            if not 0 <= channel < layer.tiles:
+                raise KeyError(f"{name} has no channel {channel}")
+            return apply_colormap(layer.levels[channel], colormap)
+    if channel is not None:
+        raise KeyError(f"{name} has no channels")
     for step in maps.preprocessing:
         if name == STEP_PICTURE.format(step.step):
             return step.preview
     if name == FILTERS_PICTURE and maps.filters is not None:
         return maps.filters
-    for layer in maps.layers:
-        if layer.name == name:
-            return atlas_rgb(layer.levels, colormap)
     raise KeyError(name)

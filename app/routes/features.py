@@ -189,13 +189,15 @@ def picture_png(
     cache: Annotated[FeatureCache, Depends(get_feature_cache)],
     colormap: Annotated[Colormap | None, Query()] = None,
     max_side: Annotated[int | None, Query(ge=16, le=4096)] = None,
+    channel: Annotated[int | None, Query(ge=0, le=4095)] = None,
 ) -> Response:
     """One picture of a result: a layer's atlas, the filters or a preprocessing step.
 
-    `colormap` recolours a layer without a new forward pass; `max_side` gives a thumbnail.
+    `colormap` recolours a layer without a new forward pass; `max_side` gives a thumbnail;
+    `channel` one map of a layer at full size (tile order of the atlas).
     """
     try:
-        png = cache.png(result_id, name, colormap, max_side)
+        png = cache.png(result_id, name, colormap, max_side, channel)
     except KeyError as exc:
         raise HTTPException(404, detail="no such picture (results expire; post again)") from exc
     return Response(png, media_type="image/png", headers=PNG_HEADERS)

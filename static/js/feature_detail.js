@@ -1,7 +1,8 @@
 // One layer opened: all its channels as an atlas (click or arrow keys pick one), the picked
 // channel enlarged with a value readout under the pointer or the keyboard cursor, and the
-// colour scale with the channel's range. Values come from the grey version of the same atlas:
-// its level (0..255) and the channel's [low, high] give value = low + level / 255 · (high − low).
+// colour scale with the channel's range. The atlas comes shrunk to screen size; the picked
+// channel comes alone at full size, in colour and in grey: the grey level (0..255) and the
+// channel's [low, high] give the value back, value = low + level / 255 · (high − low).
 
 import { t } from "./i18n.js";
 import { formatNumber } from "./format.js";
@@ -9,6 +10,7 @@ import { shapeText } from "./feature_layers.js";
 
 const GAP = 1; // pixels between tiles in an atlas (cnncore.features.ATLAS_GAP)
 const ATLAS_TARGET = 520; // the atlas canvas is drawn at an integer zoom up to about this size
+const ATLAS_MAX_SIDE = 768; // larger atlases are sent shrunk to this (server-side area average)
 const CHANNEL_TARGET = 320;
 
 function loadImage(url) {
@@ -18,6 +20,13 @@ function loadImage(url) {
     image.onerror = () => reject(new Error(url));
     image.src = url;
   });
+}
+
+/** Width and height of a layer's full-size atlas, in pixels. */
+function atlasSize(layer) {
+  const [tileH, tileW] = layer.tile;
+  const [rows, cols] = layer.grid;
+  return { width: cols * (tileW + GAP) - GAP, height: rows * (tileH + GAP) - GAP };
 }
 
 function greyLevels(image) {
@@ -42,8 +51,10 @@ function zoomFor(width, height, target) {
 
 export function createLayerDetail(nodes, { onChannel }) {
   let layer = null;
-  let coloured = null;
-  let levels = null;
+  let colormap = "viridis";
+  let atlasImage = null; // the whole layer, possibly shrunk
+  let tileImage = null; // the picked channel at full size, coloured
+  let levels = null; // ... and its grey levels
   let channel = 0;
   let cursor = { row: 0, col: 0 };
   let lut = [];
@@ -56,18 +67,19 @@ export function createLayerDetail(nodes, { onChannel }) {
 
   function drawAtlas() {
     const { atlas } = nodes;
-    const zoom = zoomFor(coloured.naturalWidth, coloured.naturalHeight, ATLAS_TARGET);
-    atlas.width = coloured.naturalWidth * zoom;
-    atlas.height = coloured.naturalHeight * zoom;
+    const full = atlasSize(layer);
+    const zoom = zoomFor(atlasImage.naturalWidth, atlasImage.naturalHeight, ATLAS_TARGET);
+    atlas.width = atlasImage.naturalWidth * zoom;
+    atlas.height = atlasImage.naturalHeight * zoom;
     const context = atlas.getContext("2d");
     context.imageSmoothingEnabled = false;
-    context.drawImage(coloured, 0, 0, atlas.width, atlas.height);
+    context.drawImage(atlasImage, 0, 0, atlas.width, atlas.height);
+    const scale = atlas.width / full.width; // canvas pixels per full-size atlas pixel
     const { top, left } = tileOrigin(layer, channel);
     const [tileH, tileW] = layer.tile;
-    context.lineWidth = Math.max(2, zoom);
+    context.lineWidth = Math.max(2, Math.min(4, scale));
     context.strokeStyle = getComputedStyle(atlas).getPropertyValue("--pick").trim() || "#f08c00";
-    context.strokeRect(left * zoom, top * zoom, tileW * zoom, tileH * zoom);
-    atlas.dataset.zoom = String(zoom);
+    context.strokeRect(left * scale, top * scale, tileW * scale, tileH * scale);
   }
 
   function drawChannel() {
@@ -78,14 +90,12 @@ export function createLayerDetail(nodes, { onChannel }) {
     canvas.height = tileH * zoom;
     const context = canvas.getContext("2d");
     context.imageSmoothingEnabled = false;
-    const { top, left } = tileOrigin(layer, channel);
-    context.drawImage(coloured, left, top, tileW, tileH, 0, 0, canvas.width, canvas.height);
+    context.drawImage(tileImage, 0, 0, canvas.width, canvas.height);
     context.lineWidth = 2;
     context.strokeStyle = "#ffffff";
     context.strokeRect(cursor.col * zoom + 1, cursor.row * zoom + 1, zoom - 2, zoom - 2);
     context.strokeStyle = "#000000";
     context.strokeRect(cursor.col * zoom, cursor.row * zoom, zoom, zoom);
-    canvas.dataset.zoom = String(zoom);
     const [low, high] = layer.ranges[channel];
     nodes.caption.textContent = layer.units
       ? t("features.detail.units", { count: layer.channels })
@@ -95,12 +105,11 @@ export function createLayerDetail(nodes, { onChannel }) {
     readout();
   }
 
-  /** The value under the cursor, from the grey atlas's level and the channel's range. */
+  /** The value under the cursor, from the grey tile's level and the channel's range. */
   function readout() {
-    const { top, left } = tileOrigin(layer, channel);
     const [, tileW] = layer.tile;
     const { row, col } = cursor;
-    const level = levels.data[((top + row) * levels.width + left + col) * 4];
+    const level = levels.data[(row * levels.width + col) * 4];
     const [low, high] = layer.ranges[channel];
     const value = formatNumber(low + (level / 255) * (high - low), 4);
     if (layer.units) {
@@ -121,14 +130,27 @@ export function createLayerDetail(nodes, { onChannel }) {
     });
   }
 
-  function pick(index) {
+  /** Fetch channel `index` of the open layer (colour and grey), then draw it. */
+  async function loadChannel(index, mine) {
+    const base = `${layer.url}?channel=${index}`;
+    const [colour, grey] = await Promise.all([
+      loadImage(`${base}&colormap=${colormap}`), loadImage(`${base}&colormap=gray`),
+    ]);
+    if (mine !== ticket) return false; // a newer layer or channel was asked for meanwhile
+    tileImage = colour;
+    levels = greyLevels(grey);
+    return true;
+  }
+
+  async function pick(index) {
     if (!layer) return;
     const next = Math.max(0, Math.min(tiles() - 1, index));
-    if (next !== channel) cursor = { row: 0, col: 0 };
+    if (next === channel) return;
     channel = next;
-    drawAtlas();
-    drawChannel();
+    cursor = { row: 0, col: 0 };
     onChannel(channel);
+    drawAtlas();
+    if (await loadChannel(channel, ++ticket)) drawChannel();
   }
 
   function moveCursor(dRow, dCol) {
@@ -140,16 +162,18 @@ export function createLayerDetail(nodes, { onChannel }) {
     drawChannel();
   }
 
-  function atlasPixel(canvas, event) {
-    const zoom = Number(canvas.dataset.zoom) || 1;
-    const scaleX = canvas.width / canvas.clientWidth;
-    const scaleY = canvas.height / canvas.clientHeight;
-    return { x: (event.offsetX * scaleX) / zoom, y: (event.offsetY * scaleY) / zoom };
+  /** Pointer position in the units of `width` × `height` (the drawn picture's own pixels). */
+  function pointerAt(canvas, event, width, height) {
+    return {
+      x: (event.offsetX / canvas.clientWidth) * width,
+      y: (event.offsetY / canvas.clientHeight) * height,
+    };
   }
 
   nodes.atlas.addEventListener("click", (event) => {
     if (!layer) return;
-    const { x, y } = atlasPixel(nodes.atlas, event);
+    const full = atlasSize(layer);
+    const { x, y } = pointerAt(nodes.atlas, event, full.width, full.height);
     const [tileH, tileW] = layer.tile;
     const col = Math.floor(x / (tileW + GAP));
     const row = Math.floor(y / (tileH + GAP));
@@ -166,9 +190,9 @@ export function createLayerDetail(nodes, { onChannel }) {
     event.preventDefault();
   });
   nodes.channel.addEventListener("pointermove", (event) => {
-    if (!layer) return;
-    const { x, y } = atlasPixel(nodes.channel, event);
+    if (!layer || !tileImage) return;
     const [tileH, tileW] = layer.tile;
+    const { x, y } = pointerAt(nodes.channel, event, tileW, tileH);
     const row = Math.max(0, Math.min(tileH - 1, Math.floor(y)));
     const col = Math.max(0, Math.min(tileW - 1, Math.floor(x)));
     if (row !== cursor.row || col !== cursor.col) {
@@ -177,7 +201,7 @@ export function createLayerDetail(nodes, { onChannel }) {
     }
   });
   nodes.channel.addEventListener("keydown", (event) => {
-    if (!layer) return;
+    if (!layer || !tileImage) return;
     const moves = { ArrowRight: [0, 1], ArrowLeft: [0, -1], ArrowDown: [1, 0], ArrowUp: [-1, 0] };
     if (!(event.key in moves)) return;
     event.preventDefault();
@@ -185,21 +209,21 @@ export function createLayerDetail(nodes, { onChannel }) {
   });
 
   return {
-    /** Open `layer` in `colormap` at `index`; `colours` is the colormap's 256 CSS colours. */
-    async show(next, colormap, index, colours) {
+    /** Open `next` in `colours` (the colormap's 256 CSS colours) at channel `index`. */
+    async show(next, nextColormap, index, colours) {
       const mine = ++ticket;
-      const [image, grey] = await Promise.all([
-        loadImage(`${next.url}?colormap=${colormap}`),
-        loadImage(`${next.url}?colormap=gray`),
-      ]);
-      if (mine !== ticket) return; // a newer layer was asked for meanwhile
+      const image = await loadImage(
+        `${next.url}?colormap=${nextColormap}&max_side=${ATLAS_MAX_SIDE}`,
+      );
+      if (mine !== ticket) return;
+      const sameChannel = layer && layer.url === next.url && index === channel;
       layer = next;
-      coloured = image;
-      levels = greyLevels(grey);
+      colormap = nextColormap;
+      atlasImage = image;
       lut = colours;
-      if (index >= tiles()) index = 0;
-      if (index !== channel) cursor = { row: 0, col: 0 };
-      channel = index;
+      channel = index < tiles() ? index : 0;
+      if (!sameChannel) cursor = { row: 0, col: 0 };
+      if (!(await loadChannel(channel, mine))) return;
       const [tileH, tileW] = layer.tile;
       cursor = { row: Math.min(cursor.row, tileH - 1), col: Math.min(cursor.col, tileW - 1) };
       nodes.heading.textContent = t("features.detail.heading", { name: layer.name });

@@ -258,3 +258,15 @@ def test_thumbnail_is_an_area_average_of_the_full_atlas():
     expected = np.asarray(Image.fromarray(full).resize((64, 64), Image.Resampling.BOX))
     np.testing.assert_array_equal(thumb, expected)
     assert client.get(url + "?max_side=8").status_code == 422
+
+
+def test_one_channel_at_full_size_is_its_tile_of_the_atlas():
+    body = post(model="tinyvgg", sample="china", colormap="gray").json()
+    layer = body["layers"][0]  # 10 maps of 62×62, 3 rows × 4 columns
+    atlas = decode(client.get(layer["url"]))
+    tile = decode(client.get(layer["url"] + "?channel=6"))
+    assert tile.shape == (62, 62, 3)
+    np.testing.assert_array_equal(tile, atlas[63 : 63 + 62, 2 * 63 : 2 * 63 + 62])
+    assert client.get(layer["url"] + "?channel=10").status_code == 404
+    assert client.get(body["filters_url"] + "?channel=0").status_code == 404
+    assert client.get(layer["url"] + "?channel=-1").status_code == 422

@@ -48,6 +48,7 @@ def test_opening_a_layer_and_reading_a_value(page, live_server):
     page.wait_for_function(
         "() => document.getElementById('detail-heading').textContent.includes('block1.conv2')"
     )
+    page.wait_for_function("() => document.activeElement.id === 'atlas-canvas'")  # scrolled
     assert "layer=block1.conv2" in page.url
     assert page.locator(".layer-card >> nth=2").get_attribute("aria-selected") == "true"
     # pick channel 4 on the atlas (10 maps in a 3×4 grid: row 1, column 0)
@@ -165,6 +166,7 @@ def test_upload_a_picture_then_a_broken_one(page, screenshot):
     error = page.locator("[data-error-for='image']")
     error.wait_for(state="visible")
     assert re.search(r"not a readable image|damaged", error.text_content())
+    page.guard.expect_errors("status of 422", 1)  # the broken picture was refused
     screenshot(page, "features-upload-error")
     page.select_option("#c-sample", "circle")
     page.wait_for_function(

@@ -279,3 +279,9 @@ def test_learned_maps_for_an_initialised_model_have_no_predictions(tmp_path):
     assert render_picture(result, "_input_crop", "gray").shape == (32, 32, 3)
     with pytest.raises(KeyError):
         render_picture(result, "../etc/passwd", "gray")
+    # one channel at full size: exactly that tile of the atlas, no gaps
+    second = render_picture(result, "features.0", "magma", channel=1)
+    np.testing.assert_array_equal(second, colormap("magma")[first.levels[1]])
+    for name, channel in (("features.0", 6), ("features.0", -1), ("_filters", 0)):
+        with pytest.raises(KeyError):
+            render_picture(result, name, "gray", channel=channel)

@@ -1,0 +1,206 @@
+"""Cost of `POST /api/features` next to a bare forward pass of the same model on the same tensor.
+
+The picture is scikit-learn's `china.jpg` (640×427 JPEG, 196 kB) sent as a multipart upload
+through the whole app in process (`TestClient`: form parsing, JPEG decoding, preprocessing, the
+captured forward pass, uint8 levels of every layer, the JSON answer). The model (vgg16 by default,
+seeded initialisation) is built once before timing, as the server keeps it built; every timed POST
+starts from an empty result store, so each one runs the forward pass. The bare forward is
+`model(x)` under `torch.inference_mode()` on the very tensor the endpoint prepares, run in a worker
+thread as the server runs its forward pass. The bare forward of `model.features` alone (the
+convolutional part, the issue's wording) and the core alone (`learned_feature_maps`:
+preprocessing, captured forward, levels, filters; no HTTP) are timed in the same rounds. Rounds
+alternate their order after a warm-up; ratios are medians of the paired rounds, and a second
+ratio uses CPU seconds, which other load on the machine moves less.
+
+Also reported: bytes of the answer, of each layer's PNGs (full atlas, thumbnail, and what opening
+a layer fetches), the time to draw a layer's PNG the first time and when cached, and a repeated
+POST (served from the cache). Target (issue 4): endpoint / bare forward ≤ 1.5; exit status 1 when
+missed.
+
+    .venv/bin/python benchmarks/features_speed.py [--model vgg16] [--rounds 5] [--threads 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import sklearn.datasets
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from app.feature_cache import FeatureCache, get_feature_cache  # noqa: E402
+from app.main import app  # noqa: E402
+from app.settings import get_settings  # noqa: E402
+from cnncore.features import learned_feature_maps  # noqa: E402
+from cnncore.images import decode_image, preprocess  # noqa: E402
+
+TARGET = 1.5
+JPEG = Path(sklearn.datasets.__file__).parent / "images" / "china.jpg"
+
+
+def clocks() -> tuple[float, float]:
+    return time.perf_counter(), time.process_time()
+
+
+def since(start: tuple[float, float]) -> tuple[float, float]:
+    now = clocks()
+    return now[0] - start[0], now[1] - start[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="vgg16")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    data = JPEG.read_bytes()
+    settings = get_settings()
+    cache = FeatureCache(settings)
+    app.dependency_overrides[get_feature_cache] = lambda: cache
+    client = TestClient(app)
+    tick = time.perf_counter()
+    built = cache.model(args.model)  # built and traced once, as the server keeps it
+    build_s = time.perf_counter() - tick
+    model, weights = built.loaded.model, built.loaded.weights
+    image = decode_image(
+        data, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels
+    )
+    channels, height, width = weights.input_shape
+    x = preprocess(
+        image,
+        size=(height, width),
+        channels=channels,
+        mean=weights.mean,
+        std=weights.std,
+        resize_ratio=weights.resize_ratio,
+    ).tensor
+
+    worker = ThreadPoolExecutor(1)  # the endpoint's forward also runs in a worker thread
+
+    def forward(module) -> tuple[float, float]:
+        start = clocks()
+        with torch.inference_mode():
+            module(x)
+        return since(start)
+
+    def bare(module) -> tuple[float, float]:
+        return worker.submit(forward, module).result()
+
+    def capture() -> tuple[float, float]:
+        """The core alone: the captured forward pass with every layer's levels, no HTTP."""
+
+        def run() -> tuple[float, float]:
+            start = clocks()
+            learned_feature_maps(
+                built.loaded, built.layers, image, max_channels=settings.feature_max_channels
+            )
+            return since(start)
+
+        return worker.submit(run).result()
+
+    def endpoint() -> tuple[tuple[float, float], dict, int]:
+        cache.forget_results()
+        start = clocks()
+        response = client.post(
+            "/api/features",
+            data={"model": args.model},
+            files={"image": ("china.jpg", data, "image/jpeg")},
+        )
+        spent = since(start)
+        response.raise_for_status()
+        assert response.json()["cached"] is False  # the forward pass did run
+        return spent, response.json(), len(response.content)
+
+    bare(model)  # warm-up: first-touch allocations, oneDNN kernels
+    endpoint()
+    rounds = []
+    conv_part = getattr(model, "features", None)
+    for index in range(args.rounds):
+        if index % 2:  # alternate the order so a slow spell of the machine hits both
+            e, body, answer_bytes = endpoint()
+        b = bare(model)
+        f = bare(conv_part) if conv_part is not None else (0.0, 0.0)
+        c = capture()
+        if not index % 2:
+            e, body, answer_bytes = endpoint()
+        rounds.append((b, f, e, c))
+    ratio = statistics.median(e[0] / b[0] for b, _f, e, _c in rounds)
+    cpu_ratio = statistics.median(e[1] / b[1] for b, _f, e, _c in rounds)
+    conv_ratio = (
+        statistics.median(e[0] / f[0] for _b, f, e, _c in rounds) if conv_part is not None else None
+    )
+
+    # What showing the layers costs the browser. The strip shows a thumbnail per layer; opening
+    # a layer fetches its atlas shrunk to at most 768 px and one channel at full size, in colour
+    # and in grey (for the value readout) — exactly what static/js/feature_detail.js asks for.
+    sizes, thumbs, opened, first_ms, again_ms = {}, {}, {}, [], []
+    for layer in body["layers"]:
+        tick = time.perf_counter()
+        full = client.get(layer["url"])
+        first_ms.append((time.perf_counter() - tick) * 1000)
+        tick = time.perf_counter()
+        client.get(layer["url"])
+        again_ms.append((time.perf_counter() - tick) * 1000)
+        sizes[layer["name"]] = len(full.content)
+        thumbs[layer["name"]] = len(client.get(layer["url"] + "?max_side=160").content)
+        opened[layer["name"]] = sum(
+            len(client.get(layer["url"] + query).content)
+            for query in ("?max_side=768", "?channel=0", "?channel=0&colormap=gray")
+        )
+    tick = time.perf_counter()
+    repeat = client.post(
+        "/api/features",
+        data={"model": args.model},
+        files={"image": ("china.jpg", data, "image/jpeg")},
+    )
+    repeat_ms = (time.perf_counter() - tick) * 1000
+    assert repeat.json()["cached"] is True
+
+    largest = max(sizes, key=sizes.get)
+    report = {
+        "model": args.model,
+        "input": list(x.shape[1:]),
+        "torch_threads": torch.get_num_threads(),
+        "build_s": round(build_s, 2),
+        "layers": len(body["layers"]),
+        "bare_forward_ms": round(statistics.median(b[0] for b, _f, _e, _c in rounds) * 1000),
+        "bare_conv_part_ms": round(statistics.median(f[0] for _b, f, _e, _c in rounds) * 1000),
+        "endpoint_ms": round(statistics.median(e[0] for _b, _f, e, _c in rounds) * 1000),
+        "ratio": round(ratio, 3),
+        "cpu_ratio": round(cpu_ratio, 3),
+        "ratio_to_conv_part": round(conv_ratio, 3) if conv_ratio else None,
+        "answer_bytes": answer_bytes,
+        "full_atlas_bytes_median": int(statistics.median(sizes.values())),
+        "full_atlas_bytes_largest": [largest, sizes[largest]],
+        "open_layer_bytes_median": int(statistics.median(opened.values())),
+        "open_layer_bytes_largest": max(opened.values()),
+        "thumbnail_bytes_median": int(statistics.median(thumbs.values())),
+        "all_thumbnails_bytes": sum(thumbs.values()),
+        "png_first_draw_ms_median": round(statistics.median(first_ms), 1),
+        "png_first_draw_ms_max": round(max(first_ms), 1),
+        "png_cached_ms_median": round(statistics.median(again_ms), 2),
+        "repeat_post_ms": round(repeat_ms, 1),
+        "capture_ms": round(statistics.median(c[0] for *_x, c in rounds) * 1000),
+        "capture_ratio": round(statistics.median(c[0] / b[0] for b, _f, _e, c in rounds), 3),
+        # per round, ms: bare forward, bare conv part, endpoint, core capture
+        "rounds": [[round(v[0] * 1000) for v in r] for r in rounds],
+    }
+    print(json.dumps(report, indent=2))
+    print(f"endpoint / bare forward: {ratio:.3f} (median of paired rounds; target ≤ {TARGET})")
+    sys.exit(0 if ratio <= TARGET else 1)
+
+
+if __name__ == "__main__":
+    main()
