@@ -40,8 +40,8 @@ from fastapi.testclient import TestClient  # noqa: E402
 from app.feature_cache import FeatureCache, get_feature_cache  # noqa: E402
 from app.main import app  # noqa: E402
 from app.settings import get_settings  # noqa: E402
-from cnncore.features import learned_feature_maps  # noqa: E402
-from cnncore.images import decode_image, preprocess  # noqa: E402
+from cnncore.features import learned_feature_maps, prepare_input  # noqa: E402
+from cnncore.images import decode_image  # noqa: E402
 
 TARGET = 1.5
 JPEG = Path(sklearn.datasets.__file__).parent / "images" / "china.jpg"
@@ -77,15 +77,7 @@ def main() -> None:
     image = decode_image(
         data, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels
     )
-    channels, height, width = weights.input_shape
-    x = preprocess(
-        image,
-        size=(height, width),
-        channels=channels,
-        mean=weights.mean,
-        std=weights.std,
-        resize_ratio=weights.resize_ratio,
-    ).tensor
+    x = prepare_input(weights, image).tensor
 
     worker = ThreadPoolExecutor(1)  # the endpoint's forward also runs in a worker thread
 

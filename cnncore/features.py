@@ -32,8 +32,8 @@ from torch import fx, nn
 
 from cnncore.colormaps import apply_colormap
 from cnncore.errors import CNNCoreError
-from cnncore.images import DecodedImage, PreprocessStep, preprocess
-from cnncore.weights import LoadedModel
+from cnncore.images import DecodedImage, Preprocessed, PreprocessStep, preprocess
+from cnncore.weights import LoadedModel, WeightsInfo
 
 if TYPE_CHECKING:
     from cnncore.presets import KernelPreset
@@ -56,6 +56,7 @@ __all__ = [
     "layer_levels",
     "learned_feature_maps",
     "picture_names",
+    "prepare_input",
     "render_picture",
     "top_predictions",
     "trace_layers",
@@ -338,6 +339,19 @@ class FeatureMaps:
         return sum(layer.nbytes for layer in self.layers) + sum(p.nbytes for p in pictures)
 
 
+def prepare_input(weights: WeightsInfo, image: DecodedImage) -> Preprocessed:
+    """The picture as these weights expect it: their input size, channels and normalisation."""
+    channels, height, width = weights.input_shape
+    return preprocess(
+        image,
+        size=(height, width),
+        channels=channels,
+        mean=weights.mean,
+        std=weights.std,
+        resize_ratio=weights.resize_ratio,
+    )
+
+
 def learned_feature_maps(
     loaded: LoadedModel,
     layers: LayerGraph,
@@ -354,15 +368,7 @@ def learned_feature_maps(
     Predictions only when the weights know their class names (trained or a state dict).
     """
     weights = loaded.weights
-    channels, height, width = weights.input_shape
-    prepared = preprocess(
-        image,
-        size=(height, width),
-        channels=channels,
-        mean=weights.mean,
-        std=weights.std,
-        resize_ratio=weights.resize_ratio,
-    )
+    prepared = prepare_input(weights, image)
     parameter = next(loaded.model.parameters(), None)
     device = parameter.device if parameter is not None else torch.device("cpu")
 
