@@ -218,7 +218,7 @@ LESSONS: tuple[Lesson, ...] = (
     ),
     Lesson(
         "training",
-        _link("/train", model="lenet5"),
+        _link("/train", preset="batch_norm"),
         (
             _q("batch_norm", solve.batch_norm_params, model="lenet5", input_shape=[1, 32, 32],
                classes=10),
@@ -229,7 +229,7 @@ LESSONS: tuple[Lesson, ...] = (
     ),
     Lesson(
         "transfer-learning",
-        _link("/train", model="lenet5"),
+        _link("/train", preset="transfer"),
         (
             _q("head", solve.frozen_transfer, model="resnet18", classes=10, train=[]),
             _q("last_stage", solve.frozen_transfer, model="resnet18", classes=10,

@@ -26,14 +26,17 @@ def explorer_key(path: str) -> str:
 class ExplorerOut(BaseModel):
     path: str
     name: str  # the explorer's name in the reader's language
+    label: str  # what this link shows there (a lesson's further links); else the name
     url: str  # the explorer page in the lesson's state
     embed_url: str  # the same, without the page chrome, for the lesson's frame
     available: bool  # False while that explorer page is not built yet
 
     @classmethod
-    def of(cls, link: ExplorerLink, msgs: Messages, pages: Container[str]) -> ExplorerOut:
+    def of(cls, link: ExplorerLink, msgs: Messages, pages: Container[str],
+           label_key: str = "") -> ExplorerOut:
         key = f"explorer.{explorer_key(link.path)}"
-        return cls(path=link.path, name=msgs.get(key, key), url=link.url(),
+        name = msgs.get(key, key)
+        return cls(path=link.path, name=name, label=msgs.get(label_key, name), url=link.url(),
                    embed_url=link.url(embed="1"), available=link.path in pages)
 
 
@@ -127,7 +130,8 @@ class LessonOut(LessonRef):
             count=len(LESSONS),
             paragraphs=paragraphs,
             explorer=ExplorerOut.of(lesson.explorer, msgs, pages),
-            more=[ExplorerOut.of(link, msgs, pages) for link in lesson.more],
+            more=[ExplorerOut.of(link, msgs, pages, f"lesson.{lesson.key}.more{number}")
+                  for number, link in enumerate(lesson.more, 1)],
             questions=[QuestionOut.of(lesson, q, msgs) for q in lesson.questions],
             previous=LessonRef.of(LESSONS[at - 1], msgs) if at > 0 else None,
             next=LessonRef.of(LESSONS[at + 1], msgs) if at + 1 < len(LESSONS) else None,

@@ -11,6 +11,7 @@ import { isPresenter, setPresenter, toggleFullscreen } from "./theme.js";
 
 const STORE_KEY = "cnnviz.lessons.v1";
 const MESSAGE = "cnnviz"; // the tag on messages between a lesson and its explorer frame
+const MIN_FRAME_CAP = 900; // px: the frame may always grow to this height before it scrolls
 
 /* ------------------------------------------------------------------ progress ----------------- */
 
@@ -120,8 +121,10 @@ function bindFrame(frame) {
     const body = frame.contentDocument?.body;
     if (!body) return;
     const fit = () => {
-      // The body's own height, not the frame document's scroll height (never below the frame's).
-      const height = Math.ceil(body.getBoundingClientRect().height);
+      // The body's own height, not the frame document's scroll height (never below the frame's);
+      // a very long explorer (a whole GoogLeNet table) scrolls inside a frame of two screens.
+      const content = Math.ceil(body.getBoundingClientRect().height);
+      const height = Math.min(content, Math.max(2 * window.innerHeight, MIN_FRAME_CAP));
       if (height > 0 && Math.abs(height - frame.clientHeight) > 2) frame.style.height = `${height}px`;
     };
     observer?.disconnect();

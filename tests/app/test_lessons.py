@@ -53,6 +53,8 @@ def test_every_text_a_lesson_needs_exists_and_fills(lang):
         prefix = f"lesson.{lesson.key}"
         assert msgs[prefix] and msgs[f"{prefix}.summary"] and msgs[f"{prefix}.p1"]
         assert f"home.lesson.{lesson.key}" in catalogue(lang, "home")
+        for number in range(1, len(lesson.more) + 1):
+            assert msgs[f"{prefix}.more{number}"]
         for question in lesson.questions:
             for key in (f"{prefix}.q.{question.id}", f"{prefix}.q.{question.id}.why"):
                 text = fill(msgs[key], question.params)
