@@ -21,6 +21,7 @@ PAGES: dict[str, tuple[str, str]] = {
     "/loss": ("loss.html", "loss"),
     "/features": ("features.html", "features"),
     "/architectures": ("architectures.html", "architectures"),
+    "/train": ("train.html", "train"),
 }
 
 

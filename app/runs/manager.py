@@ -5,9 +5,10 @@
 - Each run gets its own process, never forked from the server itself (multiprocessing's
   *forkserver* context by default, *spawn* by setting: no state copied from the server's
   threads or event loop), so training never blocks the API and a crash takes down one run only.
-- Events come back through a one-way pipe. A pump thread per worker stores them (several at a
-  time, one transaction) and then pushes them to the live viewers (`app.runs.stream`).
-- Pause, resume and stop are two `multiprocessing.Event`s the trainer polls before each step.
+- Events come back through a pipe. A pump thread per worker stores them (several at a time, one
+  transaction) and then pushes them to the live viewers (`app.runs.stream`).
+- Pause, resume and stop travel the other way through the same pipe, as words the worker reads
+  before each step.
 - A worker whose pipe closes without an `end` event died (killed, out of memory, a crash in
   native code): the run is marked failed with the exit code or signal as the reason.
 - A new manager marks interrupted every run whose owning process is gone (`app.runs.owners`);
@@ -17,6 +18,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import math
 import multiprocessing
 import secrets
@@ -143,12 +145,16 @@ class CheckpointInfo:
 class _Worker:
     run_id: str
     process: Any  # multiprocessing.Process (forkserver or spawn context)
-    conn: Any  # receiving end of the event pipe
-    pause: Any  # multiprocessing.Event
-    stop: Any
+    conn: Any  # the server's end of the pipe: events in, control words out
     thread: threading.Thread | None = None
+    send_lock: threading.Lock = field(default_factory=threading.Lock)
     interrupted: bool = False  # the manager is closing: this run ends as interrupted
     ended: bool = field(default=False)
+
+    def tell(self, word: str) -> None:
+        """Send "pause", "resume" or "stop"; a worker that is gone is the pump's business."""
+        with self.send_lock, contextlib.suppress(OSError):
+            self.conn.send(word)
 
 
 class RunManager:
@@ -268,22 +274,21 @@ class RunManager:
                 return
         spec = RunSpec.of(run_id, record.config, self.checkpoint_dir(run_id), source,
                           self.limits.keep_checkpoints)  # fmt: skip
-        receive, send = self._context.Pipe(duplex=False)
-        pause, stop = self._context.Event(), self._context.Event()
+        mine, theirs = self._context.Pipe(duplex=True)
         process = self._context.Process(
-            target=worker_main, args=(spec, send, pause, stop, self.limits.threads),
+            target=worker_main, args=(spec, theirs, self.limits.threads),
             name=f"cnnviz-run-{run_id}", daemon=True,
         )  # fmt: skip
-        worker = _Worker(run_id, process, receive, pause, stop)
+        worker = _Worker(run_id, process, mine)
         self._deliver(run_id, [{"kind": "status", "status": "running", "time": time.time()}])
         try:
             process.start()
         except Exception as exc:  # no process: the run fails, the server lives
-            receive.close()
+            mine.close()
             self._finish_early(run_id, "failed", f"no training process could start: {exc}")
             return
         finally:
-            send.close()  # the worker holds the only writing end: its death closes the pipe
+            theirs.close()  # the worker holds the only other end: its death closes the pipe
         self._workers[run_id] = worker
         worker.thread = threading.Thread(target=self._pump, args=(worker,),
                                          name=f"run-pump-{run_id}", daemon=True)  # fmt: skip
@@ -354,12 +359,12 @@ class RunManager:
 
     def pause(self, run_id: str) -> RunRecord:
         with self._lock:
-            self._worker(run_id, "pause").pause.set()
+            self._worker(run_id, "pause").tell("pause")
         return self.get(run_id)
 
     def resume(self, run_id: str) -> RunRecord:
         with self._lock:
-            self._worker(run_id, "resume").pause.clear()
+            self._worker(run_id, "resume").tell("resume")
         return self.get(run_id)
 
     def stop(self, run_id: str) -> RunRecord:
@@ -369,7 +374,7 @@ class RunManager:
                 self._queue.remove(run_id)
                 self._finish_early(run_id, "stopped")
             else:
-                self._worker(run_id, "stop").stop.set()
+                self._worker(run_id, "stop").tell("stop")
         return self.get(run_id)
 
     def kill_worker(self, run_id: str) -> None:

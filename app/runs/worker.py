@@ -6,10 +6,10 @@ newest `keep_checkpoints` kept) and a final one — each announced by a `checkpo
 final checkpoint is written *before* the trainer's `end` event is passed on, so `end` is truly
 the last event of a run.
 
-`worker_main` is the spawned process's entry point: events go to the server through a one-way
-pipe; pause and stop come back as two `multiprocessing.Event`s, polled by the trainer before
-every step. An exception becomes an `end` event with reason `failed` and the message; a worker
-that dies without sending `end` (killed, out of memory) is noticed by the manager instead.
+`worker_main` is the worker process's entry point: events go to the server through a pipe, and
+"pause", "resume" and "stop" come back through it, read before every step (`Control`). An
+exception becomes an `end` event with reason `failed` and the message; a worker that dies
+without sending `end` (killed, out of memory) is noticed by the manager instead.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from cnncore.errors import CNNCoreError
 from cnncore.training import TrainConfig, Trainer
 from cnncore.transfer import transfer_data, transfer_model
 
-__all__ = ["build_trainer", "execute_run", "failure_event", "worker_main"]
+__all__ = ["Control", "build_trainer", "execute_run", "failure_event", "worker_main"]
 
 
 def build_trainer(
@@ -104,17 +104,47 @@ def failure_event(exc: BaseException) -> dict[str, Any]:
     return {"kind": "end", "reason": "failed", "error": message, "time": time.time()}
 
 
-def worker_main(spec: RunSpec, conn, pause, stop, threads: int) -> None:
-    """Entry point of a spawned worker process."""
+class Control:
+    """The server's words, read without waiting whenever the trainer asks (before each step,
+    and every pause_poll_s while paused). A closed pipe means the server is gone: stop."""
+
+    def __init__(self, conn) -> None:
+        self.conn = conn
+        self.paused = False
+        self.stopped = False
+
+    def _read(self) -> None:
+        try:
+            while self.conn.poll():
+                word = self.conn.recv()
+                self.paused = {"pause": True, "resume": False}.get(word, self.paused)
+                self.stopped = self.stopped or word == "stop"
+        except (EOFError, OSError):
+            self.stopped = True
+
+    def should_pause(self) -> bool:
+        self._read()
+        return self.paused
+
+    def should_stop(self) -> bool:
+        self._read()
+        return self.stopped
+
+
+def worker_main(spec: RunSpec, conn, threads: int) -> None:
+    """Entry point of a worker process."""
     # Ctrl-C in the server's terminal reaches the whole process group; the server decides
     # what happens to its runs (they are marked interrupted), so the worker ignores it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     import torch
 
     torch.set_num_threads(max(1, threads))
+    control = Control(conn)
     try:
-        for event in execute_run(spec, pause.is_set, stop.is_set):
+        for event in execute_run(spec, control.should_pause, control.should_stop):
             conn.send(event)
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the server is gone (shut down or killed): nobody is left to tell
     except Exception as exc:  # any failure must reach the run's record
         traceback.print_exc(file=sys.stderr)
         with contextlib.suppress(OSError):  # the server is gone: nobody is left to tell

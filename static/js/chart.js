@@ -94,7 +94,9 @@ export function createLineChart(container, options = {}) {
       xLabel: options.xLabel, yLabel: options.yLabel });
     layers.data.replaceChildren(
       ...next.series.map((series, k) => {
-        const points = next.x.map((x, i) => `${xOf(x).toFixed(2)},${yOf(series.values[i]).toFixed(2)}`);
+        // a missing value (null, NaN) is skipped: sparse series (one value per epoch) join up
+        const points = next.x.flatMap((x, i) => (Number.isFinite(series.values[i])
+          ? [`${xOf(x).toFixed(2)},${yOf(series.values[i]).toFixed(2)}`] : []));
         return el("polyline", { points: points.join(" "), class: `chart-line series-${k}`, "data-name": series.name });
       }),
     );
@@ -108,6 +110,7 @@ export function createLineChart(container, options = {}) {
     const x = scale.xOf(data.x[at]);
     layers.cursor.append(el("line", { x1: x, x2: x, y1: MARGIN.top, y2: HEIGHT - MARGIN.bottom, class: "chart-cursor" }));
     data.series.forEach((series, k) => {
+      if (!Number.isFinite(series.values[at])) return;
       layers.cursor.append(el("circle", { cx: x, cy: scale.yOf(series.values[at]), r: 5,
         class: `chart-dot series-${k}`, "data-value": series.values[at] }));
     });

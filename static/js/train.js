@@ -1,0 +1,221 @@
+// The training page (/train): a config form with presets, one run followed live over Server-Sent
+// Events (the browser's EventSource reconnects by itself, sending Last-Event-ID, and the server
+// resumes right after it), pause / resume / stop, CSV and JSON export, the run list and an
+// overlay comparison of several runs. Everything on screen is in the URL (train_state.js).
+
+import { t } from "./i18n.js";
+import { clearErrors, getJSON, postJSON, showErrors } from "./api.js";
+import { createState } from "./state.js";
+import { bindControls } from "./controls.js";
+import { FIELD_ALIASES, FORM_FIELDS, PRESETS, TRAIN_STATE, runRequest } from "./train_state.js";
+import { createRunView, isFinished } from "./train_view.js";
+import { createComparison, fillSourceSelect, renderRunList } from "./train_runs.js";
+
+const REFRESH_MS = 2000; // run list and comparison, while something is training
+const $ = (id) => document.getElementById(id);
+const state = createState(TRAIN_STATE);
+const form = $("train-controls");
+let runs = []; // GET /api/runs, newest first
+let source = null; // EventSource of the run on screen
+let pendingTransfer = null; // the transfer preset waits for its pre-training to finish
+let refreshing = null;
+
+const view = createRunView({
+  panel: $("run"), status: $("run-status"), progress: $("run-progress"), facts: $("run-facts"),
+  error: $("run-error"), loss: $("loss-chart"), accuracy: $("accuracy-chart"), grads: $("grad-chart"),
+  filters: $("filters"), filterHistory: $("filter-history"), confusion: $("confusion"),
+  confusionNote: $("confusion-note"), wrong: $("wrong"),
+});
+const comparison = createComparison({
+  root: $("compare"), accuracy: $("compare-accuracy"), loss: $("compare-loss"), legend: $("compare-legend"),
+});
+
+// --- the form ---------------------------------------------------------------------------------
+const controls = bindControls(form, state, {
+  onUserChange(name) {
+    if (name === "preset") applyPreset(state.get("preset"));
+    describePreset();
+  },
+});
+
+function applyPreset(name) {
+  const preset = PRESETS[name];
+  if (preset.values) state.set(preset.values);
+}
+
+function describePreset() {
+  const preset = PRESETS[state.get("preset")];
+  const labels = [preset.pretrain, ...(preset.variants || [])].filter(Boolean).map((v) => t(v.label));
+  $("preset-note").textContent = labels.length > 1 ? t("train.preset.runs", { runs: labels.join(" · ") }) : "";
+}
+
+async function launch(values, variant) {
+  const merged = { ...values, ...variant.patch };
+  if (variant.label) merged.label = values.label ? `${values.label} · ${t(variant.label)}` : t(variant.label);
+  return (await postJSON("/api/runs", runRequest(merged))).id;
+}
+
+// Only the button starts training: Enter in a field commits its value, it does not launch runs.
+form.addEventListener("submit", (event) => event.preventDefault());
+$("start").addEventListener("click", async () => {
+  clearErrors(form);
+  const button = $("start");
+  button.disabled = true;
+  try {
+    const values = state.values();
+    const preset = PRESETS[values.preset];
+    if (preset.pretrain) {
+      const pretrain = await launch(values, preset.pretrain);
+      const scratch = await launch(values, preset.variants[1]);
+      pendingTransfer = { pretrain, values, variant: preset.variants[0] };
+      state.set({ run: pretrain, compare: [pretrain, scratch] });
+    } else {
+      const ids = [];
+      for (const variant of preset.variants || [{ label: null, patch: {} }]) ids.push(await launch(values, variant));
+      state.set(ids.length > 1 ? { run: ids.at(-1), compare: ids } : { run: ids[0] });
+    }
+  } catch (error) {
+    showErrors(form, error, FIELD_ALIASES);
+  } finally {
+    button.disabled = false;
+    refreshRuns();
+  }
+});
+
+/** Second stage of the transfer preset: fine-tune from the pre-training's final checkpoint. */
+async function continueTransfer() {
+  const pending = pendingTransfer;
+  const pretrain = runs.find((run) => run.id === pending.pretrain);
+  if (!pretrain || !isFinished(pretrain.status)) return;
+  pendingTransfer = null;
+  if (pretrain.status !== "completed") {
+    showErrors(form, new Error(t("train.transfer.failed", { status: t(`train.status.${pretrain.status}`) })));
+    return;
+  }
+  try {
+    const values = { ...pending.values, from: pending.pretrain };
+    const tuned = await launch(values, pending.variant);
+    state.set({ run: tuned, compare: [...state.get("compare").filter((id) => id !== tuned), tuned] });
+  } catch (error) {
+    showErrors(form, error, FIELD_ALIASES);
+  }
+}
+
+// --- the run on screen ------------------------------------------------------------------------
+function follow(id) {
+  if (source) source.close();
+  source = null;
+  view.reset(id);
+  updateRunControls();
+  if (!id) return;
+  source = new EventSource(`/api/runs/${id}/events`);
+  source.onmessage = (message) => {
+    view.apply(JSON.parse(message.data), Number(message.lastEventId));
+    updateRunControls();
+  };
+  source.addEventListener("done", () => {
+    source.close();
+    source = null;
+    view.draw();
+    updateRunControls();
+    refreshRuns();
+  });
+  source.onerror = () => {
+    // Closed (not reconnecting) means the server refused: an unknown run id in the URL.
+    if (source && source.readyState === EventSource.CLOSED) {
+      $("run-error").textContent = t("train.run.unknown", { run: id });
+      $("run-error").hidden = false;
+    }
+  };
+}
+
+function updateRunControls() {
+  const id = state.get("run");
+  const status = view.status;
+  const record = runs.find((run) => run.id === id);
+  const local = !record || record.source !== "cli"; // a terminal's run is controlled there
+  $("pause").disabled = !(local && status === "running");
+  $("resume").disabled = !(local && status === "paused");
+  $("stop").disabled = !(local && ["running", "paused", "queued"].includes(status));
+  for (const [anchor, kind] of [[$("export-csv"), "csv"], [$("export-json"), "json"]]) {
+    anchor.hidden = !id;
+    if (id) {
+      anchor.href = `/api/runs/${id}/metrics.${kind}`;
+      anchor.download = `run-${id}-metrics.${kind}`;
+    }
+  }
+  $("run-title").textContent = record ? record.label || record.id : id;
+}
+
+for (const action of ["pause", "resume", "stop"]) {
+  $(action).addEventListener("click", async () => {
+    const id = state.get("run");
+    try {
+      await postJSON(`/api/runs/${id}/${action}`);
+    } catch (error) {
+      $("run-error").textContent = error.message;
+      $("run-error").hidden = false;
+    }
+  });
+}
+
+// --- run list and comparison ------------------------------------------------------------------
+function drawRunList() {
+  renderRunList($("runs-body"), runs, {
+    current: state.get("run"), compare: state.get("compare"),
+    onOpen: (id) => state.set({ run: id }), onCompare: toggleCompare,
+  });
+}
+
+function toggleCompare(id, on) {
+  const others = state.get("compare").filter((other) => other !== id);
+  state.set({ compare: on ? [...others, id] : others });
+}
+
+let comparisons = 0; // latest wins: an older, slower answer never replaces a newer one
+async function refreshComparison() {
+  const ticket = ++comparisons;
+  const ids = state.get("compare");
+  const metrics = await Promise.all(ids.map((id) => getJSON(`/api/runs/${id}/metrics.json`).catch(() => null)));
+  if (ticket === comparisons) comparison.update(metrics.filter(Boolean));
+}
+
+async function refreshRuns() {
+  if (refreshing) return refreshing;
+  refreshing = (async () => {
+    try {
+      runs = await getJSON("/api/runs?limit=100");
+      drawRunList();
+      fillSourceSelect(form.elements.namedItem("from"), runs, state.get("from"));
+      updateRunControls();
+      if (pendingTransfer) await continueTransfer();
+      if (state.get("compare").length) await refreshComparison();
+    } catch (error) {
+      $("run-error").textContent = error.message;
+      $("run-error").hidden = false;
+    } finally {
+      refreshing = null;
+    }
+  })();
+  return refreshing;
+}
+
+setInterval(() => {
+  const training = runs.some((run) => !isFinished(run.status));
+  if ((training || pendingTransfer) && document.visibilityState === "visible") refreshRuns();
+}, REFRESH_MS);
+
+state.subscribe((changed) => {
+  if (changed.has("run")) follow(state.get("run"));
+  if (changed.has("run") || changed.has("compare")) drawRunList();
+  if (changed.has("compare")) refreshComparison();
+  if ([...changed].some((name) => FORM_FIELDS.includes(name))) clearErrors(form);
+});
+
+describePreset();
+controls.sync();
+follow(state.get("run"));
+refreshRuns().then(() => {
+  controls.sync();
+  document.body.dataset.ready = "true";
+});

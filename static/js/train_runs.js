@@ -1,0 +1,109 @@
+// The run list (every run, from the web and from `cnnviz train`) and the overlay comparison of
+// several runs: validation accuracy per epoch and training loss per step, one line per run.
+
+import { t, language } from "./i18n.js";
+import { createLineChart } from "./chart.js";
+import { formatNumber } from "./format.js";
+import { buckets } from "./train_view.js";
+
+export const SERIES_COUNT = 8; // colours defined in train.css (series-0 … series-7)
+
+function cell(...children) {
+  const node = document.createElement("td");
+  node.append(...children);
+  return node;
+}
+
+function runName(run) {
+  return run.label ? `${run.label} (${run.id.slice(0, 6)})` : run.id;
+}
+
+/** Fill `tbody` with one row per run; `compare` ids have their box ticked, `current` is marked. */
+export function renderRunList(tbody, runs, { current, compare, onOpen, onCompare }) {
+  tbody.replaceChildren(...runs.map((run) => {
+    const row = document.createElement("tr");
+    row.dataset.run = run.id;
+    row.dataset.status = run.status;
+    if (run.id === current) row.setAttribute("aria-current", "true");
+    const box = document.createElement("input");
+    box.type = "checkbox";
+    box.checked = compare.includes(run.id);
+    box.setAttribute("aria-label", t("train.runs.compare_run", { run: runName(run) }));
+    box.addEventListener("change", () => onCompare(run.id, box.checked));
+    const open = document.createElement("button");
+    open.type = "button";
+    open.className = "link-button";
+    open.textContent = runName(run);
+    open.addEventListener("click", () => onOpen(run.id));
+    const status = document.createElement("span");
+    status.className = "status-badge";
+    status.dataset.status = run.status;
+    status.textContent = t(`train.status.${run.status}`);
+    if (run.source === "cli") status.title = t("train.runs.from_cli");
+    const accuracy = run.summary.val_accuracy;
+    const created = new Date(run.created_at * 1000).toLocaleString(language(), { dateStyle: "short", timeStyle: "short" });
+    row.append(
+      cell(box), cell(open), cell(t(`train.model.${run.model}`)), cell(t(`train.data.${run.dataset}`)), cell(status),
+      cell(accuracy === undefined || accuracy === null ? "–" : `${formatNumber(100 * accuracy, 1)}%`), cell(created),
+    );
+    return row;
+  }));
+}
+
+/** The runs whose checkpoint a transfer run can start from, as <option>s of `select`. */
+export function fillSourceSelect(select, runs, value) {
+  const sources = runs.filter((run) => run.checkpoint && ["completed", "stopped"].includes(run.status));
+  const none = document.createElement("option");
+  none.value = "";
+  none.textContent = t("train.from.none");
+  select.replaceChildren(none, ...sources.map((run) => {
+    const option = document.createElement("option");
+    option.value = run.id;
+    option.textContent = `${runName(run)} · ${t(`train.model.${run.model}`)}`;
+    return option;
+  }));
+  select.value = sources.some((run) => run.id === value) ? value : "";
+}
+
+/** Overlay charts of several runs' metrics (GET /api/runs/{id}/metrics.json each). */
+export function createComparison(elements) {
+  const accuracy = createLineChart(elements.accuracy, {
+    label: t("train.compare.val_accuracy"), xLabel: t("train.axis.epoch"), yLabel: t("train.axis.accuracy"),
+  });
+  const loss = createLineChart(elements.loss, {
+    label: t("train.compare.loss"), xLabel: t("train.axis.step"), yLabel: t("train.axis.loss"),
+  });
+
+  function update(metrics) {
+    elements.root.hidden = metrics.length === 0;
+    elements.root.dataset.runs = String(metrics.length);
+    if (metrics.length === 0) return;
+    const epochs = Math.max(1, ...metrics.map((m) => m.epochs.length));
+    const xsEpochs = Array.from({ length: epochs + 1 }, (_, i) => i);
+    const total = Math.max(1, ...metrics.map((m) => m.steps.at(-1)?.step ?? 0));
+    const grid = buckets([], total);
+    const accuracySeries = metrics.map((m) => ({
+      name: m.label || m.id,
+      values: xsEpochs.map((e) => (e === 0 ? NaN : m.epochs[e - 1]?.val_accuracy ?? NaN)),
+    }));
+    const lossSeries = metrics.map((m) => {
+      const stats = buckets(m.steps.map((s) => ({ x: s.step, y: s.loss })), total);
+      return { name: m.label || m.id, values: grid.xs.map((_, b) => (b === 0 ? NaN : stats.mean(b))) };
+    });
+    const any = (series) => series.some((s) => s.values.some(Number.isFinite));
+    if (any(accuracySeries)) accuracy.update({ x: xsEpochs, series: accuracySeries });
+    if (any(lossSeries)) loss.update({ x: grid.xs, series: lossSeries });
+    elements.legend.replaceChildren(...metrics.map((m, k) => {
+      const item = document.createElement("li");
+      item.className = `legend-item series-${k % SERIES_COUNT}`;
+      item.dataset.run = m.id;
+      const last = m.epochs.at(-1);
+      item.textContent = last
+        ? t("train.compare.legend", { run: m.label || m.id, accuracy: formatNumber(100 * last.val_accuracy, 1) })
+        : m.label || m.id;
+      return item;
+    }));
+  }
+
+  return { update };
+}

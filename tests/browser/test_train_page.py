@@ -1,0 +1,215 @@
+"""The training page in a real browser, on tiny runs: a run started from the form is followed
+live to its end and what the page shows (confusion matrix, filters, gradient bars, figures)
+equals the run's stored events; the URL reopens the same run; pause, resume and stop work from
+the buttons; a two-run preset is compared; a refused transfer names its field; Korean on a
+phone."""
+
+import csv
+import io
+import json
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from conftest import check_guard, open_page
+
+from app.main import app
+from app.runs.manager import RunLimits, RunManager, get_run_manager
+from app.runs.store import SQLiteRunStore
+
+TIMEOUT_MS = 120_000
+TINY = "preset=custom&model=lenet5&data=digits&limit=300&epochs=2&batch=32&steps=5"
+LONG = "preset=custom&model=mlp&data=digits&limit=300&epochs=50&batch=4&steps=0"
+
+
+@pytest.fixture(scope="module")
+def manager(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("train-page")
+    store = SQLiteRunStore(folder / "cnnviz.sqlite3")
+    running = RunManager(store, folder / "checkpoints", RunLimits(max_concurrent=3))
+    app.dependency_overrides[get_run_manager] = lambda: running
+    yield running
+    app.dependency_overrides.pop(get_run_manager, None)
+    running.close()
+    store.close()
+
+
+def stored_events(manager, run_id: str) -> list[dict]:
+    return [json.loads(e.data) for e in manager.store.events_after(run_id, 0, 100_000)]
+
+
+def open_train(page, query: str):
+    page.goto(f"/train?lang=en&{query}")
+    page.wait_for_selector("body[data-ready=true]")
+
+
+def run_in_url(page) -> str:
+    return parse_qs(urlparse(page.url).query)["run"][0]
+
+
+def start_and_finish(page, status: str = "completed") -> str:
+    page.click("#start")
+    page.wait_for_selector(f"#run[data-status={status}]", timeout=TIMEOUT_MS)
+    return run_in_url(page)
+
+
+@pytest.fixture(scope="module")
+def finished(browser, live_server, manager):
+    """One tiny LeNet-5 run started from the form; its id and the page's URL at the end."""
+    page = open_page(browser, live_server)
+    try:
+        open_train(page, TINY)
+        run_id = start_and_finish(page)
+        check_guard(page)
+        return run_id, page.url
+    finally:
+        page.context.close()
+
+
+def check_run_on_screen(page, manager, run_id: str):
+    events = stored_events(manager, run_id)
+    epochs = [e for e in events if e["kind"] == "epoch"]
+    steps = [e for e in events if e["kind"] == "step"]
+    panel = page.locator("#run")
+    assert panel.get_attribute("data-steps") == str(len(steps)) == "10"
+    assert panel.get_attribute("data-epochs") == "2"
+    assert panel.get_attribute("data-last-event") == str(len(events))
+    # confusion matrix: every cell is the stored last epoch's count
+    matrix = epochs[-1]["confusion"]
+    cells = page.locator("#confusion .cell")
+    assert cells.count() == len(matrix) ** 2
+    shown = cells.evaluate_all("nodes => nodes.map(n => [n.dataset.row, n.dataset.col, "
+                               "n.dataset.value].map(Number))")  # fmt: skip
+    assert all(matrix[r][c] == value for r, c, value in shown)
+    # filters: one per epoch in the history, the newest large
+    assert page.locator("#filter-history img").count() == 2
+    newest = page.get_attribute("#filters img", "src")
+    assert newest == "data:image/png;base64," + epochs[-1]["filters"]["png"]
+    # gradient bars: the norms of step 10, the one step that sampled them
+    norms = next(e for e in steps if e["grad_norms"])
+    bars = page.locator("#grad-chart rect.chart-bar.series-0")
+    assert bars.count() == len(norms["grad_norms"])
+    values = [float(v) for v in bars.evaluate_all("nodes => nodes.map(n => n.dataset.value)")]
+    assert values == pytest.approx(list(norms["grad_norms"].values()))
+    # the loss line has one point per step (10 steps: no averaging needed)
+    points = page.get_attribute("#loss-chart polyline.series-0", "points").split()
+    assert len(points) == len(steps)
+    val_points = page.get_attribute("#loss-chart polyline.series-1", "points").split()
+    assert len(val_points) == 2
+    accuracy = round(100 * epochs[-1]["val_accuracy"], 1)
+    assert f"validation accuracy {accuracy:g}% after epoch 2" in page.inner_text("#run-facts")
+
+
+def test_a_run_from_the_form_shows_exactly_its_events(page, manager, finished):
+    run_id, url = finished
+    page.goto(url)
+    page.wait_for_selector("#run[data-status=completed]", timeout=TIMEOUT_MS)
+    check_run_on_screen(page, manager, run_id)
+    row = page.locator(f'#runs-body tr[data-run="{run_id}"]')
+    assert row.get_attribute("data-status") == "completed"
+    assert row.get_attribute("aria-current") == "true"
+    for button in ("#pause", "#resume", "#stop"):
+        assert page.locator(button).is_disabled()
+    href = page.get_attribute("#export-csv", "href")
+    assert href == f"/api/runs/{run_id}/metrics.csv"
+    rows = list(csv.DictReader(io.StringIO(page.request.get(href).text())))
+    assert [r["kind"] for r in rows].count("step") == 10
+    metrics = page.request.get(page.get_attribute("#export-json", "href")).json()
+    assert len(metrics["epochs"]) == 2
+
+
+def test_the_url_reopens_the_run_and_the_form(page, finished):
+    _, url = finished
+    page.goto(url)
+    page.wait_for_selector("#run[data-status=completed]", timeout=TIMEOUT_MS)
+    form = page.locator("#train-controls")
+    assert form.locator('[name="model"]').input_value() == "lenet5"
+    assert form.locator('[name="data"]').input_value() == "digits"
+    assert form.locator('[name="epochs"]').input_value() == "2"
+    assert form.locator('[name="steps"]').input_value() == "5"
+    form.locator('[name="epochs"]').fill("4")
+    form.locator('[name="epochs"]').press("Enter")
+    form.locator('[name="epochs"]').blur()
+    page.wait_for_url("**epochs=4**")
+    assert parse_qs(urlparse(page.url).query)["run"] == [run_in_url(page)]
+
+
+def test_pause_resume_and_stop_from_the_buttons(page, manager):
+    open_train(page, LONG)
+    page.click("#start")
+    page.wait_for_selector("#run[data-status=running]", timeout=TIMEOUT_MS)
+    page.wait_for_function("() => Number(document.getElementById('run').dataset.steps) > 0",
+                           timeout=TIMEOUT_MS)  # fmt: skip
+    page.click("#pause")
+    page.wait_for_selector("#run[data-status=paused]", timeout=TIMEOUT_MS)
+    assert page.locator("#resume").is_enabled() and page.locator("#pause").is_disabled()
+    page.click("#resume")
+    page.wait_for_selector("#run[data-status=running]", timeout=TIMEOUT_MS)
+    page.click("#stop")
+    page.wait_for_selector("#run[data-status=stopped]", timeout=TIMEOUT_MS)
+    run_id = run_in_url(page)
+    kinds = [e["kind"] for e in stored_events(manager, run_id)]
+    assert "paused" in kinds and "resumed" in kinds and kinds[-1] == "end"
+    assert manager.get(run_id).status == "stopped"
+    assert page.locator("#stop").is_disabled()
+
+
+def test_a_preset_starts_two_runs_and_compares_them(page, manager):
+    open_train(page, TINY)
+    form = page.locator("#train-controls")
+    form.locator('[name="preset"]').select_option("mlp_vs_cnn")
+    assert "MLP · CNN (LeNet-5)" in page.inner_text("#preset-note")
+    assert form.locator('[name="data"]').input_value() == "mnist5k"  # the preset's values
+    form.locator('[name="data"]').select_option("digits")  # then made tiny
+    for name, value in (("steps", "3"), ("epochs", "2"), ("limit", "300")):
+        form.locator(f'[name="{name}"]').fill(value)
+        form.locator(f'[name="{name}"]').press("Enter")
+    page.click("#start")
+    page.wait_for_url("**compare=*%2C*", timeout=TIMEOUT_MS)
+    ids = parse_qs(urlparse(page.url).query)["compare"][0].split(",")
+    assert len(ids) == 2 and run_in_url(page) == ids[1]
+    assert [manager.get(i).config["model"] for i in ids] == ["mlp", "lenet5"]
+    assert [manager.get(i).config["label"] for i in ids] == ["MLP", "CNN (LeNet-5)"]
+    page.wait_for_selector("#compare[data-runs='2']", timeout=TIMEOUT_MS)
+    for run_id in ids:
+        page.wait_for_selector(f'#runs-body tr[data-run="{run_id}"][data-status=completed]',
+                               timeout=TIMEOUT_MS)  # fmt: skip
+    # the legend ends with each run's final validation accuracy, as stored
+    expected = [f"{manager.get(i).config['label']}: "
+                f"{round(100 * manager.get(i).summary['val_accuracy'], 1):g}%" for i in ids]
+    page.wait_for_function(
+        "expected => JSON.stringify([...document.querySelectorAll('#compare-legend li')]"
+        ".map(li => li.textContent)) === JSON.stringify(expected)",
+        arg=expected, timeout=TIMEOUT_MS,
+    )  # fmt: skip
+    assert page.locator("#compare-accuracy polyline").count() == 2
+    # unticking a run takes it out of the comparison and the URL
+    page.locator(f'#runs-body tr[data-run="{ids[0]}"] input[type=checkbox]').uncheck()
+    page.wait_for_selector("#compare[data-runs='1']")
+    assert parse_qs(urlparse(page.url).query)["compare"] == [ids[1]]
+
+
+def test_a_refused_transfer_names_the_field(page, finished):
+    run_id, _ = finished
+    open_train(page, TINY)
+    form = page.locator("#train-controls")
+    form.locator('[name="from"]').select_option(run_id)
+    form.locator('[name="freeze"]').fill("nope")
+    form.locator('[name="freeze"]').press("Enter")
+    page.click("#start")
+    slot = page.locator('[data-error-for="freeze"]')
+    slot.wait_for(state="visible")
+    assert "no layer is called 'nope'" in slot.inner_text()
+    assert form.locator('[name="freeze"]').get_attribute("aria-invalid") == "true"
+    page.guard.expect_errors("status of 422", 1)
+
+
+def test_korean_on_a_phone(make_page, finished, screenshot):
+    run_id, _ = finished
+    phone = make_page("phone", locale="ko-KR")
+    phone.goto(f"/train?run={run_id}")
+    phone.wait_for_selector("#run[data-status=completed]", timeout=TIMEOUT_MS)
+    assert phone.get_attribute("html", "lang") == "ko"
+    assert phone.inner_text("#run-status") == "완료"
+    width = phone.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= 360 + 1  # nothing wider than the phone: tables and charts scroll or shrink
+    screenshot(phone, "train-phone-ko")
