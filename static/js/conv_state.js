@@ -74,10 +74,6 @@ export const CONV_STATE = [
   { name: "speed", type: "float", default: defaultSpeed(), min: 0.5, max: 60 },
 ];
 
-/** Fields whose change needs a new trace (everything but the player's own position and speed). */
-export const TRACE_FIELDS = new Set(
-  CONV_STATE.map((field) => field.name).filter((name) => name !== "step" && name !== "speed"),
-);
 /** A change of these makes earlier input edits meaningless, so they are dropped. */
 export const INPUT_SOURCE_FIELDS = new Set(["input", "size", "channels", "seed"]);
 /** ... and these the kernel and bias edits. */

@@ -6,13 +6,11 @@
 import { t } from "./i18n.js";
 import { addGridFigure } from "./grid.js";
 import { rangeOf } from "./colormap.js";
-import { formatNumber } from "./format.js";
+import {
+  channelName as captionOf, highlightChannel, revealOutputs, stepAt, stepsExtent, widestNumber, windowCells,
+} from "./trace_grids.js";
 
-const windowCells = (rows, cols) => rows.flatMap((r) => cols.map((c) => [r, c]));
-
-function channelName(c, channels) {
-  return channels === 3 ? t(`conv.channel.rgb.${c}`) : t("conv.channel", { n: c + 1 });
-}
+const channelName = (c, channels) => captionOf("conv", c, channels);
 
 /**
  * roots: { input, kernel, output, inputSub, kernelTitle, kernelSub, outputSub } elements.
@@ -72,8 +70,9 @@ export function createConvView(roots, handlers) {
     const [height, width] = outShape();
     const values = [...trace.output.flat(2), ...trace.pre_activation.flat(2)];
     const range = rangeOf(values);
-    const chars = Math.max(...values.map((v) => formatNumber(v).length));
-    extent = transposed() ? scatterExtent(height, width) : null;
+    const chars = widestNumber(values);
+    // a scatter reaches past the output's border (the cropped taps): show those cells too
+    extent = transposed() ? stepsExtent(trace.steps, [0, 0, height - 1, width - 1]) : null;
     outputs = trace.output.map((_, o) =>
       addGridFigure(roots.output, t("conv.feature_map", { n: o + 1 }), {
         rows: extent ? extent.rows : height,
@@ -88,18 +87,6 @@ export function createConvView(roots, handlers) {
       }),
     );
     roots.outputSub.textContent = `${trace.output.length}×${height}×${width}`;
-  }
-
-  /** Rows and columns the scatters reach, around the output (cropped border included). */
-  function scatterExtent(height, width) {
-    let [top, left, bottom, right] = [0, 0, height - 1, width - 1];
-    for (const step of trace.steps) {
-      top = Math.min(top, step.rows[0]);
-      left = Math.min(left, step.cols[0]);
-      bottom = Math.max(bottom, step.rows[step.rows.length - 1]);
-      right = Math.max(right, step.cols[step.cols.length - 1]);
-    }
-    return { origin: [top, left], rows: bottom - top + 1, cols: right - left + 1 };
   }
 
   function showFilter(o) {
@@ -137,20 +124,6 @@ export function createConvView(roots, handlers) {
   }
 
   // --- conv2d ---------------------------------------------------------------------------------
-  function revealConv(count) {
-    const [height, width] = outShape();
-    const perChannel = height * width;
-    const paint = (i, shown) => {
-      const o = Math.floor(i / perChannel);
-      const y = Math.floor((i % perChannel) / width);
-      const x = i % width;
-      outputs[o].setValue(y, x, shown ? trace.output[o][y][x] : null);
-    };
-    for (let i = revealed; i < count; i++) paint(i, true);
-    for (let i = count; i < revealed; i++) paint(i, false);
-    revealed = count;
-  }
-
   function stepConv(index) {
     const step = trace.steps[index];
     const cells = windowCells(step.rows, step.cols);
@@ -159,8 +132,8 @@ export function createConvView(roots, handlers) {
       grid.highlight("window", reads ? cells : []);
       grid.figure.classList.toggle("is-idle", !reads);
     });
-    revealConv(index + 1);
-    outputs.forEach((grid, o) => grid.highlight("current", o === step.out_channel ? [[step.y, step.x]] : []));
+    revealed = revealOutputs(outputs, trace.output, revealed, index + 1);
+    highlightChannel(outputs, "current", step.out_channel, [[step.y, step.x]]);
     const padded = [];
     step.padded.forEach((row, i) => row.forEach((isPad, j) => isPad && padded.push([i, j])));
     for (const grid of kernels) grid.highlight("muted", padded);
@@ -235,29 +208,23 @@ export function createConvView(roots, handlers) {
       grid.highlight("current", reads ? [[step.y, step.x]] : []);
       grid.figure.classList.toggle("is-idle", !reads);
     });
-    const cells = windowCells(step.rows, step.cols);
-    outputs.forEach((grid, other) => grid.highlight("window", other === o ? cells : []));
+    highlightChannel(outputs, "window", o, windowCells(step.rows, step.cols));
   }
 
   // --- hover and picking ----------------------------------------------------------------------
+  // conv2d steps go by output cell, conv_transpose2d steps by input cell (of the filter shown)
   function hoverOutput(o, r, x) {
-    if (r === null || transposed()) return handlers.onHoverStep(null);
-    const [height, width] = outShape();
-    if (r < 0 || x < 0 || r >= height || x >= width) return handlers.onHoverStep(null);
-    handlers.onHoverStep(o * height * width + r * width + x);
+    handlers.onHoverStep(transposed() ? null : stepAt(o, r, x, ...outShape()));
   }
 
   function hoverInput(r, x) {
-    if (r === null || !transposed() || filter < 0) return handlers.onHoverStep(null);
     const [height, width] = [data.input[0].length, data.input[0][0].length];
-    if (r < 0 || x < 0 || r >= height || x >= width) return handlers.onHoverStep(null);
-    handlers.onHoverStep(filter * height * width + r * width + x);
+    handlers.onHoverStep(!transposed() || filter < 0 ? null : stepAt(filter, r, x, height, width));
   }
 
   function pickOutput(o, r, x) {
-    const [height, width] = outShape();
-    if (transposed() || r < 0 || x < 0 || r >= height || x >= width) return;
-    handlers.onPickStep(o * height * width + r * width + x);
+    const index = transposed() ? null : stepAt(o, r, x, ...outShape());
+    if (index !== null) handlers.onPickStep(index);
   }
 
   return {
@@ -283,15 +250,13 @@ export function createConvView(roots, handlers) {
     preview(index) {
       if (!trace) return;
       const step = index === null ? null : trace.steps[index];
+      const cells = step ? windowCells(step.rows, step.cols) : [];
       if (transposed()) {
-        outputs.forEach((grid, o) =>
-          grid.highlight("hover", step && o === step.out_channel ? windowCells(step.rows, step.cols) : []),
-        );
+        highlightChannel(outputs, "hover", step?.out_channel, cells);
         return;
       }
-      const cells = step ? windowCells(step.rows, step.cols) : [];
       inputs.forEach((grid, c) => grid.highlight("hover", step && step.in_channels.includes(c) ? cells : []));
-      outputs.forEach((grid, o) => grid.highlight("hover", step && o === step.out_channel ? [[step.y, step.x]] : []));
+      highlightChannel(outputs, "hover", step?.out_channel, step ? [[step.y, step.x]] : []);
     },
     /** Show a just-edited number before the new trace arrives. */
     setInputValue(c, r, x, value) {

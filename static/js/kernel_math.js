@@ -5,22 +5,10 @@
 
 import { t } from "./i18n.js";
 import { formatExact } from "./format.js";
+import { appendJoined, mathLine, node, num, writeMath } from "./math_lines.js";
+import { channelName } from "./trace_grids.js";
 
-const num = (value) => {
-  const text = formatExact(value);
-  return value < 0 ? `(${text})` : text;
-};
-
-function node(tag, className, text) {
-  const element = document.createElement(tag);
-  if (className) element.className = className;
-  if (text !== undefined) element.textContent = text;
-  return element;
-}
-
-function channelLabel(c, channels) {
-  return channels === 3 ? t(`conv.channel.rgb.${c}`) : t("conv.channel", { n: c + 1 });
-}
+const channelLabel = (c, channels) => channelName("conv", c, channels);
 
 function activationLine(name, pre, value) {
   if (!name || name === "none") return null;
@@ -32,32 +20,26 @@ function convSteps(step, data, trace) {
   const lines = [];
   const channels = data.input.length;
   step.in_channels.forEach((c, ci) => {
-    const line = node("p", "math-line");
-    line.append(node("span", "math-label", channelLabel(c, channels)));
-    const terms = node("span", "math-terms");
-    step.rows.forEach((r, i) =>
-      step.cols.forEach((x, j) => {
+    const { row, terms } = mathLine(channelLabel(c, channels));
+    const products = step.rows.flatMap((r, i) =>
+      step.cols.map((x, j) => {
         const value = trace.padded_input[c][r + pad.top][x + pad.left];
         const weight = data.weights[step.out_channel][ci][i][j];
-        if (terms.childElementCount > 0) terms.append(node("span", "math-op", "+"));
         const term = node("span", step.padded[i][j] ? "term is-padded" : "term", `${num(value)}×${num(weight)}`);
         term.title = t("conv.math.term", { row: r, col: x, product: formatExact(step.products[ci][i][j]) });
-        terms.append(term);
+        return term;
       }),
     );
+    appendJoined(terms, products, "+");
     terms.append(node("span", "math-op", "="), node("strong", "math-sum", formatExact(step.channel_sums[ci])));
-    line.append(terms);
-    lines.push(line);
+    lines.push(row);
   });
-  const total = node("p", "math-line math-total");
+  const total = mathLine(t("conv.math.total"), "math-line math-total");
   const parts = step.channel_sums.map((sum) => num(sum));
   if (data.bias) parts.push(`${t("conv.math.bias")} ${num(step.bias)}`);
   const showSum = parts.length > 1;
-  total.append(
-    node("span", "math-label", t("conv.math.total")),
-    node("span", "math-terms", `${showSum ? `${parts.join(" + ")} = ` : ""}${formatExact(step.pre_activation)}`),
-  );
-  lines.push(total);
+  total.terms.textContent = `${showSum ? `${parts.join(" + ")} = ` : ""}${formatExact(step.pre_activation)}`;
+  lines.push(total.row);
   const activation = activationLine(data.activation, step.pre_activation, step.value);
   if (activation) lines.push(activation);
   return lines;
@@ -66,11 +48,10 @@ function convSteps(step, data, trace) {
 function transposedSteps(step, data, trace, isLast) {
   const channels = data.input.length;
   const lines = [];
-  const values = node("p", "math-line");
-  values.append(node("span", "math-label", t("conv.math.input_value")));
-  values.append(node("span", "math-terms",
-    step.in_channels.map((c, ci) => `${channelLabel(c, channels)} = ${formatExact(step.inputs[ci])}`).join(", ")));
-  lines.push(values);
+  const values = mathLine(t("conv.math.input_value"));
+  values.terms.textContent =
+    step.in_channels.map((c, ci) => `${channelLabel(c, channels)} = ${formatExact(step.inputs[ci])}`).join(", ");
+  lines.push(values.row);
   const taps = node("div", "math-taps");
   step.rows.forEach((r, i) =>
     step.cols.forEach((x, j) => {
@@ -84,12 +65,11 @@ function transposedSteps(step, data, trace, isLast) {
   );
   lines.push(taps);
   if (isLast) {
-    const done = node("p", "math-line math-total");
-    done.append(node("span", "math-label", t("conv.math.total")),
-      node("span", "math-terms", data.bias
-        ? t("conv.math.transposed_bias", { bias: formatExact(trace.bias[step.out_channel]) })
-        : t("conv.math.transposed_done")));
-    lines.push(done);
+    const done = mathLine(t("conv.math.total"), "math-line math-total");
+    done.terms.textContent = data.bias
+      ? t("conv.math.transposed_bias", { bias: formatExact(trace.bias[step.out_channel]) })
+      : t("conv.math.transposed_done");
+    lines.push(done.row);
     if (data.activation && data.activation !== "none") {
       lines.push(node("p", "math-line math-activation", t("conv.math.transposed_activation", {
         activation: t(`activation.${data.activation}`) })));
@@ -108,11 +88,8 @@ export function renderKernelMath(root, trace, index, data, preview = false) {
   const heading = transposed
     ? t("conv.math.scatter_heading", { n: step.out_channel + 1, row: step.y, col: step.x })
     : t("conv.math.heading_cell", { n: step.out_channel + 1, row: step.y, col: step.x });
-  const title = node("p", "math-title", heading);
-  if (preview) title.append(node("span", "badge", t("conv.math.preview")));
   const perChannel = trace.steps.length / trace.output.length;
   const isLast = (index + 1) % perChannel === 0;
   const lines = transposed ? transposedSteps(step, data, trace, isLast) : convSteps(step, data, trace);
-  root.replaceChildren(title, ...lines);
-  root.classList.toggle("is-preview", preview);
+  writeMath(root, heading, t("conv.math.preview"), lines, preview);
 }

@@ -1,21 +1,20 @@
-// The pooling explorer (/pool): wires the page state, the controls, the API and the shared player
-// and grids together. One trace per configuration change (a second one carrying the upstream
-// gradient when the backward view is on), plus the same picture pooled three ways.
+// The pooling explorer (/pool): the page state, its controls and the requests (one trace per
+// configuration, a second one carrying the upstream gradient when the backward view is on, and
+// the same picture pooled three ways); explorer.js wires them to the shared player, the view and
+// the written-out arithmetic.
 
 import { t } from "./i18n.js";
-import { ApiError, clearErrors, getJSON, isAbort, latestOnly, postJSON, showErrors } from "./api.js";
+import { isAbort, latestOnly, postJSON } from "./api.js";
 import { createState } from "./state.js";
-import { bindControls } from "./controls.js";
-import { createPlayer } from "./player.js";
 import { addGridFigure } from "./grid.js";
 import { rangeOf } from "./colormap.js";
-import { newSeed, randomInt, seededRandom } from "./random.js";
+import { randomInt, seededRandom } from "./random.js";
 import { buildInput } from "./conv_data.js";
-import { INPUT_SOURCE_FIELDS, POOL_STATE, TRACE_FIELDS } from "./pool_state.js";
+import { POOL_STATE } from "./pool_state.js";
 import { createPoolView } from "./pool_view.js";
 import { renderPoolMath } from "./pool_math.js";
+import { bindNewRandom, createExplorer, fillSampleSelect, loadPresets, samplePatch } from "./explorer.js";
 
-const REFRESH_DELAY_MS = 120;
 const COMPARED = ["max", "avg", "l2"];
 const FIELD_ALIASES = {
   kernel_size: "kernel", ceil_mode: "ceil", count_include_pad: "include_pad", grad_output: "backward",
@@ -27,80 +26,29 @@ const form = $("pool-controls");
 const stage = $("stage");
 const mathRoot = $("pool-math");
 let presets = { kernels: [], inputs: [] };
-let current = null;
-let hovered = null;
-let refreshTimer = null;
 let compared = [];
-const latestTrace = latestOnly();
 const latestCompare = latestOnly();
 
-const view = createPoolView(
-  {
-    input: $("input-grids"), output: $("output-grids"), gradOut: $("grad-out-grids"),
-    gradIn: $("grad-in-grids"), inputSub: $("input-sub"), outputSub: $("output-sub"),
-    gradOutSub: $("grad-out-sub"), gradInSub: $("grad-in-sub"),
-  },
-  {
-    onEdit: editCell,
-    onHoverStep(index) {
-      hovered = index;
-      if (!current) return;
-      view.preview(index);
-      drawMath();
+const explorer = createExplorer({
+  state,
+  form,
+  stage,
+  player: $("player"),
+  fieldAliases: FIELD_ALIASES,
+  load,
+  createView: (handlers) => createPoolView(
+    {
+      input: $("input-grids"), output: $("output-grids"), gradOut: $("grad-out-grids"),
+      gradIn: $("grad-in-grids"), inputSub: $("input-sub"), outputSub: $("output-sub"),
+      gradOutSub: $("grad-out-sub"), gradInSub: $("grad-in-sub"),
     },
-    onPickStep: (index) => player.seek(index),
-  },
-);
-
-const player = createPlayer($("player"), {
-  index: state.get("step"),
-  speed: state.get("speed"),
-  onStep(index) {
-    state.set({ step: index });
-    draw(index);
-  },
-  onSpeedChange: (speed) => state.set({ speed }),
+    handlers,
+  ),
+  renderMath: ({ trace }, index, preview) => renderPoolMath(mathRoot, trace, index, preview),
 });
 
-function drawMath() {
-  if (current) renderPoolMath(mathRoot, current, hovered ?? player.index, hovered !== null);
-}
-
-function draw(index) {
-  if (!current) return;
-  view.step(index);
-  drawMath();
-}
-
-function editCell(at, value) {
-  const key = (edit) => edit.at.join(",");
-  const edits = state.get("edits").filter((other) => key(other) !== at.join(","));
-  state.set({ edits: [...edits, { kind: "i", at, value }] });
-  view.setInputValue(at[0], at[1], at[2], value);
-}
-
 function afterUserChange(name) {
-  const values = state.values();
-  const patch = {};
-  if (INPUT_SOURCE_FIELDS.has(name) && values.edits.length > 0) patch.edits = [];
-  if (name === "input") {
-    const sample = presets.inputs.find((item) => item.name === values.input);
-    if (sample) Object.assign(patch, { channels: String(sample.channels), size: sample.values[0].length });
-  }
-  state.set(patch);
-}
-
-function fillInputSelect() {
-  const select = form.elements.namedItem("input");
-  const option = (value, text) => Object.assign(document.createElement("option"), { value, textContent: text });
-  select.replaceChildren(
-    ...presets.inputs.map((item) => option(item.name, t(`pool.sample.${item.name}`))),
-    option("random", t("pool.sample.random")),
-  );
-  if (![...select.options].some((o) => o.value === state.get("input"))) {
-    state.set({ input: presets.inputs[0]?.name ?? "random" });
-  }
-  select.value = state.get("input");
+  state.set(samplePatch(name, state.values(), presets));
 }
 
 function updateAvailability() {
@@ -175,63 +123,25 @@ async function refreshComparison(values, input) {
   }
 }
 
-async function refresh() {
-  refreshTimer = null;
-  const values = state.values();
+async function load(values, signal) {
   const input = buildInput(values, presets);
-  stage.setAttribute("aria-busy", "true");
   refreshComparison(values, input);
-  let trace;
-  try {
-    trace = await latestTrace((signal) => tracePool(values, input, signal));
-  } catch (error) {
-    if (isAbort(error)) return;
-    showErrors(form, error instanceof ApiError ? error : new ApiError(0, String(error)), FIELD_ALIASES);
-    stage.classList.add("is-stale");
-    return;
-  }
-  clearErrors(form);
-  stage.classList.remove("is-stale");
-  current = trace;
-  hovered = null;
+  const trace = await tracePool(values, input, signal);
   showFormula(trace);
-  view.show(trace, { input });
-  player.setCount(trace.steps.length, state.get("step"));
-  state.set({ step: player.index });
-  draw(player.index);
-  stage.setAttribute("aria-busy", "false");
-  stage.dataset.steps = String(trace.steps.length);
-  stage.dataset.traces = String(Number(stage.dataset.traces || 0) + 1); // tests wait on this
+  return { trace, data: { input } };
 }
 
-function scheduleRefresh() {
-  if (refreshTimer !== null) clearTimeout(refreshTimer);
-  refreshTimer = setTimeout(refresh, REFRESH_DELAY_MS);
-}
-
-$("new-random").addEventListener("click", () => {
-  state.set({ seed: newSeed(), input: "random" });
-  afterUserChange("seed");
-});
+bindNewRandom($("new-random"), state, afterUserChange);
 
 state.subscribe((changed) => {
   if (changed.has("kind") || changed.has("backward")) updateAvailability();
-  if ([...changed].some((name) => TRACE_FIELDS.has(name))) scheduleRefresh();
-  if (changed.has("step") && current && state.get("step") !== player.index) player.seek(state.get("step"));
-  if (changed.has("speed")) player.setSpeed(state.get("speed"));
 });
 
 async function start() {
-  try {
-    presets = await getJSON("/api/conv/presets");
-  } catch (error) {
-    showErrors(form, error);
-  }
-  fillInputSelect();
-  bindControls(form, state, { onUserChange: afterUserChange });
+  presets = await loadPresets(form);
+  fillSampleSelect(form, state, presets, "pool.sample");
   updateAvailability();
-  await refresh();
-  document.body.dataset.ready = "true";
+  await explorer.start(afterUserChange);
 }
 
 start();

@@ -4,26 +4,7 @@
 
 import { t } from "./i18n.js";
 import { formatExact } from "./format.js";
-
-const num = (value) => {
-  if (value === null || value === -Infinity) return "−∞";
-  const text = formatExact(value);
-  return value < 0 ? `(${text})` : text;
-};
-
-function node(tag, className, text) {
-  const element = document.createElement(tag);
-  if (className) element.className = className;
-  if (text !== undefined) element.textContent = text;
-  return element;
-}
-
-function line(label, className = "math-line") {
-  const row = node("p", className);
-  const terms = node("span", "math-terms");
-  row.append(node("span", "math-label", label), terms);
-  return { row, terms };
-}
+import { appendJoined, mathLine as line, node, num, writeMath } from "./math_lines.js";
 
 /** Each window cell as {r, c, value, padded, weight, chosen}, row-major. */
 function cellsOf(step) {
@@ -43,16 +24,16 @@ function cellsOf(step) {
 }
 
 function joined(terms, cells, text, separator) {
-  cells.forEach((cell, k) => {
-    if (k > 0) terms.append(node("span", "math-op", separator));
+  const parts = cells.map((cell) => {
     let className = "term";
     if (cell.padded) className += " is-padded";
     if (cell.chosen) className += " is-chosen";
     if (cell.weight === 0) className += " is-unused";
     const term = node("span", className, text(cell));
     term.title = t("pool.math.at", { row: cell.r, col: cell.c });
-    terms.append(term);
+    return term;
   });
+  appendJoined(terms, parts, separator);
 }
 
 function forward(step, kind) {
@@ -84,12 +65,9 @@ function backward(step, routeOf, kind) {
   rows.push(head.row);
   const share = line(t("pool.math.routes"));
   if (cells.length === 0) share.terms.append(node("span", "term", t("pool.math.no_route")));
-  cells.forEach((cell, k) => {
-    if (k > 0) share.terms.append(node("span", "math-op", "·"));
-    const amount = routeOf.amounts[cell.i][cell.j];
-    const how = kind === "max" ? "" : ` = ${num(routeOf.grad)}×${formatExact(cell.weight)}`;
-    share.terms.append(node("span", "term", `(${cell.r}, ${cell.c}) ← ${formatExact(amount)}${how}`));
-  });
+  const how = (cell) => (kind === "max" ? "" : ` = ${num(routeOf.grad)}×${formatExact(cell.weight)}`);
+  appendJoined(share.terms, cells.map((cell) =>
+    node("span", "term", `(${cell.r}, ${cell.c}) ← ${formatExact(routeOf.amounts[cell.i][cell.j])}${how(cell)}`)), "·");
   rows.push(share.row);
   rows.push(node("p", "math-note hint", t(`pool.math.rule.${kind === "global_avg" ? "avg" : kind}`)));
   return rows;
@@ -102,10 +80,8 @@ export function renderPoolMath(root, trace, index, preview = false) {
     root.replaceChildren();
     return;
   }
-  const title = node("p", "math-title", t("pool.math.cell", { channel: step.channel + 1, y: step.y, x: step.x }));
-  if (preview) title.append(node("span", "badge", t("pool.math.hovered")));
-  const children = [title, forward(step, trace.kind)];
-  if (trace.backward) children.push(...backward(step, trace.backward.routes[index], trace.kind));
-  root.replaceChildren(...children);
-  root.classList.toggle("is-preview", preview);
+  const lines = [forward(step, trace.kind)];
+  if (trace.backward) lines.push(...backward(step, trace.backward.routes[index], trace.kind));
+  const heading = t("pool.math.cell", { channel: step.channel + 1, y: step.y, x: step.x });
+  writeMath(root, heading, t("pool.math.hovered"), lines, preview);
 }

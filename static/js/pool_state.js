@@ -18,10 +18,3 @@ export const POOL_STATE = [
   { name: "step", type: "int", default: 0, min: 0, max: 1000000 },
   { name: "speed", type: "float", default: 4, min: 0.5, max: 60 },
 ];
-
-/** Fields whose change needs new traces (all but the player's position and speed). */
-export const TRACE_FIELDS = new Set(
-  POOL_STATE.map((field) => field.name).filter((name) => name !== "step" && name !== "speed"),
-);
-/** A change of these makes earlier cell edits meaningless. */
-export const INPUT_SOURCE_FIELDS = new Set(["input", "size", "channels", "seed"]);

@@ -8,30 +8,22 @@ import { t } from "./i18n.js";
 import { addGridFigure } from "./grid.js";
 import { rangeOf } from "./colormap.js";
 import { formatNumber } from "./format.js";
+import {
+  channelName as captionOf, highlightChannel, revealOutputs, stepAt, stepsExtent, widestNumber, windowCells,
+} from "./trace_grids.js";
 
-const windowCells = (rows, cols) => rows.flatMap((r) => cols.map((c) => [r, c]));
 const formatCell = (value) => (value === -Infinity ? "−∞" : formatNumber(value));
-
-function channelName(c, channels) {
-  return channels === 3 ? t(`pool.channel.rgb.${c}`) : t("pool.channel", { n: c + 1 });
-}
+const channelName = (c, channels) => captionOf("pool", c, channels);
 
 /** Displayed rows/cols of the input: the padding and any ceil-mode overhang the windows reach. */
 function inputExtent(trace, height, width) {
   const pad = trace.padding;
-  let [top, left, bottom, right] = [-pad.top, -pad.left, height + pad.bottom - 1, width + pad.right - 1];
-  for (const step of trace.steps) {
-    top = Math.min(top, step.rows[0]);
-    left = Math.min(left, step.cols[0]);
-    bottom = Math.max(bottom, step.rows[step.rows.length - 1]);
-    right = Math.max(right, step.cols[step.cols.length - 1]);
-  }
-  return { origin: [top, left], rows: bottom - top + 1, cols: right - left + 1 };
+  return stepsExtent(trace.steps, [-pad.top, -pad.left, height + pad.bottom - 1, width + pad.right - 1]);
 }
 
 /**
  * roots: { input, output, gradOut, gradIn, inputSub, outputSub, gradOutSub, gradInSub } elements.
- * handlers: onEdit(at, value), onHoverStep(index | null), onPickStep(index).
+ * handlers: onEdit("i", at, value), onHoverStep(index | null), onPickStep(index).
  */
 export function createPoolView(roots, handlers) {
   let trace = null;
@@ -71,7 +63,7 @@ export function createPoolView(roots, handlers) {
         range,
         format: formatCell,
         editable: true,
-        onEdit: (r, x, value) => handlers.onEdit([c, r, x], value),
+        onEdit: (r, x, value) => handlers.onEdit("i", [c, r, x], value),
       }),
     );
     const padText = pad.top + pad.left > 0
@@ -85,7 +77,7 @@ export function createPoolView(roots, handlers) {
     const [height, width] = outShape();
     const values = trace.output.flat(2);
     const range = rangeOf(values);
-    const chars = Math.max(...values.map((v) => formatNumber(v).length));
+    const chars = widestNumber(values);
     outputs = trace.output.map((_, c) =>
       addGridFigure(roots.output, channelName(c, trace.output.length), {
         rows: height,
@@ -94,7 +86,7 @@ export function createPoolView(roots, handlers) {
         range,
         chars,
         onHover: (r, x) => hoverOutput(c, r, x),
-        onActivate: (r, x) => handlers.onPickStep(c * height * width + r * width + x),
+        onActivate: (r, x) => pickOutput(c, r, x),
       }),
     );
     roots.outputSub.textContent = `${trace.shape.channels}×${height}×${width}`;
@@ -117,11 +109,11 @@ export function createPoolView(roots, handlers) {
         value: (r, x) => plane[r][x],
         range: outRange,
         onHover: (r, x) => hoverOutput(c, r, x),
-        onActivate: (r, x) => handlers.onPickStep(c * height * width + r * width + x),
+        onActivate: (r, x) => pickOutput(c, r, x),
       }),
     );
     const inRange = rangeOf(backward.grad_input.flat(2));
-    const chars = Math.max(...backward.grad_input.flat(2).map((v) => formatNumber(v).length));
+    const chars = widestNumber(backward.grad_input.flat(2));
     gradIns = backward.grad_input.map((_, c) =>
       addGridFigure(roots.gradIn, channelName(c, backward.grad_input.length), {
         rows: inHeight,
@@ -134,20 +126,6 @@ export function createPoolView(roots, handlers) {
     routed = { upto: -1, sums: backward.grad_input.map(() => new Float64Array(inHeight * inWidth)) };
     roots.gradOutSub.textContent = `${trace.shape.channels}×${height}×${width}`;
     roots.gradInSub.textContent = `${data.input.length}×${inHeight}×${inWidth}`;
-  }
-
-  function reveal(count) {
-    const [height, width] = outShape();
-    const perChannel = height * width;
-    const paint = (i, shown) => {
-      const c = Math.floor(i / perChannel);
-      const y = Math.floor((i % perChannel) / width);
-      const x = i % width;
-      outputs[c].setValue(y, x, shown ? trace.output[c][y][x] : null);
-    };
-    for (let i = revealed; i < count; i++) paint(i, true);
-    for (let i = count; i < revealed; i++) paint(i, false);
-    revealed = count;
   }
 
   /** Add (sign +1) or take back (−1) route `index`'s amounts into the input gradient. */
@@ -179,14 +157,17 @@ export function createPoolView(roots, handlers) {
     const amounts = trace.backward.routes[index].amounts;
     const receivers = [];
     step.rows.forEach((r, i) => step.cols.forEach((c, j) => amounts[i][j] !== 0 && receivers.push([r, c])));
-    gradIns.forEach((grid, c) => grid.highlight("window", c === step.channel ? receivers : []));
-    gradOuts.forEach((grid, c) => grid.highlight("current", c === step.channel ? [[step.y, step.x]] : []));
+    highlightChannel(gradIns, "window", step.channel, receivers);
+    highlightChannel(gradOuts, "current", step.channel, [[step.y, step.x]]);
   }
 
   function hoverOutput(c, r, x) {
-    const [height, width] = outShape();
-    if (r === null || r < 0 || x < 0 || r >= height || x >= width) return handlers.onHoverStep(null);
-    handlers.onHoverStep(c * height * width + r * width + x);
+    handlers.onHoverStep(stepAt(c, r, x, ...outShape()));
+  }
+
+  function pickOutput(c, r, x) {
+    const index = stepAt(c, r, x, ...outShape());
+    if (index !== null) handlers.onPickStep(index);
   }
 
   return {
@@ -217,8 +198,8 @@ export function createPoolView(roots, handlers) {
         grid.highlight("current", mine && step.chosen ? [step.chosen] : []);
         grid.figure.classList.toggle("is-idle", !mine);
       });
-      reveal(index + 1);
-      outputs.forEach((grid, c) => grid.highlight("current", c === step.channel ? [[step.y, step.x]] : []));
+      revealed = revealOutputs(outputs, trace.output, revealed, index + 1);
+      highlightChannel(outputs, "current", step.channel, [[step.y, step.x]]);
       if (trace.backward) stepBackward(index);
     },
     /** Preview another step's window (hover) without moving the player; null ends it. */
@@ -226,10 +207,8 @@ export function createPoolView(roots, handlers) {
       if (!trace) return;
       const step = index === null ? null : trace.steps[index];
       const cells = step ? windowCells(step.rows, step.cols) : [];
-      inputs.forEach((grid, c) => grid.highlight("hover", step && c === step.channel ? cells : []));
-      for (const grids of [outputs, gradOuts]) {
-        grids.forEach((grid, c) => grid.highlight("hover", step && c === step.channel ? [[step.y, step.x]] : []));
-      }
+      highlightChannel(inputs, "hover", step?.channel, cells);
+      for (const grids of [outputs, gradOuts]) highlightChannel(grids, "hover", step?.channel, step ? [[step.y, step.x]] : []);
     },
     /** Show a just-edited number before the new trace arrives. */
     setInputValue(c, r, x, value) {
