@@ -195,12 +195,31 @@ class LayerLevels:
         return int(self.levels.nbytes)
 
 
+class Scratch:
+    """A float buffer lent to `layer_levels` again and again within one request.
+
+    Big layers are megabytes: a fresh temporary per layer costs fresh pages from the system,
+    a reused one does not. Never share one between threads.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = torch.empty(0)
+
+    def take(self, like: torch.Tensor) -> torch.Tensor:
+        """A float32 tensor shaped like `like`, on its device (contents undefined)."""
+        need = like.numel()
+        if self._buffer.numel() < need or self._buffer.device != like.device:
+            self._buffer = torch.empty(need, dtype=torch.float32, device=like.device)
+        return self._buffer[:need].view(like.shape)
+
+
 def _fold_units(values: torch.Tensor) -> torch.Tensor:
-    """n values → one (1, rows, cols) near-square tile, row by row, padded with zeros."""
+    """n values → one (1, rows, cols) near-square tile, row by row, padded with the minimum
+    (so the unused cells are level 0 and stay inside the range the levels are scaled from)."""
     flat = values.reshape(-1)
     cols = max(1, math.ceil(math.sqrt(flat.numel())))
     rows = max(1, math.ceil(flat.numel() / cols))
-    grid = flat.new_zeros(rows * cols)
+    grid = flat.new_full((rows * cols,), float(flat.min()) if flat.numel() else 0.0)
     grid[: flat.numel()] = flat
     return grid.reshape(1, rows, cols)
 
@@ -212,6 +231,7 @@ def layer_levels(
     *,
     normalise: str = "per_channel",
     max_channels: int = 64,
+    scratch: Scratch | None = None,
 ) -> LayerLevels:
     """Scale the first `max_channels` channels of one sample's output to uint8 levels.
 
@@ -219,6 +239,7 @@ def layer_levels(
     per_layer: all maps share the layer's range (shows which maps respond most strongly).
     A constant map has no contrast to show: it is all level 0 with its one value as its range.
     Units (see `LayerLevels`) are one tile, so both scalings give the same picture.
+    `scratch` lends a float buffer reused from layer to layer (one request's own).
     """
     if normalise not in NORMALISATIONS:
         raise CNNCoreError(
@@ -241,8 +262,13 @@ def layer_levels(
     # and each extra temporary costs a pass over them and fresh pages.
     span = high - low
     scale = torch.where(span > 0, 255.0 / torch.where(span > 0, span, 1.0), 0.0)[:, None, None]
-    scaled = torch.addcmul(0.5 - low[:, None, None] * scale, shown, scale)
-    levels = scaled.clamp_(0, 255).to(torch.uint8).cpu().numpy()
+    out = scratch.take(shown) if scratch is not None else None
+    scaled = torch.addcmul(0.5 - low[:, None, None] * scale, shown, scale, out=out)
+    # Finite values land in [0.5, 255.5] by construction; only inf or NaN (a diverged model)
+    # could leave that range, and only then is the extra clamping pass needed.
+    if not bool(torch.isfinite(span).all()):
+        scaled = scaled.nan_to_num_(0.0).clamp_(0, 255)
+    levels = scaled.to(torch.uint8).cpu().numpy()
     ranges = tuple(zip(low.flatten().tolist(), high.flatten().tolist(), strict=True))
     count = values.numel() if units else int(maps.shape[0])
     return LayerLevels(name, kind, tuple(output.shape), count, levels, ranges, units)
@@ -372,9 +398,16 @@ def learned_feature_maps(
     parameter = next(loaded.model.parameters(), None)
     device = parameter.device if parameter is not None else torch.device("cpu")
 
+    scratch = Scratch()
+
     def keep(name: str, value: torch.Tensor) -> LayerLevels:
         return layer_levels(
-            name, layers.types[name], value[0], normalise=normalise, max_channels=max_channels
+            name,
+            layers.types[name],
+            value[0],
+            normalise=normalise,
+            max_channels=max_channels,
+            scratch=scratch,
         )
 
     kept, output = capture_layers(layers, prepared.tensor.to(device), keep)

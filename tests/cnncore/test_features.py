@@ -14,6 +14,7 @@ from cnncore.colormaps import colormap
 from cnncore.errors import CNNCoreError
 from cnncore.features import (
     ATLAS_GAP,
+    Scratch,
     atlas_grid,
     atlas_rgb,
     capture_layers,
@@ -285,3 +286,17 @@ def test_learned_maps_for_an_initialised_model_have_no_predictions(tmp_path):
     for name, channel in (("features.0", 6), ("features.0", -1), ("_filters", 0)):
         with pytest.raises(KeyError):
             render_picture(result, name, "gray", channel=channel)
+
+
+def test_scratch_buffer_gives_the_same_levels_and_survives_non_finite_values():
+    scratch = Scratch()
+    big, small = torch.randn(8, 20, 20), torch.randn(3, 5, 5)
+    for output in (big, small, big):
+        plain = layer_levels("x", "Conv2d", output)
+        lent = layer_levels("x", "Conv2d", output, scratch=scratch)
+        np.testing.assert_array_equal(plain.levels, lent.levels)
+    broken = torch.randn(2, 4, 4)
+    broken[0, 1, 1] = float("nan")
+    broken[1, 0, 0] = float("inf")
+    maps = layer_levels("x", "Conv2d", broken, scratch=scratch)
+    assert maps.levels.dtype == np.uint8 and maps.levels.shape == (2, 4, 4)
