@@ -6,6 +6,9 @@ distribution y: H = −Σ_i y_i · log_b p_i (Goodfellow, Bengio & Courville, "D
 §6.2.2.3), whose gradient with respect to the logits is (p − y) / (T · ln b). Focal loss (Lin,
 Goyal, Girshick, He & Dollár, "Focal Loss for Dense Object Detection", ICCV 2017, eq. 5):
 FL(p_t) = −α_t (1 − p_t)^γ log p_t, which down-weights examples the model already gets right.
+`focal_terms` is that formula, the one place it is written: the explorer's term-by-term
+`compute_loss` and the training loss `focal_loss` (a batch mean, used by `cnncore.optim`) both
+call it.
 
 One logit means the binary (sigmoid) case, two or more the softmax case. Logs are taken in a
 numerically stable way (log-softmax, log-sigmoid); gradients come from autograd.
@@ -27,6 +30,8 @@ __all__ = [
     "FocalExample",
     "LossResult",
     "compute_loss",
+    "focal_loss",
+    "focal_terms",
     "softmax_with_temperature",
 ]
 
@@ -69,6 +74,23 @@ class LossResult:
 def softmax_with_temperature(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """p = softmax(z / T): T > 1 flattens the distribution, T < 1 sharpens it."""
     return torch.softmax(logits / temperature, dim=-1)
+
+
+def focal_terms(log_p: torch.Tensor, gamma: float) -> torch.Tensor:
+    """−(1 − p)^γ · ln p elementwise, from ln p (Lin et al. 2017, eq. 4; α applied by the caller).
+
+    (1 − p) is taken as −expm1(ln p), exact near p = 1 where 1 − exp(ln p) cancels, and clamped
+    at the dtype's smallest normal number so that 0^γ keeps a finite gradient for γ < 1.
+    """
+    modulating = (-torch.expm1(log_p)).clamp_min(torch.finfo(log_p.dtype).tiny) ** gamma
+    return -modulating * log_p
+
+
+def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0) -> torch.Tensor:
+    """Mean over a batch (N×K logits, N class indices) of −(1 − p_t)^γ log p_t (Lin et al. 2017,
+    eq. 5, without α): the training loss. γ = 0 is `F.cross_entropy`."""
+    log_p_t = F.log_softmax(logits, dim=1).gather(1, target.unsqueeze(1)).squeeze(1)
+    return focal_terms(log_p_t, gamma).mean()
 
 
 def _vector(values, field: str) -> torch.Tensor:
@@ -152,8 +174,9 @@ def _alpha_weights(alpha: float | None, binary: bool, classes: int) -> torch.Ten
 
 
 def _focal_example(label: str, p_t: float, gamma: float, alpha_t: float, ln_base: float):
-    cross_entropy = -math.log(p_t) / ln_base
-    focal = alpha_t * (1.0 - p_t) ** gamma * cross_entropy
+    log_p_t = torch.tensor(math.log(p_t), dtype=torch.float64)
+    cross_entropy = -log_p_t.item() / ln_base
+    focal = alpha_t * focal_terms(log_p_t, gamma).item() / ln_base
     ratio = cross_entropy / focal if focal > 0 else None
     return FocalExample(label, p_t, cross_entropy, focal, ratio)
 
@@ -207,13 +230,11 @@ def compute_loss(
     log_p = _log_probs(z, float(temperature), binary)
     p = log_p.exp()
     if kind == "focal":
-        # (1 − p)^γ via −expm1(ln p), exact near p = 1; clamped so that 0^γ has a gradient.
-        modulating = (-torch.expm1(log_p)).clamp_min(torch.finfo(torch.float64).tiny) ** gamma
-        weights = _alpha_weights(alpha, binary, classes) * modulating
+        per_class = _alpha_weights(alpha, binary, classes) * focal_terms(log_p, gamma)
     else:
-        weights = torch.ones_like(log_p)
+        per_class = -log_p
     # 0 · ln p is 0 even where p underflows, as torch.xlogy.
-    terms = torch.where(y > 0, -y * weights * log_p, 0.0) / ln_base
+    terms = torch.where(y > 0, y * per_class, 0.0) / ln_base
     loss = terms.sum()
     (grad,) = torch.autograd.grad(loss, z)
 

@@ -8,7 +8,8 @@
 - Step decay (multiply by γ every k epochs) and cosine annealing without restarts
   (Loshchilov & Hutter 2017, "SGDR"), both evaluated per optimisation step.
 - Focal loss (Lin et al. 2017, "Focal loss for dense object detection"):
-  FL(p_t) = −(1 − p_t)^γ · log p_t, which is cross-entropy when γ = 0.
+  FL(p_t) = −(1 − p_t)^γ · log p_t, which is cross-entropy when γ = 0 (`cnncore.losses`, where
+  the loss explorer writes the same formula out term by term).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnncore.errors import CNNCoreError
+from cnncore.losses import focal_loss
 
 __all__ = [
     "LOSSES",
@@ -114,12 +116,6 @@ def build_schedule(
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(kind, step, steps_per_epoch, total, step_size, gamma)
     )
-
-
-def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0) -> torch.Tensor:
-    """Mean over the batch of −(1 − p_t)^γ log p_t (Lin et al. 2017, eq. 5, without α)."""
-    log_p = F.log_softmax(logits, dim=1).gather(1, target.unsqueeze(1)).squeeze(1)
-    return (-((1.0 - log_p.exp()) ** gamma) * log_p).mean()
 
 
 def make_loss(

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cnncore.errors import CNNCoreError
-from cnncore.losses import compute_loss, softmax_with_temperature
+from cnncore.losses import compute_loss, focal_loss, softmax_with_temperature
 
 LN = {"e": 1.0, "2": math.log(2), "10": math.log(10)}
 
@@ -98,6 +98,28 @@ def test_focal_loss_matches_the_paper_formula_and_its_autograd(logits, data, gam
     (expected_grad,) = torch.autograd.grad(expected, z)
     assert result.loss == pytest.approx(expected.item(), rel=1e-9, abs=1e-12)
     torch.testing.assert_close(result.grad, expected_grad, rtol=1e-7, atol=1e-12)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(1, 6), st.integers(2, 6), st.floats(0, 5), st.integers(0, 2**31 - 1))
+def test_training_focal_loss_is_the_mean_of_the_explorers_examples(rows, classes, gamma, seed):
+    """One formula: the batched training loss averages what the explorer writes out per example,
+    value and gradient, and matches the paper's formula near p_t = 1 (easy examples)."""
+    generator = torch.Generator().manual_seed(seed)
+    logits = (torch.randn(rows, classes, generator=generator, dtype=torch.float64) * 6)
+    logits.requires_grad_(True)
+    target = torch.randint(0, classes, (rows,), generator=generator)
+    batched = focal_loss(logits, target, gamma)
+    (batched_grad,) = torch.autograd.grad(batched, logits)
+    examples = [compute_loss("focal", int(t), logits=row.tolist(), gamma=gamma)
+                for row, t in zip(logits.detach(), target, strict=True)]
+    assert batched.item() == pytest.approx(sum(e.loss for e in examples) / rows, rel=1e-9,
+                                           abs=1e-12)
+    torch.testing.assert_close(batched_grad, torch.stack([e.grad for e in examples]) / rows,
+                               rtol=1e-7, atol=1e-12)
+    expected = torch.stack([_reference_focal(row, int(t), gamma, None)
+                            for row, t in zip(logits.detach(), target, strict=True)]).mean()
+    assert batched.item() == pytest.approx(expected.item(), rel=1e-9, abs=1e-12)
 
 
 @settings(max_examples=40, deadline=None)
