@@ -209,7 +209,7 @@ LESSONS: tuple[Lesson, ...] = (
     ),
     Lesson(
         "receptive-field",
-        _link("/receptive-field", model="vgg16"),
+        _link("/receptive-field", model="vgg16", layer="features.28", erf=1),
         (
             _q("stack", solve.stacked_small_kernels, layers=3, kernel=3, channels=64),
             _q("vgg", solve.model_layer_field, model="vgg16", layer="features.28"),
