@@ -18,6 +18,7 @@ COPY cnncore cnncore
 COPY app app
 COPY templates templates
 COPY static static
+COPY weights weights
 RUN useradd --system --home /data cnnviz && mkdir -p /data && chown cnnviz /data
 USER cnnviz
 EXPOSE 8000
