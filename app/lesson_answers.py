@@ -148,8 +148,8 @@ def edge_response(sample: str, kernel: str, size: int, bright: int) -> tuple[Ans
     peak = max(range(len(row)), key=lambda x: abs(row[x]))
     k = taps.shape[0]
     window = image[0, :k, peak:peak + k]
-    lines = (f"column {peak}: " + _products_line(window, taps, row[peak]),
-             f"row 0 = [{', '.join(num(v) for v in row)}]")
+    lines = (f"(y, x) = (0, {peak}): " + _products_line(window, taps, row[peak]),
+             f"y = 0: [{', '.join(num(v) for v in row)}]")
     return (Answer("output_row", "[" + ", ".join(num(v) for v in row) + "]", tuple(row), lines),)
 
 
@@ -159,8 +159,8 @@ def same_padding(kernel: int, dilated_kernel: int, dilation: int) -> tuple[Answe
     cases = (("padding_plain", kernel, 1), ("padding_dilated", dilated_kernel, dilation))
     for label, k, d in cases:
         pads = resolve_padding("same", (k, k), (1, 1), (d, d))
-        work = (f"total = d·(k − 1) = {d}·({k} − 1) = {pads.height.total}",
-                f"top/left = {pads.top}, bottom/right = {pads.bottom}")
+        work = (f"p_before + p_after = d·(k − 1) = {d}·({k} − 1) = {pads.height.total}",
+                f"p_before = {pads.top}, p_after = {pads.bottom}")
         answers.append(Answer(label, f"{pads.top} + {pads.bottom}",
                               (pads.top, pads.bottom), work))
     return tuple(answers)
@@ -394,11 +394,14 @@ def macs_ratio(small: str, large: str) -> tuple[Answer, ...]:
     )),)
 
 
-def _cost_lines(cost) -> tuple[str, ...]:
+def _cost_lines(cost, standard: bool = False) -> tuple[str, ...]:
+    """One line per conv: the factorised ones by their dotted name, the standard one (which is
+    no layer of the model) by its type and channels."""
     lines = []
     for row in cost.layers:
         kernel = shape_text(*row.kernel_size)
-        name = row.name if kernel in row.name else f"{row.name} ({kernel})"
+        name = (f"{row.type} {kernel}, {row.input_shape[0]} → {row.output_shape[0]}" if standard
+                else f"{row.name} ({kernel})")
         lines.append(f"{name}: {num(row.macs)} MACs")
     return tuple(lines)
 
@@ -417,7 +420,7 @@ def factorised_cost(name: str, input_shape: list[int], out: int, kernel: int,
         _expect((factorised.layers[0].output_shape[0],), (reduce,), "the bottleneck width")
     ratio = float(comparison.macs_ratio)
     return (
-        Answer("macs_standard", num(standard.macs), standard.macs, _cost_lines(standard)),
+        Answer("macs_standard", num(standard.macs), standard.macs, _cost_lines(standard, True)),
         Answer("macs_factorised", num(factorised.macs), factorised.macs, (
             *_cost_lines(factorised),
             " + ".join(num(r.macs) for r in factorised.layers) + f" = {num(factorised.macs)}",
@@ -444,7 +447,13 @@ def residual_block_params(model: str, block: str, channels: int) -> tuple[Answer
         elif row.name.endswith("downsample"):
             lines.append(f"{row.name} ({row.type}): 0")
     total = sum(row.params for row in rows)
-    return (Answer("params", num(total), total, (*lines, f"Σ = {num(total)}")),)
+    shortcut = [row for row in rows if row.name.startswith(f"{block}.downsample")]
+    shortcut_params = sum(row.params for row in shortcut)
+    return (
+        Answer("params", num(total), total, (*lines, f"Σ = {num(total)}")),
+        Answer("params_shortcut", num(shortcut_params), shortcut_params,
+               tuple(f"{row.name} ({row.type}): {num(row.params)}" for row in shortcut)),
+    )
 
 
 # --- receptive fields -------------------------------------------------------------------------

@@ -440,7 +440,9 @@ def test_bottleneck_and_separable_costs():
 def test_residual_block_parameters():
     p = QUESTIONS[("modern-cnns", "residual")].params
     block = build_model(p["model"], device="meta").get_submodule(p["block"])
-    assert answers("modern-cnns", "residual")["params"].exact == params_of(block)
+    result = answers("modern-cnns", "residual")
+    assert result["params"].exact == params_of(block)
+    assert result["params_shortcut"].exact == params_of(block.downsample) == 0  # identity
 
 
 def test_stacked_small_kernels():
