@@ -5,8 +5,12 @@
 //   own keys apply (space, ←, →), since key presses in a frame stay in the frame.
 // - The embedded explorer (same origin, ?embed=1) grows to its content's height, follows the
 //   lesson's presenter mode, and hands P and F back to the lesson (theme.js posts them here).
+// - The lesson's state (the answers shown, the framed explorer's state as embed.js reports it)
+//   lives in the lesson's URL, so a link reopens what the teacher showed, and follow mode
+//   (follow.js, which publishes page states) mirrors both onto the students' lesson pages.
 
 import { t } from "./i18n.js";
+import { createState } from "./state.js";
 import { isPresenter, setPresenter, toggleFullscreen } from "./theme.js";
 
 const STORE_KEY = "cnnviz.lessons.v1";
@@ -116,7 +120,7 @@ function bindFrame(frame) {
   const tell = () => frame.contentWindow?.postMessage(
     { [MESSAGE]: "presenter", on: isPresenter() }, window.location.origin);
   let observer = null;
-  frame.addEventListener("load", () => {
+  const loaded = () => {
     tell();
     const body = frame.contentDocument?.body;
     if (!body) return;
@@ -131,13 +135,86 @@ function bindFrame(frame) {
     observer = new ResizeObserver(fit);
     observer.observe(body);
     fit();
-  });
+  };
+  frame.addEventListener("load", loaded);
+  if (frame.contentDocument?.readyState === "complete" && frame.contentDocument.body?.childElementCount) {
+    loaded(); // the frame finished before this module ran
+  }
   window.addEventListener("presenterchange", tell);
   window.addEventListener("message", (event) => {
     if (event.origin !== window.location.origin || event.source !== frame.contentWindow) return;
     if (event.data?.[MESSAGE] !== "key") return;
     if (event.data.key === "p") setPresenter(!isPresenter());
     else if (event.data.key === "f") toggleFullscreen();
+  });
+}
+
+/* ------------------------------------------------------------------ lesson state ------------ */
+
+/** An object of field values as JSON in the URL (the framed explorer's state); "" is none. */
+const explorerCodec = {
+  type: "custom",
+  default: null,
+  parse(text) {
+    if (text === "") return null;
+    try {
+      const value = JSON.parse(text);
+      return value && typeof value === "object" && !Array.isArray(value) ? value : undefined;
+    } catch {
+      return undefined;
+    }
+  },
+  format: (value) => (value === null ? "" : JSON.stringify(value)),
+};
+
+/** Answers shown ⇄ the state's `open` list (a teacher opening one opens it for followers). */
+function bindAnswers(state) {
+  const questions = [...document.querySelectorAll(".question[data-question]")];
+  const details = (question) => question.querySelector("details.answer");
+  const show = (open) => {
+    for (const question of questions) {
+      const wanted = open.includes(question.dataset.question);
+      if (details(question).open !== wanted) details(question).open = wanted;
+    }
+  };
+  for (const question of questions) {
+    details(question).addEventListener("toggle", () => {
+      state.set({ open: questions.filter((q) => details(q).open).map((q) => q.dataset.question) });
+    });
+  }
+  state.subscribe((changed, values) => {
+    if (changed.has("open")) show(values.open);
+  });
+  show(state.get("open"));
+}
+
+/**
+ * The frame's explorer state ⇄ the lesson state's `explorer` field. A freshly loaded frame gets
+ * the lesson's (from its URL, or from the teacher) before it may report its own; after that
+ * each report from the frame is the lesson's new state, and each change from outside (follow
+ * mode) is sent into the frame.
+ */
+function bindExplorerState(frame, state) {
+  let fromFrame = false;
+  const send = (values) => frame.contentWindow?.postMessage(
+    { [MESSAGE]: "explorer-apply", values }, window.location.origin);
+  window.addEventListener("message", (event) => {
+    if (event.origin !== window.location.origin || event.source !== frame.contentWindow) return;
+    if (event.data?.[MESSAGE] !== "explorer-state") return;
+    const wanted = state.get("explorer");
+    if (event.data.first && wanted) {
+      send(wanted);
+      return;
+    }
+    fromFrame = true;
+    try {
+      state.set({ explorer: event.data.values });
+    } finally {
+      fromFrame = false;
+    }
+  });
+  state.subscribe((changed, values) => {
+    if (changed.has("explorer") && !fromFrame && values.explorer) send(values.explorer);
   });
 }
 
@@ -153,7 +230,15 @@ if (article) {
   const button = document.getElementById("lesson-done");
   if (button) bindDoneButton(button, slug, progress);
   const frame = document.getElementById("explorer-frame");
-  if (frame) bindFrame(frame);
+  const state = createState([
+    { name: "open", type: "list", default: [] },
+    ...(frame ? [{ name: "explorer", ...explorerCodec }] : []),
+  ]);
+  bindAnswers(state);
+  if (frame) {
+    bindFrame(frame);
+    bindExplorerState(frame, state);
+  }
 }
 showMarks(progress);
 showSummary(progress);

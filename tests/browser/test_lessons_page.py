@@ -3,8 +3,11 @@ the language, drive the lesson and its framed explorer with the keyboard, keep p
 screenshot every lesson in both languages on a phone and on a projector (presenter mode).
 Every page is guarded: no request outside the server, no console error."""
 
+import re
+
 import pytest
 import torch
+from playwright.sync_api import expect
 from torch import nn
 
 from app.i18n import catalogue
@@ -170,3 +173,39 @@ def test_every_lesson_on_a_projector_presenting(make_page, screenshot, lang):
         if lesson.explorer.path in PAGES:
             assert explorer(projector).locator("html.presenter").count() == 1
         screenshot(projector, f"lesson-{lesson.slug}-{lang}-projector")
+
+
+def test_followers_mirror_the_lesson_its_answers_and_its_explorer(make_page):
+    teacher = open_lesson(make_page("desktop"), "convolution")
+    teacher.click("#follow-start")
+    dialog = teacher.locator(".follow-dialog")
+    code = dialog.locator(".follow-code").inner_text()
+    dialog.locator(".follow-close").click()
+
+    student = make_page("phone", locale="ko-KR")
+    student.goto(f"/join/{code}")
+    expect(student).to_have_url(re.compile(rf"/lessons/convolution\?.*follow={code}"))
+    student.wait_for_selector("body[data-ready=true]")
+    student.wait_for_function(FRAME_READY)
+    expect(student.locator(".follow-bar")).to_have_attribute("data-state", "following")
+    assert explorer(student).locator("#follow-start").count() == 0
+
+    # the teacher steps and reconfigures the framed explorer: the student's frame follows
+    frame = explorer(teacher)
+    for _ in range(3):
+        frame.locator(".player-next").click()
+    expect(explorer(student).locator(".player-position")).to_have_text(
+        frame.locator(".player-position").inner_text())
+    frame.locator("#c-stride").fill("2")
+    frame.locator("#c-stride").press("Tab")
+    expect(explorer(student).locator("#c-stride")).to_have_value("2")
+    frame.locator(".player-last").click()
+    expect(explorer(student).locator(".player-position")).to_have_text(
+        frame.locator(".player-position").inner_text())
+
+    # the teacher reveals an answer, then moves on to the next lesson
+    teacher.locator("#q-output summary").click()
+    expect(student.locator("#q-output details")).to_have_attribute("open", "")
+    teacher.locator("h1").click()
+    teacher.keyboard.press("ArrowRight")
+    expect(student).to_have_url(re.compile(r"/lessons/edge-filters\?"))
