@@ -1,8 +1,10 @@
-"""Assembles the app: routers, static files, error handlers, request limits, security headers."""
+"""Assembles the app: routers, static files, error handlers, request limits, security headers,
+the server's torch threads."""
 
 import importlib
 import pkgutil
 
+import torch
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
@@ -20,6 +22,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                           redoc_url=None, openapi_url="/openapi.json")
     install_error_handlers(application)
     settings = settings or get_settings()
+    if settings.torch_threads > 0:
+        # Now, before any request thread touches torch: a thread keeps the count it first saw.
+        torch.set_num_threads(settings.torch_threads)
     # Added innermost first: the 413 of the body limit still gets the security headers.
     application.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes,
                                max_multipart_bytes=settings.max_multipart_bytes)

@@ -4,6 +4,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -18,6 +19,9 @@ class Settings(BaseSettings):
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     data_dir: Path = ROOT / "var"
     database_url: str = ""  # empty → sqlite file under data_dir
+    # torch intra-op threads of the server process (set once at start-up); 0: torch's default.
+    # Requests already run side by side in the server's thread pool (docs/PERFORMANCE.md).
+    torch_threads: int = Field(0, ge=0, le=256)
 
     # --- every request (app/limits.py) and cross-origin access -------------------------------
     max_body_bytes: int = 4_000_000  # any body but an upload (JSON): 413 above this
