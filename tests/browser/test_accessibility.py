@@ -1,6 +1,7 @@
 """Every page, keyboard and screen-reader first: each control is reachable with Tab and shows
 where the focus is, each control has an accessible name, reduced motion stops animation, a
-360 px phone never scrolls sideways, and presenter mode (P) enlarges the type; F is full screen."""
+360 px phone never scrolls sideways, and presenter mode (P) enlarges the type and hides the
+chrome; F is full screen; space and → play and step where the page has a step player."""
 
 import pytest
 
@@ -162,6 +163,15 @@ def test_presenter_mode_enlarges_type_and_keys_p_and_f_are_wired(make_page, path
     assert "present=1" in page.url
     page.keyboard.press("f")
     page.wait_for_function("window.fullscreenCalls === 1")
+    if page.locator(".player-position").count() == 1:  # explorers with a step player
+        position = page.inner_text(".player-position")
+        page.keyboard.press("ArrowRight")
+        page.wait_for_function(
+            f"document.querySelector('.player-position').textContent !== {position!r}")
+        page.keyboard.press(" ")
+        page.wait_for_selector(".player.is-playing")
+        page.keyboard.press(" ")
+        page.wait_for_selector(".player:not(.is-playing)")
     page.keyboard.press("p")
     page.wait_for_function("!document.documentElement.classList.contains('presenter')")
     assert page.evaluate(size) == before
