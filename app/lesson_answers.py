@@ -89,23 +89,51 @@ def _hwc(shape) -> tuple[int, int, int]:
 # --- convolution ------------------------------------------------------------------------------
 
 
-def conv_layer(size: int, channels: int, filters: int, kernel: int, stride: int = 1,
-               padding: int | str = 0, dilation: int = 1, bias: bool = True,
-               macs: bool = False) -> tuple[Answer, ...]:
+def conv_layer(
+    size: int,
+    channels: int,
+    filters: int,
+    kernel: int,
+    stride: int = 1,
+    padding: int | str = 0,
+    dilation: int = 1,
+    bias: bool = True,
+    macs: bool = False,
+) -> tuple[Answer, ...]:
     """Output size and parameters (and MACs) of one conv layer on a square input."""
-    shape = conv2d_shape(channels, size, size, kernel, out_channels=filters, stride=stride,
-                         padding=padding, dilation=dilation, bias=bias)
+    shape = conv2d_shape(
+        channels,
+        size,
+        size,
+        kernel,
+        out_channels=filters,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        bias=bias,
+    )
     answers = [
-        Answer("output_size", shape_text(*_hwc(shape)), _hwc(shape),
-               (shape.formula["height"], shape.formula["width"])),
+        Answer(
+            "output_size",
+            shape_text(*_hwc(shape)),
+            _hwc(shape),
+            (shape.formula["height"], shape.formula["width"]),
+        ),
         Answer("params", num(shape.params), shape.params, (shape.formula["params"],)),
     ]
     if macs:
         h, w, o = _hwc(shape)
-        answers.append(Answer("macs", num(shape.macs), shape.macs, (
-            f"MACs = H_out·W_out·C_out·C_in·k·k = {h}·{w}·{o}·{channels}·{kernel}·{kernel}"
-            f" = {num(shape.macs)}",
-        )))
+        answers.append(
+            Answer(
+                "macs",
+                num(shape.macs),
+                shape.macs,
+                (
+                    f"MACs = H_out·W_out·C_out·C_in·k·k = {h}·{w}·{o}·{channels}·{kernel}·{kernel}"
+                    f" = {num(shape.macs)}",
+                ),
+            )
+        )
     return tuple(answers)
 
 
@@ -116,8 +144,10 @@ def conv_output_and_macs(size: int, kernel: int) -> tuple[Answer, ...]:
 
 
 def _products_line(window: torch.Tensor, kernel: torch.Tensor, total: float) -> str:
-    pairs = [f"{term(a)}·{term(b)}" for a, b in zip(window.flatten().tolist(),
-                                                     kernel.flatten().tolist(), strict=True)]
+    pairs = [
+        f"{term(a)}·{term(b)}"
+        for a, b in zip(window.flatten().tolist(), kernel.flatten().tolist(), strict=True)
+    ]
     return " + ".join(pairs) + f" = {num(total)}"
 
 
@@ -147,9 +177,11 @@ def edge_response(sample: str, kernel: str, size: int, bright: int) -> tuple[Ans
     row = trace.output[0, 0].tolist()
     peak = max(range(len(row)), key=lambda x: abs(row[x]))
     k = taps.shape[0]
-    window = image[0, :k, peak:peak + k]
-    lines = (f"(y, x) = (0, {peak}): " + _products_line(window, taps, row[peak]),
-             f"y = 0: [{', '.join(num(v) for v in row)}]")
+    window = image[0, :k, peak : peak + k]
+    lines = (
+        f"(y, x) = (0, {peak}): " + _products_line(window, taps, row[peak]),
+        f"y = 0: [{', '.join(num(v) for v in row)}]",
+    )
     return (Answer("output_row", "[" + ", ".join(num(v) for v in row) + "]", tuple(row), lines),)
 
 
@@ -159,18 +191,21 @@ def same_padding(kernel: int, dilated_kernel: int, dilation: int) -> tuple[Answe
     cases = (("padding_plain", kernel, 1), ("padding_dilated", dilated_kernel, dilation))
     for label, k, d in cases:
         pads = resolve_padding("same", (k, k), (1, 1), (d, d))
-        work = (f"p_before + p_after = d·(k − 1) = {d}·({k} − 1) = {pads.height.total}",
-                f"p_before = {pads.top}, p_after = {pads.bottom}")
-        answers.append(Answer(label, f"{pads.top} + {pads.bottom}",
-                              (pads.top, pads.bottom), work))
+        work = (
+            f"p_before + p_after = d·(k − 1) = {d}·({k} − 1) = {pads.height.total}",
+            f"p_before = {pads.top}, p_after = {pads.bottom}",
+        )
+        answers.append(Answer(label, f"{pads.top} + {pads.bottom}", (pads.top, pads.bottom), work))
     return tuple(answers)
 
 
 def _stack_fields(dilations: list[int], kernel: int, strides: list[int] | None = None):
     strides = strides or [1] * len(dilations)
     with torch.device("meta"):
-        layers = [nn.Conv2d(1, 1, kernel, stride=s, dilation=d, padding=d * (kernel // 2))
-                  for d, s in zip(dilations, strides, strict=True)]
+        layers = [
+            nn.Conv2d(1, 1, kernel, stride=s, dilation=d, padding=d * (kernel // 2))
+            for d, s in zip(dilations, strides, strict=True)
+        ]
     fields = receptive_fields(nn.Sequential(*layers), (1, 64, 64))
     return [fields[str(i)].height for i in range(len(layers))]
 
@@ -180,21 +215,27 @@ def dilated_stack_field(dilations: list[int], kernel: int) -> tuple[Answer, ...]
     fields = _stack_fields(dilations, kernel)
     sizes = [1] + [int(f.size) for f in fields]
     steps = [f"{d}·({kernel} − 1)" for d in dilations]
-    work = (f"r = 1 + {' + '.join(steps)} = {sizes[-1]}",
-            "r: " + " → ".join(str(s) for s in sizes))
+    work = (f"r = 1 + {' + '.join(steps)} = {sizes[-1]}", "r: " + " → ".join(str(s) for s in sizes))
     return (Answer("receptive_field", f"{sizes[-1]}×{sizes[-1]}", sizes[-1], work),)
 
 
 def dilated_vs_large(channels: int, kernel: int, dilation: int) -> tuple[Answer, ...]:
     """Parameters of a dilated k×k conv against the plain kernel that sees as far."""
     seen = dilation * (kernel - 1) + 1
-    dilated = conv2d_shape(channels, 32, 32, kernel, out_channels=channels, dilation=dilation,
-                           padding="same")
+    dilated = conv2d_shape(
+        channels, 32, 32, kernel, out_channels=channels, dilation=dilation, padding="same"
+    )
     large = conv2d_shape(channels, 32, 32, seen, out_channels=channels, padding="same")
     return (
-        Answer("params_dilated", num(dilated.params), dilated.params,
-               (f"k' = d·(k − 1) + 1 = {dilation}·({kernel} − 1) + 1 = {seen}",
-                dilated.formula["params"])),
+        Answer(
+            "params_dilated",
+            num(dilated.params),
+            dilated.params,
+            (
+                f"k' = d·(k − 1) + 1 = {dilation}·({kernel} − 1) + 1 = {seen}",
+                dilated.formula["params"],
+            ),
+        ),
         Answer("params_large", num(large.params), large.params, (large.formula["params"],)),
     )
 
@@ -209,21 +250,45 @@ def conv_vs_dense(size: int, channels: int, filters: int, kernel: int) -> tuple[
     ratio = params / conv.params
     return (
         Answer("params_conv", num(conv.params), conv.params, (conv.formula["params"],)),
-        Answer("params_dense", num(params), params,
-               (f"params = in·out + out = {num(inputs)}·{num(outputs)} + {num(outputs)}"
-                f" = {num(params)}",)),
-        Answer("dense_over_conv", f"{num(round(ratio))}×", ratio,
-               (f"{num(params)} / {num(conv.params)} = {num(ratio, 6)}",)),
+        Answer(
+            "params_dense",
+            num(params),
+            params,
+            (
+                f"params = in·out + out = {num(inputs)}·{num(outputs)} + {num(outputs)}"
+                f" = {num(params)}",
+            ),
+        ),
+        Answer(
+            "dense_over_conv",
+            f"{num(round(ratio))}×",
+            ratio,
+            (f"{num(params)} / {num(conv.params)} = {num(ratio, 6)}",),
+        ),
     )
 
 
-def transposed_output(size: int, kernel: int, stride: int, padding: int,
-                      output_padding: int) -> tuple[Answer, ...]:
-    shape = conv2d_shape(1, size, size, kernel, stride=stride, padding=padding,
-                         transposed=True, output_padding=output_padding)
-    return (Answer("output_size", shape_text(shape.out_height, shape.out_width),
-                   (shape.out_height, shape.out_width),
-                   (shape.formula["height"], shape.formula["width"])),)
+def transposed_output(
+    size: int, kernel: int, stride: int, padding: int, output_padding: int
+) -> tuple[Answer, ...]:
+    shape = conv2d_shape(
+        1,
+        size,
+        size,
+        kernel,
+        stride=stride,
+        padding=padding,
+        transposed=True,
+        output_padding=output_padding,
+    )
+    return (
+        Answer(
+            "output_size",
+            shape_text(shape.out_height, shape.out_width),
+            (shape.out_height, shape.out_width),
+            (shape.formula["height"], shape.formula["width"]),
+        ),
+    )
 
 
 def _hwc_text(shape: tuple[int, ...]) -> str:
@@ -238,13 +303,18 @@ def autoencoder_code(model: str, input_shape: list[int]) -> tuple[Answer, ...]:
     weighted = [layer for layer in summary.layers if layer.params]
     encoder = [layer for layer in weighted if layer.type == "Conv2d"]
     code = encoder[-1].output_shape
-    path = " → ".join(_hwc_text(s) for s in [summary.input_shape,
-                                              *(layer.output_shape for layer in weighted)])
+    path = " → ".join(
+        _hwc_text(s) for s in [summary.input_shape, *(layer.output_shape for layer in weighted)]
+    )
     sizes = " + ".join(num(layer.params) for layer in weighted)
     return (
         Answer("code_size", _hwc_text(code), (*code[1:], code[0]), (path,)),
-        Answer("params", num(summary.total_params), summary.total_params,
-               (f"{sizes} = {num(summary.total_params)}",)),
+        Answer(
+            "params",
+            num(summary.total_params),
+            summary.total_params,
+            (f"{sizes} = {num(summary.total_params)}",),
+        ),
     )
 
 
@@ -256,11 +326,21 @@ def pool_shape(size: int, channels: int, kernel: int, stride: int) -> tuple[Answ
     height, width = pool2d_shape(size, size, kernel, stride)
     before, after = size * size * channels, height * width * channels
     return (
-        Answer("output_size", shape_text(height, width, channels), (height, width, channels),
-               (f"H_out = ⌊({size} − {kernel}) / {stride}⌋ + 1 = {height}",)),
-        Answer("values_kept", percent(after, before), after / before,
-               (f"{size}·{size}·{channels} = {num(before)} → "
-                f"{height}·{width}·{channels} = {num(after)}",)),
+        Answer(
+            "output_size",
+            shape_text(height, width, channels),
+            (height, width, channels),
+            (f"H_out = ⌊({size} − {kernel}) / {stride}⌋ + 1 = {height}",),
+        ),
+        Answer(
+            "values_kept",
+            percent(after, before),
+            after / before,
+            (
+                f"{size}·{size}·{channels} = {num(before)} → "
+                f"{height}·{width}·{channels} = {num(after)}",
+            ),
+        ),
     )
 
 
@@ -276,8 +356,9 @@ def pooled_values(values: list[list[int]], kernel: int) -> tuple[Answer, ...]:
             if kind == "max":
                 work.append(f"max({cells}) = {num(step.value)}")
             else:
-                work.append(f"({cells.replace(', ', ' + ')}) / {num(step.divisor)}"
-                            f" = {num(step.value)}")
+                work.append(
+                    f"({cells.replace(', ', ' + ')}) / {num(step.divisor)} = {num(step.value)}"
+                )
         answers.append(Answer(label, matrix_text(output), tuple(map(tuple, output)), tuple(work)))
     return tuple(answers)
 
@@ -293,26 +374,37 @@ def sigmoid_derivative(depth: int) -> tuple[Answer, ...]:
     x = round(curve.x[at].item(), 6)  # the sample at 0 carries linspace's rounding error
     bound = slope**depth
     return (
-        Answer("max_slope", num(slope), slope,
-               (f"σ'(x) = σ(x)·(1 − σ(x)); x = {num(x)}: {num(y)}·(1 − {num(y)}) = {num(slope)}",)),
-        Answer("chain_bound", num(bound, 3), bound,
-               (f"{num(slope)}^{depth} = {num(bound, 3)}",)),
+        Answer(
+            "max_slope",
+            num(slope),
+            slope,
+            (f"σ'(x) = σ(x)·(1 − σ(x)); x = {num(x)}: {num(y)}·(1 − {num(y)}) = {num(slope)}",),
+        ),
+        Answer("chain_bound", num(bound, 3), bound, (f"{num(slope)}^{depth} = {num(bound, 3)}",)),
     )
 
 
-def measured_vanishing(depth: int, activations: list[str], init: str,
-                       seed: int) -> tuple[Answer, ...]:
+def measured_vanishing(
+    depth: int, activations: list[str], init: str, seed: int
+) -> tuple[Answer, ...]:
     """First-layer over last-hidden-layer gradient norm in cnncore's vanishing experiment."""
     answers = []
     for activation in activations:
         report = vanishing_gradients(activation, depth, init=init, seed=seed)
         first, last = report.layers[0], report.layers[depth - 1]
         ratio = first.grad_norm / last.grad_norm
-        answers.append(Answer(f"ratio_{activation}", num(ratio, 3), ratio, (
-            f"‖∂L/∂W‖ {first.name} = {num(first.grad_norm, 3)}, "
-            f"{last.name} = {num(last.grad_norm, 3)}",
-            f"{num(first.grad_norm, 3)} / {num(last.grad_norm, 3)} = {num(ratio, 3)}",
-        )))
+        answers.append(
+            Answer(
+                f"ratio_{activation}",
+                num(ratio, 3),
+                ratio,
+                (
+                    f"‖∂L/∂W‖ {first.name} = {num(first.grad_norm, 3)}, "
+                    f"{last.name} = {num(last.grad_norm, 3)}",
+                    f"{num(first.grad_norm, 3)} / {num(last.grad_norm, 3)} = {num(ratio, 3)}",
+                ),
+            )
+        )
     return tuple(answers)
 
 
@@ -323,17 +415,35 @@ def softmax_and_cross_entropy(logits: list[float], target: int) -> tuple[Answer,
     probs = result.probs.tolist()
     grad = result.grad.tolist()
     return (
-        Answer("probabilities", "[" + ", ".join(num(p, 3) for p in probs) + "]", tuple(probs), (
-            " ".join(f"e^{num(z)} = {num(e)}" for z, e in zip(logits, exps, strict=True)),
-            f"Σ = {num(total)}",
-            ", ".join(f"p{i} = {num(e)} / {num(total)} = {num(p, 3)}"
-                      for i, (e, p) in enumerate(zip(exps, probs, strict=True))),
-        )),
-        Answer("loss", num(result.loss, 3), result.loss,
-               (f"L = −ln p{target} = −ln {num(probs[target], 4)} = {num(result.loss, 3)}",)),
-        Answer("gradient", "[" + ", ".join(num(g, 3) for g in grad) + "]", tuple(grad),
-               ("∂L/∂z = p − y = [" + ", ".join(
-                   f"{num(p, 3)} − {int(i == target)}" for i, p in enumerate(probs)) + "]",)),
+        Answer(
+            "probabilities",
+            "[" + ", ".join(num(p, 3) for p in probs) + "]",
+            tuple(probs),
+            (
+                " ".join(f"e^{num(z)} = {num(e)}" for z, e in zip(logits, exps, strict=True)),
+                f"Σ = {num(total)}",
+                ", ".join(
+                    f"p{i} = {num(e)} / {num(total)} = {num(p, 3)}"
+                    for i, (e, p) in enumerate(zip(exps, probs, strict=True))
+                ),
+            ),
+        ),
+        Answer(
+            "loss",
+            num(result.loss, 3),
+            result.loss,
+            (f"L = −ln p{target} = −ln {num(probs[target], 4)} = {num(result.loss, 3)}",),
+        ),
+        Answer(
+            "gradient",
+            "[" + ", ".join(num(g, 3) for g in grad) + "]",
+            tuple(grad),
+            (
+                "∂L/∂z = p − y = ["
+                + ", ".join(f"{num(p, 3)} − {int(i == target)}" for i, p in enumerate(probs))
+                + "]",
+            ),
+        ),
     )
 
 
@@ -343,12 +453,19 @@ def focal_against_cross_entropy(easy: float, hard: float, gamma: float) -> tuple
     for label, p_t in (("ce_over_focal_easy", easy), ("ce_over_focal_hard", hard)):
         focal = compute_loss("focal", 0, probs=[p_t, 1 - p_t], gamma=gamma)
         now = focal.comparison[0]
-        answers.append(Answer(label, f"{num(now.ratio, 3)}×", now.ratio, (
-            f"CE = −ln {num(p_t)} = {num(now.cross_entropy, 3)}",
-            f"FL = (1 − {num(p_t)})^{num(gamma)}·{num(now.cross_entropy, 3)}"
-            f" = {num(now.focal, 3)}",
-            f"CE / FL = {num(now.ratio, 3)}",
-        )))
+        answers.append(
+            Answer(
+                label,
+                f"{num(now.ratio, 3)}×",
+                now.ratio,
+                (
+                    f"CE = −ln {num(p_t)} = {num(now.cross_entropy, 3)}",
+                    f"FL = (1 − {num(p_t)})^{num(gamma)}·{num(now.cross_entropy, 3)}"
+                    f" = {num(now.focal, 3)}",
+                    f"CE / FL = {num(now.ratio, 3)}",
+                ),
+            )
+        )
     return tuple(answers)
 
 
@@ -361,8 +478,14 @@ def model_params(model: str) -> tuple[Answer, ...]:
     weighted = [layer for layer in summary.layers if layer.params]
     lines = tuple(f"{layer.name} ({layer.type}): {num(layer.params)}" for layer in weighted)
     total = " + ".join(num(layer.params) for layer in weighted)
-    return (Answer("params", num(summary.total_params), summary.total_params,
-                   (*lines, f"{total} = {num(summary.total_params)}")),)
+    return (
+        Answer(
+            "params",
+            num(summary.total_params),
+            summary.total_params,
+            (*lines, f"{total} = {num(summary.total_params)}"),
+        ),
+    )
 
 
 def largest_layer_share(model: str) -> tuple[Answer, ...]:
@@ -374,24 +497,47 @@ def largest_layer_share(model: str) -> tuple[Answer, ...]:
     counts = Counter(row.type for row in summary.layers if row.params)
     kinds = " + ".join(f"{n} {kind}" for kind, n in counts.items())
     return (
-        Answer("params", num(summary.total_params), summary.total_params,
-               (f"Σ ({kinds}) = {num(summary.total_params)}",)),
-        Answer("largest_layer", f"{layer.name}: {num(layer.params)}", layer.params,
-               (f"{layer.name} ({layer.type}): {num(inputs)}·{num(outputs)} + {num(outputs)}"
-                f" = {num(layer.params)}",)),
-        Answer("share", percent(layer.params, summary.total_params), share,
-               (f"{num(layer.params)} / {num(summary.total_params)} = "
-                f"{percent(layer.params, summary.total_params)}",)),
+        Answer(
+            "params",
+            num(summary.total_params),
+            summary.total_params,
+            (f"Σ ({kinds}) = {num(summary.total_params)}",),
+        ),
+        Answer(
+            "largest_layer",
+            f"{layer.name}: {num(layer.params)}",
+            layer.params,
+            (
+                f"{layer.name} ({layer.type}): {num(inputs)}·{num(outputs)} + {num(outputs)}"
+                f" = {num(layer.params)}",
+            ),
+        ),
+        Answer(
+            "share",
+            percent(layer.params, summary.total_params),
+            share,
+            (
+                f"{num(layer.params)} / {num(summary.total_params)} = "
+                f"{percent(layer.params, summary.total_params)}",
+            ),
+        ),
     )
 
 
 def macs_ratio(small: str, large: str) -> tuple[Answer, ...]:
     a, b = summarize_model(small), summarize_model(large)
     ratio = b.total_macs / a.total_macs
-    return (Answer("macs_ratio", f"{num(ratio, 3)}×", ratio, (
-        f"{large}: {num(b.total_macs)} MACs, {small}: {num(a.total_macs)} MACs",
-        f"{num(b.total_macs)} / {num(a.total_macs)} = {num(ratio, 3)}",
-    )),)
+    return (
+        Answer(
+            "macs_ratio",
+            f"{num(ratio, 3)}×",
+            ratio,
+            (
+                f"{large}: {num(b.total_macs)} MACs, {small}: {num(a.total_macs)} MACs",
+                f"{num(b.total_macs)} / {num(a.total_macs)} = {num(ratio, 3)}",
+            ),
+        ),
+    )
 
 
 def _cost_lines(cost, standard: bool = False) -> tuple[str, ...]:
@@ -400,35 +546,52 @@ def _cost_lines(cost, standard: bool = False) -> tuple[str, ...]:
     lines = []
     for row in cost.layers:
         kernel = shape_text(*row.kernel_size)
-        name = (f"{row.type} {kernel}, {row.input_shape[0]} → {row.output_shape[0]}" if standard
-                else f"{row.name} ({kernel})")
+        name = (
+            f"{row.type} {kernel}, {row.input_shape[0]} → {row.output_shape[0]}"
+            if standard
+            else f"{row.name} ({kernel})"
+        )
         lines.append(f"{name}: {num(row.macs)} MACs")
     return tuple(lines)
 
 
-def factorised_cost(name: str, input_shape: list[int], out: int, kernel: int,
-                    reduce: int | None = None) -> tuple[Answer, ...]:
+def factorised_cost(
+    name: str, input_shape: list[int], out: int, kernel: int, reduce: int | None = None
+) -> tuple[Answer, ...]:
     """A standard conv against its 1×1-bottleneck or depthwise-separable replacement; the
     question states the input (H, W, C), output channels, kernel and bottleneck width."""
     comparison = {c.name: c for c in curriculum_cost_comparisons()}[name]
     standard, factorised = comparison.standard, comparison.factorised
     channels, height, width = comparison.input_shape
     _expect((height, width, channels), input_shape, "the input")
-    _expect((comparison.output_shape[0], *standard.layers[0].kernel_size), (out, kernel, kernel),
-            "the output channels and kernel")
+    _expect(
+        (comparison.output_shape[0], *standard.layers[0].kernel_size),
+        (out, kernel, kernel),
+        "the output channels and kernel",
+    )
     if reduce is not None:
         _expect((factorised.layers[0].output_shape[0],), (reduce,), "the bottleneck width")
     ratio = float(comparison.macs_ratio)
     return (
         Answer("macs_standard", num(standard.macs), standard.macs, _cost_lines(standard, True)),
-        Answer("macs_factorised", num(factorised.macs), factorised.macs, (
-            *_cost_lines(factorised),
-            " + ".join(num(r.macs) for r in factorised.layers) + f" = {num(factorised.macs)}",
-        )),
-        Answer("cost_ratio", num(ratio, 3), ratio, (
-            f"{num(factorised.macs)} / {num(standard.macs)} = {num(ratio, 4)}",
-            comparison.formula,
-        )),
+        Answer(
+            "macs_factorised",
+            num(factorised.macs),
+            factorised.macs,
+            (
+                *_cost_lines(factorised),
+                " + ".join(num(r.macs) for r in factorised.layers) + f" = {num(factorised.macs)}",
+            ),
+        ),
+        Answer(
+            "cost_ratio",
+            num(ratio, 3),
+            ratio,
+            (
+                f"{num(factorised.macs)} / {num(standard.macs)} = {num(ratio, 4)}",
+                comparison.formula,
+            ),
+        ),
     )
 
 
@@ -440,8 +603,9 @@ def residual_block_params(model: str, block: str, channels: int) -> tuple[Answer
     for row in rows:
         if row.type == "Conv2d":
             k = shape_text(*row.kernel_size)
-            lines.append(f"{row.name}: {k}·{row.input_shape[0]}·{row.output_shape[0]}"
-                         f" = {num(row.params)}")
+            lines.append(
+                f"{row.name}: {k}·{row.input_shape[0]}·{row.output_shape[0]} = {num(row.params)}"
+            )
         elif row.params:
             lines.append(f"{row.name} ({row.type}): 2·{row.output_shape[0]} = {num(row.params)}")
         elif row.name.endswith("downsample"):
@@ -451,8 +615,12 @@ def residual_block_params(model: str, block: str, channels: int) -> tuple[Answer
     shortcut_params = sum(row.params for row in shortcut)
     return (
         Answer("params", num(total), total, (*lines, f"Σ = {num(total)}")),
-        Answer("params_shortcut", num(shortcut_params), shortcut_params,
-               tuple(f"{row.name} ({row.type}): {num(row.params)}" for row in shortcut)),
+        Answer(
+            "params_shortcut",
+            num(shortcut_params),
+            shortcut_params,
+            tuple(f"{row.name} ({row.type}): {num(row.params)}" for row in shortcut),
+        ),
     )
 
 
@@ -463,16 +631,22 @@ def stacked_small_kernels(layers: int, kernel: int, channels: int) -> tuple[Answ
     """n stacked k×k convs: their receptive field, and their weights against one big kernel."""
     fields = _stack_fields([1] * layers, kernel)
     size = int(fields[-1].size)
-    small = conv2d_shape(channels, 32, 32, kernel, out_channels=channels, padding="same",
-                         bias=False)
-    large = conv2d_shape(channels, 32, 32, size, out_channels=channels, padding="same",
-                         bias=False)
+    small = conv2d_shape(
+        channels, 32, 32, kernel, out_channels=channels, padding="same", bias=False
+    )
+    large = conv2d_shape(channels, 32, 32, size, out_channels=channels, padding="same", bias=False)
     sizes = " → ".join(["1", *(str(int(f.size)) for f in fields)])
     return (
         Answer("receptive_field", f"{size}×{size}", size, (f"r: {sizes}",)),
-        Answer("params_stack", num(layers * small.params), layers * small.params,
-               (small.formula["params"],
-                f"{layers}·{num(small.params)} = {num(layers * small.params)}")),
+        Answer(
+            "params_stack",
+            num(layers * small.params),
+            layers * small.params,
+            (
+                small.formula["params"],
+                f"{layers}·{num(small.params)} = {num(layers * small.params)}",
+            ),
+        ),
         Answer("params_large", num(large.params), large.params, (large.formula["params"],)),
     )
 
@@ -481,15 +655,26 @@ def model_layer_field(model: str, layer: str) -> tuple[Answer, ...]:
     """Theoretical receptive field of a zoo model's layer, grown layer by layer."""
     fields = model_field_graph(model).fields
     names = list(fields)
-    path = [fields[name] for name in names[: names.index(layer) + 1]
-            if fields[name].operation in ("Conv2d", "MaxPool2d")]
+    path = [
+        fields[name]
+        for name in names[: names.index(layer) + 1]
+        if fields[name].operation in ("Conv2d", "MaxPool2d")
+    ]
     target = fields[layer]
     size, jump = int(target.height.size), int(target.height.jump)
     return (
-        Answer("receptive_field", f"{size}×{size}", size,
-               ("r: 1 → " + " → ".join(str(int(f.height.size)) for f in path),)),
-        Answer("jump", str(jump), jump,
-               ("j: 1 → " + " → ".join(str(int(f.height.jump)) for f in path),)),
+        Answer(
+            "receptive_field",
+            f"{size}×{size}",
+            size,
+            ("r: 1 → " + " → ".join(str(int(f.height.size)) for f in path),),
+        ),
+        Answer(
+            "jump",
+            str(jump),
+            jump,
+            ("j: 1 → " + " → ".join(str(int(f.height.jump)) for f in path),),
+        ),
     )
 
 
@@ -501,25 +686,35 @@ def batch_norm_params(model: str, input_shape: list[int], classes: int) -> tuple
     with torch.device("meta"):
         plain = build_classifier(model, tuple(input_shape), classes)
         normed = build_classifier(model, tuple(input_shape), classes, batch_norm=True)
-    added = sum(p.numel() for p in normed.parameters()) - sum(
-        p.numel() for p in plain.parameters())
+    added = sum(p.numel() for p in normed.parameters()) - sum(p.numel() for p in plain.parameters())
     norms = [m for m in normed.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     lines = [f"{type(m).__name__}({m.num_features}): γ, β = 2·{m.num_features}" for m in norms]
     steps = " + ".join(f"2·{m.num_features}" for m in norms)
     return (Answer("params_added", num(added), added, (*lines, f"{steps} = {num(added)}")),)
 
 
-def learning_rates(base: float, epochs: int, at: int, step_size: int,
-                   gamma: float) -> tuple[Answer, ...]:
+def learning_rates(
+    base: float, epochs: int, at: int, step_size: int, gamma: float
+) -> tuple[Answer, ...]:
     step = lr_factor("step", at, 1, epochs, step_size, gamma) * base
     cosine_at = epochs // 2
     cosine = lr_factor("cosine", cosine_at, 1, epochs, step_size, gamma) * base
     return (
-        Answer("lr_step", num(step, 3), step,
-               (f"{num(base)}·{num(gamma)}^⌊{at}/{step_size}⌋ = {num(base)}·{num(gamma)}"
-                f"^{at // step_size} = {num(step, 3)}",)),
-        Answer("lr_cosine", num(cosine, 3), cosine,
-               (f"{num(base)}·½·(1 + cos(π·{cosine_at}/{epochs})) = {num(cosine, 3)}",)),
+        Answer(
+            "lr_step",
+            num(step, 3),
+            step,
+            (
+                f"{num(base)}·{num(gamma)}^⌊{at}/{step_size}⌋ = {num(base)}·{num(gamma)}"
+                f"^{at // step_size} = {num(step, 3)}",
+            ),
+        ),
+        Answer(
+            "lr_cosine",
+            num(cosine, 3),
+            cosine,
+            (f"{num(base)}·½·(1 + cos(π·{cosine_at}/{epochs})) = {num(cosine, 3)}",),
+        ),
     )
 
 
@@ -529,18 +724,27 @@ def frozen_transfer(model: str, classes: int, train: list[str]) -> tuple[Answer,
         net = build_model(model, device="meta", num_classes=classes)
     head = output_layer(net)
     learning = {head.split(".")[0], *train}
-    frozen = [name for name, child in net.named_children()
-              if name not in learning and any(True for _ in child.parameters())]
+    frozen = [
+        name
+        for name, child in net.named_children()
+        if name not in learning and any(True for _ in child.parameters())
+    ]
     freeze_layers(net, frozen)
     total = sum(p.numel() for p in net.parameters())
     trainable = sum(p.numel() for p in net.parameters() if p.requires_grad)
-    per_part = [(name, sum(p.numel() for p in net.get_submodule(name).parameters()))
-                for name in (*train, head)]
+    per_part = [
+        (name, sum(p.numel() for p in net.get_submodule(name).parameters()))
+        for name in (*train, head)
+    ]
     lines = [f"{name}: {num(count)}" for name, count in per_part]
     if len(per_part) > 1:
         lines.append(" + ".join(num(c) for _, c in per_part) + f" = {num(trainable)}")
     return (
         Answer("params_trainable", num(trainable), trainable, tuple(lines)),
-        Answer("share", percent(trainable, total), trainable / total,
-               (f"{num(trainable)} / {num(total)} = {percent(trainable, total)}",)),
+        Answer(
+            "share",
+            percent(trainable, total),
+            trainable / total,
+            (f"{num(trainable)} / {num(total)} = {percent(trainable, total)}",),
+        ),
     )

@@ -81,24 +81,47 @@ def _link(path: str, **state: Any) -> ExplorerLink:
 LESSONS: tuple[Lesson, ...] = (
     Lesson(
         "convolution",
-        _link("/conv", input="digit", size=8, kernel=3, preset="vertical_edge", padding="valid",
-              stride=1, dilation=1),
+        _link(
+            "/conv",
+            input="digit",
+            size=8,
+            kernel=3,
+            preset="vertical_edge",
+            padding="valid",
+            stride=1,
+            dilation=1,
+        ),
         (
             _q("output", solve.conv_output_and_macs, size=8, kernel=3),
-            _q("dot", solve.window_dot_product,
-               window=[[1, 2, 0], [0, 1, 1], [2, 0, 1]],
-               kernel=[[1, 0, -1], [1, 0, -1], [1, 0, -1]]),
+            _q(
+                "dot",
+                solve.window_dot_product,
+                window=[[1, 2, 0], [0, 1, 1], [2, 0, 1]],
+                kernel=[[1, 0, -1], [1, 0, -1], [1, 0, -1]],
+            ),
         ),
     ),
     Lesson(
         "edge-filters",
-        _link("/conv", input="rgb_patch", channels=3, kernel=3, filters=2,
-              preset="sobel_x,sobel_y", padding=1),
+        _link(
+            "/conv",
+            input="rgb_patch",
+            channels=3,
+            kernel=3,
+            filters=2,
+            preset="sobel_x,sobel_y",
+            padding=1,
+        ),
         (
-            _q("step_edge", solve.edge_response, sample="step_edge", kernel="vertical_edge",
-               size=6, bright=3),
-            _q("rgb_params", solve.conv_layer, size=8, channels=3, filters=2, kernel=3,
-               padding=1),
+            _q(
+                "step_edge",
+                solve.edge_response,
+                sample="step_edge",
+                kernel="vertical_edge",
+                size=6,
+                bright=3,
+            ),
+            _q("rgb_params", solve.conv_layer, size=8, channels=3, filters=2, kernel=3, padding=1),
         ),
         more=(
             _link("/conv", input="step_edge", size=6, kernel=3, preset="vertical_edge"),
@@ -109,10 +132,26 @@ LESSONS: tuple[Lesson, ...] = (
         "padding-stride",
         _link("/conv", input="digit", size=7, kernel=3, padding=1, stride=2),
         (
-            _q("cs231n", solve.conv_layer, size=32, channels=3, filters=10, kernel=5, stride=1,
-               padding=2),
-            _q("alexnet", solve.conv_layer, size=227, channels=3, filters=96, kernel=11,
-               stride=4, padding=0),
+            _q(
+                "cs231n",
+                solve.conv_layer,
+                size=32,
+                channels=3,
+                filters=10,
+                kernel=5,
+                stride=1,
+                padding=2,
+            ),
+            _q(
+                "alexnet",
+                solve.conv_layer,
+                size=227,
+                channels=3,
+                filters=96,
+                kernel=11,
+                stride=4,
+                padding=0,
+            ),
             _q("same", solve.same_padding, kernel=5, dilated_kernel=3, dilation=2),
         ),
     ),
@@ -120,16 +159,32 @@ LESSONS: tuple[Lesson, ...] = (
         "dilation",
         _link("/conv", input="digit", size=9, kernel=3, dilation=2, padding="valid"),
         (
-            _q("output", solve.conv_layer, size=9, channels=1, filters=1, kernel=3, dilation=2,
-               bias=False),
+            _q(
+                "output",
+                solve.conv_layer,
+                size=9,
+                channels=1,
+                filters=1,
+                kernel=3,
+                dilation=2,
+                bias=False,
+            ),
             _q("stack", solve.dilated_stack_field, dilations=[1, 2, 4], kernel=3),
             _q("params", solve.dilated_vs_large, channels=64, kernel=3, dilation=2),
         ),
     ),
     Lesson(
         "channels-params",
-        _link("/conv", input="rgb_patch", channels=3, kernel=3, filters=3,
-              preset="vertical_edge,horizontal_edge,laplacian", bias=1, padding=1),
+        _link(
+            "/conv",
+            input="rgb_patch",
+            channels=3,
+            kernel=3,
+            filters=3,
+            preset="vertical_edge,horizontal_edge,laplacian",
+            bias=1,
+            padding=1,
+        ),
         (
             _q("conv", solve.conv_layer, size=32, channels=3, filters=16, kernel=3, padding=1),
             _q("dense", solve.conv_vs_dense, size=32, channels=3, filters=16, kernel=3),
@@ -137,13 +192,20 @@ LESSONS: tuple[Lesson, ...] = (
     ),
     Lesson(
         "transposed",
-        _link("/conv", input="square", size=4, kernel=3, transposed=1, stride=2, padding=1,
-              outpad=1),
+        _link(
+            "/conv", input="square", size=4, kernel=3, transposed=1, stride=2, padding=1, outpad=1
+        ),
         (
-            _q("upsample", solve.transposed_output, size=4, kernel=3, stride=2, padding=1,
-               output_padding=1),
-            _q("autoencoder", solve.autoencoder_code, model="autoencoder",
-               input_shape=[28, 28, 1]),
+            _q(
+                "upsample",
+                solve.transposed_output,
+                size=4,
+                kernel=3,
+                stride=2,
+                padding=1,
+                output_padding=1,
+            ),
+            _q("autoencoder", solve.autoencoder_code, model="autoencoder", input_shape=[28, 28, 1]),
         ),
         more=(_link("/architectures", model="autoencoder", channels=1, height=28, width=28),),
     ),
@@ -153,8 +215,12 @@ LESSONS: tuple[Lesson, ...] = (
         (
             _q("shape", solve.pool_shape, size=224, channels=64, kernel=2, stride=2),
             _q("overlap", solve.pool_shape, size=55, channels=96, kernel=3, stride=2),
-            _q("values", solve.pooled_values,
-               values=[[1, 3, 2, 1], [4, 6, 5, 0], [7, 2, 1, 8], [3, 0, 9, 4]], kernel=2),
+            _q(
+                "values",
+                solve.pooled_values,
+                values=[[1, 3, 2, 1], [4, 6, 5, 0], [7, 2, 1, 8], [3, 0, 9, 4]],
+                kernel=2,
+            ),
         ),
     ),
     Lesson(
@@ -162,14 +228,27 @@ LESSONS: tuple[Lesson, ...] = (
         _link("/activations", fn="sigmoid", deep="sigmoid", compare="relu", depth=10),
         (
             _q("slope", solve.sigmoid_derivative, depth=10),
-            _q("measured", solve.measured_vanishing, depth=10, activations=["sigmoid", "relu"],
-               init="kaiming", seed=0),
+            _q(
+                "measured",
+                solve.measured_vanishing,
+                depth=10,
+                activations=["sigmoid", "relu"],
+                init="kaiming",
+                seed=0,
+            ),
         ),
     ),
     Lesson(
         "softmax-loss",
-        _link("/loss", kind="cross_entropy", mode="logits", classes=3, logits="2,1,0.1",
-              target=0, temperature=1),
+        _link(
+            "/loss",
+            kind="cross_entropy",
+            mode="logits",
+            classes=3,
+            logits="2,1,0.1",
+            target=0,
+            temperature=1,
+        ),
         (
             _q("softmax", solve.softmax_and_cross_entropy, logits=[2.0, 1.0, 0.1], target=0),
             _q("focal", solve.focal_against_cross_entropy, easy=0.9, hard=0.1, gamma=2.0),
@@ -178,8 +257,7 @@ LESSONS: tuple[Lesson, ...] = (
     ),
     Lesson(
         "classic-cnns",
-        _link("/architectures", model="lenet5", channels=1, height=32, width=32,
-              num_classes=10),
+        _link("/architectures", model="lenet5", channels=1, height=32, width=32, num_classes=10),
         (
             _q("lenet", solve.model_params, model="lenet5"),
             _q("vgg", solve.largest_layer_share, model="vgg16"),
@@ -194,12 +272,30 @@ LESSONS: tuple[Lesson, ...] = (
         "modern-cnns",
         _link("/architectures", model="googlenet", channels=3, height=224, width=224, blocks=1),
         (
-            _q("bottleneck", solve.factorised_cost, name="bottleneck",
-               input_shape=[28, 28, 192], out=32, kernel=5, reduce=16),
-            _q("residual", solve.residual_block_params, model="resnet18", block="layer1.0",
-               channels=64),
-            _q("separable", solve.factorised_cost, name="depthwise_separable",
-               input_shape=[14, 14, 512], out=512, kernel=3),
+            _q(
+                "bottleneck",
+                solve.factorised_cost,
+                name="bottleneck",
+                input_shape=[28, 28, 192],
+                out=32,
+                kernel=5,
+                reduce=16,
+            ),
+            _q(
+                "residual",
+                solve.residual_block_params,
+                model="resnet18",
+                block="layer1.0",
+                channels=64,
+            ),
+            _q(
+                "separable",
+                solve.factorised_cost,
+                name="depthwise_separable",
+                input_shape=[14, 14, 512],
+                out=512,
+                kernel=3,
+            ),
         ),
         more=(
             _link("/architectures", model="resnet18", channels=3, height=224, width=224),
@@ -220,10 +316,22 @@ LESSONS: tuple[Lesson, ...] = (
         "training",
         _link("/train", preset="batch_norm"),
         (
-            _q("batch_norm", solve.batch_norm_params, model="lenet5", input_shape=[1, 32, 32],
-               classes=10),
-            _q("schedule", solve.learning_rates, base=0.1, epochs=30, at=25, step_size=10,
-               gamma=0.1),
+            _q(
+                "batch_norm",
+                solve.batch_norm_params,
+                model="lenet5",
+                input_shape=[1, 32, 32],
+                classes=10,
+            ),
+            _q(
+                "schedule",
+                solve.learning_rates,
+                base=0.1,
+                epochs=30,
+                at=25,
+                step_size=10,
+                gamma=0.1,
+            ),
         ),
         more=(_link("/activations", deep="relu", compare="sigmoid", depth=20, batch_norm=1),),
     ),
@@ -232,8 +340,7 @@ LESSONS: tuple[Lesson, ...] = (
         _link("/train", preset="transfer"),
         (
             _q("head", solve.frozen_transfer, model="resnet18", classes=10, train=[]),
-            _q("last_stage", solve.frozen_transfer, model="resnet18", classes=10,
-               train=["layer4"]),
+            _q("last_stage", solve.frozen_transfer, model="resnet18", classes=10, train=["layer4"]),
         ),
         more=(_link("/features", model="tinyvgg"),),
     ),
@@ -266,5 +373,6 @@ def display(value: Any, name: str = "") -> str:
 
 def fill(text: str, params: Mapping[str, Any]) -> str:
     """`{name}` placeholders of a catalogue text filled from a question's params."""
-    return re.sub(r"\{(\w+)\}",
-                  lambda m: display(params[m[1]], m[1]) if m[1] in params else m[0], text)
+    return re.sub(
+        r"\{(\w+)\}", lambda m: display(params[m[1]], m[1]) if m[1] in params else m[0], text
+    )

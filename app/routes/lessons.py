@@ -24,20 +24,28 @@ def _messages(request: Request) -> tuple[str, dict[str, str]]:
 def _for_browser(msgs: dict[str, str]) -> dict[str, str]:
     """The catalogue the page embeds for its scripts: UI strings and titles, not the lesson texts
     (the server has rendered those), so a lesson page does not carry every other lesson."""
-    return {key: text for key, text in msgs.items()
-            if not (key.startswith("lesson.") and key.count(".") >= 2)}
+    return {
+        key: text
+        for key, text in msgs.items()
+        if not (key.startswith("lesson.") and key.count(".") >= 2)
+    }
 
 
 def _page(request: Request, template: str, msgs: dict[str, str], **context) -> HTMLResponse:
-    return render(request, f"lessons/{template}.html", CATALOGUE, fill=fill,
-                  messages=_for_browser(msgs), **context)
+    return render(
+        request,
+        f"lessons/{template}.html",
+        CATALOGUE,
+        fill=fill,
+        messages=_for_browser(msgs),
+        **context,
+    )
 
 
 @router.get("/lessons", response_class=HTMLResponse, include_in_schema=False)
 def lessons_page(request: Request) -> HTMLResponse:
     lang, msgs = _messages(request)
-    return _page(request, "index", msgs, index=LessonIndexOut.of(lang, msgs, PAGES),
-                 missing=False)
+    return _page(request, "index", msgs, index=LessonIndexOut.of(lang, msgs, PAGES), missing=False)
 
 
 @router.get("/lessons/{slug}", response_class=HTMLResponse, include_in_schema=False)
@@ -45,8 +53,9 @@ def lesson_page(request: Request, slug: str) -> HTMLResponse:
     lang, msgs = _messages(request)
     lesson = lesson_by_slug(slug)
     if lesson is None:
-        response = _page(request, "index", msgs, index=LessonIndexOut.of(lang, msgs, PAGES),
-                         missing=True)
+        response = _page(
+            request, "index", msgs, index=LessonIndexOut.of(lang, msgs, PAGES), missing=True
+        )
         response.status_code = 404
         return response
     return _page(request, "lesson", msgs, view=LessonOut.of(lesson, lang, msgs, PAGES))

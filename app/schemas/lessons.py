@@ -32,12 +32,19 @@ class ExplorerOut(BaseModel):
     available: bool  # False while that explorer page is not built yet
 
     @classmethod
-    def of(cls, link: ExplorerLink, msgs: Messages, pages: Container[str],
-           label_key: str = "") -> ExplorerOut:
+    def of(
+        cls, link: ExplorerLink, msgs: Messages, pages: Container[str], label_key: str = ""
+    ) -> ExplorerOut:
         key = f"explorer.{explorer_key(link.path)}"
         name = msgs.get(key, key)
-        return cls(path=link.path, name=name, label=msgs.get(label_key, name), url=link.url(),
-                   embed_url=link.url(embed="1"), available=link.path in pages)
+        return cls(
+            path=link.path,
+            name=name,
+            label=msgs.get(label_key, name),
+            url=link.url(),
+            embed_url=link.url(embed="1"),
+            available=link.path in pages,
+        )
 
 
 class AnswerOut(BaseModel):
@@ -50,8 +57,13 @@ class AnswerOut(BaseModel):
     @classmethod
     def of(cls, answer: Answer, msgs: Messages) -> AnswerOut:
         key = f"lessons.answer.{answer.label}"
-        return cls(label=answer.label, label_text=msgs.get(key, key), value=answer.value,
-                   exact=answer.exact, work=list(answer.work))
+        return cls(
+            label=answer.label,
+            label_text=msgs.get(key, key),
+            value=answer.value,
+            exact=answer.exact,
+            work=list(answer.work),
+        )
 
 
 class QuestionOut(BaseModel):
@@ -64,10 +76,13 @@ class QuestionOut(BaseModel):
     @classmethod
     def of(cls, lesson: Lesson, question: Question, msgs: Messages) -> QuestionOut:
         key = f"lesson.{lesson.key}.q.{question.id}"
-        return cls(id=question.id, text=fill(msgs.get(key, key), question.params),
-                   why=fill(msgs.get(f"{key}.why", ""), question.params),
-                   params=dict(question.params),
-                   answers=[AnswerOut.of(a, msgs) for a in question.answers()])
+        return cls(
+            id=question.id,
+            text=fill(msgs.get(key, key), question.params),
+            why=fill(msgs.get(f"{key}.why", ""), question.params),
+            params=dict(question.params),
+            answers=[AnswerOut.of(a, msgs) for a in question.answers()],
+        )
 
 
 class LessonRef(BaseModel):
@@ -79,10 +94,13 @@ class LessonRef(BaseModel):
 
     @classmethod
     def of(cls, lesson: Lesson, msgs: Messages) -> LessonRef:
-        return cls(slug=lesson.slug, number=LESSONS.index(lesson) + 1,
-                   title=msgs.get(f"lesson.{lesson.key}", lesson.slug),
-                   summary=msgs.get(f"lesson.{lesson.key}.summary", ""),
-                   url=f"/lessons/{lesson.slug}")
+        return cls(
+            slug=lesson.slug,
+            number=LESSONS.index(lesson) + 1,
+            title=msgs.get(f"lesson.{lesson.key}", lesson.slug),
+            summary=msgs.get(f"lesson.{lesson.key}.summary", ""),
+            url=f"/lessons/{lesson.slug}",
+        )
 
 
 class LessonSummaryOut(LessonRef):
@@ -91,9 +109,11 @@ class LessonSummaryOut(LessonRef):
 
     @classmethod
     def of(cls, lesson: Lesson, msgs: Messages, pages: Container[str]) -> LessonSummaryOut:
-        return cls(**LessonRef.of(lesson, msgs).model_dump(),
-                   explorer=ExplorerOut.of(lesson.explorer, msgs, pages),
-                   questions=len(lesson.questions))
+        return cls(
+            **LessonRef.of(lesson, msgs).model_dump(),
+            explorer=ExplorerOut.of(lesson.explorer, msgs, pages),
+            questions=len(lesson.questions),
+        )
 
 
 class LessonIndexOut(BaseModel):
@@ -130,8 +150,10 @@ class LessonOut(LessonRef):
             count=len(LESSONS),
             paragraphs=paragraphs,
             explorer=ExplorerOut.of(lesson.explorer, msgs, pages),
-            more=[ExplorerOut.of(link, msgs, pages, f"lesson.{lesson.key}.more{number}")
-                  for number, link in enumerate(lesson.more, 1)],
+            more=[
+                ExplorerOut.of(link, msgs, pages, f"lesson.{lesson.key}.more{number}")
+                for number, link in enumerate(lesson.more, 1)
+            ],
             questions=[QuestionOut.of(lesson, q, msgs) for q in lesson.questions],
             previous=LessonRef.of(LESSONS[at - 1], msgs) if at > 0 else None,
             next=LessonRef.of(LESSONS[at + 1], msgs) if at + 1 < len(LESSONS) else None,

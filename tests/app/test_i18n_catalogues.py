@@ -31,8 +31,9 @@ PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 def known(*names: str) -> dict[str, set[str]]:
     """lang → keys of `common` plus the named catalogues."""
-    return {lang: set().union(*(catalogue(lang, n) for n in ("common", *names)))
-            for lang in LANGUAGES}
+    return {
+        lang: set().union(*(catalogue(lang, n) for n in ("common", *names))) for lang in LANGUAGES
+    }
 
 
 # --- the catalogues themselves -------------------------------------------------------------------
@@ -40,15 +41,18 @@ def known(*names: str) -> dict[str, set[str]]:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_both_languages_have_the_same_keys_and_placeholders(name):
-    texts = {lang: json.loads((CATALOGUE_DIR / lang / f"{name}.json").read_text("utf-8"))
-             for lang in LANGUAGES}
+    texts = {
+        lang: json.loads((CATALOGUE_DIR / lang / f"{name}.json").read_text("utf-8"))
+        for lang in LANGUAGES
+    }
     korean, english = texts["ko"], texts["en"]
     assert sorted(set(korean) ^ set(english)) == [], f"{name}: keys in one language only"
     for key, text in english.items():
         assert isinstance(text, str) and text.strip(), f"{name}/en: {key} is empty"
         assert isinstance(korean[key], str) and korean[key].strip(), f"{name}/ko: {key} is empty"
         assert set(PLACEHOLDER.findall(text)) == set(PLACEHOLDER.findall(korean[key])), (
-            f"{name}: {key} has other placeholders in Korean")
+            f"{name}: {key} has other placeholders in Korean"
+        )
 
 
 def test_no_key_is_defined_in_two_catalogues():
@@ -81,8 +85,11 @@ def test_every_key_a_page_template_uses_exists(path):
 def test_shared_templates_use_common_keys_only():
     keys = known()
     for template in ("base.html", "explorers.html", "controls.html", "lessons/list.html"):
-        used = template_keys(TEMPLATES / template) - {"lessons.question_count", "lessons.done",
-                                                      "lessons.visited"}
+        used = template_keys(TEMPLATES / template) - {
+            "lessons.question_count",
+            "lessons.done",
+            "lessons.visited",
+        }
         for lang in LANGUAGES:
             assert used - keys[lang] == set(), f"{template} ({lang})"
     lesson_list = template_keys(TEMPLATES / "lessons" / "list.html")
@@ -119,7 +126,7 @@ def t_call_keys(source: str) -> set[str]:
         while end < len(source) and depth:
             depth += {"(": 1, ")": -1}.get(source[end], 0)
             end += 1
-        argument = source[match.end(): end - 1].split("{", 1)[0]  # key part, not the params
+        argument = source[match.end() : end - 1].split("{", 1)[0]  # key part, not the params
         keys |= set(QUOTED_KEY.findall(argument))
     keys |= set(re.findall(r'data-i18n="([\w.]+)"', source))
     for pairs in re.findall(r'data-i18n-attr="([^"]+)"', source):
@@ -158,8 +165,9 @@ def test_every_key_a_module_uses_exists_where_it_runs():
     for template, name in ALL_PAGES.values():
         for module in page_modules(template):
             loaders.setdefault(module, set()).add(name)
-    everywhere = set().union(*(reachable(m) for m in MODULE_SRC.findall(
-        (TEMPLATES / "base.html").read_text("utf-8"))))
+    everywhere = set().union(
+        *(reachable(m) for m in MODULE_SRC.findall((TEMPLATES / "base.html").read_text("utf-8")))
+    )
     assert {"theme.js", "follow.js", "i18n.js"} <= everywhere
     problems = []
     for module, names in sorted(loaders.items()):
@@ -175,14 +183,35 @@ def test_every_key_a_module_uses_exists_where_it_runs():
 # What reads the same in both languages: proper names (models, methods, colour maps, people),
 # symbols and formulas, numbers, and code (layer names).
 NAMES_AND_SYMBOLS = [
-    r"cnnviz", r"English", r"한국어", r"valid( \(0\))?", r"same", r"\d+ \(RGB\)",
-    r"(Leaky )?ReLU", r"tanh", r"GELU", r"ELU( α)?", r"SiLU( \(Swish\))?",
-    r"LeNet-5", r"AlexNet", r"VGG-16", r"ResNet-\d+", r"MobileNet.*", r"GoogLeNet", r"TinyVGG",
-    r"SGD", r"Adam(W)?", r"RMSProp",
+    r"cnnviz",
+    r"English",
+    r"한국어",
+    r"valid( \(0\))?",
+    r"same",
+    r"\d+ \(RGB\)",
+    r"(Leaky )?ReLU",
+    r"tanh",
+    r"GELU",
+    r"ELU( α)?",
+    r"SiLU( \(Swish\))?",
+    r"LeNet-5",
+    r"AlexNet",
+    r"VGG-16",
+    r"ResNet-\d+",
+    r"MobileNet.*",
+    r"GoogLeNet",
+    r"TinyVGG",
+    r"SGD",
+    r"Adam(W)?",
+    r"RMSProp",
     r"(Glorot|Xavier|He|Kaiming)( \((Glorot|Xavier|He|Kaiming)\))?( \d{4})?",
     r"viridis|magma|gray|features",  # colour maps; a layer name as an example
-    r"f′?\(x\)( \(autograd\))?", r"[a-z](_[a-z])?", r"∂L/∂z",
-    r"[^A-Za-z가-힣]*", r".*[=×·⌊].*", r"[a-z_]+(\.[a-z0-9_]+)+",
+    r"f′?\(x\)( \(autograd\))?",
+    r"[a-z](_[a-z])?",
+    r"∂L/∂z",
+    r"[^A-Za-z가-힣]*",
+    r".*[=×·⌊].*",
+    r"[a-z_]+(\.[a-z0-9_]+)+",
 ]
 SAME_IN_BOTH = re.compile("^(" + "|".join(NAMES_AND_SYMBOLS) + ")$")
 
@@ -221,8 +250,10 @@ def visible(path: str, lang: str) -> list[str]:
 def test_no_page_shows_text_in_one_language_only(path):
     """Text identical in the Korean and the English page, with words in it, was not translated."""
     korean = set(visible(path, "ko"))
-    untranslated = sorted(text for text in set(visible(path, "en")) & korean
-                          if not SAME_IN_BOTH.match(text))
+    untranslated = sorted(
+        text for text in set(visible(path, "en")) & korean if not SAME_IN_BOTH.match(text)
+    )
     assert untranslated == []
-    assert not any(re.search(r"[가-힣]", text) for text in visible(path, "en")
-                   if text != "한국어"), "Korean text on the English page"
+    assert not any(
+        re.search(r"[가-힣]", text) for text in visible(path, "en") if text != "한국어"
+    ), "Korean text on the English page"

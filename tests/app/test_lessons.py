@@ -39,9 +39,20 @@ def messages(lang: str) -> dict[str, str]:
 
 def test_the_path_covers_the_curriculum_in_order():
     assert SLUGS == [
-        "convolution", "edge-filters", "padding-stride", "dilation", "channels-params",
-        "transposed", "pooling", "activations", "softmax-loss", "classic-cnns", "modern-cnns",
-        "receptive-field", "training", "transfer-learning",
+        "convolution",
+        "edge-filters",
+        "padding-stride",
+        "dilation",
+        "channels-params",
+        "transposed",
+        "pooling",
+        "activations",
+        "softmax-loss",
+        "classic-cnns",
+        "modern-cnns",
+        "receptive-field",
+        "training",
+        "transfer-learning",
     ]
     assert all(1 <= len(lesson.questions) <= 3 for lesson in LESSONS)
 
@@ -72,7 +83,8 @@ def test_both_languages_state_the_same_numbers():
         if key.startswith("lesson."):
             assert sorted(re.findall(r"\d+", ko[key])) == sorted(re.findall(r"\d+", en[key])), key
             assert sorted(re.findall(r"\{\w+\}", ko[key])) == sorted(
-                re.findall(r"\{\w+\}", en[key])), key
+                re.findall(r"\{\w+\}", en[key])
+            ), key
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
@@ -140,8 +152,10 @@ def test_unknown_slug_is_a_404_page_and_a_404_json(slug):
     assert api.status_code == 404 and isinstance(api.json()["detail"], str)
 
 
-@pytest.mark.parametrize("path", ["/lessons/..", "/lessons/%2e%2e%2fapp%2fsettings.py",
-                                  "/api/lessons/..%2f..%2fpyproject.toml"])
+@pytest.mark.parametrize(
+    "path",
+    ["/lessons/..", "/lessons/%2e%2e%2fapp%2fsettings.py", "/api/lessons/..%2f..%2fpyproject.toml"],
+)
 def test_traversal_reaches_nothing(path):
     response = client.get(path)
     assert response.status_code in (200, 404)  # the client folds "..": at most the home page
@@ -168,8 +182,10 @@ def test_api_lists_and_serves_lessons_in_the_requested_language(lang):
     assert values["params"]["exact"] == 760 and values["params"]["value"] == "760"
     assert values["params"]["label_text"] == messages(lang)["lessons.answer.params"]
     assert "32" in question["text"] and "{" not in question["text"]
-    assert lesson["explorer"]["url"].startswith("/conv?") and "embed=1" in lesson[
-        "explorer"]["embed_url"]
+    assert (
+        lesson["explorer"]["url"].startswith("/conv?")
+        and "embed=1" in lesson["explorer"]["embed_url"]
+    )
 
 
 def test_numbers_read_the_same_way_everywhere():
@@ -182,18 +198,25 @@ def test_numbers_read_the_same_way_everywhere():
 # --- every computed answer against torch --------------------------------------------------------
 
 
-def conv_check(answer_set, size, channels, filters, kernel, stride=1, padding=0, dilation=1,
-               bias=True):
+def conv_check(
+    answer_set, size, channels, filters, kernel, stride=1, padding=0, dilation=1, bias=True
+):
     layer = nn.Conv2d(channels, filters, kernel, stride, padding, dilation, bias=bias)
     out = layer(torch.zeros(1, channels, size, size))
     assert answer_set["output_size"].exact == (out.shape[2], out.shape[3], out.shape[1])
     assert answer_set["params"].exact == sum(p.numel() for p in layer.parameters())
 
 
-@pytest.mark.parametrize(("slug", "question"), [
-    ("edge-filters", "rgb_params"), ("padding-stride", "cs231n"), ("padding-stride", "alexnet"),
-    ("dilation", "output"), ("channels-params", "conv"),
-])
+@pytest.mark.parametrize(
+    ("slug", "question"),
+    [
+        ("edge-filters", "rgb_params"),
+        ("padding-stride", "cs231n"),
+        ("padding-stride", "alexnet"),
+        ("dilation", "output"),
+        ("channels-params", "conv"),
+    ],
+)
 def test_conv_layer_answers(slug, question):
     conv_check(answers(slug, question), **QUESTIONS[(slug, question)].params)
 
@@ -201,8 +224,10 @@ def test_conv_layer_answers(slug, question):
 def test_output_size_and_macs():
     params = QUESTIONS[("convolution", "output")].params
     result = answers("convolution", "output")
-    out = F.conv2d(torch.zeros(1, 1, params["size"], params["size"]),
-                   torch.zeros(1, 1, params["kernel"], params["kernel"]))
+    out = F.conv2d(
+        torch.zeros(1, 1, params["size"], params["size"]),
+        torch.zeros(1, 1, params["kernel"], params["kernel"]),
+    )
     assert result["output_size"].exact == (out.shape[2], out.shape[3], 1)
     assert result["macs"].exact == out.numel() * params["kernel"] ** 2
 
@@ -227,8 +252,10 @@ def test_same_padding_split():
     params = QUESTIONS[("padding-stride", "same")].params
     result = answers("padding-stride", "same")
     x = torch.randn(1, 1, 9, 9, dtype=torch.float64)
-    for label, k, d in (("padding_plain", params["kernel"], 1),
-                        ("padding_dilated", params["dilated_kernel"], params["dilation"])):
+    for label, k, d in (
+        ("padding_plain", params["kernel"], 1),
+        ("padding_dilated", params["dilated_kernel"], params["dilation"]),
+    ):
         w = torch.randn(1, 1, k, k, dtype=torch.float64)
         before, after = result[label].exact
         padded = F.pad(x, (before, after, before, after))
@@ -260,8 +287,12 @@ def ones_stack(layers: list[nn.Module]) -> nn.Module:
 def test_dilated_stack_receptive_field():
     params = QUESTIONS[("dilation", "stack")].params
     k = params["kernel"]
-    model = ones_stack([nn.Conv2d(1, 1, k, dilation=d, padding=d * (k // 2), bias=False)
-                        for d in params["dilations"]])
+    model = ones_stack(
+        [
+            nn.Conv2d(1, 1, k, dilation=d, padding=d * (k // 2), bias=False)
+            for d in params["dilations"]
+        ]
+    )
     size, _ = gradient_support(model, 64)
     assert answers("dilation", "stack")["receptive_field"].exact == size
 
@@ -271,7 +302,7 @@ def test_dilated_kernel_against_a_large_one():
     c, k, d = params["channels"], params["kernel"], params["dilation"]
     result = answers("dilation", "params")
     dilated = nn.Conv2d(c, c, k, dilation=d)
-    span = (d * (k - 1) + 1)
+    span = d * (k - 1) + 1
     large = nn.Conv2d(c, c, span)
     assert result["params_dilated"].exact == sum(p.numel() for p in dilated.parameters())
     assert result["params_large"].exact == sum(p.numel() for p in large.parameters())
@@ -423,14 +454,16 @@ def test_bottleneck_and_separable_costs():
     assert result["macs_standard"].exact == macs(direct, (c, h, w))
     assert result["macs_factorised"].exact == macs(reduced, (c, h, w))
     assert result["cost_ratio"].exact == pytest.approx(
-        macs(reduced, (c, h, w)) / macs(direct, (c, h, w)))
+        macs(reduced, (c, h, w)) / macs(direct, (c, h, w))
+    )
 
     p = QUESTIONS[("modern-cnns", "separable")].params
     (h, w, c), o, k = p["input_shape"], p["out"], p["kernel"]
     with torch.device("meta"):
         standard = nn.Conv2d(c, o, k, padding=k // 2, bias=False)
-        separable = nn.Sequential(nn.Conv2d(c, c, k, padding=k // 2, groups=c, bias=False),
-                                  nn.Conv2d(c, o, 1, bias=False))
+        separable = nn.Sequential(
+            nn.Conv2d(c, c, k, padding=k // 2, groups=c, bias=False), nn.Conv2d(c, o, 1, bias=False)
+        )
     result = answers("modern-cnns", "separable")
     assert result["macs_standard"].exact == macs(standard, (c, h, w))
     assert result["macs_factorised"].exact == macs(separable, (c, h, w))
@@ -465,8 +498,17 @@ def test_vgg16_receptive_field_by_gradient():
     layers = []
     for module in list(features)[: stop + 1]:
         if isinstance(module, nn.Conv2d):
-            layers.append(nn.Conv2d(1, 1, module.kernel_size, module.stride, module.padding,
-                                    module.dilation, bias=False))
+            layers.append(
+                nn.Conv2d(
+                    1,
+                    1,
+                    module.kernel_size,
+                    module.stride,
+                    module.padding,
+                    module.dilation,
+                    bias=False,
+                )
+            )
         elif isinstance(module, nn.MaxPool2d):
             layers.append(nn.AvgPool2d(module.kernel_size, module.stride, module.padding))
     model = ones_stack(layers)
@@ -492,10 +534,16 @@ def test_learning_rate_schedules_against_torch():
     p = QUESTIONS[("training", "schedule")].params
     result = answers("training", "schedule")
     for label, make, epochs in (
-        ("lr_step", lambda o: torch.optim.lr_scheduler.StepLR(o, p["step_size"], p["gamma"]),
-         p["at"]),
-        ("lr_cosine", lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, p["epochs"]),
-         p["epochs"] // 2),
+        (
+            "lr_step",
+            lambda o: torch.optim.lr_scheduler.StepLR(o, p["step_size"], p["gamma"]),
+            p["at"],
+        ),
+        (
+            "lr_cosine",
+            lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, p["epochs"]),
+            p["epochs"] // 2,
+        ),
     ):
         optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=p["base"])
         schedule = make(optimizer)

@@ -133,11 +133,13 @@ def test_phone_width_and_reduced_motion(make_page, path):
     assert width[0] <= width[1], f"{path} scrolls sideways at 360 px: {width}"
     assert phone.evaluate("matchMedia('(prefers-reduced-motion: reduce)').matches")
     running = phone.evaluate(
-        "document.getAnimations().filter(a => a.playState === 'running').length")
+        "document.getAnimations().filter(a => a.playState === 'running').length"
+    )
     assert running == 0
     durations = phone.eval_on_selector_all(
-        "button, a, .cell", "nodes => [...new Set(nodes.map(n => getComputedStyle(n)"
-        ".transitionDuration))]")
+        "button, a, .cell",
+        "nodes => [...new Set(nodes.map(n => getComputedStyle(n).transitionDuration))]",
+    )
     assert set(durations) <= {"0s"}
 
 
@@ -167,7 +169,8 @@ def test_presenter_mode_enlarges_type_and_keys_p_and_f_are_wired(make_page, path
         position = page.inner_text(".player-position")
         page.keyboard.press("ArrowRight")
         page.wait_for_function(
-            f"document.querySelector('.player-position').textContent !== {position!r}")
+            f"document.querySelector('.player-position').textContent !== {position!r}"
+        )
         page.keyboard.press(" ")
         page.wait_for_selector(".player.is-playing")
         page.keyboard.press(" ")

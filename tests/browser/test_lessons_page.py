@@ -45,8 +45,15 @@ def test_revealed_answer_is_torchs_number(page):
     layer = nn.Conv2d(3, 10, kernel_size=5, stride=1, padding=2)
     out = layer(torch.zeros(1, 3, 32, 32))
     params = sum(p.numel() for p in layer.parameters())
-    shown = dict(zip(question.locator(".answer-part").evaluate_all(
-        "parts => parts.map(p => p.dataset.answer)"), values.all_inner_texts(), strict=True))
+    shown = dict(
+        zip(
+            question.locator(".answer-part").evaluate_all(
+                "parts => parts.map(p => p.dataset.answer)"
+            ),
+            values.all_inner_texts(),
+            strict=True,
+        )
+    )
     assert shown["output_size"] == f"{out.shape[2]}×{out.shape[3]}×{out.shape[1]}"
     assert shown["params"] == f"{params:,}"
     assert f"= {params}" in question.locator(".work-line").all_inner_texts()[-1]
@@ -195,13 +202,15 @@ def test_followers_mirror_the_lesson_its_answers_and_its_explorer(make_page):
     for _ in range(3):
         frame.locator(".player-next").click()
     expect(explorer(student).locator(".player-position")).to_have_text(
-        frame.locator(".player-position").inner_text())
+        frame.locator(".player-position").inner_text()
+    )
     frame.locator("#c-stride").fill("2")
     frame.locator("#c-stride").press("Tab")
     expect(explorer(student).locator("#c-stride")).to_have_value("2")
     frame.locator(".player-last").click()
     expect(explorer(student).locator(".player-position")).to_have_text(
-        frame.locator(".player-position").inner_text())
+        frame.locator(".player-position").inner_text()
+    )
 
     # the teacher reveals an answer, then moves on to the next lesson
     teacher.locator("#q-output summary").click()
