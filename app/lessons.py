@@ -17,8 +17,7 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlencode
 
-from app import lesson_answers as solve
-from app.lesson_answers import Answer, matrix_text, num
+from app.lesson_answers import Answer, layers, matrix_text, networks, num
 
 __all__ = ["LESSONS", "Answer", "ExplorerLink", "Lesson", "Question", "fill", "lesson_by_slug"]
 
@@ -92,10 +91,10 @@ LESSONS: tuple[Lesson, ...] = (
             dilation=1,
         ),
         (
-            _q("output", solve.conv_output_and_macs, size=8, kernel=3),
+            _q("output", layers.conv_output_and_macs, size=8, kernel=3),
             _q(
                 "dot",
-                solve.window_dot_product,
+                layers.window_dot_product,
                 window=[[1, 2, 0], [0, 1, 1], [2, 0, 1]],
                 kernel=[[1, 0, -1], [1, 0, -1], [1, 0, -1]],
             ),
@@ -115,13 +114,13 @@ LESSONS: tuple[Lesson, ...] = (
         (
             _q(
                 "step_edge",
-                solve.edge_response,
+                layers.edge_response,
                 sample="step_edge",
                 kernel="vertical_edge",
                 size=6,
                 bright=3,
             ),
-            _q("rgb_params", solve.conv_layer, size=8, channels=3, filters=2, kernel=3, padding=1),
+            _q("rgb_params", layers.conv_layer, size=8, channels=3, filters=2, kernel=3, padding=1),
         ),
         more=(
             _link("/conv", input="step_edge", size=6, kernel=3, preset="vertical_edge"),
@@ -134,7 +133,7 @@ LESSONS: tuple[Lesson, ...] = (
         (
             _q(
                 "cs231n",
-                solve.conv_layer,
+                layers.conv_layer,
                 size=32,
                 channels=3,
                 filters=10,
@@ -144,7 +143,7 @@ LESSONS: tuple[Lesson, ...] = (
             ),
             _q(
                 "alexnet",
-                solve.conv_layer,
+                layers.conv_layer,
                 size=227,
                 channels=3,
                 filters=96,
@@ -152,7 +151,7 @@ LESSONS: tuple[Lesson, ...] = (
                 stride=4,
                 padding=0,
             ),
-            _q("same", solve.same_padding, kernel=5, dilated_kernel=3, dilation=2),
+            _q("same", layers.same_padding, kernel=5, dilated_kernel=3, dilation=2),
         ),
     ),
     Lesson(
@@ -161,7 +160,7 @@ LESSONS: tuple[Lesson, ...] = (
         (
             _q(
                 "output",
-                solve.conv_layer,
+                layers.conv_layer,
                 size=9,
                 channels=1,
                 filters=1,
@@ -169,8 +168,8 @@ LESSONS: tuple[Lesson, ...] = (
                 dilation=2,
                 bias=False,
             ),
-            _q("stack", solve.dilated_stack_field, dilations=[1, 2, 4], kernel=3),
-            _q("params", solve.dilated_vs_large, channels=64, kernel=3, dilation=2),
+            _q("stack", layers.dilated_stack_field, dilations=[1, 2, 4], kernel=3),
+            _q("params", layers.dilated_vs_large, channels=64, kernel=3, dilation=2),
         ),
     ),
     Lesson(
@@ -186,8 +185,8 @@ LESSONS: tuple[Lesson, ...] = (
             padding=1,
         ),
         (
-            _q("conv", solve.conv_layer, size=32, channels=3, filters=16, kernel=3, padding=1),
-            _q("dense", solve.conv_vs_dense, size=32, channels=3, filters=16, kernel=3),
+            _q("conv", layers.conv_layer, size=32, channels=3, filters=16, kernel=3, padding=1),
+            _q("dense", layers.conv_vs_dense, size=32, channels=3, filters=16, kernel=3),
         ),
     ),
     Lesson(
@@ -198,14 +197,16 @@ LESSONS: tuple[Lesson, ...] = (
         (
             _q(
                 "upsample",
-                solve.transposed_output,
+                layers.transposed_output,
                 size=4,
                 kernel=3,
                 stride=2,
                 padding=1,
                 output_padding=1,
             ),
-            _q("autoencoder", solve.autoencoder_code, model="autoencoder", input_shape=[28, 28, 1]),
+            _q(
+                "autoencoder", layers.autoencoder_code, model="autoencoder", input_shape=[28, 28, 1]
+            ),
         ),
         more=(_link("/architectures", model="autoencoder", channels=1, height=28, width=28),),
     ),
@@ -213,11 +214,11 @@ LESSONS: tuple[Lesson, ...] = (
         "pooling",
         _link("/pool", input="digit", size=8, kind="max", kernel=2, stride=2),
         (
-            _q("shape", solve.pool_shape, size=224, channels=64, kernel=2, stride=2),
-            _q("overlap", solve.pool_shape, size=55, channels=96, kernel=3, stride=2),
+            _q("shape", layers.pool_shape, size=224, channels=64, kernel=2, stride=2),
+            _q("overlap", layers.pool_shape, size=55, channels=96, kernel=3, stride=2),
             _q(
                 "values",
-                solve.pooled_values,
+                layers.pooled_values,
                 values=[[1, 3, 2, 1], [4, 6, 5, 0], [7, 2, 1, 8], [3, 0, 9, 4]],
                 kernel=2,
             ),
@@ -227,10 +228,10 @@ LESSONS: tuple[Lesson, ...] = (
         "activations",
         _link("/activations", fn="sigmoid", deep="sigmoid", compare="relu", depth=10),
         (
-            _q("slope", solve.sigmoid_derivative, depth=10),
+            _q("slope", layers.sigmoid_derivative, depth=10),
             _q(
                 "measured",
-                solve.measured_vanishing,
+                layers.measured_vanishing,
                 depth=10,
                 activations=["sigmoid", "relu"],
                 init="kaiming",
@@ -250,8 +251,8 @@ LESSONS: tuple[Lesson, ...] = (
             temperature=1,
         ),
         (
-            _q("softmax", solve.softmax_and_cross_entropy, logits=[2.0, 1.0, 0.1], target=0),
-            _q("focal", solve.focal_against_cross_entropy, easy=0.9, hard=0.1, gamma=2.0),
+            _q("softmax", layers.softmax_and_cross_entropy, logits=[2.0, 1.0, 0.1], target=0),
+            _q("focal", layers.focal_against_cross_entropy, easy=0.9, hard=0.1, gamma=2.0),
         ),
         more=(_link("/loss", kind="focal", mode="probs", classes=2, probs="0.9,0.1", gamma=2),),
     ),
@@ -259,9 +260,9 @@ LESSONS: tuple[Lesson, ...] = (
         "classic-cnns",
         _link("/architectures", model="lenet5", channels=1, height=32, width=32, num_classes=10),
         (
-            _q("lenet", solve.model_params, model="lenet5"),
-            _q("vgg", solve.largest_layer_share, model="vgg16"),
-            _q("macs", solve.macs_ratio, small="alexnet", large="vgg16"),
+            _q("lenet", networks.model_params, model="lenet5"),
+            _q("vgg", networks.largest_layer_share, model="vgg16"),
+            _q("macs", networks.macs_ratio, small="alexnet", large="vgg16"),
         ),
         more=(
             _link("/architectures", model="alexnet", channels=3, height=224, width=224),
@@ -274,7 +275,7 @@ LESSONS: tuple[Lesson, ...] = (
         (
             _q(
                 "bottleneck",
-                solve.factorised_cost,
+                networks.factorised_cost,
                 name="bottleneck",
                 input_shape=[28, 28, 192],
                 out=32,
@@ -283,14 +284,14 @@ LESSONS: tuple[Lesson, ...] = (
             ),
             _q(
                 "residual",
-                solve.residual_block_params,
+                networks.residual_block_params,
                 model="resnet18",
                 block="layer1.0",
                 channels=64,
             ),
             _q(
                 "separable",
-                solve.factorised_cost,
+                networks.factorised_cost,
                 name="depthwise_separable",
                 input_shape=[14, 14, 512],
                 out=512,
@@ -307,8 +308,8 @@ LESSONS: tuple[Lesson, ...] = (
         "receptive-field",
         _link("/receptive-field", model="vgg16", layer="features.28", erf=1),
         (
-            _q("stack", solve.stacked_small_kernels, layers=3, kernel=3, channels=64),
-            _q("vgg", solve.model_layer_field, model="vgg16", layer="features.28"),
+            _q("stack", networks.stacked_small_kernels, layers=3, kernel=3, channels=64),
+            _q("vgg", networks.model_layer_field, model="vgg16", layer="features.28"),
         ),
         more=(_link("/architectures", model="vgg16", channels=3, height=224, width=224),),
     ),
@@ -318,14 +319,14 @@ LESSONS: tuple[Lesson, ...] = (
         (
             _q(
                 "batch_norm",
-                solve.batch_norm_params,
+                networks.batch_norm_params,
                 model="lenet5",
                 input_shape=[1, 32, 32],
                 classes=10,
             ),
             _q(
                 "schedule",
-                solve.learning_rates,
+                networks.learning_rates,
                 base=0.1,
                 epochs=30,
                 at=25,
@@ -339,8 +340,14 @@ LESSONS: tuple[Lesson, ...] = (
         "transfer-learning",
         _link("/train", preset="transfer"),
         (
-            _q("head", solve.frozen_transfer, model="resnet18", classes=10, train=[]),
-            _q("last_stage", solve.frozen_transfer, model="resnet18", classes=10, train=["layer4"]),
+            _q("head", networks.frozen_transfer, model="resnet18", classes=10, train=[]),
+            _q(
+                "last_stage",
+                networks.frozen_transfer,
+                model="resnet18",
+                classes=10,
+                train=["layer4"],
+            ),
         ),
         more=(_link("/features", model="tinyvgg"),),
     ),
