@@ -8,6 +8,13 @@ import uvicorn
 
 from app.settings import get_settings
 
+SEVERAL_WORKERS = """cnnviz: --workers > 1 refused.
+Each worker process keeps its own classroom sessions (followers on another worker never see
+the teacher), its own feature-map results (their PNG URLs 404 on another worker), its own
+per-client limits, and can pause or stop only the runs it started; only the runs history is
+shared (the SQLite file under CNNVIZ_DATA_DIR). Serve one worker, or accept those limits behind
+a proxy with sticky sessions: CNNVIZ_ALLOW_SEVERAL_WORKERS=true (README, "Several workers")."""
+
 
 def main(argv: list[str] | None = None) -> None:
     settings = get_settings()
@@ -23,6 +30,8 @@ def main(argv: list[str] | None = None) -> None:
     add_train_arguments(sub.add_parser("train", help="train a model headless (progress on stderr)"))
     args = parser.parse_args(argv)
     if args.command == "serve":
+        if args.workers > 1 and not settings.allow_several_workers:
+            raise SystemExit(SEVERAL_WORKERS)
         uvicorn.run("app.main:app", host=args.host, port=args.port, workers=args.workers,
                     reload=args.reload)
     elif args.command == "train":

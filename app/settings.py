@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     client_heavy_requests: int = 2  # feature/ERF/run requests one client address has in flight
     retry_after_seconds: int = 2  # the Retry-After of a 429 for heavy requests
     cors_origins: list[str] = []  # other origins allowed to call the API; empty: same-origin only
+    # `cnnviz serve --workers N>1` is refused unless this is set: classroom sessions, feature
+    # results, per-client limits and run controls live in one process (README, "Several workers")
+    allow_several_workers: bool = False
 
     # --- conv / pool trace limits -----------------------------------------------------------
     max_trace_size: int = 64  # input height and width
