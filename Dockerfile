@@ -11,6 +11,8 @@ RUN pip install --no-cache-dir --index-url "$TORCH_INDEX" "torch==2.13.0" \
  && pip install --no-cache-dir .
 
 FROM python:3.11-slim
+# PYTHONPATH: app/ and cnncore/ are imported from /srv/cnnviz (not the copy pip put in the venv),
+# so they find templates/, static/ and weights/ beside them (app/settings.py ROOT, cnncore/weights.py).
 ENV PATH=/opt/venv/bin:$PATH PYTHONPATH=/srv/cnnviz PYTHONDONTWRITEBYTECODE=1 CNNVIZ_HOST=0.0.0.0 CNNVIZ_DATA_DIR=/data
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /srv/cnnviz
@@ -21,6 +23,8 @@ COPY static static
 COPY weights weights
 RUN useradd --system --home /data cnnviz && mkdir -p /data && chown cnnviz /data
 USER cnnviz
+# runs database and checkpoints: keep them across containers with -v cnnviz-data:/data
+VOLUME /data
 EXPOSE 8000
 HEALTHCHECK CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/api/health')"
 CMD ["cnnviz", "serve", "--host", "0.0.0.0", "--port", "8000"]
