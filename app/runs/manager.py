@@ -21,6 +21,7 @@ import atexit
 import contextlib
 import math
 import multiprocessing
+import multiprocessing.forkserver
 import secrets
 import signal
 import threading
@@ -39,6 +40,7 @@ from app.runs.worker import worker_main
 from app.settings import Settings, get_settings
 from cnncore.checkpoint import read_checkpoint_info
 from cnncore.errors import CNNCoreError
+from cnncore.training import TrainConfig
 
 __all__ = [
     "CheckpointInfo",
@@ -86,6 +88,7 @@ class RunLimits:
     poll_seconds: float = 0.5
     mailbox_frames: int = 4096  # per viewer; a slower viewer catches up from the database
     start_method: str = "forkserver"  # or "spawn" (see Settings.run_start_method)
+    batch_seconds: float = 0.05  # events arriving this close together travel together
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RunLimits:
@@ -125,6 +128,15 @@ def _worker_context(method: str):
     if method == "forkserver":
         context.set_forkserver_preload(["app.runs.preload"])
     return context
+
+
+def _warm_up(method: str) -> None:
+    """What the first run would otherwise wait for (seconds each on a busy machine): the
+    forkserver with torch and the datasets, and in this process the lazy imports of the
+    first optimiser (`plan_run` checks a config by building one)."""
+    if method == "forkserver":
+        multiprocessing.forkserver.ensure_running()
+    TrainConfig().check()
 
 
 def _end(reason: str, error: str | None = None) -> dict[str, Any]:
@@ -178,6 +190,10 @@ class RunManager:
         self._channels: dict[str, RunChannel] = {}
         self._closed = False
         self.recovered = self.recover()
+        # The manager is made when /train first asks for the run list: by the time a teacher
+        # presses Start, the warm-up is done and the run begins at once.
+        threading.Thread(target=_warm_up, args=(self.limits.start_method,),
+                         name="runs-warm-up", daemon=True).start()  # fmt: skip
 
     # --- records ---------------------------------------------------------------------------
 
@@ -301,13 +317,18 @@ class RunManager:
 
     # --- the pump: one thread per worker ---------------------------------------------------
 
-    @staticmethod
-    def _receive(conn) -> tuple[list[dict[str, Any]], bool]:
-        """The next events (waits for one, then takes what is already there); open?"""
+    def _receive(self, conn) -> tuple[list[dict[str, Any]], bool]:
+        """The next events: wait for one, then take whatever else arrives within
+        `batch_seconds` (one transaction, one push, one write per viewer for all of them:
+        with many viewers the server's work per step shrinks; the latency grows by at most
+        that window). Returns the events and whether the pipe is still open."""
         events: list[dict[str, Any]] = []
         try:
             events.append(conn.recv())
-            while len(events) < _BATCH and conn.poll():
+            deadline = time.monotonic() + self.limits.batch_seconds
+            while len(events) < _BATCH and events[-1].get("kind") != "end":
+                if not conn.poll(max(0.0, deadline - time.monotonic())):
+                    break
                 events.append(conn.recv())
         except (EOFError, OSError):
             return events, False

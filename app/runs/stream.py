@@ -130,35 +130,47 @@ class RunSubscription:
             self._channel.discard(self)
 
     async def _catch_up(self) -> AsyncIterator[bytes]:
-        """Every stored event after `last`, in id order."""
+        """Every stored event after `last`, in id order, a database page per chunk."""
         while True:
             rows = await asyncio.to_thread(
                 self._store.events_after, self.run_id, self.last, self._replay_batch
             )
+            chunk = []
             for row in rows:
                 self.last = row.event_id
                 self._done = row.final
-                yield sse_frame(row)
+                chunk.append(sse_frame(row))
                 if self._done:
-                    return
-            if len(rows) < self._replay_batch:
+                    break
+            if chunk:
+                yield b"".join(chunk)
+            if self._done or len(rows) < self._replay_batch:
                 return
 
     async def _live(self) -> AsyncIterator[bytes]:
-        """Pushed frames while they follow on; returns at the end or at a gap."""
+        """Pushed frames while they follow on, all that are ready as one chunk (one write);
+        returns at the end or at a gap."""
         while True:
+            chunk, gap = [], False
             while self._mailbox:
                 frame = self._mailbox.popleft()
                 if frame.event_id <= self.last:
                     continue  # already sent from the store
                 if frame.event_id != self.last + 1:
                     self._mailbox.appendleft(frame)
-                    return  # a gap: the store has the missing events
+                    gap = True  # the store has the missing events
+                    break
                 self.last = frame.event_id
                 self._done = frame.final
-                yield frame.data
+                chunk.append(frame.data)
                 if self._done:
-                    return
+                    break
+            if chunk:
+                yield b"".join(chunk)
+            if gap or self._done:
+                return
+            if self._mailbox:
+                continue  # more arrived while the chunk was being sent
             # No await between the emptiness check and clear(): no wake-up can be lost.
             self._wake.clear()
             await self._wake.wait()
@@ -175,7 +187,8 @@ class RunSubscription:
             await asyncio.sleep(self._poll_seconds)
 
     async def frames(self) -> AsyncIterator[bytes]:
-        """The viewer's SSE frames until the run's `end`; unregisters however it stops."""
+        """The viewer's SSE frames (one or more events per chunk) until the run's `end`;
+        unregisters however it stops."""
         try:
             while not self._done:
                 async for frame in self._catch_up():

@@ -1,7 +1,8 @@
 """What a training worker process runs (and `cnnviz train`, in its own process).
 
 `execute_run` drives a `Trainer` and adds what only a run has: a wall-clock `time` on every
-event (for step-to-viewer latency and the page's clock), and checkpoints — one per epoch (the
+event (for step-to-viewer latency and the page's clock) and the worker's CPU seconds `cpu_s`
+(what training costs, whatever else the machine runs), and checkpoints — one per epoch (the
 newest `keep_checkpoints` kept) and a final one — each announced by a `checkpoint` event. The
 final checkpoint is written *before* the trainer's `end` event is passed on, so `end` is truly
 the last event of a run.
@@ -82,6 +83,7 @@ def execute_run(
     trainer = build_trainer(spec, should_pause, should_stop)
     for event in trainer.run():
         event["time"] = time.time()
+        event["cpu_s"] = time.process_time()  # the worker's CPU seconds: cost under any load
         kind = event["kind"]
         if kind == "end":
             # A diverged network's weights hold NaN: its last good epoch stays the newest.

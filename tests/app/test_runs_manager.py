@@ -50,6 +50,16 @@ def wait_for(store, run_id: str, predicate, timeout: float = TIMEOUT) -> list[di
         time.sleep(0.05)
 
 
+def sse_events(chunk: bytes) -> list[tuple[int, dict]]:
+    """(id, event) of every SSE message in a chunk (a chunk carries one or more)."""
+    found = []
+    for block in chunk.decode().split("\r\n\r\n"):
+        fields = dict(line.split(": ", 1) for line in block.split("\r\n") if ": " in line)
+        if "data" in fields:
+            found.append((int(fields["id"]), json.loads(fields["data"])))
+    return found
+
+
 def kinds(history: list[dict]) -> list[str]:
     return [event["kind"] for event in history]
 
@@ -80,12 +90,7 @@ def watched(manager) -> tuple[str, list[tuple[int, dict]]]:
 
     async def watch() -> list[tuple[int, dict]]:
         subscription = manager.subscribe(record.id, 0)
-        seen = []
-        async for frame in subscription.frames():
-            text = frame.decode()
-            event_id = int(text.split("id: ")[1].split("\r\n")[0])
-            seen.append((event_id, json.loads(text.split("data: ")[1].split("\r\n")[0])))
-        return seen
+        return [pair async for chunk in subscription.frames() for pair in sse_events(chunk)]
 
     return record.id, asyncio.run(asyncio.wait_for(watch(), TIMEOUT))
 
@@ -215,8 +220,8 @@ def test_transfer_keeps_frozen_layers_and_trains_a_new_head(manager, finished_ru
 # --- viewers: no loss, no duplicates -------------------------------------------------------------
 
 
-def _frame_ids(frames: list[bytes]) -> list[int]:
-    return [int(f.decode().split("id: ")[1].split("\r\n")[0]) for f in frames]
+def _frame_ids(chunks: list[bytes]) -> list[int]:
+    return [event_id for chunk in chunks for event_id, _ in sse_events(chunk)]
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -312,7 +317,7 @@ def test_a_viewer_of_an_abandoned_run_sees_it_interrupted(tmp_path):
 
     async def main() -> list[dict]:
         frames = [f async for f in manager.subscribe("aaaaaaaaaaaa", 0).frames()]
-        return [json.loads(f.decode().split("data: ")[1].split("\r\n")[0]) for f in frames]
+        return [event for chunk in frames for _, event in sse_events(chunk)]
 
     try:
         seen = asyncio.run(main())
