@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from app.limits import BodyLimitMiddleware, ClientConcurrencyLimit
 from app.main import app, create_app
-from app.settings import Settings, get_settings
+from app.settings import ROOT, Settings, get_settings
 
 client = TestClient(app)
 SETTINGS = get_settings()
@@ -260,3 +260,9 @@ def test_cors_origins_read_from_the_environment(monkeypatch):
     settings = Settings()
     assert settings.cors_origins == ["https://a.example", "https://b.example"]
     assert settings.max_body_bytes == 1234
+
+
+def test_every_setting_is_documented_in_the_readme():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    missing = [name for name in Settings.model_fields if f"`CNNVIZ_{name.upper()}`" not in readme]
+    assert missing == [], f"add these to README's settings tables: {missing}"
