@@ -5,7 +5,10 @@ Input 3×64×64, 8 kernels 3×3, bias, padding 1, float64 (the trace's dtype), o
 - trace: `cnncore.trace.trace_conv2d`, which also keeps every product (8·64·64·27 = 884,736),
   the per-channel sums, the window coordinates and the padded-tap mask;
 - answer: the trace turned into the API's JSON body (`conv_trace_body` + `json.dumps`), for
-  scale only: the route refuses a trace this large by default (`max_trace_products`).
+  scale only: the route refuses a trace this large by default (`max_trace_products`);
+- body: `conv_trace_body` alone with Python's garbage collector paused (as the route builds it,
+  `app.schemas.common.gc_paused`) and on, interleaved, for this trace and for an API-sized one
+  (3×32×32, 4 kernels 3×3, padding 1), with the whole app imported as in the server.
 Baseline and trace run interleaved after warm-up rounds, so a burst of load from other work on a
 shared machine lands on both; each figure is the median over `--repeats` rounds (the minimum,
 the least disturbed round, in brackets), once per thread count. Target: trace / baseline ≤ 3.
@@ -28,6 +31,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import app.main  # noqa: E402, F401  (the server's modules: the objects a collection walks)
 from app.schemas.conv import conv_trace_body  # noqa: E402
 from cnncore.trace import trace_conv2d  # noqa: E402
 
@@ -64,6 +68,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--threads", default="1,2", help="torch intra-op threads, one run each")
     parser.add_argument("--answers", type=int, default=3, help="rounds of the JSON answer")
+    parser.add_argument("--bodies", type=int, default=5, help="rounds of each body timing")
     args = parser.parse_args()
 
     generator = torch.Generator().manual_seed(0)
@@ -98,6 +103,18 @@ def main() -> None:
         f"JSON answer (trace + body + dumps): {statistics.median(answer) * 1e3:.0f} ms for "
         f"{traced.products.numel():,} products (over the API's default limit)"
     )
+    small = trace_conv2d(x[:, :32, :32], w[:4], b[:4], padding=1)
+    for label, body_of in (("3x32x32, 4 kernels", small), ("3x64x64, 8 kernels", traced)):
+        paused, on = [], []
+        for _ in range(args.bodies):
+            paused.append(seconds(lambda body_of=body_of: conv_trace_body(body_of)))
+            on.append(seconds(lambda body_of=body_of: conv_trace_body.__wrapped__(body_of)))
+        print(
+            f"body {label} ({len(conv_trace_body(body_of)['steps']):,} steps): collector on "
+            f"{statistics.median(on) * 1e3:.0f} ms (min {min(on) * 1e3:.0f}), paused "
+            f"{statistics.median(paused) * 1e3:.0f} ms (min {min(paused) * 1e3:.0f}), "
+            f"{statistics.median(on) / statistics.median(paused):.1f}x"
+        )
 
 
 if __name__ == "__main__":

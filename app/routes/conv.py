@@ -1,11 +1,11 @@
 """The convolution explorer's API: output-size arithmetic, step traces and presets."""
 
-import json
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 
 from app.deps import settings_dep
+from app.schemas.common import json_response
 from app.schemas.conv import (
     InputPresetOut,
     KernelPresetOut,
@@ -54,10 +54,7 @@ def trace(body: TraceRequest, settings: Annotated[Settings, Depends(settings_dep
         answer = conv_trace_body(
             trace_conv2d(body.input, body.kernels, body.bias, max_products=budget, **options)
         )
-    # A trace holds up to `max_trace_products` numbers: validating it against the response model
-    # would triple the time of a large answer, so it is serialised directly (the tests validate
-    # answers against `TraceResponse`). Floats print with repr: full float64 precision.
-    return Response(json.dumps(answer, allow_nan=False), media_type="application/json")
+    return json_response(answer)  # not validated against TraceResponse: see json_response
 
 
 @router.get("/presets", response_model=PresetsResponse)

@@ -1,11 +1,11 @@
 """The pooling explorer's API: a whole pooling trace, with gradient routing on request."""
 
-import json
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 
 from app.deps import settings_dep
+from app.schemas.common import json_response
 from app.schemas.pool import PoolTraceRequest, PoolTraceResponse, pool_trace_body
 from app.settings import Settings
 from cnncore.pooling import pool_backward, trace_pool2d
@@ -23,7 +23,4 @@ def trace(body: PoolTraceRequest, settings: Annotated[Settings, Depends(settings
         max_cells=settings.max_trace_products,
     )
     routed = None if body.grad_output is None else pool_backward(traced, body.grad_output)
-    # Serialised directly, as the convolution trace: validating tens of thousands of steps
-    # against the response model would triple the time (the tests validate against it).
-    answer = pool_trace_body(traced, routed)
-    return Response(json.dumps(answer, allow_nan=False), media_type="application/json")
+    return json_response(pool_trace_body(traced, routed))  # not validated: see json_response

@@ -4,14 +4,19 @@ A base for bodies whose numbers must be finite (`FiniteBody`), bounded number ar
 `Volume`) and the check that they are rectangular, a trace request's input volume
 (`TraceInputBody`), the padding of a trace (`PaddingOut`), the
 configurable limits of `Settings` (`at_most`, checked after parsing and naming the field in a
-422).
+422), and how a large trace body is built and sent (`gc_paused`, `json_response`).
 """
 
 from __future__ import annotations
 
+import gc
+import json
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
+from fastapi import Response
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from app.settings import Settings
@@ -123,3 +128,32 @@ class PaddingOut(BaseModel):
     @classmethod
     def of(cls, padding: Padding2d) -> PaddingOut:
         return cls(top=padding.top, bottom=padding.bottom, left=padding.left, right=padding.right)
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause CPython's cyclic garbage collector while a large trace body is built (also usable
+    as a decorator: `@gc_paused()`).
+
+    A body is tens of thousands of small lists and dicts: allocating them triggers collection
+    after collection, each older-generation pass walking every object of the process, torch's
+    and the app's included (docs/PERFORMANCE.md, Trace). None of them can form a cycle, so there
+    is nothing for the collector to find. Process-wide: of two bodies built at once, the first to
+    finish may turn it back on early, which only costs the other its speed-up.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def json_response(body: dict[str, Any]) -> Response:
+    """A trace body sent as JSON directly; floats print with repr (full float64 precision).
+
+    Validating tens of thousands of steps against the response model would triple the time of a
+    large answer, so the trace routes skip that (their tests validate answers against it).
+    """
+    return Response(json.dumps(body, allow_nan=False), media_type="application/json")

@@ -21,6 +21,7 @@ from app.schemas.common import (
     Value,
     Volume,
     at_most,
+    gc_paused,
     rectangular,
 )
 from app.settings import Settings
@@ -230,6 +231,7 @@ def _steps(
     ]
 
 
+@gc_paused()
 def conv_trace_body(trace: ConvTrace) -> dict[str, Any]:
     """The JSON body of a conv2d trace (plain floats at full float64 precision)."""
     pre, out = trace.pre_activation.tolist(), trace.output.tolist()
@@ -253,6 +255,7 @@ def conv_trace_body(trace: ConvTrace) -> dict[str, Any]:
     }
 
 
+@gc_paused()
 def conv_transpose_trace_body(trace: ConvTransposeTrace) -> dict[str, Any]:
     """The JSON body of a transposed conv2d trace: one scatter step per input cell."""
     steps = _steps(

@@ -8,14 +8,11 @@ with window rows and columns in unpadded input coordinates (as the convolution s
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from app.schemas.common import PaddingOut, TraceInputBody, Volume, at_most, rectangular
+from app.schemas.common import PaddingOut, TraceInputBody, Volume, at_most, gc_paused, rectangular
 from app.settings import Settings
 from cnncore.pooling import PoolBackward, PoolTrace
 
@@ -103,30 +100,9 @@ _PER_KIND = {"max": ("chosen",), "l2": ("weights",), "avg": ("weights", "divisor
              "global_avg": ("weights", "divisor")}
 
 
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause CPython's cyclic garbage collector while building a large body.
-
-    Tens of thousands of small lists trigger collections again and again, each older-generation
-    pass walking every object of the process (torch's included): a 8·32·32-step body took
-    four times longer with it on. None of these lists can form a cycle.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
+@gc_paused()
 def pool_trace_body(trace: PoolTrace, backward: PoolBackward | None) -> dict[str, Any]:
     """The JSON body of a pooling trace (plain floats at full float64 precision)."""
-    with _collector_paused():
-        return _body(trace, backward)
-
-
-def _body(trace: PoolTrace, backward: PoolBackward | None) -> dict[str, Any]:
     kept = ("channel", "y", "x", "rows", "cols", "padded", "values", "value",
             *_PER_KIND[trace.kind])
     steps = [{key: fields[key] for key in kept} for fields in map(vars, trace.steps())]
