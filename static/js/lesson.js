@@ -216,6 +216,9 @@ function bindExplorerState(frame, state) {
   state.subscribe((changed, values) => {
     if (changed.has("explorer") && !fromFrame && values.explorer) send(values.explorer);
   });
+  // A frame that finished loading before this module ran has already sent its first report.
+  const loaded = frame.contentDocument?.readyState === "complete" && frame.contentDocument.body?.childElementCount;
+  if (loaded && state.get("explorer")) send(state.get("explorer"));
 }
 
 /* ------------------------------------------------------------------ wiring ------------------- */

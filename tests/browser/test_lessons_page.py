@@ -14,6 +14,7 @@ from app.i18n import catalogue
 from app.lessons import LESSONS
 from app.routes.pages import PAGES
 
+FOLLOW_TIMEOUT = 10_000  # ms: two pages and a live class session on a busy machine
 FRAME_READY = """() => {
   const frame = document.getElementById('explorer-frame');
   const doc = frame && frame.contentDocument;
@@ -191,10 +192,14 @@ def test_followers_mirror_the_lesson_its_answers_and_its_explorer(make_page):
 
     student = make_page("phone", locale="ko-KR")
     student.goto(f"/join/{code}")
-    expect(student).to_have_url(re.compile(rf"/lessons/convolution\?.*follow={code}"))
+    expect(student).to_have_url(
+        re.compile(rf"/lessons/convolution\?.*follow={code}"), timeout=FOLLOW_TIMEOUT
+    )
     student.wait_for_selector("body[data-ready=true]")
     student.wait_for_function(FRAME_READY)
-    expect(student.locator(".follow-bar")).to_have_attribute("data-state", "following")
+    expect(student.locator(".follow-bar")).to_have_attribute(
+        "data-state", "following", timeout=FOLLOW_TIMEOUT
+    )
     assert explorer(student).locator("#follow-start").count() == 0
 
     # the teacher steps and reconfigures the framed explorer: the student's frame follows
@@ -202,19 +207,21 @@ def test_followers_mirror_the_lesson_its_answers_and_its_explorer(make_page):
     for _ in range(3):
         frame.locator(".player-next").click()
     expect(explorer(student).locator(".player-position")).to_have_text(
-        frame.locator(".player-position").inner_text()
+        frame.locator(".player-position").inner_text(), timeout=FOLLOW_TIMEOUT
     )
     frame.locator("#c-stride").fill("2")
     frame.locator("#c-stride").press("Tab")
-    expect(explorer(student).locator("#c-stride")).to_have_value("2")
+    expect(explorer(student).locator("#c-stride")).to_have_value("2", timeout=FOLLOW_TIMEOUT)
     frame.locator(".player-last").click()
     expect(explorer(student).locator(".player-position")).to_have_text(
-        frame.locator(".player-position").inner_text()
+        frame.locator(".player-position").inner_text(), timeout=FOLLOW_TIMEOUT
     )
 
     # the teacher reveals an answer, then moves on to the next lesson
     teacher.locator("#q-output summary").click()
-    expect(student.locator("#q-output details")).to_have_attribute("open", "")
+    expect(student.locator("#q-output details")).to_have_attribute(
+        "open", "", timeout=FOLLOW_TIMEOUT
+    )
     teacher.locator("h1").click()
     teacher.keyboard.press("ArrowRight")
-    expect(student).to_have_url(re.compile(r"/lessons/edge-filters\?"))
+    expect(student).to_have_url(re.compile(r"/lessons/edge-filters\?"), timeout=FOLLOW_TIMEOUT)
