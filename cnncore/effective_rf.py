@@ -19,6 +19,7 @@ import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 from torch import fx, nn
@@ -26,7 +27,13 @@ from torch import fx, nn
 from cnncore.errors import CNNCoreError
 from cnncore.inspect import summarize_model
 from cnncore.models import build_model, get_model_info
-from cnncore.receptive_field import Box, UnitReceptiveField, trace_receptive_fields
+from cnncore.receptive_field import (
+    Box,
+    FieldGraph,
+    UnitReceptiveField,
+    model_field_graph,
+    trace_receptive_fields,
+)
 from cnncore.weights import load_model
 
 __all__ = [
@@ -44,6 +51,7 @@ __all__ = [
     "mass_share",
     "model_effective_field",
     "stack_effective_field",
+    "stack_field_graph",
 ]
 
 ACTIVATIONS = {"none": None, "relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
@@ -122,21 +130,65 @@ def _evaluating(model: nn.Module) -> Iterator[None]:
             module.train(training)
 
 
-def _prefix(graph_module: fx.GraphModule, node_name: str) -> fx.GraphModule:
-    """The graph up to one node, which becomes the output (the model itself is not changed)."""
-    graph = fx.Graph()
+def _prefix(model: nn.Module, graph: fx.Graph, node_name: str) -> fx.GraphModule:
+    """The graph up to one node, which becomes the output, run on `model`'s own modules (the
+    model itself is not changed, nothing is copied)."""
+    upto = fx.Graph()
     env: dict[fx.Node, fx.Node] = {}
-    for node in graph_module.graph.nodes:
+    for node in graph.nodes:
         if node.op == "output":
             break
-        env[node] = graph.node_copy(node, lambda n: env[n])
+        env[node] = upto.node_copy(node, lambda n: env[n])
         if node.name == node_name:
-            graph.output(env[node])
+            upto.output(env[node])
             break
-    prefix = fx.GraphModule(graph_module, graph)  # shares the model's modules, copies nothing
+    prefix = fx.GraphModule(model, upto)  # takes the modules the nodes name from `model`
     prefix.graph.eliminate_dead_code()
     prefix.recompile()
     return prefix
+
+
+def _has_path(model: nn.Module, path: str) -> bool:
+    owner: object = model
+    for part in path.split("."):
+        if not hasattr(owner, part):
+            return False
+        owner = getattr(owner, part)
+    return True
+
+
+def _fits(model: nn.Module, geometry: FieldGraph) -> bool:
+    """`model` has exactly the layers `geometry` was traced from: the same leaf modules at the
+    same paths, of the same classes, and every attribute the graph reads."""
+    nodes = list(geometry.graph_module.graph.nodes)
+    used = {str(n.target) for n in nodes if n.op == "call_module"}
+    leaves = {
+        name: type(module)
+        for name, module in model.named_modules()
+        if name and next(module.children(), None) is None
+    }
+    if set(leaves) != used:
+        return False
+    traced = geometry.graph_module
+    return all(leaves[t] is type(traced.get_submodule(t)) for t in used) and all(
+        _has_path(model, str(n.target)) for n in nodes if n.op == "get_attr"
+    )
+
+
+def _field_graph(
+    model: nn.Module, input_shape: tuple[int, int, int], geometry: FieldGraph | None
+) -> FieldGraph:
+    """`geometry` (the same architecture traced once, e.g. on the meta device) when `model` has
+    its very layers, else a fresh trace. Tracing is kept out of requests on purpose:
+    `torch.fx.symbolic_trace` patches `nn.Module.__call__` for the whole process while it runs,
+    so a trace in one thread breaks forward passes running in the others."""
+    if (
+        geometry is not None
+        and geometry.input_shape == tuple(input_shape)
+        and _fits(model, geometry)
+    ):
+        return geometry
+    return trace_receptive_fields(model, input_shape)
 
 
 def _unit_sum(output: torch.Tensor, y: int, x: int) -> torch.Tensor:
@@ -154,10 +206,12 @@ def effective_receptive_field(
     samples: int = 16,
     seed: int = 0,
     image: torch.Tensor | None = None,
+    geometry: FieldGraph | None = None,
 ) -> EffectiveField:
     """The ERF of unit (y, x) of `layer` (default: centre of the deepest feature map), averaged
-    over `samples` standard-normal inputs drawn from `seed`, or on `image` (C×H×W) alone."""
-    graph = trace_receptive_fields(model, input_shape)
+    over `samples` standard-normal inputs drawn from `seed`, or on `image` (C×H×W) alone.
+    `geometry`: the model's fields traced beforehand (used when the model has its layers)."""
+    graph = _field_graph(model, input_shape, geometry)
     layer = layer or graph.default_layer()
     theoretical = graph.unit(layer, y, x)
     parameter = next(model.parameters(), None)
@@ -173,7 +227,7 @@ def effective_receptive_field(
         generator = torch.Generator().manual_seed(seed)
         inputs = torch.randn(samples, *input_shape, generator=generator).to(device)
     inputs.requires_grad_(True)
-    upto = _prefix(graph.graph_module, graph.step(layer).node)
+    upto = _prefix(model, graph.graph_module.graph, graph.step(layer).node)
     with _evaluating(model):
         output = upto(inputs)
         # one backward for the whole batch: the samples do not interact in eval mode
@@ -292,6 +346,12 @@ def conv_stack(config: StackConfig, seed: int = 0) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+@lru_cache(maxsize=64)
+def stack_field_graph(config: StackConfig, shape: tuple[int, int, int]) -> FieldGraph:
+    """The fields of the stack `config` describes, traced once per geometry and input shape."""
+    return trace_receptive_fields(conv_stack(config), shape)
+
+
 def stack_effective_field(
     config: StackConfig,
     height: int,
@@ -307,14 +367,16 @@ def stack_effective_field(
     _check_samples(samples)
     config.check_fits(min(height, width))
     _check_cost(config.macs(height, width) * samples, max_macs)
+    shape = (STACK_CHANNELS, height, width)
     return effective_receptive_field(
         conv_stack(config, seed),
-        (STACK_CHANNELS, height, width),
+        shape,
         None,
         y,
         x,
         samples=samples,
         seed=seed,
+        geometry=stack_field_graph(config, shape),
     )
 
 
@@ -368,7 +430,7 @@ def depth_sweep(
     )
     stack = conv_stack(config, seed)
     shape = (STACK_CHANNELS, size, size)
-    graph = trace_receptive_fields(stack, shape)
+    graph = stack_field_graph(config, shape)
     per_layer = len(stack) // max_depth
     names = [str((n + 1) * per_layer - 1) for n in range(max_depth)]  # after each activation
     centre = size // 2
@@ -475,5 +537,14 @@ def model_effective_field(
     _check_cost(summarize_model(name, *shape).total_macs * samples, max_macs)
     if model is None:
         model = _he_initialised(name, shape, seed)
-    field = effective_receptive_field(model, shape, layer, y, x, samples=samples, seed=seed)
+    field = effective_receptive_field(
+        model,
+        shape,
+        layer,
+        y,
+        x,
+        samples=samples,
+        seed=seed,
+        geometry=model_field_graph(name, *shape),
+    )
     return ModelEffectiveField(name, source, field)

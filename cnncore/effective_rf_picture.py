@@ -23,6 +23,7 @@ from cnncore.effective_rf import (
 )
 from cnncore.images import DecodedImage, Preprocessed, preprocess
 from cnncore.inspect import summarize_model
+from cnncore.receptive_field import model_field_graph
 from cnncore.weights import LoadedModel, WeightsInfo, initialisation_weights
 
 __all__ = [
@@ -80,5 +81,8 @@ def picture_effective_field(
         std=weights.std,
         resize_ratio=weights.resize_ratio,
     )
-    field = effective_receptive_field(loaded.model, shape, layer, y, x, image=prepared.tensor[0])
+    geometry = model_field_graph(loaded.name, *shape)  # traced once, not in this request
+    field = effective_receptive_field(
+        loaded.model, shape, layer, y, x, image=prepared.tensor[0], geometry=geometry
+    )
     return PictureEffectiveField(loaded.name, weights, field, network_picture(prepared))

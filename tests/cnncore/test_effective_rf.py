@@ -224,3 +224,80 @@ def test_random_stacks_are_seeded():
     doubling = conv_stack(StackConfig(3, growth="doubling", kernel=5))
     assert [m.dilation for m in doubling] == [(1, 1), (2, 2), (4, 4)]
     assert [m.padding for m in doubling] == [(2, 2), (4, 4), (8, 8)]
+
+
+# --- no tracing inside a request -----------------------------------------------------------------
+
+
+def test_known_architectures_are_not_traced_again(monkeypatch):
+    """torch.fx patches nn.Module.__call__ process-wide while it traces: a trace during one
+    request breaks the forward passes of the others. Zoo models and stacks reuse one trace."""
+    from cnncore import effective_rf
+    from cnncore.effective_rf_picture import picture_effective_field
+    from cnncore.images import sample_image
+    from cnncore.weights import load_model
+
+    trained = load_model("lenet5")
+    calls = [
+        lambda: model_effective_field("tinyvgg", samples=1, seed=2),
+        lambda: picture_effective_field(trained, sample_image("digit"), "features.3", 1, 1),
+        lambda: stack_effective_field(StackConfig(3), 12, 12, samples=1),
+        lambda: depth_sweep(StackConfig(3), 12, samples=1),
+    ]
+    first = [call() for call in calls]  # the first use of each geometry traces it, once
+
+    def refuse(*_args):
+        raise AssertionError("traced inside a request")
+
+    monkeypatch.setattr(effective_rf, "trace_receptive_fields", refuse)
+    again = [call() for call in calls]
+    for a, b in zip(first[:3], again[:3], strict=True):
+        field_a = getattr(a, "field", a)
+        field_b = getattr(b, "field", b)
+        assert torch.equal(field_a.heatmap, field_b.heatmap)
+    assert again[3].points == first[3].points
+
+
+def test_a_model_with_other_layers_is_traced_itself():
+    """A zoo name whose layers differ (here one more) must not run the zoo's graph."""
+    from cnncore.effective_rf import _fits
+    from cnncore.models import build_model
+    from cnncore.receptive_field import model_field_graph
+
+    geometry = model_field_graph("lenet5", 1, 32, 32)
+    model = build_model("lenet5")
+    assert _fits(model, geometry)
+    model.features.append(nn.Identity())
+    assert not _fits(model, geometry)
+    model = build_model("lenet5")
+    model.features[1] = nn.ReLU()  # tanh → ReLU: same paths, another class
+    assert not _fits(model, geometry)
+    erf = effective_receptive_field(model, (1, 32, 32), "features.3", 2, 2, samples=2,
+                                    geometry=geometry)  # fmt: skip
+    assert erf.layer == "features.3"
+
+
+def test_forward_passes_in_other_threads_survive_concurrent_requests():
+    import threading
+
+    errors: list[str] = []
+
+    def run(call):
+        for _ in range(3):
+            try:
+                call()
+            except Exception as exc:  # any failure is the bug this test is about
+                errors.append(repr(exc))
+
+    calls = [
+        lambda: depth_sweep(StackConfig(6), 24, samples=2),
+        lambda: model_effective_field("tinyvgg", samples=1),
+    ]
+    for call in calls:
+        call()  # geometries traced before the threads start
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls * 2]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
