@@ -21,6 +21,7 @@ PAGES: dict[str, tuple[str, str]] = {
     "/loss": ("loss.html", "loss"),
     "/features": ("features.html", "features"),
     "/architectures": ("architectures.html", "architectures"),
+    "/receptive-field": ("receptive_field.html", "receptive_field"),
     "/train": ("train.html", "train"),
 }
 

@@ -40,15 +40,19 @@ function errorFromBody(status, body) {
   return new ApiError(status, Object.values(fields).join("; "), fields);
 }
 
-/** fetch + JSON both ways; resolves to the parsed body, rejects with ApiError (or AbortError). */
+/**
+ * fetch with a JSON answer; resolves to the parsed body, rejects with ApiError (or AbortError).
+ * `body` is sent as JSON, or as it is when it is FormData (multipart: a picture and fields).
+ */
 export async function requestJSON(method, url, body, { signal } = {}) {
+  const form = body instanceof FormData;
   let response;
   try {
     response = await fetch(url, {
       method,
       signal,
-      headers: body === undefined ? {} : { "Content-Type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
+      headers: body === undefined || form ? {} : { "Content-Type": "application/json" },
+      body: body === undefined || form ? body : JSON.stringify(body),
     });
   } catch (error) {
     if (isAbort(error)) throw error;
@@ -66,6 +70,14 @@ export async function requestJSON(method, url, body, { signal } = {}) {
 
 export const getJSON = (url, options) => requestJSON("GET", url, undefined, options);
 export const postJSON = (url, body, options) => requestJSON("POST", url, body, options);
+
+/** POST multipart: `fields` as text parts, `file` (when given) as the `image` part. */
+export function postForm(url, fields, file, options) {
+  const form = new FormData();
+  for (const [name, value] of Object.entries(fields)) form.append(name, value);
+  if (file) form.append("image", file, file.name || "picture");
+  return requestJSON("POST", url, form, options);
+}
 
 /** True for the rejection of a request cancelled by its AbortController. */
 export function isAbort(error) {
@@ -116,4 +128,30 @@ export function showErrors(root, error, aliases = {}) {
     slot.textContent = slot.textContent ? `${slot.textContent}; ${message}` : message;
     slot.hidden = false;
   }
+}
+
+/**
+ * Heavy requests one at a time, the newest wish last: calling run() while `task` is in flight
+ * only notes that it must run again, which it does once the current run ends. The server gives
+ * each client few slots for heavy work, and an aborted fetch holds its slot until the server
+ * has finished, so "latest wins" by aborting would still pile work up. `task` reads the page
+ * state when it starts and catches its own errors.
+ */
+export function oneAtATime(task) {
+  let running = null;
+  let again = false;
+  return function run() {
+    if (running) {
+      again = true;
+      return running;
+    }
+    running = (async () => {
+      do {
+        again = false;
+        await task();
+      } while (again);
+      running = null;
+    })();
+    return running;
+  };
 }

@@ -7,7 +7,7 @@ import { t } from "./i18n.js";
 import { clearErrors, getJSON, isAbort, latestOnly, showErrors } from "./api.js";
 import { createState } from "./state.js";
 import { bindControls } from "./controls.js";
-import { formatCount, formatNumber } from "./format.js";
+import { formatCount, formatPair } from "./format.js";
 
 const ARCH_STATE = [
   { name: "model", type: "string", default: "resnet18", maxLength: 32 },
@@ -123,22 +123,18 @@ function kernelText(layer) {
   return `${kh}×${kw} /${stride}`;
 }
 
-/** Per-axis pair as one text: "51" when both axes agree, "51×43" otherwise. */
-const pairText = ({ height, width }) =>
-  height === width ? formatNumber(height) : `${formatNumber(height)}×${formatNumber(width)}`;
-
 /** The receptive field cell: "size /stride", linked to the receptive-field explorer. */
 function fieldCell(layer) {
   const field = layer.receptive_field;
   if (!field) return el("td", { className: "mono", text: "–", attrs: { title: layer.receptive_field_reason || "" } });
   const text = field.is_global
     ? t("arch.rf.global")
-    : `${pairText(field.size)} /${pairText(field.stride)}${field.aligned ? "" : " *"}`;
+    : `${formatPair(field.size)} /${formatPair(field.stride)}${field.aligned ? "" : " *"}`;
   const query = new URLSearchParams({ model: state.get("model"), layer: layer.name });
   const link = el("a", { text, attrs: { href: `/receptive-field?${query}` } });
-  const title = t("arch.rf.title", { size: pairText(field.size), stride: pairText(field.stride),
-    start: pairText(field.start) }) + (field.aligned ? "" : ` ${t("arch.rf.not_aligned")}`);
-  return el("td", { className: "mono rf-cell", attrs: { title, "data-rf-size": pairText(field.size) } }, [link]);
+  const title = t("arch.rf.title", { size: formatPair(field.size), stride: formatPair(field.stride),
+    start: formatPair(field.start) }) + (field.aligned ? "" : ` ${t("arch.rf.not_aligned")}`);
+  return el("td", { className: "mono rf-cell", attrs: { title, "data-rf-size": formatPair(field.size) } }, [link]);
 }
 
 function layerRow(layer, total, block) {

@@ -50,6 +50,31 @@ const detail = createLayerDetail(
   { onChannel: (channel) => state.set({ channel }) },
 );
 
+// Each pixel of the enlarged channel is a unit of the layer: a click offers the link to that
+// unit's receptive field on /receptive-field (same model, picture and trained weights).
+const fieldLink = document.createElement("a");
+fieldLink.id = "field-link";
+const fieldNote = document.createElement("p");
+fieldNote.hidden = true;
+fieldNote.append(fieldLink);
+$("readout").after(fieldNote);
+$("channel-canvas").addEventListener("click", (event) => {
+  const layer = answer?.layers.find((item) => item.name === state.get("layer")) ?? answer?.layers[0];
+  if (!layer || layer.units || answer.mode !== "learned") return;
+  const [height, width] = layer.tile;
+  const canvas = event.currentTarget;
+  const y = Math.min(height - 1, Math.floor((event.offsetY / canvas.clientHeight) * height));
+  const x = Math.min(width - 1, Math.floor((event.offsetX / canvas.clientWidth) * width));
+  const sample = state.get("sample");
+  const query = new URLSearchParams({
+    model: answer.model, sample: sample || DEFAULT_SAMPLE, weights: "trained", layer: layer.name, y, x,
+  });
+  fieldLink.href = `/receptive-field?${query}`;
+  fieldLink.textContent = t(sample ? "rf_link.unit" : "rf_link.unit_sample",
+    { layer: layer.name, row: y, col: x });
+  fieldNote.hidden = false;
+});
+
 // --- what the answer says ------------------------------------------------------------------
 function weightsText(body) {
   if (body.mode === "handcrafted") return t("features.weights.handcrafted");

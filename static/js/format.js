@@ -29,3 +29,9 @@ export function formatExact(value, digits = 4) {
 export function formatCount(value) {
   return Math.round(value).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ",");
 }
+
+/** A per-axis {height, width} pair as one text: "51" when both agree, "51×43" otherwise. */
+export function formatPair({ height, width }, digits = 2) {
+  const [h, w] = [formatNumber(height, digits), formatNumber(width, digits)];
+  return h === w ? h : `${h}×${w}`;
+}
