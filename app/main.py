@@ -2,6 +2,7 @@
 the server's torch threads."""
 
 import importlib
+import os
 import pkgutil
 
 import torch
@@ -22,6 +23,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                           redoc_url=None, openapi_url="/openapi.json")
     install_error_handlers(application)
     settings = settings or get_settings()
+    # torch makes its compile-cache folder when torch._dynamo is first imported (an nn.Tanh run
+    # under a hook is enough): under the data folder, like everything else the app writes.
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(settings.data_dir / "torch-cache"))
     if settings.torch_threads > 0:
         # Now, before any request thread touches torch: a thread keeps the count it first saw.
         torch.set_num_threads(settings.torch_threads)

@@ -196,9 +196,13 @@ ACCEPTED = {
 }
 
 
-def post_picture(data: bytes, filename: str = "upload.bin"):
+# Every endpoint that takes a picture upload.
+PICTURE_ENDPOINTS = ["/api/features", "/api/receptive-field/effective"]
+
+
+def post_picture(data: bytes, filename: str = "upload.bin", endpoint: str = "/api/features"):
     return client.post(
-        "/api/features",
+        endpoint,
         data={"model": "lenet5"},
         files={"image": (filename, data, "application/octet-stream")},
     )
@@ -213,12 +217,13 @@ def assert_refused(response, status: int, field: str | None = "image", words: st
         assert words in detail[0]["msg"]
 
 
-def test_every_bad_picture_is_a_clear_422(sandbox):
-    post_picture(PNG)  # the model is built once, before measuring
+@pytest.mark.parametrize("endpoint", PICTURE_ENDPOINTS)
+def test_every_bad_picture_is_a_clear_422(endpoint, sandbox):
+    assert post_picture(PNG, endpoint=endpoint).status_code == 200  # models built before measuring
     data_before = _tree(SETTINGS.data_dir)
     with peak_growth() as growth:
         for name, (data, words) in REFUSED.items():
-            response = post_picture(data, f"{name}.png")
+            response = post_picture(data, f"{name}.png", endpoint)
             assert response.status_code == 422, (name, response.status_code, response.text)
             assert_refused(response, 422, "image", words)
     assert growth[0] < PEAK_BUDGET, f"peak memory grew {growth[0] / MB:.0f} MB"
@@ -232,6 +237,8 @@ def test_unusual_valid_pictures_are_read(name, sandbox):
     assert response.status_code == 200, response.text
     found = response.json()["input"]
     assert (found["format"], found["mode"], found["source"]) == (fmt, mode, "upload")
+    effective = post_picture(data, endpoint="/api/receptive-field/effective")
+    assert effective.status_code == 200, effective.text
 
 
 def test_animated_gif_gives_its_first_frame(sandbox):
@@ -244,10 +251,11 @@ def test_animated_gif_gives_its_first_frame(sandbox):
 # --- oversized and malformed multipart bodies -------------------------------------------------
 
 
-def test_real_upload_over_the_limit_is_413_and_costs_no_parse(sandbox):
+@pytest.mark.parametrize("endpoint", PICTURE_ENDPOINTS)
+def test_real_upload_over_the_limit_is_413_and_costs_no_parse(endpoint, sandbox):
     big = PNG + bytes(SETTINGS.max_upload_bytes + 100_000)
     with peak_growth() as growth:
-        assert_refused(post_picture(big), 413, "image", "bytes")
+        assert_refused(post_picture(big, endpoint=endpoint), 413, "image", "bytes")
     # The client holds the body (~20 MB) twice while encoding; the server never parses it.
     assert growth[0] < 3 * len(big) + PEAK_BUDGET
 
