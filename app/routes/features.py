@@ -7,24 +7,21 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
-from pydantic import ValidationError
-from starlette.datastructures import UploadFile
 
 from app.deps import settings_dep
 from app.feature_cache import FeatureCache, get_feature_cache
 from app.limits import heavy_work
 from app.schemas.features import Colormap, FeaturesForm, FeaturesOut, SampleOut
 from app.settings import Settings
+from app.uploads import chosen_picture, picture_form_schema, read_picture_form
 from cnncore.colormaps import COLORMAPS, lut_hex
-from cnncore.errors import CNNCoreError
 from cnncore.features import handcrafted_feature_maps, learned_feature_maps
-from cnncore.images import SAMPLE_IMAGES, DecodedImage, decode_image, encode_png, sample_image
+from cnncore.images import SAMPLE_IMAGES, encode_png, sample_image
 from cnncore.models import get_model_info
 from cnncore.presets import preset_kernels
 
 router = APIRouter(prefix="/api/features", tags=["features"])
 
-FORM_OVERHEAD = 64 * 1024  # multipart boundaries and the small text fields
 PNG_HEADERS = {"Cache-Control": "private, max-age=3600, immutable"}
 ResultId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{16,64}$")]
 
@@ -32,74 +29,17 @@ _FORM_SCHEMA = {
     "requestBody": {
         "required": True,
         "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["model"],
-                    "properties": {
-                        "image": {
-                            "type": "string",
-                            "format": "binary",
-                            "description": "JPEG, PNG, WebP, BMP or GIF (first frame)",
-                        },
-                        **FeaturesForm.model_json_schema()["properties"],
-                    },
-                }
-            }
+            "multipart/form-data": {"schema": picture_form_schema(FeaturesForm, ["model"])}
         },
     }
 }
-
-
-def _refusal(status: int, field: str, message: str) -> HTTPException:
-    return HTTPException(
-        status, detail=[{"loc": ["body", field], "msg": message, "type": "value_error"}]
-    )
-
-
-async def _read_form(request: Request, settings: Settings) -> tuple[FeaturesForm, bytes | None]:
-    """Parse the multipart body within bounds: the declared length is checked before reading."""
-    declared = request.headers.get("content-length")
-    if declared is None or not declared.isdigit():
-        raise _refusal(411, "image", "send the picture with a Content-Length header")
-    if int(declared) > settings.max_upload_bytes + FORM_OVERHEAD:
-        raise _refusal(413, "image", f"the upload is over {settings.max_upload_bytes:,} bytes")
-    async with request.form(max_files=1, max_fields=8) as form:
-        fields = {k: v for k, v in form.items() if isinstance(v, str)}
-        try:
-            parsed = FeaturesForm.model_validate(fields)
-        except ValidationError as exc:
-            detail = [
-                {"loc": ["body", *map(str, e["loc"])], "msg": e["msg"], "type": e["type"]}
-                for e in exc.errors(include_url=False, include_context=False)
-            ]
-            raise HTTPException(422, detail=detail) from exc
-        upload = form.get("image")
-        data = (
-            await upload.read(settings.max_upload_bytes + 1)
-            if isinstance(upload, UploadFile)
-            else None
-        )
-    return parsed, data
-
-
-def _picture(form: FeaturesForm, data: bytes | None, settings: Settings) -> DecodedImage:
-    if data is not None and form.sample:
-        raise CNNCoreError("send either an image file or a sample name, not both", "image")
-    if form.sample:
-        return sample_image(form.sample)
-    if data is None:
-        raise CNNCoreError("send an image file or choose a sample picture", "image")
-    return decode_image(
-        data, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels
-    )
 
 
 def _extract(
     cache: FeatureCache, form: FeaturesForm, data: bytes | None, settings: Settings
 ) -> FeaturesOut:
     """Decode, then compute (or reuse) the maps; runs in a worker thread."""
-    image = _picture(form, data, settings)
+    image = chosen_picture(form.sample, data, settings)
     get_model_info(form.model)  # an unknown name is refused before any work
     weights = None
     if form.mode == "learned":
@@ -148,7 +88,7 @@ async def extract_features(
     cache: Annotated[FeatureCache, Depends(get_feature_cache)],
 ) -> FeaturesOut:
     """Run a picture (upload or sample) through a model; every layer's maps as PNG URLs."""
-    form, data = await _read_form(request, settings)
+    form, data = await read_picture_form(request, settings, FeaturesForm)
     return await run_in_threadpool(_extract, cache, form, data, settings)
 
 
