@@ -4,7 +4,7 @@ Luo et al. (NeurIPS 2016) average |∂unit/∂input| over random inputs; on one 
 same gradient says which pixels of *this* picture the unit responds to (the saliency of
 Simonyan, Vedaldi & Zisserman, "Deep Inside Convolutional Networks", 2014, restricted to one
 unit). The picture is prepared exactly as `/features` prepares it for the same weights
-(`cnncore.images.preprocess` with the weights' input size, mean, std and resize ratio), so the
+(`cnncore.features.prepare_input`: the weights' input size, mean, std and resize ratio), so the
 unit, its box and the feature map shown are those of the same forward pass.
 """
 
@@ -21,7 +21,8 @@ from cnncore.effective_rf import (
     _he_initialised,
     effective_receptive_field,
 )
-from cnncore.images import DecodedImage, Preprocessed, preprocess
+from cnncore.features import prepare_input
+from cnncore.images import DecodedImage, Preprocessed
 from cnncore.inspect import summarize_model
 from cnncore.receptive_field import model_field_graph
 from cnncore.weights import LoadedModel, WeightsInfo, initialisation_weights
@@ -71,16 +72,9 @@ def picture_effective_field(
     """ERF of unit (y, x) of `layer` (default: the deepest feature map's centre) on `image`,
     prepared as the weights expect: one forward and one backward pass."""
     weights = loaded.weights
-    channels, height, width = shape = weights.input_shape
+    shape = weights.input_shape
     _check_cost(summarize_model(loaded.name, *shape).total_macs, max_macs)
-    prepared = preprocess(
-        image,
-        size=(height, width),
-        channels=channels,
-        mean=weights.mean,
-        std=weights.std,
-        resize_ratio=weights.resize_ratio,
-    )
+    prepared = prepare_input(weights, image)  # exactly as /features prepares it
     geometry = model_field_graph(loaded.name, *shape)  # traced once, not in this request
     field = effective_receptive_field(
         loaded.model, shape, layer, y, x, image=prepared.tensor[0], geometry=geometry
