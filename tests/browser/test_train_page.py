@@ -213,3 +213,35 @@ def test_korean_on_a_phone(make_page, finished, screenshot):
     width = phone.evaluate("() => document.documentElement.scrollWidth")
     assert width <= 360 + 1  # nothing wider than the phone: tables and charts scroll or shrink
     screenshot(phone, "train-phone-ko")
+
+
+def test_the_transfer_preset_fine_tunes_from_its_pre_training(page, manager, screenshot):
+    """Pre-training (0–4) and from-scratch (5–9, few images) start together; the fine-tuning
+    starts from the pre-training's checkpoint once it has finished, its first two
+    convolutions frozen."""
+    open_train(page, TINY)
+    form = page.locator("#train-controls")
+    form.locator('[name="preset"]').select_option("transfer")
+    assert form.locator('[name="classes"]').input_value() == "5,6,7,8,9"
+    assert form.locator('[name="freeze"]').input_value() == "features.0,features.3"
+    form.locator('[name="data"]').select_option("digits")  # made tiny: digits, short epochs
+    for name, value in (("steps", "2"), ("epochs", "2")):
+        form.locator(f'[name="{name}"]').fill(value)
+        form.locator(f'[name="{name}"]').press("Enter")
+    page.click("#start")
+    page.wait_for_url("**compare=*%2C*%2C*", timeout=TIMEOUT_MS)  # the third run joined
+    pretrain, scratch, tuned = parse_qs(urlparse(page.url).query)["compare"][0].split(",")
+    assert run_in_url(page) == tuned
+    page.wait_for_selector("#run[data-status=completed]", timeout=TIMEOUT_MS)
+    configs = {run_id: manager.get(run_id).config for run_id in (pretrain, scratch, tuned)}
+    assert configs[pretrain]["data"]["classes"] == [0, 1, 2, 3, 4]
+    assert configs[scratch]["data"] == configs[tuned]["data"]  # the same few images
+    assert configs[tuned]["data"]["classes"] == [5, 6, 7, 8, 9]
+    assert configs[scratch]["init_from"] is None
+    assert configs[tuned]["init_from"] == {"run_id": pretrain,
+                                           "freeze": ["features.0", "features.3"],
+                                           "replace_head": True}  # fmt: skip
+    start = next(e for e in stored_events(manager, tuned) if e["kind"] == "start")
+    assert start["model"]["trainable_params"] < start["model"]["params"]
+    page.wait_for_selector("#compare[data-runs='3']", timeout=TIMEOUT_MS)
+    screenshot(page, "train-transfer")
