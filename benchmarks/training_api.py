@@ -206,8 +206,11 @@ async def experiment(base_url: str, server_pid: int, rounds: int, viewers: int,
                     if s.epoch == epoch and s.received > resumed]  # fmt: skip
             (results.lags_one if kind == "one" else results.lags_many).extend(lags)
             (results.load_one if kind == "one" else results.load_many).append(load)
-            print(f"epoch {epoch} ({kind}): bare {results.bare[-1].viewer:.0f}, API "
-                  f"{rates.viewer:.0f} images/s", file=sys.stderr)
+            print(
+                f"epoch {epoch} ({kind}): bare {results.bare[-1].viewer:.0f}, API "
+                f"{rates.viewer:.0f} images/s",
+                file=sys.stderr,
+            )
         await asyncio.wait_for(main_task, 120)
         for task in crowd_tasks:
             task.cancel()
@@ -288,9 +291,11 @@ def main(argv: list[str] | None = None) -> int:
     latency = statistics.median(results.lags_many)
     ok = ratio >= TARGET_RATIO and viewers_ratio >= TARGET_VIEWERS_RATIO
     ok = ok and latency < TARGET_LATENCY_MS
-    print(f"{'PASS' if ok else 'FAIL'}: API (1 viewer)/bare {ratio:.3f} (≥ {TARGET_RATIO}), "
-          f"{args.viewers} viewers/1 viewer {viewers_ratio:.3f} (≥ {TARGET_VIEWERS_RATIO}), "
-          f"median latency {latency:.1f} ms (< {TARGET_LATENCY_MS:g})")
+    print(
+        f"{'PASS' if ok else 'FAIL'}: API (1 viewer)/bare {ratio:.3f} (≥ {TARGET_RATIO}), "
+        f"{args.viewers} viewers/1 viewer {viewers_ratio:.3f} (≥ {TARGET_VIEWERS_RATIO}), "
+        f"median latency {latency:.1f} ms (< {TARGET_LATENCY_MS:g})"
+    )
     return 0 if ok else 1
 
 

@@ -59,8 +59,9 @@ def _record(manager: RunManager, run_id: str) -> RunRecord:
         _raise_http(exc)
 
 
-@router.post("", response_model=RunCreated, status_code=201,
-             dependencies=[Depends(heavy_work("runs"))])
+@router.post(
+    "", response_model=RunCreated, status_code=201, dependencies=[Depends(heavy_work("runs"))]
+)
 def create_run(body: RunCreate, request: Request, manager: Manager,
                settings: AppSettings) -> RunCreated:  # fmt: skip
     """Check the config and start the run in a worker process (or queue it)."""

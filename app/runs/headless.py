@@ -66,8 +66,13 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     add("--init-from", default=None, metavar="RUN_ID", help="transfer: start from this run")
     add("--freeze", type=_names, default=[], help="transfer: layer prefixes to freeze")
     add("--keep-head", action="store_true", help="transfer: keep the source's output layer")
-    add("--set", action="append", default=[], metavar="FIELD=JSON",
-        help='any other field, e.g. --set schedule=\\"cosine\\" --set augment=\'{"shift":2}\'')
+    add(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=JSON",
+        help='any other field, e.g. --set schedule=\\"cosine\\" --set augment=\'{"shift":2}\'',
+    )
     add("--quiet", action="store_true", help="no progress bar")
 
 
@@ -110,8 +115,11 @@ class ProgressBar:
         kind = event["kind"]
         if kind == "start":
             self.total_steps, self.epochs = event["total_steps"], event["config"]["epochs"]
-            self._line(f"training {event['model']['name']} on {event['dataset']['name']} "
-                       f"({event['model']['params']:,} parameters, {event['device']})", True)
+            self._line(
+                f"training {event['model']['name']} on {event['dataset']['name']} "
+                f"({event['model']['params']:,} parameters, {event['device']})",
+                True,
+            )
         elif kind == "step":
             now = time.monotonic()
             if now - self._last_draw >= 0.1 or event["step"] == self.total_steps:
@@ -233,4 +241,3 @@ def train_command(args: argparse.Namespace, settings: Settings, err: TextIO = sy
     if reason == "interrupted":
         return 130
     return 0 if reason in ("completed", "early_stop", "stopped") else 1
-

@@ -194,9 +194,11 @@ class SQLiteRunStore:
         return record
 
     def get_run(self, run_id: str) -> RunRecord | None:
-        row = self._connection().execute(
-            f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)
-        ).fetchone()
+        row = (
+            self._connection()
+            .execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
+            .fetchone()
+        )
         return _row_to_record(row) if row else None
 
     def list_runs(self, limit: int, statuses: Sequence[str] | None = None) -> list[RunRecord]:
@@ -251,9 +253,11 @@ class SQLiteRunStore:
         if kinds is not None:
             query += f" AND kind IN ({', '.join('?' * len(kinds))})"
             params.extend(kinds)
-        rows = self._connection().execute(
-            query + " ORDER BY event_id LIMIT ?", (*params, limit)
-        ).fetchall()
+        rows = (
+            self._connection()
+            .execute(query + " ORDER BY event_id LIMIT ?", (*params, limit))
+            .fetchall()
+        )
         return [StoredEvent(*row) for row in rows]
 
     def close(self) -> None:

@@ -199,9 +199,12 @@ def test_runs_queue_beyond_the_limit_and_a_queued_run_can_be_stopped(db):
 
 
 def test_transfer_keeps_frozen_layers_and_trains_a_new_head(manager, finished_run):
-    values = {**TINY, "data": {"name": "digits", "limit": 300, "classes": [5, 6, 7]},
-              "init_from": {"run_id": finished_run, "freeze": ["hidden.0"]},
-              "activation": "sigmoid"}  # the architecture comes from the source, not from here
+    values = {
+        **TINY,
+        "data": {"name": "digits", "limit": 300, "classes": [5, 6, 7]},
+        "init_from": {"run_id": finished_run, "freeze": ["hidden.0"]},
+        "activation": "sigmoid",
+    }  # the architecture comes from the source, not from here
     run_id = manager.create(config(manager, **values)).id
     history = wait_for(manager.store, run_id, ended)
     assert history[-1]["reason"] == "completed", history[-1]

@@ -257,8 +257,11 @@ def test_a_cli_run_is_listed_and_streamed_by_the_api(client, data_dir):
     assert "epoch 2/2: train loss" in done.stderr and ": completed;" in done.stderr
     run_id = done.stderr.split("run ", 1)[1].split(" ", 1)[0]
     record = client.get(f"/api/runs/{run_id}").json()
-    assert (record["source"], record["status"], record["label"]) == ("cli", "completed",
-                                                                     "from the terminal")
+    assert (record["source"], record["status"], record["label"]) == (
+        "cli",
+        "completed",
+        "from the terminal",
+    )
     events = sse(client.get(f"/api/runs/{run_id}/events").text)
     kinds = [json.loads(m["data"])["kind"] for m in events[:-1]]
     assert kinds.count("step") == 6 and kinds[-1] == "end"

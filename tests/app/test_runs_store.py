@@ -25,8 +25,17 @@ def store(tmp_path):
 
 
 def _step(step, loss=1.0, **extra):
-    return {"kind": "step", "step": step, "epoch": 1, "loss": loss, "accuracy": 0.5,
-            "lr": 0.01, "images_per_second": 100.0, "elapsed_s": 0.1 * step, **extra}
+    return {
+        "kind": "step",
+        "step": step,
+        "epoch": 1,
+        "loss": loss,
+        "accuracy": 0.5,
+        "lr": 0.01,
+        "images_per_second": 100.0,
+        "elapsed_s": 0.1 * step,
+        **extra,
+    }
 
 
 def test_a_new_run_is_queued_with_an_empty_history(store):
@@ -87,8 +96,14 @@ def test_status_follows_the_events(store, events, status, error):
 
 def test_summary_and_checkpoint_follow_the_events(store):
     store.create_run("aaaaaaaaaaaa", {}, "web", "o")
-    start = {"kind": "start", "total_steps": 6, "steps_per_epoch": 3, "device": "cpu",
-             "model": {"params": 100, "trainable_params": 40}, "dataset": {"name": "digits"}}
+    start = {
+        "kind": "start",
+        "total_steps": 6,
+        "steps_per_epoch": 3,
+        "device": "cpu",
+        "model": {"params": 100, "trainable_params": 40},
+        "dataset": {"name": "digits"},
+    }
     record_events(store, "aaaaaaaaaaaa", [start, _step(1, loss=2.0)])
     record_events(store, "aaaaaaaaaaaa", [_step(2, loss=1.5)])
     record_events(store, "aaaaaaaaaaaa", [
@@ -130,8 +145,11 @@ def test_everything_survives_reopening_the_file(tmp_path):
     first.close()
     again = SQLiteRunStore(path)
     record = again.get_run("aaaaaaaaaaaa")
-    assert (record.status, record.config, record.last_event_id) == ("completed",
-                                                                    {"model": "lenet5"}, 51)
+    assert (record.status, record.config, record.last_event_id) == (
+        "completed",
+        {"model": "lenet5"},
+        51,
+    )
     assert [e.event_id for e in again.events_after("aaaaaaaaaaaa", 0, 100)] == list(range(1, 52))
     again.close()
     mode = sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0]
@@ -185,8 +203,12 @@ def test_metrics_tables_and_csv(store):
     assert list(tables["steps"][0]) == list(STEP_COLUMNS)
     assert tables["epochs"] == [{name: epoch[name] for name in EPOCH_COLUMNS}]
     rows = list(csv.DictReader(io.StringIO(metrics_csv(tables))))
-    assert [(r["kind"], r["step"]) for r in rows] == [("step", "1"), ("step", "2"),
-                                                      ("epoch", "2"), ("step", "3")]
+    assert [(r["kind"], r["step"]) for r in rows] == [
+        ("step", "1"),
+        ("step", "2"),
+        ("epoch", "2"),
+        ("step", "3"),
+    ]
     assert float(rows[2]["val_accuracy"]) == 0.6 and rows[2]["loss"] == ""
     assert float(rows[1]["loss"]) == 1.0 and rows[1]["val_loss"] == ""
 

@@ -174,8 +174,11 @@ def test_a_preset_starts_two_runs_and_compares_them(page, manager):
         page.wait_for_selector(f'#runs-body tr[data-run="{run_id}"][data-status=completed]',
                                timeout=TIMEOUT_MS)  # fmt: skip
     # the legend ends with each run's final validation accuracy, as stored
-    expected = [f"{manager.get(i).config['label']}: "
-                f"{round(100 * manager.get(i).summary['val_accuracy'], 1):g}%" for i in ids]
+    expected = [
+        f"{manager.get(i).config['label']}: "
+        f"{round(100 * manager.get(i).summary['val_accuracy'], 1):g}%"
+        for i in ids
+    ]
     page.wait_for_function(
         "expected => JSON.stringify([...document.querySelectorAll('#compare-legend li')]"
         ".map(li => li.textContent)) === JSON.stringify(expected)",
