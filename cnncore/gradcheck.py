@@ -30,8 +30,10 @@ from cnncore.errors import CNNCoreError
 __all__ = [
     "GradCheckResult",
     "TensorCheck",
+    "NETWORKS",
     "check_small_network",
     "gradient_check",
+    "small_mlp",
     "small_network",
 ]
 
@@ -81,6 +83,25 @@ def small_network(
         nn.Flatten(),
         nn.Linear(channels * (size // 2) ** 2, classes),
     )
+
+
+def small_mlp(
+    activation: str = "tanh", in_channels: int = 1, hidden: int = 8, size: int = 6,
+    classes: int = 3,
+) -> nn.Sequential:  # fmt: skip
+    """flatten → linear → activation → linear: the fully connected baseline, for comparing
+    the gradients of a dense layer with those of a convolution."""
+    if activation not in ACTIVATIONS:
+        raise CNNCoreError(f"activation must be one of {', '.join(ACTIVATIONS)}", "activation")
+    return nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(in_channels * size * size, hidden),
+        activation_module(activation),
+        nn.Linear(hidden, classes),
+    )
+
+
+NETWORKS = {"tiny_cnn": small_network, "tiny_mlp": small_mlp}
 
 
 def _coordinates(shape: torch.Size, limit: int, generator: torch.Generator) -> list[int]:
@@ -163,16 +184,20 @@ def check_small_network(
     eps: float = 1e-6,
     max_coordinates: int = 20,
     seed: int = 0,
+    network: str = "tiny_cnn",
 ) -> GradCheckResult:
-    """The page's gradient check: a seeded `small_network` on a seeded random batch."""
+    """The page's gradient check: a seeded `small_network` (or `small_mlp`) on a seeded random
+    batch."""
     if not 1 <= batch <= 16:
         raise CNNCoreError("batch must be 1 to 16", "batch")
     if not 2 <= classes <= 10:
         raise CNNCoreError("classes must be 2 to 10", "classes")
+    if network not in NETWORKS:
+        raise CNNCoreError(f"network must be one of {', '.join(NETWORKS)}", "network")
     generator = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):  # the seed must not disturb anyone else's draws
         torch.manual_seed(seed)
-        model = small_network(activation, size=size, classes=classes)
+        model = NETWORKS[network](activation, size=size, classes=classes)
     inputs = torch.randn(batch, 1, size, size, generator=generator, dtype=torch.float64)
     targets = torch.randint(0, classes, (batch,), generator=generator)
     return gradient_check(

@@ -10,6 +10,7 @@ import { bindControls } from "./controls.js";
 import { FIELD_ALIASES, FORM_FIELDS, PRESETS, TRAIN_STATE, runRequest } from "./train_state.js";
 import { createRunView, isFinished } from "./train_view.js";
 import { createComparison, fillSourceSelect, renderRunList } from "./train_runs.js";
+import { createGradcheckView } from "./gradcheck_view.js";
 
 const REFRESH_MS = 2000; // run list and comparison, while something is training
 const $ = (id) => document.getElementById(id);
@@ -215,6 +216,7 @@ state.subscribe((changed) => {
 describePreset();
 controls.sync();
 follow(state.get("run"));
+createGradcheckView($("gradcheck"));
 refreshRuns().then(() => {
   controls.sync();
   document.body.dataset.ready = "true";

@@ -248,3 +248,36 @@ def test_the_transfer_preset_fine_tunes_from_its_pre_training(page, manager, scr
     assert start["model"]["trainable_params"] < start["model"]["params"]
     page.wait_for_selector("#compare[data-runs='3']", timeout=TIMEOUT_MS)
     screenshot(page, "train-transfer")
+
+
+def test_the_gradient_check_shows_the_apis_relative_errors(page, screenshot):
+    open_train(page, TINY)
+    panel = page.locator("#gradcheck")
+    panel.locator("#gc-model").select_option("tiny_mlp")
+    panel.locator("#gc-samples").fill("50")
+    panel.locator("#gc-seed").fill("3")
+    panel.locator("#gradcheck-run").click()
+    page.wait_for_selector("#gradcheck-body tr")
+    expected = page.request.post(
+        "/api/gradcheck",
+        data={"model": "tiny_mlp", "activation": "tanh", "epsilon": 1e-6, "samples": 50, "seed": 3},
+    ).json()
+    rows = page.locator("#gradcheck-body tr")
+    assert rows.count() == len(expected["tensors"]) == 4
+    for index, tensor in enumerate(expected["tensors"]):
+        row = rows.nth(index)
+        assert row.locator("th").inner_text() == tensor["name"]
+        cell = row.locator(".relative-error")
+        assert float(cell.get_attribute("data-value")) == tensor["relative_error"]
+        assert cell.inner_text() == f"{tensor['relative_error']:.2e}".replace("e-0", "e-")
+        assert row.get_attribute("data-passed") == "true" and row.locator(".verdict").inner_text()
+    # a too-large ε is refused next to its field
+    panel.locator("#gc-epsilon").fill("0.5")
+    panel.locator("#gradcheck-run").click()
+    page.wait_for_selector('#gradcheck-form [data-error-for="epsilon"]:not([hidden])')
+    page.guard.expect_errors("status of 422", 1)
+    panel.locator("#gc-epsilon").fill("0.01")
+    panel.locator("#gradcheck-run").click()
+    page.wait_for_selector('#gradcheck-body tr[data-passed="false"]')
+    panel.scroll_into_view_if_needed()
+    screenshot(page, "train-gradcheck", full_page=False)
