@@ -18,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import numpy as np
 
@@ -27,6 +27,9 @@ from cnncore.device import resolve_device
 from cnncore.features import FeatureMaps, LayerGraph, render_picture, trace_layers
 from cnncore.images import DecodedImage, encode_png, shrink
 from cnncore.weights import LoadedModel, load_model
+
+if TYPE_CHECKING:
+    from app.weights_choice import RunWeights
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -101,7 +104,7 @@ class StoredResult:
 class FeatureCache:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.models: LRUStore[str, FeatureModel] = LRUStore(settings.feature_models_cached)
+        self.models: LRUStore[str | tuple, FeatureModel] = LRUStore(settings.feature_models_cached)
         self.index: LRUStore[tuple, str] = LRUStore(settings.feature_store_entries)
         self.results: LRUStore[str, StoredResult] = LRUStore(
             settings.feature_store_entries,
@@ -135,6 +138,19 @@ class FeatureCache:
                 found = FeatureModel(loaded, trace_layers(loaded.model))
                 self.models.put(name, found)
         return found
+
+    def run_model(self, found: RunWeights, name: str) -> FeatureModel:
+        """A training run's network from its checkpoint, kept like a zoo model. The key holds
+        the checkpoint's version, so a newer checkpoint of the run is loaded afresh."""
+        from app.weights_choice import run_weights
+
+        key = ("run", found.run, *found.version, name)
+        cached = self.models.get(key)
+        if cached is None:
+            loaded = run_weights(found, name)
+            cached = FeatureModel(loaded, trace_layers(loaded.model))
+            self.models.put(key, cached)
+        return cached
 
     def result(
         self,

@@ -14,7 +14,9 @@ from app.limits import heavy_work
 from app.schemas.features import Colormap, FeaturesForm, FeaturesOut, SampleOut
 from app.settings import Settings
 from app.uploads import chosen_picture, picture_form_schema, read_picture_form
+from app.weights_choice import CheckpointOf, checkpoints, run_checkpoint
 from cnncore.colormaps import COLORMAPS, lut_hex
+from cnncore.errors import CNNCoreError
 from cnncore.features import handcrafted_feature_maps, learned_feature_maps
 from cnncore.images import SAMPLE_IMAGES, encode_png, sample_image
 from cnncore.models import get_model_info
@@ -35,15 +37,30 @@ _FORM_SCHEMA = {
 }
 
 
+def _model(cache: FeatureCache, form: FeaturesForm, checkpoint_of: CheckpointOf) -> tuple:
+    """The model the maps come from and what identifies its weights in the result key:
+    the bundled ones (None), or the run and its checkpoint's version."""
+    if form.run is None:
+        return cache.model(form.model), None
+    found = run_checkpoint(form.run, checkpoint_of)
+    return cache.run_model(found, form.model), (found.run, *found.version)
+
+
 def _extract(
-    cache: FeatureCache, form: FeaturesForm, data: bytes | None, settings: Settings
+    cache: FeatureCache,
+    form: FeaturesForm,
+    data: bytes | None,
+    settings: Settings,
+    checkpoint_of: CheckpointOf,
 ) -> FeaturesOut:
     """Decode, then compute (or reuse) the maps; runs in a worker thread."""
     image = chosen_picture(form.sample, data, settings)
     get_model_info(form.model)  # an unknown name is refused before any work
-    weights = None
+    if form.run is not None and form.mode != "learned":
+        raise CNNCoreError("a run's weights are learned filters: choose learned mode", "run")
+    weights, source = None, None
     if form.mode == "learned":
-        model = cache.model(form.model)
+        model, source = _model(cache, form, checkpoint_of)
         weights = model.loaded.weights
 
         def compute():
@@ -61,7 +78,7 @@ def _extract(
                 form.model, image, preset_kernels(), normalise=form.normalise
             )
 
-    options = (form.model, form.mode, form.normalise, settings.feature_max_channels)
+    options = (form.model, form.mode, form.normalise, settings.feature_max_channels, source)
     stored, cached = cache.result(image, options, form.colormap, form.sample, compute)
     base = f"{router.prefix}/{stored.id}"
     return FeaturesOut.of(
@@ -73,6 +90,7 @@ def _extract(
         form.colormap,
         cached,
         lambda name: f"{base}/{name}.png",
+        form.run,
     )
 
 
@@ -86,10 +104,12 @@ async def extract_features(
     request: Request,
     settings: Annotated[Settings, Depends(settings_dep)],
     cache: Annotated[FeatureCache, Depends(get_feature_cache)],
+    checkpoint_of: Annotated[CheckpointOf, Depends(checkpoints)],
 ) -> FeaturesOut:
-    """Run a picture (upload or sample) through a model; every layer's maps as PNG URLs."""
+    """Run a picture (upload or sample) through a model, with its bundled weights or a
+    training run's newest checkpoint (`run`); every layer's maps as PNG URLs."""
     form, data = await read_picture_form(request, settings, FeaturesForm)
-    return await run_in_threadpool(_extract, cache, form, data, settings)
+    return await run_in_threadpool(_extract, cache, form, data, settings, checkpoint_of)
 
 
 @router.get("/samples", response_model=list[SampleOut])

@@ -1,8 +1,6 @@
 """Receptive fields: a unit's box and every layer's field (theoretical, Distill 2019), effective
 fields and depth sweeps (Luo et al. 2016)."""
 
-from collections.abc import Callable
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -29,7 +27,7 @@ from app.schemas.receptive_field import (
 from app.schemas.receptive_field import InputShapeOut as InputOut
 from app.settings import Settings
 from app.uploads import chosen_picture, picture_form_schema, read_picture_form
-from cnncore.checkpoint import load_checkpoint
+from app.weights_choice import CheckpointOf, checkpoints, run_checkpoint, run_weights
 from cnncore.effective_rf import depth_sweep, model_effective_field, stack_effective_field
 from cnncore.effective_rf_picture import initialised_model, picture_effective_field
 from cnncore.errors import CNNCoreError
@@ -112,26 +110,12 @@ def _on_random_inputs(body: EffectiveIn, settings: Settings) -> EffectiveOut:
     return EffectiveOut.of(result.model, result.weights, result.field)
 
 
-def checkpoints() -> Callable[[str], Path]:
-    """How a run id becomes its newest checkpoint file (a dependency, so tests can swap it;
-    the run manager is only opened when a run is asked for)."""
-    from app.runs.manager import checkpoint_for_run
-
-    return checkpoint_for_run
-
-
 def _weights_for(
-    form: EffectivePictureForm, cache: FeatureCache, checkpoint_of: Callable[[str], Path]
+    form: EffectivePictureForm, cache: FeatureCache, checkpoint_of: CheckpointOf
 ) -> LoadedModel:
     get_model_info(form.model)  # an unknown name is refused before any work
     if form.run is not None:
-        try:
-            loaded = load_checkpoint(checkpoint_of(form.run)).loaded_model()
-        except LookupError as exc:
-            raise CNNCoreError(str(exc).strip("'\""), "run") from exc
-        if loaded.name != form.model:
-            raise CNNCoreError(f"run {form.run} trained {loaded.name}, not {form.model}", "run")
-        return loaded
+        return run_weights(run_checkpoint(form.run, checkpoint_of), form.model)
     if form.weights == "trained":
         return cache.model(form.model).loaded  # the very model /features shows
     return initialised_model(form.model, form.seed)
@@ -142,7 +126,7 @@ def _on_picture(
     data: bytes | None,
     settings: Settings,
     cache: FeatureCache,
-    checkpoint_of: Callable[[str], Path],
+    checkpoint_of: CheckpointOf,
 ) -> EffectiveOut:
     """The ERF of one unit on the user's picture (or a sample); runs in a worker thread."""
     image = chosen_picture(form.sample, data, settings)
@@ -185,7 +169,7 @@ async def effective_field(
     request: Request,
     settings: SettingsDep,
     cache: Annotated[FeatureCache, Depends(get_feature_cache)],
-    checkpoint_of: Annotated[Callable[[str], Path], Depends(checkpoints)],
+    checkpoint_of: Annotated[CheckpointOf, Depends(checkpoints)],
 ) -> EffectiveOut:
     """ERF of a unit and its Gaussian fit, with the share of the theoretical field that holds
     95% of the gradient mass. JSON: averaged over random inputs (one batched backward).

@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from app.schemas.runs import RUN_ID_PATTERN
 from cnncore.features import (
     FILTERS_PICTURE,
     STEP_PICTURE,
@@ -37,6 +38,12 @@ class FeaturesForm(BaseModel):
     colormap: Colormap = "viridis"
     normalise: Normalise = "per_channel"
     mode: Mode = "learned"
+    run: str | None = Field(
+        None,
+        pattern=RUN_ID_PATTERN,
+        description="a training run: its newest checkpoint instead of the model's bundled "
+        "weights (learned mode; the run fixes the model)",
+    )
 
 
 class InputOut(BaseModel):
@@ -70,13 +77,15 @@ class WeightsOut(BaseModel):
     metric: str | None
     score: float | None
     epochs: int | None
+    run: str | None = None  # the training run whose checkpoint `file` is
 
     @classmethod
-    def of(cls, weights: WeightsInfo | None) -> WeightsOut | None:
+    def of(cls, weights: WeightsInfo | None, run: str | None = None) -> WeightsOut | None:
         if weights is None:
             return None
         trained = weights.trained
         return cls(
+            run=run,
             source=weights.source,
             file=weights.file,  # type: ignore[arg-type]
             dataset=trained.dataset if trained else None,
@@ -151,6 +160,7 @@ class FeaturesOut(BaseModel):
         colormap: str,
         cached: bool,
         url: Callable[[str], str],
+        run: str | None = None,
     ) -> FeaturesOut:
         """`url(name)` gives the PNG address of the picture called `name`."""
         return cls(
@@ -161,7 +171,7 @@ class FeaturesOut(BaseModel):
             colormap=colormap,
             cached=cached,  # type: ignore[arg-type]
             input=InputOut.of(image, sample, maps.input_shape),
-            weights=WeightsOut.of(weights),
+            weights=WeightsOut.of(weights, run),
             preprocessing=[
                 StepOut(step=s.step, size=list(s.size), url=url(STEP_PICTURE.format(s.step)))
                 for s in maps.preprocessing

@@ -12,6 +12,7 @@ import { postFeatures } from "./features_api.js";
 import { createPicker } from "./feature_picker.js";
 import { createLayerStrip, shapeText } from "./feature_layers.js";
 import { createLayerDetail } from "./feature_detail.js";
+import { createRunPicker, loadRuns } from "./feature_runs.js";
 
 const $ = (id) => document.getElementById(id);
 const state = createState(FEATURES_STATE);
@@ -23,6 +24,7 @@ let colormaps = {};
 let answer = null;
 let pending = false; // a request is in flight: its answer will open the layer
 let focusDetail = false; // a layer was picked by the user: show it and move the focus there
+let runPicker = null; // the weights choice, once the runs are listed
 
 const picker = createPicker(
   { select: $("c-sample"), zone: $("drop-zone"), input: $("c-image"), name: $("upload-name") },
@@ -69,6 +71,7 @@ $("channel-canvas").addEventListener("click", (event) => {
   const query = new URLSearchParams({
     model: answer.model, sample: sample || DEFAULT_SAMPLE, weights: "trained", layer: layer.name, y, x,
   });
+  if (answer.weights?.run) query.set("run", answer.weights.run);
   fieldLink.href = `/receptive-field?${query}`;
   fieldLink.textContent = t(sample ? "rf_link.unit" : "rf_link.unit_sample",
     { layer: layer.name, row: y, col: x });
@@ -84,6 +87,12 @@ function weightsText(body) {
   const score = weights.metric === "accuracy"
     ? t("features.weights.accuracy", { value: formatNumber(weights.score * 100, 1) })
     : t("features.weights.mse", { value: formatNumber(weights.score, 4) });
+  if (weights.run) {
+    const run = runPicker?.runs.find((item) => item.id === weights.run);
+    return t("features.weights.run", {
+      label: run?.label ?? weights.run, file: weights.file, epochs: weights.epochs, score,
+    });
+  }
   return t("features.weights.trained", {
     dataset: t(`features.dataset.${weights.dataset}`), epochs: weights.epochs, score,
   });
@@ -181,6 +190,7 @@ function requestFields() {
   const fields = { model: values.model, mode: values.mode, normalise: values.normalise,
                    colormap: values.colormap };
   if (!picker.file) fields.sample = values.sample || DEFAULT_SAMPLE;
+  if (values.weights === "run" && values.run && values.mode === "learned") fields.run = values.run;
   return fields;
 }
 
@@ -212,8 +222,16 @@ $("c-sample").addEventListener("change", () => {
 bindControls(form, state, {
   onUserChange(name) {
     if (name === "sample" || name === "model" || name === "mode") state.set({ layer: "", channel: 0 });
+    if (runPicker) settleWeights(name);
   },
 });
+
+// A run fixes its model: keep {weights, run, model} consistent, then show what applies.
+function settleWeights(name) {
+  const fix = runPicker.reconcile(state.values(), name);
+  if (Object.keys(fix).length) state.set({ ...fix, ...(fix.model ? { layer: "", channel: 0 } : {}) });
+  runPicker.show(state.values());
+}
 
 state.subscribe((changed) => {
   if ([...changed].some((name) => REQUEST_FIELDS.has(name))) return refresh();
@@ -235,6 +253,10 @@ async function start() {
       state.set({ sample: DEFAULT_SAMPLE });
     }
     picker.setSamples(samples, state.get("sample"));
+    const runs = await loadRuns(new Set(models.map((model) => model.name))).catch(() => []);
+    runPicker = createRunPicker({ weights: $("c-weights"), run: $("c-run"), note: $("run-note") },
+      runs);
+    settleWeights(null);
   } catch (error) {
     showErrors(form, error);
     return;

@@ -8,6 +8,9 @@ export const FEATURES_STATE = [
   { name: "model", type: "string", default: "tinyvgg", maxLength: 40 },
   { name: "sample", type: "string", default: DEFAULT_SAMPLE, maxLength: 40 },
   { name: "mode", type: "enum", values: ["learned", "handcrafted"], default: "learned" },
+  // Whose weights: the model's bundled ones, or the newest checkpoint of training run `run`.
+  { name: "weights", type: "enum", values: ["bundled", "run"], default: "bundled" },
+  { name: "run", type: "string", default: "", maxLength: 12 },
   { name: "colormap", type: "enum", values: ["viridis", "magma", "gray"], default: "viridis" },
   { name: "normalise", type: "enum", values: ["per_channel", "per_layer"], default: "per_channel" },
   { name: "layer", type: "string", default: "", maxLength: 200 },
@@ -15,4 +18,4 @@ export const FEATURES_STATE = [
 ];
 
 // Fields whose change needs a new answer from the server; the others only redraw.
-export const REQUEST_FIELDS = new Set(["model", "sample", "mode", "normalise"]);
+export const REQUEST_FIELDS = new Set(["model", "sample", "mode", "normalise", "weights", "run"]);

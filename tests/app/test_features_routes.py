@@ -6,14 +6,20 @@ import zlib
 
 import numpy as np
 import pytest
+import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 
 from app.feature_cache import FeatureCache, LRUStore, get_feature_cache
 from app.main import app
 from app.settings import get_settings
+from app.weights_choice import checkpoints
+from cnncore.checkpoint import load_checkpoint, save_checkpoint
 from cnncore.colormaps import colormap
+from cnncore.data import DataConfig, load_dataset
+from cnncore.features import filters_rgb, prepare_input, top_predictions
 from cnncore.images import sample_image
+from cnncore.training import TrainConfig, Trainer
 
 client = TestClient(app)
 
@@ -124,6 +130,7 @@ def test_trained_models_give_predictions_that_sum_to_at_most_one():
         "metric": "accuracy",
         "score": body["weights"]["score"],
         "epochs": 12,
+        "run": None,
     }
     assert body["weights"]["score"] > 0.9
     probs = [p["prob"] for p in body["predictions"]]
@@ -270,3 +277,98 @@ def test_one_channel_at_full_size_is_its_tile_of_the_atlas():
     assert client.get(layer["url"] + "?channel=10").status_code == 404
     assert client.get(body["filters_url"] + "?channel=0").status_code == 404
     assert client.get(layer["url"] + "?channel=-1").status_code == 422
+
+
+# --- a training run's checkpoint ("see what your trained network sees") ------------------------
+RUN = "0123456789ab"
+
+
+@pytest.fixture(scope="module")
+def run_files(tmp_path_factory):
+    """Two checkpoints of one tiny LeNet-5 run on scikit-learn digits: after one step and after
+    a few more (as the run manager keeps an epoch file, then the final one)."""
+    folder = tmp_path_factory.mktemp("checkpoints")
+    data = load_dataset(DataConfig(name="digits", limit=120, seed=0))
+    trainer = Trainer(
+        TrainConfig(model="lenet5", epochs=2, batch_size=32, max_steps_per_epoch=2), data=data
+    )
+    events = trainer.run()
+    paths = []
+    for event in events:
+        if event["kind"] == "epoch":
+            paths.append(save_checkpoint(trainer, folder / f"epoch-{len(paths) + 1}.safetensors"))
+    assert len(paths) == 2
+    return paths
+
+
+@pytest.fixture
+def newest(run_files):
+    """The `checkpoints` dependency pointing run RUN at a chosen file (the first by default)."""
+    current = {"path": run_files[0]}
+
+    def checkpoint_of(run_id):
+        if run_id != RUN:
+            raise LookupError(f"no training run has the id {run_id!r}")
+        return current["path"]
+
+    app.dependency_overrides[checkpoints] = lambda: checkpoint_of
+    yield current
+    app.dependency_overrides.pop(checkpoints, None)
+
+
+def test_a_run_checkpoint_gives_its_own_maps_filters_and_predictions(newest):
+    bundled = post(model="lenet5", sample="digit").json()
+    body = post(model="lenet5", sample="digit", run=RUN).json()
+    path = newest["path"]
+    loaded = load_checkpoint(path).loaded_model()
+    assert body["weights"]["run"] == RUN and body["weights"]["file"] == path.name
+    assert body["weights"]["dataset"] == "digits" and body["id"] != bundled["id"]
+    # the filters are the checkpoint's kernels, not the bundled model's
+    filters = decode(client.get(body["filters_url"]))
+    assert np.array_equal(filters, filters_rgb(loaded.model))
+    assert not np.array_equal(filters, decode(client.get(bundled["filters_url"])))
+    # predictions: the checkpoint network run by hand on the same prepared tensor
+    prepared = prepare_input(loaded.weights, sample_image("digit"))
+    with torch.no_grad():
+        logits = loaded.model(prepared.tensor)[0]
+    expected = top_predictions(logits, list(loaded.weights.labels), 5)
+    assert [p["label"] for p in body["predictions"]] == [p.label for p in expected]
+    assert [p["prob"] for p in body["predictions"]] == pytest.approx(
+        [p.prob for p in expected], abs=1e-6
+    )
+    assert body["input"]["shape"] == list(loaded.weights.input_shape)
+
+
+def test_a_newer_checkpoint_of_the_run_gives_new_maps(newest, run_files):
+    first = post(model="lenet5", sample="digit", run=RUN).json()
+    assert post(model="lenet5", sample="digit", run=RUN).json()["cached"] is True
+    newest["path"] = run_files[1]
+    second = post(model="lenet5", sample="digit", run=RUN).json()
+    assert second["cached"] is False and second["weights"]["file"] == run_files[1].name
+    newer = load_checkpoint(run_files[1]).loaded_model()
+    assert np.array_equal(decode(client.get(second["filters_url"])), filters_rgb(newer.model))
+    assert first["predictions"] != second["predictions"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "status"),
+    [
+        ({"model": "lenet5", "run": "fedcba987654"}, 422),  # no such run
+        ({"model": "tinyvgg", "run": RUN}, 422),  # the run trained lenet5
+        ({"model": "lenet5", "run": RUN, "mode": "handcrafted"}, 422),
+        ({"model": "lenet5", "run": "../../etc/passwd"}, 422),  # never reaches a path
+    ],
+)
+def test_bad_runs_are_refused_naming_run(newest, fields, status):
+    response = post(sample="digit", **fields)
+    assert response.status_code == status, response.text
+    assert response.json()["detail"][0]["loc"] == ["body", "run"]
+
+
+def test_a_run_without_a_readable_checkpoint_names_run(tmp_path):
+    app.dependency_overrides[checkpoints] = lambda: lambda run_id: tmp_path / "gone.safetensors"
+    try:
+        response = post(model="lenet5", sample="digit", run=RUN)
+    finally:
+        app.dependency_overrides.pop(checkpoints, None)
+    assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["body", "run"]
