@@ -7,35 +7,18 @@
 import { t } from "./i18n.js";
 import { formatNumber } from "./format.js";
 import { shapeText } from "./feature_layers.js";
+import { loadImage, pixelsOf } from "./pictures.js";
 
 const GAP = 1; // pixels between tiles in an atlas (cnncore.features.ATLAS_GAP)
 const ATLAS_TARGET = 520; // the atlas canvas is drawn at an integer zoom up to about this size
 const ATLAS_MAX_SIDE = 768; // larger atlases are sent shrunk to this (server-side area average)
 const CHANNEL_TARGET = 320;
 
-function loadImage(url) {
-  return new Promise((resolve, reject) => {
-    const image = new Image();
-    image.onload = () => resolve(image);
-    image.onerror = () => reject(new Error(url));
-    image.src = url;
-  });
-}
-
 /** Width and height of a layer's full-size atlas, in pixels. */
 function atlasSize(layer) {
   const [tileH, tileW] = layer.tile;
   const [rows, cols] = layer.grid;
   return { width: cols * (tileW + GAP) - GAP, height: rows * (tileH + GAP) - GAP };
-}
-
-function greyLevels(image) {
-  const canvas = document.createElement("canvas");
-  canvas.width = image.naturalWidth;
-  canvas.height = image.naturalHeight;
-  const context = canvas.getContext("2d", { willReadFrequently: true });
-  context.drawImage(image, 0, 0);
-  return context.getImageData(0, 0, canvas.width, canvas.height);
 }
 
 /** Where tile `index` starts in the atlas, in atlas pixels. */
@@ -138,7 +121,7 @@ export function createLayerDetail(nodes, { onChannel }) {
     ]);
     if (mine !== ticket) return false; // a newer layer or channel was asked for meanwhile
     tileImage = colour;
-    levels = greyLevels(grey);
+    levels = pixelsOf(grey);
     return true;
   }
 

@@ -7,7 +7,7 @@
 // The canvas says what it shows: data-size "H,W", data-unit "y,x".
 
 import { colorFor } from "./colormap.js";
-import { loadImage, pixelsOf } from "./rf_picture.js";
+import { loadImage, pixelsOf } from "./pictures.js";
 
 const TARGET = 480; // canvas pixels along the longer side, reached by an integer zoom
 const GRID_FROM = 6; // unit outlines are drawn from this zoom on

@@ -7,6 +7,8 @@
 // the input rows and columns "y0,y1,x0,x1", data-rect the dashed rectangle in canvas pixels
 // "left,top,width,height", data-zoom and data-margin the drawing geometry.
 
+import { loadImage, pixelsOf } from "./pictures.js";
+
 const TARGET = 640; // canvas pixels along the longer side, reached by an integer zoom
 // Padding shown around the image: as far as the model's fields reach past the border, between
 // these shares of the image's longer side (a deep layer's field may reach much further).
@@ -14,26 +16,6 @@ const MARGIN_MIN = 0.1;
 const MARGIN_MAX = 0.5;
 const HEAT_RGB = [255, 96, 0];
 const HEAT_ALPHA = 0.8;
-
-/** An <img> for `url`, once decoded. */
-export function loadImage(url) {
-  return new Promise((resolve, reject) => {
-    const image = new Image();
-    image.onload = () => resolve(image);
-    image.onerror = () => reject(new Error(url));
-    image.src = url;
-  });
-}
-
-/** The grey levels (0..255) of a loaded grey PNG, as a canvas ImageData. */
-export function pixelsOf(image) {
-  const canvas = document.createElement("canvas");
-  canvas.width = image.naturalWidth;
-  canvas.height = image.naturalHeight;
-  const context = canvas.getContext("2d", { willReadFrequently: true });
-  context.drawImage(image, 0, 0);
-  return context.getImageData(0, 0, canvas.width, canvas.height);
-}
 
 function cssColour(element, name, fallback) {
   return getComputedStyle(element).getPropertyValue(name).trim() || fallback;
