@@ -13,7 +13,7 @@ const TARGET = 640; // canvas pixels along the longer side, reached by an intege
 // Padding shown around the image: as far as the model's fields reach past the border, between
 // these shares of the image's longer side (a deep layer's field may reach much further).
 const MARGIN_MIN = 0.1;
-const MARGIN_MAX = 0.5;
+const MARGIN_MAX = 0.6;
 const HEAT_RGB = [255, 96, 0];
 const HEAT_ALPHA = 0.8;
 

@@ -2,7 +2,6 @@
 depth slider move through units and layers, the table and the chart come from the API, an
 upload works, /features links here, and the page holds at phone width in Korean."""
 
-import io
 import re
 from urllib.parse import parse_qs, urlparse
 
@@ -172,7 +171,9 @@ def test_url_state_round_trip_and_table_pick(page):
     page.check("#c-erf")
     page.wait_for_function("() => new URLSearchParams(location.search).get('erf') === '1'")
     page.click('#rf-rows tr[data-layer="features.3"] button')
-    page.wait_for_function("() => new URLSearchParams(location.search).get('layer') === 'features.3'")
+    page.wait_for_function(
+        "() => new URLSearchParams(location.search).get('layer') === 'features.3'"
+    )
     wait_for_erf(page)
     assert page.input_value("#c-layer") == "features.3"
 
@@ -260,3 +261,24 @@ def test_phone_korean_and_presenter(make_page, screenshot):
     assert "present=1" in desktop.url
     assert desktop.evaluate("document.documentElement.scrollWidth") <= 1920 + 1
     screenshot(desktop, "receptive-field-presenter")
+
+
+def test_architectures_lists_each_layers_field_and_links_here(page, live_server):
+    page.goto("/architectures?lang=en&model=lenet5&channels=1&height=32&width=32&num_classes=10")
+    page.wait_for_selector("body[data-ready=true]", timeout=90_000)
+    summary = httpx.get(f"{live_server}/api/models/lenet5/summary").json()
+    cells = page.locator("td.rf-cell")
+    assert cells.count() == len(summary["layers"])
+    for layer in summary["layers"]:
+        cell = page.locator(f'tr[data-layer="{layer["name"]}"] td.rf-cell')
+        field = layer["receptive_field"]
+        size = field["size"]["height"]
+        expected = "all" if field["is_global"] else f"{size} /{field['stride']['height']}"
+        assert cell.text_content() == expected
+    page.click('tr[data-layer="features.3"] td.rf-cell a')
+    page.wait_for_url("**/receptive-field?**")
+    page.wait_for_selector("body[data-ready=true]", timeout=90_000)
+    wait_for_erf(page)
+    page.wait_for_function("() => document.getElementById('sweep-section').dataset.growth")
+    assert page.input_value("#c-layer") == "features.3"
+    assert data(page, "#map-canvas")["unit"] == "5,5"
