@@ -245,6 +245,8 @@ async def keep_a_run_going(room: Classroom, until: float) -> None:
         if '"kind":"step"' not in data:  # run events carry their kind inside the JSON
             return
         event, now = json.loads(data), time.monotonic()
+        if event["step"] <= last.get("step", -1):
+            return  # replayed by a re-opened stream
         if event.get("images_per_second"):
             room.throughput.append((now, float(event["images_per_second"])))
         # Images per CPU second of the worker (`cpu_s`, when the worker reports it): the cost
@@ -262,22 +264,34 @@ async def keep_a_run_going(room: Classroom, until: float) -> None:
     monitor = httpx.AsyncClient(base_url=room.base_url, timeout=httpx.Timeout(30, read=None))
     async with monitor as http:
         while time.monotonic() < until:
-            created = await http.post("/api/runs", json=RUN_CONFIG)
-            created.raise_for_status()
+            started = time.perf_counter()
+            try:
+                created = await http.post("/api/runs", json=RUN_CONFIG)
+            except httpx.HTTPError as exc:
+                room.tally.record("POST /api/runs", started, None, f"{type(exc).__name__}: {exc}")
+                await asyncio.sleep(2.0)
+                continue
+            room.tally.record("POST /api/runs", started, created)
+            if created.status_code != 201:
+                await asyncio.sleep(2.0)
+                continue
             run_id = created.json()["id"]
             room.run_id, room.runs_started = run_id, room.runs_started + 1
             room.run_changed.set()
             last.clear()
             url = f"/api/runs/{run_id}/events"
             reader = asyncio.create_task(read_events(http, url, on_event, "monitor", room))
-            status = "running"
             # The status as well as the stream: a run that ends is replaced even if its
-            # stream failed to say so.
-            while not reader.done() and time.monotonic() < until and status in ACTIVE:
+            # stream failed to say so, and a broken stream does not end the run.
+            status = "running"
+            while time.monotonic() < until and status in ACTIVE:
                 await asyncio.sleep(2.0)
-                status = (await http.get(f"/api/runs/{run_id}")).json()["status"]
-            if status in ACTIVE and not reader.done():
-                await http.post(f"/api/runs/{run_id}/stop")
+                if reader.done():  # re-open a broken stream after the last event it gave
+                    reader = asyncio.create_task(read_events(http, url, on_event, "monitor", room))
+                answer = await timed(room, http, "GET /api/runs/{id}", "GET", f"/api/runs/{run_id}")
+                status = answer.json()["status"] if answer and answer.status_code == 200 else status
+            if status in ACTIVE:
+                await timed(room, http, "POST stop", "POST", f"/api/runs/{run_id}/stop")
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
             if status not in ACTIVE:  # ended by itself (the last run is recorded at the end)
@@ -435,9 +449,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def serve(port: int, data_dir: str, log) -> subprocess.Popen:
+def serve(port: int, data_dir: str, log, extra_env: dict[str, str]) -> subprocess.Popen:
     """uvicorn in its own process (one worker: the process that answers is the one measured)."""
-    env = {**os.environ, "CNNVIZ_DATA_DIR": data_dir, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "CNNVIZ_DATA_DIR": data_dir, "PYTHONPATH": str(ROOT), **extra_env}
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port",
          str(port), "--log-level", LOG_LEVEL],
@@ -464,15 +478,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", type=float, default=25.0, help="seconds of run alone")
     parser.add_argument("--arrival", type=float, default=10.0,
                         help="students arrive spread over this many seconds")  # fmt: skip
+    parser.add_argument("--epochs", type=int, default=RUN_CONFIG["epochs"],
+                        help="epochs of each run (a new one starts when one ends)")  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the report here")
+    parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="an environment variable for the server (repeatable)")  # fmt: skip
     args = parser.parse_args(argv)
     duration = args.soak or args.duration
+    RUN_CONFIG["epochs"] = args.epochs
     sample_every = 30.0 if args.soak else 10.0
 
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="cnnviz-classroom-") as data_dir, \
             tempfile.TemporaryFile() as log:  # fmt: skip
-        server = serve(port, data_dir, log)
+        server_env = dict(item.split("=", 1) for item in args.server_env)
+        server = serve(port, data_dir, log, server_env)
         try:
             report = asyncio.run(classroom(f"http://127.0.0.1:{port}", server.pid,
                                            args.students, duration, args.baseline,
@@ -482,6 +502,7 @@ def main(argv: list[str] | None = None) -> int:
             server.wait(30)
             log.seek(0)
             server_log = log.read().decode(errors="replace").strip()
+    report["server_env"] = server_env
     report["server_log_tail"] = server_log[-3000:]
     text = json.dumps(report, indent=2)
     print(text)
