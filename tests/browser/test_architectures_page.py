@@ -113,6 +113,7 @@ def test_too_small_input_is_named_next_to_its_control(page):
     assert page.get_attribute("#a-height", "aria-invalid") == "true"
     change(page, lambda: fill(page, "height", 224))
     assert slot.is_hidden()
+    page.guard.expect_errors("status of 422", 1)  # the refused summary, asked for on purpose
 
 
 def test_korean_and_phone(make_page, screenshot):
