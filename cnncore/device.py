@@ -9,7 +9,7 @@ from cnncore.errors import CNNCoreError
 
 @lru_cache(maxsize=8)
 def resolve_device(preference: str = "auto") -> torch.device:
-    """`auto` → `cuda:0` when available, else `cpu`; `cpu`, `cuda` or `cuda:N` are taken as given."""
+    """`auto` → `cuda:0` when available, else `cpu`; `cpu`, `cuda`, `cuda:N` as given."""
     if preference == "auto":
         return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
     try:
