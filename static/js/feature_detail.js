@@ -80,12 +80,16 @@ export function createLayerDetail(nodes, { onChannel }) {
     context.strokeStyle = "#000000";
     context.strokeRect(cursor.col * zoom, cursor.row * zoom, zoom, zoom);
     const [low, high] = layer.ranges[channel];
-    nodes.caption.textContent = layer.units
-      ? t("features.detail.units", { count: layer.channels })
-      : t("features.detail.channel", { channel: channel + 1, count: layer.channels });
+    drawCaption();
     nodes.legendLow.textContent = formatNumber(low, 3);
     nodes.legendHigh.textContent = formatNumber(high, 3);
     readout();
+  }
+
+  function drawCaption() {
+    nodes.caption.textContent = layer.units
+      ? t("features.detail.units", { count: layer.channels })
+      : t("features.detail.channel", { channel: channel + 1, count: layer.channels });
   }
 
   /** The value under the cursor, from the grey tile's level and the channel's range. */
@@ -115,6 +119,9 @@ export function createLayerDetail(nodes, { onChannel }) {
 
   /** Fetch channel `index` of the open layer (colour and grey), then draw it. */
   async function loadChannel(index, mine) {
+    // Until the channel's own pictures arrive, no value is read from another channel's levels.
+    tileImage = null;
+    levels = null;
     const base = `${layer.url}?channel=${index}`;
     const [colour, grey] = await Promise.all([
       loadImage(`${base}&colormap=${colormap}`), loadImage(`${base}&colormap=gray`),
@@ -131,6 +138,9 @@ export function createLayerDetail(nodes, { onChannel }) {
     if (next === channel) return;
     channel = next;
     cursor = { row: 0, col: 0 };
+    // The caption names the pick at once, with the atlas' highlight and the URL; the enlarged
+    // channel follows when its pictures have loaded.
+    drawCaption();
     onChannel(channel);
     drawAtlas();
     if (await loadChannel(channel, ++ticket)) drawChannel();
@@ -142,7 +152,7 @@ export function createLayerDetail(nodes, { onChannel }) {
       row: Math.max(0, Math.min(tileH - 1, cursor.row + dRow)),
       col: Math.max(0, Math.min(tileW - 1, cursor.col + dCol)),
     };
-    drawChannel();
+    if (tileImage) drawChannel(); // else the loading channel is drawn at this cursor
   }
 
   /** Pointer position in the units of `width` × `height` (the drawn picture's own pixels). */
@@ -173,18 +183,18 @@ export function createLayerDetail(nodes, { onChannel }) {
     event.preventDefault();
   });
   nodes.channel.addEventListener("pointermove", (event) => {
-    if (!layer || !tileImage) return;
+    if (!layer) return;
     const [tileH, tileW] = layer.tile;
     const { x, y } = pointerAt(nodes.channel, event, tileW, tileH);
     const row = Math.max(0, Math.min(tileH - 1, Math.floor(y)));
     const col = Math.max(0, Math.min(tileW - 1, Math.floor(x)));
     if (row !== cursor.row || col !== cursor.col) {
       cursor = { row, col };
-      drawChannel();
+      if (tileImage) drawChannel();
     }
   });
   nodes.channel.addEventListener("keydown", (event) => {
-    if (!layer || !tileImage) return;
+    if (!layer) return;
     const moves = { ArrowRight: [0, 1], ArrowLeft: [0, -1], ArrowDown: [1, 0], ArrowUp: [-1, 0] };
     if (!(event.key in moves)) return;
     event.preventDefault();
@@ -192,13 +202,16 @@ export function createLayerDetail(nodes, { onChannel }) {
   });
 
   return {
-    /** Open `next` in `colours` (the colormap's 256 CSS colours) at channel `index`. */
+    /**
+     * Open `next` in `colours` (the colormap's 256 CSS colours) at channel `index`. Resolves
+     * true once it is drawn, false when a newer layer or channel took over before that.
+     */
     async show(next, nextColormap, index, colours) {
       const mine = ++ticket;
       const image = await loadImage(
         `${next.url}?colormap=${nextColormap}&max_side=${ATLAS_MAX_SIDE}`,
       );
-      if (mine !== ticket) return;
+      if (mine !== ticket) return false;
       const sameChannel = layer && layer.url === next.url && index === channel;
       layer = next;
       colormap = nextColormap;
@@ -206,7 +219,7 @@ export function createLayerDetail(nodes, { onChannel }) {
       lut = colours;
       channel = index < tiles() ? index : 0;
       if (!sameChannel) cursor = { row: 0, col: 0 };
-      if (!(await loadChannel(channel, mine))) return;
+      if (!(await loadChannel(channel, mine))) return false;
       const [tileH, tileW] = layer.tile;
       cursor = { row: Math.min(cursor.row, tileH - 1), col: Math.min(cursor.col, tileW - 1) };
       nodes.heading.textContent = t("features.detail.heading", { name: layer.name });
@@ -220,6 +233,7 @@ export function createLayerDetail(nodes, { onChannel }) {
       drawLegend();
       drawAtlas();
       drawChannel();
+      return true;
     },
     hide() {
       ticket++;

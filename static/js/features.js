@@ -162,8 +162,10 @@ function openLayer() {
   if (!layer) return detail.hide();
   strip.select(layer.name);
   detail.show(layer, state.get("colormap"), state.get("channel"), colormaps[state.get("colormap")])
-    .then(() => {
-      if (!focusDetail) return;
+    .then((shown) => {
+      // A superseded show (the user picked another layer before this one was drawn) must not
+      // use up the focus move: the layer the user picked is still to come.
+      if (!shown || !focusDetail) return;
       focusDetail = false;
       $("layer-detail").scrollIntoView({ block: "start" });
       $("atlas-canvas").focus({ preventScroll: true });
