@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import operator
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -97,12 +98,43 @@ def _scope(node: fx.Node) -> str:
     return str(path)
 
 
+class _OwnThreadTracer(fx.Tracer):
+    """A tracer that records only its own thread's module calls.
+
+    While `Tracer.trace` runs, torch.fx patches `nn.Module.__call__` and `__getattr__` for the
+    whole process, so a forward pass running at that moment in another request's thread would be
+    routed into this trace (and fail: "module is not installed as a submodule"). Calls from other
+    threads are passed straight through to the original module call instead.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._thread = threading.get_ident()
+
+    def call_module(self, m, forward, args, kwargs):  # noqa: ANN001, D102
+        if threading.get_ident() != self._thread:
+            return forward(*args, **kwargs)
+        return super().call_module(m, forward, args, kwargs)
+
+    def getattr(self, attr, attr_val, parameter_proxy_cache):  # noqa: ANN001, D102
+        if threading.get_ident() != self._thread:
+            return attr_val
+        return super().getattr(attr, attr_val, parameter_proxy_cache)
+
+
+def symbolic_trace(model: nn.Module) -> fx.GraphModule:
+    """`torch.fx.symbolic_trace`, safe beside forward passes in other threads."""
+    tracer = _OwnThreadTracer()
+    graph = tracer.trace(model)
+    return fx.GraphModule(tracer.root, graph, model.__class__.__name__)
+
+
 def trace_layers(model: nn.Module) -> LayerGraph:
     """Trace `model` (in eval mode) with torch.fx and name every node that is a layer output."""
     was_training = model.training
     model.eval()  # branches on `self.training` (auxiliary heads) are fixed at trace time
     try:
-        graph_module = fx.symbolic_trace(model)
+        graph_module = symbolic_trace(model)
     except Exception as exc:  # fx raises many kinds for untraceable Python control flow
         raise CNNCoreError(f"this model cannot be traced by torch.fx: {exc}", "model") from exc
     finally:
