@@ -209,9 +209,12 @@ def test_followers_mirror_the_lesson_its_answers_and_its_explorer(make_page):
     expect(explorer(student).locator(".player-position")).to_have_text(
         frame.locator(".player-position").inner_text(), timeout=FOLLOW_TIMEOUT
     )
+    before = frame.locator(".player-position").inner_text()
     frame.locator("#c-stride").fill("2")
     frame.locator("#c-stride").press("Tab")
     expect(explorer(student).locator("#c-stride")).to_have_value("2", timeout=FOLLOW_TIMEOUT)
+    # the teacher's own frame must hold the new (shorter) trace before its last step is read
+    expect(frame.locator(".player-position")).not_to_have_text(before, timeout=FOLLOW_TIMEOUT)
     frame.locator(".player-last").click()
     expect(explorer(student).locator(".player-position")).to_have_text(
         frame.locator(".player-position").inner_text(), timeout=FOLLOW_TIMEOUT
