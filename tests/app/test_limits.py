@@ -187,7 +187,19 @@ def _route_limit(method: str, path: str) -> ClientConcurrencyLimit | None:
     return None
 
 
-@pytest.mark.parametrize(("method", "path"), HEAVY)
+def _limited_routes() -> list[tuple[str, str]]:
+    """Every (method, path) that carries a per-client limit, the required ones first."""
+    found = [
+        (method, route.path)
+        for route in _routes(app.routes)
+        if hasattr(route, "dependant")
+        and any(isinstance(d.call, ClientConcurrencyLimit) for d in route.dependant.dependencies)
+        for method in sorted(route.methods)
+    ]
+    return HEAVY + sorted(set(found) - set(HEAVY))
+
+
+@pytest.mark.parametrize(("method", "path"), _limited_routes())
 def test_heavy_endpoint_refuses_a_client_over_its_slots(method, path):
     limit = _route_limit(method, path)
     assert limit is not None, f"{method} {path} is gone; update HEAVY"
