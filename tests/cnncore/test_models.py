@@ -248,6 +248,9 @@ def test_spatial_output_size_agrees_with_torch(kind, size, kernel, stride, paddi
     x = torch.zeros(1, 1, *size, device="meta")
     try:
         expected = tuple(module.to("meta")(x).shape[2:])
+        if min(expected) <= 0:
+            # torch returns an empty map when padding crops a transposed conv away; we refuse it
+            raise RuntimeError("empty output")
     except RuntimeError:
         with pytest.raises(CNNCoreError) as err:
             spatial_output_size(module, *size)
