@@ -21,13 +21,14 @@ import json
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from timing import interleaved, seconds  # noqa: E402
 
 from app.schemas.pool import pool_trace_body  # noqa: E402
 from cnncore.pooling import pool_backward, trace_pool2d  # noqa: E402
@@ -40,12 +41,6 @@ TORCH_POOLS = {
 }
 
 
-def seconds(action) -> float:
-    start = time.perf_counter()
-    action()
-    return time.perf_counter() - start
-
-
 def measure(kind: str, repeats: int, warmup: int, x) -> dict[str, list[float]]:
     def baseline() -> None:
         F.unfold(x[:, None], 2, stride=2)
@@ -54,14 +49,7 @@ def measure(kind: str, repeats: int, warmup: int, x) -> dict[str, list[float]]:
     def trace() -> None:
         trace_pool2d(x, kind, 2)
 
-    for _ in range(warmup):
-        baseline()
-        trace()
-    times: dict[str, list[float]] = {"baseline": [], "trace": []}
-    for _ in range(repeats):
-        times["baseline"].append(seconds(baseline))
-        times["trace"].append(seconds(trace))
-    return times
+    return interleaved({"baseline": baseline, "trace": trace}, repeats, warmup)
 
 
 def main() -> int:

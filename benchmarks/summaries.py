@@ -20,21 +20,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from timing import seconds  # noqa: E402
+
 from cnncore.inspect import summarize  # noqa: E402
 from cnncore.models import build_model, get_model_info, list_models  # noqa: E402
-
-
-def seconds(action) -> float:
-    start = time.perf_counter()
-    action()
-    return time.perf_counter() - start
 
 
 def measure(name: str, repeats: int) -> dict[str, float]:

@@ -23,7 +23,6 @@ import json
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -31,17 +30,13 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from timing import interleaved, seconds  # noqa: E402
+
 import app.main  # noqa: E402, F401  (the server's modules: the objects a collection walks)
 from app.schemas.conv import conv_trace_body  # noqa: E402
 from cnncore.trace import trace_conv2d  # noqa: E402
 
 TARGET = 3.0
-
-
-def seconds(action) -> float:
-    start = time.perf_counter()
-    action()
-    return time.perf_counter() - start
 
 
 def measure(repeats: int, warmup: int, x, w, b) -> dict[str, list[float]]:
@@ -52,14 +47,7 @@ def measure(repeats: int, warmup: int, x, w, b) -> dict[str, list[float]]:
     def trace() -> None:
         trace_conv2d(x, w, b, padding=1)
 
-    for _ in range(warmup):
-        baseline()
-        trace()
-    times: dict[str, list[float]] = {"baseline": [], "trace": []}
-    for _ in range(repeats):
-        times["baseline"].append(seconds(baseline))
-        times["trace"].append(seconds(trace))
-    return times
+    return interleaved({"baseline": baseline, "trace": trace}, repeats, warmup)
 
 
 def main() -> None:
