@@ -4,12 +4,12 @@ The page is driven through its controls, its player and the keyboard; each check
 highlighted value with F.conv2d / F.conv_transpose2d from the exact request the page sent.
 """
 
-import json
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import urlparse
 
 import pytest
 import torch
 import torch.nn.functional as F
+from explorer import ExplorerPage, url_state
 
 from app.i18n import catalogue
 
@@ -22,69 +22,10 @@ ACTIVATIONS = {
 }
 
 
-class ConvPage:
+class ConvPage(ExplorerPage):
     """A /conv page plus the trace requests it made."""
 
-    def __init__(self, page):
-        self.page = page
-        self.requests: list[dict] = []
-        page.on("request", self._record)
-
-    def _record(self, request):
-        if request.url.endswith("/api/conv/trace"):
-            self.requests.append(json.loads(request.post_data))
-
-    def open(self, query: str = "lang=en"):
-        self.page.goto(f"/conv?{query}")
-        self.page.wait_for_selector("body[data-ready=true]")
-        self.page.wait_for_selector("#stage[data-traces]")
-        return self
-
-    def traces(self) -> int:
-        return int(self.page.get_attribute("#stage", "data-traces") or 0)
-
-    def change(self, action):
-        """Run `action` (which changes the configuration) and wait for the new trace on screen."""
-        before = self.traces()
-        action()
-        self.page.wait_for_function(
-            f"() => Number(document.getElementById('stage').dataset.traces) > {before}"
-        )
-
-    def set_control(self, name: str, value):
-        control = self.page.locator(f'#conv-controls [name="{name}"]')
-        kind = control.evaluate("node => node.type")
-        if kind == "checkbox":
-            self.change(lambda: control.set_checked(bool(value)))
-        elif kind.startswith("select"):
-            self.change(lambda: control.select_option(str(value)))
-        else:
-            self.change(lambda: (control.fill(str(value)), control.press("Enter"), control.blur()))
-
-    def position(self) -> tuple[int, int]:
-        index, count = self.page.inner_text(".player-position").split("/")
-        return int(index), int(count)
-
-    def current_cell(self):
-        cell = self.page.locator("#output-grids .hl-current")
-        assert cell.count() == 1
-        figure = cell.evaluate(
-            "node => [...document.querySelectorAll('#output-grids .grid-figure')]"
-            ".indexOf(node.closest('.grid-figure'))"
-        )
-        return (
-            figure,
-            int(cell.get_attribute("data-row")),
-            int(cell.get_attribute("data-col")),
-            float(cell.get_attribute("data-value")),
-            cell.inner_text(),
-        )
-
-    def output_values(self) -> torch.Tensor:
-        """Every output cell's full-precision value (the cropped border excluded), in order."""
-        cells = self.page.locator("#output-grids .cell:not(.is-outside)")
-        values = cells.evaluate_all("nodes => nodes.map(node => node.dataset.value)")
-        return torch.tensor([float(v) for v in values], dtype=torch.float64)
+    name = "conv"
 
 
 def torch_output(body: dict) -> torch.Tensor:
@@ -103,14 +44,10 @@ def torch_output(body: dict) -> torch.Tensor:
 
 
 def assert_current_matches_torch(conv: ConvPage):
-    o, y, x, value, text = conv.current_cell()
+    o, y, x, value, text = conv.current()
     expected = torch_output(conv.requests[-1])[o, y, x].item()
     assert value == pytest.approx(expected, abs=1e-9)
     assert float(text) == pytest.approx(expected, abs=0.006)  # shown rounded to 2 decimals
-
-
-def query(page) -> dict[str, str]:
-    return {key: values[0] for key, values in parse_qs(urlparse(page.url).query).items()}
 
 
 def test_step_through_default_convolution_matches_torch(page, screenshot):
@@ -120,7 +57,7 @@ def test_step_through_default_convolution_matches_torch(page, screenshot):
     for _ in range(7):
         page.click(".player-next")
     assert conv.position() == (8, 36)
-    assert conv.current_cell()[:3] == (0, 1, 1)
+    assert conv.current()[:3] == (0, 1, 1)
     assert_current_matches_torch(conv)
     # the window of output (1, 1) is input rows 1..3, columns 1..3
     window = page.locator("#input-grids .hl-window")
@@ -129,7 +66,7 @@ def test_step_through_default_convolution_matches_torch(page, screenshot):
     }
     assert cells == {(r, c) for r in (1, 2, 3) for c in (1, 2, 3)}
     # the written-out sum ends with the highlighted value
-    assert page.inner_text("#kernel-math .math-total").split()[-1] == conv.current_cell()[4]
+    assert page.inner_text("#kernel-math .math-total").split()[-1] == conv.current()[4]
     screenshot(page, "conv-desktop")
 
 
@@ -151,14 +88,14 @@ def test_controls_change_the_trace_and_values_still_match_torch(page, screenshot
     assert page.inner_text("#fact-params") == str(2 * 3 * 5 * 5 + 2)
     for _ in range(expected.numel() // 2 + 3):  # into the second feature map
         page.click(".player-next")
-    assert conv.current_cell()[0] == 1
+    assert conv.current()[0] == 1
     assert_current_matches_torch(conv)
     # per-channel sums + bias are written out: one line per input channel
     assert (
         page.locator("#kernel-math .math-line:not(.math-total):not(.math-activation)").count() == 3
     )
     page.click(".player-last")
-    shown = conv.output_values()
+    shown = conv.values()
     assert torch.allclose(shown, expected.flatten(), atol=1e-9)
     screenshot(page, "conv-desktop-rgb")
 
@@ -175,7 +112,7 @@ def test_transposed_convolution_accumulates_to_torch(page, screenshot):
     assert page.locator("#input-grids .hl-current").count() == 1
     assert page.locator("#output-grids .hl-window").count() == 9
     page.click(".player-last")
-    shown = conv.output_values()
+    shown = conv.values()
     assert torch.allclose(shown, expected.flatten(), atol=1e-9)
     screenshot(page, "conv-desktop-transposed")
 
@@ -191,7 +128,7 @@ def test_url_round_trip(page):
     assert conv.position()[0] == 4
     conv.set_control("dilation", 2)
     page.wait_for_function("() => new URLSearchParams(location.search).get('dilation') === '2'")
-    state = query(page)
+    state = url_state(page)
     assert state["kernel"] == "5" and state["stride"] == "2" and state["dilation"] == "2"
     assert state["lang"] == "en"
     # the URL alone reproduces the view
@@ -203,7 +140,7 @@ def test_url_round_trip(page):
 def test_random_input_is_reproduced_by_its_seed(page):
     conv = ConvPage(page).open("lang=en")
     conv.change(lambda: page.click("#new-random"))
-    state = query(page)
+    state = url_state(page)
     assert state["input"] == "random" and state["seed"] != "1"
     first = conv.requests[-1]["input"]
     ConvPage(page).open(urlparse(page.url).query)
@@ -216,7 +153,7 @@ def test_edit_a_cell_by_clicking(page):
     editor = page.locator("#input-grids .cell-editor")
     conv.change(lambda: (editor.fill("-7.5"), editor.press("Enter")))
     assert conv.requests[-1]["input"][0][1][2] == -7.5
-    assert query(page)["edits"] == "i_0_1_2_-7.5"
+    assert url_state(page)["edits"] == "i_0_1_2_-7.5"
     page.click(".player-next")  # output (0, 1) reads input (1, 2)
     assert_current_matches_torch(conv)
     assert "-7.5" in page.inner_text("#kernel-math")
@@ -273,7 +210,7 @@ def test_language_switch_keeps_state(page):
     page.wait_for_selector("body[data-ready=true]")
     assert page.inner_text("h1") == english["conv.title"]
     assert page.get_attribute(".player-toggle", "aria-label") == "Play"
-    assert query(page)["kernel"] == "5" and query(page)["lang"] == "en"
+    assert url_state(page)["kernel"] == "5" and url_state(page)["lang"] == "en"
     assert conv.requests  # the page traced in both languages
 
 
@@ -305,7 +242,7 @@ def test_phone_and_presenter_layouts(make_page, screenshot):
     projector.locator("h1").click()
     projector.keyboard.press("p")
     assert projector.evaluate("document.documentElement.classList.contains('presenter')")
-    assert query(projector)["present"] == "1"
+    assert url_state(projector)["present"] == "1"
     assert projector.locator(".site-nav").is_hidden()
     font = projector.evaluate("parseFloat(getComputedStyle(document.documentElement).fontSize)")
     assert font >= 21
@@ -316,7 +253,7 @@ def test_reduced_motion_starts_slow(make_page):
     page = make_page("desktop", reduced_motion="reduce")
     ConvPage(page).open("lang=en")
     assert page.input_value(".player-speed select") == "1"
-    assert query(page)["speed"] == "1"
+    assert url_state(page)["speed"] == "1"
     fast = make_page("desktop")
     ConvPage(fast).open("lang=en")
     assert fast.input_value(".player-speed select") == "4"
@@ -329,7 +266,7 @@ def test_grid_keyboard_moves_and_edits(page):
     page.keyboard.press("ArrowDown")  # output (1, 1): its window is previewed like a hover
     assert page.locator("#input-grids .hl-hover").count() == 9
     page.keyboard.press("Enter")  # not editable: jumps the player there
-    assert conv.current_cell()[:3] == (0, 1, 1)
+    assert conv.current()[:3] == (0, 1, 1)
     page.focus("#kernel-grids .grid")
     page.keyboard.press("Enter")
     conv.change(lambda: (page.keyboard.type("3"), page.keyboard.press("Enter")))

@@ -1,75 +1,23 @@
 """The pooling explorer in a real browser: every number it shows equals torch's pooling (and
 autograd for the backward view), recomputed from the exact request the page sent."""
 
-import json
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import urlparse
 
 import pytest
 import torch
 import torch.nn.functional as F
+from explorer import ExplorerPage, url_state
 
 
-class PoolPage:
+class PoolPage(ExplorerPage):
     """A /pool page plus the trace requests it made (the main trace and the comparison)."""
 
-    def __init__(self, page):
-        self.page = page
-        self.requests: list[dict] = []
-        page.on("request", self._record)
-
-    def _record(self, request):
-        if request.url.endswith("/api/pool/trace"):
-            self.requests.append(json.loads(request.post_data))
-
-    def open(self, query: str = "lang=en"):
-        self.page.goto(f"/pool?{query}")
-        self.page.wait_for_selector("body[data-ready=true]")
-        self.page.wait_for_selector("#stage[data-traces]")
-        return self
-
-    def traces(self) -> int:
-        return int(self.page.get_attribute("#stage", "data-traces") or 0)
-
-    def change(self, action):
-        before = self.traces()
-        action()
-        self.page.wait_for_function(
-            f"() => Number(document.getElementById('stage').dataset.traces) > {before}"
-        )
-
-    def set_control(self, name: str, value):
-        control = self.page.locator(f'#pool-controls [name="{name}"]')
-        kind = control.evaluate("node => node.type")
-        if kind == "checkbox":
-            self.change(lambda: control.set_checked(bool(value)))
-        elif kind.startswith("select"):
-            self.change(lambda: control.select_option(str(value)))
-        else:
-            self.change(lambda: (control.fill(str(value)), control.press("Enter"), control.blur()))
+    name = "pool"
 
     def main_request(self) -> dict:
         """The last request of the explorer's own kind (not one of the comparison's)."""
         kind = self.page.input_value('#pool-controls [name="kind"]')
         return [r for r in self.requests if r["kind"] == kind][-1]
-
-    def position(self) -> tuple[int, int]:
-        index, count = self.page.inner_text(".player-position").split("/")
-        return int(index), int(count)
-
-    def current(self, root: str = "#output-grids"):
-        cell = self.page.locator(f"{root} .hl-current")
-        assert cell.count() == 1
-        figure = cell.evaluate(
-            f"node => [...document.querySelectorAll('{root} .grid-figure')]"
-            ".indexOf(node.closest('.grid-figure'))"
-        )
-        return (figure, int(cell.get_attribute("data-row")), int(cell.get_attribute("data-col")),
-                float(cell.get_attribute("data-value")))
-
-    def values(self, root: str) -> torch.Tensor:
-        cells = self.page.locator(f"{root} .cell:not(.is-outside)")
-        shown = cells.evaluate_all("ns => ns.map(n => n.dataset.value)")
-        return torch.tensor([float(v) for v in shown], dtype=torch.float64)
 
 
 def torch_pool(body: dict, kind: str | None = None) -> torch.Tensor:
@@ -88,10 +36,6 @@ def torch_pool(body: dict, kind: str | None = None) -> torch.Tensor:
     return F.lp_pool2d(padded, 2, kernel, stride, ceil_mode=body["ceil_mode"])[0]
 
 
-def query(page) -> dict[str, str]:
-    return {key: values[0] for key, values in parse_qs(urlparse(page.url).query).items()}
-
-
 def test_max_pooling_steps_match_torch_and_mark_the_argmax(page, screenshot):
     pool = PoolPage(page).open()
     assert pool.position() == (1, 16)  # 8×8 digit, 2×2 windows, stride 2
@@ -100,11 +44,11 @@ def test_max_pooling_steps_match_torch_and_mark_the_argmax(page, screenshot):
     body = pool.main_request()
     x = torch.tensor(body["input"], dtype=torch.float64)[None]
     expected, indices = F.max_pool2d(x, 2, return_indices=True)
-    channel, y, xx, value = pool.current()
+    channel, y, xx, value, _ = pool.current()
     assert (channel, y, xx) == (0, 1, 1)
     assert value == expected[0, 0, 1, 1].item()
     # the chosen input cell is torch's argmax (first maximum in row-major order)
-    _, row, col, chosen = pool.current("#input-grids")
+    _, row, col, chosen, _ = pool.current("#input-grids")
     assert row * 8 + col == indices[0, 0, 1, 1].item() and chosen == value
     window = page.locator("#input-grids .hl-window")
     cells = {(int(c.get_attribute("data-row")), int(c.get_attribute("data-col")))
@@ -181,7 +125,7 @@ def test_url_round_trip(page):
     assert pool.position()[0] == 5
     pool.set_control("padding", 1)
     page.wait_for_function("() => new URLSearchParams(location.search).get('padding') === '1'")
-    state = query(page)
+    state = url_state(page)
     assert state["kind"] == "l2" and state["stride"] == "1" and state["lang"] == "en"
     request = pool.main_request()
     again = PoolPage(page).open(urlparse(page.url).query)
@@ -229,6 +173,6 @@ def test_every_kind_written_out_equals_the_shown_value(page, kind):
     pool = PoolPage(page).open(f"lang=en&kind={kind}&input=random&kernel=2&stride=1")
     page.click(".player-next")
     expected = torch_pool(pool.main_request())
-    channel, y, x, value = pool.current()
+    channel, y, x, value, _ = pool.current()
     assert value == pytest.approx(expected[channel, y, x].item(), abs=1e-12)
     assert page.locator("#pool-math .term").count() >= 4
