@@ -2,11 +2,13 @@
 
 - models: a few built zoo models with their traced graphs (vgg16 alone holds ~530 MB);
 - index: (picture hash, model, options) → result id, so the same request costs no forward pass;
-- results: result id (a random token) → the uint8 maps, bounded in bytes and in count;
-- pngs: (result id, picture name, colormap) → encoded PNG, bounded in bytes.
+- results: result id (a random token) → the uint8 maps and the PNGs drawn from them, bounded in
+  count and, maps and PNGs together, by one byte budget (`feature_store_bytes`).
 A PNG is drawn when first asked for, so answering the POST costs the forward pass and the
-levels only. Forward passes are limited to `feature_concurrency` at once: each holds its
-activations while it runs.
+levels only. It is kept inside its result, so evicting a result frees its PNGs with it (a PNG
+cache of its own kept the PNGs of results already gone, which no URL could reach any more).
+Forward passes are limited to `feature_concurrency` at once: each holds its activations while
+it runs.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Generic, TypeVar
 
@@ -73,6 +75,25 @@ class LRUStore(Generic[K, V]):
                 _key, (_value, evicted) = self._items.popitem(last=False)
                 self._bytes -= evicted
 
+    def charge(self, key: K, nbytes: int, attach: Callable[[V], bool]) -> bool:
+        """Count `nbytes` more against the entry of `key` once `attach(value)` has added them to
+        it, evicting older entries to make room (never `key` itself). Nothing is attached, and
+        False returned, when the key is gone or the entry would then be over the byte bound
+        alone; `attach` runs under the lock and returns False when it added nothing."""
+        with self._lock:
+            found = self._items.get(key)
+            if found is None or (self.max_bytes is not None and found[1] + nbytes > self.max_bytes):
+                return False
+            if not attach(found[0]):
+                return True
+            self._items[key] = (found[0], found[1] + nbytes)
+            self._items.move_to_end(key)
+            self._bytes += nbytes
+            while self.max_bytes is not None and self._bytes > self.max_bytes:
+                _key, (_value, evicted) = self._items.popitem(last=False)
+                self._bytes -= evicted
+            return True
+
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
@@ -80,6 +101,11 @@ class LRUStore(Generic[K, V]):
 
     def __len__(self) -> int:
         return len(self._items)
+
+    def entries(self) -> list[tuple[K, V, int]]:
+        """(key, value, bytes counted) of every entry, oldest first: a snapshot to check."""
+        with self._lock:
+            return [(key, value, size) for key, (value, size) in self._items.items()]
 
     @property
     def nbytes(self) -> int:
@@ -99,6 +125,9 @@ class StoredResult:
     image: DecodedImage
     colormap: str  # the one asked for with the POST: the default of its PNG URLs
     sample: str | None
+    # (picture name, colormap, max side, channel) → encoded PNG; filled through
+    # `LRUStore.charge`, so its bytes count against the result's entry
+    pngs: dict[tuple, bytes] = field(default_factory=dict, compare=False, repr=False)
 
 
 class FeatureCache:
@@ -111,15 +140,12 @@ class FeatureCache:
             settings.feature_store_bytes,
             lambda r: r.maps.nbytes + r.image.rgb.nbytes,
         )
-        self.pngs: LRUStore[tuple, bytes] = LRUStore(
-            100_000, settings.feature_store_bytes // 2, len
-        )
         self._build_lock = threading.Lock()
         self.forward_slots = threading.BoundedSemaphore(settings.feature_concurrency)
 
     def forget_results(self) -> None:
         """Drop every stored result and PNG (built models stay): the next POST computes again."""
-        for store in (self.index, self.results, self.pngs):
+        for store in (self.index, self.results):
             store.clear()
 
     def model(self, name: str) -> FeatureModel:
@@ -200,12 +226,15 @@ class FeatureCache:
         stored = self.results.get(result_id)
         if stored is None:
             raise KeyError(result_id)
-        key = (result_id, name, colormap or stored.colormap, max_side, channel)
-        found = self.pngs.get(key)
+        key = (name, colormap or stored.colormap, max_side, channel)
+        found = stored.pngs.get(key)
         if found is None:
-            picture = render_picture(stored.maps, name, key[2], channel)
+            picture = render_picture(stored.maps, name, key[1], channel)
             found = encode_png(shrink(picture, max_side) if max_side else picture)
-            self.pngs.put(key, found)
+            # Kept only while its result is: when the two would not fit the budget together
+            # the PNG is served without being kept (drawn again if asked for again).
+            png = found
+            self.results.charge(result_id, len(png), lambda r: r.pngs.setdefault(key, png) is png)
         return found
 
 

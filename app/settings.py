@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 20_000_000  # one uploaded picture
     max_image_pixels: int = 40_000_000  # width × height, read from the header before decoding
     feature_max_channels: int = 64  # maps drawn per layer (the first ones; the rest are counted)
-    feature_store_bytes: int = 256_000_000  # results kept for their PNG URLs (LRU)
+    feature_store_bytes: int = 256_000_000  # results and their drawn PNGs, together (LRU)
     feature_store_entries: int = 64
     feature_models_cached: int = 3  # built models kept in memory (vgg16 alone is ~530 MB)
     feature_concurrency: int = 2  # forward passes at once (each holds its activations)
