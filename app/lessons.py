@@ -77,6 +77,20 @@ def _link(path: str, **state: Any) -> ExplorerLink:
     return ExplorerLink(path, MappingProxyType({k: str(v) for k, v in state.items()}))
 
 
+def _conv_layer_q(
+    id: str, *, size: int, channels: int, filters: int, kernel: int, **layer: Any
+) -> Question:
+    """A question on one conv layer (square input): its output size and parameters."""
+    return _q(
+        id, layers.conv_layer, size=size, channels=channels, filters=filters, kernel=kernel, **layer
+    )
+
+
+def _model_link(model: str, channels: int = 3, size: int = 224, **state: Any) -> ExplorerLink:
+    """/architectures showing a zoo model on a square `size`×`size` input."""
+    return _link("/architectures", model=model, channels=channels, height=size, width=size, **state)
+
+
 LESSONS: tuple[Lesson, ...] = (
     Lesson(
         "convolution",
@@ -120,7 +134,7 @@ LESSONS: tuple[Lesson, ...] = (
                 size=6,
                 bright=3,
             ),
-            _q("rgb_params", layers.conv_layer, size=8, channels=3, filters=2, kernel=3, padding=1),
+            _conv_layer_q("rgb_params", size=8, channels=3, filters=2, kernel=3, padding=1),
         ),
         more=(
             _link("/conv", input="step_edge", size=6, kernel=3, preset="vertical_edge"),
@@ -131,25 +145,9 @@ LESSONS: tuple[Lesson, ...] = (
         "padding-stride",
         _link("/conv", input="digit", size=7, kernel=3, padding=1, stride=2),
         (
-            _q(
-                "cs231n",
-                layers.conv_layer,
-                size=32,
-                channels=3,
-                filters=10,
-                kernel=5,
-                stride=1,
-                padding=2,
-            ),
-            _q(
-                "alexnet",
-                layers.conv_layer,
-                size=227,
-                channels=3,
-                filters=96,
-                kernel=11,
-                stride=4,
-                padding=0,
+            _conv_layer_q("cs231n", size=32, channels=3, filters=10, kernel=5, stride=1, padding=2),
+            _conv_layer_q(
+                "alexnet", size=227, channels=3, filters=96, kernel=11, stride=4, padding=0
             ),
             _q("same", layers.same_padding, kernel=5, dilated_kernel=3, dilation=2),
         ),
@@ -158,15 +156,8 @@ LESSONS: tuple[Lesson, ...] = (
         "dilation",
         _link("/conv", input="digit", size=9, kernel=3, dilation=2, padding="valid"),
         (
-            _q(
-                "output",
-                layers.conv_layer,
-                size=9,
-                channels=1,
-                filters=1,
-                kernel=3,
-                dilation=2,
-                bias=False,
+            _conv_layer_q(
+                "output", size=9, channels=1, filters=1, kernel=3, dilation=2, bias=False
             ),
             _q("stack", layers.dilated_stack_field, dilations=[1, 2, 4], kernel=3),
             _q("params", layers.dilated_vs_large, channels=64, kernel=3, dilation=2),
@@ -185,7 +176,7 @@ LESSONS: tuple[Lesson, ...] = (
             padding=1,
         ),
         (
-            _q("conv", layers.conv_layer, size=32, channels=3, filters=16, kernel=3, padding=1),
+            _conv_layer_q("conv", size=32, channels=3, filters=16, kernel=3, padding=1),
             _q("dense", layers.conv_vs_dense, size=32, channels=3, filters=16, kernel=3),
         ),
     ),
@@ -208,7 +199,7 @@ LESSONS: tuple[Lesson, ...] = (
                 "autoencoder", layers.autoencoder_code, model="autoencoder", input_shape=[28, 28, 1]
             ),
         ),
-        more=(_link("/architectures", model="autoencoder", channels=1, height=28, width=28),),
+        more=(_model_link("autoencoder", channels=1, size=28),),
     ),
     Lesson(
         "pooling",
@@ -258,20 +249,20 @@ LESSONS: tuple[Lesson, ...] = (
     ),
     Lesson(
         "classic-cnns",
-        _link("/architectures", model="lenet5", channels=1, height=32, width=32, num_classes=10),
+        _model_link("lenet5", channels=1, size=32, num_classes=10),
         (
             _q("lenet", networks.model_params, model="lenet5"),
             _q("vgg", networks.largest_layer_share, model="vgg16"),
             _q("macs", networks.macs_ratio, small="alexnet", large="vgg16"),
         ),
         more=(
-            _link("/architectures", model="alexnet", channels=3, height=224, width=224),
-            _link("/architectures", model="vgg16", channels=3, height=224, width=224),
+            _model_link("alexnet"),
+            _model_link("vgg16"),
         ),
     ),
     Lesson(
         "modern-cnns",
-        _link("/architectures", model="googlenet", channels=3, height=224, width=224, blocks=1),
+        _model_link("googlenet", blocks=1),
         (
             _q(
                 "bottleneck",
@@ -299,9 +290,9 @@ LESSONS: tuple[Lesson, ...] = (
             ),
         ),
         more=(
-            _link("/architectures", model="resnet18", channels=3, height=224, width=224),
-            _link("/architectures", model="mobilenet_v1", channels=3, height=224, width=224),
-            _link("/architectures", model="mobilenet_v2", channels=3, height=224, width=224),
+            _model_link("resnet18"),
+            _model_link("mobilenet_v1"),
+            _model_link("mobilenet_v2"),
         ),
     ),
     Lesson(
@@ -311,7 +302,7 @@ LESSONS: tuple[Lesson, ...] = (
             _q("stack", networks.stacked_small_kernels, layers=3, kernel=3, channels=64),
             _q("vgg", networks.model_layer_field, model="vgg16", layer="features.28"),
         ),
-        more=(_link("/architectures", model="vgg16", channels=3, height=224, width=224),),
+        more=(_model_link("vgg16"),),
     ),
     Lesson(
         "training",
