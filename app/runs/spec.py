@@ -3,28 +3,45 @@
 The stored config is `TrainConfig.to_dict()` plus `label` and `init_from`, exactly what was
 trained (a transfer run's architecture is the source's, whatever the request said), so a
 stored run can be repeated, exported and compared field by field.
+
+Planning also checks the config against the dataset it names, from what is known of each
+dataset without loading an image (channels, side, number of classes): the chosen classes,
+the image size, whether the model can take that size, and for a transfer run whether the
+source network fits the new task. What would otherwise fail minutes later in the worker is a
+422 naming the field before any process starts.
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from app.runs.store import RunStore
 from app.schemas.runs import RunCreate, check_run_limits
 from app.settings import Settings
+from cnncore.data import DataConfig
+from cnncore.datasets.shapes import SHAPE_CLASSES
 from cnncore.datasets.standard import STANDARD_DATASETS
+from cnncore.device import resolve_device
 from cnncore.errors import CNNCoreError
+from cnncore.model_options import build_classifier, fit_input_size
+from cnncore.models import get_model_info
 from cnncore.training import TrainConfig
-from cnncore.transfer import plan_transfer
+from cnncore.transfer import TransferPlan, plan_transfer
 
 __all__ = [
     "CHECKPOINT_FILE",
     "FINAL_CHECKPOINT",
+    "DATASET_FACTS",
     "RunSpec",
+    "check_dataset_fit",
     "epoch_checkpoint",
     "newest_checkpoint",
     "plan_run",
@@ -33,6 +50,21 @@ __all__ = [
 FINAL_CHECKPOINT = "final.safetensors"
 # Every checkpoint name is made here, by the server; a name read back is checked against this.
 CHECKPOINT_FILE = re.compile(r"^(epoch-\d{3,5}|final)\.safetensors$")
+
+
+# What each trainable dataset is before any image is loaded: (channels, side, class names).
+# Shapes are drawn at the asked size (data.image_size, 28 by default). Checked against the
+# loaded datasets in tests/app/test_runs_plan.py.
+_DIGIT_NAMES = tuple("0123456789")
+DATASET_FACTS: dict[str, tuple[int, int, tuple[str, ...]]] = {
+    "shapes": (1, 28, SHAPE_CLASSES),
+    "digits": (1, 8, _DIGIT_NAMES),
+    "mnist5k": (1, 28, _DIGIT_NAMES),
+    "mnist": (1, 28, tuple(STANDARD_DATASETS["mnist"].class_names)),
+    "fashion_mnist": (1, 28, tuple(STANDARD_DATASETS["fashion_mnist"].class_names)),
+    "cifar10": (3, 32, tuple(STANDARD_DATASETS["cifar10"].class_names)),
+}
+_SHAPE_SIDES = (12, 128)  # what cnncore.datasets.shapes draws
 
 
 def epoch_checkpoint(epoch: int) -> str:
@@ -81,6 +113,117 @@ def newest_checkpoint(store: RunStore, checkpoints_dir: Path, run_id: str) -> Pa
     return path
 
 
+def _chosen_classes(data: DataConfig, names: tuple[str, ...]) -> int:
+    """How many classes the run learns; the chosen ones must exist, each named once."""
+    if data.classes is None:
+        return len(names)
+    twice = sorted(c for c, n in Counter(data.classes).items() if n > 1)
+    if twice:
+        raise CNNCoreError(f"class {twice[0]} is listed more than once; name each class once",
+                           "data.classes")  # fmt: skip
+    missing = sorted(c for c in data.classes if not 0 <= c < len(names))
+    if missing:
+        named = names != tuple(str(i) for i in range(len(names)))  # digits are their own names
+        shown = ", ".join(f"{i} {n}" for i, n in enumerate(names)) if named else ""
+        raise CNNCoreError(
+            f"{data.name} has {len(names)} classes, numbered 0 to {len(names) - 1}"
+            f"{f' ({shown})' if shown else ''}; {missing[0]} is not one of them",
+            "data.classes",
+        )  # fmt: skip
+    if len(data.classes) < 2:
+        raise CNNCoreError("a classifier needs at least 2 classes to tell apart", "data.classes")
+    return len(data.classes)
+
+
+def _loaded_side(data: DataConfig, native: int) -> int:
+    """The side of the images as loaded (before the model asks for more)."""
+    if data.name == "shapes":
+        side = data.image_size or native
+        low, high = _SHAPE_SIDES
+        if not low <= side <= high:
+            raise CNNCoreError(f"shapes are drawn {low} to {high} pixels wide; {side} is not",
+                               "data.image_size")  # fmt: skip
+        return side
+    if data.image_size is None:
+        return native
+    _check_resize(data.fit, native, data.image_size, data.name)
+    return data.image_size
+
+
+def _check_resize(fit: str, side: int, to: int, what: str) -> None:
+    if fit == "pad" and to < side:
+        raise CNNCoreError(
+            f"padding only grows images: {what} is {side}×{side}, it cannot be padded down to "
+            f"{to}×{to}; use fit 'scale'", "data.image_size",
+        )  # fmt: skip
+
+
+@lru_cache(maxsize=256)
+def _refusal(model: str, channels: int, side: int) -> str | None:
+    """Why the model cannot take channels×side×side images (None when it can). Shapes only
+    (activation, batch norm and dropout keep them): one forward pass on the meta device."""
+    try:
+        with torch.device("meta"):
+            net = build_classifier(model, (channels, side, side), 2).eval()
+            net(torch.zeros(1, channels, side, side))
+    except (RuntimeError, ValueError) as exc:  # CNNCoreError is a ValueError
+        return str(exc).split("\n")[0]
+    return None
+
+
+def _check_model_takes(model: str, channels: int, side: int) -> None:
+    try:
+        side = fit_input_size(model, channels, side)  # what the trainer grows images to
+    except CNNCoreError as exc:
+        raise CNNCoreError(str(exc), "data.image_size") from exc
+    reason = _refusal(model, channels, side)
+    if reason is None:
+        return
+    # The smallest side it takes (bisection: a network that takes a side takes larger ones).
+    low, high = side, max(side, get_model_info(model).default_input.height)
+    while low < high:
+        middle = (low + high) // 2
+        takes = _refusal(model, channels, middle) is None
+        low, high = (low, middle) if takes else (middle + 1, high)
+    raise CNNCoreError(
+        f"{model} cannot take {side}×{side} images: its layers shrink them to nothing "
+        f"({reason}); set data.image_size to at least {low}, or choose another model",
+        "data.image_size",
+    )  # fmt: skip
+
+
+def check_dataset_fit(
+    config: TrainConfig, transfer: TransferPlan | None = None, replace_head: bool = True
+) -> None:
+    """Refuse what would fail once the dataset is loaded (in the worker), naming the field:
+    classes that do not exist or repeat, sizes the dataset or the model cannot have, and a
+    transfer source that reads other images or predicts another number of classes."""
+    data = config.data
+    if data.name not in DATASET_FACTS:
+        return  # an uploaded archive: its classes and sizes are known once it is read
+    native_channels, native_side, names = DATASET_FACTS[data.name]
+    classes = _chosen_classes(data, names)
+    channels = data.channels or native_channels
+    side = _loaded_side(data, native_side)
+    if transfer is None:
+        _check_model_takes(config.model, channels, side)
+        return
+    source_channels, height, width = transfer.input_shape
+    if channels != source_channels:
+        raise CNNCoreError(
+            f"the source network reads {source_channels}-channel images; {data.name} has "
+            f"{channels} (set data.channels to {source_channels})", "data.channels",
+        )  # fmt: skip
+    if height != width:
+        raise CNNCoreError("the source network's input is not square", "init_from.run_id")
+    _check_resize(data.fit, side, height, data.name)
+    if not replace_head and classes != transfer.source_classes:
+        raise CNNCoreError(
+            f"the source network predicts {transfer.source_classes} classes and this task has "
+            f"{classes}: replace the head", "init_from.replace_head",
+        )  # fmt: skip
+
+
 def plan_run(
     body: RunCreate, settings: Settings, checkpoint_of: Callable[[str], Path]
 ) -> dict[str, Any]:
@@ -99,13 +242,18 @@ def plan_run(
         values["data"]["root"] = str(settings.datasets_dir)
     config = TrainConfig.from_dict(values)
     config.check()
+    resolve_device(config.device)  # "cuda" on a server without a GPU: 422 now, not in the worker
     init_from = body.init_from
-    if init_from is not None:
+    if init_from is None:
+        check_dataset_fit(config)
+    else:
         try:
             source = checkpoint_of(init_from.run_id)
         except LookupError as exc:
             raise CNNCoreError(str(exc.args[0] if exc.args else exc), "init_from.run_id") from exc
-        config = plan_transfer(source, config, init_from.freeze, init_from.replace_head).config
+        plan = plan_transfer(source, config, init_from.freeze, init_from.replace_head)
+        config = plan.config
+        check_dataset_fit(config, plan, init_from.replace_head)
     return {
         **config.to_dict(),
         "label": body.label,

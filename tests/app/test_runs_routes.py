@@ -99,6 +99,16 @@ def finished(client) -> tuple[str, list[dict]]:
     ({"data": {"name": "digits", "root": "/etc"}}, ["body", "data", "root"]),
     ({"data": {"name": "upload", "archive": "/etc/passwd"}}, ["body", "data", "name"]),
     ({"data": {"name": "digits", "classes": [3]}}, ["body", "data", "classes"]),
+    # Known only against the dataset: refused when planning, never in the worker.
+    ({"data": {"name": "digits", "classes": [3, 3]}}, ["body", "data.classes"]),
+    ({"data": {"name": "digits", "classes": [0, 2, 2, 5]}}, ["body", "data.classes"]),
+    ({"data": {"name": "digits", "classes": [0, 10]}}, ["body", "data.classes"]),
+    ({"data": {"name": "shapes", "classes": [1, 6]}}, ["body", "data.classes"]),
+    ({"model": "alexnet"}, ["body", "data.image_size"]),
+    ({"model": "googlenet", "data": {"name": "digits", "image_size": 12}},
+     ["body", "data.image_size"]),
+    ({"data": {"name": "shapes", "image_size": 200}}, ["body", "data.image_size"]),
+    ({"data": {"name": "mnist5k", "image_size": 8, "fit": "pad"}}, ["body", "data.image_size"]),
     ({"augment": {"shift": 17}}, ["body", "augment", "shift"]),
     ({"device": "tpu"}, ["body", "device"]),
     ({"surprise": 1}, ["body", "surprise"]),
@@ -111,6 +121,13 @@ def test_bad_configs_are_refused_naming_the_field(client, change, loc):
     assert response.json()["detail"][0]["loc"] == loc
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_a_gpu_the_server_lacks_is_refused(client):
+    response = client.post("/api/runs", json={**TINY, "device": "cuda"})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "device"]
+
+
 def test_a_transfer_must_name_existing_layers(client, finished):
     run_id, _ = finished
     for freeze, message in ((["features"], "no layer is called 'features'"),
@@ -120,14 +137,20 @@ def test_a_transfer_must_name_existing_layers(client, finished):
         assert response.status_code == 422
         detail = response.json()["detail"][0]
         assert detail["loc"] == ["body", "init_from.freeze"] and message in detail["msg"]
-    body = {**TINY, "data": {"name": "digits", "classes": [0, 1]},
-            "init_from": {"run_id": run_id, "replace_head": False}}  # fmt: skip
-    created = client.post("/api/runs", json=body)
-    assert created.status_code == 201  # refused in the worker: the old head has 10 outputs
-    stream = sse(client.get(created.json()["events_url"]).text)
-    end = json.loads(stream[-2]["data"])
-    assert end["reason"] == "failed" and "replace the head" in end["error"]
-    assert client.get(f"/api/runs/{created.json()['id']}").json()["status"] == "failed"
+    before = len(client.get("/api/runs").json())
+    for data, replace_head, loc, message in (
+        ({"name": "digits", "classes": [0, 1]}, False, "init_from.replace_head",
+         "predicts 10 classes and this task has 2"),  # the old head has 10 outputs
+        ({"name": "digits", "channels": 3}, True, "data.channels", "1-channel images"),
+        ({"name": "digits", "classes": [0, 0, 1]}, True, "data.classes", "more than once"),
+    ):  # fmt: skip
+        body = {**TINY, "data": data,
+                "init_from": {"run_id": run_id, "replace_head": replace_head}}  # fmt: skip
+        response = client.post("/api/runs", json=body)
+        assert response.status_code == 422, response.text
+        detail = response.json()["detail"][0]
+        assert detail["loc"] == ["body", loc] and message in detail["msg"]
+    assert len(client.get("/api/runs").json()) == before  # refused before any run was made
 
 
 # --- a run through the API -----------------------------------------------------------------------
