@@ -18,7 +18,10 @@ class Settings(BaseSettings):
     port: int = 8000
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     data_dir: Path = ROOT / "var"
-    database_url: str = ""  # empty → sqlite file under data_dir
+    # runs database: empty → SQLite file under data_dir; sqlite:///path; postgresql://… (a
+    # server every worker shares: needed for `cnnviz serve --workers N`; README "Several workers")
+    database_url: str = ""
+    database_pool_size: int = Field(8, ge=1, le=100)  # Postgres connections per server process
     # torch intra-op threads of the server process (set once at start-up); 0: torch's default.
     # Requests already run side by side in the server's thread pool (docs/PERFORMANCE.md).
     torch_threads: int = Field(0, ge=0, le=256)
@@ -29,8 +32,8 @@ class Settings(BaseSettings):
     client_heavy_requests: int = 2  # feature/ERF/run requests one client address has in flight
     retry_after_seconds: int = 2  # the Retry-After of a 429 for heavy requests
     cors_origins: list[str] = []  # other origins allowed to call the API; empty: same-origin only
-    # `cnnviz serve --workers N>1` is refused unless this is set: classroom sessions, feature
-    # results, per-client limits and run controls live in one process (README, "Several workers")
+    # `cnnviz serve --workers N>1` on SQLite is refused unless this is set (Postgres: allowed);
+    # classroom sessions, feature results and per-client limits stay per process (README)
     allow_several_workers: bool = False
 
     # --- conv / pool trace limits -----------------------------------------------------------
@@ -94,7 +97,7 @@ class Settings(BaseSettings):
     run_start_method: Literal["forkserver", "spawn"] = "forkserver"
     run_checkpoints_kept: int = 3  # newest epoch checkpoints kept per run (plus the final one)
     run_replay_batch: int = 1000  # events read from the database at once for a replay
-    run_poll_seconds: float = 0.5  # how often a run driven by another process is re-read
+    run_poll_seconds: float = 0.25  # how often a run driven by another process is re-read
     run_ping_seconds: float = 15.0  # SSE keep-alive comment interval
     datasets_dir: Path | None = None  # local MNIST / Fashion-MNIST / CIFAR-10 files, if any
 

@@ -33,8 +33,9 @@ from typing import Any
 
 from app.runs.history import record_events
 from app.runs.owners import claim_owner, owner_alive, owner_pid, release_owner
+from app.runs.remote import RemoteRun, remote_run, start_relay
 from app.runs.spec import CHECKPOINT_FILE, FINAL_CHECKPOINT, RunSpec, newest_checkpoint
-from app.runs.store import ACTIVE_STATUSES, RunRecord, RunStore, SQLiteRunStore, StoredEvent
+from app.runs.store import ACTIVE_STATUSES, RunRecord, RunStore, StoredEvent, open_run_store
 from app.runs.stream import RunChannel, RunSubscription
 from app.runs.worker import worker_main
 from app.settings import Settings, get_settings
@@ -190,6 +191,9 @@ class RunManager:
         self._channels: dict[str, RunChannel] = {}
         self._closed = False
         self.recovered = self.recover()
+        # Several server workers on one database: words for our runs sent to another worker
+        # reach us through it (app.runs.remote); None with SQLite.
+        self._relay = start_relay(store, self.owner, self._obey)
         # The manager is made when /train first asks for the run list: by the time a teacher
         # presses Start, the warm-up is done and the run begins at once.
         threading.Thread(target=_warm_up, args=(self.limits.start_method,),
@@ -372,11 +376,19 @@ class RunManager:
         return RunConflict(f"this run is driven by another process ({record.source}); "
                            f"{action} it there")  # fmt: skip
 
-    def _worker(self, run_id: str, action: str) -> _Worker:
+    def _worker(self, run_id: str, action: str) -> _Worker | RemoteRun:
         worker = self._workers.get(run_id)
         if worker is None or worker.ended:
-            raise self._refuse(run_id, action)
+            remote = remote_run(self.store, self.get(run_id), self.owner, action)
+            if remote is None:
+                raise self._refuse(run_id, action)
+            return remote  # another server worker drives it: the word goes through the store
         return worker
+
+    def _obey(self, run_id: str, word: str) -> None:
+        """A word another server worker passed on for one of our runs."""
+        with contextlib.suppress(RunError):  # ended (or gone) meanwhile: nothing to do
+            getattr(self, word)(run_id)
 
     def pause(self, run_id: str) -> RunRecord:
         with self._lock:
@@ -447,6 +459,8 @@ class RunManager:
         for worker in workers:
             if worker.thread is not None:
                 worker.thread.join(timeout=max(0.1, deadline - time.monotonic()))
+        if self._relay is not None:
+            self._relay.close()
         release_owner(self.owner)
 
 
@@ -456,15 +470,11 @@ _manager: RunManager | None = None
 _manager_lock = threading.Lock()
 
 
-def open_store(settings: Settings) -> SQLiteRunStore:
-    """The configured run store: the SQLite file under data_dir unless database_url names
-    another SQLite file (`sqlite:///path`). Other databases follow with issue 8."""
-    url = settings.database_url
-    if not url:
-        return SQLiteRunStore(settings.sqlite_path)
-    if url.startswith("sqlite:///"):
-        return SQLiteRunStore(Path(url.removeprefix("sqlite:///")))
-    raise RuntimeError(f"database_url {url.split(':', 1)[0]}:… is not supported yet; use SQLite")
+def open_store(settings: Settings) -> RunStore:
+    """The configured run store (`app.runs.store.open_run_store`): SQLite under data_dir by
+    default, PostgreSQL when database_url names one (several server workers)."""
+    return open_run_store(settings.database_url, settings.sqlite_path,
+                          settings.database_pool_size)  # fmt: skip
 
 
 def get_run_manager() -> RunManager:

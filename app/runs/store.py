@@ -6,7 +6,9 @@ kind, JSON). Event ids count 1, 2, 3, … per run; they are the SSE event ids, s
 reconnects with `Last-Event-ID: n` is sent exactly the rows after n.
 
 `RunStore` is the whole interface the rest of the app uses (the manager, the routes, the CLI):
-six methods over plain values, so a Postgres version can follow (issue 8). `SQLiteRunStore`:
+six methods over plain values. `open_run_store` picks the implementation from the database URL:
+this module's SQLite store (one host), or `app.runs.store_postgres` (a database server every
+server worker, on any host, shares; it also carries `RunCommands`). `SQLiteRunStore`:
 WAL journal (readers never wait for the writer; Hipp, "Write-Ahead Logging",
 https://sqlite.org/wal.html), one connection per thread (sqlite3 connections must not be shared
 across threads without care), `BEGIN IMMEDIATE` around each write so event ids are assigned
@@ -22,18 +24,21 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
     "ACTIVE_STATUSES",
     "END_STATUS",
     "FINISHED_STATUSES",
     "RunChanges",
+    "RunCommands",
     "RunRecord",
     "RunStore",
     "SQLiteRunStore",
     "StoredEvent",
     "encode_event",
+    "open_run_store",
+    "shared_database",
 ]
 
 ACTIVE_STATUSES = ("queued", "running", "paused")
@@ -43,15 +48,17 @@ FINISHED_STATUSES = ("completed", "stopped", "diverged", "failed", "interrupted"
 END_STATUS = {"completed": "completed", "early_stop": "completed", "stopped": "stopped",
               "diverged": "diverged", "failed": "failed", "interrupted": "interrupted"}  # fmt: skip
 
-_SCHEMA = """
+# The tables every store shares (PostgreSQL too: app.runs.store_postgres), without the end of
+# the events table's definition, where each database adds its own options.
+RUN_TABLES = """
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
     config TEXT NOT NULL,
     status TEXT NOT NULL,
     source TEXT NOT NULL,
     owner TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL,
     error TEXT,
     checkpoint TEXT,
     summary TEXT NOT NULL DEFAULT '{}',
@@ -64,8 +71,9 @@ CREATE TABLE IF NOT EXISTS events (
     kind TEXT NOT NULL,
     data TEXT NOT NULL,
     PRIMARY KEY (run_id, event_id)
-) WITHOUT ROWID;
-"""
+)"""
+# DOUBLE PRECISION has SQLite's REAL affinity (https://sqlite.org/datatype3.html, 3.1).
+_SCHEMA = RUN_TABLES + " WITHOUT ROWID;"
 _RUN_COLUMNS = ("id, config, status, source, owner, created_at, updated_at, error, checkpoint, "
                 "summary, last_event_id")  # fmt: skip
 
@@ -139,6 +147,51 @@ class RunStore(Protocol):
                      kinds: Sequence[str] | None = None) -> list[StoredEvent]: ...  # fmt: skip
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class RunCommands(Protocol):
+    """Pause, resume and stop for a run driven by another server process, through the store
+    (`app.runs.remote`). Only stores that several server processes share have them."""
+
+    def send_command(self, owner: str, run_id: str, word: str) -> None: ...
+
+    def take_commands(self, owner: str) -> list[tuple[str, str]]:
+        """The (run id, word) pairs left for `owner`, oldest first, each taken once."""
+        ...
+
+    def command_waiter(self, owner: str) -> Any:
+        """An object whose `wait(timeout)` returns early when a word for `owner` arrives,
+        and `close()`."""
+        ...
+
+
+_POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def shared_database(url: str) -> bool:
+    """Whether the URL names a database server that several server workers can share."""
+    return url.startswith(_POSTGRES_SCHEMES)
+
+
+def open_run_store(url: str, sqlite_path: Path, pool_size: int = 8) -> RunStore:
+    """The store a database URL names: empty → the SQLite file `sqlite_path`;
+    `sqlite:///path` → another SQLite file; `postgresql://…` → PostgreSQL (psycopg needed:
+    `pip install 'cnnviz[postgres]'`)."""
+    if not url:
+        return SQLiteRunStore(sqlite_path)
+    if url.startswith("sqlite:///"):
+        return SQLiteRunStore(Path(url.removeprefix("sqlite:///")))
+    if shared_database(url):
+        try:
+            from app.runs.store_postgres import PostgresRunStore
+        except ImportError as exc:
+            raise RuntimeError("a postgresql:// database_url needs psycopg: "
+                               "pip install 'cnnviz[postgres]'") from exc  # fmt: skip
+        return PostgresRunStore(url, pool_size=pool_size)
+    scheme = url.split(":", 1)[0]
+    raise RuntimeError(f"database_url {scheme}:… is not supported; use sqlite:///path or "
+                       "postgresql://user:password@host/database")  # fmt: skip
 
 
 def _row_to_record(row: tuple) -> RunRecord:

@@ -1,5 +1,6 @@
 """Run storage: records, event ids, status derived from events, persistence, concurrency, and
-the metrics tables and CSV export read back from a history."""
+the metrics tables and CSV export read back from a history; every test against SQLite and
+against PostgreSQL (a throwaway server, tests/app/conftest.py)."""
 
 import csv
 import io
@@ -14,14 +15,27 @@ import pytest
 
 from app.runs.history import EPOCH_COLUMNS, STEP_COLUMNS, metrics_csv, metrics_tables, record_events
 from app.runs.owners import claim_owner, owner_alive, release_owner
-from app.runs.store import ACTIVE_STATUSES, SQLiteRunStore
+from app.runs.store import ACTIVE_STATUSES, RunStore, SQLiteRunStore, open_run_store
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def open_store(request, tmp_path):
+    """Opens another store on the test's one database (as another server process would)."""
+    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else ""
+    opened = []
+
+    def open_() -> RunStore:
+        opened.append(open_run_store(url, tmp_path / "runs.sqlite3"))
+        return opened[-1]
+
+    yield open_
+    for store in opened:
+        store.close()
 
 
 @pytest.fixture
-def store(tmp_path):
-    opened = SQLiteRunStore(tmp_path / "runs.sqlite3")
-    yield opened
-    opened.close()
+def store(open_store):
+    return open_store()
 
 
 def _step(step, loss=1.0, **extra):
@@ -136,14 +150,13 @@ def test_list_is_newest_first_and_filters_by_status(store):
     assert [r.id for r in store.list_runs(10, ["completed"])] == ["bbbbbbbbbbbb"]
 
 
-def test_everything_survives_reopening_the_file(tmp_path):
-    path = tmp_path / "runs.sqlite3"
-    first = SQLiteRunStore(path)
+def test_everything_survives_reopening_the_store(open_store, tmp_path):
+    first = open_store()
     first.create_run("aaaaaaaaaaaa", {"model": "lenet5"}, "cli", "o")
     record_events(first, "aaaaaaaaaaaa", [_step(i) for i in range(1, 51)])
     record_events(first, "aaaaaaaaaaaa", [{"kind": "end", "reason": "completed"}])
     first.close()
-    again = SQLiteRunStore(path)
+    again = open_store()
     record = again.get_run("aaaaaaaaaaaa")
     assert (record.status, record.config, record.last_event_id) == (
         "completed",
@@ -151,16 +164,15 @@ def test_everything_survives_reopening_the_file(tmp_path):
         51,
     )
     assert [e.event_id for e in again.events_after("aaaaaaaaaaaa", 0, 100)] == list(range(1, 52))
-    again.close()
-    mode = sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0]
-    assert mode == "wal"
+    if isinstance(again, SQLiteRunStore):
+        mode = sqlite3.connect(again.path).execute("PRAGMA journal_mode").fetchone()[0]
+        assert mode == "wal"
 
 
-def test_concurrent_writers_get_unique_contiguous_ids(tmp_path):
-    """Threads of one store and a second store on the same file (as the server and a CLI run
-    would be) all append to one run: every id is used exactly once."""
-    path = tmp_path / "runs.sqlite3"
-    stores = [SQLiteRunStore(path), SQLiteRunStore(path)]
+def test_concurrent_writers_get_unique_contiguous_ids(open_store):
+    """Threads of one store and a second store on the same database (as the server and a CLI
+    run, or two server workers, would be) all append to one run: every id is used once."""
+    stores = [open_store(), open_store()]
     stores[0].create_run("aaaaaaaaaaaa", {}, "web", "o")
     written: list[int] = []
     lock = threading.Lock()
@@ -183,8 +195,6 @@ def test_concurrent_writers_get_unique_contiguous_ids(tmp_path):
     # each record() call's two events got neighbouring ids
     for first, second in zip(rows[::2], rows[1::2], strict=True):
         assert json.loads(first.data)["step"] == json.loads(second.data)["step"]
-    for store in stores:
-        store.close()
 
 
 def test_metrics_tables_and_csv(store):
