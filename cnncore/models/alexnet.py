@@ -9,17 +9,17 @@ Parameter names and count (61,100,840 at 1000 classes) match `torchvision.models
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from torch import nn
 
+from cnncore.models.pooled_classifier import PooledClassifier
 from cnncore.models.registry import register_model
 
 __all__ = ["AlexNet", "alexnet"]
 
 
-class AlexNet(nn.Module):
+class AlexNet(PooledClassifier):
     def __init__(self, in_channels: int = 3, num_classes: int = 1000, dropout: float = 0.5) -> None:
-        super().__init__()
-        self.features = nn.Sequential(
+        features = nn.Sequential(
             nn.Conv2d(in_channels, 64, kernel_size=11, stride=4, padding=2),
             nn.ReLU(),
             nn.MaxPool2d(kernel_size=3, stride=2),
@@ -34,9 +34,7 @@ class AlexNet(nn.Module):
             nn.ReLU(),
             nn.MaxPool2d(kernel_size=3, stride=2),
         )
-        self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
-        self.flatten = nn.Flatten()
-        self.classifier = nn.Sequential(
+        classifier = nn.Sequential(
             nn.Dropout(p=dropout),
             nn.Linear(256 * 6 * 6, 4096),
             nn.ReLU(),
@@ -45,9 +43,7 @@ class AlexNet(nn.Module):
             nn.ReLU(),
             nn.Linear(4096, num_classes),
         )
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.classifier(self.flatten(self.avgpool(self.features(x))))
+        super().__init__(features, (6, 6), classifier)
 
 
 @register_model(

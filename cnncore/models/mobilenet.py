@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from cnncore.models.pooled_classifier import PooledClassifier, init_like_torchvision
 from cnncore.models.registry import register_model
 
 __all__ = [
@@ -118,11 +119,10 @@ class DepthwiseSeparableConv(nn.Module):
         return self.pointwise(self.depthwise(x))
 
 
-class MobileNetV1(nn.Module):
+class MobileNetV1(PooledClassifier):
     def __init__(
         self, in_channels: int = 3, num_classes: int = 1000, width_mult: float = 1.0
     ) -> None:
-        super().__init__()
         channels = make_divisible(32 * width_mult)
         layers: list[nn.Module] = [
             ConvBNActivation(in_channels, channels, 3, stride=2, activation=nn.ReLU)
@@ -131,13 +131,7 @@ class MobileNetV1(nn.Module):
             out_channels = make_divisible(c * width_mult)
             layers.append(DepthwiseSeparableConv(channels, out_channels, s))
             channels = out_channels
-        self.features = nn.Sequential(*layers)
-        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.flatten = nn.Flatten()
-        self.classifier = nn.Linear(channels, num_classes)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.classifier(self.flatten(self.avgpool(self.features(x))))
+        super().__init__(nn.Sequential(*layers), (1, 1), nn.Linear(channels, num_classes))
 
 
 class InvertedResidual(nn.Module):
@@ -164,7 +158,7 @@ class InvertedResidual(nn.Module):
         return self.conv(x)
 
 
-class MobileNetV2(nn.Module):
+class MobileNetV2(PooledClassifier):
     def __init__(
         self,
         in_channels: int = 3,
@@ -172,7 +166,6 @@ class MobileNetV2(nn.Module):
         width_mult: float = 1.0,
         dropout: float = 0.2,
     ) -> None:
-        super().__init__()
         channels = make_divisible(32 * width_mult)
         last_channels = make_divisible(1280 * max(1.0, width_mult))
         layers: list[nn.Module] = [ConvBNActivation(in_channels, channels, 3, stride=2)]
@@ -182,24 +175,9 @@ class MobileNetV2(nn.Module):
                 layers.append(InvertedResidual(channels, out_channels, s if i == 0 else 1, t))
                 channels = out_channels
         layers.append(ConvBNActivation(channels, last_channels, kernel_size=1))
-        self.features = nn.Sequential(*layers)
-        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.flatten = nn.Flatten()
-        self.classifier = nn.Sequential(
-            nn.Dropout(p=dropout), nn.Linear(last_channels, num_classes)
-        )
-        for module in self.modules():  # torchvision's initialisation
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out")
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.Linear):
-                nn.init.normal_(module.weight, 0, 0.01)
-                nn.init.zeros_(module.bias)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.classifier(self.flatten(self.avgpool(self.features(x))))
+        classifier = nn.Sequential(nn.Dropout(p=dropout), nn.Linear(last_channels, num_classes))
+        super().__init__(nn.Sequential(*layers), (1, 1), classifier)
+        init_like_torchvision(self)
 
 
 @register_model(

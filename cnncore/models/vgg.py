@@ -9,8 +9,9 @@ addition) lets inputs other than 224×224 through; at 224 it is the identity.
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from torch import nn
 
+from cnncore.models.pooled_classifier import PooledClassifier, init_like_torchvision
 from cnncore.models.registry import register_model
 
 __all__ = ["CONFIGS", "VGG", "make_features", "vgg16"]
@@ -35,15 +36,11 @@ def make_features(config: list[int | str], in_channels: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class VGG(nn.Module):
+class VGG(PooledClassifier):
     def __init__(
         self, features: nn.Sequential, num_classes: int = 1000, dropout: float = 0.5
     ) -> None:
-        super().__init__()
-        self.features = features
-        self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
-        self.flatten = nn.Flatten()
-        self.classifier = nn.Sequential(
+        classifier = nn.Sequential(
             nn.Linear(512 * 7 * 7, 4096),
             nn.ReLU(),
             nn.Dropout(p=dropout),
@@ -52,17 +49,8 @@ class VGG(nn.Module):
             nn.Dropout(p=dropout),
             nn.Linear(4096, num_classes),
         )
-        # torchvision's initialisation: He (fan-out) for convs, N(0, 0.01) for linear layers.
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.Linear):
-                nn.init.normal_(module.weight, 0, 0.01)
-                nn.init.zeros_(module.bias)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.classifier(self.flatten(self.avgpool(self.features(x))))
+        super().__init__(features, (7, 7), classifier)
+        init_like_torchvision(self)
 
 
 @register_model(
