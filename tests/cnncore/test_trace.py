@@ -1,6 +1,7 @@
 """Step traces against torch: outputs equal F.conv2d / F.conv_transpose2d, and every step's
 window, products and sums rebuild those outputs."""
 
+import math
 import warnings
 
 import pytest
@@ -236,6 +237,24 @@ def test_depthwise_sobel_by_hand() -> None:
     ]
 
 
+def test_strided_tensors_trace_like_their_copies() -> None:
+    # The windows are read through the padded input's strides: views (transposed, sliced) of
+    # input and kernels must give the same trace as contiguous copies, numbers and layout.
+    generator = torch.Generator().manual_seed(3)
+    x = torch.randn(9, 20, 4, generator=generator, dtype=torch.float64).permute(2, 1, 0)[:, ::2]
+    w = torch.randn(2, 6, 2, 3, generator=generator, dtype=torch.float64).transpose(0, 1)
+    options = {"stride": (2, 1), "padding": (1, 2), "dilation": (1, 2), "groups": 2}
+    strided = trace_conv2d(x, w, **options)
+    copied = trace_conv2d(x.contiguous(), w.contiguous(), **options)
+    for name in ("padded_input", "products", "channel_sums", "sums", "output"):
+        assert torch.equal(getattr(strided, name), getattr(copied, name)), name
+    assert strided.products.is_contiguous()
+    expected = F.conv2d(
+        x[None], w, None, groups=2, **{k: options[k] for k in options if k != "groups"}
+    )
+    torch.testing.assert_close(strided.output, expected[0], **TOL)
+
+
 def test_padded_taps_are_marked() -> None:
     trace = trace_conv2d(torch.ones(1, 2, 2), torch.ones(1, 1, 3, 3), padding=1)
     assert trace.rows.tolist() == [[-1, 0, 1], [0, 1, 2]]
@@ -260,6 +279,11 @@ def test_transposed_cropping_is_marked() -> None:
         (lambda: trace_conv2d([[[1.0, 2.0], [3.0]]], torch.ones(1, 1, 1, 1)), "input"),
         (lambda: trace_conv2d([[[float("nan")]]], torch.ones(1, 1, 1, 1)), "input"),
         (lambda: trace_conv2d(torch.ones(1, 1, 1), [[[[float("inf")]]]]), "kernels"),
+        (lambda: trace_conv2d([[[1.0, float("nan"), 2.0]]], torch.ones(1, 1, 1, 1)), "input"),
+        (
+            lambda: trace_conv2d(torch.ones(1, 2, 2), torch.ones(2, 1, 1, 1), [0.0, -math.inf]),
+            "bias",
+        ),
         (lambda: trace_conv2d(torch.ones(4, 4), torch.ones(1, 1, 3, 3)), "input"),
         (lambda: trace_conv2d(torch.ones(1, 0, 4), torch.ones(1, 1, 1, 1)), "input"),
         (lambda: trace_conv2d(torch.ones(1, 2, 2), torch.ones(1, 1, 3, 3)), "kernel_size"),
