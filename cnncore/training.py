@@ -367,7 +367,10 @@ class Trainer:
             loss = self.loss_fn(logits, target)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            if (self.step + 1) % c.norms_every == 0:
+            # Also the first step and each epoch's last: a run shorter than norms_every still
+            # shows its gradients, and every epoch event carries the norms of its end.
+            last = batch == self.steps_per_epoch - 1
+            if (self.step + 1) % c.norms_every == 0 or self.step == 0 or last:
                 summary.norms, fresh_norms = layer_norms(self._layers), True
             lr = self.optimizer.param_groups[0]["lr"]
             self.optimizer.step()
@@ -386,7 +389,7 @@ class Trainer:
             clock.train_s, clock.images = clock.train_s + spent, clock.images + n
             summary.add(loss_value, correct, n)
             window.add(loss_value, correct, n, spent)
-            if self.step % c.log_every == 0 or batch == self.steps_per_epoch - 1:
+            if self.step % c.log_every == 0 or last:
                 norms = summary.norms if fresh_norms else None
                 yield self._step_event(epoch, batch, lr, window, clock, total_steps, norms)
                 window, fresh_norms = _Window(), False

@@ -84,8 +84,9 @@ def check_run_on_screen(page, manager, run_id: str):
     assert page.locator("#filter-history img").count() == 2
     newest = page.get_attribute("#filters img", "src")
     assert newest == "data:image/png;base64," + epochs[-1]["filters"]["png"]
-    # gradient bars: the norms of step 10, the one step that sampled them
-    norms = next(e for e in steps if e["grad_norms"])
+    # gradient bars: the newest norms (sampled at each epoch's last step, step 10)
+    norms = [e for e in steps if e["grad_norms"]][-1]
+    assert norms["step"] == 10 and norms["grad_norms"] == epochs[-1]["grad_norms"]
     bars = page.locator("#grad-chart rect.chart-bar.series-0")
     assert bars.count() == len(norms["grad_norms"])
     values = [float(v) for v in bars.evaluate_all("nodes => nodes.map(n => n.dataset.value)")]
@@ -115,6 +116,23 @@ def test_a_run_from_the_form_shows_exactly_its_events(page, manager, finished):
     assert [r["kind"] for r in rows].count("step") == 10
     metrics = page.request.get(page.get_attribute("#export-json", "href")).json()
     assert len(metrics["epochs"]) == 2
+
+
+def test_a_run_shorter_than_the_norm_interval_shows_gradient_bars(page, manager):
+    open_train(page, "preset=custom&model=lenet5&data=digits&limit=300&epochs=1&batch=32&steps=3")
+    run_id = start_and_finish(page)
+    events = stored_events(manager, run_id)
+    start = next(e for e in events if e["kind"] == "start")
+    assert start["config"]["norms_every"] > 3  # the interval alone would sample nothing
+    sampled = [e for e in events if e["kind"] == "step" and e["grad_norms"]]
+    assert [e["step"] for e in sampled] == [1, 3]  # the first step and the epoch's last
+    layers = start["model"]["layers"]
+    bars = page.locator("#grad-chart rect.chart-bar.series-0")
+    assert bars.count() == len(layers) == 5
+    values = [float(v) for v in bars.evaluate_all("nodes => nodes.map(n => n.dataset.value)")]
+    assert values == pytest.approx([sampled[-1]["grad_norms"][name] for name in layers])
+    assert all(v > 0 for v in values)
+    check_guard(page)
 
 
 def test_the_url_reopens_the_run_and_the_form(page, finished):

@@ -127,8 +127,13 @@ def test_step_events_carry_the_newest_layer_norms(digits):
     events = _events(_config(epochs=1, log_every=3, norms_every=4, max_steps_per_epoch=12), digits)
     steps = _of(events, "step")
     assert [s["step"] for s in steps] == [3, 6, 9, 12]
-    # norms sampled at steps 4, 8 and 12 ride on the next event: 6, 9 and 12
-    assert [s["grad_norms"] is not None for s in steps] == [False, True, True, True]
+    # norms sampled at steps 1 (the first), 4, 8 and 12 (the epoch's last) ride on the next
+    # event: 3, 6, 9 and 12
+    assert [s["grad_norms"] is not None for s in steps] == [True, True, True, True]
+    short = _events(_config(epochs=1, log_every=1, norms_every=4, max_steps_per_epoch=6), digits)
+    later = _of(short, "step")
+    assert [s["grad_norms"] is not None for s in later] == [True, False, False, True, False, True]
+    assert _of(short, "epoch")[0]["grad_norms"] == later[-1]["grad_norms"]  # the epoch's end
     layers = events[0]["model"]["layers"]
     assert list(steps[1]["grad_norms"]) == layers == list(steps[1]["weight_norms"])
     assert all(v > 0 for v in steps[1]["grad_norms"].values())
