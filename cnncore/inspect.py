@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from cnncore.arithmetic import conv2d_shape
+from cnncore.blocks import Block, model_blocks
 from cnncore.errors import CNNCoreError
 from cnncore.models import build_model, get_model_info
 from cnncore.models.layers import module_pairs, spatial_output_size
@@ -45,6 +46,7 @@ __all__ = [
     "parameter_count",
     "separable_comparison",
     "summarize",
+    "summarize_blocks",
     "summarize_model",
 ]
 
@@ -226,20 +228,15 @@ def summarize(model: nn.Module, input_shape: Shape) -> ModelSummary:
     )
 
 
-@lru_cache(maxsize=128)
-def summarize_model(
+def _zoo_model(
     name: str,
-    channels: int | None = None,
-    height: int | None = None,
-    width: int | None = None,
-    num_classes: int | None = None,
+    channels: int | None,
+    height: int | None,
+    width: int | None,
+    num_classes: int | None,
     **config,
-) -> ModelSummary:
-    """Summary of a zoo model built on the meta device (shapes only, no weights), cached.
-
-    Unspecified channels, size and classes take the model's defaults; extra `config` reaches its
-    factory (e.g. `aux_logits=True`, `branch3_kernel=5` for GoogLeNet).
-    """
+) -> tuple[nn.Module, Shape]:
+    """A zoo model on the meta device and its C×H×W input, omitted values at the defaults."""
     default = get_model_info(name).default_input
     shape = (
         default.channels if channels is None else channels,
@@ -257,7 +254,40 @@ def summarize_model(
         input_size=shape[1:],
         **config,
     )
+    return model, shape
+
+
+@lru_cache(maxsize=128)
+def summarize_model(
+    name: str,
+    channels: int | None = None,
+    height: int | None = None,
+    width: int | None = None,
+    num_classes: int | None = None,
+    **config,
+) -> ModelSummary:
+    """Summary of a zoo model built on the meta device (shapes only, no weights), cached.
+
+    Unspecified channels, size and classes take the model's defaults; extra `config` reaches its
+    factory (e.g. `aux_logits=True`, `branch3_kernel=5` for GoogLeNet).
+    """
+    model, shape = _zoo_model(name, channels, height, width, num_classes, **config)
     return summarize(model, shape)
+
+
+@lru_cache(maxsize=128)
+def summarize_blocks(
+    name: str,
+    channels: int | None = None,
+    height: int | None = None,
+    width: int | None = None,
+    num_classes: int | None = None,
+    **config,
+) -> tuple[Block, ...]:
+    """The block structure (`cnncore.blocks.model_blocks`) of the model `summarize_model`
+    summarises with the same arguments: containers, residual additions, Inception concatenations."""
+    model, shape = _zoo_model(name, channels, height, width, num_classes, **config)
+    return model_blocks(model, shape)
 
 
 @lru_cache(maxsize=64)

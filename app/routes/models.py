@@ -10,7 +10,12 @@ from app.errors import core_error_response
 from app.schemas.models import CostComparisonOut, ModelOut, SummaryOut, SummaryQuery
 from app.settings import Settings
 from cnncore.errors import CNNCoreError
-from cnncore.inspect import curriculum_cost_comparisons, parameter_count, summarize_model
+from cnncore.inspect import (
+    curriculum_cost_comparisons,
+    parameter_count,
+    summarize_blocks,
+    summarize_model,
+)
 from cnncore.models import UnknownModelError, get_model_info, list_models
 from cnncore.receptive_field import model_field_graph, summary_fields
 
@@ -35,7 +40,7 @@ def summary(
     query: Annotated[SummaryQuery, Query()],
     settings: Annotated[Settings, Depends(settings_dep)],
 ) -> SummaryOut | JSONResponse:
-    """Per layer: dotted name, type, output shape, parameters, MACs, receptive field; totals."""
+    """Per layer: name, type, output shape, params, MACs, receptive field; totals; blocks."""
     try:
         info = get_model_info(name)
     except UnknownModelError as exc:
@@ -52,5 +57,9 @@ def summary(
         fields = [(None, f"receptive fields cannot be computed for this model: {exc}")] * len(
             result.layers
         )
+    try:
+        blocks = summarize_blocks(name, *shape)
+    except CNNCoreError:  # a model torch.fx cannot trace is drawn as a plain sequence of layers
+        blocks = ()
     num_classes = None if info.num_classes is None else query.num_classes or info.num_classes
-    return SummaryOut.of(name, num_classes, result, fields)
+    return SummaryOut.of(name, num_classes, result, fields, blocks)

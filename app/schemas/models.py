@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pydantic import BaseModel, Field
 
 from app.settings import Settings
+from cnncore.blocks import Block, Branch, Merge
 from cnncore.errors import CNNCoreError
 from cnncore.inspect import ConvCost, CostComparison, LayerSummary, ModelSummary
 from cnncore.models import ModelInfo
@@ -154,6 +155,51 @@ class LayerOut(BaseModel):
         )
 
 
+class BranchOut(BaseModel):
+    layers: list[str] = Field(description="layer names on this path; empty: the identity")
+    output_shape: list[int] | None
+
+    @classmethod
+    def of(cls, branch: Branch) -> BranchOut:
+        return cls(layers=list(branch.layers), output_shape=_as_list(branch.output_shape))
+
+
+class MergeOut(BaseModel):
+    """Where a block's paths join: a residual addition or an Inception concatenation."""
+
+    kind: str = Field(description="add | concat")
+    before: list[str] = Field(description="layers run before the fork")
+    branches: list[BranchOut]
+    after: list[str] = Field(description="layers run on the joined map")
+    output_shape: list[int] | None
+
+    @classmethod
+    def of(cls, merge: Merge) -> MergeOut:
+        return cls(
+            kind=merge.kind,
+            before=list(merge.before),
+            branches=[BranchOut.of(branch) for branch in merge.branches],
+            after=list(merge.after),
+            output_shape=_as_list(merge.output_shape),
+        )
+
+
+class BlockOut(BaseModel):
+    name: str = Field(description="dotted path of a container module, e.g. layer1.0")
+    type: str
+    output_shape: list[int] | None
+    merge: MergeOut | None = Field(description="null unless its forward joins paths")
+
+    @classmethod
+    def of(cls, block: Block) -> BlockOut:
+        return cls(
+            name=block.name,
+            type=block.type,
+            output_shape=_as_list(block.output_shape),
+            merge=None if block.merge is None else MergeOut.of(block.merge),
+        )
+
+
 class SummaryOut(BaseModel):
     model: str
     input: InputOut
@@ -161,6 +207,10 @@ class SummaryOut(BaseModel):
     layers: list[LayerOut]
     total_params: int
     total_macs: int
+    blocks: list[BlockOut] = Field(
+        default_factory=list,
+        description="container modules in execution order, with their residual / Inception joins",
+    )
 
     @classmethod
     def of(
@@ -169,6 +219,7 @@ class SummaryOut(BaseModel):
         num_classes: int | None,
         summary: ModelSummary,
         fields: list[tuple[ReceptiveField | None, str | None]],
+        blocks: tuple[Block, ...] = (),
     ) -> SummaryOut:
         """`fields`: per summary row, its receptive field or the reason there is none."""
         return cls(
@@ -180,6 +231,7 @@ class SummaryOut(BaseModel):
             ],
             total_params=summary.total_params,
             total_macs=summary.total_macs,
+            blocks=[BlockOut.of(block) for block in blocks],
         )
 
 
