@@ -63,6 +63,7 @@ class LayerSummary:
     macs: int
     kernel_size: tuple[int, int] | None = None  # conv and pooling layers only
     stride: tuple[int, int] | None = None
+    groups: int | None = None  # conv layers only: = input channels for a depthwise conv
 
 
 @dataclass(frozen=True)
@@ -212,13 +213,21 @@ def summarize(model: nn.Module, input_shape: Shape) -> ModelSummary:
             new_params(module),
             layer_macs(module, shape_in, shape_out) if shape_out is not None else 0,
             *_geometry(module),
+            groups=getattr(module, "groups", None),
         )
         for name, module, shape_in, shape_out in calls
     ]
     ran = {id(module) for _, module, _, _ in calls}
     rows += [
         LayerSummary(
-            name, type(module).__name__, None, None, new_params(module), 0, *_geometry(module)
+            name,
+            type(module).__name__,
+            None,
+            None,
+            new_params(module),
+            0,
+            *_geometry(module),
+            groups=getattr(module, "groups", None),
         )
         for name, module in modules
         if id(module) not in ran

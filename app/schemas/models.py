@@ -132,6 +132,7 @@ class LayerOut(BaseModel):
     macs: int
     kernel_size: list[int] | None = None
     stride: list[int] | None = None
+    groups: int | None = Field(None, description="conv layers: = input channels if depthwise")
     receptive_field: ReceptiveFieldOut | None = None
     receptive_field_reason: str | None = Field(
         None, description="why `receptive_field` is null (in a summary; null when it is given)"
@@ -150,6 +151,7 @@ class LayerOut(BaseModel):
             macs=row.macs,
             kernel_size=_as_list(row.kernel_size),
             stride=_as_list(row.stride),
+            groups=row.groups,
             receptive_field=None if field is None else ReceptiveFieldOut.of(field),
             receptive_field_reason=reason,
         )

@@ -57,6 +57,7 @@ def test_summary_of_a_configured_model():
         "macs": 32 * 48 * 64 * 49,
         "kernel_size": [7, 7],
         "stride": [2, 2],
+        "groups": 1,
         # 7×7 at stride 2, padding 3: unit 0 is centred on pixel 0 (Distill 2019)
         "receptive_field": {
             "size": {"height": 7, "width": 7},

@@ -123,6 +123,7 @@ def test_mobilenet_v2_inverted_residuals_have_an_identity_shortcut_exactly_when_
         assert [c.kernel_size for c in convs] == [(1, 1), (3, 3), (1, 1)]
         depthwise = model.get_submodule(convs[1].name)
         assert depthwise.groups == depthwise.in_channels == depthwise.out_channels
+        assert [c.groups for c in convs] == [1, depthwise.groups, 1]  # the summary says so too
 
 
 @pytest.mark.parametrize("name", list_models())
