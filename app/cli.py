@@ -3,17 +3,33 @@
 where the web UI lists runs (see app.runs.headless)."""
 
 import argparse
+import sys
 
 import uvicorn
 
-from app.settings import get_settings
+from app.runs.store import open_run_store, shared_database
+from app.settings import Settings, get_settings
 
-SEVERAL_WORKERS = """cnnviz: --workers > 1 refused.
-Each worker process keeps its own classroom sessions (followers on another worker never see
-the teacher), its own feature-map results (their PNG URLs 404 on another worker), its own
-per-client limits, and can pause or stop only the runs it started; only the runs history is
-shared (the SQLite file under CNNVIZ_DATA_DIR). Serve one worker, or accept those limits behind
-a proxy with sticky sessions: CNNVIZ_ALLOW_SEVERAL_WORKERS=true (README, "Several workers")."""
+SEVERAL_WORKERS = """cnnviz: --workers > 1 refused: the runs database is SQLite, one host's file.
+Several workers share their runs (history, live events, pause/resume/stop from any worker)
+through PostgreSQL: CNNVIZ_DATABASE_URL=postgresql://user:password@host/database
+(pip install 'cnnviz[postgres]'). Each worker still keeps its own classroom sessions (followers
+on another worker never see the teacher), its own feature-map results (their PNG URLs 404 on
+another worker) and its own per-client limits: route each client, and a teacher with their
+class, to one worker (README, "Several workers"). Several workers on the SQLite file anyway
+(a run is then paused or stopped only through the worker that started it):
+CNNVIZ_ALLOW_SEVERAL_WORKERS=true."""
+PER_PROCESS = """cnnviz: {workers} workers share runs through PostgreSQL; classroom sessions,
+feature-map results and per-client limits stay per worker (README, "Several workers")."""
+
+
+def _check_database(settings: Settings) -> None:
+    """Open the runs database once before the workers start (its tables are made here): a
+    wrong URL or a server that is down is one clear message, not N workers failing."""
+    try:
+        open_run_store(settings.database_url, settings.sqlite_path).close()
+    except Exception as exc:  # psycopg's errors and ours: all end the command the same way
+        raise SystemExit(f"cnnviz: the runs database cannot be opened: {exc}") from exc
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -30,8 +46,13 @@ def main(argv: list[str] | None = None) -> None:
     add_train_arguments(sub.add_parser("train", help="train a model headless (progress on stderr)"))
     args = parser.parse_args(argv)
     if args.command == "serve":
-        if args.workers > 1 and not settings.allow_several_workers:
+        shared = shared_database(settings.database_url)
+        if args.workers > 1 and not (shared or settings.allow_several_workers):
             raise SystemExit(SEVERAL_WORKERS)
+        if shared:
+            _check_database(settings)
+            if args.workers > 1:
+                print(PER_PROCESS.format(workers=args.workers), file=sys.stderr)
         uvicorn.run("app.main:app", host=args.host, port=args.port, workers=args.workers,
                     reload=args.reload)
     elif args.command == "train":

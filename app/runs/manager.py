@@ -371,7 +371,7 @@ class RunManager:
         record = self.get(run_id)
         if record.finished:
             return RunConflict(f"the run has already ended ({record.status}); nothing to {action}")
-        if run_id in self._queue:
+        if run_id in self._queue or record.status == "queued":  # here or on another worker
             return RunConflict(f"the run is waiting for a free worker; it cannot {action} yet")
         return RunConflict(f"this run is driven by another process ({record.source}); "
                            f"{action} it there")  # fmt: skip

@@ -1,0 +1,266 @@
+"""Several server workers on one PostgreSQL database (`cnnviz serve --workers N`).
+
+First two run managers in this process, as two workers would be: a run started by one is
+listed, streamed (with `Last-Event-ID`), paused, resumed and stopped through the other. Then a
+real `cnnviz serve --workers 2`: requests land on both workers, and every one of them reads,
+streams and controls a run that one of them drives. On SQLite a run stays controlled by its own
+process only (the file is one host's, and `--workers N` is refused there without the override).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from test_runs_manager import (
+    LONG,
+    TIMEOUT,
+    TINY,
+    config,
+    ended,
+    events,
+    kinds,
+    sse_events,
+    wait_for,
+)
+
+from app.runs.history import record_events
+from app.runs.manager import RunConflict, RunLimits, RunManager
+from app.runs.store import open_run_store
+from app.settings import ROOT
+
+
+@pytest.fixture
+def two_workers(postgres_url, tmp_path):
+    """Two managers (two server workers) on one database; the first may train one run at a
+    time, so a second run of its waits in its queue."""
+    stores = [open_run_store(postgres_url, tmp_path / "unused.sqlite3") for _ in range(2)]
+    managers = [RunManager(store, tmp_path / "checkpoints",
+                           RunLimits(max_concurrent=1, max_queued=2, poll_seconds=0.05))
+                for store in stores]  # fmt: skip
+    yield managers
+    for manager in managers:
+        manager.close()
+    for store in stores:
+        store.close()
+
+
+def _watch(manager: RunManager, run_id: str, after: int) -> list[tuple[int, dict]]:
+    async def watch() -> list[tuple[int, dict]]:
+        subscription = manager.subscribe(run_id, after)
+        assert not subscription.live  # not this worker's run: followed in the database
+        return [pair async for chunk in subscription.frames() for pair in sse_events(chunk)]
+
+    return asyncio.run(asyncio.wait_for(watch(), TIMEOUT))
+
+
+def test_a_run_is_followed_and_controlled_through_any_worker(two_workers):
+    driving, other = two_workers
+    run_id = driving.create(config(driving, **LONG)).id
+    queued = driving.create(config(driving, **TINY)).id
+    store = other.store
+    assert {r.id for r in store.list_runs(10)} == {run_id, queued}
+    wait_for(store, run_id, lambda h: "step" in kinds(h))
+
+    other.pause(run_id)  # passed on to the driving worker
+    history = wait_for(store, run_id, lambda h: "paused" in kinds(h))
+    assert other.get(run_id).status == "paused"
+    steps = kinds(history).count("step")
+    time.sleep(0.5)
+    assert kinds(events(store, run_id)).count("step") == steps  # really paused
+    other.resume(run_id)
+    history = wait_for(store, run_id, lambda h: kinds(h).count("step") > steps + 2)
+    assert "resumed" in kinds(history)
+
+    # the queued run: only stopping it means anything before it has a process
+    with pytest.raises(RunConflict, match="waiting for a free worker"):
+        other.pause(queued)
+    other.stop(queued)
+    assert kinds(wait_for(store, queued, ended)) == ["status", "end"]
+    assert other.get(queued).status == "stopped"
+
+    # a viewer on the other worker from event 3 on, while the run is stopped from there
+    seen = len(events(store, run_id))
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        watching = pool.submit(_watch, other, run_id, 3)
+        wait_for(store, run_id, lambda h: len(h) > seen + 2)  # it is following live events
+        other.stop(run_id)
+        received = watching.result(TIMEOUT)
+    history = wait_for(store, run_id, ended)
+    assert [event_id for event_id, _ in received] == list(range(4, len(history) + 1))
+    assert [event for _, event in received] == history[3:]
+    assert history[-1]["reason"] == "stopped" and history[-2]["final"]
+    assert driving.get(run_id).status == "stopped"
+    with pytest.raises(RunConflict, match="already ended"):
+        other.resume(run_id)
+
+
+def test_on_sqlite_a_run_is_controlled_only_by_its_own_process(tmp_path):
+    stores = [open_run_store("", tmp_path / "runs.sqlite3") for _ in range(2)]
+    driving, other = (RunManager(store, tmp_path / "checkpoints") for store in stores)
+    try:
+        stores[0].create_run("aaaaaaaaaaaa", {}, "web", driving.owner)
+        record_events(stores[0], "aaaaaaaaaaaa", [{"kind": "status", "status": "running"}])
+        with pytest.raises(RunConflict, match="driven by another process"):
+            other.pause("aaaaaaaaaaaa")
+    finally:
+        for manager in (driving, other):
+            manager.close()
+        for store in stores:
+            store.close()
+
+
+# --- a real server with two workers --------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _sse(text: str) -> list[tuple[int, dict]]:
+    """(id, event) of each run event in a whole text/event-stream (no comments, no `done`)."""
+    found = []
+    for block in text.replace("\r\n", "\n").split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.split("\n") if ": " in line)
+        if "id" in fields and "data" in fields:
+            found.append((int(fields["id"]), json.loads(fields["data"])))
+    return found
+
+
+class Server:
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.marker = ""  # a classroom session: it lives in one worker's memory only
+
+    def connection(self) -> httpx.Client:
+        """A new TCP connection (kept alive): it stays with the worker that accepted it."""
+        return httpx.Client(base_url=self.base, timeout=30)
+
+    def same_worker(self, client: httpx.Client) -> bool:
+        answer = client.get(f"/api/sessions/{self.marker}")
+        assert answer.status_code in (200, 404), answer.text
+        return answer.status_code == 200
+
+    def one_connection_each(self) -> tuple[httpx.Client, httpx.Client]:
+        """A connection to the worker holding the marker and one to the other worker: many
+        connections opened at once, so that both workers accept some."""
+        first = self.connection()
+        created = first.post("/api/sessions", json={"page": "/conv", "state": {}})
+        assert created.status_code == 201, created.text
+        self.marker = created.json()["code"]
+        for _ in range(20):
+            clients = [self.connection() for _ in range(12)]
+            with concurrent.futures.ThreadPoolExecutor(12) as pool:
+                placed = list(pool.map(self.same_worker, clients))
+            if not all(placed):
+                other = clients[placed.index(False)]
+                for client in clients:
+                    if client is not other:
+                        client.close()
+                return first, other
+            for client in clients:
+                client.close()
+        raise AssertionError("every connection reached the same worker")
+
+
+@pytest.fixture
+def two_worker_server(postgres_url, tmp_path):
+    port = _free_port()
+    env = {**os.environ, "CNNVIZ_DATA_DIR": str(tmp_path), "CNNVIZ_DATABASE_URL": postgres_url,
+           "CNNVIZ_RUN_POLL_SECONDS": "0.1"}  # fmt: skip
+    env.pop("CNNVIZ_ALLOW_SEVERAL_WORKERS", None)  # Postgres alone must be enough
+    command = [sys.executable, "-c", "from app.cli import main; main()", "serve", "--workers",
+               "2", "--port", str(port)]  # fmt: skip
+    log = tmp_path / "server.log"
+    with (
+        log.open("wb") as sink,
+        subprocess.Popen(command, cwd=ROOT, env=env, stdout=sink,
+                         stderr=subprocess.STDOUT) as server,  # fmt: skip
+    ):
+        try:
+            deadline = time.monotonic() + 90
+            while True:
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).is_success:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert server.poll() is None, log.read_text()[-3000:]
+                assert time.monotonic() < deadline, "the server did not start within 90 s"
+                time.sleep(0.2)
+            yield Server(f"http://127.0.0.1:{port}"), log
+        finally:
+            server.terminate()
+            server.wait(60)
+
+
+def _status(client: httpx.Client, run_id: str) -> str:
+    answer = client.get(f"/api/runs/{run_id}")
+    assert answer.status_code == 200, answer.text
+    return answer.json()["status"]
+
+
+def _until(predicate, what: str) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def test_serve_with_two_workers_shares_runs_through_postgres(two_worker_server):
+    server, log = two_worker_server
+    driving, other = server.one_connection_each()
+    assert "share runs through PostgreSQL" in log.read_text()
+
+    created = driving.post("/api/runs", json={**LONG, "label": "two workers"})
+    assert created.status_code == 201, created.text
+    run_id = created.json()["id"]
+    # the other worker lists it, and reads it as the driving one does
+    assert run_id in [run["id"] for run in other.get("/api/runs").json()]
+    _until(lambda: other.get(f"/api/runs/{run_id}").json()["last_event_id"] > 4, "steps")
+
+    # controls sent to the worker that does not drive the run
+    assert other.post(f"/api/runs/{run_id}/pause").status_code == 200
+    _until(lambda: _status(driving, run_id) == "paused", "the pause")
+    assert _status(other, run_id) == "paused"
+    assert other.post(f"/api/runs/{run_id}/resume").status_code == 200
+    _until(lambda: _status(other, run_id) == "running", "the resume")
+
+    # a live stream from the other worker, resumed after event 3, while the run is stopped
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        headers = {"Last-Event-ID": "3"}
+        streamed = pool.submit(lambda: other.get(f"/api/runs/{run_id}/events", headers=headers,
+                                                 timeout=TIMEOUT).text)  # fmt: skip
+        time.sleep(0.5)
+        assert other.post(f"/api/runs/{run_id}/stop").status_code == 200
+        stream = streamed.result(TIMEOUT)
+    assert stream.rstrip().endswith("event: done\r\ndata: {}")  # closed after the run's end
+    resumed = _sse(stream)
+    assert _status(driving, run_id) == "stopped"
+
+    # every worker now sends the same whole history; many new connections, both workers
+    histories = []
+    for _ in range(8):
+        with server.connection() as client:
+            histories.append(_sse(client.get(f"/api/runs/{run_id}/events").text))
+            assert client.get(f"/api/runs/{run_id}").json()["status"] == "stopped"
+    history = histories[0]
+    assert all(h == history for h in histories)
+    assert [event_id for event_id, _ in history] == list(range(1, len(history) + 1))
+    assert resumed == history[3:]
+    ends = [event for _, event in history if event["kind"] == "end"]
+    assert [e["reason"] for e in ends] == ["stopped"] and history[-1][1]["kind"] == "end"
+    assert {"paused", "resumed"} <= {event["kind"] for _, event in history}
+    assert other.post(f"/api/runs/{run_id}/stop").status_code == 409  # ended: nothing to stop
+    driving.close()
+    other.close()
