@@ -1,4 +1,5 @@
-"""`cnnviz serve`: one worker serves; several are refused unless explicitly accepted."""
+"""`cnnviz serve`: one worker serves; several need a PostgreSQL runs database (or, on SQLite,
+the explicit override), which is checked before any worker starts."""
 
 import os
 import socket
@@ -26,7 +27,27 @@ def test_several_workers_are_refused_with_the_reason(started):
     message = str(refused.value.code)
     assert "refused" in message and "CNNVIZ_ALLOW_SEVERAL_WORKERS" in message
     assert "classroom sessions" in message and "feature-map results" in message
+    assert "CNNVIZ_DATABASE_URL=postgresql://" in message
     assert started == []  # no server was started
+
+
+def test_several_workers_start_on_postgres(started, monkeypatch, postgres_url, capsys):
+    settings = Settings(database_url=postgres_url)
+    monkeypatch.setattr(cli, "get_settings", lambda: settings)
+    cli.main(["serve", "--workers", "2", "--port", "8124"])
+    assert started == [{"host": "127.0.0.1", "port": 8124, "workers": 2, "reload": False}]
+    assert "classroom sessions" in capsys.readouterr().err  # what stays per worker, said once
+
+
+def test_an_unreachable_database_stops_serve_before_any_worker(started, monkeypatch):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens there once the socket is closed
+    settings = Settings(database_url=f"postgresql://nobody@127.0.0.1:{port}/none")
+    monkeypatch.setattr(cli, "get_settings", lambda: settings)
+    with pytest.raises(SystemExit, match="the runs database cannot be opened"):
+        cli.main(["serve", "--workers", "2"])
+    assert started == []
 
 
 def test_several_workers_start_when_accepted(started, monkeypatch):
