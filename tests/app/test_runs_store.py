@@ -10,12 +10,13 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
 from app.runs.history import EPOCH_COLUMNS, STEP_COLUMNS, metrics_csv, metrics_tables, record_events
 from app.runs.owners import claim_owner, owner_alive, release_owner
-from app.runs.store import ACTIVE_STATUSES, RunStore, SQLiteRunStore, open_run_store
+from app.runs.store import ACTIVE_STATUSES, RunCommands, RunStore, SQLiteRunStore, open_run_store
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -236,3 +237,35 @@ def test_owners_alive_and_gone():
         assert owner_alive(f"{host}|{sleeper.pid}|x")
         sleeper.kill()
     assert owner_alive(f"another-host|{finished.stdout.strip()}|x")  # cannot tell: trusted
+
+
+def test_commands_reach_their_owner_once_in_order_and_wake_it(postgres_url, tmp_path):
+    """PostgreSQL only (SQLite has no commands): words for one owner, oldest first, each
+    taken once; the owner's waiter wakes when one arrives and waits out its timeout when
+    none does or when the word is for someone else."""
+    sender, owner = (open_run_store(postgres_url, tmp_path / "x") for _ in range(2))
+    sqlite = SQLiteRunStore(tmp_path / "y.sqlite3")
+    assert isinstance(owner, RunCommands) and not isinstance(sqlite, RunCommands)
+    sqlite.close()
+    waiter = owner.command_waiter("host|1|me")
+    try:
+        started = time.monotonic()
+        waiter.wait(0.3)
+        assert time.monotonic() - started >= 0.29  # nothing came: the whole timeout
+        sender.send_command("host|2|other", "bbbbbbbbbbbb", "stop")
+        started = time.monotonic()
+        waiter.wait(0.3)
+        assert time.monotonic() - started >= 0.29  # not ours
+        for word in ("pause", "resume", "stop"):
+            sender.send_command("host|1|me", "aaaaaaaaaaaa", word)
+        started = time.monotonic()
+        waiter.wait(5.0)
+        assert time.monotonic() - started < 2.5  # woken by the first word, not the timeout
+        assert owner.take_commands("host|1|me") == [("aaaaaaaaaaaa", w) for w in
+                                                    ("pause", "resume", "stop")]  # fmt: skip
+        assert owner.take_commands("host|1|me") == []
+        assert sender.take_commands("host|2|other") == [("bbbbbbbbbbbb", "stop")]
+    finally:
+        waiter.close()
+        sender.close()
+        owner.close()
