@@ -1,7 +1,9 @@
 """Viewers of a run: its stored history, then its live events, with nothing lost or repeated.
 
 The database is the source of truth; live delivery is only a shortcut. A viewer starts from the
-event id it has seen (`Last-Event-ID`, or 0) and reads every later event from the store. While
+event id it has seen (`Last-Event-ID`, or 0) and reads every later event from the store, through
+the store's replay cache (`app.runs.replay`: each event read and encoded once, whatever the
+number of viewers replaying it). While
 the run is driven by this process, each new event is also pushed into the viewer's mailbox, SSE
 frame already encoded (once for all viewers). The viewer sends mailbox frames while their ids
 follow on from the last one it sent; ids it already sent are skipped, and a gap (events pushed
@@ -22,16 +24,10 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-from sse_starlette.event import ServerSentEvent
-
+from app.runs.replay import replay_cache, sse_frame
 from app.runs.store import RunRecord, RunStore, StoredEvent
 
 __all__ = ["Frame", "RunChannel", "RunSubscription", "sse_frame"]
-
-
-def sse_frame(event: StoredEvent) -> bytes:
-    """One stored event as an SSE message: `id` is its event id, `data` its JSON."""
-    return ServerSentEvent(data=event.data, id=str(event.event_id)).encode()
 
 
 @dataclass(frozen=True)
@@ -106,6 +102,7 @@ class RunSubscription:
         self.run_id = run_id
         self.last = after
         self._store = store
+        self._replay = replay_cache(store)
         self._channel = channel
         self._replay_batch = replay_batch
         self._poll_seconds = poll_seconds
@@ -130,7 +127,18 @@ class RunSubscription:
             self._channel.discard(self)
 
     async def _catch_up(self) -> AsyncIterator[bytes]:
-        """Every stored event after `last`, in id order, a database page per chunk."""
+        """Every stored event after `last`, in id order: the shared encoded pages."""
+        chunks = await asyncio.to_thread(self._replay.after, self.run_id, self.last)
+        if chunks is None:  # a history the cache does not hold: read it here
+            async for chunk in self._catch_up_from_store():
+                yield chunk
+            return
+        for chunk in chunks:
+            self.last, self._done = chunk.last, chunk.final
+            yield chunk.data
+
+    async def _catch_up_from_store(self) -> AsyncIterator[bytes]:
+        """The same, a database page per chunk, encoded for this viewer alone."""
         while True:
             rows = await asyncio.to_thread(
                 self._store.events_after, self.run_id, self.last, self._replay_batch
