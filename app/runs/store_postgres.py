@@ -56,18 +56,20 @@ CREATE TABLE IF NOT EXISTS run_commands (
 );
 CREATE INDEX IF NOT EXISTS run_commands_by_owner ON run_commands (owner);
 """
+_CHECK_IDLE_SECONDS = 30.0  # a connection idle longer is checked before it is lent again
 _STALE_COMMAND_SECONDS = 3600  # words nobody took within an hour: their owner is long gone
 
 
 class _Pool:
     """At most `size` autocommit connections, lent one at a time (psycopg connections are
-    thread-safe, but one transaction at a time each)."""
+    thread-safe, but one transaction at a time each). One idle for a while is checked before
+    it is lent again: the server may have restarted, or a firewall dropped it, meanwhile."""
 
     def __init__(self, url: str, size: int, timeout: float) -> None:
         self._url = url
         self._size = size
         self._timeout = timeout
-        self._idle: list[psycopg.Connection] = []
+        self._idle: list[tuple[psycopg.Connection, float]] = []  # and when it was given back
         self._lent = 0
         self._cond = threading.Condition()
         self._closed = False
@@ -88,8 +90,15 @@ class _Pool:
             if self._closed:
                 raise RuntimeError("the run store is closed")
             self._lent += 1
-            if self._idle:
-                return self._idle.pop()
+            reused, since = self._idle.pop() if self._idle else (None, 0.0)
+        if reused is not None:
+            if time.monotonic() - since < _CHECK_IDLE_SECONDS:
+                return reused
+            try:
+                reused.execute("SELECT 1")
+                return reused
+            except psycopg.Error:
+                reused.close()  # a new one instead
         try:
             return psycopg.connect(self._url, autocommit=True)
         except BaseException:
@@ -104,7 +113,7 @@ class _Pool:
         with self._cond:
             self._lent -= 1
             if healthy and not self._closed:
-                self._idle.append(connection)
+                self._idle.append((connection, time.monotonic()))
                 connection = None
             self._cond.notify()
         if connection is not None:
@@ -115,7 +124,7 @@ class _Pool:
             self._closed = True
             idle, self._idle = self._idle, []
             self._cond.notify_all()
-        for connection in idle:
+        for connection, _ in idle:
             connection.close()
 
 

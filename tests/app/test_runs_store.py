@@ -269,3 +269,23 @@ def test_commands_reach_their_owner_once_in_order_and_wake_it(postgres_url, tmp_
         waiter.close()
         sender.close()
         owner.close()
+
+
+def test_a_dropped_connection_is_replaced_before_it_is_lent(postgres_url, tmp_path, monkeypatch):
+    """The database server restarted or a firewall cut an idle connection: the next request
+    gets a working one, not an error."""
+    import psycopg
+
+    from app.runs import store_postgres
+
+    store = open_run_store(postgres_url, tmp_path / "x")
+    try:
+        store.create_run("aaaaaaaaaaaa", {}, "web", "o")
+        (idle, _), = store._pool._idle
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (idle.info.backend_pid,))
+        monkeypatch.setattr(store_postgres, "_CHECK_IDLE_SECONDS", 0.0)
+        assert store.get_run("aaaaaaaaaaaa").id == "aaaaaaaaaaaa"
+        assert idle.closed
+    finally:
+        store.close()
