@@ -22,7 +22,7 @@ from cnncore.effective_rf import (
     effective_receptive_field,
 )
 from cnncore.features import prepare_input
-from cnncore.images import DecodedImage, Preprocessed
+from cnncore.images import DecodedImage, Preprocessed, unit_pixels
 from cnncore.inspect import summarize_model
 from cnncore.receptive_field import model_field_graph
 from cnncore.weights import LoadedModel, WeightsInfo, initialisation_weights
@@ -56,8 +56,7 @@ def network_picture(prepared: Preprocessed) -> np.ndarray:
     values = prepared.tensor[0].double()
     mean = torch.tensor(prepared.mean, dtype=torch.float64)[:, None, None]
     std = torch.tensor(prepared.std, dtype=torch.float64)[:, None, None]
-    pixels = torch.round((values * std + mean).clamp(0, 1) * 255).to(torch.uint8)
-    return pixels[0].numpy() if pixels.shape[0] == 1 else pixels.permute(1, 2, 0).numpy().copy()
+    return unit_pixels(values * std + mean)
 
 
 def picture_effective_field(

@@ -15,6 +15,7 @@ back with a small preview image so the page can show what the network is actuall
 
 from __future__ import annotations
 
+import base64
 import io
 import warnings
 from dataclasses import dataclass
@@ -34,9 +35,11 @@ __all__ = [
     "Preprocessed",
     "decode_image",
     "encode_png",
+    "png_base64",
     "preprocess",
     "sample_image",
     "shrink",
+    "unit_pixels",
 ]
 
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF")
@@ -179,6 +182,23 @@ def encode_png(pixels: np.ndarray, compress_level: int = 1) -> bytes:
         buffer, format="PNG", compress_level=compress_level
     )
     return buffer.getvalue()
+
+
+def png_base64(pixels: np.ndarray) -> str:
+    """`encode_png` as base64 text, the form images travel in JSON."""
+    return base64.b64encode(encode_png(pixels)).decode("ascii")
+
+
+def unit_pixels(values: torch.Tensor) -> np.ndarray:
+    """Values in [0, 1] → uint8 pixels, level = round(255 · v), values outside clamped.
+
+    A C×H×W tensor becomes H×W (one channel) or H×W×C, the layouts `encode_png` takes; an H×W
+    map stays H×W.
+    """
+    levels = (values.clamp(0, 1) * 255).round().to(torch.uint8).cpu()
+    if levels.dim() == 3:
+        levels = levels[0] if levels.shape[0] == 1 else levels.permute(1, 2, 0)
+    return np.ascontiguousarray(levels.numpy())
 
 
 def shrink(pixels: np.ndarray, max_side: int) -> np.ndarray:

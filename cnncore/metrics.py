@@ -11,15 +11,13 @@ Images travel as base64 PNG (uint8), the compact form the design asks for.
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
 from cnncore.features import filter_levels, filters_rgb, first_conv
-from cnncore.images import encode_png
+from cnncore.images import png_base64, unit_pixels
 
 __all__ = [
     "ActivationStats",
@@ -31,7 +29,6 @@ __all__ = [
     "first_layer_filters",
     "layer_norms",
     "misclassified_examples",
-    "png_base64",
     "weight_histograms",
     "weighted_layers",
 ]
@@ -144,14 +141,6 @@ def weight_histograms(model: nn.Module, bins: int = 30) -> list[WeightHistogram]
     return out
 
 
-def png_base64(pixels: np.ndarray) -> str:
-    return base64.b64encode(encode_png(pixels)).decode("ascii")
-
-
-def _to_uint8(values: torch.Tensor) -> np.ndarray:
-    return (values.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
-
-
 @torch.no_grad()
 def first_layer_filters(model: nn.Module, max_filters: int = 64) -> FilterImages | None:
     """The first convolution's kernels as pictures, drawn by `cnncore.features` (the same
@@ -187,9 +176,6 @@ def misclassified_examples(
     wrong = torch.nonzero(predicted.cpu() != target.cpu()).flatten()[:limit].tolist()
     out = []
     for i in wrong:
-        image = _to_uint8(images[i])
-        pixels = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
-        out.append(Misclassified(
-            i, int(target[i]), int(predicted[i]), float(confidence[i]), png_base64(pixels)
-        ))  # fmt: skip
+        png = png_base64(unit_pixels(images[i]))
+        out.append(Misclassified(i, int(target[i]), int(predicted[i]), float(confidence[i]), png))
     return out

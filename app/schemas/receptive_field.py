@@ -7,7 +7,6 @@ heatmap travels as a grey PNG data URL (level = round(255 · value / max)), as f
 
 from __future__ import annotations
 
-import base64
 import math
 from typing import Literal
 
@@ -21,7 +20,7 @@ from app.settings import Settings
 from cnncore.effective_rf import DepthSweep, EffectiveField, GaussianFit, StackConfig
 from cnncore.effective_rf_picture import PictureEffectiveField
 from cnncore.errors import CNNCoreError
-from cnncore.images import encode_png
+from cnncore.images import png_base64, unit_pixels
 from cnncore.receptive_field import Box, ReceptiveField, UnitReceptiveField
 
 __all__ = [
@@ -266,12 +265,11 @@ class FitOut(BaseModel):
 
 def png_data_url(heatmap: torch.Tensor) -> str:
     """A [0, 1] map as a grey PNG data URL: level = round(255 · value)."""
-    levels = np.rint(heatmap.clamp(0, 1).numpy() * 255).astype(np.uint8)
-    return _data_url(levels)
+    return _data_url(unit_pixels(heatmap))
 
 
 def _data_url(pixels: np.ndarray) -> str:
-    return "data:image/png;base64," + base64.b64encode(encode_png(pixels)).decode("ascii")
+    return "data:image/png;base64," + png_base64(pixels)
 
 
 class FeatureMapOut(BaseModel):

@@ -1,5 +1,6 @@
 """Decoding uploads: formats, colour modes, orientation, limits; preprocessing values."""
 
+import base64
 import io
 import struct
 import zlib
@@ -15,8 +16,10 @@ from cnncore.images import (
     _to_rgb,
     decode_image,
     encode_png,
+    png_base64,
     preprocess,
     sample_image,
+    unit_pixels,
 )
 
 LIMITS = {"max_bytes": 10_000_000, "max_pixels": 40_000_000}
@@ -241,3 +244,16 @@ def test_sample_contents():
     with pytest.raises(CNNCoreError) as info:
         sample_image("lena")
     assert info.value.field == "sample"
+
+
+@pytest.mark.parametrize("shape", [(5, 7), (1, 5, 7), (3, 5, 7)])
+def test_unit_pixels_round_clamp_and_lay_out_channels_last(shape):
+    values = torch.from_numpy(RNG.uniform(-0.2, 1.2, size=shape))
+    pixels = unit_pixels(values)
+    expected = np.rint(np.clip(values.numpy(), 0, 1) * 255).astype(np.uint8)
+    if len(shape) == 3:
+        expected = expected[0] if shape[0] == 1 else expected.transpose(1, 2, 0)
+    assert pixels.dtype == np.uint8 and pixels.flags.c_contiguous
+    assert np.array_equal(pixels, expected)
+    decoded = np.asarray(Image.open(io.BytesIO(base64.b64decode(png_base64(pixels)))))
+    assert np.array_equal(decoded, expected)
