@@ -53,8 +53,9 @@ def main(argv: list[str] | None = None) -> None:
             _check_database(settings)
             if args.workers > 1:
                 print(PER_PROCESS.format(workers=args.workers), file=sys.stderr)
-        uvicorn.run("app.main:app", host=args.host, port=args.port, workers=args.workers,
-                    reload=args.reload)
+        uvicorn.run(
+            "app.main:app", host=args.host, port=args.port, workers=args.workers, reload=args.reload
+        )
     elif args.command == "train":
         raise SystemExit(train_command(args, settings))
 

@@ -46,7 +46,9 @@ log = logging.getLogger(__name__)
 
 COMMANDS_CHANNEL = "cnnviz_run_commands"
 _SCHEMA_LOCK = 0x636E6E76  # "cnnv": an advisory lock so workers starting together agree
-_SCHEMA = RUN_TABLES + """;
+_SCHEMA = (
+    RUN_TABLES
+    + """;
 CREATE TABLE IF NOT EXISTS run_commands (
     id BIGSERIAL PRIMARY KEY,
     owner TEXT NOT NULL,
@@ -56,6 +58,7 @@ CREATE TABLE IF NOT EXISTS run_commands (
 );
 CREATE INDEX IF NOT EXISTS run_commands_by_owner ON run_commands (owner);
 """
+)
 _CHECK_IDLE_SECONDS = 30.0  # a connection idle longer is checked before it is lent again
 _STALE_COMMAND_SECONDS = 3600  # words nobody took within an hour: their owner is long gone
 

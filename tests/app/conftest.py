@@ -68,8 +68,10 @@ def postgres_server() -> Iterator[str]:
                                     "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"]),
                    check=True, capture_output=True)  # fmt: skip
     # fsync off and no full-page writes: a test database need not survive a power cut.
-    options = (f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off "
-               "-c full_page_writes=off -c synchronous_commit=off -c max_connections=200")
+    options = (
+        f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off "
+        "-c full_page_writes=off -c synchronous_commit=off -c max_connections=200"
+    )
     pg_ctl = [str(binaries / "pg_ctl"), "-D", str(data), "-l", str(folder / "server.log")]
     started = subprocess.run(_as_server_user([*pg_ctl, "-w", "-t", "60", "-o", options, "start"]),
                              capture_output=True, text=True)  # fmt: skip

@@ -184,8 +184,9 @@ def two_worker_server(postgres_url, tmp_path):
     log = tmp_path / "server.log"
     with (
         log.open("wb") as sink,
-        subprocess.Popen(command, cwd=ROOT, env=env, stdout=sink,
-                         stderr=subprocess.STDOUT) as server,  # fmt: skip
+        subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT
+        ) as server,  # fmt: skip
     ):
         try:
             deadline = time.monotonic() + 90

@@ -281,7 +281,7 @@ def test_a_dropped_connection_is_replaced_before_it_is_lent(postgres_url, tmp_pa
     store = open_run_store(postgres_url, tmp_path / "x")
     try:
         store.create_run("aaaaaaaaaaaa", {}, "web", "o")
-        (idle, _), = store._pool._idle
+        ((idle, _),) = store._pool._idle
         with psycopg.connect(postgres_url, autocommit=True) as admin:
             admin.execute("SELECT pg_terminate_backend(%s)", (idle.info.backend_pid,))
         monkeypatch.setattr(store_postgres, "_CHECK_IDLE_SECONDS", 0.0)
