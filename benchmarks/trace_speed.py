@@ -3,7 +3,8 @@
 Input 3×64×64, 8 kernels 3×3, bias, padding 1, float64 (the trace's dtype), one run:
 - baseline: `F.unfold` (the windows) + `F.conv2d` (the output) on that input;
 - trace: `cnncore.trace.trace_conv2d`, which also keeps every product (8·64·64·27 = 884,736),
-  the per-channel sums, the window coordinates and the padded-tap mask;
+  the per-channel sums, the padded input and the window coordinates (the padded-tap mask is
+  derived on access);
 - answer: the trace turned into the API's JSON body (`conv_trace_body` + `json.dumps`), for
   scale only: the route refuses a trace this large by default (`max_trace_products`);
 - body: `conv_trace_body` alone with Python's garbage collector paused (as the route builds it,
@@ -11,7 +12,9 @@ Input 3×64×64, 8 kernels 3×3, bias, padding 1, float64 (the trace's dtype), o
   (3×32×32, 4 kernels 3×3, padding 1), with the whole app imported as in the server.
 Baseline and trace run interleaved after warm-up rounds, so a burst of load from other work on a
 shared machine lands on both; each figure is the median over `--repeats` rounds (the minimum,
-the least disturbed round, in brackets), once per thread count. Target: trace / baseline ≤ 3.
+the least disturbed round, in brackets), once per thread count, and the median of the per-round
+ratios (trace over the baseline run just before it: the two share the load of that moment).
+Target: trace / baseline ≤ 3.
 
     .venv/bin/python benchmarks/trace_speed.py [--repeats 300] [--threads 1,2]
 """
@@ -70,17 +73,22 @@ def main() -> None:
         f"torch {torch.__version__}, {os.cpu_count()} CPUs, input 3×64×64, 8 kernels 3×3, "
         f"pad 1, float64; {args.repeats} interleaved rounds"
     )
-    print("threads  baseline median (min)   trace median (min)    ratio of medians (of mins)")
+    print(
+        "threads  baseline median (min)   trace median (min)    ratio of medians (of mins)"
+        "  median per-round ratio"
+    )
     for threads in (int(t) for t in args.threads.split(",")):
         torch.set_num_threads(threads)
         times = measure(args.repeats, args.warmup, x, w, b)
         med = {name: statistics.median(values) for name, values in times.items()}
         low = {name: min(values) for name, values in times.items()}
         ratio = med["trace"] / med["baseline"]
+        rounds = zip(times["trace"], times["baseline"], strict=True)
+        paired = statistics.median(trace_s / base_s for trace_s, base_s in rounds)
         print(
             f"{threads:7d}  {med['baseline'] * 1e3:7.3f} ms ({low['baseline'] * 1e3:.3f})"
             f"   {med['trace'] * 1e3:7.3f} ms ({low['trace'] * 1e3:.3f})"
-            f"    {ratio:5.2f}x ({low['trace'] / low['baseline']:.2f}x)"
+            f"    {ratio:5.2f}x ({low['trace'] / low['baseline']:.2f}x)  {paired:5.2f}x"
             f"  target <= {TARGET:g}x {'met' if ratio <= TARGET else 'NOT met'}"
         )
     answer = [
