@@ -8,12 +8,12 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 HOST    ?= 127.0.0.1
 PORT    ?= 8000
 
-.PHONY: run test install chromium lint bench clean
+.PHONY: run test install chromium postgres lint bench clean
 
 run: install
 	$(VENV)/bin/cnnviz serve --host $(HOST) --port $(PORT)
 
-test: install chromium
+test: install chromium postgres
 	$(VENV)/bin/ruff check cnncore app tests benchmarks
 	$(PY) -m pytest
 
@@ -35,6 +35,13 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 && fc-list 2>/dev/null | grep -q "Noto Sans CJK" || { \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 	  $(SUDO) apt-get install -y -qq chromium fonts-noto-cjk; }
+
+# PostgreSQL's server binaries: the run-store and several-workers tests start a throwaway server
+# (tests/app/conftest.py); without them those tests skip.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || { \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	  $(SUDO) apt-get install -y -qq postgresql; }
 
 lint: install
 	$(VENV)/bin/ruff check cnncore app tests benchmarks
