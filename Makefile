@@ -1,5 +1,5 @@
 # make run  : install what is missing, then serve the app on http://127.0.0.1:8000
-# make test : install what is missing (Chromium included), then run every test
+# make test : install what is missing (Chromium and PostgreSQL included), then run every test
 VENV    := .venv
 PY      := $(VENV)/bin/python
 PIP     := $(PY) -m pip
