@@ -29,7 +29,6 @@ import torch
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
-from cnncore.errors import CNNCoreError
 from cnncore.features import symbolic_trace
 
 __all__ = ["Block", "Branch", "Merge", "model_blocks"]
@@ -128,10 +127,7 @@ def model_blocks(model: nn.Module, input_shape: Shape) -> tuple[Block, ...]:
     was_training = {module: module.training for module in model.modules()}
     model.eval()  # auxiliary heads and dropout take their inference path, as in the summary
     try:
-        try:
-            graph_module = symbolic_trace(model)
-        except Exception as exc:  # fx raises many kinds for untraceable Python control flow
-            raise CNNCoreError(f"this model cannot be traced by torch.fx: {exc}", "model") from exc
+        graph_module = symbolic_trace(model)  # an untraceable model: CNNCoreError naming `model`
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
         ShapeProp(graph_module).propagate(torch.zeros(1, *input_shape, device=device))
     finally:

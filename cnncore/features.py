@@ -123,10 +123,14 @@ class _OwnThreadTracer(fx.Tracer):
 
 
 def symbolic_trace(model: nn.Module) -> fx.GraphModule:
-    """`torch.fx.symbolic_trace`, safe beside forward passes in other threads."""
+    """`torch.fx.symbolic_trace`, safe beside forward passes in other threads; a model fx cannot
+    trace is refused with a `CNNCoreError` naming `model`."""
     tracer = _OwnThreadTracer()
-    graph = tracer.trace(model)
-    return fx.GraphModule(tracer.root, graph, model.__class__.__name__)
+    try:
+        graph = tracer.trace(model)
+        return fx.GraphModule(tracer.root, graph, model.__class__.__name__)
+    except Exception as exc:  # fx raises many kinds for untraceable Python control flow
+        raise CNNCoreError(f"this model cannot be traced by torch.fx: {exc}", "model") from exc
 
 
 def trace_layers(model: nn.Module) -> LayerGraph:
@@ -135,8 +139,6 @@ def trace_layers(model: nn.Module) -> LayerGraph:
     model.eval()  # branches on `self.training` (auxiliary heads) are fixed at trace time
     try:
         graph_module = symbolic_trace(model)
-    except Exception as exc:  # fx raises many kinds for untraceable Python control flow
-        raise CNNCoreError(f"this model cannot be traced by torch.fx: {exc}", "model") from exc
     finally:
         model.train(was_training)
     modules = dict(graph_module.named_modules())

@@ -10,6 +10,7 @@ from PIL import Image
 from scipy.signal import correlate2d
 from torch import nn
 
+from cnncore.blocks import model_blocks
 from cnncore.colormaps import colormap
 from cnncore.errors import CNNCoreError
 from cnncore.features import (
@@ -300,3 +301,24 @@ def test_scratch_buffer_gives_the_same_levels_and_survives_non_finite_values():
     broken[1, 0, 0] = float("inf")
     maps = layer_levels("x", "Conv2d", broken, scratch=scratch)
     assert maps.levels.dtype == np.uint8 and maps.levels.shape == (2, 4, 4)
+
+
+class _BranchesOnValues(nn.Module):
+    """Python control flow on a tensor's value: torch.fx cannot trace it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        return y if y.sum() > 0 else -y
+
+
+def test_a_model_fx_cannot_trace_is_refused_naming_the_model_and_keeps_its_mode():
+    model = _BranchesOnValues().train()
+    for trace in (trace_layers, lambda m: model_blocks(m, (1, 8, 8))):
+        with pytest.raises(CNNCoreError, match="cannot be traced by torch.fx") as info:
+            trace(model)
+        assert info.value.field == "model"
+        assert model.training  # the eval() for tracing is undone
