@@ -1,13 +1,15 @@
 // The architectures page (/architectures): pick a zoo model and an input size, see every layer's
 // output shape, parameters and MACs (from /api/models/{name}/summary), grouped into the blocks the
 // curriculum names (residual blocks with their shortcut, Inception modules with their branches),
-// and the two cost comparisons of /api/models/costs. The page state lives in the URL.
+// drawn as a block diagram (arch_diagram.js) whose boxes mark their rows in the table, and the two
+// cost comparisons of /api/models/costs. The page state lives in the URL (open blocks, the pick).
 
 import { t } from "./i18n.js";
 import { clearErrors, getJSON, isAbort, latestOnly, showErrors } from "./api.js";
 import { createState } from "./state.js";
 import { bindControls } from "./controls.js";
 import { formatCount, formatPair } from "./format.js";
+import { createDiagram } from "./arch_diagram.js";
 
 const ARCH_STATE = [
   { name: "model", type: "string", default: "resnet18", maxLength: 32 },
@@ -16,7 +18,11 @@ const ARCH_STATE = [
   { name: "width", type: "int", default: 224, min: 1, max: 512 },
   { name: "num_classes", type: "int", default: 1000, min: 1, max: 1000 },
   { name: "blocks", type: "bool", default: true },
+  { name: "open", type: "list", default: [] }, // diagram blocks opened or closed by the reader
+  { name: "pick", type: "string", default: "", maxLength: 200 }, // the diagram box picked
 ];
+// Changes that redraw on the page without asking the server again.
+const LOCAL_FIELDS = new Set(["blocks", "open", "pick"]);
 
 const $ = (id) => document.getElementById(id);
 const state = createState(ARCH_STATE);
@@ -28,6 +34,19 @@ let models = [];
 let lastSummary = null;
 let summaries = 0;
 let refreshQueued = false;
+let pickedRows = new Set();
+const diagram = createDiagram($("diagram"), {
+  onPick(item) {
+    state.set({ pick: item.key });
+    pickedRows = new Set(item.rows.map((row) => row.name));
+    markRows();
+    $("diagram-pick-text").textContent = t("arch.diagram.picked", { name: item.name, count: item.rows.length });
+    $("diagram-pick").hidden = false;
+  },
+  onToggle(openKeys) {
+    state.set({ open: openKeys });
+  },
+});
 
 // --- small helpers -----------------------------------------------------------------------------
 
@@ -185,7 +204,19 @@ function blockBody(group, total) {
   return body;
 }
 
-function renderSummary(summary) {
+/** The rows of the picked diagram box, marked in the table (it is redrawn on a view change). */
+function markRows() {
+  for (const row of table.querySelectorAll("tr[data-layer]")) {
+    row.classList.toggle("is-picked", pickedRows.has(row.dataset.layer));
+  }
+}
+
+function showPickedRow() {
+  const row = table.querySelector("tr.is-picked");
+  if (row) row.scrollIntoView({ block: "center" });
+}
+
+function renderSummary(summary, { redrawDiagram = true } = {}) {
   lastSummary = summary;
   $("total-params").textContent = formatCount(summary.total_params);
   $("total-macs").textContent = t("arch.macs_approx", {
@@ -211,6 +242,13 @@ function renderSummary(summary) {
     const body = el("tbody");
     for (const layer of summary.layers) body.append(layerRow(layer, summary.total_macs, null));
     table.append(body);
+  }
+  markRows();
+  if (redrawDiagram) {
+    pickedRows = new Set();
+    $("diagram-pick").hidden = true;
+    diagram.show(summary, state.get("open"));
+    if (state.get("pick")) diagram.pick(state.get("pick"));
   }
   summaryRoot.dataset.model = summary.model;
   summaryRoot.dataset.summaries = String(++summaries);
@@ -336,13 +374,19 @@ async function start() {
   }
   bindControls(form, state, {
     onUserChange(name) {
-      if (name === "model") useModelDefaults();
+      if (name === "model") {
+        useModelDefaults();
+        state.set({ open: [], pick: "" });
+      }
     },
   });
   $("reset-input").addEventListener("click", useModelDefaults);
+  $("diagram-open-all").addEventListener("click", () => diagram.openAll(true));
+  $("diagram-close-all").addEventListener("click", () => diagram.openAll(false));
+  $("diagram-show-row").addEventListener("click", showPickedRow);
   state.subscribe((changed) => {
-    if (changed.size === 1 && changed.has("blocks")) {
-      if (lastSummary) renderSummary(lastSummary);
+    if ([...changed].every((name) => LOCAL_FIELDS.has(name))) {
+      if (changed.has("blocks") && lastSummary) renderSummary(lastSummary, { redrawDiagram: false });
     } else {
       queueRefresh();
     }
