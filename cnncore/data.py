@@ -13,7 +13,7 @@ statistic of the validation images leaks into training.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -254,16 +254,8 @@ def resize_split(split: DataSplit, size: int, fit: str = "scale") -> DataSplit:
     """The same split at another image size, statistics measured again."""
     train = resize_images(split.train_images, size, fit)
     mean, std = _channel_stats(train)
-    return DataSplit(
-        name=split.name,
-        train_images=train,
-        train_labels=split.train_labels,
-        val_images=resize_images(split.val_images, size, fit),
-        val_labels=split.val_labels,
-        class_names=list(split.class_names),
-        mean=mean,
-        std=std,
-    )
+    val = resize_images(split.val_images, size, fit)
+    return replace(split, train_images=train, val_images=val, mean=mean, std=std)
 
 
 def load_dataset(config: DataConfig | dict[str, Any]) -> DataSplit:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from cnncore.data import DataConfig, load_dataset, resize_images, split_dataset
+from cnncore.data import DataConfig, load_dataset, resize_images, resize_split, split_dataset
 from cnncore.datasets import shapes, standard
 from cnncore.datasets.augment import AugmentConfig, affine_images, augment_batch
 from cnncore.datasets.user_zip import ZipLimits, load_image_folder_zip
@@ -113,6 +113,19 @@ def test_mnist5k_padded_to_lenet_input():
     assert torch.equal(padded.train_images[:, :, 2:30, 2:30], native.train_images)
     assert padded.train_images[:, :, :2].abs().max() == 0
     assert native.train_images.max() == 1.0
+
+
+def test_resize_split_resizes_both_parts_and_measures_the_statistics_again():
+    split = load_dataset(DataConfig(name="digits", limit=60, seed=1))
+    resized = resize_split(split, 12)
+    assert torch.equal(resized.train_images, resize_images(split.train_images, 12))
+    assert torch.equal(resized.val_images, resize_images(split.val_images, 12))
+    assert torch.equal(resized.train_labels, split.train_labels)
+    assert torch.equal(resized.val_labels, split.val_labels)
+    assert resized.class_names == split.class_names and resized.name == split.name
+    torch.testing.assert_close(torch.tensor(resized.mean), resized.train_images.mean(dim=(0, 2, 3)))
+    torch.testing.assert_close(torch.tensor(resized.std), resized.train_images.std(dim=(0, 2, 3)))
+    assert resized.mean != split.mean  # measured on the resized pixels, not carried over
 
 
 def test_resize_matches_torch_and_pad_refuses_shrinking():
