@@ -30,6 +30,7 @@ __all__ = [
     "ACTIVE_STATUSES",
     "END_STATUS",
     "FINISHED_STATUSES",
+    "CommandWaiter",
     "RunChanges",
     "RunCommands",
     "RunRecord",
@@ -149,6 +150,14 @@ class RunStore(Protocol):
     def close(self) -> None: ...
 
 
+class CommandWaiter(Protocol):
+    def wait(self, timeout: float) -> None:
+        """Return early when a word for the owner may have arrived, else after `timeout`."""
+        ...
+
+    def close(self) -> None: ...
+
+
 @runtime_checkable
 class RunCommands(Protocol):
     """Pause, resume and stop for a run driven by another server process, through the store
@@ -160,9 +169,8 @@ class RunCommands(Protocol):
         """The (run id, word) pairs left for `owner`, oldest first, each taken once."""
         ...
 
-    def command_waiter(self, owner: str) -> Any:
-        """An object whose `wait(timeout)` returns early when a word for `owner` arrives,
-        and `close()`."""
+    def command_waiter(self, owner: str) -> CommandWaiter:
+        """A waiter listening for words to `owner` from now on."""
         ...
 
 
