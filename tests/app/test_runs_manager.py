@@ -234,7 +234,7 @@ def test_viewers_that_drop_and_reconnect_miss_nothing_and_repeat_nothing(tmp_pat
     rng = random.Random(seed)
     store = SQLiteRunStore(tmp_path / "runs.sqlite3")
     store.create_run("aaaaaaaaaaaa", {}, "web", "o")
-    channel = RunChannel()
+    channel = RunChannel(spacing_per_viewer=rng.choice([0.0, 0.003, 0.02]))
     total = 400
 
     def write() -> None:
@@ -278,6 +278,61 @@ def test_viewers_that_drop_and_reconnect_miss_nothing_and_repeat_nothing(tmp_pat
     for received in asyncio.run(main()):
         assert received == list(range(1, total + 1))
     assert len(channel) == 0  # every viewer unregistered
+    store.close()
+
+
+def test_many_viewers_get_fewer_larger_deliveries(tmp_path):
+    """Deliveries to a run's viewers are spaced by their number: 10 viewers of events arriving
+    every 2 ms get a write at most every 50 ms; one viewer gets each at once."""
+    store = SQLiteRunStore(tmp_path / "runs.sqlite3")
+    store.create_run("aaaaaaaaaaaa", {}, "web", "o")
+
+    async def watch(channel: RunChannel, viewers: int) -> tuple[list[list[int]], float]:
+        subscriptions = [RunSubscription(store, "aaaaaaaaaaaa", 0, channel, replay_batch=1000,
+                                         poll_seconds=0.05, mailbox_frames=4096,
+                                         abandoned=lambda record: False)
+                         for _ in range(viewers)]  # fmt: skip
+
+        async def read(subscription) -> list[int]:
+            return [len(_frame_ids([chunk])) async for chunk in subscription.frames()]
+
+        def write() -> None:
+            for _ in range(150):
+                channel.publish(record_events(store, "aaaaaaaaaaaa", [{"kind": "step"}]))
+                time.sleep(0.002)
+            end = {"kind": "end", "reason": "completed"}
+            channel.publish(record_events(store, "aaaaaaaaaaaa", [end]))
+
+        began = time.perf_counter()
+        readers = asyncio.gather(*(read(s) for s in subscriptions))
+        _, sizes = await asyncio.gather(asyncio.to_thread(write), readers)
+        return sizes, time.perf_counter() - began
+
+    crowd, seconds = asyncio.run(watch(RunChannel(spacing_per_viewer=0.005, max_spacing=0.05),
+                                       10))  # fmt: skip
+    for chunks in crowd:
+        assert sum(chunks) == 151  # every event, once
+        assert len(chunks) <= seconds / 0.05 + 2  # the first, then one per 50 ms at most
+    store_run = "bbbbbbbbbbbb"
+    store.create_run(store_run, {}, "web", "o")
+    channel = RunChannel(spacing_per_viewer=0.005, max_spacing=0.05)
+    received: list[float] = []
+
+    async def alone() -> None:
+        subscription = RunSubscription(store, store_run, 0, channel, replay_batch=1000,
+                                       poll_seconds=0.05, mailbox_frames=4096,
+                                       abandoned=lambda record: False)  # fmt: skip
+        frames = subscription.frames()
+        for _ in range(3):
+            published = time.perf_counter()
+            channel.publish(record_events(store, store_run, [{"kind": "step"}]))
+            await anext(frames)
+            received.append(time.perf_counter() - published)
+            await asyncio.sleep(0.02)  # past the one viewer's 5 ms spacing
+        await frames.aclose()
+
+    asyncio.run(alone())
+    assert max(received) < 0.05  # delivered at once, never held for a later batch
     store.close()
 
 
