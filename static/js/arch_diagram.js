@@ -14,8 +14,8 @@ import {
 
 const SVG = "http://www.w3.org/2000/svg";
 const FONTS = { // role → weight, size (px, before the presenter scale), family variable
-  name: ["600", 12.5, "--font"], op: ["400", 11.5, "--font"], num: ["400", 11, "--mono"],
-  title: ["600", 12.5, "--font"], merge: ["700", 13, "--mono"],
+  name: ["600", 13.5, "--font"], op: ["400", 12.5, "--font"], num: ["400", 12, "--mono"],
+  title: ["600", 13.5, "--font"], merge: ["700", 13, "--mono"], plus: ["700", 18, "--mono"],
 };
 const PAD = 7; // inside a box
 const GAP = 18; // between stacked items: room for the arrow
@@ -267,8 +267,9 @@ export function createDiagram(root, { onPick, onToggle }) {
     const rowH = Math.max(...columns.map((c) => c.piece.h));
     const add = merge.kind === "add";
     const joinText = add ? "+" : t("arch.diagram.concat", { shape: shapeText(merge.output) });
-    const joinW = add ? 26 : measure.width(joinText, "merge") + 2 * PAD;
-    const joinH = add ? 26 : measure.lineHeight("merge") + 8;
+    const joinRole = add ? "plus" : "merge";
+    const joinW = add ? 28 : measure.width(joinText, "merge") + 2 * PAD;
+    const joinH = add ? 28 : measure.lineHeight("merge") + 8;
     const w = Math.max(rowW, joinW, before?.w ?? 0, after?.w ?? 0);
     const h = (before ? before.h : 0) + FORK + rowH + FORK + joinH + (after ? GAP + after.h : 0);
     return {
@@ -302,7 +303,7 @@ export function createDiagram(root, { onPick, onToggle }) {
         node("title", {}, join).textContent = label;
         if (add) node("circle", { cx: spine, cy: joinTop + joinH / 2, r: joinH / 2, class: "dg-join" }, join);
         else node("rect", { x: spine - joinW / 2, y: joinTop, width: joinW, height: joinH, rx: joinH / 2, class: "dg-join" }, join);
-        drawText(join, [[joinText, "merge"]], spine, joinTop + (joinH - measure.lineHeight("merge")) / 2, "middle");
+        drawText(join, [[joinText, joinRole]], spine, joinTop + (joinH - measure.lineHeight(joinRole)) / 2, "middle");
         if (after) {
           edge(g, `M${spine},${joinTop + joinH}V${joinTop + joinH + GAP}`);
           after.draw(g, x + (w - after.w) / 2, joinTop + joinH + GAP);
@@ -350,6 +351,9 @@ export function createDiagram(root, { onPick, onToggle }) {
     root.scrollTop = top;
     if (focusKey) svg.querySelector(`[data-key="${CSS.escape(focusKey)}"]`)?.focus({ preventScroll: false });
   }
+
+  // Presenter mode scales the type: measure and lay out again.
+  window.addEventListener("presenterchange", () => summary && draw());
 
   return {
     show(next, openKeys = []) {

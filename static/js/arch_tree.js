@@ -160,7 +160,7 @@ function foldUnits(items, parent, depth) {
     const children = items.slice(i, end);
     const rows = children.flatMap((child) => child.rows);
     folded.push({
-      kind: "group", key: `${item.name}+`, name: item.name, label: item.label, type: "",
+      kind: "group", key: `${item.name}*`, name: item.name, label: item.label, type: "",
       rows, params: sumOf(rows, "params"), macs: sumOf(rows, "macs"), depth,
       output: children[children.length - 1].output, merge: null, children,
       unit: true, synthetic: true, openByDefault: false, conv: item.conv,
