@@ -7,7 +7,7 @@
 import { t } from "./i18n.js";
 import { formatNumber } from "./format.js";
 import { shapeText } from "./feature_layers.js";
-import { loadImage, pixelsOf } from "./pictures.js";
+import { cssColour, loadImage, pixelsOf } from "./pictures.js";
 
 const GAP = 1; // pixels between tiles in an atlas (cnncore.features.ATLAS_GAP)
 const ATLAS_TARGET = 520; // the atlas canvas is drawn at an integer zoom up to about this size
@@ -61,7 +61,7 @@ export function createLayerDetail(nodes, { onChannel }) {
     const { top, left } = tileOrigin(layer, channel);
     const [tileH, tileW] = layer.tile;
     context.lineWidth = Math.max(2, Math.min(4, scale));
-    context.strokeStyle = getComputedStyle(atlas).getPropertyValue("--pick").trim() || "#f08c00";
+    context.strokeStyle = cssColour(atlas, "--pick", "#f08c00");
     context.strokeRect(left * scale, top * scale, tileW * scale, tileH * scale);
   }
 

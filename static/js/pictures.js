@@ -1,5 +1,6 @@
 // Pictures the API sends as PNG (URLs or data URLs), loaded and read back pixel by pixel: the
-// grey levels of a map give its values back (value = low + level / 255 · (high − low)).
+// grey levels of a map give its values back (value = low + level / 255 · (high − low)); and what
+// the canvas views draw them with.
 
 /** An <img> for `url`, once decoded. */
 export function loadImage(url) {
@@ -19,4 +20,21 @@ export function pixelsOf(image) {
   const context = canvas.getContext("2d", { willReadFrequently: true });
   context.drawImage(image, 0, 0);
   return context.getImageData(0, 0, canvas.width, canvas.height);
+}
+
+/** A canvas the size of grey `levels` (ImageData) whose every pixel is `paint(level)` → RGBA. */
+export function paintLevels(levels, paint) {
+  const canvas = document.createElement("canvas");
+  canvas.width = levels.width;
+  canvas.height = levels.height;
+  const context = canvas.getContext("2d");
+  const out = context.createImageData(levels.width, levels.height);
+  for (let i = 0; i < levels.data.length; i += 4) out.data.set(paint(levels.data[i]), i);
+  context.putImageData(out, 0, 0);
+  return canvas;
+}
+
+/** A theme colour (CSS custom property `name`) as it applies to `element` now. */
+export function cssColour(element, name, fallback) {
+  return getComputedStyle(element).getPropertyValue(name).trim() || fallback;
 }

@@ -7,29 +7,16 @@
 // The canvas says what it shows: data-size "H,W", data-unit "y,x".
 
 import { colorFor } from "./colormap.js";
-import { loadImage, pixelsOf } from "./pictures.js";
+import { cssColour, loadImage, paintLevels, pixelsOf } from "./pictures.js";
 
 const TARGET = 480; // canvas pixels along the longer side, reached by an integer zoom
 const GRID_FROM = 6; // unit outlines are drawn from this zoom on
 
-function cssColour(element, name, fallback) {
-  return getComputedStyle(element).getPropertyValue(name).trim() || fallback;
-}
-
 /** The map in colour: each grey level back to its value, then through the colour map. */
 function coloured(levels, low, high) {
-  const canvas = document.createElement("canvas");
-  canvas.width = levels.width;
-  canvas.height = levels.height;
-  const context = canvas.getContext("2d");
-  const out = context.createImageData(levels.width, levels.height);
   const range = { min: low, max: high };
-  for (let i = 0; i < levels.data.length; i += 4) {
-    out.data.set(colorFor(low + (levels.data[i] / 255) * (high - low), range, 0), i);
-    out.data[i + 3] = 255;
-  }
-  context.putImageData(out, 0, 0);
-  return { canvas, levels };
+  const paint = (level) => [...colorFor(low + (level / 255) * (high - low), range, 0), 255];
+  return { canvas: paintLevels(levels, paint), levels };
 }
 
 export function createMapView(canvas, { onPick }) {

@@ -7,7 +7,7 @@
 // the input rows and columns "y0,y1,x0,x1", data-rect the dashed rectangle in canvas pixels
 // "left,top,width,height", data-zoom and data-margin the drawing geometry.
 
-import { loadImage, pixelsOf } from "./pictures.js";
+import { cssColour, loadImage, paintLevels, pixelsOf } from "./pictures.js";
 
 const TARGET = 640; // canvas pixels along the longer side, reached by an integer zoom
 // Padding shown around the image: as far as the model's fields reach past the border, between
@@ -17,25 +17,14 @@ const MARGIN_MAX = 0.6;
 const HEAT_RGB = [255, 96, 0];
 const HEAT_ALPHA = 0.8;
 
-function cssColour(element, name, fallback) {
-  return getComputedStyle(element).getPropertyValue(name).trim() || fallback;
-}
-
 const boxText = (box) => (box ? `${box.y0},${box.y1},${box.x0},${box.x1}` : "");
 
 /** A coloured veil from the grey heatmap: opacity √(level / 255). */
 function veil(levels) {
-  const canvas = document.createElement("canvas");
-  canvas.width = levels.width;
-  canvas.height = levels.height;
-  const context = canvas.getContext("2d");
-  const out = context.createImageData(levels.width, levels.height);
-  for (let i = 0; i < levels.data.length; i += 4) {
-    out.data.set(HEAT_RGB, i);
-    out.data[i + 3] = Math.round(255 * HEAT_ALPHA * Math.sqrt(levels.data[i] / 255));
-  }
-  context.putImageData(out, 0, 0);
-  return canvas;
+  return paintLevels(levels, (level) => [
+    ...HEAT_RGB,
+    Math.round(255 * HEAT_ALPHA * Math.sqrt(level / 255)),
+  ]);
 }
 
 export function createPictureView(canvas) {
