@@ -9,15 +9,7 @@ from torch import nn
 from cnncore.errors import CNNCoreError
 from cnncore.gradcheck import check_small_network, gradient_check, small_network
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Hundreds of tiny forward passes: OpenMP threads contending on a shared machine cost more
-    # than the arithmetic itself.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/cnncore/conftest.py
 
 
 class BuggyTanh(torch.autograd.Function):

@@ -32,15 +32,7 @@ from cnncore.model_options import (
 from cnncore.optim import build_optimizer, build_schedule, focal_loss, lr_factor, make_loss
 from cnncore.training import TrainConfig, Trainer
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tiny models on a shared 2-core machine: OpenMP threads spinning against other processes
-    # make a 1 ms step take 30 ms. One thread is also what a worker per run should use.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/cnncore/conftest.py
 
 
 @pytest.fixture(scope="module")
