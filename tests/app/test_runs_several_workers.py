@@ -141,10 +141,18 @@ class Server:
     def __init__(self, base: str) -> None:
         self.base = base
         self.marker = ""  # a classroom session: it lives in one worker's memory only
+        self.clients: list[httpx.Client] = []
 
     def connection(self) -> httpx.Client:
-        """A new TCP connection (kept alive): it stays with the worker that accepted it."""
-        return httpx.Client(base_url=self.base, timeout=30)
+        """A new TCP connection (kept alive): it stays with the worker that accepted it. The
+        first run on a worker waits for its training process helper (torch imported): slow
+        on a busy machine."""
+        self.clients.append(httpx.Client(base_url=self.base, timeout=TIMEOUT))
+        return self.clients[-1]
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.close()
 
     def same_worker(self, client: httpx.Client) -> bool:
         answer = client.get(f"/api/sessions/{self.marker}")
@@ -199,7 +207,9 @@ def two_worker_server(postgres_url, tmp_path):
                 assert server.poll() is None, log.read_text()[-3000:]
                 assert time.monotonic() < deadline, "the server did not start within 90 s"
                 time.sleep(0.2)
-            yield Server(f"http://127.0.0.1:{port}"), log
+            served = Server(f"http://127.0.0.1:{port}")
+            yield served, log
+            served.close()
         finally:
             server.terminate()
             server.wait(60)
@@ -263,5 +273,3 @@ def test_serve_with_two_workers_shares_runs_through_postgres(two_worker_server):
     assert [e["reason"] for e in ends] == ["stopped"] and history[-1][1]["kind"] == "end"
     assert {"paused", "resumed"} <= {event["kind"] for _, event in history}
     assert other.post(f"/api/runs/{run_id}/stop").status_code == 409  # ended: nothing to stop
-    driving.close()
-    other.close()
