@@ -5,8 +5,7 @@
 // channel's [low, high] give the value back, value = low + level / 255 · (high − low).
 
 import { t } from "./i18n.js";
-import { formatNumber } from "./format.js";
-import { shapeText } from "./feature_layers.js";
+import { formatNumber, shapeText } from "./format.js";
 import { cssColour, loadImage, pixelsOf } from "./pictures.js";
 
 const GAP = 1; // pixels between tiles in an atlas (cnncore.features.ATLAS_GAP)

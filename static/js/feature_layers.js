@@ -2,13 +2,9 @@
 // network computes them. A listbox: arrow keys move between cards, Enter or a click opens one.
 
 import { t } from "./i18n.js";
+import { shapeText } from "./format.js";
 
 export const THUMB_SIDE = 160; // longest side of a thumbnail, in pixels (server-side shrink)
-
-/** "6×28×28" for a shape list. */
-export function shapeText(shape) {
-  return shape.join("×");
-}
 
 /**
  * @param {HTMLElement} root the listbox

@@ -6,11 +6,11 @@ import { t } from "./i18n.js";
 import { clearErrors, getJSON, isAbort, latestOnly, showErrors } from "./api.js";
 import { createState } from "./state.js";
 import { bindControls } from "./controls.js";
-import { formatNumber } from "./format.js";
+import { formatNumber, shapeText } from "./format.js";
 import { DEFAULT_SAMPLE, FEATURES_STATE, REQUEST_FIELDS } from "./features_state.js";
 import { postFeatures } from "./features_api.js";
 import { createPicker } from "./feature_picker.js";
-import { createLayerStrip, shapeText } from "./feature_layers.js";
+import { createLayerStrip } from "./feature_layers.js";
 import { createLayerDetail } from "./feature_detail.js";
 import { createRunPicker, loadRuns } from "./feature_runs.js";
 
@@ -108,7 +108,7 @@ function renderSteps(body) {
     image.className = "step-image";
     const caption = document.createElement("span");
     caption.className = "step-caption";
-    caption.textContent = `${t(`features.step.${step.step}`)} · ${step.size.join("×")}`;
+    caption.textContent = `${t(`features.step.${step.step}`)} · ${shapeText(step.size)}`;
     item.append(image, caption);
     return item;
   }));

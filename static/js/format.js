@@ -30,6 +30,11 @@ export function formatCount(value) {
   return Math.round(value).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ",");
 }
 
+/** A shape as one text: [6, 28, 28] → "6×28×28". */
+export function shapeText(shape) {
+  return shape.join("×");
+}
+
 /** A per-axis {height, width} pair as one text: "51" when both agree, "51×43" otherwise. */
 export function formatPair({ height, width }, digits = 2) {
   const [h, w] = [formatNumber(height, digits), formatNumber(width, digits)];

@@ -4,6 +4,7 @@
 
 import { t } from "./i18n.js";
 import { clearErrors, postJSON, showErrors } from "./api.js";
+import { shapeText } from "./format.js";
 
 const exp = (value) => Number(value).toExponential(2);
 
@@ -12,7 +13,7 @@ function row(tensor) {
   tr.dataset.passed = String(tensor.passed);
   const cells = [
     tensor.name,
-    tensor.shape.join("×"),
+    shapeText(tensor.shape),
     t("train.gradcheck.checked_of", { checked: tensor.checked, total: tensor.total }),
     exp(tensor.relative_error),
     exp(tensor.max_abs_difference),
