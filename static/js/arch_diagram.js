@@ -99,8 +99,18 @@ export function createDiagram(root, { onPick, onToggle }) {
         x, y: baseline - Math.round(f.size * 0.3), class: `dg-text dg-${role} ${className || ""}`,
         "font-size": f.size, "font-weight": f.weight, "font-family": f.family, "text-anchor": anchor,
       }, g);
-      line.textContent = text;
+      if (className === "dg-path") pathSpans(line, text);
+      else line.textContent = text;
     }
+  }
+
+  /** "pw 1×1 → dw 3×3 /2 → pw 1×1" with each dw / pw step in its own colour (and its letters). */
+  function pathSpans(line, text) {
+    text.split(" → ").forEach((step, index) => {
+      if (index > 0) node("tspan", {}, line).textContent = " → ";
+      const kind = step.startsWith("dw ") ? "is-depthwise" : step.startsWith("pw ") ? "is-pointwise" : "";
+      node("tspan", { class: kind }, line).textContent = step;
+    });
   }
 
   /** A button node: Tab-focusable, Enter/Space or click acts, described for screen readers. */
@@ -151,10 +161,16 @@ export function createDiagram(root, { onPick, onToggle }) {
     };
   }
 
+  /** The lines every full box ends with: output shape, parameters, MACs. */
   const numberLines = (item) => [
+    [`→ ${shapeText(item.output)}`, "num"],
     [t("arch.diagram.params", { count: formatCount(item.params) }), "num", "dg-muted"],
     [t("arch.diagram.macs", { count: formatCount(item.macs) }), "num", "dg-muted"],
   ];
+  const pathLine = (rows) => {
+    const path = weightPath(rows);
+    return path ? [path, "op", "dg-path"] : [t("arch.diagram.layers", { count: rows.length }), "op"];
+  };
 
   function convClass(item) {
     const weights = item.rows.filter(isWeight);
@@ -169,21 +185,22 @@ export function createDiagram(root, { onPick, onToggle }) {
       const kind = row.type === "Identity" ? "is-identity" : "is-light";
       return box(item, [[text, "op"]], { kind, role: "layer", pill: true });
     }
-    const lines = [[item.label, "name"], [operation(row), "op"], [`→ ${shapeText(item.output)}`, "num"], ...numberLines(item)];
+    const lines = [[item.label, "name"], [operation(row), "op"], ...numberLines(item)];
     return box(item, lines, { kind: convClass(item), role: "layer" });
   }
 
+  /** A closed container: its name, class, what it computes, its numbers; a click opens it. */
   function closedGroup(item) {
-    const marker = "▸ ";
-    const lines = [[`${marker}${item.label}`, "name"]];
-    if (item.synthetic || item.unit) lines.push([unitOperation(item.rows), "op"]);
+    const unit = item.synthetic || item.unit;
+    const lines = [[`▸ ${item.label}`, "name"]];
+    if (unit) lines.push([unitOperation(item.rows), "op"]);
     if (item.type) lines.push([item.type, "op", "dg-muted"]);
-    const path = item.unit || item.synthetic ? "" : weightPath(item.rows);
-    if (path) lines.push([path, "op"]);
-    else if (!item.unit && !item.synthetic) lines.push([t("arch.diagram.layers", { count: item.rows.length }), "op"]);
-    lines.push([`→ ${shapeText(item.output)}`, "num"], ...numberLines(item));
-    const role = item.synthetic || item.unit ? "unit" : "group";
-    return box(item, lines, { kind: `is-closed ${convClass(item)}`, role, expanded: false, action: () => { pickItem(item); toggle(item); } });
+    if (!unit) lines.push(pathLine(item.rows));
+    lines.push(...numberLines(item));
+    return box(item, lines, {
+      kind: `is-closed ${convClass(item)}`, role: unit ? "unit" : "group", expanded: false,
+      action: () => { pickItem(item); toggle(item); },
+    });
   }
 
   function stack(pieces) {
@@ -219,13 +236,19 @@ export function createDiagram(root, { onPick, onToggle }) {
     return {
       w, h,
       draw(parent, x, y) {
-        const g = node("g", { class: `dg-frame${item.merge ? " is-block" : ""}`, "data-block": item.name,
-          "data-merge": item.merge?.kind }, parent);
+        const g = node("g", {
+          class: `dg-frame${item.merge ? " is-block" : ""}`, "data-block": item.name,
+          "data-merge": item.merge?.kind,
+        }, parent);
         node("rect", { x, y, width: w, height: h, rx: 12, class: "dg-frame-box" }, g);
-        const head = node("g", { class: "dg-node dg-title", "data-role": "frame", "data-layer": item.name }, g);
-        node("rect", { x: x + 3, y: y + 3, width: size.w + 2 * PAD - 6, height: titleH - 4, rx: 6, class: "dg-box" }, head);
+        const head = node("g", {
+          class: "dg-node dg-title", "data-role": "frame", "data-layer": item.name,
+        }, g);
+        const titleW = size.w + 2 * PAD - 6;
+        node("rect", { x: x + 3, y: y + 3, width: titleW, height: titleH - 4, rx: 6, class: "dg-box" }, head);
         drawText(head, title, x + PAD, y + 4);
-        button(head, item.key, describe(item, item.type), () => { pickItem(item); toggle(item); }, open);
+        const action = () => { pickItem(item); toggle(item); };
+        button(head, item.key, describe(item, item.type), action, open);
         inner.draw(g, x + (w - inner.w) / 2, y + titleH);
       },
     };
@@ -238,23 +261,49 @@ export function createDiagram(root, { onPick, onToggle }) {
     return heads.size === 1 ? [...heads][0] : t("arch.diagram.branch", { n: branch.index + 1 });
   }
 
+  /** One lane of a join: an identity pill, the branch's parts (open) or one box for it (closed). */
   function branchPiece(item, branch, open) {
     const key = `${item.key}/${branch.index}`;
+    const lane = {
+      ...item, key, rows: branch.rows, params: branch.params, macs: branch.macs, output: branch.output,
+    };
     if (branch.identity) {
-      const identity = { ...item, key, name: branch.rows[0]?.name ?? `${item.name}`, rows: branch.rows,
-        params: 0, macs: 0, output: branch.output };
-      return box(identity, [[t("arch.diagram.identity"), "op"]], { kind: "is-identity", role: "branch-box", pill: true, key });
+      lane.name = branch.rows[0]?.name ?? item.name;
+      const lines = [[t("arch.diagram.identity"), "op"]];
+      return box(lane, lines, { kind: "is-identity", role: "branch-box", pill: true, key });
     }
     if (open) {
       const only = branch.items.length === 1 ? branch.items[0] : null;
-      const items = only && only.kind === "group" && !only.unit && !only.merge ? only.children : branch.items;
-      return stack(items.map(piece));
+      const opens = only && only.kind === "group" && !only.unit && !only.merge;
+      return stack((opens ? only.children : branch.items).map(piece));
     }
-    const summaryItem = { ...item, key, rows: branch.rows, params: branch.params, macs: branch.macs, output: branch.output };
-    const lines = [[`▸ ${branchLabel(item, branch)}`, "name"], [weightPath(branch.rows) || t("arch.diagram.layers", { count: branch.rows.length }), "op"],
-      [`→ ${shapeText(branch.output)}`, "num"], ...numberLines(summaryItem)];
-    return box(summaryItem, lines, { kind: `is-closed ${convClass(summaryItem)}`, role: "branch-box", expanded: false, key,
-      action: () => { pickItem(summaryItem); toggle(item, item.key); } });
+    const lines = [[`▸ ${branchLabel(item, branch)}`, "name"], pathLine(branch.rows), ...numberLines(lane)];
+    return box(lane, lines, {
+      kind: `is-closed ${convClass(lane)}`, role: "branch-box", expanded: false, key,
+      action: () => { pickItem(lane); toggle(item, item.key); },
+    });
+  }
+
+  /** The "+" (addition) or "concat → C×H×W" node where the branches meet. */
+  function joinPiece(item) {
+    const { merge } = item;
+    const add = merge.kind === "add";
+    const text = add ? "+" : t("arch.diagram.concat", { shape: shapeText(merge.output) });
+    const role = add ? "plus" : "merge";
+    const w = add ? 28 : measure.width(text, role) + 2 * PAD;
+    const h = add ? 28 : measure.lineHeight(role) + 8;
+    return {
+      w, h,
+      draw(parent, x, y) {
+        const g = node("g", {
+          class: `dg-merge is-${merge.kind}`, "data-kind": merge.kind, "data-block": item.name,
+        }, parent);
+        const label = add ? t("arch.diagram.add", { shape: shapeText(merge.output) }) : text;
+        node("title", {}, g).textContent = label;
+        node("rect", { x, y, width: w, height: h, rx: h / 2, class: "dg-join" }, g);
+        drawText(g, [[text, role]], x + w / 2, y + (h - measure.lineHeight(role)) / 2, "middle");
+      },
+    };
   }
 
   /** Before-layers, the fork, the branches side by side, the join node, the after-layers. */
@@ -262,51 +311,49 @@ export function createDiagram(root, { onPick, onToggle }) {
     const { merge } = item;
     const before = merge.before.length ? stack(merge.before.map(piece)) : null;
     const after = merge.after.length ? stack(merge.after.map(piece)) : null;
-    const columns = merge.branches.map((branch) => ({ branch, piece: branchPiece(item, branch, open) }));
-    const rowW = columns.reduce((sum, c) => sum + c.piece.w, 0) + COLUMN_GAP * (columns.length - 1);
-    const rowH = Math.max(...columns.map((c) => c.piece.h));
-    const add = merge.kind === "add";
-    const joinText = add ? "+" : t("arch.diagram.concat", { shape: shapeText(merge.output) });
-    const joinRole = add ? "plus" : "merge";
-    const joinW = add ? 28 : measure.width(joinText, "merge") + 2 * PAD;
-    const joinH = add ? 28 : measure.lineHeight("merge") + 8;
-    const w = Math.max(rowW, joinW, before?.w ?? 0, after?.w ?? 0);
-    const h = (before ? before.h : 0) + FORK + rowH + FORK + joinH + (after ? GAP + after.h : 0);
+    const lanes = merge.branches.map((branch) => ({ branch, piece: branchPiece(item, branch, open) }));
+    const rowW = lanes.reduce((sum, lane) => sum + lane.piece.w, 0) + COLUMN_GAP * (lanes.length - 1);
+    const rowH = Math.max(...lanes.map((lane) => lane.piece.h));
+    const join = joinPiece(item);
+    const w = Math.max(rowW, join.w, before?.w ?? 0, after?.w ?? 0);
+    const h = (before ? before.h : 0) + FORK + rowH + FORK + join.h + (after ? GAP + after.h : 0);
+
+    /** A lane: edge from the fork, the branch, edge to the join (dashed for a shortcut). */
+    function drawLane(g, { branch, piece: column }, left, fork, rowTop, spine) {
+      const cx = left + column.w / 2;
+      const lane = node("g", {
+        class: `dg-branch is-${branch.role}`, "data-role": "branch", "data-block": item.name,
+        "data-branch": String(branch.index),
+      }, g);
+      const dashed = branch.role === "shortcut" ? "is-shortcut" : "";
+      edge(lane, `M${spine},${fork}V${fork + FORK / 2}H${cx}V${rowTop}`, dashed);
+      column.draw(lane, left, rowTop);
+      const rowBottom = rowTop + rowH;
+      edge(lane, `M${cx},${rowTop + column.h}V${rowBottom + FORK / 2}H${spine}V${rowBottom + FORK}`, dashed);
+    }
+
     return {
       w, h,
       draw(g, x, y) {
         const spine = x + w / 2;
-        let top = y;
+        let fork = y;
         if (before) {
-          before.draw(g, x + (w - before.w) / 2, top);
-          top += before.h;
+          before.draw(g, x + (w - before.w) / 2, fork);
+          fork += before.h;
         } else {
-          node("circle", { cx: spine, cy: top + 2, r: 3, class: "dg-fork" }, g);
+          node("circle", { cx: spine, cy: fork + 2, r: 3, class: "dg-fork" }, g);
         }
-        const rowTop = top + FORK;
-        const rowBottom = rowTop + rowH;
+        const rowTop = fork + FORK;
         let left = x + (w - rowW) / 2;
-        for (const { branch, piece: column } of columns) {
-          const cx = left + column.w / 2;
-          const lane = node("g", { class: `dg-branch is-${branch.role}`, "data-role": "branch",
-            "data-block": item.name, "data-branch": String(branch.index) }, g);
-          const dashed = branch.role === "shortcut" ? "is-shortcut" : "";
-          edge(lane, `M${spine},${top}V${top + FORK / 2}H${cx}V${rowTop}`, dashed);
-          column.draw(lane, left, rowTop);
-          node("path", { d: `M${cx},${rowTop + column.h}V${rowBottom + FORK / 2}H${spine}V${rowBottom + FORK}`,
-            class: `dg-edge ${dashed}`, "marker-end": "url(#dg-arrow)" }, lane);
-          left += column.w + COLUMN_GAP;
+        for (const lane of lanes) {
+          drawLane(g, lane, left, fork, rowTop, spine);
+          left += lane.piece.w + COLUMN_GAP;
         }
-        const joinTop = rowBottom + FORK;
-        const join = node("g", { class: `dg-merge is-${merge.kind}`, "data-kind": merge.kind, "data-block": item.name }, g);
-        const label = add ? t("arch.diagram.add", { shape: shapeText(merge.output) }) : joinText;
-        node("title", {}, join).textContent = label;
-        if (add) node("circle", { cx: spine, cy: joinTop + joinH / 2, r: joinH / 2, class: "dg-join" }, join);
-        else node("rect", { x: spine - joinW / 2, y: joinTop, width: joinW, height: joinH, rx: joinH / 2, class: "dg-join" }, join);
-        drawText(join, [[joinText, joinRole]], spine, joinTop + (joinH - measure.lineHeight(joinRole)) / 2, "middle");
+        const joinTop = rowTop + rowH + FORK;
+        join.draw(g, spine - join.w / 2, joinTop);
         if (after) {
-          edge(g, `M${spine},${joinTop + joinH}V${joinTop + joinH + GAP}`);
-          after.draw(g, x + (w - after.w) / 2, joinTop + joinH + GAP);
+          edge(g, `M${spine},${joinTop + join.h}V${joinTop + join.h + GAP}`);
+          after.draw(g, x + (w - after.w) / 2, joinTop + join.h + GAP);
         }
       },
     };
@@ -324,8 +371,9 @@ export function createDiagram(root, { onPick, onToggle }) {
   function inputPiece() {
     const { channels, height, width } = summary.input;
     const text = t("arch.diagram.input", { shape: `${channels}×${height}×${width}` });
-    return box({ key: "input", name: "input", rows: [], params: 0, macs: 0, output: [channels, height, width] },
-      [[text, "op"]], { kind: "is-input", role: "input", pill: true, action: () => {} });
+    const input = { key: "input", name: "input", rows: [], params: 0, macs: 0 };
+    input.output = [channels, height, width];
+    return box(input, [[text, "op"]], { kind: "is-input", role: "input", pill: true, action: () => {} });
   }
 
   function draw(focusKey = null) {
@@ -334,10 +382,14 @@ export function createDiagram(root, { onPick, onToggle }) {
     const whole = stack([inputPiece(), ...tree.map(piece)]);
     const width = whole.w + 2 * MARGIN;
     const height = whole.h + 2 * MARGIN;
-    const svg = node("svg", { width, height, viewBox: `0 0 ${width} ${height}`, class: "dg-svg", role: "group",
-      "aria-label": t("arch.diagram.aria", { model: summary.model }) });
-    const marker = node("marker", { id: "dg-arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 9,
-      markerHeight: 9, markerUnits: "userSpaceOnUse", orient: "auto-start-reverse" }, node("defs", {}, svg));
+    const svg = node("svg", {
+      width, height, viewBox: `0 0 ${width} ${height}`, class: "dg-svg", role: "group",
+      "aria-label": t("arch.diagram.aria", { model: summary.model }),
+    });
+    const marker = node("marker", {
+      id: "dg-arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 9, markerHeight: 9,
+      markerUnits: "userSpaceOnUse", orient: "auto-start-reverse",
+    }, node("defs", {}, svg));
     node("path", { d: "M0,0L10,5L0,10z", class: "dg-arrowhead" }, marker);
     whole.draw(svg, MARGIN, MARGIN);
     // The spine (the diagram's centre line) stays where the reader had it: a new model starts

@@ -77,15 +77,17 @@ def test_opening_a_block_by_keyboard_shows_depthwise_and_pointwise(page):
     assert page.locator(f"{DIAGRAM} .dg-merge[data-kind=add]").count() == 10
     assert page.locator(f"{DIAGRAM} .dg-branch.is-shortcut .is-identity").count() == 10
     frame = page.locator(f'{DIAGRAM} .dg-frame[data-block="features.3"]')
-    assert frame.locator(".is-depthwise").count() == 0  # closed: one box for the main path
+    assert frame.locator(".dg-node.is-depthwise").count() == 0  # closed: one box for the main path
+    steps = frame.locator("tspan.is-depthwise, tspan.is-pointwise").all_text_contents()
+    assert steps == ["pw 1×1", "dw 3×3", "pw 1×1"]  # its path still tells dw from pw
     page.locator(f'{DIAGRAM} [data-key="features.3/1"]').focus()
     page.keyboard.press("Enter")
     title = page.locator(f'{DIAGRAM} .dg-title[data-key="features.3"]')
     assert title.get_attribute("aria-expanded") == "true"
     assert focused_key(page) == "features.3"  # the focus stays on the block it opened
-    assert frame.locator(".is-depthwise").count() == 1
-    assert frame.locator(".is-pointwise").count() == 2
-    assert "dw Conv 3×3" in lines(frame.locator(".is-depthwise"))
+    assert frame.locator(".dg-node.is-depthwise").count() == 1
+    assert frame.locator(".dg-node.is-pointwise").count() == 2
+    assert "dw Conv 3×3" in lines(frame.locator(".dg-node.is-depthwise"))
     page.wait_for_function("() => location.search.includes('open=features.3')")
     page.keyboard.press("Tab")  # onward to the first unit inside, then open it with Space
     assert focused_key(page) == "features.3.conv.0"
@@ -95,7 +97,7 @@ def test_opening_a_block_by_keyboard_shows_depthwise_and_pointwise(page):
     assert focused_key(page) == "features.3"
     page.keyboard.press("Enter")
     assert title.get_attribute("aria-expanded") == "false"
-    assert frame.locator(".is-depthwise").count() == 0
+    assert frame.locator(".dg-node.is-depthwise").count() == 0
 
 
 def test_picking_a_box_marks_its_rows_and_survives_a_reload(page):
