@@ -58,6 +58,7 @@ ACTIVATIONS = {"none": None, "relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sig
 GROWTHS = ("constant", "doubling")
 WEIGHTS = ("uniform", "random")
 STACK_CHANNELS = 4
+STACK_SIDE = 64  # a stack's input side when none is given (no model fixes one)
 MASS_LEVEL = 0.95
 
 
@@ -354,8 +355,8 @@ def stack_field_graph(config: StackConfig, shape: tuple[int, int, int]) -> Field
 
 def stack_effective_field(
     config: StackConfig,
-    height: int,
-    width: int,
+    height: int | None = None,
+    width: int | None = None,
     y: int | None = None,
     x: int | None = None,
     *,
@@ -363,7 +364,9 @@ def stack_effective_field(
     seed: int = 0,
     max_macs: int | None = None,
 ) -> EffectiveField:
-    """ERF of a unit of the stack's last layer (default: the centre)."""
+    """ERF of a unit of the stack's last layer (default: the centre) on a `height`×`width`
+    input (default: STACK_SIDE on each omitted side)."""
+    height, width = height or STACK_SIDE, width or STACK_SIDE
     _check_samples(samples)
     config.check_fits(min(height, width))
     _check_cost(config.macs(height, width) * samples, max_macs)

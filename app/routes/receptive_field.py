@@ -82,11 +82,10 @@ def _on_random_inputs(body: EffectiveIn, settings: Settings) -> EffectiveOut:
     """Luo et al.'s ERF: averaged over random inputs, for a zoo model or a conv stack."""
     body.check_limits(settings)
     if body.stack is not None:
-        height, width = body.height or 64, body.width or 64
         erf = stack_effective_field(
             body.stack.config(),
-            height,
-            width,
+            body.height,
+            body.width,
             body.y,
             body.x,
             samples=body.samples,

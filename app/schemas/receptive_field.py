@@ -180,7 +180,9 @@ class EffectiveIn(BaseModel):
     x: int | None = Field(None, ge=0, le=PARSE_CEILING)
     samples: int = Field(16, ge=1, le=PARSE_CEILING)
     seed: int = Field(0, ge=0, le=2**31 - 1)
-    height: int | None = Field(None, ge=1, le=PARSE_CEILING, description="default: the model's")
+    height: int | None = Field(
+        None, ge=1, le=PARSE_CEILING, description="default: the model's; a stack's: 64"
+    )
     width: int | None = Field(None, ge=1, le=PARSE_CEILING)
 
     def check_limits(self, settings: Settings) -> None:

@@ -118,6 +118,13 @@ def test_unknown_model_is_404():
         assert r.status_code == 404 and "nope" in r.json()["detail"]
 
 
+def test_a_stack_without_a_size_is_64_by_64():
+    r = client.post("/api/receptive-field/effective", json={"stack": {"depth": 2}, "samples": 1})
+    assert r.status_code == 200
+    assert r.json()["input"] == {"channels": 4, "height": 64, "width": 64}
+    assert decode_png(r.json()["heatmap"]).shape == (64, 64)
+
+
 def test_effective_field_of_a_uniform_stack():
     r = client.post(
         "/api/receptive-field/effective",

@@ -9,6 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnncore.effective_rf import (
+    STACK_CHANNELS,
+    STACK_SIDE,
     StackConfig,
     conv_stack,
     depth_sweep,
@@ -301,3 +303,12 @@ def test_forward_passes_in_other_threads_survive_concurrent_requests():
     for thread in threads:
         thread.join()
     assert errors == []
+
+
+def test_a_stack_without_a_size_takes_the_default_side():
+    square = stack_effective_field(StackConfig(2), samples=1)
+    assert square.input_shape == (STACK_CHANNELS, STACK_SIDE, STACK_SIDE)
+    assert square.heatmap.shape == (STACK_SIDE, STACK_SIDE)
+    assert (square.y, square.x) == (STACK_SIDE // 2, STACK_SIDE // 2)  # the centre unit
+    tall = stack_effective_field(StackConfig(2), 20, samples=1)
+    assert tall.input_shape == (STACK_CHANNELS, 20, STACK_SIDE)
