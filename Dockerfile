@@ -8,7 +8,7 @@ COPY pyproject.toml README.md ./
 COPY cnncore cnncore
 COPY app app
 RUN pip install --no-cache-dir --index-url "$TORCH_INDEX" "torch==2.13.0" \
- && pip install --no-cache-dir .
+ && pip install --no-cache-dir ".[postgres]"
 
 FROM python:3.11-slim
 # PYTHONPATH: app/ and cnncore/ are imported from /srv/cnnviz (not the copy pip put in the venv),

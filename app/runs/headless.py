@@ -24,7 +24,7 @@ from app.runs.history import record_events
 from app.runs.manager import new_run_id, open_store
 from app.runs.owners import claim_owner, release_owner
 from app.runs.spec import RunSpec, newest_checkpoint, plan_run
-from app.runs.store import RunStore
+from app.runs.store import RunStore, describe_database
 from app.runs.worker import execute_run, failure_event
 from app.schemas.runs import RunCreate
 from app.settings import Settings
@@ -214,7 +214,8 @@ def train_command(args: argparse.Namespace, settings: Settings, err: TextIO = sy
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
     bar = None if args.quiet else ProgressBar(err)
-    err.write(f"run {run_id} (recorded in {settings.sqlite_path})\n")
+    where = describe_database(settings.database_url, settings.sqlite_path)
+    err.write(f"run {run_id} (recorded in {where})\n")
     end: dict[str, Any] = {}
     try:
         for event in execute_run(spec, should_stop=lambda: stop["requested"]):

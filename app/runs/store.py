@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
+from urllib.parse import urlsplit, urlunsplit
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -180,6 +181,20 @@ _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 def shared_database(url: str) -> bool:
     """Whether the URL names a database server that several server workers can share."""
     return url.startswith(_POSTGRES_SCHEMES)
+
+
+def describe_database(url: str, sqlite_path: Path) -> str:
+    """Where runs are recorded, for people to read: the SQLite file, or the database URL with its
+    password hidden."""
+    if not url:
+        return str(sqlite_path)
+    if url.startswith("sqlite:///"):
+        return url.removeprefix("sqlite:///")
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def open_run_store(url: str, sqlite_path: Path, pool_size: int = 8) -> RunStore:

@@ -16,7 +16,14 @@ import pytest
 
 from app.runs.history import EPOCH_COLUMNS, STEP_COLUMNS, metrics_csv, metrics_tables, record_events
 from app.runs.owners import claim_owner, owner_alive, release_owner
-from app.runs.store import ACTIVE_STATUSES, RunCommands, RunStore, SQLiteRunStore, open_run_store
+from app.runs.store import (
+    ACTIVE_STATUSES,
+    RunCommands,
+    RunStore,
+    SQLiteRunStore,
+    describe_database,
+    open_run_store,
+)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -289,3 +296,15 @@ def test_a_dropped_connection_is_replaced_before_it_is_lent(postgres_url, tmp_pa
         assert idle.closed
     finally:
         store.close()
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("", "/data/cnnviz.sqlite3"),
+    ("sqlite:///tmp/runs.db", "tmp/runs.db"),
+    ("postgresql://teacher:s3cret@db.example:5432/cnnviz", "postgresql://teacher:***@db.example:5432/cnnviz"),
+    ("postgresql://teacher@db/cnnviz", "postgresql://teacher@db/cnnviz"),
+])
+def test_where_runs_are_recorded_is_shown_without_the_password(url, shown):
+    from pathlib import Path
+
+    assert describe_database(url, Path("/data/cnnviz.sqlite3")) == shown
