@@ -29,6 +29,7 @@ import torch
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
+from cnncore.errors import CNNCoreError
 from cnncore.features import symbolic_trace
 
 __all__ = ["Block", "Branch", "Merge", "model_blocks"]
@@ -129,7 +130,10 @@ def model_blocks(model: nn.Module, input_shape: Shape) -> tuple[Block, ...]:
     try:
         graph_module = symbolic_trace(model)  # an untraceable model: CNNCoreError naming `model`
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
-        ShapeProp(graph_module).propagate(torch.zeros(1, *input_shape, device=device))
+        try:
+            ShapeProp(graph_module).propagate(torch.zeros(1, *input_shape, device=device))
+        except (RuntimeError, ValueError) as exc:  # the summary names the layer; here: why
+            raise CNNCoreError(f"the model does not run on this input: {exc}", "model") from exc
     finally:
         for module, training in was_training.items():
             module.training = training

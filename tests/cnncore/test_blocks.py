@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from cnncore.blocks import model_blocks
+from cnncore.errors import CNNCoreError
 from cnncore.inspect import summarize_blocks, summarize_model
 from cnncore.models import build_model, list_models
 from cnncore.models.googlenet import INCEPTION_SETTINGS
@@ -174,3 +175,9 @@ def test_a_forward_joining_twice_gets_no_merge_and_constants_are_no_join():
     assert blocks["inner"].merge is None  # `+ 1` adds no second path
     assert blocks["body"].merge is None
     assert blocks["body"].output_shape == (4, 5, 5)
+
+
+def test_an_input_the_model_cannot_take_is_a_core_error():
+    with pytest.raises(CNNCoreError) as error:
+        model_blocks(build_model("lenet5", device="meta"), (1, 3, 3))
+    assert error.value.field == "model"
