@@ -11,7 +11,11 @@ training from scratch. Here:
   number of classes (the "new head" of Yosinski et al.'s transfer networks);
 - `freeze` names layer prefixes (`features`, `features.0`, …, dotted module paths as
   everywhere in cnnviz) whose parameters stop learning (`requires_grad = False`: autograd
-  gives them no gradient, so no optimiser moves them, weight decay included).
+  gives them no gradient, so no optimiser moves them, weight decay included); a frozen batch
+  norm layer also keeps the running statistics it learnt on the source task and normalises with
+  them while the rest trains (it runs in inference mode, as Keras does for a `BatchNormalization`
+  layer with `trainable = False`): otherwise every training batch of the new task would move
+  its running mean and variance, and the "frozen" layer would compute something else.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ __all__ = [
     "TransferPlan",
     "checkpoint_layers",
     "freeze_layers",
+    "hold_statistics",
     "output_layer",
     "plan_transfer",
     "transfer_data",
@@ -84,6 +89,23 @@ def freeze_layers(model: nn.Module, prefixes: list[str]) -> list[str]:
     for name in frozen:
         parameters[name].requires_grad_(False)
     return frozen
+
+
+def _use_learnt_statistics(module: nn.Module, _inputs: tuple) -> None:
+    # Forward pre-hook: whatever `model.train()` set, normalise with the running statistics
+    # and leave them as they are (only training mode updates them).
+    module.train(False)
+
+
+def hold_statistics(model: nn.Module, prefixes: list[str]) -> list[str]:
+    """Keep the batch norm layers under the frozen prefixes in inference mode; their names."""
+    held = []
+    for name, module in model.named_modules():
+        frozen = any(_matching([name], prefix) for prefix in prefixes)
+        if frozen and isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.register_forward_pre_hook(_use_learnt_statistics)
+            held.append(name)
+    return held
 
 
 def _build(config: TrainConfig, input_shape: tuple[int, int, int], classes: int) -> nn.Module:
@@ -178,4 +200,5 @@ def transfer_model(
     for parameter in model.parameters():
         parameter.requires_grad_(True)
     freeze_layers(model, freeze)
+    hold_statistics(model, freeze)
     return model
