@@ -1,8 +1,9 @@
-"""Driving the step-through explorers (/conv, /pool; both built on static/js/explorer.js) in tests.
+"""Helpers that drive pages in the browser tests.
 
-`ExplorerPage` opens a page, records every trace request it sends (the exact body, so a test can
-recompute the answer with torch), changes controls and waits for the new trace on screen, and
-reads the highlighted cell and the grids. `url_state(page)` is the page's URL state as a dict.
+`url_state(page)` is any page's URL state as a dict. `ExplorerPage` drives a step-through
+explorer (/conv, /pool; both built on static/js/explorer.js): it opens the page, records every
+trace request it sends (the exact body, so a test can recompute the answer with torch), changes
+controls and waits for the new trace on screen, and reads the highlighted cell and the grids.
 """
 
 from __future__ import annotations

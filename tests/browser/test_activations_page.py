@@ -2,11 +2,11 @@
 derivative; the vanishing-gradient bars equal the API's (and cnncore's) numbers."""
 
 import json
-from urllib.parse import parse_qs, urlparse
 
 import pytest
 import torch
 import torch.nn.functional as F
+from drivers import url_state
 
 from cnncore.vanishing import vanishing_gradients
 
@@ -137,7 +137,7 @@ def test_url_round_trip_and_korean(page):
     assert {r["activation"] for r in view.deeps} == {"tanh", "relu"}
     assert all(r["depth"] == 7 and r["init"] == "xavier" for r in view.deeps)
     assert page.inner_text("h1") == "활성화 함수"
-    state = {k: v[0] for k, v in parse_qs(urlparse(page.url).query).items()}
+    state = url_state(page)
     assert state["deep"] == "tanh" and state["depth"] == "7"
 
 

@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 import torch
 import torch.nn.functional as F
+from drivers import url_state
 
 LN = {"e": 1.0, "2": math.log(2), "10": math.log(10)}
 
@@ -146,6 +147,6 @@ def test_url_round_trip(page):
     assert page.locator("#scores input[type=range]").count() == 5
     body = view.requests[-1]
     assert body["logits"] == [1, 2, 3, 4, 5] and body["gamma"] == 1.5 and body["target"] == 3
-    state = {k: v[0] for k, v in parse_qs(urlparse(page.url).query).items()}
+    state = url_state(page)
     again = LossPage(page).open(urlparse(page.url).query)
     assert again.requests[-1] == body and state["kind"] == "focal"

@@ -6,7 +6,7 @@ from urllib.parse import urlparse
 import pytest
 import torch
 import torch.nn.functional as F
-from explorer import ExplorerPage, url_state
+from drivers import ExplorerPage, url_state
 
 
 class PoolPage(ExplorerPage):

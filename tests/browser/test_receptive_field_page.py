@@ -7,6 +7,7 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 import numpy as np
+from drivers import url_state
 from PIL import Image
 
 ERF_DONE = "() => document.getElementById('results').getAttribute('aria-busy') === 'false'"
@@ -55,10 +56,6 @@ def box_text(box: dict) -> str:
     return f"{box['y0']},{box['y1']},{box['x0']},{box['x1']}"
 
 
-def query(page) -> dict[str, str]:
-    return {k: v[0] for k, v in parse_qs(urlparse(page.url).query).items()}
-
-
 def click_unit(page, y: int, x: int):
     """Click the middle of unit (y, x) on the layer's map."""
     height, width = map(int, data(page, "#map-canvas")["size"].split(","))
@@ -83,7 +80,7 @@ def test_clicking_a_unit_draws_the_box_the_api_gives(page, live_server, screensh
     click_unit(page, 2, 7)
     page.wait_for_function("() => document.getElementById('map-canvas').dataset.unit === '2,7'")
     wait_for_erf(page)
-    assert query(page)["y"] == "2" and query(page)["x"] == "7"
+    assert url_state(page)["y"] == "2" and url_state(page)["x"] == "7"
     api = api_box(live_server, "lenet5", "features.3", 2, 7, (1, 32, 32))
     drawn = data(page, "#picture-canvas")
     assert drawn["box"] == box_text(api["box"]) == "4,17,14,27"
@@ -124,7 +121,7 @@ def test_arrow_keys_move_the_unit_by_one_jump(page, live_server):
     assert data(page, "#picture-canvas")["box"] == box_text(api["box"])
     # the jump of features.3 is 2: one unit right moved the box two pixels
     assert api["box"]["x0"] == 10 and api["jump"] == {"height": 2, "width": 2}
-    assert query(page)["y"] == "5" and query(page)["x"] == "5"
+    assert url_state(page)["y"] == "5" and url_state(page)["x"] == "5"
 
 
 def test_depth_slider_grows_the_field_over_the_same_spot(page, live_server):
@@ -213,7 +210,7 @@ def test_an_uploaded_picture_is_what_the_unit_sees(page, tmp_path):
 def test_bad_unit_in_the_url_falls_back_to_the_centre(page):
     open_rf(page, "model=lenet5&sample=digit&layer=features.3&y=99&x=-1")
     assert data(page, "#map-canvas")["unit"] == "5,5"
-    assert query(page)["y"] == "5"
+    assert url_state(page)["y"] == "5"
 
 
 def test_features_page_links_a_clicked_pixel_here(page):
