@@ -98,16 +98,10 @@ def resolve_padding(
     bottom/right. It is defined only for stride 1 (otherwise no padding keeps the size) and not for
     transposed convolutions.
     """
-    if isinstance(padding, str):
-        mode = padding.lower()
-        if mode == "valid":
-            return Padding2d(0, 0, 0, 0)
-        if mode != "same":
-            raise CNNCoreError(
-                f"padding must be an integer, a [height, width] pair, 'same' or 'valid', "
-                f"got {padding!r}",
-                "padding",
-            )
+    mode = padding.lower() if isinstance(padding, str) else None
+    if mode == "valid":
+        return Padding2d(0, 0, 0, 0)
+    if mode == "same":
         if transposed:
             raise CNNCoreError(
                 "padding='same' is undefined for a transposed convolution: it enlarges the input "
@@ -120,14 +114,13 @@ def resolve_padding(
                 "stride the output is smaller than the input whatever the padding",
                 "padding",
             )
-        totals = [d * (k - 1) for k, d in zip(kernel_size, dilation, strict=True)]
-        (th, tw) = totals
+        th, tw = (d * (k - 1) for k, d in zip(kernel_size, dilation, strict=True))
         return Padding2d(th // 2, th - th // 2, tw // 2, tw - tw // 2)
     if isinstance(padding, int) and not isinstance(padding, bool):
         ph = pw = padding
     elif isinstance(padding, (tuple, list)) and len(padding) == 2:
         ph, pw = padding
-    else:
+    else:  # another word, or neither a number nor a pair
         raise CNNCoreError(
             f"padding must be an integer, a [height, width] pair, 'same' or 'valid', "
             f"got {padding!r}",
