@@ -7,6 +7,7 @@ import sys
 
 import uvicorn
 
+from app.memory import limit_arenas
 from app.runs.store import open_run_store, shared_database
 from app.settings import Settings, get_settings
 
@@ -53,6 +54,8 @@ def main(argv: list[str] | None = None) -> None:
             _check_database(settings)
             if args.workers > 1:
                 print(PER_PROCESS.format(workers=args.workers), file=sys.stderr)
+        # Before any thread starts; the workers inherit it as MALLOC_ARENA_MAX (app/memory.py).
+        limit_arenas(settings.malloc_arena_max)
         uvicorn.run(
             "app.main:app", host=args.host, port=args.port, workers=args.workers, reload=args.reload
         )

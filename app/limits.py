@@ -10,19 +10,25 @@ read; a body without one (chunked) is counted as it arrives and cut off at the l
 (feature maps, effective receptive fields, starting runs): one client address may have at most
 `client_heavy_requests` of them in flight per group; the next gets 429 with `Retry-After`
 (RFC 9110 §10.2.3), so one busy tab cannot starve a classroom. The count lives in this process:
-with several workers each worker counts on its own (README, "Several workers").
+with several workers each worker counts on its own (README, "Several workers"). When a heavy
+request ends, the heap's free pages go back to the system (`app.memory.HeapTrimmer`, at most
+once per `malloc_trim_seconds`, in a worker thread): what a forward pass freed would otherwise
+stay in its thread's malloc arena.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
 from collections.abc import AsyncIterator
+from functools import lru_cache
 
 from fastapi import HTTPException, Request
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.memory import HeapTrimmer
 from app.settings import get_settings
 
 __all__ = ["BodyLimitMiddleware", "ClientConcurrencyLimit", "client_address", "heavy_work"]
@@ -172,6 +178,16 @@ class ClientConcurrencyLimit:
             self.active[client] -= 1
             if self.active[client] <= 0:
                 del self.active[client]
+            if settings.malloc_trim_seconds > 0:  # not awaited: the trim holds up no request
+                asyncio.get_running_loop().run_in_executor(
+                    None, _trimmer(settings.malloc_trim_seconds)
+                )
+
+
+@lru_cache(maxsize=4)
+def _trimmer(every: float) -> HeapTrimmer:
+    """The one trimmer of this process (per setting value, so a test can change it)."""
+    return HeapTrimmer(every)
 
 
 _LIMITS: dict[str, ClientConcurrencyLimit] = {}

@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     # torch intra-op threads of the server process (set once at start-up); 0: torch's default.
     # Requests already run side by side in the server's thread pool (docs/PERFORMANCE.md).
     torch_threads: int = Field(0, ge=0, le=256)
+    # glibc malloc (app/memory.py): arenas of the `cnnviz serve` processes (0: glibc's default,
+    # 8 per core) and how often a heavy request may hand free heap back (malloc_trim; 0: never)
+    malloc_arena_max: int = Field(2, ge=0, le=1024)
+    malloc_trim_seconds: float = Field(10.0, ge=0)
 
     # --- every request (app/limits.py) and cross-origin access -------------------------------
     max_body_bytes: int = 4_000_000  # any body but an upload (JSON): 413 above this

@@ -54,7 +54,6 @@ ASSET = re.compile(r'(?:src|href)="(/static/[^"]+\.(?:js|css))"')
 WARM_UP_S = 60.0
 ACTIVE = ("queued", "running", "paused")
 KEEP_ALIVE_S = 5  # uvicorn's default --timeout-keep-alive
-LOG_LEVEL = "warning"
 
 
 @dataclass
@@ -449,14 +448,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def serve(port: int, data_dir: str, log, extra_env: dict[str, str]) -> subprocess.Popen:
-    """uvicorn in its own process (one worker: the process that answers is the one measured)."""
+def serve(port: int, data_dir: str, log, extra_env: dict[str, str],
+          probe: list[str] | None = None) -> subprocess.Popen:  # fmt: skip
+    """uvicorn in its own process (one worker: the process that answers is the one measured),
+    started by benchmarks/server_memory.py as `cnnviz serve` would start it; `probe`: its
+    options for sampling memory from inside."""
     env = {**os.environ, "CNNVIZ_DATA_DIR": data_dir, "PYTHONPATH": str(ROOT), **extra_env}
+    command = [sys.executable, str(ROOT / "benchmarks" / "server_memory.py"), "serve",
+               *(probe or [])]  # fmt: skip
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port",
-         str(port), "--log-level", LOG_LEVEL],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
-    )  # fmt: skip
+        [*command, "--port", str(port)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env
+    )
     for _ in range(300):
         try:
             if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=1).status_code == 200:
@@ -483,6 +485,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the report here")
     parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
                         help="an environment variable for the server (repeatable)")  # fmt: skip
+    parser.add_argument("--probe", nargs=argparse.REMAINDER, metavar="OPTION",
+                        help="last: run the server under benchmarks/server_memory.py with these "
+                        "options (--out DIR [--trace-from S] [--snapshot-at S] ...)")  # fmt: skip
     args = parser.parse_args(argv)
     duration = args.soak or args.duration
     RUN_CONFIG["epochs"] = args.epochs
@@ -492,7 +497,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="cnnviz-classroom-") as data_dir, \
             tempfile.TemporaryFile() as log:  # fmt: skip
         server_env = dict(item.split("=", 1) for item in args.server_env)
-        server = serve(port, data_dir, log, server_env)
+        server = serve(port, data_dir, log, server_env, args.probe)
         try:
             report = asyncio.run(classroom(f"http://127.0.0.1:{port}", server.pid,
                                            args.students, duration, args.baseline,

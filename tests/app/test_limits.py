@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from app import limits
 from app.limits import BodyLimitMiddleware, ClientConcurrencyLimit
 from app.main import app, create_app
 from app.settings import ROOT, Settings, get_settings
@@ -168,6 +169,27 @@ def test_slot_is_given_back_when_the_request_fails():
         assert tiny_client.post("/fail").status_code == 500
         assert tiny_client.post("/fail").status_code == 500  # not 429: the slot came back
     assert not limit.active
+
+
+def test_a_finished_heavy_request_hands_free_heap_back(monkeypatch):
+    """Each heavy request that ends asks the process's trimmer (which rate-limits itself)."""
+    asked: list[float] = []
+    monkeypatch.setattr(limits, "_trimmer", lambda every: lambda: asked.append(every))
+    limit = ClientConcurrencyLimit("work", limit=1, retry_after=1)
+    tiny = FastAPI()
+
+    @tiny.post("/work", dependencies=[Depends(limit)])
+    def work() -> dict[str, bool]:
+        return {"done": True}
+
+    with TestClient(tiny) as tiny_client:
+        for _ in range(3):
+            assert tiny_client.post("/work").status_code == 200
+    assert asked == [get_settings().malloc_trim_seconds] * 3
+    monkeypatch.setattr(get_settings(), "malloc_trim_seconds", 0.0)  # 0: never
+    with TestClient(tiny) as tiny_client:
+        assert tiny_client.post("/work").status_code == 200
+    assert len(asked) == 3
 
 
 def _routes(routes):
