@@ -23,6 +23,7 @@ const COLUMN_GAP = 14;
 const FRAME = 9; // inside a frame, around its content
 const FORK = 20; // from the fork to the branches' tops, and from their bottoms to the join
 const MARGIN = 10;
+const TITLE_LINE = 260; // widest one-line frame title over narrower content
 
 const shapeText = (shape) => (shape ? shape.join("×") : t("arch.diagram.not_run"));
 
@@ -145,7 +146,7 @@ export function createDiagram(root, { onPick, onToggle }) {
   }
 
   /** A box of text lines; `kind` adds a class (dw, pw, container, ...). */
-  function box(item, lines, { kind = "", role, expanded, action, key = item.key, pill = false }) {
+  function box(item, lines, { kind = "", role, expanded, action, key = item.key, pill = false, label }) {
     const size = textLines(lines);
     const w = Math.max(pill ? 0 : 104, size.w + 2 * PAD);
     const h = size.h + (pill ? 8 : 2 * PAD);
@@ -156,7 +157,7 @@ export function createDiagram(root, { onPick, onToggle }) {
         node("rect", { x, y, width: w, height: h, rx: pill ? h / 2 : 8, class: "dg-box" }, g);
         drawText(g, lines, pill ? x + w / 2 : x + PAD, y + (pill ? 4 : PAD), pill ? "middle" : "start");
         const op = lines.length > 1 ? lines[1][0] : item.type;
-        button(g, key, describe(item, op), action || (() => pickItem(item)), expanded);
+        button(g, key, label || describe(item, op), action || (() => pickItem(item)), expanded);
       },
     };
   }
@@ -228,7 +229,12 @@ export function createDiagram(root, { onPick, onToggle }) {
   /** An open container: a frame with its title (a button that closes it) around `inner`. */
   function frame(item, inner, open) {
     const marker = open ? "▾" : "▸";
-    const title = [[`${marker} ${item.label}  ${item.type}  → ${shapeText(item.output)}`, "title"]];
+    const name = `${marker} ${item.label}`;
+    const rest = `${item.type ? `${item.type}  ` : ""}→ ${shapeText(item.output)}`;
+    // One line when it is not much wider than the content, else the class and shape go on a
+    // second line: a phone's screen then holds the frames of MobileNet v2 and ResNet.
+    let title = [[`${name}  ${rest}`, "title"]];
+    if (textLines(title).w + 2 * PAD > Math.max(inner.w, TITLE_LINE)) title = [[name, "title"], [rest, "op"]];
     const size = textLines(title);
     const titleH = size.h + 8;
     const w = Math.max(inner.w, size.w + 2 * PAD) + 2 * FRAME;
@@ -270,7 +276,8 @@ export function createDiagram(root, { onPick, onToggle }) {
     if (branch.identity) {
       lane.name = branch.rows[0]?.name ?? item.name;
       const lines = [[t("arch.diagram.identity"), "op"]];
-      return box(lane, lines, { kind: "is-identity", role: "branch-box", pill: true, key });
+      const label = t("arch.diagram.identity_label", { name: item.name, shape: shapeText(lane.output) });
+      return box(lane, lines, { kind: "is-identity", role: "branch-box", pill: true, key, label });
     }
     if (open) {
       const only = branch.items.length === 1 ? branch.items[0] : null;

@@ -111,7 +111,10 @@ def test_picking_a_box_marks_its_rows_and_survives_a_reload(page):
     change(page, lambda: page.uncheck("#a-blocks"))
     assert picked.count() == 3  # the flat table keeps the marks
     page.locator(f'{DIAGRAM} .dg-title[data-key="layer4.1"]').click()  # opens it, marks its rows
-    page.wait_for_function("() => new URLSearchParams(location.search).get('pick') === 'layer4.1'")
+    page.wait_for_function(  # the URL is written throttled: wait for both fields
+        "() => { const q = new URLSearchParams(location.search);"
+        " return q.get('pick') === 'layer4.1' && q.get('open') === 'conv1*,layer4.1'; }"
+    )
     query = parse_qs(urlparse(page.url).query)
     assert query["open"] == ["conv1*,layer4.1"] and query["blocks"] == ["0"]
     page.reload()
