@@ -5,7 +5,10 @@ lr 1e-3, one torch thread per loop (the server's `run_threads` default):
 - bare: `training_speed.bare_epoch`, the minimal loop on pre-normalised tensors, in this process;
 - API: a real uvicorn (one worker, as deployed) on a free loopback port with its own data
   folder; one run started by `POST /api/runs` and watched through `GET /api/runs/{id}/events`
-  (SSE) by httpx clients in this process.
+  (SSE) from this process: the main viewer by httpx, parsing as it reads; the extra viewers by
+  `sse_clients.RawViewer`s, which only keep bytes and arrival times while an epoch trains and
+  are parsed during the pause after it (so the clients take little of the shared machine and
+  the ratio measures the server).
 The run is paused at every epoch boundary (`POST …/pause`, `…/resume`), and while it waits one
 bare epoch runs and the viewers for the next epoch are set: alternately 1 viewer and N viewers
 (the extra N − 1 connect with `Last-Event-ID` and disconnect again). So every API epoch has a
@@ -40,7 +43,7 @@ import httpx
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from classroom_follow import free_port, start_server  # noqa: E402
+from sse_clients import ROOT, RawViewer, free_port, open_viewer, serve  # noqa: E402
 from training_speed import BATCH, bare_epoch  # noqa: E402
 
 from cnncore.data import DataConfig, load_dataset  # noqa: E402
@@ -153,6 +156,13 @@ class Results:
     plan: list[str] = field(default_factory=list)
 
 
+def crowd_lags(crowd: list[RawViewer], epoch: int, resumed: float) -> list[float]:
+    """Step-to-viewer latencies of the extra viewers, for the steps of one epoch."""
+    return [(r.wall - r.event["time"]) * 1000 for viewer in crowd for r in viewer.events()
+            if r.event["kind"] == "step" and r.event["epoch"] == epoch
+            and r.at > resumed]  # fmt: skip
+
+
 async def experiment(base_url: str, server_pid: int, rounds: int, viewers: int,
                      split) -> Results:  # fmt: skip
     plan = ["warm-up"] + ["one", "many"] * rounds
@@ -169,20 +179,18 @@ async def experiment(base_url: str, server_pid: int, rounds: int, viewers: int,
         await until(lambda: main.pauses == 1, what="the run to pause before its first step")
         record = (await http.get(f"/api/runs/{run_id}")).json()
         steps_per_epoch = record["summary"]["steps_per_epoch"]
-        crowd: list[Viewer] = []
-        crowd_tasks: list[asyncio.Task] = []
+        host, port = base_url.removeprefix("http://").split(":")
+        crowd: list[RawViewer] = []
         for epoch, kind in enumerate(plan, start=1):
             if kind == "many" and not crowd:
-                crowd = [Viewer(last_id=main.last_id) for _ in range(viewers - 1)]
-                crowd_tasks = [asyncio.create_task(watch(http, run_id, v, main.last_id))
-                               for v in crowd]  # fmt: skip
-                await until(lambda c=crowd: all(v.connected for v in c),
+                crowd = [await open_viewer(host, int(port), f"/api/runs/{run_id}/events",
+                                           main.last_id) for _ in range(viewers - 1)]  # fmt: skip
+                await until(lambda c=crowd: all(v.answered for v in c),
                             what="the extra viewers to connect")  # fmt: skip
             elif kind != "many" and crowd:
-                for task in crowd_tasks:
-                    task.cancel()
-                await asyncio.gather(*crowd_tasks, return_exceptions=True)
-                crowd, crowd_tasks = [], []
+                for viewer in crowd:
+                    viewer.close()
+                crowd = []
             if kind != "warm-up":
                 (wall, cpu), images = bare_epoch(split, torch.device("cpu"), epoch)
                 results.bare.append(Rates(images / wall, images / wall, images / cpu))
@@ -202,8 +210,8 @@ async def experiment(base_url: str, server_pid: int, rounds: int, viewers: int,
                 continue
             rates = epoch_rates(seen, steps_per_epoch, len(split.train_labels))
             (results.one if kind == "one" else results.many).append(rates)
-            lags = [s.lag_ms for v in [main, *crowd] for s in v.steps
-                    if s.epoch == epoch and s.received > resumed]  # fmt: skip
+            lags = [s.lag_ms for s in main.steps if s.epoch == epoch and s.received > resumed]
+            lags += crowd_lags(crowd, epoch, resumed)
             (results.lags_one if kind == "one" else results.lags_many).extend(lags)
             (results.load_one if kind == "one" else results.load_many).append(load)
             print(
@@ -212,9 +220,8 @@ async def experiment(base_url: str, server_pid: int, rounds: int, viewers: int,
                 file=sys.stderr,
             )
         await asyncio.wait_for(main_task, 120)
-        for task in crowd_tasks:
-            task.cancel()
-        await asyncio.gather(*crowd_tasks, return_exceptions=True)
+        for viewer in crowd:
+            viewer.close()
         record = (await http.get(f"/api/runs/{run_id}")).json()
     if record["status"] != "completed":
         raise RuntimeError(f"run ended as {record['status']}: {record['error']}")
@@ -245,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=6, help="pairs of 1-viewer/N-viewer epochs")
     parser.add_argument("--viewers", type=int, default=50)
+    parser.add_argument("--server-root", type=Path, default=ROOT,
+                        help="the server of another checkout (to compare versions)")  # fmt: skip
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     split = load_dataset(DataConfig(name="mnist5k", image_size=32, fit="pad"))
@@ -252,9 +261,8 @@ def main(argv: list[str] | None = None) -> int:
 
     port = free_port()
     data_dir = tempfile.TemporaryDirectory(prefix="cnnviz-bench-")
-    os.environ["CNNVIZ_DATA_DIR"] = data_dir.name
     with tempfile.TemporaryFile() as log:
-        server = start_server(port, log)
+        server = serve(args.server_root.resolve(), data_dir.name, port, log)
         try:
             results = asyncio.run(experiment(f"http://127.0.0.1:{port}", server.pid,
                                              args.rounds, args.viewers, split))  # fmt: skip
