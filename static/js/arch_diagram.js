@@ -109,7 +109,7 @@ export function createDiagram(root, { onPick, onToggle }) {
   function pathSpans(line, text) {
     text.split(" → ").forEach((step, index) => {
       if (index > 0) node("tspan", {}, line).textContent = " → ";
-      const kind = step.startsWith("dw ") ? "is-depthwise" : step.startsWith("pw ") ? "is-pointwise" : "";
+      const kind = { dw: "is-depthwise", pw: "is-pointwise" }[step.slice(0, 2)] || "";
       node("tspan", { class: kind }, line).textContent = step;
     });
   }
@@ -128,7 +128,13 @@ export function createDiagram(root, { onPick, onToggle }) {
       event.preventDefault();
       action();
     });
-    node("title", {}, g).textContent = label;
+  }
+
+  /** A drawn thing that does nothing when pressed (the input, a join): named, not focusable. */
+  function figure(g, label) {
+    g.setAttribute("role", "img");
+    g.setAttribute("aria-label", label);
+    node("title", {}, g).textContent = label; // the tooltip
   }
 
   function describe(item, op) {
@@ -145,19 +151,24 @@ export function createDiagram(root, { onPick, onToggle }) {
     onPick(item);
   }
 
-  /** A box of text lines; `kind` adds a class (dw, pw, container, ...). */
-  function box(item, lines, { kind = "", role, expanded, action, key = item.key, pill = false, label }) {
+  /** A box of text lines; `kind` adds a class (dw, pw, ...); `action: false` makes it inert. */
+  function box(item, lines, options) {
+    const { kind = "", role, expanded, action, key = item.key, pill = false, label } = options;
     const size = textLines(lines);
     const w = Math.max(pill ? 0 : 104, size.w + 2 * PAD);
     const h = size.h + (pill ? 8 : 2 * PAD);
     return {
       w, h,
       draw(parent, x, y) {
-        const g = node("g", { class: `dg-node ${kind}`, "data-role": role, "data-layer": item.name }, parent);
+        const g = node("g", {
+          class: `dg-node ${kind}`, "data-role": role, "data-layer": item.name,
+        }, parent);
         node("rect", { x, y, width: w, height: h, rx: pill ? h / 2 : 8, class: "dg-box" }, g);
         drawText(g, lines, pill ? x + w / 2 : x + PAD, y + (pill ? 4 : PAD), pill ? "middle" : "start");
         const op = lines.length > 1 ? lines[1][0] : item.type;
-        button(g, key, label || describe(item, op), action || (() => pickItem(item)), expanded);
+        const name = label || describe(item, op);
+        if (action === false) figure(g, name);
+        else button(g, key, name, action || (() => pickItem(item)), expanded);
       },
     };
   }
@@ -234,7 +245,9 @@ export function createDiagram(root, { onPick, onToggle }) {
     // One line when it is not much wider than the content, else the class and shape go on a
     // second line: a phone's screen then holds the frames of MobileNet v2 and ResNet.
     let title = [[`${name}  ${rest}`, "title"]];
-    if (textLines(title).w + 2 * PAD > Math.max(inner.w, TITLE_LINE)) title = [[name, "title"], [rest, "op"]];
+    if (textLines(title).w + 2 * PAD > Math.max(inner.w, TITLE_LINE)) {
+      title = [[name, "title"], [rest, "op"]];
+    }
     const size = textLines(title);
     const titleH = size.h + 8;
     const w = Math.max(inner.w, size.w + 2 * PAD) + 2 * FRAME;
@@ -251,7 +264,9 @@ export function createDiagram(root, { onPick, onToggle }) {
           class: "dg-node dg-title", "data-role": "frame", "data-layer": item.name,
         }, g);
         const titleW = size.w + 2 * PAD - 6;
-        node("rect", { x: x + 3, y: y + 3, width: titleW, height: titleH - 4, rx: 6, class: "dg-box" }, head);
+        node("rect", {
+          x: x + 3, y: y + 3, width: titleW, height: titleH - 4, rx: 6, class: "dg-box",
+        }, head);
         drawText(head, title, x + PAD, y + 4);
         const action = () => { pickItem(item); toggle(item); };
         button(head, item.key, describe(item, item.type), action, open);
@@ -284,7 +299,9 @@ export function createDiagram(root, { onPick, onToggle }) {
       const opens = only && only.kind === "group" && !only.unit && !only.merge;
       return stack((opens ? only.children : branch.items).map(piece));
     }
-    const lines = [[`▸ ${branchLabel(item, branch)}`, "name"], pathLine(branch.rows), ...numberLines(lane)];
+    const lines = [
+      [`▸ ${branchLabel(item, branch)}`, "name"], pathLine(branch.rows), ...numberLines(lane),
+    ];
     return box(lane, lines, {
       kind: `is-closed ${convClass(lane)}`, role: "branch-box", expanded: false, key,
       action: () => { pickItem(lane); toggle(item, item.key); },
@@ -305,8 +322,7 @@ export function createDiagram(root, { onPick, onToggle }) {
         const g = node("g", {
           class: `dg-merge is-${merge.kind}`, "data-kind": merge.kind, "data-block": item.name,
         }, parent);
-        const label = add ? t("arch.diagram.add", { shape: shapeText(merge.output) }) : text;
-        node("title", {}, g).textContent = label;
+        figure(g, add ? t("arch.diagram.add", { shape: shapeText(merge.output) }) : text);
         node("rect", { x, y, width: w, height: h, rx: h / 2, class: "dg-join" }, g);
         drawText(g, [[text, role]], x + w / 2, y + (h - measure.lineHeight(role)) / 2, "middle");
       },
@@ -336,7 +352,8 @@ export function createDiagram(root, { onPick, onToggle }) {
       edge(lane, `M${spine},${fork}V${fork + FORK / 2}H${cx}V${rowTop}`, dashed);
       column.draw(lane, left, rowTop);
       const rowBottom = rowTop + rowH;
-      edge(lane, `M${cx},${rowTop + column.h}V${rowBottom + FORK / 2}H${spine}V${rowBottom + FORK}`, dashed);
+      const joinY = rowBottom + FORK / 2;
+      edge(lane, `M${cx},${rowTop + column.h}V${joinY}H${spine}V${rowBottom + FORK}`, dashed);
     }
 
     return {
@@ -380,7 +397,8 @@ export function createDiagram(root, { onPick, onToggle }) {
     const text = t("arch.diagram.input", { shape: `${channels}×${height}×${width}` });
     const input = { key: "input", name: "input", rows: [], params: 0, macs: 0 };
     input.output = [channels, height, width];
-    return box(input, [[text, "op"]], { kind: "is-input", role: "input", pill: true, action: () => {} });
+    const options = { kind: "is-input", role: "input", pill: true, action: false, label: text };
+    return box(input, [[text, "op"]], options);
   }
 
   function draw(focusKey = null) {
@@ -403,12 +421,14 @@ export function createDiagram(root, { onPick, onToggle }) {
     // centred on it (an Inception module is wider than a phone), opening a block that widens
     // the drawing keeps the spine in place.
     const old = root.firstChild;
-    const fromSpine = old ? Number(old.getAttribute("width")) / 2 - root.scrollLeft : root.clientWidth / 2;
+    const fromSpine = old
+      ? Number(old.getAttribute("width")) / 2 - root.scrollLeft
+      : root.clientWidth / 2;
     const top = old ? root.scrollTop : 0;
     root.replaceChildren(svg);
     root.scrollLeft = width / 2 - fromSpine;
     root.scrollTop = top;
-    if (focusKey) svg.querySelector(`[data-key="${CSS.escape(focusKey)}"]`)?.focus({ preventScroll: false });
+    if (focusKey) svg.querySelector(`[data-key="${CSS.escape(focusKey)}"]`)?.focus();
   }
 
   // Presenter mode scales the type: measure and lay out again.

@@ -6,7 +6,9 @@
 // No DOM here: arch_diagram.js draws the tree.
 
 const WEIGHT_TYPES = new Set(["Conv1d", "Conv2d", "Conv3d", "ConvTranspose2d", "Linear"]);
-const COMPANION = /^(BatchNorm\d?d|LayerNorm|GroupNorm|ReLU6?|LeakyReLU|ELU|GELU|SiLU|Sigmoid|Tanh|Hardswish|Hardsigmoid|Mish|Softmax|Dropout\d?d?)$/;
+// Layers that read as part of the weight layer before them: normalisation, activation, dropout.
+const COMPANION = new RegExp("^(BatchNorm\\dd|LayerNorm|GroupNorm|ReLU6?|LeakyReLU|ELU|GELU|SiLU|"
+  + "Sigmoid|Tanh|Hardswish|Hardsigmoid|Mish|Softmax|Dropout(\\dd)?)$");
 // Types written short in the diagram ("Conv 3×3 /2", "BN", "MaxPool 3×3 /2").
 const SHORT_TYPES = {
   Conv2d: "Conv", ConvTranspose2d: "ConvT", BatchNorm2d: "BN", BatchNorm1d: "BN",
@@ -48,7 +50,8 @@ export function weightPath(rows, limit = 4) {
 
 /** A unit's layers in a few words: "Conv 3×3 · BN · ReLU". */
 export function unitOperation(rows) {
-  return rows.map((row) => (WEIGHT_TYPES.has(row.type) ? operation(row) : SHORT_TYPES[row.type] || row.type)).join(" · ");
+  const short = (row) => (WEIGHT_TYPES.has(row.type) ? operation(row) : SHORT_TYPES[row.type] || row.type);
+  return rows.map(short).join(" · ");
 }
 
 export const isWeight = (row) => WEIGHT_TYPES.has(row.type);
@@ -151,7 +154,8 @@ function foldUnits(items, parent, depth) {
     const item = items[i];
     let end = i + 1;
     if (item.kind === "layer" && WEIGHT_TYPES.has(item.type)) {
-      while (end < items.length && items[end].kind === "layer" && COMPANION.test(items[end].type)) end += 1;
+      const follows = (next) => next && next.kind === "layer" && COMPANION.test(next.type);
+      while (follows(items[end])) end += 1;
     }
     if (end === i + 1) {
       folded.push(item);
