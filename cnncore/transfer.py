@@ -102,7 +102,7 @@ def hold_statistics(model: nn.Module, prefixes: list[str]) -> list[str]:
     held = []
     for name, module in model.named_modules():
         frozen = any(_matching([name], prefix) for prefix in prefixes)
-        if frozen and isinstance(module, nn.modules.batchnorm._BatchNorm):
+        if frozen and isinstance(module, nn.BatchNorm1d | nn.BatchNorm2d | nn.BatchNorm3d):
             module.register_forward_pre_hook(_use_learnt_statistics)
             held.append(name)
     return held
