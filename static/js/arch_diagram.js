@@ -7,7 +7,7 @@
 // SVG uses (set as presentation attributes: the CSP allows no inline style); colours are CSS.
 
 import { t } from "./i18n.js";
-import { formatCount } from "./format.js";
+import { formatCount, shapeText as joinShape } from "./format.js";
 import {
   buildTree, convKind, expandable, isWeight, operation, unitOperation, weightPath,
 } from "./arch_tree.js";
@@ -25,7 +25,7 @@ const FORK = 20; // from the fork to the branches' tops, and from their bottoms 
 const MARGIN = 10;
 const TITLE_LINE = 260; // widest one-line frame title over narrower content
 
-const shapeText = (shape) => (shape ? shape.join("×") : t("arch.diagram.not_run"));
+const shapeText = (shape) => (shape ? joinShape(shape) : t("arch.diagram.not_run"));
 
 function node(tag, attrs = {}, parent = null) {
   const element = document.createElementNS(SVG, tag);

@@ -8,7 +8,7 @@ import { t } from "./i18n.js";
 import { clearErrors, getJSON, isAbort, latestOnly, showErrors } from "./api.js";
 import { createState } from "./state.js";
 import { bindControls } from "./controls.js";
-import { formatCount, formatPair } from "./format.js";
+import { formatCount, formatPair, shapeText as joinShape } from "./format.js";
 import { createDiagram } from "./arch_diagram.js";
 
 const ARCH_STATE = [
@@ -59,7 +59,7 @@ function el(tag, { className, text, attrs } = {}, children = []) {
   return node;
 }
 
-const shapeText = (shape) => (shape ? shape.join("×") : "–");
+const shapeText = (shape) => (shape ? joinShape(shape) : "–");
 
 /** 1 814 073 344 → "1.81 G" (SI prefixes, as papers quote MACs). */
 function shortCount(value) {
