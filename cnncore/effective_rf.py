@@ -26,7 +26,7 @@ from torch import fx, nn
 
 from cnncore.errors import CNNCoreError
 from cnncore.inspect import summarize_model
-from cnncore.models import build_model, get_model_info
+from cnncore.models import build_model, get_model_info, model_input_shape
 from cnncore.receptive_field import (
     Box,
     FieldGraph,
@@ -521,8 +521,7 @@ def model_effective_field(
     """ERF of a zoo model's unit over random inputs, with its initial weights drawn from `seed`
     or with the best trained weights `cnncore.weights.load_model` finds."""
     info = get_model_info(name)
-    default = info.default_input
-    shape = (default.channels, height or default.height, width or default.width)
+    shape = model_input_shape(name, None, height, width).as_tuple()
     _choice(weights, ("initialisation", "trained"), "weights")
     if weights == "trained":
         loaded = load_model(name)

@@ -32,7 +32,7 @@ from torch import nn
 from cnncore.arithmetic import conv2d_shape
 from cnncore.blocks import Block, model_blocks
 from cnncore.errors import CNNCoreError
-from cnncore.models import build_model, get_model_info
+from cnncore.models import build_model, model_input_shape
 from cnncore.models.layers import module_pairs, spatial_output_size
 
 __all__ = [
@@ -246,15 +246,7 @@ def _zoo_model(
     **config,
 ) -> tuple[nn.Module, Shape]:
     """A zoo model on the meta device and its C×H×W input, omitted values at the defaults."""
-    default = get_model_info(name).default_input
-    shape = (
-        default.channels if channels is None else channels,
-        default.height if height is None else height,
-        default.width if width is None else width,
-    )
-    for field, value in zip(("channels", "height", "width"), shape, strict=True):
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise CNNCoreError(f"{field} must be a positive integer, got {value!r}", field)
+    shape = model_input_shape(name, channels, height, width).as_tuple()
     model = build_model(
         name,
         device="meta",

@@ -32,7 +32,7 @@ from torch import fx, nn
 from cnncore.errors import CNNCoreError
 from cnncore.features import trace_layers
 from cnncore.inspect import ModelSummary
-from cnncore.models import build_model, get_model_info
+from cnncore.models import build_model, model_input_shape
 from cnncore.receptive_field_layers import (
     NON_TENSOR_METHODS,
     Window,
@@ -520,8 +520,7 @@ def model_field_graph(
 ) -> FieldGraph:
     """The traced fields of a zoo model built on the meta device (geometry only, no weights),
     cached; omitted values take the model's defaults. Unknown names raise UnknownModelError."""
-    default = get_model_info(name).default_input
-    shape = (channels or default.channels, height or default.height, width or default.width)
+    shape = model_input_shape(name, channels, height, width).as_tuple()
     model = build_model(
         name, device="meta", in_channels=shape[0], num_classes=num_classes, input_size=shape[1:]
     )

@@ -21,6 +21,7 @@ from cnncore.models.registry import (
     get_model,
     get_model_info,
     list_models,
+    model_input_shape,
     register_model,
 )
 
@@ -48,5 +49,6 @@ __all__ = [
     "get_model",
     "get_model_info",
     "list_models",
+    "model_input_shape",
     "register_model",
 ]

@@ -24,6 +24,7 @@ __all__ = [
     "get_model",
     "get_model_info",
     "list_models",
+    "model_input_shape",
     "register_model",
 ]
 
@@ -99,6 +100,24 @@ def get_model_info(name: str) -> ModelInfo:
     except KeyError:
         known = ", ".join(_REGISTRY)
         raise UnknownModelError(f"unknown model {name!r}; known models: {known}", "model") from None
+
+
+def model_input_shape(
+    name: str,
+    channels: int | None = None,
+    height: int | None = None,
+    width: int | None = None,
+) -> InputShape:
+    """The C×H×W input a zoo model is built for: each omitted (None) value at the model's
+    default, each given one a positive integer (anything else, 0 included, is a CNNCoreError
+    naming its field). The summary, the block diagram and both receptive fields resolve their
+    input here, so they agree on it. Unknown names raise UnknownModelError."""
+    default = get_model_info(name).default_input
+    return InputShape(
+        _checked(channels, default.channels, "channels"),
+        _checked(height, default.height, "height"),
+        _checked(width, default.width, "width"),
+    )
 
 
 def get_model(
