@@ -64,12 +64,16 @@ MASS_LEVEL = 0.95
 
 @dataclass(frozen=True)
 class GaussianFit:
-    """Centre and spread of the gradient mass, per axis, in input pixels."""
+    """Centre and spread of the gradient mass, per axis, in input pixels, and the marginals they
+    are the moments of: the share of the mass in each input row and column (each sums to 1, or
+    is all zeros when there is no mass)."""
 
     centre_y: float
     centre_x: float
     sigma_y: float
     sigma_x: float
+    rows: tuple[float, ...]
+    columns: tuple[float, ...]
 
 
 @dataclass(frozen=True)
@@ -93,16 +97,19 @@ def gaussian_fit(heatmap: torch.Tensor) -> GaussianFit:
     the row and column marginals of the normalised mass. All zeros → zero spread."""
     mass = heatmap.double()
     total = float(mass.sum())
+    rows, columns = mass.sum(1), mass.sum(0)
+    # the shares in double precision (no mass: all zeros, not a division by zero)
+    shares = [tuple((m / max(total, 1e-300)).tolist()) for m in (rows, columns)]
     if total <= 0:
-        return GaussianFit(0.0, 0.0, 0.0, 0.0)
+        return GaussianFit(0.0, 0.0, 0.0, 0.0, *shares)
     moments = []
-    for marginal in (mass.sum(1), mass.sum(0)):
+    for marginal in (rows, columns):
         index = torch.arange(marginal.numel(), dtype=torch.float64)
         mean = float((marginal * index).sum()) / total
         variance = float((marginal * (index - mean) ** 2).sum()) / total
         moments.append((mean, math.sqrt(max(variance, 0.0))))
     (cy, sy), (cx, sx) = moments
-    return GaussianFit(cy, cx, sy, sx)
+    return GaussianFit(cy, cx, sy, sx, *shares)
 
 
 def mass_share(

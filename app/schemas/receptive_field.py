@@ -322,7 +322,6 @@ class EffectiveOut(BaseModel):
 
     @classmethod
     def of(cls, network: str, weights: str, erf: EffectiveField) -> EffectiveOut:
-        mass = erf.heatmap.double() / max(float(erf.heatmap.sum()), 1e-300)
         channels, height, width = input_shape = erf.input_shape
         return cls(
             network=network,
@@ -332,8 +331,8 @@ class EffectiveOut(BaseModel):
             unit=UnitOut(y=erf.y, x=erf.x),
             samples=erf.samples,
             heatmap=png_data_url(erf.heatmap),
-            rows=mass.sum(1).tolist(),
-            columns=mass.sum(0).tolist(),
+            rows=list(erf.fit.rows),
+            columns=list(erf.fit.columns),
             fit=FitOut.of(erf.fit),
             pixels_95=erf.pixels_95,
             share_95=erf.share_95,

@@ -145,6 +145,24 @@ def test_effective_field_of_a_uniform_stack():
     assert body["pixels_95"] == core.pixels_95 and body["share_95"] == pytest.approx(core.share_95)
 
 
+def test_mass_shares_are_the_cores_and_numpys():
+    """The rows and columns the API sends are the core fit's marginals (computed once there, on
+    the gradient mass before it is scaled to a float32 heatmap), equal to a direct numpy
+    computation on the core's heatmap up to that float32 rounding; the fit is their moments."""
+    request = {"stack": {"depth": 4}, "samples": 2, "height": 30, "width": 44}
+    body = client.post("/api/receptive-field/effective", json=request).json()
+    core = stack_effective_field(StackConfig(4), 30, 44, samples=2)
+    assert body["rows"] == list(core.fit.rows) and body["columns"] == list(core.fit.columns)
+    mass = core.heatmap.numpy().astype(np.float64)
+    shares = mass / mass.sum()
+    np.testing.assert_allclose(body["rows"], shares.sum(axis=1), rtol=1e-6, atol=1e-300)
+    np.testing.assert_allclose(body["columns"], shares.sum(axis=0), rtol=1e-6, atol=1e-300)
+    assert math.fsum(body["rows"]) == pytest.approx(1, abs=1e-12)
+    centre_y = (np.array(body["rows"]) * np.arange(30)).sum()
+    assert body["fit"]["centre"]["height"] == pytest.approx(centre_y, rel=1e-12)
+    assert body["fit"]["centre"] == {"height": core.fit.centre_y, "width": core.fit.centre_x}
+
+
 def test_effective_field_of_a_zoo_model_is_seeded():
     request = {"model": "lenet5", "samples": 3, "seed": 4, "layer": "features.3", "y": 1, "x": 8}
     first = client.post("/api/receptive-field/effective", json=request).json()

@@ -3,6 +3,7 @@ n-fold box blur of a uniform stack, and the √n / exponential growth laws."""
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -153,6 +154,33 @@ def test_gaussian_fit_and_mass_share():
     flat = torch.ones(10, 10)
     assert mass_share(flat, Box(0, 9, 0, 9)) == (95, 0.95)
     assert gaussian_fit(torch.zeros(3, 3)).sigma_x == 0
+
+
+def numpy_marginals(heatmap: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    mass = heatmap.numpy().astype(np.float64)
+    shares = mass / mass.sum()
+    return shares.sum(axis=1), shares.sum(axis=0)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (5, 9), (40, 36), (224, 160)])
+def test_fit_carries_the_row_and_column_shares_its_moments_use(shape):
+    heatmap = torch.rand(shape, generator=torch.Generator().manual_seed(shape[0]))
+    fit = gaussian_fit(heatmap)
+    rows, columns = numpy_marginals(heatmap)
+    assert isinstance(fit.rows, tuple) and isinstance(fit.columns, tuple)
+    np.testing.assert_allclose(fit.rows, rows, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(fit.columns, columns, rtol=1e-12, atol=0)
+    assert math.fsum(fit.rows) == pytest.approx(1, abs=1e-12)
+    index_y, index_x = np.arange(shape[0]), np.arange(shape[1])
+    assert fit.centre_y == pytest.approx((rows * index_y).sum(), rel=1e-12, abs=1e-12)
+    assert fit.centre_x == pytest.approx((columns * index_x).sum(), rel=1e-12, abs=1e-12)
+    sigma_x = math.sqrt((columns * (index_x - fit.centre_x) ** 2).sum())
+    assert fit.sigma_x == pytest.approx(sigma_x, rel=1e-9, abs=1e-12)
+
+
+def test_no_mass_has_zero_shares():
+    fit = gaussian_fit(torch.zeros(3, 4))
+    assert fit.rows == (0.0,) * 3 and fit.columns == (0.0,) * 4
 
 
 @pytest.mark.parametrize(
