@@ -21,7 +21,7 @@ from cnncore.effective_rf import (
     _he_initialised,
     effective_receptive_field,
 )
-from cnncore.features import prepare_input
+from cnncore.features import LayerLevels, layer_levels, prepare_input
 from cnncore.images import DecodedImage, Preprocessed, unit_pixels
 from cnncore.inspect import summarize_model
 from cnncore.receptive_field import model_field_graph
@@ -41,6 +41,9 @@ class PictureEffectiveField:
     weights: WeightsInfo
     field: EffectiveField  # samples = 1; feature_map holds the unit's layer on this picture
     picture: np.ndarray  # what the network receives before normalisation: H×W×3 or H×W uint8
+    # the feature map as uint8 levels from its own minimum to maximum, scaled as /features
+    # scales every map (`layer_levels`); None where the layer is flattened
+    feature_levels: LayerLevels | None
 
 
 def initialised_model(name: str, seed: int = 0) -> LoadedModel:
@@ -78,4 +81,7 @@ def picture_effective_field(
     field = effective_receptive_field(
         loaded.model, shape, layer, y, x, image=prepared.tensor[0], geometry=geometry
     )
-    return PictureEffectiveField(loaded.name, weights, field, network_picture(prepared))
+    levels = None
+    if field.feature_map is not None:
+        levels = layer_levels(field.layer, "channel mean", field.feature_map)
+    return PictureEffectiveField(loaded.name, weights, field, network_picture(prepared), levels)

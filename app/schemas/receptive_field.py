@@ -20,6 +20,7 @@ from app.settings import Settings
 from cnncore.effective_rf import DepthSweep, EffectiveField, GaussianFit, StackConfig
 from cnncore.effective_rf_picture import PictureEffectiveField
 from cnncore.errors import CNNCoreError
+from cnncore.features import LayerLevels
 from cnncore.images import png_base64, unit_pixels
 from cnncore.receptive_field import Box, ReceptiveField, UnitReceptiveField
 
@@ -282,12 +283,11 @@ class FeatureMapOut(BaseModel):
     high: float
 
     @classmethod
-    def of(cls, values: torch.Tensor | None) -> FeatureMapOut | None:
-        if values is None:
+    def of(cls, map_levels: LayerLevels | None) -> FeatureMapOut | None:
+        if map_levels is None:
             return None
-        low, high = float(values.min()), float(values.max())
-        spread = (values - low) / (high - low) if high > low else torch.zeros_like(values)
-        return cls(image=png_data_url(spread), low=low, high=high)
+        ((low, high),) = map_levels.ranges
+        return cls(image=_data_url(map_levels.levels[0]), low=low, high=high)
 
 
 class EffectiveOut(BaseModel):
@@ -316,7 +316,7 @@ class EffectiveOut(BaseModel):
     def of_picture(cls, result: PictureEffectiveField) -> EffectiveOut:
         out = cls.of(result.model, result.weights.source, result.field)
         out.picture = _data_url(result.picture)
-        out.feature_map = FeatureMapOut.of(result.field.feature_map)
+        out.feature_map = FeatureMapOut.of(result.feature_levels)
         out.weights_file = result.weights.file
         return out
 

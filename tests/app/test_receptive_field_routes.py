@@ -297,6 +297,36 @@ def test_sample_picture_with_trained_weights_matches_the_core():
     assert np.abs(back - values).max() <= (feature["high"] - feature["low"]) / 255
 
 
+def old_feature_map_image(values: torch.Tensor) -> np.ndarray:
+    """The scaling the schema did before it moved into cnncore (`layer_levels`): min-max in
+    float32, then round(255 · v) half to even. Kept here as the reference for the bytes sent."""
+    low, high = float(values.min()), float(values.max())
+    spread = (values - low) / (high - low) if high > low else torch.zeros_like(values)
+    return (spread.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        {"model": "lenet5", "sample": "digit"},
+        {"model": "lenet5", "sample": "digit", "layer": "features.3", "y": 4, "x": 7},
+        {"model": "tinyvgg", "sample": "flower", "seed": "3"},
+        {"model": "tinyvgg", "sample": "checkerboard", "layer": "block1.relu1"},
+    ],
+)
+def test_feature_map_bytes_are_unchanged_by_the_move_into_cnncore(form):
+    body = client.post("/api/receptive-field/effective", data=form).json()
+    loaded = initialised_model(form["model"], int(form.get("seed", 0)))
+    core = picture_effective_field(
+        loaded, sample_image(form["sample"]), form.get("layer"), form.get("y"), form.get("x")
+    )
+    values = core.field.feature_map
+    feature = body["feature_map"]
+    assert (feature["low"], feature["high"]) == (float(values.min()), float(values.max()))
+    assert np.array_equal(decode_png(feature["image"]), old_feature_map_image(values))
+    assert np.array_equal(decode_png(feature["image"]), core.feature_levels.levels[0])
+
+
 def test_uploaded_picture_with_seeded_initial_weights():
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 256, (50, 70, 3), dtype=np.uint8)

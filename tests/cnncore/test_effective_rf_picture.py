@@ -65,10 +65,26 @@ def test_initial_weights_are_seeded_and_the_default_unit_is_centred():
     assert result.picture.shape == (64, 64, 3)
 
 
+@pytest.mark.parametrize("layer", ["features.3", "features.1", "features.5"])
+def test_feature_map_levels_run_from_its_minimum_to_its_maximum(layer):
+    """The map's levels are /features' per-map scaling (`layer_levels`): level 0 at the
+    minimum, 255 at the maximum, round(255 · (v − low) / (high − low)) between."""
+    result = picture_effective_field(load_model("lenet5"), sample_image("digit"), layer)
+    values = result.field.feature_map.double().numpy()
+    low, high = values.min(), values.max()
+    levels = result.feature_levels
+    assert levels.ranges == ((float(result.field.feature_map.min()), float(high)),)
+    assert levels.levels.shape == (1, *values.shape) and levels.levels.dtype == np.uint8
+    expected = np.rint((values - low) / (high - low) * 255)
+    assert np.abs(levels.levels[0].astype(int) - expected).max() <= 1  # float32 ties
+    assert levels.levels[0].min() == 0 and levels.levels[0].max() == 255
+
+
 def test_flattened_layer_has_no_feature_map_and_errors_name_their_field():
     loaded = load_model("lenet5")
     image = sample_image("digit")
-    assert picture_effective_field(loaded, image, "flatten").field.feature_map is None
+    flattened = picture_effective_field(loaded, image, "flatten")
+    assert flattened.field.feature_map is None and flattened.feature_levels is None
     with pytest.raises(CNNCoreError) as unknown:
         picture_effective_field(loaded, image, "features.42")
     assert unknown.value.field == "layer"
