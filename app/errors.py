@@ -1,53 +1,148 @@
-"""Map errors to 422 JSON in FastAPI's own shape, so every error names its field."""
+"""Map errors to JSON in FastAPI's own shape, so every error names its field and its kind.
 
-import json
+Each item of `{"detail": [...]}` carries `loc` (the field), `msg` (English, for people reading
+the raw answer), `type` (a stable code: pydantic's error type such as `less_than_equal`, or ours
+such as `too_large`) and, where the message has parameters, a small `ctx` such as `{"le": 0.01}`.
+The pages translate `type` with `ctx` through their message catalogues (`error.type.*` in
+`static/i18n/<lang>/common.json`, see `static/js/api.js`) and show `msg` only for a type they do
+not know. Nothing the client sent is echoed: neither in an `input` field (FastAPI's default
+handler echoes it and fails with a 500 when it is NaN) nor inside `ctx`, whose keys are limited
+to bounds and allowed values taken from the schema.
+"""
+
 import math
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cnncore.errors import CNNCoreError
+from cnncore.models.registry import UnknownModelError
 
-ECHO_LIMIT = 200  # characters of the offending input echoed back; a 64×64 grid is not worth it
+__all__ = [
+    "core_error_response",
+    "install_error_handlers",
+    "safe_context",
+    "validation_error_response",
+]
+
+# ctx keys worth a message parameter: bounds and allowed values, all from the schema, never the
+# client's input (pydantic's `error` key holds an exception whose text may quote the input).
+CONTEXT_KEYS = frozenset(
+    {"ge", "gt", "le", "lt", "multiple_of", "min_length", "max_length", "expected", "limit",
+     "retry_after", "max_digits", "decimal_places"}
+)  # fmt: skip
+MAX_TEXT = 64  # characters of one ctx string
+MAX_ITEMS = 32  # allowed literals listed
+# pydantic compares NaN with a bound and reports the bound ("less than or equal to 0.01"), which
+# sends a student looking in the wrong place; these types become `finite_number` for NaN/±inf.
+COMPARISONS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal"})
+FINITE = {"type": "finite_number", "msg": "Input should be a finite number"}
+# A string detail (404 "unknown model", 409, 503 ...) keeps its shape; `type` is added beside it.
+STATUS_TYPES = {
+    400: "bad_request",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    411: "length_required",
+    413: "too_large",
+    429: "too_many_requests",
+    503: "unavailable",
+}
+# A core error class that deserves its own code; any CNNCoreError may also carry `code`.
+CORE_ERROR_TYPES: dict[type[CNNCoreError], str] = {UnknownModelError: "unknown_model"}
+QUOTED_OR_BARE = re.compile(r"'((?:[^'\\]|\\.)*)'|\"((?:[^\"\\]|\\.)*)\"|(-?[\w.]+)")
+
+
+def _small(value: Any) -> bool:
+    if isinstance(value, bool) or value is None:
+        return True
+    if isinstance(value, (int, float)):
+        return math.isfinite(value)
+    return isinstance(value, str) and len(value) <= MAX_TEXT
+
+
+def allowed_literals(expected: str) -> list[str]:
+    """pydantic writes a Literal's or an Enum's choices as text: "'max', 'avg' or 'l2'";
+    a list of the values lets each language write its own "or"."""
+    found = []
+    for quoted, double, bare in QUOTED_OR_BARE.findall(expected):
+        if quoted or double:
+            found.append(quoted or double)
+        elif bare != "or":
+            found.append(bare)
+    return found
+
+
+def safe_context(ctx: Any) -> dict[str, Any]:
+    """The message parameters of an error: known keys only, small finite values only."""
+    if not isinstance(ctx, dict):
+        return {}
+    safe: dict[str, Any] = {}
+    for key, value in ctx.items():
+        if key not in CONTEXT_KEYS:
+            continue
+        if key == "expected" and isinstance(value, str):
+            value = allowed_literals(value)
+        if isinstance(value, (list, tuple)):
+            if len(value) <= MAX_ITEMS and all(_small(item) for item in value):
+                safe[key] = list(value)
+        elif _small(value):
+            safe[key] = value
+    return safe
+
+
+def _non_finite(value: Any) -> bool:
+    return isinstance(value, float) and not math.isfinite(value)
+
+
+def detail_item(error: dict[str, Any], default_type: str = "value_error") -> dict[str, Any]:
+    """One error in the API's shape: loc, msg, type and (when it has parameters) ctx."""
+    kind = str(error.get("type") or default_type)
+    item: dict[str, Any] = {
+        "loc": list(error.get("loc", ())),
+        "msg": str(error.get("msg", "")),
+        "type": kind,
+    }
+    if kind in COMPARISONS and _non_finite(error.get("input")):
+        return item | FINITE
+    ctx = safe_context(error.get("ctx"))
+    if ctx:
+        item["ctx"] = ctx
+    return item
 
 
 def core_error_response(exc: CNNCoreError, location: str = "body") -> JSONResponse:
+    """A core refusal as a 422 naming its field; `type` is the class's code or `value_error`."""
     loc = [location, exc.field] if exc.field else [location]
-    return JSONResponse(
-        status_code=422,
-        content={"detail": [{"loc": loc, "msg": str(exc), "type": "value_error"}]},
+    code = getattr(exc, "code", None) or next(
+        (code for cls, code in CORE_ERROR_TYPES.items() if isinstance(exc, cls)), "value_error"
     )
-
-
-def json_safe(value: Any) -> Any:
-    """Plain JSON: NaN/±Infinity (which Python's JSON reader accepts) and objects become text."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    if value is None or isinstance(value, (str, int, bool)):
-        return value
-    if isinstance(value, dict):
-        return {str(key): json_safe(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(item) for item in value]
-    return str(value)
+    error = {"loc": loc, "msg": str(exc), "type": code, "ctx": getattr(exc, "ctx", None)}
+    return JSONResponse(status_code=422, content={"detail": [detail_item(error)]})
 
 
 def validation_error_response(exc: RequestValidationError) -> JSONResponse:
-    """FastAPI's default handler echoes inputs back and fails (a 500) when one is NaN."""
-    detail = []
-    for error in exc.errors():
-        item = {"loc": list(error.get("loc", ())), "msg": str(error.get("msg", "")),
-                "type": str(error.get("type", "value_error"))}
-        if "input" in error:
-            echoed = json_safe(error["input"])
-            if len(json.dumps(echoed)) <= ECHO_LIMIT:
-                item["input"] = echoed
-        if "ctx" in error:
-            item["ctx"] = json_safe(error["ctx"])
-        detail.append(item)
+    """pydantic's errors without the inputs it would echo back."""
+    detail = [detail_item(error) for error in exc.errors()]
     return JSONResponse(status_code=422, content={"detail": detail})
+
+
+async def http_error_response(request: Request, exc: StarletteHTTPException) -> Response:
+    """FastAPI's own answer, plus a `type` for every item (or beside a string detail)."""
+    kind = STATUS_TYPES.get(exc.status_code, "http_error")
+    if isinstance(exc.detail, list):
+        detail = [detail_item(e, kind) if isinstance(e, dict) else e for e in exc.detail]
+        return JSONResponse({"detail": detail}, exc.status_code, headers=exc.headers)
+    if isinstance(exc.detail, str) and exc.status_code >= 400:
+        content = {"detail": exc.detail, "type": kind}
+        return JSONResponse(content, exc.status_code, headers=exc.headers)
+    return await http_exception_handler(request, exc)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -59,5 +154,10 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, RequestValidationError)
         return validation_error_response(exc)
 
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        return await http_error_response(request, exc)
+
     app.add_exception_handler(CNNCoreError, on_core_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)

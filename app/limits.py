@@ -40,6 +40,7 @@ def _too_large_detail(limit: int) -> list[dict[str, object]]:
             "loc": ["body"],
             "msg": f"the request body is over the {limit:,} bytes this server accepts",
             "type": "too_large",
+            "ctx": {"limit": limit},
         }
     ]
 
@@ -167,6 +168,7 @@ class ClientConcurrencyLimit:
                         "msg": f"you already have {limit} {self.group} request(s) running; "
                         f"try again in {retry_after} s",
                         "type": "too_many_requests",
+                        "ctx": {"retry_after": retry_after},
                     }
                 ],
                 headers={"Retry-After": str(retry_after)},

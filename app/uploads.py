@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TypeVar
 
 from fastapi import HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
@@ -31,10 +32,10 @@ IMAGE_PART = {
 Form = TypeVar("Form", bound=BaseModel)
 
 
-def refusal(status: int, field: str, message: str) -> HTTPException:
-    return HTTPException(
-        status, detail=[{"loc": ["body", field], "msg": message, "type": "value_error"}]
-    )
+def refusal(status: int, field: str, message: str, kind: str, **ctx: int) -> HTTPException:
+    """`kind` and `ctx` let the pages translate the refusal (app/errors.py)."""
+    item = {"loc": ["body", field], "msg": message, "type": kind} | ({"ctx": ctx} if ctx else {})
+    return HTTPException(status, detail=[item])
 
 
 def picture_form_schema(form: type[BaseModel], required: list[str]) -> dict:
@@ -52,19 +53,21 @@ async def read_picture_form(
     """Parse a multipart body within bounds: (validated text fields, the `image` bytes or None)."""
     declared = request.headers.get("content-length")
     if declared is None or not declared.isdigit():
-        raise refusal(411, "image", "send the picture with a Content-Length header")
+        raise refusal(
+            411, "image", "send the picture with a Content-Length header", "length_required"
+        )
     if int(declared) > settings.max_upload_bytes + FORM_OVERHEAD:
-        raise refusal(413, "image", f"the upload is over {settings.max_upload_bytes:,} bytes")
+        limit = settings.max_upload_bytes
+        raise refusal(413, "image", f"the upload is over {limit:,} bytes", "too_large", limit=limit)
     async with request.form(max_files=1, max_fields=max_fields) as parts:
         fields = {k: v for k, v in parts.items() if isinstance(v, str)}
         try:
             parsed = form.model_validate(fields)
         except ValidationError as exc:
-            detail = [
-                {"loc": ["body", *map(str, e["loc"])], "msg": e["msg"], "type": e["type"]}
-                for e in exc.errors(include_url=False, include_context=False)
-            ]
-            raise HTTPException(422, detail=detail) from exc
+            # app/errors.py renders these like a JSON body's errors (type and ctx, no input)
+            raise RequestValidationError(
+                [{**e, "loc": ("body", *map(str, e["loc"]))} for e in exc.errors(include_url=False)]
+            ) from exc
         upload = parts.get("image")
         data = (
             await upload.read(settings.max_upload_bytes + 1)

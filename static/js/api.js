@@ -1,8 +1,11 @@
 // JSON client for /api with error display. A 422 from the server looks like
-// {"detail":[{"loc":["body","padding"],"msg":"..."}]}: each message is shown next to the control
-// that carries data-error-for="<field>", anything else in the page's general error slot.
+// {"detail":[{"loc":["body","padding"],"msg":"...","type":"less_than_equal","ctx":{"le":3}}]}:
+// each message is shown next to the control that carries data-error-for="<field>", anything else
+// in the page's general error slot. Messages are translated by `type` (app/errors.py): the
+// catalogue's error.type.<type> with the ctx values filled in, else the general message of the
+// status (error.status.404, .413, .429), else the server's English `msg`.
 
-import { t } from "./i18n.js";
+import { has, language, t } from "./i18n.js";
 
 export class ApiError extends Error {
   /**
@@ -25,16 +28,41 @@ function fieldOf(loc) {
   return typeof name === "string" ? name : "*";
 }
 
-function errorFromBody(status, body) {
+/** A message parameter as text: allowed values listed, large integers grouped (1,048,576). */
+function paramText(value) {
+  if (Array.isArray(value)) return value.map(paramText).join(", ");
+  if (Number.isInteger(value) && Math.abs(value) >= 10000) return value.toLocaleString(language());
+  return String(value);
+}
+
+/**
+ * The message of one error item in the page's language. A catalogue text is used only when every
+ * placeholder it has is filled, so a server that sends less ctx never shows "{le}".
+ * `retryAfter` (seconds, from the Retry-After header) stands in for a missing ctx.retry_after.
+ */
+function messageOf(item, status, retryAfter) {
+  const ctx = item.ctx && typeof item.ctx === "object" ? item.ctx : {};
+  const params = {};
+  for (const [name, value] of Object.entries(ctx)) params[name] = paramText(value);
+  if (params.retry_after === undefined && retryAfter) params.retry_after = retryAfter;
+  const keys = [`error.status.${status}`];
+  if (typeof item.type === "string" && /^\w+$/.test(item.type)) keys.unshift(`error.type.${item.type}`);
+  for (const key of keys) {
+    if (!has(key)) continue;
+    const text = t(key, params);
+    if (!/\{\w+\}/.test(text)) return text;
+  }
+  return item.msg ? String(item.msg) : t("error.server", { status });
+}
+
+function errorFromBody(status, body, retryAfter) {
   const fields = {};
   const detail = body && body.detail;
-  if (Array.isArray(detail)) {
-    for (const item of detail) {
-      const field = fieldOf(item.loc);
-      fields[field] = fields[field] ? `${fields[field]}; ${item.msg}` : String(item.msg);
-    }
-  } else if (typeof detail === "string") {
-    fields["*"] = detail;
+  const items = Array.isArray(detail) ? detail : [{ msg: typeof detail === "string" ? detail : "", type: body?.type }];
+  for (const item of items) {
+    const field = fieldOf(item?.loc);
+    const message = messageOf(item ?? {}, status, retryAfter);
+    fields[field] = fields[field] ? `${fields[field]}; ${message}` : message;
   }
   if (Object.keys(fields).length === 0) fields["*"] = t("error.server", { status });
   return new ApiError(status, Object.values(fields).join("; "), fields);
@@ -64,7 +92,10 @@ export async function requestJSON(method, url, body, { signal } = {}) {
   } catch {
     parsed = null;
   }
-  if (!response.ok) throw errorFromBody(response.status, parsed);
+  if (!response.ok) {
+    const wait = response.headers.get("Retry-After");
+    throw errorFromBody(response.status, parsed, /^\d+$/.test(wait ?? "") ? wait : undefined);
+  }
   return parsed;
 }
 
