@@ -257,3 +257,25 @@ def test_no_page_shows_text_in_one_language_only(path):
     assert not any(
         re.search(r"[가-힣]", text) for text in visible(path, "en") if text != "한국어"
     ), "Korean text on the English page"
+
+
+# --- API error messages (app/errors.py → static/js/api.js) --------------------------------------
+
+
+def test_error_types_are_translated_with_parameters_the_server_sends():
+    """`error.type.<type>` is filled from the item's ctx: each placeholder must be a ctx key the
+    server may send, and the types our own code emits must all have a text."""
+    from app.errors import CONTEXT_KEYS, STATUS_TYPES
+
+    for lang in LANGUAGES:
+        common = catalogue(lang, "common")
+        types = {key.removeprefix("error.type."): text for key, text in common.items()
+                 if key.startswith("error.type.")}  # fmt: skip
+        assert {"greater_than_equal", "less_than_equal", "missing", "int_parsing",
+                "finite_number", "string_too_long", "too_long", "literal_error", "enum",
+                "unknown_model", STATUS_TYPES[413], STATUS_TYPES[429]} <= set(types)  # fmt: skip
+        for kind, text in types.items():
+            assert set(PLACEHOLDER.findall(text)) <= CONTEXT_KEYS, (lang, kind)
+        # the general message of a status stands in when ctx is short: nothing to fill in it
+        for status in (404, 413, 429):
+            assert PLACEHOLDER.findall(common[f"error.status.{status}"]) == [], (lang, status)
