@@ -259,11 +259,12 @@ def trace_conv2d(
     # reductions of `products` over its short tap axis, which would be several times slower.
     # channel_sums[g, o, c] = weights[g, o, c] @ windows[g, c], one bmm over the G·Cg channels
     # ((O/G)×taps @ taps×cells each; `matmul` on the 4-d views costs twice as much), then swapped
-    by_channel = weights[..., 0].transpose(1, 2).reshape(groups * group_width, per_group, taps)
+    by_channel = w.view(groups, per_group, group_width, taps).transpose(1, 2)
+    by_channel = by_channel.reshape(groups * group_width, per_group, taps)
     channel_sums = torch.bmm(by_channel, windows.view(groups * group_width, taps, cells))
     channel_sums = channel_sums.view(groups, group_width, per_group, cells).transpose(1, 2)
     sums = torch.bmm(w.view(groups, per_group, -1), windows.view(groups, -1, cells))
-    pre_activation = sums.reshape(out_channels, out_h, out_w) + b[:, None, None]
+    pre_activation = sums.view(out_channels, out_h, out_w) + b.view(out_channels, 1, 1)
 
     rows = _taps(out_h, kh, sh, -pad.top, dh)
     cols = _taps(out_w, kw, sw, -pad.left, dw)
