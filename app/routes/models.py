@@ -45,21 +45,15 @@ def summary(
         info = get_model_info(name)
     except UnknownModelError as exc:
         raise HTTPException(status_code=404, detail=str(exc)) from exc
-    try:
-        query.check_limits(settings)
-        result = summarize_model(name, query.channels, query.height, query.width, query.num_classes)
-    except CNNCoreError as exc:
-        return core_error_response(exc, "query")
     shape = (query.channels, query.height, query.width, query.num_classes)
     try:
+        query.check_limits(settings)
+        result = summarize_model(name, *shape)
+        # every zoo model traces with torch.fx (tests/cnncore/test_models.py), so an input the
+        # summary accepts also gives fields and blocks
         fields = summary_fields(result, model_field_graph(name, *shape))
-    except CNNCoreError as exc:  # a model torch.fx cannot trace still gets its summary
-        fields = [(None, f"receptive fields cannot be computed for this model: {exc}")] * len(
-            result.layers
-        )
-    try:
         blocks = summarize_blocks(name, *shape)
-    except CNNCoreError:  # a model torch.fx cannot trace is drawn as a plain sequence of layers
-        blocks = ()
+    except CNNCoreError as exc:
+        return core_error_response(exc, "query")
     num_classes = None if info.num_classes is None else query.num_classes or info.num_classes
     return SummaryOut.of(name, num_classes, result, fields, blocks)

@@ -5,7 +5,8 @@ import torch
 from fastapi.testclient import TestClient
 
 from app.main import app
-from cnncore.inspect import summarize_model
+from cnncore.errors import CNNCoreError
+from cnncore.inspect import summarize_blocks, summarize_model
 from cnncore.models import build_model, get_model_info, list_models
 from cnncore.receptive_field import NOT_RUN, model_field_graph, receptive_fields, summary_fields
 
@@ -202,3 +203,25 @@ def test_layers_that_do_not_run_get_a_reason():
     idle = [row.name for row, (field, _) in rows if field is None]
     assert idle and all(name.startswith(("aux1", "aux2")) for name in idle)
     assert {reason for field, reason in matched if field is None} == {NOT_RUN}
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_zoo_model_gets_its_blocks(name):
+    """Every zoo model traces, so the summary's blocks are always the core's (the route kept a
+    fallback for untraceable models that nothing reached, and lost it)."""
+    info = get_model_info(name)
+    params = {} if info.sized_by_input else {"height": 72, "width": 88}
+    body = client.get(f"/api/models/{name}/summary", params=params).json()
+    core = summarize_blocks(name, None, params.get("height"), params.get("width"))
+    assert [block["name"] for block in body["blocks"]] == [block.name for block in core]
+    assert body["blocks"], name  # every zoo model groups its layers in containers
+
+
+def test_a_failing_trace_is_a_422_not_a_silent_fallback(monkeypatch):
+    def untraceable(*args):
+        raise CNNCoreError("this model cannot be traced by torch.fx: test", "model")
+
+    monkeypatch.setattr("app.routes.models.model_field_graph", untraceable)
+    response = client.get("/api/models/lenet5/summary")
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["query", "model"]
