@@ -58,7 +58,10 @@ function messageOf(item, status, retryAfter) {
 function errorFromBody(status, body, retryAfter) {
   const fields = {};
   const detail = body && body.detail;
-  const items = Array.isArray(detail) ? detail : [{ msg: typeof detail === "string" ? detail : "", type: body?.type }];
+  // a string detail (404 "unknown model ...") has its type beside it; a non-JSON answer has none
+  const items = Array.isArray(detail)
+    ? detail
+    : [{ msg: typeof detail === "string" ? detail : "", type: body?.type }];
   for (const item of items) {
     const field = fieldOf(item?.loc);
     const message = messageOf(item ?? {}, status, retryAfter);
