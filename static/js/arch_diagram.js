@@ -7,7 +7,7 @@
 // SVG uses (set as presentation attributes: the CSP allows no inline style); colours are CSS.
 
 import { t } from "./i18n.js";
-import { formatCount, shapeText as joinShape } from "./format.js";
+import { formatCount, shapeText } from "./format.js";
 import {
   buildTree, convKind, expandable, isWeight, operation, unitOperation, weightPath,
 } from "./arch_tree.js";
@@ -25,7 +25,8 @@ const FORK = 20; // from the fork to the branches' tops, and from their bottoms 
 const MARGIN = 10;
 const TITLE_LINE = 260; // widest one-line frame title over narrower content
 
-const shapeText = (shape) => (shape ? joinShape(shape) : t("arch.diagram.not_run"));
+/** A block's output shape, or the diagram's "not run" for a block that did not run. */
+const outputShape = (shape) => shapeText(shape, t("arch.diagram.not_run"));
 
 function node(tag, attrs = {}, parent = null) {
   const element = document.createElementNS(SVG, tag);
@@ -139,7 +140,7 @@ export function createDiagram(root, { onPick, onToggle }) {
 
   function describe(item, op) {
     return t("arch.diagram.label", {
-      name: item.name, op, shape: shapeText(item.output),
+      name: item.name, op, shape: outputShape(item.output),
       params: formatCount(item.params), macs: formatCount(item.macs),
     });
   }
@@ -175,7 +176,7 @@ export function createDiagram(root, { onPick, onToggle }) {
 
   /** The lines every full box ends with: output shape, parameters, MACs. */
   const numberLines = (item) => [
-    [`→ ${shapeText(item.output)}`, "num"],
+    [`→ ${outputShape(item.output)}`, "num"],
     [t("arch.diagram.params", { count: formatCount(item.params) }), "num", "dg-muted"],
     [t("arch.diagram.macs", { count: formatCount(item.macs) }), "num", "dg-muted"],
   ];
@@ -193,7 +194,7 @@ export function createDiagram(root, { onPick, onToggle }) {
   function layerPiece(item) {
     const row = item.rows[0];
     if (item.params === 0 && item.macs === 0) {
-      const text = `${item.label} · ${operation(row)} → ${shapeText(item.output)}`;
+      const text = `${item.label} · ${operation(row)} → ${outputShape(item.output)}`;
       const kind = row.type === "Identity" ? "is-identity" : "is-light";
       return box(item, [[text, "op"]], { kind, role: "layer", pill: true });
     }
@@ -241,7 +242,7 @@ export function createDiagram(root, { onPick, onToggle }) {
   function frame(item, inner, open) {
     const marker = open ? "▾" : "▸";
     const name = `${marker} ${item.label}`;
-    const rest = `${item.type ? `${item.type}  ` : ""}→ ${shapeText(item.output)}`;
+    const rest = `${item.type ? `${item.type}  ` : ""}→ ${outputShape(item.output)}`;
     // One line when it is not much wider than the content, else the class and shape go on a
     // second line: a phone's screen then holds the frames of MobileNet v2 and ResNet.
     let title = [[`${name}  ${rest}`, "title"]];
@@ -291,7 +292,7 @@ export function createDiagram(root, { onPick, onToggle }) {
     if (branch.identity) {
       lane.name = branch.rows[0]?.name ?? item.name;
       const lines = [[t("arch.diagram.identity"), "op"]];
-      const label = t("arch.diagram.identity_label", { name: item.name, shape: shapeText(lane.output) });
+      const label = t("arch.diagram.identity_label", { name: item.name, shape: outputShape(lane.output) });
       return box(lane, lines, { kind: "is-identity", role: "branch-box", pill: true, key, label });
     }
     if (open) {
@@ -312,7 +313,7 @@ export function createDiagram(root, { onPick, onToggle }) {
   function joinPiece(item) {
     const { merge } = item;
     const add = merge.kind === "add";
-    const text = add ? "+" : t("arch.diagram.concat", { shape: shapeText(merge.output) });
+    const text = add ? "+" : t("arch.diagram.concat", { shape: outputShape(merge.output) });
     const role = add ? "plus" : "merge";
     const w = add ? 28 : measure.width(text, role) + 2 * PAD;
     const h = add ? 28 : measure.lineHeight(role) + 8;
@@ -322,7 +323,7 @@ export function createDiagram(root, { onPick, onToggle }) {
         const g = node("g", {
           class: `dg-merge is-${merge.kind}`, "data-kind": merge.kind, "data-block": item.name,
         }, parent);
-        figure(g, add ? t("arch.diagram.add", { shape: shapeText(merge.output) }) : text);
+        figure(g, add ? t("arch.diagram.add", { shape: outputShape(merge.output) }) : text);
         node("rect", { x, y, width: w, height: h, rx: h / 2, class: "dg-join" }, g);
         drawText(g, [[text, role]], x + w / 2, y + (h - measure.lineHeight(role)) / 2, "middle");
       },

@@ -8,7 +8,7 @@ import { t } from "./i18n.js";
 import { clearErrors, getJSON, isAbort, latestOnly, showErrors } from "./api.js";
 import { createState } from "./state.js";
 import { bindControls } from "./controls.js";
-import { formatCount, formatPair, shapeText as joinShape } from "./format.js";
+import { formatCount, formatPair, shapeText } from "./format.js";
 import { createDiagram } from "./arch_diagram.js";
 
 const ARCH_STATE = [
@@ -58,8 +58,6 @@ function el(tag, { className, text, attrs } = {}, children = []) {
   for (const child of children) node.append(child);
   return node;
 }
-
-const shapeText = (shape) => (shape ? joinShape(shape) : "–");
 
 /** 1 814 073 344 → "1.81 G" (SI prefixes, as papers quote MACs). */
 function shortCount(value) {
@@ -166,7 +164,7 @@ function layerRow(layer, total, block) {
     el("td", { className: "mono", text: kernelText(layer) }),
     el("td", {
       className: "mono",
-      text: layer.output_shape ? shapeText(layer.output_shape) : t("arch.not_run"),
+      text: shapeText(layer.output_shape, t("arch.not_run")),
     }),
     fieldCell(layer),
     el("td", { className: "num", text: formatCount(layer.params) }),

@@ -30,9 +30,10 @@ export function formatCount(value) {
   return Math.round(value).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ",");
 }
 
-/** A shape as one text: [6, 28, 28] → "6×28×28". */
-export function shapeText(shape) {
-  return shape.join("×");
+/** A shape as one text: [6, 28, 28] → "6×28×28"; no shape (a layer that did not run) →
+ * `missing`. */
+export function shapeText(shape, missing = "–") {
+  return shape ? shape.join("×") : missing;
 }
 
 /** A per-axis {height, width} pair as one text: "51" when both agree, "51×43" otherwise. */
