@@ -19,17 +19,23 @@ from cnncore.transfer import (
     transfer_model,
 )
 
+# one thread for this module's many tiny steps, and the previous count back after it
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/cnncore/conftest.py
+
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory):
     """A LeNet-5 trained two steps on 8×8 digits (grown to 32×32), saved as a checkpoint."""
-    torch.set_num_threads(1)
     config = TrainConfig(model="lenet5", data=DataConfig(name="digits", limit=200), epochs=1,
                          batch_size=32, max_steps_per_epoch=2, dropout=0.3)  # fmt: skip
     trainer = Trainer(config)
     for _ in trainer.run():
         pass
     return save_checkpoint(trainer, tmp_path_factory.mktemp("source") / "final.safetensors")
+
+
+def test_the_module_runs_on_one_thread(source):
+    assert torch.get_num_threads() == 1  # set by `one_thread`, which also restores it
 
 
 @pytest.mark.parametrize(("model", "head"), [
