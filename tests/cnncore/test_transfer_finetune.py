@@ -17,6 +17,8 @@ from cnncore.transfer import (
     transfer_model,
 )
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/cnncore/conftest.py, restored after
+
 FROZEN = ["features.0", "features.3"]  # C1 and C3, as the /train transfer preset freezes them
 
 
@@ -36,7 +38,6 @@ def _run(trainer: Trainer) -> Trainer:
 @pytest.fixture(scope="module")
 def source(tmp_path_factory):
     """Pre-trained (a few steps) on digits 0–4 only, saved as a checkpoint."""
-    torch.set_num_threads(1)
     trainer = _run(Trainer(_network(classes=[0, 1, 2, 3, 4], limit=300)))
     return save_checkpoint(trainer, tmp_path_factory.mktemp("pretrain") / "final.safetensors")
 
@@ -101,7 +102,6 @@ def test_pre_trained_features_learn_five_to_nine_from_ten_images_each(tmp_path):
     images of 0–4, then 8 steps on 10 images of each of 5–9. Fine-tuned from C1 and C3 frozen
     the network already tells 5–9 apart; trained from scratch it is still near chance (1 in 5).
     benchmarks/transfer.py measures the full preset over seeds."""
-    torch.set_num_threads(1)
     source = _run(Trainer(_mnist([0, 1, 2, 3, 4], epochs=1, data={"limit": 1000})))
     checkpoint = load_checkpoint(save_checkpoint(source, tmp_path / "pretrain.safetensors"))
     target = _mnist([5, 6, 7, 8, 9], epochs=2, batch_size=16, data={"train_per_class": 10})
