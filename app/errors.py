@@ -30,12 +30,20 @@ __all__ = [
     "validation_error_response",
 ]
 
-# ctx keys worth a message parameter: bounds and allowed values, all from the schema, never the
-# client's input (pydantic's `error` key holds an exception whose text may quote the input).
-CONTEXT_KEYS = frozenset(
+# ctx keys worth a message parameter: bounds and allowed values from the schema, and the numbers
+# a core refusal computed (cnncore: sizes, kernel, channels, the sum of the probabilities ...),
+# never the client's raw input (pydantic's `error` key holds an exception whose text may quote
+# the input). Only small finite numbers and short strings pass (`_small`).
+SCHEMA_KEYS = frozenset(
     {"ge", "gt", "le", "lt", "multiple_of", "min_length", "max_length", "expected", "limit",
      "retry_after", "max_digits", "decimal_places"}
 )  # fmt: skip
+CORE_KEYS = frozenset(
+    {"size", "kernel", "stride", "padding", "padded", "dilation", "effective", "output",
+     "output_padding", "groups", "channels", "out_channels", "total", "target", "classes",
+     "entries", "cells", "shape", "expected_shape", "start", "stop", "width", "height", "pixels"}
+)  # fmt: skip
+CONTEXT_KEYS = SCHEMA_KEYS | CORE_KEYS
 MAX_TEXT = 64  # characters of one ctx string
 MAX_ITEMS = 32  # allowed literals listed
 # pydantic compares NaN with a bound and reports the bound ("less than or equal to 0.01"), which

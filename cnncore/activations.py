@@ -31,7 +31,9 @@ ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "silu")
 
 def _finite(value: float, field: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise CNNCoreError(f"{field} must be a finite number, got {value!r}", field)
+        raise CNNCoreError(
+            f"{field} must be a finite number, got {value!r}", field, code="finite_number"
+        )
     return float(value)
 
 
@@ -52,7 +54,7 @@ def activation_module(name: str, slope: float = 0.01, alpha: float = 1.0) -> nn.
     if name == "silu":
         return nn.SiLU()
     raise CNNCoreError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {name!r}",
-                       "name")
+                       "name", code="enum", ctx={"expected": list(ACTIVATIONS)})
 
 
 @dataclass(frozen=True)
@@ -79,9 +81,15 @@ def activation_curve(
     """Sample an activation and its derivative (autograd) at `points` x from `start` to `stop`."""
     start, stop = _finite(start, "start"), _finite(stop, "stop")
     if not start < stop:
-        raise CNNCoreError(f"start ({start}) must be below stop ({stop})", "stop")
+        raise CNNCoreError(
+            f"start ({start}) must be below stop ({stop})", "stop",
+            code="range_start_not_below_stop", ctx={"start": start, "stop": stop},
+        )  # fmt: skip
     if isinstance(points, bool) or not isinstance(points, int) or points < 2:
-        raise CNNCoreError(f"points must be an integer of at least 2, got {points!r}", "points")
+        raise CNNCoreError(
+            f"points must be an integer of at least 2, got {points!r}", "points",
+            code="integer_at_least", ctx={"ge": 2},
+        )  # fmt: skip
     function = activation_module(name, slope, alpha)
     x = torch.linspace(start, stop, points, dtype=torch.float64, requires_grad=True)
     y = function(x)

@@ -58,7 +58,9 @@ class Padding2d:
 
 def _positive(value: int, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise CNNCoreError(f"{field} must be a positive integer, got {value!r}", field)
+        raise CNNCoreError(
+            f"{field} must be a positive integer, got {value!r}", field, code="positive_integer"
+        )
     return value
 
 
@@ -69,7 +71,9 @@ def pair(value: int | tuple[int, int] | list[int], field: str) -> tuple[int, int
     if isinstance(value, (tuple, list)) and len(value) == 2:
         return _positive(value[0], field), _positive(value[1], field)
     raise CNNCoreError(
-        f"{field} must be an integer or a [height, width] pair, got {value!r}", field
+        f"{field} must be an integer or a [height, width] pair, got {value!r}",
+        field,
+        code="integer_or_pair",
     )
 
 
@@ -80,6 +84,7 @@ def _output_padding_pair(value: int | tuple[int, int] | list[int]) -> tuple[int,
             f"output_padding must be zero or a positive integer, or a [height, width] pair of "
             f"them, got {value!r}",
             "output_padding",
+            code="output_padding_negative",
         )
     return values[0], values[1]
 
@@ -107,12 +112,15 @@ def resolve_padding(
                 "padding='same' is undefined for a transposed convolution: it enlarges the input "
                 "by design; give the padding as numbers instead",
                 "padding",
+                code="same_padding_not_transposed",
             )
         if stride != (1, 1):
             raise CNNCoreError(
                 f"padding='same' needs stride 1, got stride {stride[0]}×{stride[1]}: with a larger "
                 "stride the output is smaller than the input whatever the padding",
                 "padding",
+                code="same_padding_needs_stride_1",
+                ctx={"stride": f"{stride[0]}×{stride[1]}"},
             )
         th, tw = (d * (k - 1) for k, d in zip(kernel_size, dilation, strict=True))
         return Padding2d(th // 2, th - th // 2, tw // 2, tw - tw // 2)
@@ -125,10 +133,15 @@ def resolve_padding(
             f"padding must be an integer, a [height, width] pair, 'same' or 'valid', "
             f"got {padding!r}",
             "padding",
+            code="padding_form",
         )
     for p in (ph, pw):
         if isinstance(p, bool) or not isinstance(p, int) or p < 0:
-            raise CNNCoreError(f"padding must be zero or a positive integer, got {p!r}", "padding")
+            raise CNNCoreError(
+                f"padding must be zero or a positive integer, got {p!r}",
+                "padding",
+                code="padding_negative",
+            )
     return Padding2d(ph, ph, pw, pw)
 
 
@@ -146,11 +159,16 @@ def conv_output_size(
             if dilation > 1
             else ""
         )
+        # The output would have (padded − effective) // stride + 1 ≤ 0 positions.
         raise CNNCoreError(
             f"the kernel (effective size {effective}{dil}) is larger than the padded input "
             f"({size} + {pad.total} padding = {padded}): add padding or use a smaller kernel",
             "kernel_size",
-        )
+            code="dilated_kernel_too_large" if dilation > 1 else "conv_output_empty",
+            ctx={"size": size, "padding": pad.total, "padded": padded, "kernel": kernel,
+                 "dilation": dilation, "effective": effective,
+                 "output": (padded - effective) // stride + 1},
+        )  # fmt: skip
     return (padded - effective) // stride + 1
 
 
@@ -165,13 +183,18 @@ def conv_transpose_output_size(
     """(n − 1)·s − 2p + d·(k − 1) + output_padding + 1, as `torch.nn.ConvTranspose2d`."""
     _positive(size, "input size")
     if output_padding < 0:
-        raise CNNCoreError("output_padding must be zero or positive", "output_padding")
+        raise CNNCoreError(
+            "output_padding must be zero or positive", "output_padding",
+            code="output_padding_negative",
+        )  # fmt: skip
     if output_padding >= max(stride, dilation):
         raise CNNCoreError(
             f"output_padding ({output_padding}) must be smaller than the stride ({stride}) or the "
             f"dilation ({dilation}): it only picks among the sizes a strided convolution maps "
             "to the same input size",
             "output_padding",
+            code="output_padding_too_large",
+            ctx={"output_padding": output_padding, "stride": stride, "dilation": dilation},
         )
     out = (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
     if out <= 0:
@@ -179,6 +202,8 @@ def conv_transpose_output_size(
             f"the padding ({padding} per side) crops away the whole output "
             f"({out + 2 * padding} before cropping): use less padding",
             "padding",
+            code="transposed_output_cropped",
+            ctx={"padding": padding, "size": out + 2 * padding, "output": out},
         )
     return out
 
@@ -198,12 +223,16 @@ def pool_output_size(
     """
     _positive(size, "input size")
     if padding < 0:
-        raise CNNCoreError("padding must be zero or a positive integer", "padding")
+        raise CNNCoreError(
+            "padding must be zero or a positive integer", "padding", code="padding_negative"
+        )
     if padding > kernel // 2:
         raise CNNCoreError(
             f"pooling padding ({padding}) must be at most half the kernel ({kernel} // 2 = "
             f"{kernel // 2}): a window would otherwise see only padding",
             "padding",
+            code="pool_padding_over_half_kernel",
+            ctx={"padding": padding, "kernel": kernel, "le": kernel // 2},
         )
     effective = dilation * (kernel - 1) + 1
     span = size + 2 * padding - effective
@@ -217,7 +246,10 @@ def pool_output_size(
             f"the pooling window ({effective}) is larger than the padded input "
             f"({size} + {2 * padding} = {size + 2 * padding}): use a smaller kernel or dilation",
             "kernel_size",
-        )
+            code="pool_output_empty",
+            ctx={"size": size, "padding": 2 * padding, "padded": size + 2 * padding,
+                 "kernel": kernel, "dilation": dilation, "effective": effective, "output": out},
+        )  # fmt: skip
     return out
 
 
@@ -272,11 +304,16 @@ def conv2d_shape(
             f"groups ({groups}) must divide both the input channels ({channels}) and the output "
             f"channels ({out_channels}): each group convolves its own slice of channels",
             "groups",
+            code="groups_must_divide_channels",
+            ctx={"groups": groups, "channels": channels, "out_channels": out_channels},
         )
     pads = resolve_padding(padding, kernel, strides, dilations, transposed=transposed)
     if transposed:
         if pads.top != pads.bottom or pads.left != pads.right:
-            raise CNNCoreError("a transposed convolution takes symmetric padding", "padding")
+            raise CNNCoreError(
+                "a transposed convolution takes symmetric padding", "padding",
+                code="transposed_padding_symmetric",
+            )  # fmt: skip
         out_pads = _output_padding_pair(output_padding)
         args = zip((height, width), kernel, strides, (pads.top, pads.left), dilations, out_pads,
                    strict=True)
@@ -298,7 +335,7 @@ def conv2d_shape(
     else:
         if _output_padding_pair(output_padding) != (0, 0):
             raise CNNCoreError("output_padding applies only to transposed convolutions",
-                               "output_padding")
+                               "output_padding", code="output_padding_only_transposed")
         out_h = conv_output_size(height, kernel[0], strides[0], pads.height, dilations[0])
         out_w = conv_output_size(width, kernel[1], strides[1], pads.width, dilations[1])
         params = out_channels * (channels // groups) * kernel[0] * kernel[1]
@@ -343,7 +380,10 @@ def pool2d_shape(
     dilations = pair(dilation, "dilation")
     if isinstance(padding, str) and padding.lower() == "same":
         # torch's pooling layers take numbers only; 'same' would need asymmetric padding.
-        raise CNNCoreError("pooling takes its padding as numbers, not 'same'", "padding")
+        raise CNNCoreError(
+            "pooling takes its padding as numbers, not 'same'", "padding",
+            code="pool_padding_not_same",
+        )  # fmt: skip
     pads = resolve_padding(padding, kernel)
     return (
         pool_output_size(height, kernel[0], strides[0], pads.top, dilations[0], ceil_mode),

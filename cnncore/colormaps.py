@@ -41,7 +41,10 @@ def colormap(name: str) -> np.ndarray:
     """The 256×3 uint8 LUT of a named colormap (read-only). Unknown names → CNNCoreError."""
     if name not in _ANCHORS:
         raise CNNCoreError(
-            f"unknown colormap {name!r}; choose one of {', '.join(COLORMAPS)}", "colormap"
+            f"unknown colormap {name!r}; choose one of {', '.join(COLORMAPS)}",
+            "colormap",
+            code="enum",
+            ctx={"expected": list(COLORMAPS)},
         )
     anchors = np.array([_rgb(c) for c in _ANCHORS[name]], dtype=np.float64)
     stops = np.linspace(0.0, 1.0, len(anchors))
@@ -55,7 +58,9 @@ def colormap(name: str) -> np.ndarray:
 def apply_colormap(levels: np.ndarray, name: str) -> np.ndarray:
     """uint8 levels (any shape) → RGB uint8 (shape + (3,)) through the named LUT."""
     if levels.dtype != np.uint8:
-        raise CNNCoreError(f"colormap input must be uint8 levels, got {levels.dtype}")
+        raise CNNCoreError(
+            f"colormap input must be uint8 levels, got {levels.dtype}", code="pixels_not_uint8"
+        )
     return colormap(name)[levels]
 
 

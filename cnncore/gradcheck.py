@@ -73,9 +73,15 @@ def small_network(
     """conv 3×3 (same padding) → activation → average pool 2 → flatten → linear: every kind of
     layer a CNN is made of, small enough to probe every coordinate."""
     if activation not in ACTIVATIONS:
-        raise CNNCoreError(f"activation must be one of {', '.join(ACTIVATIONS)}", "activation")
+        raise CNNCoreError(
+            f"activation must be one of {', '.join(ACTIVATIONS)}", "activation",
+            code="enum", ctx={"expected": list(ACTIVATIONS)},
+        )  # fmt: skip
     if size < 2 or size % 2:
-        raise CNNCoreError("size must be an even number of at least 2", "size")
+        raise CNNCoreError(
+            "size must be an even number of at least 2", "size",
+            code="even_size_required", ctx={"ge": 2},
+        )  # fmt: skip
     return nn.Sequential(
         nn.Conv2d(in_channels, channels, 3, padding=1),
         activation_module(activation),
@@ -92,7 +98,10 @@ def small_mlp(
     """flatten → linear → activation → linear: the fully connected baseline, for comparing
     the gradients of a dense layer with those of a convolution."""
     if activation not in ACTIVATIONS:
-        raise CNNCoreError(f"activation must be one of {', '.join(ACTIVATIONS)}", "activation")
+        raise CNNCoreError(
+            f"activation must be one of {', '.join(ACTIVATIONS)}", "activation",
+            code="enum", ctx={"expected": list(ACTIVATIONS)},
+        )  # fmt: skip
     return nn.Sequential(
         nn.Flatten(),
         nn.Linear(in_channels * size * size, hidden),
@@ -140,9 +149,15 @@ def gradient_check(
     At most `max_coordinates` coordinates per tensor, drawn with `seed`.
     """
     if not 0.0 < eps <= 1e-2:
-        raise CNNCoreError("eps must be above 0 and at most 0.01", "eps")
+        raise CNNCoreError(
+            "eps must be above 0 and at most 0.01", "eps",
+            code="step_out_of_range", ctx={"gt": 0, "le": 1e-2},
+        )  # fmt: skip
     if max_coordinates < 1:
-        raise CNNCoreError("max_coordinates must be at least 1", "max_coordinates")
+        raise CNNCoreError(
+            "max_coordinates must be at least 1", "max_coordinates",
+            code="integer_at_least", ctx={"ge": 1},
+        )  # fmt: skip
     net = copy.deepcopy(model).double().eval()
     x = inputs.detach().double()
 
@@ -189,11 +204,18 @@ def check_small_network(
     """The page's gradient check: a seeded `small_network` (or `small_mlp`) on a seeded random
     batch."""
     if not 1 <= batch <= 16:
-        raise CNNCoreError("batch must be 1 to 16", "batch")
+        raise CNNCoreError(
+            "batch must be 1 to 16", "batch", code="integer_between", ctx={"ge": 1, "le": 16}
+        )
     if not 2 <= classes <= 10:
-        raise CNNCoreError("classes must be 2 to 10", "classes")
+        raise CNNCoreError(
+            "classes must be 2 to 10", "classes", code="integer_between", ctx={"ge": 2, "le": 10}
+        )
     if network not in NETWORKS:
-        raise CNNCoreError(f"network must be one of {', '.join(NETWORKS)}", "network")
+        raise CNNCoreError(
+            f"network must be one of {', '.join(NETWORKS)}", "network",
+            code="enum", ctx={"expected": list(NETWORKS)},
+        )  # fmt: skip
     generator = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):  # the seed must not disturb anyone else's draws
         torch.manual_seed(seed)

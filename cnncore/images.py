@@ -88,10 +88,13 @@ class Preprocessed:
 def _open_checked(data: bytes, max_bytes: int, max_pixels: int) -> Image.Image:
     """Open lazily (header only) and refuse empty, oversized, unknown or bomb-sized files."""
     if len(data) == 0:
-        raise CNNCoreError("the image file is empty (0 bytes)", field="image")
+        raise CNNCoreError("the image file is empty (0 bytes)", field="image", code="image_empty")
     if len(data) > max_bytes:
         raise CNNCoreError(
-            f"the image file is {len(data):,} bytes; the limit is {max_bytes:,} bytes", "image"
+            f"the image file is {len(data):,} bytes; the limit is {max_bytes:,} bytes",
+            "image",
+            code="image_file_too_large",
+            ctx={"size": len(data), "limit": max_bytes},
         )
     try:
         # Pillow warns above MAX_IMAGE_PIXELS and raises above twice that, inside `open`;
@@ -103,19 +106,26 @@ def _open_checked(data: bytes, max_bytes: int, max_pixels: int) -> Image.Image:
         raise CNNCoreError(
             f"the image claims too many pixels to decode safely; the limit is {max_pixels:,}",
             "image",
+            code="image_pixels_unsafe",
+            ctx={"limit": max_pixels},
         ) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise CNNCoreError(
-            "not a readable image: accepted formats are JPEG, PNG, WebP, BMP and GIF", "image"
+            "not a readable image: accepted formats are JPEG, PNG, WebP, BMP and GIF",
+            "image",
+            code="image_not_readable",
+            ctx={"expected": ["JPEG", "PNG", "WebP", "BMP", "GIF"]},
         ) from exc
     width, height = image.size
     if width <= 0 or height <= 0:
-        raise CNNCoreError("the image has no pixels", "image")
+        raise CNNCoreError("the image has no pixels", "image", code="image_empty")
     if width * height > max_pixels:
         raise CNNCoreError(
             f"the image is {width}×{height} = {width * height:,} pixels; "
             f"the limit is {max_pixels:,} pixels",
             "image",
+            code="image_too_many_pixels",
+            ctx={"width": width, "height": height, "pixels": width * height, "limit": max_pixels},
         )
     return image
 
@@ -166,7 +176,9 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> DecodedImag
         rgb = np.asarray(_to_rgb(upright), dtype=np.uint8)
     except (OSError, SyntaxError, ValueError, EOFError, IndexError) as exc:
         raise CNNCoreError(
-            f"the image file is damaged or truncated ({type(exc).__name__}: {exc})", "image"
+            f"the image file is damaged or truncated ({type(exc).__name__}: {exc})",
+            "image",
+            code="image_truncated",
         ) from exc
     return DecodedImage(
         rgb=rgb.copy(), format=str(image.format), mode=image.mode, orientation=orientation
@@ -176,7 +188,7 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> DecodedImag
 def encode_png(pixels: np.ndarray, compress_level: int = 1) -> bytes:
     """uint8 H×W (grey) or H×W×3 (RGB) → PNG bytes. Level 1: fast, still lossless."""
     if pixels.dtype != np.uint8:
-        raise CNNCoreError(f"PNG pixels must be uint8, got {pixels.dtype}")
+        raise CNNCoreError(f"PNG pixels must be uint8, got {pixels.dtype}", code="pixels_not_uint8")
     buffer = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(pixels)).save(
         buffer, format="PNG", compress_level=compress_level
@@ -221,11 +233,19 @@ def _preview(pixels: np.ndarray) -> np.ndarray:
 
 def _check_recipe(size: tuple[int, int], channels: int, mean: tuple, std: tuple) -> None:
     if min(size) < 1:
-        raise CNNCoreError(f"input size must be positive, got {size}", "model")
+        raise CNNCoreError(
+            f"input size must be positive, got {size}", "model", code="model_preprocessing"
+        )
     if channels not in (1, 3):
-        raise CNNCoreError(f"a picture can feed 1 or 3 input channels, not {channels}", "model")
+        raise CNNCoreError(
+            f"a picture can feed 1 or 3 input channels, not {channels}", "model",
+            code="model_preprocessing",
+        )  # fmt: skip
     if len(mean) != channels or len(std) != channels or min(std) <= 0:
-        raise CNNCoreError("mean and std need one value per channel, std > 0", "model")
+        raise CNNCoreError(
+            "mean and std need one value per channel, std > 0", "model",
+            code="model_preprocessing",
+        )  # fmt: skip
 
 
 def preprocess(
@@ -316,7 +336,10 @@ def sample_image(name: str) -> DecodedImage:
     ships (`load_sample_image`), generated test patterns, or a real MNIST digit."""
     if name not in SAMPLE_IMAGES:
         raise CNNCoreError(
-            f"unknown sample {name!r}; choose one of {', '.join(SAMPLE_IMAGES)}", "sample"
+            f"unknown sample {name!r}; choose one of {', '.join(SAMPLE_IMAGES)}",
+            "sample",
+            code="enum",
+            ctx={"expected": list(SAMPLE_IMAGES)},
         )
     if name in ("china", "flower"):
         from sklearn.datasets import load_sample_image

@@ -97,38 +97,51 @@ def _vector(values, field: str) -> torch.Tensor:
     try:
         tensor = torch.as_tensor(values, dtype=torch.float64)
     except (TypeError, ValueError) as exc:
-        raise CNNCoreError(f"{field} must be a list of numbers", field) from exc
+        raise CNNCoreError(
+            f"{field} must be a list of numbers", field, code="numbers_list"
+        ) from exc
     if tensor.dim() != 1 or tensor.numel() == 0:
-        raise CNNCoreError(f"{field} must be a non-empty list of numbers", field)
+        raise CNNCoreError(
+            f"{field} must be a non-empty list of numbers", field, code="numbers_list"
+        )
     if not torch.isfinite(tensor).all():
-        raise CNNCoreError(f"{field} contains NaN or infinity", field)
+        raise CNNCoreError(f"{field} contains NaN or infinity", field, code="finite_numbers")
     return tensor
 
 
 def _distribution(values: torch.Tensor, field: str) -> torch.Tensor:
     if (values < 0).any() or (values > 1).any():
-        raise CNNCoreError(f"every entry of {field} must lie in [0, 1]", field)
+        raise CNNCoreError(
+            f"every entry of {field} must lie in [0, 1]", field, code="probability_out_of_range"
+        )
     total = float(values.sum())
     if abs(total - 1.0) > SUM_TOLERANCE:
-        raise CNNCoreError(f"{field} must sum to 1, got {total:.6g}", field)
+        raise CNNCoreError(
+            f"{field} must sum to 1, got {total:.6g}",
+            field,
+            code="probabilities_not_normalised",
+            ctx={"total": float(f"{total:.6g}")},
+        )
     return values
 
 
 def _logits(logits, probs, binary: bool) -> torch.Tensor:
     if (logits is None) == (probs is None):
-        raise CNNCoreError("give either logits or probs, not both or neither", "logits")
+        raise CNNCoreError(
+            "give either logits or probs, not both or neither", "logits", code="logits_or_probs"
+        )
     if logits is not None:
         return _vector(logits, "logits")
     p = _vector(probs, "probs")
     if binary:
         if p.numel() != 1 or not 0 < float(p[0]) < 1:
             raise CNNCoreError("binary probs is one probability of class 1, strictly between 0 "
-                               "and 1", "probs")
+                               "and 1", "probs", code="binary_probability_out_of_range")
         return torch.logit(p)
     if (p <= 0).any():
         # ln 0 = −∞ is a logit with no gradient to show; a tiny probability works instead.
         raise CNNCoreError("every probability must be above 0 (use e.g. 1e-9 for 'never')",
-                           "probs")
+                           "probs", code="probability_zero")
     return torch.log(_distribution(p, "probs"))
 
 
@@ -136,22 +149,30 @@ def _target(target, classes: int, binary: bool) -> torch.Tensor:
     """A class index, or a distribution over the classes, as a distribution."""
     if binary:
         if isinstance(target, (list, tuple)):
-            raise CNNCoreError("a binary target is one number: 0, 1 or a probability", "target")
+            raise CNNCoreError(
+                "a binary target is one number: 0, 1 or a probability", "target",
+                code="binary_target_one_number",
+            )  # fmt: skip
         value = float(_vector([target], "target")[0])
         if not 0 <= value <= 1:
-            raise CNNCoreError(f"a binary target must lie in [0, 1], got {value}", "target")
+            raise CNNCoreError(
+                f"a binary target must lie in [0, 1], got {value}", "target",
+                code="binary_target_out_of_range", ctx={"target": value},
+            )  # fmt: skip
         return torch.tensor([1.0 - value, value], dtype=torch.float64)
     if isinstance(target, float) and target.is_integer():
         target = int(target)  # 1.0 from a JSON client is class 1
     if isinstance(target, int) and not isinstance(target, bool):
         if not 0 <= target < classes:
             raise CNNCoreError(f"target class {target} is out of range 0..{classes - 1}",
-                               "target")
+                               "target", code="target_class_out_of_range",
+                               ctx={"target": target, "classes": classes, "le": classes - 1})
         return F.one_hot(torch.tensor(target), classes).to(torch.float64)
     distribution = _vector(target, "target")
     if distribution.numel() != classes:
         raise CNNCoreError(f"target has {distribution.numel()} entries for {classes} classes",
-                           "target")
+                           "target", code="target_length_mismatch",
+                           ctx={"entries": distribution.numel(), "classes": classes})
     return _distribution(distribution, "target")
 
 
@@ -200,29 +221,36 @@ def compute_loss(
     equals cross-entropy.
     """
     if kind not in LOSS_KINDS:
-        raise CNNCoreError(f"kind must be one of {', '.join(LOSS_KINDS)}, got {kind!r}", "kind")
+        raise CNNCoreError(f"kind must be one of {', '.join(LOSS_KINDS)}, got {kind!r}", "kind",
+                           code="enum", ctx={"expected": list(LOSS_KINDS)})
     base = str(log_base)
     if base not in LOG_BASES:
-        raise CNNCoreError(f"log_base must be 'e', 2 or 10, got {log_base!r}", "log_base")
+        raise CNNCoreError(f"log_base must be 'e', 2 or 10, got {log_base!r}", "log_base",
+                           code="enum", ctx={"expected": list(LOG_BASES)})
     if isinstance(temperature, bool) or not (
         isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0
     ):
-        raise CNNCoreError("temperature must be a positive number", "temperature")
+        raise CNNCoreError("temperature must be a positive number", "temperature",
+                           code="greater_than", ctx={"gt": 0})
     if kind == "focal":
         if not (isinstance(gamma, (int, float)) and math.isfinite(gamma) and gamma >= 0):
-            raise CNNCoreError(f"gamma must be zero or positive, got {gamma!r}", "gamma")
+            raise CNNCoreError(f"gamma must be zero or positive, got {gamma!r}", "gamma",
+                               code="greater_than_equal", ctx={"ge": 0})
         if alpha is not None and not (isinstance(alpha, (int, float)) and 0 <= alpha <= 1):
-            raise CNNCoreError(f"alpha must lie in [0, 1], got {alpha!r}", "alpha")
+            raise CNNCoreError(f"alpha must lie in [0, 1], got {alpha!r}", "alpha",
+                               code="number_between", ctx={"ge": 0, "le": 1})
 
     given = logits if logits is not None else probs
     count = len(given) if isinstance(given, (list, tuple, torch.Tensor)) and len(given) else 0
     binary = kind == "binary_cross_entropy" or (kind == "focal" and count == 1)
     z = _logits(logits, probs, binary).clone().requires_grad_(True)
     if binary and z.numel() != 1:
-        raise CNNCoreError("binary cross-entropy takes exactly one logit", "logits")
+        raise CNNCoreError("binary cross-entropy takes exactly one logit", "logits",
+                           code="binary_needs_one_logit")
     if not binary and z.numel() < 2:
         field = "logits" if logits is not None else "probs"
-        raise CNNCoreError("cross-entropy needs at least two classes", field)
+        raise CNNCoreError("cross-entropy needs at least two classes", field,
+                           code="cross_entropy_needs_two_classes")
     classes = 2 if binary else z.numel()
     y = _target(target, classes, binary)
     ln_base = LOG_BASES[base]

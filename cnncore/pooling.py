@@ -172,15 +172,19 @@ def _as_input(values: torch.Tensor | list) -> torch.Tensor:
     try:
         tensor = torch.as_tensor(values, dtype=torch.float64)
     except (TypeError, ValueError) as exc:
-        raise CNNCoreError("input must be a C×H×W array of numbers", "input") from exc
+        raise CNNCoreError(
+            "input must be a C×H×W array of numbers", "input", code="feature_map_shape"
+        ) from exc
     if tensor.dim() != 3 or tensor.numel() == 0:
         raise CNNCoreError(
-            f"input must be a non-empty C×H×W array, got shape {list(tensor.shape)}", "input"
+            f"input must be a non-empty C×H×W array, got shape {list(tensor.shape)}",
+            "input",
+            code="feature_map_shape",
         )
     # A finite sum proves every value finite and costs a tenth of isfinite(); only a sum that
     # overflowed or met NaN/inf needs the element-wise look.
     if not torch.isfinite(tensor.sum()) and not torch.isfinite(tensor).all():
-        raise CNNCoreError("input contains NaN or infinity", "input")
+        raise CNNCoreError("input contains NaN or infinity", "input", code="finite_numbers")
     return tensor
 
 
@@ -236,7 +240,8 @@ def trace_pool2d(
     `max_cells` bounds the window cells written out (C·H'·W'·kh·kw), refused before any work.
     """
     if kind not in POOL_KINDS:
-        raise CNNCoreError(f"kind must be one of {', '.join(POOL_KINDS)}, got {kind!r}", "kind")
+        raise CNNCoreError(f"kind must be one of {', '.join(POOL_KINDS)}, got {kind!r}", "kind",
+                           code="enum", ctx={"expected": list(POOL_KINDS)})
     x = _as_input(values)
     channels, height, width = x.shape
     if kind == "global_avg":  # one window over the whole map, as F.adaptive_avg_pool2d(x, 1)
@@ -245,7 +250,7 @@ def trace_pool2d(
     strides = kernel if stride is None else pair(stride, "stride")
     if isinstance(padding, str):
         raise CNNCoreError("pooling padding must be an integer or a [height, width] pair",
-                           "padding")
+                           "padding", code="pool_padding_not_same")
     pads = resolve_padding(padding, kernel)
     out_h, out_w = pool2d_shape(height, width, kernel, strides, padding, ceil_mode=ceil_mode)
     pad_h, pad_w = pads.top, pads.left
@@ -256,6 +261,8 @@ def trace_pool2d(
             f"windows of {kernel[0]}×{kernel[1]}), more than the {max_cells:,} allowed: use a "
             "smaller input, fewer channels or a larger stride",
             "input",
+            code="pool_trace_too_large",
+            ctx={"cells": cells, "limit": max_cells},
         )
 
     # Pad enough for every window (a ceil-mode window may hang past the padding) and no more.
@@ -301,15 +308,22 @@ def pool_backward(trace: PoolTrace, grad_output: torch.Tensor | list) -> PoolBac
     try:
         grad = torch.as_tensor(grad_output, dtype=torch.float64)
     except (TypeError, ValueError) as exc:
-        raise CNNCoreError("grad_output must be an array of numbers", "grad_output") from exc
+        raise CNNCoreError(
+            "grad_output must be an array of numbers", "grad_output", code="numbers_list"
+        ) from exc
     if grad.shape != trace.output.shape:
         raise CNNCoreError(
             f"grad_output must have the output's shape {list(trace.output.shape)}, "
             f"got {list(grad.shape)}",
             "grad_output",
-        )
+            code="gradient_shape_mismatch",
+            ctx={"expected_shape": "×".join(map(str, trace.output.shape)),
+                 "shape": "×".join(map(str, grad.shape))},
+        )  # fmt: skip
     if not torch.isfinite(grad).all():
-        raise CNNCoreError("grad_output contains NaN or infinity", "grad_output")
+        raise CNNCoreError(
+            "grad_output contains NaN or infinity", "grad_output", code="finite_numbers"
+        )
     amounts = grad[..., None, None] * trace.coefficients
     amounts = torch.where(trace.padded, 0.0, amounts)
     channels, height, width = trace.input.shape

@@ -123,13 +123,15 @@ def vanishing_gradients(
                                (batch_size, "batch_size", 1797)):
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
             raise CNNCoreError(f"{field} must be an integer from 1 to {high}, got {value!r}",
-                               field)
+                               field, code="integer_between", ctx={"ge": 1, "le": high})
     if init not in INITS:
-        raise CNNCoreError(f"init must be one of {', '.join(INITS)}, got {init!r}", "init")
+        raise CNNCoreError(f"init must be one of {', '.join(INITS)}, got {init!r}", "init",
+                           code="enum", ctx={"expected": list(INITS)})
     try:
         activation_module(activation, slope, alpha)
     except CNNCoreError as exc:
-        raise CNNCoreError(str(exc), "activation" if exc.field == "name" else exc.field) from exc
+        field = "activation" if exc.field == "name" else exc.field
+        raise CNNCoreError(str(exc), field, code=exc.code, ctx=exc.ctx) from exc
 
     images, labels, _ = load_images(DataConfig(name="digits"))
     generator = torch.Generator().manual_seed(seed)

@@ -133,11 +133,17 @@ def test_form_fields_of_an_upload_carry_type_and_ctx():
 # --- core refusals --------------------------------------------------------------------------------
 
 
-def test_core_refusal_is_a_value_error_without_ctx():
+def test_core_refusal_without_a_code_is_a_value_error_without_ctx():
+    body = json.loads(core_error_response(CNNCoreError("no such thing", "kernel_size")).body)
+    assert body["detail"] == [{"loc": ["body", "kernel_size"], "msg": "no such thing",
+                               "type": "value_error"}]  # fmt: skip
+
+
+def test_core_refusal_carries_its_code_and_numbers():
     # a 5×5 kernel on a 3×3 input: the core's arithmetic refuses it and names the field
     detail = refused("/api/conv/shape", {"channels": 1, "height": 3, "width": 3, "kernel_size": 5})
-    assert {item["type"] for item in detail} == {"value_error"}
-    assert all("ctx" not in item for item in detail)
+    assert [item["type"] for item in detail] == ["conv_output_empty"]
+    assert detail[0]["ctx"]["output"] == (3 - 5) // 1 + 1  # more in tests/app/test_core_error_codes
 
 
 def test_unknown_model_has_its_own_code():

@@ -1,0 +1,104 @@
+"""The refusals students meet on the pages carry a stable code and the numbers behind them, so the
+pages can say them in Korean: `type` names the refusal, `ctx` holds the computed sizes (checked
+against the formulas and torch here), and the catalogue text of that type has every placeholder
+filled by that ctx."""
+
+import math
+import re
+
+import pytest
+import torch
+import torch.nn.functional as F
+from fastapi.testclient import TestClient
+
+from app.i18n import LANGUAGES, catalogue
+from app.main import app
+
+client = TestClient(app)
+PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+def refusal(path: str, body: dict) -> dict:
+    """The one detail item of a 422, after checking the pages can translate it in full."""
+    response = client.post(path, json=body)
+    assert response.status_code == 422, response.text
+    [item] = response.json()["detail"]
+    for lang in LANGUAGES:
+        text = catalogue(lang, "common")[f"error.type.{item['type']}"]
+        assert set(PLACEHOLDER.findall(text)) <= set(item.get("ctx", {})), (lang, item)
+    return item
+
+
+def conv_output(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
+    """Dumoulin & Visin 2016, relationship 15 (torch.nn.Conv2d's shape formula)."""
+    return math.floor((size + 2 * padding - dilation * (kernel - 1) - 1) / stride) + 1
+
+
+@pytest.mark.parametrize(
+    ("size", "kernel", "stride", "padding", "dilation"),
+    [(3, 5, 1, 0, 1), (4, 7, 2, 1, 1), (6, 3, 1, 0, 4), (2, 4, 3, 0, 2), (5, 9, 1, 1, 1)],
+)
+def test_empty_convolution_output_names_the_sizes(size, kernel, stride, padding, dilation):
+    body = {"channels": 1, "height": size, "width": size + 10, "kernel_size": kernel,
+            "stride": stride, "padding": padding, "dilation": dilation}  # fmt: skip
+    item = refusal("/api/conv/shape", body)
+    assert item["loc"] == ["body", "kernel_size"]
+    assert item["type"] == ("dilated_kernel_too_large" if dilation > 1 else "conv_output_empty")
+    expected = conv_output(size, kernel, stride, padding, dilation)
+    assert expected < 1
+    padded, effective = size + 2 * padding, dilation * (kernel - 1) + 1
+    assert item["ctx"] == {"size": size, "padding": 2 * padding, "padded": padded,
+                           "kernel": kernel, "dilation": dilation, "effective": effective,
+                           "output": expected}  # fmt: skip
+    with pytest.raises(RuntimeError):  # torch refuses the same layer on such an input
+        F.conv2d(torch.zeros(1, 1, size, size + 10), torch.zeros(1, 1, kernel, kernel),
+                 stride=stride, padding=padding, dilation=dilation)  # fmt: skip
+
+
+def test_same_padding_with_a_stride_names_the_stride():
+    body = {"height": 8, "width": 8, "kernel_size": 3, "stride": [2, 1], "padding": "same"}
+    item = refusal("/api/conv/shape", body)
+    assert item["type"] == "same_padding_needs_stride_1" and item["ctx"] == {"stride": "2×1"}
+    with pytest.raises(RuntimeError, match="not supported for strided"):
+        F.conv2d(torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 3, 3), stride=(2, 1), padding="same")
+
+
+def test_groups_that_do_not_divide_the_channels():
+    body = {"channels": 6, "height": 8, "width": 8, "out_channels": 8, "groups": 4}
+    item = refusal("/api/conv/shape", body)
+    assert item["type"] == "groups_must_divide_channels" and item["loc"] == ["body", "groups"]
+    assert item["ctx"] == {"groups": 4, "channels": 6, "out_channels": 8}
+
+
+def test_probabilities_that_do_not_sum_to_one():
+    item = refusal("/api/functions/loss", {"probs": [0.5, 0.25, 0.5], "target": 0})
+    assert item["type"] == "probabilities_not_normalised" and item["loc"] == ["body", "probs"]
+    assert item["ctx"] == {"total": 1.25}
+
+
+@pytest.mark.parametrize(("classes", "target"), [(3, 3), (2, 7), (4, 10)])
+def test_target_class_out_of_range(classes, target):
+    item = refusal("/api/functions/loss", {"logits": [0.5] * classes, "target": target})
+    assert item["type"] == "target_class_out_of_range"
+    assert item["ctx"] == {"target": target, "classes": classes, "le": classes - 1}
+
+
+def test_target_distribution_of_the_wrong_length():
+    item = refusal("/api/functions/loss", {"logits": [1, 2, 3], "target": [0.5, 0.5]})
+    assert item["type"] == "target_length_mismatch"
+    assert item["ctx"] == {"entries": 2, "classes": 3}
+
+
+def test_activation_range_start_not_below_stop():
+    item = refusal("/api/functions/activation", {"name": "relu", "start": 2.5, "stop": -1})
+    assert item["type"] == "range_start_not_below_stop" and item["loc"] == ["body", "stop"]
+    assert item["ctx"] == {"start": 2.5, "stop": -1.0}
+
+
+def test_pool_padding_over_half_the_kernel():
+    body = {"input": [[[1.0] * 4] * 4], "kind": "max", "kernel_size": 3, "padding": 2}
+    item = refusal("/api/pool/trace", body)
+    assert item["type"] == "pool_padding_over_half_kernel"
+    assert item["ctx"] == {"padding": 2, "kernel": 3, "le": 1}
+    with pytest.raises(RuntimeError):  # torch: "pad should be at most half of effective kernel"
+        F.max_pool2d(torch.zeros(1, 1, 4, 4), 3, padding=2)
