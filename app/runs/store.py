@@ -232,7 +232,10 @@ class SQLiteRunStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._busy_ms = busy_timeout_ms
         self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
+        # Every open connection by the thread it serves: closed when the store closes, or when a
+        # new thread opens its own after the old one ended (the request thread pool retires idle
+        # threads, so keeping the connections of ended threads grew the server without bound).
+        self._all: dict[threading.Thread, sqlite3.Connection] = {}
         self._all_lock = threading.Lock()
         self._closed = False
         connection = self._connection()
@@ -254,7 +257,10 @@ class SQLiteRunStore:
             connection.execute("PRAGMA foreign_keys = ON")
             self._local.connection = connection
             with self._all_lock:
-                self._all.append(connection)
+                ended = [thread for thread in self._all if not thread.is_alive()]
+                for thread in ended:
+                    self._all.pop(thread).close()
+                self._all[threading.current_thread()] = connection
         return connection
 
     def create_run(self, run_id: str, config: dict[str, Any], source: str,
@@ -339,6 +345,6 @@ class SQLiteRunStore:
     def close(self) -> None:
         self._closed = True
         with self._all_lock:
-            for connection in self._all:
+            for connection in self._all.values():
                 connection.close()
             self._all.clear()
