@@ -133,7 +133,8 @@ def model_blocks(model: nn.Module, input_shape: Shape) -> tuple[Block, ...]:
         try:
             ShapeProp(graph_module).propagate(torch.zeros(1, *input_shape, device=device))
         except (RuntimeError, ValueError) as exc:  # the summary names the layer; here: why
-            raise CNNCoreError(f"the model does not run on this input: {exc}", "model") from exc
+            raise CNNCoreError(f"the model does not run on this input: {exc}", "model",
+                               code="model_does_not_run") from exc  # fmt: skip
     finally:
         for module, training in was_training.items():
             module.training = training

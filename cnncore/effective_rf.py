@@ -227,8 +227,12 @@ def effective_receptive_field(
     if image is not None:
         if tuple(image.shape) != tuple(input_shape):
             raise CNNCoreError(
-                f"the image is {tuple(image.shape)}, the input is {input_shape}", "image"
-            )
+                f"the image is {tuple(image.shape)}, the input is {input_shape}",
+                "image",
+                code="image_shape_mismatch",
+                ctx={"shape": "×".join(map(str, image.shape)),
+                     "expected_shape": "×".join(map(str, input_shape))},
+            )  # fmt: skip
         inputs = image[None].to(device, torch.float32)
     else:
         _check_samples(samples)
@@ -282,10 +286,14 @@ class StackConfig:
         for field in ("depth", "kernel", "dilation"):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise CNNCoreError(f"{field} must be a positive integer, got {value!r}", field)
+                raise CNNCoreError(f"{field} must be a positive integer, got {value!r}", field,
+                                   code="positive_integer")  # fmt: skip
         if self.kernel % 2 == 0:
             raise CNNCoreError(
-                f"kernel must be odd so the unit stays centred, got {self.kernel}", "kernel"
+                f"kernel must be odd so the unit stays centred, got {self.kernel}",
+                "kernel",
+                code="kernel_must_be_odd",
+                ctx={"kernel": self.kernel},
             )
         _choice(self.growth, GROWTHS, "growth")
         _choice(self.activation, ACTIVATIONS, "activation")
@@ -307,7 +315,10 @@ class StackConfig:
                 f"the last layer's dilated kernel spans {reach + 1} pixels, wider "
                 f"than the {size}-pixel input: use a smaller {field}",
                 field,
-            )
+                code="dilated_kernel_wider_than_input",
+                ctx={"effective": reach + 1, "size": size, "kernel": self.kernel,
+                     "dilation": self.dilations()[-1]},
+            )  # fmt: skip
 
     def macs(self, height: int, width: int) -> int:
         """Multiply-accumulates of one input through the whole stack."""
@@ -316,13 +327,15 @@ class StackConfig:
 
 def _choice(value: str, options, field: str) -> str:
     if value not in options:
-        raise CNNCoreError(f"{field} must be one of {', '.join(options)}, got {value!r}", field)
+        raise CNNCoreError(f"{field} must be one of {', '.join(options)}, got {value!r}", field,
+                           code="enum", ctx={"expected": list(options)})  # fmt: skip
     return value
 
 
 def _check_samples(samples: int) -> None:
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise CNNCoreError(f"samples must be a positive integer, got {samples!r}", "samples")
+        raise CNNCoreError(f"samples must be a positive integer, got {samples!r}", "samples",
+                           code="positive_integer")  # fmt: skip
 
 
 def _check_cost(macs: int, max_macs: int | None) -> None:
@@ -331,6 +344,8 @@ def _check_cost(macs: int, max_macs: int | None) -> None:
             f"this needs about {macs:,} multiply-adds, over the {max_macs:,} "
             "allowed: use fewer samples, a smaller input or a shallower network",
             "samples",
+            code="work_too_large",
+            ctx={"macs": macs, "limit": max_macs},
         )
 
 
@@ -508,7 +523,8 @@ def _he_initialised(name: str, input_shape: tuple[int, int, int], seed: int) -> 
                 module.reset_parameters()
                 module.reset_running_stats()
             elif any(True for _ in module.parameters(recurse=False)):
-                raise CNNCoreError(f"cannot initialise a {type(module).__name__} layer", "model")
+                raise CNNCoreError(f"cannot initialise a {type(module).__name__} layer", "model",
+                                   code="layer_not_initialisable")  # fmt: skip
     return model
 
 
@@ -538,6 +554,8 @@ def model_effective_field(
                 f"the trained {name} takes {trained_shape[1]}×{trained_shape[2]} "
                 "inputs only (its classifier is sized for them)",
                 "height",
+                code="trained_input_size",
+                ctx={"height": trained_shape[1], "width": trained_shape[2]},
             )
         model, source = loaded.model, loaded.weights.source
     else:

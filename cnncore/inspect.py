@@ -144,9 +144,16 @@ def _too_small(
                 f"a {size} input is too small for this model: {where}, too "
                 f"small for that layer ({axis_error}); use a larger {field}",
                 field,
+                code="input_too_small_for_model",
+                ctx={"size": size, "layer": name, "shape": "×".join(map(str, layer_input))},
             )
     field = "height" if input_shape[-2] <= input_shape[-1] else "width"
-    return CNNCoreError(f"a {size} input does not fit this model: {where} ({exc})", field)
+    return CNNCoreError(
+        f"a {size} input does not fit this model: {where} ({exc})",
+        field,
+        code="input_does_not_fit_model",
+        ctx={"size": size, "layer": name, "shape": "×".join(map(str, layer_input))},
+    )
 
 
 def summarize(model: nn.Module, input_shape: Shape) -> ModelSummary:
@@ -330,7 +337,8 @@ def _conv_rows(summary: ModelSummary, prefix: str) -> tuple[LayerSummary, ...]:
         r for r in summary.layers if r.name.startswith(prefix + ".") and r.type == "Conv2d"
     )
     if not rows:
-        raise CNNCoreError(f"no convolution under {prefix!r} in this summary", "block")
+        raise CNNCoreError(f"no convolution under {prefix!r} in this summary", "block",
+                           code="no_convolution_in_block")  # fmt: skip
     return rows
 
 
@@ -364,7 +372,8 @@ def _comparison(
 ) -> CostComparison:
     factorised = ConvCost(source, rows, sum(r.params for r in rows), sum(r.macs for r in rows))
     if rows[-1].output_shape != standard.layers[0].output_shape:
-        raise CNNCoreError(f"{source} does not produce the standard conv's output shape", "block")
+        raise CNNCoreError(f"{source} does not produce the standard conv's output shape", "block",
+                           code="block_output_shape_mismatch")  # fmt: skip
     return CostComparison(
         name,
         source,

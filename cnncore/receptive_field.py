@@ -281,7 +281,9 @@ class FieldGraph:
             if s.field.layer == layer and s.rule != "input":
                 return s
         raise CNNCoreError(
-            f"no layer named {layer!r} in this model; layers are {', '.join(self.fields)}", "layer"
+            f"no layer named {layer!r} in this model; layers are {', '.join(self.fields)}",
+            "layer",
+            code="unknown_layer",
         )
 
     def default_layer(self) -> str:
@@ -292,7 +294,9 @@ class FieldGraph:
             found = [f.layer for f in layers if f.output_size is not None and keep(f)]
             if found:
                 return found[-1]
-        raise CNNCoreError("this model has no layer with a feature map", "layer")
+        raise CNNCoreError(
+            "this model has no layer with a feature map", "layer", code="no_feature_map_layer"
+        )
 
     def unit(self, layer: str, y: int | None = None, x: int | None = None) -> UnitReceptiveField:
         """The box of unit (y, x) of `layer` (default: its centre), walked back to the input."""
@@ -306,6 +310,8 @@ class FieldGraph:
                     f"{name} must be between 0 and {limit - 1}: layer {layer} has "
                     f"{height}×{width} units, got {value!r}",
                     name,
+                    code="unit_out_of_range",
+                    ctx={"le": limit - 1, "height": height, "width": width, "layer": layer},
                 )
         requests: dict[str, tuple[_Request, _Request]] = {
             target.node: (((y, y), frozenset({y})), ((x, x), frozenset({x})))
@@ -353,7 +359,9 @@ def trace_receptive_fields(model: nn.Module, input_shape: tuple[int, int, int]) 
     affine map; in training mode it would mix every position of the batch."""
     for field, value in zip(("channels", "height", "width"), input_shape, strict=True):
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise CNNCoreError(f"{field} must be a positive integer, got {value!r}", field)
+            raise CNNCoreError(
+                f"{field} must be a positive integer, got {value!r}", field, code="positive_integer"
+            )
     layers = trace_layers(model)  # the same graph and layer names as the feature maps
     graph_module = layers.graph_module
     modules = dict(graph_module.named_modules())
@@ -363,7 +371,9 @@ def trace_receptive_fields(model: nn.Module, input_shape: tuple[int, int, int]) 
     for node in graph_module.graph.nodes:
         if node.op == "placeholder":
             if by_node:
-                raise CNNCoreError("the model takes more than one input", "model")
+                raise CNNCoreError(
+                    "the model takes more than one input", "model", code="model_several_inputs"
+                )
             unit = AxisField(1, 1, 0)
             field = ReceptiveField("input", node.name, "input", size, unit, unit, True, True, False)
             step = _Step(node.name, (), "input", None, field)
@@ -394,7 +404,10 @@ def _step(node: fx.Node, sources: list[_Step], modules: dict[str, nn.Module], na
         sizes = {s.field.output_size for s in sources}
         if len(sizes) > 1:
             raise CNNCoreError(
-                f"layer {name} joins feature maps of different sizes {sizes}", "model"
+                f"layer {name} joins feature maps of different sizes {sizes}",
+                "model",
+                code="merge_sizes_differ",
+                ctx={"layer": name},
             )
         heights = _merge_axis([s.field.height for s in sources])
         widths = _merge_axis([s.field.width for s in sources])
@@ -411,11 +424,21 @@ def _step(node: fx.Node, sources: list[_Step], modules: dict[str, nn.Module], na
         )
         return _Step(node.name, tuple(s.node for s in sources), rule, None, field)
     if len(sources) > 1:
-        raise CNNCoreError(f"layer {name} takes several feature maps but is not a merge", "model")
+        raise CNNCoreError(
+            f"layer {name} takes several feature maps but is not a merge",
+            "model",
+            code="several_inputs_not_merge",
+            ctx={"layer": name},
+        )
     in_size = first.output_size
     out_size = in_size
     if rule in ("window", "transposed", "adaptive") and in_size is None:
-        raise CNNCoreError(f"layer {name} slides over a flattened vector", "model")
+        raise CNNCoreError(
+            f"layer {name} slides over a flattened vector",
+            "model",
+            code="slides_over_flattened",
+            ctx={"layer": name},
+        )
     if rule == "adaptive":
         assert in_size is not None
         target = layer_rule.output_size
@@ -433,8 +456,12 @@ def _step(node: fx.Node, sources: list[_Step], modules: dict[str, nn.Module], na
         try:
             out_size = windowed_output_size(layer_rule, in_size)
         except CNNCoreError as exc:
+            # the arithmetic's code and numbers travel on, so the page can say why in Korean
             raise CNNCoreError(
-                f"at layer {name}: {exc}", exc.field if exc.field in _AXES else "height"
+                f"at layer {name}: {exc}",
+                exc.field if exc.field in _AXES else "height",
+                code=exc.code,
+                ctx={**exc.ctx, "layer": name},
             ) from exc
     elif rule == "global":
         out_size = None if flattens(node) else (1, 1)

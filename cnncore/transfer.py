@@ -61,7 +61,9 @@ def output_layer(model: nn.Module) -> str:
     """The dotted name of the classifier head: the model's last fully connected layer."""
     linears = [name for name, module in model.named_modules() if isinstance(module, nn.Linear)]
     if not linears:
-        raise CNNCoreError("this model has no fully connected output layer", "init_from")
+        raise CNNCoreError(
+            "this model has no fully connected output layer", "init_from", code="no_output_layer"
+        )
     return linears[-1]
 
 
@@ -83,6 +85,7 @@ def freeze_layers(model: nn.Module, prefixes: list[str]) -> list[str]:
                 f"no layer is called {prefix!r}; the layers are "
                 f"{', '.join(sorted({n.rsplit('.', 1)[0] for n in names}))}",
                 "init_from.freeze",
+                code="unknown_layer",
             )
         frozen.extend(n for n in found if n not in frozen)
     parameters = dict(model.named_parameters())
@@ -148,7 +151,10 @@ def plan_transfer(
     frozen = freeze_layers(model, freeze)
     if replace_head and any(_matching([n], head) for n in frozen):
         raise CNNCoreError(
-            f"the new head ({head}) would be frozen: it could never learn", "init_from.freeze"
+            f"the new head ({head}) would be frozen: it could never learn",
+            "init_from.freeze",
+            code="new_head_frozen",
+            ctx={"layer": head},
         )
     return TransferPlan(planned, trained.input_shape, len(trained.labels), _weighted(model), head)
 
@@ -161,11 +167,18 @@ def transfer_data(data: DataSplit, input_shape: tuple[int, int, int], fit: str) 
             f"the source network reads {channels}-channel images; this dataset has "
             f"{data.input_shape[0]} (set data.channels)",
             "data.channels",
+            code="source_channels_mismatch",
+            ctx={"channels": data.input_shape[0], "expected": channels},
         )
     if data.input_shape[1:] == (height, width):
         return data
     if height != width:
-        raise CNNCoreError("the source network's input is not square", "init_from")
+        raise CNNCoreError(
+            "the source network's input is not square",
+            "init_from",
+            code="source_input_not_square",
+            ctx={"height": height, "width": width},
+        )
     return resize_split(data, height, fit)
 
 
@@ -196,6 +209,8 @@ def transfer_model(
             f"the source network predicts {head.out_features} classes and this task has "
             f"{num_classes}: replace the head",
             "init_from.replace_head",
+            code="head_classes_mismatch",
+            ctx={"classes": num_classes, "expected": head.out_features},
         )
     for parameter in model.parameters():
         parameter.requires_grad_(True)

@@ -148,7 +148,9 @@ def get_model(
 def _checked(value: int | None, default: int, field: str) -> int:
     value = default if value is None else value
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise CNNCoreError(f"{field} must be a positive integer, got {value!r}", field)
+        raise CNNCoreError(
+            f"{field} must be a positive integer, got {value!r}", field, code="positive_integer"
+        )
     return value
 
 
