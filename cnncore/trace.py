@@ -111,18 +111,29 @@ def _tensor(values: ArrayLike, dims: int, field: str, what: str) -> torch.Tensor
         tensor = torch.as_tensor(values, dtype=torch.float64).contiguous()
     except (TypeError, ValueError, RuntimeError) as exc:
         raise CNNCoreError(
-            f"{field} must be a rectangular array of numbers ({what})", field
+            f"{field} must be a rectangular array of numbers ({what})",
+            field,
+            code="rectangular_array",
+            ctx={"expected_shape": what},
         ) from exc
     if tensor.dim() != dims or tensor.numel() == 0:
         raise CNNCoreError(
-            f"{field} must be a non-empty {what} array, got shape {list(tensor.shape)}", field
+            f"{field} must be a non-empty {what} array, got shape {list(tensor.shape)}",
+            field,
+            code="array_shape",
+            ctx={"expected_shape": what, "shape": _shape_text(tensor.shape)},
         )
     # One reduction instead of `isfinite(...).all()` (several elementwise passes): aminmax
     # propagates NaN, and NaN fails both comparisons.
     low, high = torch.aminmax(tensor)
     if not (low.item() > -math.inf and high.item() < math.inf):
-        raise CNNCoreError(f"{field} contains NaN or infinity", field)
+        raise CNNCoreError(f"{field} contains NaN or infinity", field, code="finite_numbers")
     return tensor
+
+
+def _shape_text(shape: Sequence[int]) -> str:
+    """A shape as the pages write it (2×3×3); a 0-d value has the empty shape, written []."""
+    return "×".join(map(str, shape)) or "[]"
 
 
 def _bias(bias: ArrayLike | None, out_channels: int) -> torch.Tensor:
@@ -133,6 +144,8 @@ def _bias(bias: ArrayLike | None, out_channels: int) -> torch.Tensor:
         raise CNNCoreError(
             f"bias needs one value per output channel ({out_channels}), got {values.numel()}",
             "bias",
+            code="bias_per_output_channel",
+            ctx={"out_channels": out_channels, "entries": values.numel()},
         )
     return values
 
@@ -142,6 +155,8 @@ def _check_activation(activation: str | None) -> None:
         raise CNNCoreError(
             f"activation must be one of {sorted(ACTIVATIONS)} or none, got {activation!r}",
             "activation",
+            code="enum",
+            ctx={"expected": sorted(ACTIVATIONS)},
         )
 
 
@@ -194,6 +209,8 @@ def _check_budget(numbers: int, max_products: int | None, what: str) -> None:
             f"this trace would write out {numbers:,} {what} (limit {max_products:,}): use a "
             "smaller input, fewer or smaller kernels, or a larger stride",
             "input",
+            code="trace_too_large",
+            ctx={"count": numbers, "limit": max_products},
         )
 
 
@@ -227,6 +244,8 @@ def trace_conv2d(
             f"each kernel must have input channels / groups = {channels} / {groups} channels, "
             f"got kernels of shape {list(w.shape)}",
             "kernels",
+            code="kernel_channels_mismatch",
+            ctx={"channels": channels, "groups": groups, "shape": _shape_text(w.shape)},
         )
     layer = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
     shape = conv2d_shape(
@@ -314,11 +333,16 @@ def trace_conv_transpose2d(
             f"a transposed convolution's kernels are C×(O/groups)×kh×kw with C = {channels} input "
             f"channels first, got kernels of shape {list(w.shape)}",
             "kernels",
+            code="transposed_kernel_shape",
+            ctx={"channels": channels, "shape": _shape_text(w.shape)},
         )
     if groups < 1 or channels % groups:
         raise CNNCoreError(
-            f"groups ({groups}) must divide the input channels ({channels})", "groups"
-        )
+            f"groups ({groups}) must divide the input channels ({channels})", "groups",
+            # a transposed layer has groups × (O/groups) output channels, always divisible
+            code="groups_must_divide_channels",
+            ctx={"groups": groups, "channels": channels, "out_channels": w.shape[1] * groups},
+        )  # fmt: skip
     _, out_per_group, kh, kw = w.shape
     out_channels = out_per_group * groups
     group_width = channels // groups

@@ -11,8 +11,10 @@ import torch
 import torch.nn.functional as F
 from fastapi.testclient import TestClient
 
+from app.deps import settings_dep
 from app.i18n import LANGUAGES, catalogue
 from app.main import app
+from app.settings import Settings
 
 client = TestClient(app)
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
@@ -102,3 +104,79 @@ def test_pool_padding_over_half_the_kernel():
     assert item["ctx"] == {"padding": 2, "kernel": 3, "le": 1}
     with pytest.raises(RuntimeError):  # torch: "pad should be at most half of effective kernel"
         F.max_pool2d(torch.zeros(1, 1, 4, 4), 3, padding=2)
+
+
+def ramp(*shape: int) -> list:
+    """A C×H×W input or a 4-d kernel array of distinct small numbers, as nested lists."""
+    return (torch.arange(math.prod(shape), dtype=torch.float64) / 10).reshape(shape).tolist()
+
+
+@pytest.mark.parametrize(
+    ("channels", "groups", "kernel_channels", "filters"),
+    [(3, 1, 2, 4), (4, 2, 4, 2), (3, 2, 1, 2), (6, 3, 3, 3)],
+)
+def test_kernels_with_the_wrong_channels(channels, groups, kernel_channels, filters):
+    body = {"input": ramp(channels, 5, 5), "kernels": ramp(filters, kernel_channels, 3, 2),
+            "groups": groups}  # fmt: skip
+    item = refusal("/api/conv/trace", body)
+    assert item["type"] == "kernel_channels_mismatch" and item["loc"] == ["body", "kernels"]
+    shape = f"{filters}×{kernel_channels}×3×2"
+    assert item["ctx"] == {"channels": channels, "groups": groups, "shape": shape}
+    with pytest.raises(RuntimeError):  # torch refuses the same weights
+        F.conv2d(torch.tensor([ramp(channels, 5, 5)]), torch.tensor(body["kernels"]),
+                 groups=groups)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("channels", "groups", "kernel_shape", "code"),
+    [(3, 1, (2, 4, 3, 3), "transposed_kernel_shape"),
+     (4, 1, (2, 1, 2, 2), "transposed_kernel_shape"),
+     (3, 2, (3, 2, 3, 3), "groups_must_divide_channels"),
+     (4, 3, (4, 1, 2, 2), "groups_must_divide_channels")],
+)  # fmt: skip
+def test_transposed_kernels_and_groups(channels, groups, kernel_shape, code):
+    body = {"input": ramp(channels, 4, 4), "kernels": ramp(*kernel_shape), "groups": groups,
+            "transposed": True}  # fmt: skip
+    item = refusal("/api/conv/trace", body)
+    assert item["type"] == code
+    if code == "transposed_kernel_shape":
+        assert item["loc"] == ["body", "kernels"]
+        assert item["ctx"] == {"channels": channels, "shape": "×".join(map(str, kernel_shape))}
+    else:
+        assert item["loc"] == ["body", "groups"]
+        out_channels = kernel_shape[1] * groups  # C×(O/groups)×kh×kw
+        assert item["ctx"] == {"groups": groups, "channels": channels, "out_channels": out_channels}
+    with pytest.raises(RuntimeError):
+        F.conv_transpose2d(torch.tensor([ramp(channels, 4, 4)]), torch.tensor(body["kernels"]),
+                           groups=groups)  # fmt: skip
+
+
+@pytest.mark.parametrize(("filters", "entries"), [(2, 3), (4, 1), (1, 5)])
+def test_a_bias_per_output_channel(filters, entries):
+    body = {"input": ramp(1, 4, 4), "kernels": ramp(filters, 1, 2, 2), "bias": [0.5] * entries}
+    item = refusal("/api/conv/trace", body)
+    assert item["type"] == "bias_per_output_channel" and item["loc"] == ["body", "bias"]
+    assert item["ctx"] == {"out_channels": filters, "entries": entries}
+    with pytest.raises(RuntimeError):
+        F.conv2d(torch.tensor([body["input"]]), torch.tensor(body["kernels"]),
+                 torch.tensor(body["bias"]))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("size", "kernel", "filters", "padding", "limit"),
+    [(6, 3, 2, 0, 100), (5, 2, 3, 1, 250), (8, 4, 1, 2, 60)],
+)
+def test_a_trace_too_large_names_its_count(size, kernel, filters, padding, limit):
+    body = {"input": ramp(2, size, size), "kernels": ramp(filters, 2, kernel, kernel),
+            "padding": padding}  # fmt: skip
+    app.dependency_overrides[settings_dep] = lambda: Settings(max_trace_products=limit)
+    try:
+        item = refusal("/api/conv/trace", body)
+    finally:
+        app.dependency_overrides.clear()
+    out = conv_output(size, kernel, 1, padding, 1)
+    # one product per (output cell, channel, tap), plus each output value and padded input cell
+    count = filters * out * out * (2 * kernel * kernel + 1) + 2 * (size + 2 * padding) ** 2
+    assert count > limit
+    assert item["type"] == "trace_too_large" and item["loc"] == ["body", "input"]
+    assert item["ctx"] == {"count": count, "limit": limit}
