@@ -83,6 +83,8 @@ class Inception(nn.Module):
                 f"branch3_kernel must be odd so the branches keep the same size, "
                 f"got {branch3_kernel}",
                 "branch3_kernel",
+                code="kernel_must_be_odd",
+                ctx={"kernel": branch3_kernel},
             )
         self.branch1 = BasicConv2d(in_channels, ch1x1, kernel_size=1)
         self.branch2 = nn.Sequential(

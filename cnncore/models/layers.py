@@ -37,7 +37,10 @@ def _per_axis(sizes: tuple[int, int], size_of_axis) -> tuple[int, int]:
         try:
             out.append(size_of_axis(axis, size))
         except CNNCoreError as exc:
-            raise CNNCoreError(f"the input {field} is too small: {exc}", field) from exc
+            # the arithmetic's code and numbers travel on, so the page can say why in Korean
+            raise CNNCoreError(
+                f"the input {field} is too small: {exc}", field, code=exc.code, ctx=exc.ctx
+            ) from exc
     return out[0], out[1]
 
 
