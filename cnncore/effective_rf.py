@@ -355,9 +355,11 @@ def conv_stack(config: StackConfig, seed: int = 0) -> nn.Sequential:
     k = config.kernel
     layers: list[nn.Module] = []
     for d in config.dilations():
-        conv = nn.Conv2d(
-            STACK_CHANNELS, STACK_CHANNELS, k, padding=d * (k - 1) // 2, dilation=d, bias=False
-        )
+        with torch.device("meta"):  # no draws from torch's global generator (cnncore.seeding)
+            conv = nn.Conv2d(
+                STACK_CHANNELS, STACK_CHANNELS, k, padding=d * (k - 1) // 2, dilation=d,
+                bias=False,
+            ).to_empty(device="cpu")
         with torch.no_grad():
             if config.weights == "uniform":
                 conv.weight.fill_(1.0 / (STACK_CHANNELS * k * k))

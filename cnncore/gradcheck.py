@@ -26,6 +26,7 @@ from torch import nn
 
 from cnncore.activations import ACTIVATIONS, activation_module
 from cnncore.errors import CNNCoreError
+from cnncore.seeding import seeded
 
 __all__ = [
     "GradCheckResult",
@@ -217,8 +218,7 @@ def check_small_network(
             code="enum", ctx={"expected": list(NETWORKS)},
         )  # fmt: skip
     generator = torch.Generator().manual_seed(seed)
-    with torch.random.fork_rng(devices=[]):  # the seed must not disturb anyone else's draws
-        torch.manual_seed(seed)
+    with seeded(seed):  # the seed must not disturb anyone else's draws, nor they its
         model = NETWORKS[network](activation, size=size, classes=classes)
     inputs = torch.randn(batch, 1, size, size, generator=generator, dtype=torch.float64)
     targets = torch.randint(0, classes, (batch,), generator=generator)

@@ -29,6 +29,7 @@ from cnncore.checkpoint import Checkpoint, read_checkpoint_info
 from cnncore.data import DataSplit, resize_split
 from cnncore.errors import CNNCoreError
 from cnncore.model_options import build_classifier
+from cnncore.seeding import seeded
 from cnncore.training import TrainConfig
 
 __all__ = [
@@ -200,8 +201,7 @@ def transfer_model(
     if replace_head:
         parent_name, _, child = head_name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded(seed):
             new_head = nn.Linear(head.in_features, num_classes, bias=head.bias is not None)
         setattr(parent, child, new_head.to(head.weight.device))
     elif head.out_features != num_classes:

@@ -23,6 +23,7 @@ from torch import nn
 from cnncore.activations import activation_module
 from cnncore.data import DataConfig, load_images
 from cnncore.errors import CNNCoreError
+from cnncore.seeding import seeded
 
 __all__ = ["INITS", "DeepStack", "LayerGradient", "VanishingReport", "vanishing_gradients"]
 
@@ -138,8 +139,7 @@ def vanishing_gradients(
     chosen = torch.randperm(len(labels), generator=generator)[:batch_size]
     pixels = images.flatten(1).to(torch.float64)
     inputs = (pixels[chosen] - pixels.mean()) / pixels.std()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         model = DeepStack(depth, width, activation, batch_norm=batch_norm, slope=slope,
                           alpha=alpha).to(torch.float64)
         _initialise(model, init, activation)

@@ -14,7 +14,6 @@ Three sources, always said plainly on the page:
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -27,6 +26,7 @@ from torch import nn
 
 from cnncore.errors import CNNCoreError
 from cnncore.models import get_model, get_model_info
+from cnncore.seeding import seeded
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -47,7 +47,6 @@ INITIALISATION_SEED = 0
 # torchvision's ImageNet statistics, the normalisation its reference weights expect.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-_BUILD_LOCK = threading.Lock()  # the seeded initialisation touches torch's global generator
 
 
 @dataclass(frozen=True)
@@ -135,8 +134,7 @@ def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _initialised(name: str, config: dict[str, Any]) -> nn.Module:
-    with _BUILD_LOCK, torch.random.fork_rng(devices=[]):
-        torch.manual_seed(INITIALISATION_SEED)
+    with seeded(INITIALISATION_SEED):
         return get_model(name, **config)
 
 

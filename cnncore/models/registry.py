@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from cnncore.errors import CNNCoreError
+from cnncore.seeding import global_rng
 
 __all__ = [
     "InputShape",
@@ -142,7 +143,8 @@ def get_model(
     if info.sized_by_input:
         height, width = input_size or (info.default_input.height, info.default_input.width)
         kwargs["input_size"] = (_checked(height, height, "height"), _checked(width, width, "width"))
-    return info.factory(**kwargs)
+    with global_rng():  # initial weights come from the global generator (cnncore.seeding)
+        return info.factory(**kwargs)
 
 
 def _checked(value: int | None, default: int, field: str) -> int:
