@@ -284,6 +284,7 @@ class FieldGraph:
             f"no layer named {layer!r} in this model; layers are {', '.join(self.fields)}",
             "layer",
             code="unknown_layer",
+            ctx={"expected": list(self.fields)},  # the model's names only: never what was sent
         )
 
     def default_layer(self) -> str:

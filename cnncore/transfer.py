@@ -82,11 +82,12 @@ def freeze_layers(model: nn.Module, prefixes: list[str]) -> list[str]:
     for prefix in prefixes:
         found = _matching(names, prefix)
         if not found:
+            layers = sorted({n.rsplit(".", 1)[0] for n in names})
             raise CNNCoreError(
-                f"no layer is called {prefix!r}; the layers are "
-                f"{', '.join(sorted({n.rsplit('.', 1)[0] for n in names}))}",
+                f"no layer is called {prefix!r}; the layers are {', '.join(layers)}",
                 "init_from.freeze",
                 code="unknown_layer",
+                ctx={"expected": layers},  # the model's names only: never what was sent
             )
         frozen.extend(n for n in found if n not in frozen)
     parameters = dict(model.named_parameters())

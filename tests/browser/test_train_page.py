@@ -219,7 +219,8 @@ def test_a_refused_transfer_names_the_field(page, finished):
     page.click("#start")
     slot = page.locator('[data-error-for="freeze"]')
     slot.wait_for(state="visible")
-    assert "no layer is called 'nope'" in slot.inner_text()
+    assert "There is no layer of this name in this model; its layers are: " in slot.inner_text()
+    assert "features.0" in slot.inner_text()  # the model's own names, from the error's ctx
     assert form.locator('[name="freeze"]').get_attribute("aria-invalid") == "true"
     page.guard.expect_errors("status of 422", 1)
 

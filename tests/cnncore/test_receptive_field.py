@@ -372,8 +372,9 @@ def stacks(draw):
 def test_random_stacks_match_gradient_support(case):
     model, height, width = case
     try:
-        model(torch.zeros(1, 1, height, width))
-        torch_ok = True
+        # torch answers an empty map where a transposed conv's padding crops its whole output:
+        # a configuration cnncore refuses, as it refuses what torch raises on
+        torch_ok = model(torch.zeros(1, 1, height, width)).numel() > 0
     except RuntimeError:
         torch_ok = False
     try:
