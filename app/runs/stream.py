@@ -56,11 +56,12 @@ class RunChannel:
     Every delivery costs each viewer one socket write (HTTP framing, a system call), so with
     many viewers deliveries are spaced: at least `spacing_per_viewer` × viewers seconds apart
     (at most `max_spacing`); whatever arrives meanwhile waits and goes in the next one. One
-    viewer gets each batch of events at once; fifty get a write at most every 150 ms, which
-    bounds the server's writes per second whatever the number of viewers, for ~75 ms more
-    latency on average. Frames are encoded once per event, for all viewers."""
+    viewer gets each batch of events at once; fifty or more get a write at most every 50 ms,
+    which bounds the server's writes per second whatever the number of viewers. (150 ms, tried
+    first, saved little server CPU on the 2-core VM and made a short epoch look 15–25 % slower at
+    the viewers: docs/PERFORMANCE.md, Training runs.) Frames are encoded once per event."""
 
-    def __init__(self, spacing_per_viewer: float = 0.003, max_spacing: float = 0.15) -> None:
+    def __init__(self, spacing_per_viewer: float = 0.001, max_spacing: float = 0.05) -> None:
         self.spacing_per_viewer = spacing_per_viewer
         self.max_spacing = max_spacing
         self._lock = threading.Lock()
