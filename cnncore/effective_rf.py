@@ -24,7 +24,7 @@ from functools import lru_cache
 import torch
 from torch import fx, nn
 
-from cnncore.errors import CNNCoreError
+from cnncore.errors import CNNCoreError, shape_text
 from cnncore.inspect import summarize_model
 from cnncore.models import build_model, get_model_info, model_input_shape
 from cnncore.receptive_field import (
@@ -230,8 +230,8 @@ def effective_receptive_field(
                 f"the image is {tuple(image.shape)}, the input is {input_shape}",
                 "image",
                 code="image_shape_mismatch",
-                ctx={"shape": "×".join(map(str, image.shape)),
-                     "expected_shape": "×".join(map(str, input_shape))},
+                ctx={"shape": shape_text(image.shape),
+                     "expected_shape": shape_text(input_shape)},
             )  # fmt: skip
         inputs = image[None].to(device, torch.float32)
     else:

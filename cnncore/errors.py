@@ -1,5 +1,6 @@
 """One error family for everything the core refuses, with messages a student can act on."""
 
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -26,3 +27,8 @@ class CNNCoreError(ValueError):
         if code is not None:
             self.code = code
         self.ctx: dict[str, Any] = dict(ctx or {})
+
+
+def shape_text(shape: Sequence[int]) -> str:
+    """A shape as the pages and the refusals write it (2×3×3); a 0-d value's empty shape is []."""
+    return "×".join(map(str, shape)) or "[]"

@@ -31,7 +31,7 @@ from torch import nn
 
 from cnncore.arithmetic import conv2d_shape
 from cnncore.blocks import Block, model_blocks
-from cnncore.errors import CNNCoreError
+from cnncore.errors import CNNCoreError, shape_text
 from cnncore.models import build_model, model_input_shape
 from cnncore.models.layers import module_pairs, spatial_output_size
 
@@ -132,9 +132,9 @@ def _too_small(
     """Name the input axis (`height` or `width`) a failing forward pass could not shrink."""
     where = (
         f"at layer {name} ({type(module).__name__}) the feature map is "
-        f"{'×'.join(map(str, layer_input))}"
+        f"{shape_text(layer_input)}"
     )
-    size = "×".join(map(str, input_shape))
+    size = shape_text(input_shape)
     if len(layer_input) >= 3:
         try:
             spatial_output_size(module, layer_input[-2], layer_input[-1])
@@ -145,14 +145,14 @@ def _too_small(
                 f"small for that layer ({axis_error}); use a larger {field}",
                 field,
                 code="input_too_small_for_model",
-                ctx={"size": size, "layer": name, "shape": "×".join(map(str, layer_input))},
+                ctx={"size": size, "layer": name, "shape": shape_text(layer_input)},
             )
     field = "height" if input_shape[-2] <= input_shape[-1] else "width"
     return CNNCoreError(
         f"a {size} input does not fit this model: {where} ({exc})",
         field,
         code="input_does_not_fit_model",
-        ctx={"size": size, "layer": name, "shape": "×".join(map(str, layer_input))},
+        ctx={"size": size, "layer": name, "shape": shape_text(layer_input)},
     )
 
 

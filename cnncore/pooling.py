@@ -24,7 +24,7 @@ from functools import cached_property
 import torch
 
 from cnncore.arithmetic import pair, pool2d_shape, resolve_padding
-from cnncore.errors import CNNCoreError
+from cnncore.errors import CNNCoreError, shape_text
 
 __all__ = [
     "POOL_KINDS",
@@ -317,8 +317,8 @@ def pool_backward(trace: PoolTrace, grad_output: torch.Tensor | list) -> PoolBac
             f"got {list(grad.shape)}",
             "grad_output",
             code="gradient_shape_mismatch",
-            ctx={"expected_shape": "×".join(map(str, trace.output.shape)),
-                 "shape": "×".join(map(str, grad.shape))},
+            ctx={"expected_shape": shape_text(trace.output.shape),
+                 "shape": shape_text(grad.shape)},
         )  # fmt: skip
     if not torch.isfinite(grad).all():
         raise CNNCoreError(

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from cnncore.arithmetic import ConvShape, PaddingArg, conv2d_shape, pair
-from cnncore.errors import CNNCoreError
+from cnncore.errors import CNNCoreError, shape_text
 
 __all__ = [
     "ACTIVATIONS",
@@ -121,7 +121,7 @@ def _tensor(values: ArrayLike, dims: int, field: str, what: str) -> torch.Tensor
             f"{field} must be a non-empty {what} array, got shape {list(tensor.shape)}",
             field,
             code="array_shape",
-            ctx={"expected_shape": what, "shape": _shape_text(tensor.shape)},
+            ctx={"expected_shape": what, "shape": shape_text(tensor.shape)},
         )
     # One reduction instead of `isfinite(...).all()` (several elementwise passes): aminmax
     # propagates NaN, and NaN fails both comparisons.
@@ -130,10 +130,6 @@ def _tensor(values: ArrayLike, dims: int, field: str, what: str) -> torch.Tensor
         raise CNNCoreError(f"{field} contains NaN or infinity", field, code="finite_numbers")
     return tensor
 
-
-def _shape_text(shape: Sequence[int]) -> str:
-    """A shape as the pages write it (2×3×3); a 0-d value has the empty shape, written []."""
-    return "×".join(map(str, shape)) or "[]"
 
 
 def _bias(bias: ArrayLike | None, out_channels: int) -> torch.Tensor:
@@ -245,7 +241,7 @@ def trace_conv2d(
             f"got kernels of shape {list(w.shape)}",
             "kernels",
             code="kernel_channels_mismatch",
-            ctx={"channels": channels, "groups": groups, "shape": _shape_text(w.shape)},
+            ctx={"channels": channels, "groups": groups, "shape": shape_text(w.shape)},
         )
     layer = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
     shape = conv2d_shape(
@@ -334,7 +330,7 @@ def trace_conv_transpose2d(
             f"channels first, got kernels of shape {list(w.shape)}",
             "kernels",
             code="transposed_kernel_shape",
-            ctx={"channels": channels, "shape": _shape_text(w.shape)},
+            ctx={"channels": channels, "shape": shape_text(w.shape)},
         )
     if groups < 1 or channels % groups:
         raise CNNCoreError(
