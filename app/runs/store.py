@@ -217,6 +217,22 @@ def open_run_store(url: str, sqlite_path: Path, pool_size: int = 8) -> RunStore:
                        "postgresql://user:password@host/database")  # fmt: skip
 
 
+def _next_events(
+    row: tuple, encoded: Sequence[tuple[str, str]], changes: RunChanges
+) -> tuple[list[StoredEvent], tuple[Any, ...]] | None:
+    """What `record` writes, from the run's stored (last_event_id, summary, status): the events
+    numbered on from the last one, and the values of its runs UPDATE but the run id. None
+    when the run has ended: "end" is final, a late event (a race with a stop) is dropped."""
+    last, stored_summary, current = row
+    if current in FINISHED_STATUSES:
+        return None
+    stored = [StoredEvent(last + i + 1, kind, data) for i, (kind, data) in
+              enumerate(encoded)]  # fmt: skip
+    merged = json.dumps({**json.loads(stored_summary), **changes.summary}, allow_nan=False)
+    return stored, (last + len(stored), time.time(), merged, changes.status, changes.error,
+                    changes.checkpoint)  # fmt: skip
+
+
 def _row_to_record(row: tuple) -> RunRecord:
     (run_id, config, status, source, owner, created, updated, error, checkpoint, summary,
      last) = row  # fmt: skip
@@ -304,24 +320,21 @@ class SQLiteRunStore:
             ).fetchone()
             if row is None:
                 raise KeyError(run_id)
-            last, stored_summary, current = row
-            if current in FINISHED_STATUSES:
+            planned = _next_events(row, encoded, changes)
+            if planned is None:
                 connection.execute("ROLLBACK")
-                return []  # "end" is final: a late event (a race with a stop) is dropped
-            stored = [StoredEvent(last + i + 1, kind, data) for i, (kind, data) in
-                      enumerate(encoded)]  # fmt: skip
+                return []
+            stored, values = planned
             connection.executemany(
                 "INSERT INTO events (run_id, event_id, kind, data) VALUES (?, ?, ?, ?)",
                 [(run_id, e.event_id, e.kind, e.data) for e in stored],
             )
-            merged = {**json.loads(stored_summary), **changes.summary}
             connection.execute(
                 "UPDATE runs SET last_event_id = ?, updated_at = ?, summary = ?, "
                 "status = COALESCE(?, status), error = COALESCE(?, error), "
                 "checkpoint = COALESCE(?, checkpoint) WHERE id = ?",
-                (last + len(stored), time.time(), json.dumps(merged, allow_nan=False),
-                 changes.status, changes.error, changes.checkpoint, run_id),
-            )  # fmt: skip
+                (*values, run_id),
+            )
             connection.execute("COMMIT")
         except BaseException:
             connection.execute("ROLLBACK")

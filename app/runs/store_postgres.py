@@ -31,11 +31,11 @@ from psycopg import pq
 
 from app.runs.store import (
     _RUN_COLUMNS,
-    FINISHED_STATUSES,
     RUN_TABLES,
     RunChanges,
     RunRecord,
     StoredEvent,
+    _next_events,
     _row_to_record,
     encode_event,
 )
@@ -181,13 +181,10 @@ class PostgresRunStore:
             ).fetchone()
             if row is None:
                 raise KeyError(run_id)
-            last, stored_summary, current = row
-            if current in FINISHED_STATUSES:
-                return []  # "end" is final: a late event (a race with a stop) is dropped
-            stored = [StoredEvent(last + i + 1, kind, data) for i, (kind, data) in
-                      enumerate(encoded)]  # fmt: skip
-            merged = json.dumps({**json.loads(stored_summary), **changes.summary},
-                                allow_nan=False)  # fmt: skip
+            planned = _next_events(row, encoded, changes)
+            if planned is None:
+                return []
+            stored, values = planned
             with connection.cursor() as cursor:
                 cursor.executemany(
                     "INSERT INTO events (run_id, event_id, kind, data) VALUES (%s, %s, %s, %s)",
@@ -197,9 +194,8 @@ class PostgresRunStore:
                 "UPDATE runs SET last_event_id = %s, updated_at = %s, summary = %s, "
                 "status = COALESCE(%s, status), error = COALESCE(%s, error), "
                 "checkpoint = COALESCE(%s, checkpoint) WHERE id = %s",
-                (last + len(stored), time.time(), merged, changes.status, changes.error,
-                 changes.checkpoint, run_id),
-            )  # fmt: skip
+                (*values, run_id),
+            )
         return stored
 
     def events_after(self, run_id: str, after: int, limit: int,
