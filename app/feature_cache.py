@@ -66,14 +66,18 @@ class LRUStore(Generic[K, V]):
             self._bytes -= old[1] if old else 0
             self._items[key] = (value, size)
             self._bytes += size
-            # The newest entry stays even when alone it is over the byte bound: it was just
-            # asked for, and evicting it would make its URLs dead on arrival.
-            while len(self._items) > 1 and (
-                len(self._items) > self.max_entries
-                or (self.max_bytes is not None and self._bytes > self.max_bytes)
-            ):
-                _key, (_value, evicted) = self._items.popitem(last=False)
-                self._bytes -= evicted
+            self._evict_oldest()
+
+    def _evict_oldest(self) -> None:
+        """Drop the oldest entries while over a bound (call holding the lock). The newest entry
+        stays even when alone it is over the byte bound: it was just asked for, and evicting it
+        would make its URLs dead on arrival."""
+        while len(self._items) > 1 and (
+            len(self._items) > self.max_entries
+            or (self.max_bytes is not None and self._bytes > self.max_bytes)
+        ):
+            _key, (_value, evicted) = self._items.popitem(last=False)
+            self._bytes -= evicted
 
     def charge(self, key: K, nbytes: int, attach: Callable[[V], bool]) -> bool:
         """Count `nbytes` more against the entry of `key` once `attach(value)` has added them to
@@ -89,9 +93,7 @@ class LRUStore(Generic[K, V]):
             self._items[key] = (found[0], found[1] + nbytes)
             self._items.move_to_end(key)
             self._bytes += nbytes
-            while self.max_bytes is not None and self._bytes > self.max_bytes:
-                _key, (_value, evicted) = self._items.popitem(last=False)
-                self._bytes -= evicted
+            self._evict_oldest()  # never `key`, now the newest and within the bound alone
             return True
 
     def clear(self) -> None:
