@@ -30,7 +30,6 @@ import os
 import random
 import re
 import resource
-import socket
 import statistics
 import subprocess
 import sys
@@ -46,6 +45,8 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from sse_clients import free_port, start_server  # noqa: E402
+
 from app.routes.pages import PAGES  # noqa: E402  (the page table, so every page is visited)
 
 RUN_CONFIG = {"label": "classroom load", "model": "lenet5", "data": {"name": "mnist5k"},
@@ -442,12 +443,6 @@ async def classroom(base_url: str, pid: int, students: int, duration: float,
     }  # fmt: skip
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def serve(port: int, data_dir: str, log, extra_env: dict[str, str],
           probe: list[str] | None = None) -> subprocess.Popen:  # fmt: skip
     """uvicorn in its own process (one worker: the process that answers is the one measured),
@@ -455,21 +450,8 @@ def serve(port: int, data_dir: str, log, extra_env: dict[str, str],
     options for sampling memory from inside."""
     env = {**os.environ, "CNNVIZ_DATA_DIR": data_dir, "PYTHONPATH": str(ROOT), **extra_env}
     command = [sys.executable, str(ROOT / "benchmarks" / "server_memory.py"), "serve",
-               *(probe or [])]  # fmt: skip
-    server = subprocess.Popen(
-        [*command, "--port", str(port)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env
-    )
-    for _ in range(300):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=1).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        if server.poll() is not None:
-            break
-        time.sleep(0.2)
-    server.kill()
-    raise RuntimeError("uvicorn did not start within 60 s")
+               *(probe or []), "--port", str(port)]  # fmt: skip
+    return start_server(command, port, cwd=ROOT, env=env, log=log)
 
 
 def main(argv: list[str] | None = None) -> int:

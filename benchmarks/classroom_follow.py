@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from sse_clients import free_port, start_server, uvicorn
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_MEDIAN_MS, TARGET_P95_MS = 250.0, 500.0
@@ -126,26 +126,9 @@ async def scenario(base_url: str, followers: int, steps: int, interval: float) -
     return Result(followers, steps, latencies, missed, sum(f.dropped for f in crowd), publish_ms)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(port: int, log) -> subprocess.Popen:
-    command = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
-               "--port", str(port), "--workers", "1", "--log-level", "warning"]
+def start(port: int, log) -> subprocess.Popen:
     env = {**os.environ, "CNNVIZ_MAX_SESSION_FOLLOWERS": "1000"}
-    server = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=1).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    server.kill()
-    raise RuntimeError("uvicorn did not start within 60 s")
+    return start_server(uvicorn(port), port, cwd=ROOT, env=env, log=log)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
 
     port = free_port()
     with tempfile.TemporaryFile() as log:
-        server = start_server(port, log)
+        server = start(port, log)
         try:
             base_url = f"http://127.0.0.1:{port}"
             baseline = asyncio.run(scenario(base_url, 1, args.steps, args.interval))

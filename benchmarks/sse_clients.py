@@ -3,7 +3,8 @@ received piece of bytes with its arrival time; the HTTP and SSE parsing happens 
 (`RawViewer.events()`), when nothing is being measured. Fifty of them in one process cost the
 shared machine far less than fifty httpx streams parsing as they read, so what a benchmark
 measures is the server, not its clients. Also the server they watch (`serve`): uvicorn, one
-worker, from this checkout or another one (to measure two versions in one run).
+worker, from this checkout or another one (to measure two versions in one run), and the one
+start-and-wait-for-health (`start_server`) every benchmark that runs a server process uses.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from typing import Any
 
 import httpx
 
-__all__ = ["HOST", "ROOT", "RawViewer", "Received", "free_port", "open_viewer", "serve"]
+__all__ = ["HOST", "ROOT", "RawViewer", "Received", "free_port", "open_viewer", "serve",
+           "start_server", "uvicorn"]
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
@@ -34,24 +36,34 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def serve(root: Path, data_dir: str, port: int, log=None) -> subprocess.Popen:
-    """uvicorn (one worker, as deployed) running the app of the checkout at `root`."""
-    env = {**os.environ, "CNNVIZ_DATA_DIR": data_dir, "PYTHONPATH": str(root)}
-    command = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", HOST, "--port",
-               str(port), "--workers", "1", "--log-level", "warning"]  # fmt: skip
-    process = subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=log and
+def uvicorn(port: int) -> list[str]:
+    """The command line of uvicorn, one worker (as deployed), serving the app on `port`."""
+    return [sys.executable, "-m", "uvicorn", "app.main:app", "--host", HOST, "--port", str(port),
+            "--workers", "1", "--log-level", "warning"]  # fmt: skip
+
+
+def start_server(command: list[str], port: int, *, cwd: Path, env: dict[str, str],
+                 log=None) -> subprocess.Popen:  # fmt: skip
+    """Start a server process and wait (60 s at most) until its /api/health answers 200; its
+    output goes to `log` (stdout and stderr together) when given."""
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=log and
                                subprocess.STDOUT)  # fmt: skip
-    for _ in range(300):
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
         try:
             if httpx.get(f"http://{HOST}:{port}/api/health", timeout=1).status_code == 200:
                 return process
         except httpx.HTTPError:
             pass
-        if process.poll() is not None:
-            break
         time.sleep(0.2)
     process.kill()
-    raise RuntimeError(f"uvicorn from {root} did not start")
+    raise RuntimeError(f"the server in {cwd} did not answer /api/health within 60 s")
+
+
+def serve(root: Path, data_dir: str, port: int, log=None) -> subprocess.Popen:
+    """uvicorn (one worker, as deployed) running the app of the checkout at `root`."""
+    env = {**os.environ, "CNNVIZ_DATA_DIR": data_dir, "PYTHONPATH": str(root)}
+    return start_server(uvicorn(port), port, cwd=root, env=env, log=log)
 
 
 @dataclass(frozen=True)

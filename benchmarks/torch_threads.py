@@ -21,7 +21,6 @@ import argparse
 import os
 import statistics
 import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,28 +28,13 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests" / "browser")]
-from live import free_port  # noqa: E402
+from sse_clients import HOST, free_port, start_server, uvicorn  # noqa: E402
 
 
-def start_server(threads: int) -> tuple[str, subprocess.Popen]:
+def start(threads: int) -> tuple[str, subprocess.Popen]:
     port = free_port()
     env = {**os.environ, "CNNVIZ_TORCH_THREADS": str(threads)}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning"],
-        cwd=ROOT, env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            httpx.get(f"{base}/api/health", timeout=2).raise_for_status()
-            return base, server
-        except httpx.HTTPError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the server did not start") from None
-            time.sleep(0.2)
+    return f"http://{HOST}:{port}", start_server(uvicorn(port), port, cwd=ROOT, env=env)
 
 
 def timed_post(client: httpx.Client, body: dict) -> float:
@@ -89,7 +73,7 @@ def main() -> None:
     args = parser.parse_args()
     counts = [int(n) for n in args.threads.split(",")]
     widths = [int(w) for w in args.widths.split(",")]
-    servers = {count: start_server(count) for count in counts}
+    servers = {count: start(count) for count in counts}
     results: dict[tuple[int, int], dict[str, list[float]]] = {}
     loads = []
     try:
