@@ -8,9 +8,7 @@ from conftest import check_guard, open_page
 
 from app.i18n import catalogue
 from app.limits import heavy_work
-from app.main import app
-from app.runs.manager import RunLimits, RunManager, get_run_manager
-from app.runs.store import SQLiteRunStore
+from app.runs.manager import RunLimits
 from app.schemas.gradcheck import GradCheckIn
 from app.settings import get_settings
 
@@ -20,16 +18,10 @@ EPSILON_MAX = BOUNDS["epsilon"]["maximum"]
 
 
 @pytest.fixture(scope="module")
-def manager(tmp_path_factory):
+def manager(tmp_path_factory, runs_in):
     """The training page lists runs: an empty store of this module's own, not var/."""
-    folder = tmp_path_factory.mktemp("error-messages")
-    store = SQLiteRunStore(folder / "cnnviz.sqlite3")
-    running = RunManager(store, folder / "checkpoints", RunLimits(max_concurrent=1))
-    app.dependency_overrides[get_run_manager] = lambda: running
-    yield running
-    app.dependency_overrides.pop(get_run_manager, None)
-    running.close()
-    store.close()
+    with runs_in(tmp_path_factory.mktemp("error-messages"), RunLimits(max_concurrent=1)) as running:
+        yield running
 
 
 def message(lang: str, key: str, **params) -> str:

@@ -12,9 +12,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from conftest import check_guard, open_page
 
-from app.main import app
-from app.runs.manager import RunLimits, RunManager, get_run_manager
-from app.runs.store import SQLiteRunStore
+from app.runs.manager import RunLimits
 
 TIMEOUT_MS = 120_000
 TINY = "preset=custom&model=lenet5&data=digits&limit=300&epochs=2&batch=32&steps=5"
@@ -22,15 +20,9 @@ LONG = "preset=custom&model=mlp&data=digits&limit=300&epochs=50&batch=4&steps=0"
 
 
 @pytest.fixture(scope="module")
-def manager(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("train-page")
-    store = SQLiteRunStore(folder / "cnnviz.sqlite3")
-    running = RunManager(store, folder / "checkpoints", RunLimits(max_concurrent=3))
-    app.dependency_overrides[get_run_manager] = lambda: running
-    yield running
-    app.dependency_overrides.pop(get_run_manager, None)
-    running.close()
-    store.close()
+def manager(tmp_path_factory, runs_in):
+    with runs_in(tmp_path_factory.mktemp("train-page"), RunLimits(max_concurrent=3)) as running:
+        yield running
 
 
 def stored_events(manager, run_id: str) -> list[dict]:
