@@ -3,17 +3,16 @@ numbers behind them (`ctx`), so the pages can say them in Korean: each `ctx` is 
 the request, the model's own layers or torch, and each catalogue text has its placeholders."""
 
 import json
-import re
 
 import pytest
 import torch
 import torch.nn.functional as F
 from fastapi.testclient import TestClient
+from refusals import refusal, translatable
 from torch import nn
 
 from app.deps import settings_dep
 from app.errors import core_error_response
-from app.i18n import LANGUAGES, catalogue
 from app.main import app
 from app.settings import Settings
 from cnncore.data import DataSplit
@@ -23,21 +22,6 @@ from cnncore.models import build_model, get_model_info
 from cnncore.transfer import transfer_data
 
 client = TestClient(app)
-PLACEHOLDER = re.compile(r"\{(\w+)\}")
-
-
-def translatable(item: dict) -> dict:
-    """The item, after checking both languages have its text with every placeholder filled."""
-    for lang in LANGUAGES:
-        text = catalogue(lang, "common")[f"error.type.{item['type']}"]
-        assert set(PLACEHOLDER.findall(text)) <= set(item.get("ctx", {})), (lang, item)
-    return item
-
-
-def refusal(response) -> dict:
-    assert response.status_code == 422, response.text
-    [item] = response.json()["detail"]
-    return translatable(item)
 
 
 @pytest.mark.parametrize(
