@@ -367,11 +367,10 @@ class RunManager:
 
     # --- control ---------------------------------------------------------------------------
 
-    def _refuse(self, run_id: str, action: str) -> RunError:
-        record = self.get(run_id)
+    def _refuse(self, record: RunRecord, action: str) -> RunError:
         if record.finished:
             return RunConflict(f"the run has already ended ({record.status}); nothing to {action}")
-        if run_id in self._queue or record.status == "queued":  # here or on another worker
+        if record.id in self._queue or record.status == "queued":  # here or on another worker
             return RunConflict(f"the run is waiting for a free worker; it cannot {action} yet")
         return RunConflict(f"this run is driven by another process ({record.source}); "
                            f"{action} it there")  # fmt: skip
@@ -379,9 +378,10 @@ class RunManager:
     def _worker(self, run_id: str, action: str) -> _Worker | RemoteRun:
         worker = self._workers.get(run_id)
         if worker is None or worker.ended:
-            remote = remote_run(self.store, self.get(run_id), self.owner, action)
+            record = self.get(run_id)
+            remote = remote_run(self.store, record, self.owner, action)
             if remote is None:
-                raise self._refuse(run_id, action)
+                raise self._refuse(record, action)
             return remote  # another server worker drives it: the word goes through the store
         return worker
 
@@ -415,7 +415,7 @@ class RunManager:
         with self._lock:
             worker = self._workers.get(run_id)
         if worker is None:
-            raise self._refuse(run_id, "kill")
+            raise self._refuse(self.get(run_id), "kill")
         worker.process.kill()
 
     # --- viewers ---------------------------------------------------------------------------
