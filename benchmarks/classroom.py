@@ -45,7 +45,7 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from sse_clients import free_port, start_server  # noqa: E402
+from sse_clients import free_port, process_cpu_seconds, start_server  # noqa: E402
 
 from app.routes.pages import PAGES  # noqa: E402  (the page table, so every page is visited)
 
@@ -316,12 +316,6 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of one process (/proc/<pid>/stat fields 14 and 15)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def alive(pids: list[int]) -> list[int]:
     return [p for p in pids if Path(f"/proc/{p}").exists()]
 
@@ -340,7 +334,7 @@ def memory(pid: int) -> dict[str, float]:
 def cpu_now(pid: int) -> dict[str, float]:
     """CPU seconds so far of the server process and of this client (the students)."""
     own = resource.getrusage(resource.RUSAGE_SELF)
-    return {"server": cpu_seconds(pid), "client": own.ru_utime + own.ru_stime}
+    return {"server": process_cpu_seconds(pid), "client": own.ru_utime + own.ru_stime}
 
 
 def run_progress(samples: list[tuple[float, str, float]], start: float, end: float) -> float:

@@ -39,8 +39,15 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sse_clients import HOST, ROOT, RawViewer, free_port, open_viewer, serve  # noqa: E402
-from training_api import process_cpu_seconds  # noqa: E402
+from sse_clients import (  # noqa: E402
+    HOST,
+    ROOT,
+    RawViewer,
+    free_port,
+    open_viewer,
+    process_cpu_seconds,
+    serve,
+)
 
 from app.runs.history import record_events  # noqa: E402
 from app.runs.store import SQLiteRunStore  # noqa: E402

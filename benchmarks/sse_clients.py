@@ -23,8 +23,8 @@ from typing import Any
 
 import httpx
 
-__all__ = ["HOST", "ROOT", "RawViewer", "Received", "free_port", "open_viewer", "serve",
-           "start_server", "uvicorn"]
+__all__ = ["HOST", "ROOT", "RawViewer", "Received", "free_port", "open_viewer",
+           "process_cpu_seconds", "serve", "start_server", "uvicorn"]
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
@@ -34,6 +34,13 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((HOST, 0))
         return sock.getsockname()[1]
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process (its threads, not its children), from /proc
+    (/proc/<pid>/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def uvicorn(port: int) -> list[str]:

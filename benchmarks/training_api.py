@@ -43,7 +43,14 @@ import httpx
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sse_clients import ROOT, RawViewer, free_port, open_viewer, serve  # noqa: E402
+from sse_clients import (  # noqa: E402
+    ROOT,
+    RawViewer,
+    free_port,
+    open_viewer,
+    process_cpu_seconds,
+    serve,
+)
 from training_speed import BATCH, bare_epoch  # noqa: E402
 
 from cnncore.data import DataConfig, load_dataset  # noqa: E402
@@ -135,12 +142,6 @@ async def until(predicate, timeout: float = 120.0, what: str = "") -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"timed out waiting for {what}")
         await asyncio.sleep(0.01)
-
-
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of one process (its threads, not its children), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
