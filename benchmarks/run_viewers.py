@@ -48,6 +48,7 @@ from sse_clients import (  # noqa: E402
     process_cpu_seconds,
     serve,
 )
+from timing import spread  # noqa: E402
 
 from app.runs.history import record_events  # noqa: E402
 from app.runs.store import SQLiteRunStore  # noqa: E402
@@ -234,13 +235,6 @@ def fanout(args, servers: list[Server]) -> dict:
         return report
 
     return asyncio.run(run())
-
-
-def spread(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-    return {"median": round(statistics.median(ordered), 1), "p95": round(p95, 1),
-            "max": round(ordered[-1], 1)}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,6 @@
-"""Timing helpers shared by the benchmarks: one clock, one interleaving rule."""
+"""Timing helpers shared by the benchmarks: one clock, one interleaving rule, one summary."""
 
+import statistics
 import time
 from collections.abc import Callable
 
@@ -23,3 +24,11 @@ def interleaved(
         for name, action in actions.items():
             times[name].append(seconds(action))
     return times
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    """Median, p95 (nearest rank) and maximum, rounded to 0.1."""
+    ordered = sorted(values)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return {"median": round(statistics.median(ordered), 1), "p95": round(p95, 1),
+            "max": round(ordered[-1], 1)}  # fmt: skip

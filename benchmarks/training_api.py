@@ -43,6 +43,7 @@ import httpx
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import timing  # noqa: E402
 from sse_clients import (  # noqa: E402
     ROOT,
     RawViewer,
@@ -243,10 +244,7 @@ def table(rates: list[Rates]) -> dict[str, list[int]]:
 
 
 def spread(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-    return {"median": round(statistics.median(ordered), 1), "p95": round(p95, 1),
-            "max": round(ordered[-1], 1), "deliveries": len(ordered)}  # fmt: skip
+    return {**timing.spread(values), "deliveries": len(values)}
 
 
 def main(argv: list[str] | None = None) -> int:
