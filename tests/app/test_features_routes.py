@@ -18,7 +18,7 @@ from cnncore.checkpoint import load_checkpoint, save_checkpoint
 from cnncore.colormaps import colormap
 from cnncore.data import DataConfig, load_dataset
 from cnncore.features import filters_rgb, prepare_input, top_predictions
-from cnncore.images import sample_image
+from cnncore.images import encode_png, sample_image
 from cnncore.training import TrainConfig, Trainer
 
 client = TestClient(app)
@@ -31,12 +31,6 @@ def fresh_cache():
     app.dependency_overrides[get_feature_cache] = lambda: cache
     yield cache
     app.dependency_overrides.pop(get_feature_cache, None)
-
-
-def png_bytes(pixels: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def post(files=None, **fields):
@@ -177,7 +171,7 @@ def header_only_png(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
 
 
-GOOD_PNG = png_bytes(np.zeros((16, 16, 3), np.uint8))
+GOOD_PNG = encode_png(np.zeros((16, 16, 3), np.uint8))
 
 
 @pytest.mark.parametrize(

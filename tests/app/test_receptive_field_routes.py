@@ -16,7 +16,7 @@ from app.routes.receptive_field import checkpoints
 from cnncore.checkpoint import load_checkpoint
 from cnncore.effective_rf import StackConfig, stack_effective_field
 from cnncore.effective_rf_picture import initialised_model, picture_effective_field
-from cnncore.images import decode_image, sample_image
+from cnncore.images import decode_image, encode_png, sample_image
 from cnncore.models import build_model
 from cnncore.receptive_field import receptive_fields, unit_receptive_field
 from cnncore.weights import load_model
@@ -263,12 +263,6 @@ def post_picture(fields: dict, image: bytes | None = None):
     )
 
 
-def png_bytes(pixels: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def test_sample_picture_with_trained_weights_matches_the_core():
     fields = {"model": "lenet5", "sample": "digit", "weights": "trained", "layer": "features.3"}
     r = post_picture({**fields, "y": 4, "x": 7})
@@ -330,7 +324,7 @@ def test_feature_map_bytes_are_unchanged_by_the_move_into_cnncore(form):
 def test_uploaded_picture_with_seeded_initial_weights():
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 256, (50, 70, 3), dtype=np.uint8)
-    data = png_bytes(pixels)
+    data = encode_png(pixels)
     r = post_picture({"model": "tinyvgg", "seed": 3}, data)
     assert r.status_code == 200, r.text
     body = r.json()
