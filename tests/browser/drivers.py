@@ -1,9 +1,11 @@
 """Helpers that drive pages in the browser tests.
 
-`url_state(page)` is any page's URL state as a dict. `ExplorerPage` drives a step-through
-explorer (/conv, /pool; both built on static/js/explorer.js): it opens the page, records every
-trace request it sends (the exact body, so a test can recompute the answer with torch), changes
-controls and waits for the new trace on screen, and reads the highlighted cell and the grids.
+`url_state(page)` is any page's URL state as a dict; `translated(lang, key, **params)` is a
+common.json text with its placeholders filled, as static/js/api.js shows it. `ExplorerPage`
+drives a step-through explorer (/conv, /pool; both built on static/js/explorer.js): it opens
+the page, records every trace request it sends (the exact body, so a test can recompute the
+answer with torch), changes controls and waits for the new trace on screen, and reads the
+highlighted cell and the grids.
 """
 
 from __future__ import annotations
@@ -12,6 +14,16 @@ import json
 from urllib.parse import parse_qs, urlparse
 
 import torch
+
+from app.i18n import catalogue
+
+
+def translated(lang: str, key: str, **params) -> str:
+    """The `common` catalogue's text for `key` in `lang`, each {name} replaced by its value."""
+    text = catalogue(lang, "common")[key]
+    for name, value in params.items():
+        text = text.replace("{" + name + "}", str(value))
+    return text
 
 
 def url_state(page) -> dict[str, str]:

@@ -3,22 +3,13 @@ explained next to its control in the reader's language, with the numbers of the 
 filled in (cnncore/errors.py `code`/`ctx` → app/errors.py → static/js/api.js)."""
 
 import pytest
-from drivers import ExplorerPage
-
-from app.i18n import catalogue
+from drivers import ExplorerPage, translated
 
 SIZE, KERNEL = 3, 7  # both within the page's controls (size 3–32, kernel 1–7); 7 > 3: no output
 
 
 class ConvPage(ExplorerPage):
     name = "conv"
-
-
-def message(lang: str, code: str, **params) -> str:
-    text = catalogue(lang, "common")[f"error.type.{code}"]
-    for name, value in params.items():
-        text = text.replace("{" + name + "}", str(value))
-    return text
 
 
 @pytest.mark.parametrize("lang", ["ko", "en"])
@@ -31,8 +22,8 @@ def test_kernel_larger_than_the_input_is_explained_in_the_readers_language(page,
     slots = page.locator('#conv-controls [data-error-for="kernel"]')  # the input's, the presets'
     slot = page.locator('#conv-controls [data-error-for="kernel"]:not([hidden])').first
     slot.wait_for(state="visible")
-    expected = message(lang, "conv_output_empty", kernel=KERNEL, size=SIZE, padding=0,
-                       padded=SIZE, output=SIZE - KERNEL + 1)  # fmt: skip
+    expected = translated(lang, "error.type.conv_output_empty", kernel=KERNEL, size=SIZE,
+                          padding=0, padded=SIZE, output=SIZE - KERNEL + 1)  # fmt: skip
     # /shape and /trace refuse the same configuration; each message is the catalogue's text
     assert set(slot.inner_text().split("; ")) == {expected}
     if lang == "ko":

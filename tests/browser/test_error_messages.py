@@ -5,8 +5,8 @@ of a 429 included."""
 
 import pytest
 from conftest import check_guard, open_page
+from drivers import translated
 
-from app.i18n import catalogue
 from app.limits import heavy_work
 from app.runs.manager import RunLimits
 from app.schemas.gradcheck import GradCheckIn
@@ -24,13 +24,6 @@ def manager(tmp_path_factory, runs_in):
         yield running
 
 
-def message(lang: str, key: str, **params) -> str:
-    text = catalogue(lang, "common")[key]
-    for name, value in params.items():
-        text = text.replace("{" + name + "}", str(value))
-    return text
-
-
 @pytest.mark.parametrize("lang", ["ko", "en"])
 def test_out_of_range_value_is_explained_next_to_its_control(page, manager, screenshot, lang):
     page.goto(f"/train?lang={lang}")
@@ -40,7 +33,7 @@ def test_out_of_range_value_is_explained_next_to_its_control(page, manager, scre
     form.locator("#gradcheck-run").click()
     slot = form.locator('[data-error-for="epsilon"]')
     slot.wait_for(state="visible")
-    assert slot.inner_text() == message(lang, "error.type.less_than_equal", le=EPSILON_MAX)
+    assert slot.inner_text() == translated(lang, "error.type.less_than_equal", le=EPSILON_MAX)
     assert "0.01" in slot.inner_text() and "Input should" not in slot.inner_text()
     assert form.locator("#gc-epsilon").get_attribute("aria-invalid") == "true"
     form.scroll_into_view_if_needed()
@@ -82,11 +75,14 @@ def test_general_refusals_are_translated(make_page, lang):
         answer = page.evaluate(REQUESTS, [kind, SETTINGS.max_body_bytes])
         return answer["status"], answer["fields"]
 
-    assert refusal("not_found") == (404, {"*": message(lang, "error.status.404")})
+    assert refusal("not_found") == (404, {"*": translated(lang, "error.status.404")})
     page.guard.expect_errors("status of 404", 1)
 
     limit = f"{SETTINGS.max_body_bytes:,}"  # grouped as the page groups it (ko and en alike)
-    assert refusal("too_large") == (413, {"*": message(lang, "error.type.too_large", limit=limit)})
+    assert refusal("too_large") == (
+        413,
+        {"*": translated(lang, "error.type.too_large", limit=limit)},
+    )
     page.guard.expect_errors("status of 413", 1)
 
     # a real 429: this client already holds every slot of the feature-map group
@@ -99,7 +95,7 @@ def test_general_refusals_are_translated(make_page, lang):
     wait = SETTINGS.retry_after_seconds
     assert (status, fields) == (
         429,
-        {"*": message(lang, "error.type.too_many_requests", retry_after=wait)},
+        {"*": translated(lang, "error.type.too_many_requests", retry_after=wait)},
     )
     page.guard.expect_errors("status of 429", 1)
 
@@ -118,9 +114,9 @@ def test_general_refusals_are_translated(make_page, lang):
             {"loc": ["body", "x"], "msg": "server's own words", "type": "brand_new_type"}]}),
     )  # fmt: skip
     assert refusal("busy_without_ctx")[1] == {
-        "*": message(lang, "error.type.too_many_requests", retry_after=9)
+        "*": translated(lang, "error.type.too_many_requests", retry_after=9)
     }
-    assert refusal("proxy_too_large")[1] == {"*": message(lang, "error.status.413")}
+    assert refusal("proxy_too_large")[1] == {"*": translated(lang, "error.status.413")}
     assert refusal("unknown_type")[1] == {"x": "server's own words"}
     page.guard.expect_errors("status of 4", 3)
 
@@ -141,7 +137,7 @@ def test_korean_page_shows_no_english_refusal(browser, live_server, manager):
         ]:
             slot = form.locator(f'[data-error-for="{field}"]')
             slot.wait_for(state="visible")
-            assert slot.inner_text() == message("ko", key, **params)
+            assert slot.inner_text() == translated("ko", key, **params)
         page.guard.expect_errors("status of 422", 1)
         check_guard(page)
     finally:
