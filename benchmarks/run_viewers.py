@@ -43,6 +43,7 @@ from sse_clients import (  # noqa: E402
     HOST,
     ROOT,
     RawViewer,
+    Received,
     free_port,
     open_viewer,
     process_cpu_seconds,
@@ -76,8 +77,8 @@ def start(name: str, root: Path, data_dir: str) -> Server:
     return Server(name, serve(root, data_dir, port), port, data_dir)
 
 
-def check_complete(viewer: RawViewer, first: int, last: int) -> None:
-    ids = [r.event_id for r in viewer.events()]
+def check_complete(received: list[Received], first: int, last: int) -> None:
+    ids = [r.event_id for r in received]
     if ids != list(range(first, last + 1)):
         raise RuntimeError(f"a viewer got ids {ids[:3]}…{ids[-3:]}, not {first}…{last}")
 
@@ -133,7 +134,7 @@ async def join_once(server: Server, run_id: str, viewers: int, events: int, into
     into.server_cpu_s.append(process_cpu_seconds(server.process.pid) - cpu)
     for viewer in crowd:
         received = viewer.events()
-        check_complete(viewer, 1, events)
+        check_complete(received, 1, events)
         into.first_ms.append((received[0].at - began) * 1000)
         into.all_ms.append((viewer.times[-1][0] - began) * 1000)
 
@@ -197,7 +198,7 @@ async def window(live: Live, kind: str, viewers: int, seconds: float) -> None:
     last = max(r.event_id for r in live.main.events())
     for viewer in crowd:
         viewer.close()
-        check_complete(viewer, 1, last)
+        check_complete(viewer.events(), 1, last)
 
 
 def fanout(args, servers: list[Server]) -> dict:
