@@ -316,14 +316,10 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def alive(pids: list[int]) -> list[int]:
-    return [p for p in pids if Path(f"/proc/{p}").exists()]
-
-
 def memory(pid: int) -> dict[str, float]:
     workers = 0
-    for child in alive(descendants(pid)):
-        with contextlib.suppress(OSError):
+    for child in descendants(pid):
+        with contextlib.suppress(OSError):  # a worker may end between listing and reading
             workers += rss_kib(child)
     return {
         "server_mb": round(rss_kib(pid) / 1024, 1),
