@@ -212,7 +212,7 @@ async def experiment(base_url: str, server_pid: int, rounds: int, viewers: int,
                 continue
             rates = epoch_rates(seen, steps_per_epoch, len(split.train_labels))
             (results.one if kind == "one" else results.many).append(rates)
-            lags = [s.lag_ms for s in main.steps if s.epoch == epoch and s.received > resumed]
+            lags = [s.lag_ms for s in seen]
             lags += crowd_lags(crowd, epoch, resumed)
             (results.lags_one if kind == "one" else results.lags_many).extend(lags)
             (results.load_one if kind == "one" else results.load_many).append(load)
