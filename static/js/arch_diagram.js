@@ -403,7 +403,8 @@ export function createDiagram(root, { onPick, onToggle }) {
   }
 
   function draw(focusKey = null) {
-    measure = createMeasure();
+    // One measure (and its width cache) for every redraw: the fonts change only with presenter mode.
+    measure ??= createMeasure();
     byKey.clear();
     const whole = stack([inputPiece(), ...tree.map(piece)]);
     const width = whole.w + 2 * MARGIN;
@@ -432,8 +433,11 @@ export function createDiagram(root, { onPick, onToggle }) {
     if (focusKey) svg.querySelector(`[data-key="${CSS.escape(focusKey)}"]`)?.focus();
   }
 
-  // Presenter mode scales the type: measure and lay out again.
-  window.addEventListener("presenterchange", () => summary && draw());
+  // Presenter mode scales the type: measure afresh and lay out again.
+  window.addEventListener("presenterchange", () => {
+    measure = null;
+    if (summary) draw();
+  });
 
   return {
     show(next, openKeys = []) {
