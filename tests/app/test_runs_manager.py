@@ -14,6 +14,7 @@ import time
 
 import pytest
 import torch
+from event_stream import run_events
 from safetensors.torch import load_file
 
 from app.runs.history import record_events
@@ -50,16 +51,6 @@ def wait_for(store, run_id: str, predicate, timeout: float = TIMEOUT) -> list[di
         time.sleep(0.05)
 
 
-def sse_events(chunk: bytes) -> list[tuple[int, dict]]:
-    """(id, event) of every SSE message in a chunk (a chunk carries one or more)."""
-    found = []
-    for block in chunk.decode().split("\r\n\r\n"):
-        fields = dict(line.split(": ", 1) for line in block.split("\r\n") if ": " in line)
-        if "data" in fields:
-            found.append((int(fields["id"]), json.loads(fields["data"])))
-    return found
-
-
 def kinds(history: list[dict]) -> list[str]:
     return [event["kind"] for event in history]
 
@@ -90,7 +81,7 @@ def watched(manager) -> tuple[str, list[tuple[int, dict]]]:
 
     async def watch() -> list[tuple[int, dict]]:
         subscription = manager.subscribe(record.id, 0)
-        return [pair async for chunk in subscription.frames() for pair in sse_events(chunk)]
+        return [pair async for chunk in subscription.frames() for pair in run_events(chunk)]
 
     return record.id, asyncio.run(asyncio.wait_for(watch(), TIMEOUT))
 
@@ -224,7 +215,7 @@ def test_transfer_keeps_frozen_layers_and_trains_a_new_head(manager, finished_ru
 
 
 def _frame_ids(chunks: list[bytes]) -> list[int]:
-    return [event_id for chunk in chunks for event_id, _ in sse_events(chunk)]
+    return [event_id for chunk in chunks for event_id, _ in run_events(chunk)]
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -375,7 +366,7 @@ def test_a_viewer_of_an_abandoned_run_sees_it_interrupted(tmp_path):
 
     async def main() -> list[dict]:
         frames = [f async for f in manager.subscribe("aaaaaaaaaaaa", 0).frames()]
-        return [event for chunk in frames for _, event in sse_events(chunk)]
+        return [event for chunk in frames for _, event in run_events(chunk)]
 
     try:
         seen = asyncio.run(main())

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import json
 import os
 import socket
 import subprocess
@@ -20,6 +19,7 @@ import time
 
 import httpx
 import pytest
+from event_stream import run_events
 from test_runs_manager import (
     LONG,
     TIMEOUT,
@@ -28,7 +28,6 @@ from test_runs_manager import (
     ended,
     events,
     kinds,
-    sse_events,
     wait_for,
 )
 
@@ -57,7 +56,7 @@ def _watch(manager: RunManager, run_id: str, after: int) -> list[tuple[int, dict
     async def watch() -> list[tuple[int, dict]]:
         subscription = manager.subscribe(run_id, after)
         assert not subscription.live  # not this worker's run: followed in the database
-        return [pair async for chunk in subscription.frames() for pair in sse_events(chunk)]
+        return [pair async for chunk in subscription.frames() for pair in run_events(chunk)]
 
     return asyncio.run(asyncio.wait_for(watch(), TIMEOUT))
 
@@ -125,16 +124,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _sse(text: str) -> list[tuple[int, dict]]:
-    """(id, event) of each run event in a whole text/event-stream (no comments, no `done`)."""
-    found = []
-    for block in text.replace("\r\n", "\n").split("\n\n"):
-        fields = dict(line.split(": ", 1) for line in block.split("\n") if ": " in line)
-        if "id" in fields and "data" in fields:
-            found.append((int(fields["id"]), json.loads(fields["data"])))
-    return found
 
 
 class Server:
@@ -256,14 +245,14 @@ def test_serve_with_two_workers_shares_runs_through_postgres(two_worker_server):
         assert other.post(f"/api/runs/{run_id}/stop").status_code == 200
         stream = streamed.result(TIMEOUT)
     assert stream.rstrip().endswith("event: done\r\ndata: {}")  # closed after the run's end
-    resumed = _sse(stream)
+    resumed = run_events(stream)
     assert _status(driving, run_id) == "stopped"
 
     # every worker now sends the same whole history; many new connections, both workers
     histories = []
     for _ in range(8):
         with server.connection() as client:
-            histories.append(_sse(client.get(f"/api/runs/{run_id}/events").text))
+            histories.append(run_events(client.get(f"/api/runs/{run_id}/events").text))
             assert client.get(f"/api/runs/{run_id}").json()["status"] == "stopped"
     history = histories[0]
     assert all(h == history for h in histories)
