@@ -22,14 +22,18 @@ export function pixelsOf(image) {
   return context.getImageData(0, 0, canvas.width, canvas.height);
 }
 
-/** A canvas the size of grey `levels` (ImageData) whose every pixel is `paint(level)` → RGBA. */
+/**
+ * A canvas the size of grey `levels` (ImageData) whose every pixel is `paint(level)` → RGBA.
+ * `paint` is asked once per grey level (256 at most), not once per pixel.
+ */
 export function paintLevels(levels, paint) {
   const canvas = document.createElement("canvas");
   canvas.width = levels.width;
   canvas.height = levels.height;
   const context = canvas.getContext("2d");
   const out = context.createImageData(levels.width, levels.height);
-  for (let i = 0; i < levels.data.length; i += 4) out.data.set(paint(levels.data[i]), i);
+  const colours = Array.from({ length: 256 }, (_, level) => paint(level));
+  for (let i = 0; i < levels.data.length; i += 4) out.data.set(colours[levels.data[i]], i);
   context.putImageData(out, 0, 0);
   return canvas;
 }
