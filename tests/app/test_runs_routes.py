@@ -17,7 +17,8 @@ from fastapi.testclient import TestClient
 
 from app.main import app
 from app.runs.headless import add_train_arguments, train_command
-from app.runs.manager import RunLimits
+from app.runs.manager import RunLimits, RunManager, get_run_manager
+from app.runs.store import SQLiteRunStore
 from app.settings import Settings
 from cnncore.checkpoint import load_checkpoint
 from cnncore.data import DataConfig, load_dataset, resize_split
@@ -33,9 +34,14 @@ def data_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def manager(data_dir, runs_in):
-    with runs_in(data_dir, RunLimits(max_concurrent=2)) as running:
-        yield running
+def manager(data_dir):
+    store = SQLiteRunStore(data_dir / "cnnviz.sqlite3")
+    running = RunManager(store, data_dir / "checkpoints", RunLimits(max_concurrent=2))
+    app.dependency_overrides[get_run_manager] = lambda: running
+    yield running
+    app.dependency_overrides.pop(get_run_manager, None)
+    running.close()
+    store.close()
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,8 @@
   an error on purpose calls `page.guard.expect_errors("status of 422", n)`.
 - `make_page(viewport, **context_options)`: more pages ("desktop", "phone" 360 px, "projector"
   1920 px; Playwright context options such as locale or reduced_motion), guarded the same way.
+- `runs_in(folder, limits)`: `with runs_in(...) as manager:` the app's runs live in `folder` (a
+  store and checkpoints of the module's own, not var/) for the length of the block.
 - `screenshot(page, name)`: saves test-artifacts/<name>.png (gitignored) to look at.
 Every test collected under tests/browser/ carries the `browser` marker.
 """
@@ -17,6 +19,7 @@ Every test collected under tests/browser/ carries the `browser` marker.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -39,6 +42,31 @@ def live_server() -> Iterator[str]:
     base_url, server, thread = start_server()
     yield base_url
     stop_server(server, thread)
+
+
+@contextmanager
+def _runs_in(folder: Path, limits) -> Iterator:
+    """A run manager over its own SQLite store and checkpoints in `folder`, serving the app's
+    `get_run_manager` until the block ends (then closed, and the override removed)."""
+    from app.main import app
+    from app.runs.manager import RunManager, get_run_manager
+    from app.runs.store import SQLiteRunStore
+
+    store = SQLiteRunStore(folder / "cnnviz.sqlite3")
+    running = RunManager(store, folder / "checkpoints", limits)
+    app.dependency_overrides[get_run_manager] = lambda: running
+    try:
+        yield running
+    finally:
+        app.dependency_overrides.pop(get_run_manager, None)
+        running.close()
+        store.close()
+
+
+@pytest.fixture(scope="session")
+def runs_in():
+    """`with runs_in(folder, RunLimits(...)) as running:` (a module's `manager` fixture)."""
+    return _runs_in
 
 
 @pytest.fixture(scope="session")
