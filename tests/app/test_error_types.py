@@ -7,6 +7,7 @@ import math
 import pytest
 from fastapi.exceptions import RequestValidationError
 from fastapi.testclient import TestClient
+from uploads import declared_upload
 
 from app.errors import core_error_response, safe_context, validation_error_response
 from app.limits import heavy_work
@@ -197,14 +198,7 @@ def test_body_over_the_limit_is_too_large_with_the_limit():
 
 
 def test_upload_over_its_limit_is_too_large_with_the_upload_limit():
-    response = client.post(
-        "/api/features",
-        content=b"--x--\r\n",
-        headers={
-            "content-type": "multipart/form-data; boundary=x",
-            "content-length": str(SETTINGS.max_upload_bytes + FORM_OVERHEAD + 1),
-        },
-    )
+    response = declared_upload(client, SETTINGS.max_upload_bytes + FORM_OVERHEAD + 1)
     assert response.status_code == 413
     (item,) = response.json()["detail"]
     assert item["loc"] == ["body", "image"]

@@ -11,6 +11,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from uploads import declared_upload
 
 from app import limits
 from app.limits import BodyLimitMiddleware, ClientConcurrencyLimit
@@ -81,14 +82,7 @@ def test_multipart_gets_the_upload_limit_not_the_json_one():
 
 
 def test_multipart_over_the_upload_limit_is_refused():
-    response = client.post(
-        "/api/features",
-        content=b"--x--\r\n",
-        headers={
-            "content-type": "multipart/form-data; boundary=x",
-            "content-length": str(SETTINGS.max_multipart_bytes + 1),
-        },
-    )
+    response = declared_upload(client, SETTINGS.max_multipart_bytes + 1)
     assert_too_large(response)
 
 

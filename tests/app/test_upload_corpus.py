@@ -26,6 +26,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from uploads import declared_upload
 
 from app.main import app
 from app.settings import get_settings
@@ -261,11 +262,7 @@ def test_real_upload_over_the_limit_is_413_and_costs_no_parse(endpoint, sandbox)
 
 
 def test_declared_length_beyond_any_upload_is_413_before_reading():
-    response = client.post(
-        "/api/features",
-        content=b"--b\r\n",
-        headers={"content-type": "multipart/form-data; boundary=b", "content-length": str(10**12)},
-    )
+    response = declared_upload(client, 10**12)
     assert_refused(response, 413, None)
     assert response.json()["detail"][0]["loc"] == ["body"]
 
