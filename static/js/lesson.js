@@ -115,6 +115,10 @@ function bindDoneButton(button, slug, progress) {
   render();
 }
 
+/** Whether the frame finished loading before this module ran (its load event is then gone). */
+const loadedAlready = (frame) =>
+  frame.contentDocument?.readyState === "complete" && frame.contentDocument.body?.childElementCount;
+
 /** The explorer frame: height of its content, the lesson's presenter mode, P and F handed back. */
 function bindFrame(frame) {
   const tell = () => frame.contentWindow?.postMessage(
@@ -137,9 +141,7 @@ function bindFrame(frame) {
     fit();
   };
   frame.addEventListener("load", loaded);
-  if (frame.contentDocument?.readyState === "complete" && frame.contentDocument.body?.childElementCount) {
-    loaded(); // the frame finished before this module ran
-  }
+  if (loadedAlready(frame)) loaded();
   window.addEventListener("presenterchange", tell);
   window.addEventListener("message", (event) => {
     if (event.origin !== window.location.origin || event.source !== frame.contentWindow) return;
@@ -217,8 +219,7 @@ function bindExplorerState(frame, state) {
     if (changed.has("explorer") && !fromFrame && values.explorer) send(values.explorer);
   });
   // A frame that finished loading before this module ran has already sent its first report.
-  const loaded = frame.contentDocument?.readyState === "complete" && frame.contentDocument.body?.childElementCount;
-  if (loaded && state.get("explorer")) send(state.get("explorer"));
+  if (loadedAlready(frame) && state.get("explorer")) send(state.get("explorer"));
 }
 
 /* ------------------------------------------------------------------ wiring ------------------- */
