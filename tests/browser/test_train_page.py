@@ -198,6 +198,8 @@ def test_a_preset_starts_two_runs_and_compares_them(page, manager):
     # unticking a run takes it out of the comparison and the URL
     page.locator(f'#runs-body tr[data-run="{ids[0]}"] input[type=checkbox]').uncheck()
     page.wait_for_selector("#compare[data-runs='1']")
+    # the URL is written throttled (static/js/state.js): wait for the trailing write
+    page.wait_for_url(lambda url: parse_qs(urlparse(url).query).get("compare") == [ids[1]])
     assert parse_qs(urlparse(page.url).query)["compare"] == [ids[1]]
 
 
