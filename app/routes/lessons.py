@@ -8,9 +8,15 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse
 
 from app.i18n import choose_language, messages
-from app.lessons import fill, lesson_by_slug
+from app.lessons import LESSONS, fill, lesson_by_slug, question_by_ref
 from app.routes.pages import PAGES, render
-from app.schemas.lessons import LessonIndexOut, LessonOut
+from app.schemas.lessons import (
+    AnswerCheckOut,
+    AnswerIn,
+    LessonIndexOut,
+    LessonOut,
+    QuizQuestionOut,
+)
 
 router = APIRouter(tags=["lessons"])
 CATALOGUE = "lessons"
@@ -76,3 +82,30 @@ def lesson_api(request: Request, slug: str) -> LessonOut:
         raise HTTPException(status_code=404, detail="no such lesson; GET /api/lessons lists them")
     lang, msgs = _messages(request)
     return LessonOut.of(lesson, lang, msgs, PAGES)
+
+
+_NO_QUESTION = "no such question; GET /api/questions lists them (ids are <lesson>.<question>)"
+
+
+@router.get("/api/questions", response_model=list[QuizQuestionOut])
+def questions_api() -> list[QuizQuestionOut]:
+    """Every lesson question in both languages, with its check and computed worked answer."""
+    return [QuizQuestionOut.of(lesson, q) for lesson in LESSONS for q in lesson.questions]
+
+
+@router.get("/api/questions/{ref}", response_model=QuizQuestionOut)
+def question_api(ref: str) -> QuizQuestionOut:
+    """One question by id (`convolution.dot`), in both languages."""
+    found = question_by_ref(ref)
+    if found is None:
+        raise HTTPException(status_code=404, detail=_NO_QUESTION)
+    return QuizQuestionOut.of(*found)
+
+
+@router.post("/api/questions/{ref}/check", response_model=AnswerCheckOut)
+def check_answer(ref: str, body: AnswerIn) -> AnswerCheckOut:
+    """Whether a typed number (within the question's tolerance) or a chosen option is right."""
+    found = question_by_ref(ref)
+    if found is None:
+        raise HTTPException(status_code=404, detail=_NO_QUESTION)
+    return AnswerCheckOut.of(found[1], body.answer)

@@ -8,10 +8,12 @@ and worked answers.
 from __future__ import annotations
 
 from collections.abc import Container, Mapping
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, StrictFloat
 
+from app.i18n import LANGUAGES, messages
+from app.lesson_answers.check import MAX_ANSWER_CHARS, parse_number
 from app.lessons import LESSONS, Answer, ExplorerLink, Lesson, Question, fill
 
 Messages = Mapping[str, str]
@@ -66,12 +68,50 @@ class AnswerOut(BaseModel):
         )
 
 
+class OptionOut(BaseModel):
+    id: str  # what a student sends to choose it
+    text: str
+
+
+class CheckOut(BaseModel):
+    """What the student answers: a typed number or one of the options, and the expected one."""
+
+    kind: str  # "number" | "choice"
+    ask: str  # the input's label: the part of the answer asked, or the choice's question
+    tolerance: float  # number: relative tolerance, 0 = exact
+    percent: bool  # number: typed in percent
+    options: list[OptionOut]  # choice: in the order shown
+    expected: float | int | str  # number to type, or the right option's id
+
+    @classmethod
+    def of(cls, lesson: Lesson, question: Question, msgs: Messages) -> CheckOut:
+        check, key = question.check, f"lesson.{lesson.key}.q.{question.id}"
+        if check.kind == "choice":
+            ask = msgs.get(f"{key}.choice", key)
+        else:
+            ask = msgs.get(f"lessons.answer.{check.label}", check.label)
+            if check.part:
+                ask += f" · {msgs.get(f'lessons.part.{check.part}', check.part)}"
+        return cls(
+            kind=check.kind,
+            ask=ask,
+            tolerance=check.tolerance,
+            percent=check.percent,
+            options=[
+                OptionOut(id=option, text=msgs.get(f"{key}.option.{option}", option))
+                for option in check.options
+            ],
+            expected=question.expected(),
+        )
+
+
 class QuestionOut(BaseModel):
     id: str
     text: str
     why: str  # the idea behind the answer, shown with it
     params: dict[str, Any]
     answers: list[AnswerOut]
+    check: CheckOut
 
     @classmethod
     def of(cls, lesson: Lesson, question: Question, msgs: Messages) -> QuestionOut:
@@ -82,7 +122,62 @@ class QuestionOut(BaseModel):
             why=fill(msgs.get(f"{key}.why", ""), question.params),
             params=dict(question.params),
             answers=[AnswerOut.of(a, msgs) for a in question.answers()],
+            check=CheckOut.of(lesson, question, msgs),
         )
+
+
+class QuizQuestionOut(BaseModel):
+    """One lesson question in every language, for a class quiz: `id` is `<lesson>.<question>`;
+    `kind`, `tolerance`, `percent`, `expected` and the option ids are the same in every language;
+    `text[lang]` is the question with its check and worked answer in that language."""
+
+    id: str
+    lesson: str
+    question: str
+    kind: str
+    tolerance: float
+    percent: bool
+    expected: float | int | str
+    option_ids: list[str]
+    text: dict[str, QuestionOut]
+
+    @classmethod
+    def of(cls, lesson: Lesson, question: Question) -> QuizQuestionOut:
+        check = question.check
+        return cls(
+            id=f"{lesson.slug}.{question.id}",
+            lesson=lesson.slug,
+            question=question.id,
+            kind=check.kind,
+            tolerance=check.tolerance,
+            percent=check.percent,
+            expected=question.expected(),
+            option_ids=list(check.options),
+            text={
+                lang: QuestionOut.of(lesson, question, messages(lang, "lessons"))
+                for lang in LANGUAGES
+            },
+        )
+
+
+class AnswerIn(BaseModel):
+    """A student's answer: a number (or the text typed, e.g. "61,706") or an option's id."""
+
+    answer: StrictFloat | Annotated[str, Field(max_length=MAX_ANSWER_CHARS)]
+
+
+class AnswerCheckOut(BaseModel):
+    correct: bool
+    understood: bool  # False: not a number (number questions) or no such option (choices)
+
+    @classmethod
+    def of(cls, question: Question, given: float | str) -> AnswerCheckOut:
+        check = question.check
+        if check.kind == "choice":
+            understood = given in check.options
+        else:
+            understood = parse_number(given) is not None
+        return cls(correct=understood and question.is_correct(given), understood=understood)
 
 
 class LessonRef(BaseModel):

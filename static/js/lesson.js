@@ -9,6 +9,7 @@
 //   lives in the lesson's URL, so a link reopens what the teacher showed, and follow mode
 //   (follow.js, which publishes page states) mirrors both onto the students' lesson pages.
 
+import { postJSON } from "./api.js";
 import { t } from "./i18n.js";
 import { createState } from "./state.js";
 import { isPresenter, setPresenter, toggleFullscreen } from "./theme.js";
@@ -151,6 +152,48 @@ function bindFrame(frame) {
   });
 }
 
+/* ------------------------------------------------------------------ answering -------------- */
+
+/**
+ * A question the student answers: the typed number or the chosen option goes to
+ * POST /api/questions/<lesson>.<question>/check (the server compares it with the answer cnncore
+ * computed); a right answer opens the worked answer, a wrong one invites another try.
+ */
+function bindAnswerCheck(form) {
+  const result = form.querySelector(".check-result");
+  const details = form.closest(".question").querySelector("details.answer");
+  const given = () => {
+    if (form.dataset.kind === "choice") return form.querySelector("input[name=answer]:checked")?.value ?? "";
+    return form.querySelector("input[name=answer]").value.trim();
+  };
+  const say = (text, verdict) => {
+    result.textContent = text;
+    result.classList.toggle("is-correct", verdict === true);
+    result.classList.toggle("is-wrong", verdict === false);
+    form.dataset.verdict = verdict === undefined ? "" : String(verdict);
+  };
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const answer = given();
+    if (answer === "") {
+      say(t(form.dataset.kind === "choice" ? "lessons.pick_one" : "lessons.not_a_number"), undefined);
+      return;
+    }
+    try {
+      const verdict = await postJSON(`/api/questions/${form.dataset.ref}/check`, { answer });
+      if (!verdict.understood) say(t(form.dataset.kind === "choice" ? "lessons.pick_one" : "lessons.not_a_number"), undefined);
+      else if (verdict.correct) {
+        const shown = form.dataset.kind === "choice" ? form.querySelector("input[name=answer]:checked").parentElement.textContent.trim() : answer;
+        say(t("lessons.correct", { value: shown }), true);
+        if (!details.open) details.open = true; // the worked answer follows a right answer
+      } else say(t("lessons.wrong"), false);
+    } catch (error) {
+      say(error.message, undefined);
+    }
+  });
+  form.addEventListener("input", () => say("", undefined));
+}
+
 /* ------------------------------------------------------------------ lesson state ------------ */
 
 /** An object of field values as JSON in the URL (the framed explorer's state); "" is none. */
@@ -239,6 +282,7 @@ if (article) {
     ...(frame ? [{ name: "explorer", ...explorerCodec }] : []),
   ]);
   bindAnswers(state);
+  for (const form of document.querySelectorAll("form.answer-check[data-ref]")) bindAnswerCheck(form);
   if (frame) {
     bindFrame(frame);
     bindExplorerState(frame, state);

@@ -13,6 +13,7 @@ from torch import nn
 from app.i18n import catalogue
 from app.lessons import LESSONS
 from app.routes.pages import PAGES
+from cnncore.model_options import build_classifier
 
 FOLLOW_TIMEOUT = 10_000  # ms: two pages and a live class session on a busy machine
 FRAME_READY = """() => {
@@ -228,3 +229,43 @@ def test_followers_mirror_the_lesson_its_answers_and_its_explorer(make_page):
     teacher.locator("h1").click()
     teacher.keyboard.press("ArrowRight")
     expect(student).to_have_url(re.compile(r"/lessons/edge-filters\?"), timeout=FOLLOW_TIMEOUT)
+
+
+@pytest.mark.parametrize("lang", ["ko", "en"])
+def test_a_question_answered_wrong_then_right_opens_the_worked_answer(page, lang):
+    msgs = {**catalogue(lang, "common"), **catalogue(lang, "lessons")}
+    open_lesson(page, "classic-cnns", f"lang={lang}")
+    question = page.locator("#q-lenet")
+    field, result = question.locator("input[name=answer]"), question.locator(".check-result")
+    details = question.locator("details.answer")
+    params = sum(p.numel() for p in build_classifier("lenet5", (1, 32, 32), 10).parameters())
+    field.fill("")
+    question.get_by_role("button").click()
+    expect(result).to_have_text(msgs["lessons.not_a_number"])
+    field.fill(f"{params + 1:,}")
+    question.get_by_role("button").click()
+    expect(result).to_have_text(msgs["lessons.wrong"])
+    assert not details.evaluate("d => d.open")
+    field.fill(f"{params:,}")
+    field.press("Enter")
+    expect(result).to_have_text(msgs["lessons.correct"].replace("{value}", f"{params:,}"))
+    expect(details).to_have_attribute("open", "")
+    assert question.locator(".answer-value").first.inner_text() == f"{params:,}"
+    assert "lenet" in page.url  # the opened answer is in the lesson's URL state
+    assert re.search(r"open=lenet", page.url)
+
+    # a choice: the option cnncore's numbers make right (fewer parameters: the dilated kernel)
+    open_lesson(page, "dilation", f"lang={lang}")
+    choice = page.locator("#q-params")
+    key = "lesson.dilation.q.params.option."
+    choice.get_by_label(msgs[key + "params_large"]).check()
+    choice.get_by_role("button").click()
+    expect(choice.locator(".check-result")).to_have_text(msgs["lessons.wrong"])
+    choice.get_by_label(msgs[key + "params_dilated"]).check()
+    choice.get_by_role("button").click()
+    expect(choice.locator(".check-result")).to_have_class(re.compile("is-correct"))
+    dilated = nn.Conv2d(64, 64, 3, dilation=2)
+    large = nn.Conv2d(64, 64, 5)
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(dilated) < count(large)
+    assert f"{count(dilated):,}" in choice.locator(".answer-value").all_inner_texts()

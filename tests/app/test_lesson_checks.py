@@ -1,0 +1,162 @@
+"""Lesson questions a student answers: each question's expected number or option is read from the
+answer cnncore computed (tests/app/test_lessons.py checks those against torch), typed numbers are
+read as people write them, and the question API serves both languages for a class quiz."""
+
+import math
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.i18n import LANGUAGES, catalogue
+from app.lesson_answers.check import choice, number, parse_number
+from app.lessons import LESSONS, question_by_ref
+from app.main import app
+
+client = TestClient(app)
+REFS = [f"{lesson.slug}.{q.id}" for lesson in LESSONS for q in lesson.questions]
+
+
+def check(ref: str, answer) -> dict:
+    response = client.post(f"/api/questions/{ref}/check", json={"answer": answer})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+@pytest.mark.parametrize(
+    ("typed", "value"),
+    [
+        ("61,706", 61706.0),
+        ("61 706", 61706.0),
+        ("  324 ", 324.0),
+        ("0.417", 0.417),
+        ("−0.341", -0.341),
+        ("5.6e-5", 5.6e-5),
+        ("5.6×10^-5", 5.6e-5),
+        ("5.6×10-5", 5.6e-5),
+        ("1/4", 0.25),
+        ("25%", 25.0),
+        ("21.7×", 21.7),
+        (7, 7.0),
+        (0.5, 0.5),
+    ],
+)
+def test_numbers_are_read_as_people_type_them(typed, value):
+    assert parse_number(typed) == pytest.approx(value, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "typed", ["", "abc", "1/0", "nan", "inf", "1e999", "1.2.3", "x" * 41, True]
+)
+def test_what_is_not_a_number_is_not_read_as_one(typed):
+    assert parse_number(typed) is None
+
+
+def test_every_question_has_a_check_whose_answer_is_the_computed_one():
+    for lesson in LESSONS:
+        for question in lesson.questions:
+            answers = {a.label: a.exact for a in question.answers()}
+            expected, c = question.expected(), question.check
+            if c.kind == "choice":
+                values = [answers[option] for option in c.options]
+                assert expected in c.options and len(set(values)) == len(values)
+                continue
+            value = answers[c.label]
+            for at in c.index:
+                value = value[at]
+            assert expected == (100 * value if c.percent else value)
+            assert c.tolerance == 0 or not float(expected).is_integer(), question.id
+            assert question.is_correct(expected) and question.is_correct(str(expected))
+
+
+def test_choice_rules_pick_from_the_computed_values():
+    dilated, large = question_by_ref("dilation.params")[1].answers()
+    assert dilated.exact == 64 * 64 * 9 + 64 and large.exact == 64 * 64 * 25 + 64
+    assert question_by_ref("dilation.params")[1].expected() == "params_dilated"
+    measured = {a.label: a.exact for a in question_by_ref("activations.measured")[1].answers()}
+    assert measured["ratio_sigmoid"] < 1e-3 < 0.5 < measured["ratio_relu"] < 2
+    assert question_by_ref("activations.measured")[1].expected() == "ratio_relu"
+    assert question_by_ref("softmax-loss.focal")[1].expected() == "ce_over_focal_easy"
+    assert question_by_ref("receptive-field.stack")[1].expected() == "params_stack"
+
+
+def test_checks_are_declared_completely():
+    with pytest.raises(ValueError):
+        number("output_size", 0)  # a place inside an answer needs its name
+    with pytest.raises(ValueError):
+        choice("a", rule="smallest")
+    with pytest.raises(ValueError):
+        choice("a", "b", rule="median")
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_every_check_text_exists_in_both_languages(lang):
+    msgs = {**catalogue(lang, "common"), **catalogue(lang, "lessons")}
+    for lesson in LESSONS:
+        for question in lesson.questions:
+            c, key = question.check, f"lesson.{lesson.key}.q.{question.id}"
+            if c.kind == "choice":
+                assert msgs[f"{key}.choice"]
+                for option in c.options:
+                    assert msgs[f"{key}.option.{option}"]
+            else:
+                assert msgs[f"lessons.answer.{c.label}"]
+                assert not c.part or msgs[f"lessons.part.{c.part}"]
+
+
+def test_exact_counts_accept_only_the_count():
+    assert check("classic-cnns.lenet", "61,706") == {"correct": True, "understood": True}
+    assert check("classic-cnns.lenet", 61706) == {"correct": True, "understood": True}
+    assert check("classic-cnns.lenet", "61,707") == {"correct": False, "understood": True}
+    assert check("classic-cnns.lenet", "sixty") == {"correct": False, "understood": False}
+    assert check("convolution.output", "324")["correct"]  # MACs: 6·6·3·3
+    assert check("padding-stride.alexnet", "55")["correct"]  # (227 − 11)/4 + 1
+    assert check("pooling.values", "9")["correct"] and not check("pooling.values", "8")["correct"]
+
+
+def test_real_values_accept_the_shown_rounding_within_the_tolerance():
+    loss = -math.log(math.exp(2) / (math.exp(2) + math.exp(1) + math.exp(0.1)))
+    assert check("softmax-loss.softmax", f"{loss:.3f}")["correct"]
+    assert check("softmax-loss.softmax", f"{loss * 1.009:.6f}")["correct"]
+    assert not check("softmax-loss.softmax", f"{loss * 1.02:.6f}")["correct"]
+    assert check("pooling.shape", "25")["correct"] and check("pooling.shape", "25%")["correct"]
+    assert not check("pooling.shape", "0.25")["correct"]  # the share is asked in percent
+    assert check("training.schedule", "1e-3")["correct"]  # 0.1 · 0.1² after two decays
+
+
+def test_choices_accept_only_their_option_ids():
+    assert check("dilation.params", "params_dilated") == {"correct": True, "understood": True}
+    assert check("dilation.params", "params_large") == {"correct": False, "understood": True}
+    assert check("dilation.params", "dilated") == {"correct": False, "understood": False}
+    assert check("activations.measured", 1) == {"correct": False, "understood": False}
+
+
+def test_bad_answers_and_unknown_questions_are_refused_with_the_field_named():
+    too_long = client.post("/api/questions/convolution.dot/check", json={"answer": "1" * 41})
+    assert too_long.status_code == 422 and "answer" in too_long.json()["detail"][0]["loc"]
+    missing = client.post("/api/questions/convolution.dot/check", json={})
+    assert missing.status_code == 422 and "answer" in missing.json()["detail"][0]["loc"]
+    for ref in ("convolution", "nope.dot", "convolution.nope", "../convolution.dot"):
+        assert client.get(f"/api/questions/{ref}").status_code == 404
+        assert client.post(f"/api/questions/{ref}/check", json={"answer": 1}).status_code == 404
+
+
+def test_the_question_api_serves_every_question_in_both_languages():
+    listed = client.get("/api/questions").json()
+    assert [q["id"] for q in listed] == REFS
+    one = client.get("/api/questions/dilation.params").json()
+    assert one == next(q for q in listed if q["id"] == "dilation.params")
+    assert one["kind"] == "choice" and one["expected"] == "params_dilated"
+    assert one["option_ids"] == ["params_dilated", "params_large"]
+    assert set(one["text"]) == set(LANGUAGES)
+    ko, en = one["text"]["ko"], one["text"]["en"]
+    assert ko["check"]["ask"] == catalogue("ko", "lessons")["lesson.dilation.q.params.choice"]
+    assert en["check"]["options"][0] == {
+        "id": "params_dilated",
+        "text": catalogue("en", "lessons")["lesson.dilation.q.params.option.params_dilated"],
+    }
+    # the worked answer is the same computation in both languages
+    assert [a["value"] for a in ko["answers"]] == [a["value"] for a in en["answers"]]
+    assert ko["answers"][0]["work"] == en["answers"][0]["work"] and ko["why"] != en["why"]
+    lenet = client.get("/api/questions/classic-cnns.lenet").json()
+    assert lenet["kind"] == "number" and lenet["expected"] == 61706 and lenet["tolerance"] == 0
+    assert lenet["text"]["en"]["check"]["ask"] == "Parameters"
