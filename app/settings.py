@@ -86,6 +86,12 @@ class Settings(BaseSettings):
     # model name → local torchvision-format state dict, e.g. '{"vgg16": "/models/vgg16.pth"}'
     model_weights: dict[str, Path] = {}
 
+    # --- a unit's computation (/api/features/{id}/unit) ---------------------------------------
+    unit_max_channels: int = 16  # input channels of a convolution written out (the rest summed)
+    unit_max_terms: int = 16  # largest contributions of a linear layer written out (rest summed)
+    unit_store_bytes: int = 200_000_000  # float activations kept for units, all results (LRU)
+    unit_store_entries: int = 4  # results whose float activations are kept
+
     # --- training runs (app/runs: a worker process each, history in SQLite) -------------------
     max_concurrent_runs: int = 2  # worker processes training at once; later runs queue
     max_queued_runs: int = 16  # waiting runs; beyond this a new run is refused (503)

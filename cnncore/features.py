@@ -420,8 +420,13 @@ def learned_feature_maps(
     normalise: str = "per_channel",
     max_channels: int = 64,
     top_k: int = 5,
+    also_keep: Callable[[str | None, torch.Tensor], None] | None = None,
 ) -> FeatureMaps:
     """Preprocess as the weights expect, run once, keep every layer as uint8 levels.
+
+    `also_keep(name, value)` sees the preprocessed picture (name None) and then every layer's
+    float output before it becomes levels (`cnncore.unit` keeps float copies this way, so a
+    unit's computation needs no second forward pass).
 
     Each output becomes levels the moment it is computed (and is then freed by the
     interpreter), so a request holds one float activation at a time plus small uint8 maps.
@@ -435,6 +440,8 @@ def learned_feature_maps(
     scratch = Scratch()
 
     def keep(name: str, value: torch.Tensor) -> LayerLevels:
+        if also_keep is not None:
+            also_keep(name, value)
         return layer_levels(
             name,
             layers.types[name],
@@ -444,7 +451,10 @@ def learned_feature_maps(
             scratch=scratch,
         )
 
-    kept, output = capture_layers(layers, prepared.tensor.to(device), keep)
+    picture = prepared.tensor.to(device)
+    if also_keep is not None:
+        also_keep(None, picture)
+    kept, output = capture_layers(layers, picture, keep)
     predictions = None
     if weights.labels and isinstance(output, torch.Tensor):
         predictions = tuple(top_predictions(output[0], list(weights.labels), top_k))

@@ -13,6 +13,7 @@ from app.feature_cache import FeatureCache, get_feature_cache
 from app.limits import heavy_work
 from app.schemas.features import Colormap, FeaturesForm, FeaturesOut, SampleOut
 from app.settings import Settings
+from app.unit_store import UnitStore, get_unit_store
 from app.uploads import chosen_picture, picture_form_schema, read_picture_form
 from app.weights_choice import CheckpointOf, checkpoints, run_checkpoint
 from cnncore.colormaps import COLORMAPS, lut_hex
@@ -52,16 +53,18 @@ def _extract(
     data: bytes | None,
     settings: Settings,
     checkpoint_of: CheckpointOf,
+    units: UnitStore,
 ) -> FeaturesOut:
     """Decode, then compute (or reuse) the maps; runs in a worker thread."""
     image = chosen_picture(form.sample, data, settings)
     get_model_info(form.model)  # an unknown name is refused before any work
     if form.run is not None and form.mode != "learned":
         raise CNNCoreError("a run's weights are learned filters: choose learned mode", "run")
-    weights, source = None, None
+    weights, source, model, floats = None, None, None, None
     if form.mode == "learned":
         model, source = _model(cache, form, checkpoint_of)
         weights = model.loaded.weights
+        floats = units.collector()  # float copies for a unit's computation
 
         def compute():
             return learned_feature_maps(
@@ -70,6 +73,7 @@ def _extract(
                 image,
                 normalise=form.normalise,
                 max_channels=settings.feature_max_channels,
+                also_keep=floats,
             )
     else:
 
@@ -80,6 +84,9 @@ def _extract(
 
     options = (form.model, form.mode, form.normalise, settings.feature_max_channels, source)
     stored, cached = cache.result(image, options, form.colormap, form.sample, compute)
+    if model is not None:
+        units.remember(stored.id, model, None if cached else floats.activations(
+            model.layers))  # fmt: skip
     base = f"{router.prefix}/{stored.id}"
     return FeaturesOut.of(
         stored.id,
@@ -105,11 +112,12 @@ async def extract_features(
     settings: Annotated[Settings, Depends(settings_dep)],
     cache: Annotated[FeatureCache, Depends(get_feature_cache)],
     checkpoint_of: Annotated[CheckpointOf, Depends(checkpoints)],
+    units: Annotated[UnitStore, Depends(get_unit_store)],
 ) -> FeaturesOut:
     """Run a picture (upload or sample) through a model, with its bundled weights or a
     training run's newest checkpoint (`run`); every layer's maps as PNG URLs."""
     form, data = await read_picture_form(request, settings, FeaturesForm)
-    return await run_in_threadpool(_extract, cache, form, data, settings, checkpoint_of)
+    return await run_in_threadpool(_extract, cache, form, data, settings, checkpoint_of, units)
 
 
 @router.get("/samples", response_model=list[SampleOut])
