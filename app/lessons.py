@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 
 from app.lesson_answers import Answer, layers, matrix_text, networks, num
 from app.lesson_answers.check import Check, choice, number
+from app.particles import with_particles
 
 __all__ = [
     "LESSONS",
@@ -502,7 +503,6 @@ def display(value: Any, name: str = "") -> str:
 
 
 def fill(text: str, params: Mapping[str, Any]) -> str:
-    """`{name}` placeholders of a catalogue text filled from a question's params."""
-    return re.sub(
-        r"\{(\w+)\}", lambda m: display(params[m[1]], m[1]) if m[1] in params else m[0], text
-    )
+    """`{name}` placeholders of a catalogue text filled from a question's params; a Korean
+    particle marker after one (`{padding}(으)로`) agrees with the number (app.particles)."""
+    return with_particles(text, {name: display(value, name) for name, value in params.items()})

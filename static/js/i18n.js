@@ -2,6 +2,8 @@
 // with (common + the page's) as <script type="application/json" id="messages">, so templates and
 // modules speak the same strings and no request is needed.
 
+import { withParticles } from "./particles.js";
+
 let catalogue = null;
 
 function load() {
@@ -23,7 +25,8 @@ export function has(key) {
 }
 
 /**
- * The message for `key` with `{name}` placeholders filled from `params`.
+ * The message for `key` with `{name}` placeholders filled from `params` (a Korean particle
+ * marker right after one, such as `{n}(으)로`, agrees with the value: particles.js).
  * A missing key is a defect: it is logged as a console error (browser tests fail on those) and the
  * key itself is shown, so the page still works.
  */
@@ -33,7 +36,7 @@ export function t(key, params = {}) {
     console.error(`i18n: missing message "${key}" (${language()})`);
     return key;
   }
-  return text.replace(/\{(\w+)\}/g, (match, name) => (name in params ? String(params[name]) : match));
+  return withParticles(text, params); // 패딩 {padding}(으)로 → 패딩 1로, 패딩 3으로
 }
 
 /**
