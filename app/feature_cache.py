@@ -28,7 +28,8 @@ from app.settings import Settings, get_settings
 from cnncore.device import resolve_device
 from cnncore.features import FeatureMaps, LayerGraph, render_picture, trace_layers
 from cnncore.images import DecodedImage, encode_png, shrink
-from cnncore.weights import LoadedModel, load_model
+from cnncore.pretrained import load_pretrained
+from cnncore.weights import LoadedModel
 
 if TYPE_CHECKING:
     from app.weights_choice import RunWeights
@@ -158,9 +159,9 @@ class FeatureCache:
         with self._build_lock:  # two first requests for vgg16 must not build it twice
             found = self.models.get(name)
             if found is None:
-                loaded = load_model(
+                loaded = load_pretrained(
                     name,
-                    state_dicts=self.settings.model_weights,
+                    directory=self.settings.weights_dir,
                     device=resolve_device(self.settings.device),
                 )
                 found = FeatureModel(loaded, trace_layers(loaded.model))

@@ -83,8 +83,12 @@ class Settings(BaseSettings):
     feature_store_entries: int = 64
     feature_models_cached: int = 3  # built models kept in memory (vgg16 alone is ~530 MB)
     feature_concurrency: int = 2  # forward passes at once (each holds its activations)
-    # model name → local torchvision-format state dict, e.g. '{"vgg16": "/models/vgg16.pth"}'
-    model_weights: dict[str, Path] = {}
+
+    # --- published ImageNet weights (`cnnviz weights`, /api/weights; in data_dir/weights) ------
+    weights_download_timeout: float = Field(30.0, gt=0)  # seconds without data before giving up
+    weights_max_download_bytes: int = Field(1_000_000_000, ge=1)  # one downloaded file
+    # a mirror of download.pytorch.org/models/ serving the same file names ('' : the original)
+    weights_mirror: str = ""
 
     # --- a unit's computation (/api/features/{id}/unit) ---------------------------------------
     unit_max_channels: int = 16  # input channels of a convolution written out (the rest summed)
@@ -114,6 +118,10 @@ class Settings(BaseSettings):
     @property
     def checkpoints_dir(self) -> Path:
         return self.data_dir / "checkpoints"
+
+    @property
+    def weights_dir(self) -> Path:
+        return self.data_dir / "weights"
 
     @property
     def sqlite_path(self) -> Path:

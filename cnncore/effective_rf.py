@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import torch
 from torch import fx, nn
@@ -27,6 +28,7 @@ from torch import fx, nn
 from cnncore.errors import CNNCoreError, shape_text
 from cnncore.inspect import summarize_model
 from cnncore.models import build_model, get_model_info, model_input_shape
+from cnncore.pretrained import load_pretrained
 from cnncore.receptive_field import (
     Box,
     FieldGraph,
@@ -34,7 +36,6 @@ from cnncore.receptive_field import (
     model_field_graph,
     trace_receptive_fields,
 )
-from cnncore.weights import load_model
 
 __all__ = [
     "ACTIVATIONS",
@@ -357,7 +358,11 @@ def conv_stack(config: StackConfig, seed: int = 0) -> nn.Sequential:
     for d in config.dilations():
         with torch.device("meta"):  # no draws from torch's global generator (cnncore.seeding)
             conv = nn.Conv2d(
-                STACK_CHANNELS, STACK_CHANNELS, k, padding=d * (k - 1) // 2, dilation=d,
+                STACK_CHANNELS,
+                STACK_CHANNELS,
+                k,
+                padding=d * (k - 1) // 2,
+                dilation=d,
                 bias=False,
             ).to_empty(device="cpu")
         with torch.no_grad():
@@ -542,14 +547,16 @@ def model_effective_field(
     seed: int = 0,
     weights: str = "initialisation",
     max_macs: int | None = None,
+    weights_dir: Path | None = None,
 ) -> ModelEffectiveField:
     """ERF of a zoo model's unit over random inputs, with its initial weights drawn from `seed`
-    or with the best trained weights `cnncore.weights.load_model` finds."""
+    or with the best trained weights `cnncore.pretrained.load_pretrained` finds (bundled, or
+    ImageNet weights installed in `weights_dir`)."""
     info = get_model_info(name)
     shape = model_input_shape(name, None, height, width).as_tuple()
     _choice(weights, ("initialisation", "trained"), "weights")
     if weights == "trained":
-        loaded = load_model(name)
+        loaded = load_pretrained(name, directory=weights_dir)
         trained_shape = loaded.weights.input_shape
         if info.sized_by_input and shape != trained_shape:
             raise CNNCoreError(

@@ -111,6 +111,10 @@ class _OwnThreadTracer(fx.Tracer):
         super().__init__()
         self._thread = threading.get_ident()
 
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        # a module that is one step for a student (googlenet's input transform) says so
+        return getattr(m, "fx_leaf", False) or super().is_leaf_module(m, module_qualified_name)
+
     def call_module(self, m, forward, args, kwargs):  # noqa: ANN001, D102
         if threading.get_ident() != self._thread:
             return forward(*args, **kwargs)

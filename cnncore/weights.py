@@ -1,12 +1,12 @@
 """Which weights a zoo model runs with, and loading them without ever unpickling user data.
 
-Three sources, always said plainly on the page:
+Where weights come from, always said plainly on the page:
 - ``trained``: the small models (`lenet5`, `tinyvgg`, `autoencoder`, `mlp`) ship safetensors files
   in `weights/`, written by `scripts/train_small_models.py` (seeded, on bundled data). The file's
   metadata records the dataset, the build config, the class names, the input normalisation and
   the held-out score, so the picture preprocessing matches what the network was trained on.
-- ``state_dict``: any model, from a local torchvision-format file named in a setting, loaded with
-  `torch.load(weights_only=True)` (no pickle code runs) or safetensors.
+- ``imagenet`` / ``imported``: torchvision's published ImageNet weights installed in the data
+  folder by `cnnviz weights get`, or a file added with `cnnviz weights add` (`cnncore.pretrained`).
 - ``initialisation``: everything else runs with its initialisation, drawn from a fixed seed so the
   same picture shows the same maps after a restart.
 """
@@ -14,8 +14,7 @@ Three sources, always said plainly on the page:
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +79,7 @@ class WeightsInfo:
     labels: tuple[str, ...] | None  # known class names: predictions are meaningful
     trained: TrainedMetadata | None = None
     file: str | None = None  # file name (never a full path: it is shown to users)
+    pretrained: Any = None  # cnncore.pretrained.InstalledWeights of an installed ImageNet file
 
 
 @dataclass(frozen=True)
@@ -118,21 +118,6 @@ def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], TrainedMetadata]:
         raise CNNCoreError(f"weights file {path.name} cannot be read: {exc}", "model") from exc
 
 
-def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """A local torchvision-format state dict: safetensors, or torch.load with weights_only."""
-    if not path.is_file():
-        raise CNNCoreError(f"weights file {path.name} does not exist", "model")
-    try:
-        if path.suffix == ".safetensors":
-            return load_file(str(path))
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # weights_only refusals and corrupt files raise many kinds
-        raise CNNCoreError(f"weights file {path.name} cannot be loaded: {exc}", "model") from exc
-    if not isinstance(state, Mapping):
-        raise CNNCoreError(f"weights file {path.name} holds no state dict", "model")
-    return dict(state)
-
-
 def _initialised(name: str, config: dict[str, Any]) -> nn.Module:
     with seeded(INITIALISATION_SEED):
         return get_model(name, **config)
@@ -158,32 +143,15 @@ def load_model(
     name: str,
     *,
     directory: Path = WEIGHTS_DIR,
-    state_dicts: Mapping[str, Path] | None = None,
+    use_bundled: bool = True,
     device: torch.device | str = "cpu",
 ) -> LoadedModel:
-    """Build a zoo model in eval mode with the best weights available for it.
-
-    Order: a state dict named in `state_dicts` (strict key match), then
-    `directory/<name>.safetensors`, else the seeded initialisation. Unknown names raise
-    `UnknownModelError` (field `model`).
+    """Build a zoo model in eval mode with its bundled weights (`directory/<name>.safetensors`)
+    when it has some and `use_bundled`, else the seeded initialisation. Unknown names raise
+    `UnknownModelError` (field `model`). ImageNet weights: `cnncore.pretrained.load_pretrained`.
     """
-    info = get_model_info(name)
-    init = initialisation_weights(name)
-    local = (state_dicts or {}).get(name)
     bundled = directory / f"{name}.safetensors"
-    if local is not None:
-        model = _initialised(name, {})
-        try:
-            model.load_state_dict(_load_state_dict(Path(local)), strict=True)
-        except RuntimeError as exc:
-            raise CNNCoreError(
-                f"the state dict for {name} does not match the model's layers: {exc}", "model"
-            ) from exc
-        # No class names ship with a user's file: predictions name the class index.
-        classes = info.num_classes
-        labels = tuple(str(i) for i in range(classes)) if classes else None
-        weights = replace(init, source="state_dict", labels=labels, file=Path(local).name)
-    elif bundled.is_file():
+    if use_bundled and bundled.is_file():
         tensors, meta = read_weights(bundled)
         model = _initialised(name, meta.config)
         model.load_state_dict(tensors, strict=True)
@@ -192,5 +160,5 @@ def load_model(
         )
     else:
         model = _initialised(name, {})
-        weights = init
+        weights = initialisation_weights(name)
     return LoadedModel(name, model.to(device).eval(), weights)

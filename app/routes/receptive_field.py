@@ -105,6 +105,7 @@ def _on_random_inputs(body: EffectiveIn, settings: Settings) -> EffectiveOut:
         seed=body.seed,
         weights=body.weights,
         max_macs=settings.max_erf_macs,
+        weights_dir=settings.weights_dir,
     )
     return EffectiveOut.of(result.model, result.weights, result.field)
 

@@ -8,7 +8,7 @@ back from a pixel: value = low + level / 255 · (high − low).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -21,6 +21,7 @@ from cnncore.features import (
     atlas_grid,
 )
 from cnncore.images import DecodedImage
+from cnncore.pretrained import InstalledWeights
 from cnncore.weights import WeightsInfo
 
 Colormap = Literal["viridis", "magma", "gray"]
@@ -70,28 +71,58 @@ class InputOut(BaseModel):
         )
 
 
+class InstalledOut(BaseModel):
+    """Where installed ImageNet weights came from and what torchvision reports for them."""
+
+    original_file: str
+    url: str | None  # None: imported from a file of unknown origin
+    sha256: str  # of the original file
+    labels: str | None  # "imagenet-1k": the outputs are ImageNet-1k's classes, in its order
+    top1: float | None  # published ImageNet-1k validation accuracy, percent
+    top5: float | None
+    recipe: dict[str, Any]  # resize, crop, interpolation, mean, std
+
+    @classmethod
+    def of(cls, meta: InstalledWeights) -> InstalledOut:
+        return cls(
+            original_file=meta.original_file,
+            url=meta.url,
+            sha256=meta.sha256,
+            labels=meta.labels,
+            top1=meta.top1,
+            top5=meta.top5,
+            recipe=meta.preprocessing,
+        )
+
+
 class WeightsOut(BaseModel):
-    source: Literal["trained", "state_dict", "initialisation"]
+    source: Literal["trained", "imagenet", "imported", "initialisation"]
     file: str | None
     dataset: str | None
     metric: str | None
     score: float | None
     epochs: int | None
     run: str | None = None  # the training run whose checkpoint `file` is
+    installed: InstalledOut | None = None  # weights installed by `cnnviz weights get/add`
 
     @classmethod
     def of(cls, weights: WeightsInfo | None, run: str | None = None) -> WeightsOut | None:
         if weights is None:
             return None
-        trained = weights.trained
+        trained, installed = weights.trained, weights.pretrained
         return cls(
             run=run,
-            source=weights.source,
-            file=weights.file,  # type: ignore[arg-type]
-            dataset=trained.dataset if trained else None,
+            source=weights.source,  # type: ignore[arg-type]
+            file=weights.file,
+            dataset=trained.dataset
+            if trained
+            else "ImageNet-1k"
+            if installed and installed.labels
+            else None,
             metric=trained.metric if trained else None,
             score=trained.score if trained else None,
             epochs=trained.epochs if trained else None,
+            installed=InstalledOut.of(installed) if installed else None,
         )
 
 

@@ -292,7 +292,9 @@ class FeatureMapOut(BaseModel):
 
 class EffectiveOut(BaseModel):
     network: str = Field(description="the zoo model's name, or 'stack'")
-    weights: str = Field(description="initialisation | trained | state_dict | uniform | random")
+    weights: str = Field(
+        description="initialisation | trained | imagenet | imported | uniform | random"
+    )
     input: InputShapeOut
     layer: str
     unit: UnitOut

@@ -8,6 +8,11 @@ the bottlenecks that make the wide module affordable. Torchvision's third branch
 where the paper has 5×5 (a bug it keeps for compatibility with its released weights,
 pytorch/vision#906); `branch3_kernel=3` (default) reproduces its 6,624,904 parameters (13,004,888
 with both auxiliary classifiers), `branch3_kernel=5` builds the paper's module.
+
+Torchvision's published ImageNet weights were converted from Google's TensorFlow model, which
+took pixels scaled to [-1, 1]: torchvision builds them with `transform_input=True`, which takes
+a picture normalised with ImageNet's mean and std back to (x − 0.5) / 0.5 per channel before the
+first conv (`InputTransform`, the same float operations in the same order).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ __all__ = [
     "GoogLeNet",
     "Inception",
     "InceptionAux",
+    "InputTransform",
     "googlenet",
 ]
 
@@ -123,6 +129,19 @@ class InceptionAux(nn.Module):
         return self.fc2(self.dropout(self.relu(self.fc1(x))))
 
 
+class InputTransform(nn.Module):
+    """ImageNet-normalised input → (x − 0.5) / 0.5 per channel, as torchvision's
+    `GoogLeNet._transform_input`: x·(std/0.5) + (mean − 0.5)/0.5, channel by channel."""
+
+    fx_leaf = True  # one layer on the feature-map page, not ten tiny arithmetic nodes
+
+    def forward(self, x: Tensor) -> Tensor:
+        x_ch0 = torch.unsqueeze(x[:, 0], 1) * (0.229 / 0.5) + (0.485 - 0.5) / 0.5
+        x_ch1 = torch.unsqueeze(x[:, 1], 1) * (0.224 / 0.5) + (0.456 - 0.5) / 0.5
+        x_ch2 = torch.unsqueeze(x[:, 2], 1) * (0.225 / 0.5) + (0.406 - 0.5) / 0.5
+        return torch.cat((x_ch0, x_ch1, x_ch2), 1)
+
+
 class GoogLeNet(nn.Module):
     def __init__(
         self,
@@ -131,8 +150,10 @@ class GoogLeNet(nn.Module):
         aux_logits: bool = False,
         branch3_kernel: int = 3,
         dropout: float = 0.2,
+        transform_input: bool = False,
     ) -> None:
         super().__init__()
+        self.transform_input = InputTransform() if transform_input else None
         self.conv1 = BasicConv2d(in_channels, 64, kernel_size=7, stride=2, padding=3)
         self.maxpool1 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
         self.conv2 = BasicConv2d(64, 64, kernel_size=1)
@@ -168,6 +189,8 @@ class GoogLeNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor | tuple[Tensor, Tensor, Tensor]:
         """Logits; in training mode with auxiliary classifiers, (logits, aux2, aux1)."""
+        if self.transform_input is not None:
+            x = self.transform_input(x)
         x = self.maxpool1(self.conv1(x))
         x = self.maxpool2(self.conv3(self.conv2(x)))
         x = self.maxpool3(self.inception3b(self.inception3a(x)))
@@ -195,6 +218,10 @@ def googlenet(
     num_classes: int = 1000,
     aux_logits: bool = False,
     branch3_kernel: int = 3,
+    transform_input: bool = False,
 ) -> GoogLeNet:
-    """GoogLeNet as torchvision: 6,624,904 parameters (13,004,888 with `aux_logits`)."""
-    return GoogLeNet(in_channels, num_classes, aux_logits, branch3_kernel)
+    """GoogLeNet as torchvision: 6,624,904 parameters (13,004,888 with `aux_logits`);
+    `transform_input` for torchvision's published ImageNet weights (see the module docstring)."""
+    return GoogLeNet(
+        in_channels, num_classes, aux_logits, branch3_kernel, transform_input=transform_input
+    )

@@ -137,7 +137,11 @@ class MobileNetV1(PooledClassifier):
 class InvertedResidual(nn.Module):
     """1×1 expand by t → 3×3 depthwise (stride s) → 1×1 project, the last with no activation
     (the "linear bottleneck": ReLU on the narrow map would destroy information, paper §3.2).
-    The input is added back when stride is 1 and the channels agree."""
+    The input is added back when stride is 1 and the channels agree.
+
+    The projection is a bare conv and batch norm inside `conv` (`conv.1`/`conv.2` in the first
+    block, `conv.2`/`conv.3` after an expansion), torchvision's names, so its published
+    state dict loads as it is."""
 
     def __init__(self, in_channels: int, out_channels: int, stride: int, expand_ratio: int) -> None:
         super().__init__()
@@ -148,7 +152,8 @@ class InvertedResidual(nn.Module):
             layers.append(ConvBNActivation(in_channels, hidden, kernel_size=1))
         layers += [
             ConvBNActivation(hidden, hidden, 3, stride, groups=hidden),
-            ConvBNActivation(hidden, out_channels, kernel_size=1, activation=None),
+            nn.Conv2d(hidden, out_channels, 1, bias=False),
+            nn.BatchNorm2d(out_channels),
         ]
         self.conv = nn.Sequential(*layers)
 

@@ -82,7 +82,16 @@ $("channel-canvas").addEventListener("click", (event) => {
 function weightsText(body) {
   if (body.mode === "handcrafted") return t("features.weights.handcrafted");
   const weights = body.weights;
-  if (weights.source === "state_dict") return t("features.weights.state_dict", { file: weights.file });
+  if (weights.source === "imagenet") {
+    return t("features.weights.imagenet", {
+      file: weights.installed.original_file,
+      top1: formatNumber(weights.installed.top1, 1),
+      top5: formatNumber(weights.installed.top5, 1),
+    });
+  }
+  if (weights.source === "imported") {
+    return t("features.weights.imported", { file: weights.installed.original_file });
+  }
   if (weights.source === "initialisation") return t("features.weights.initialisation");
   const score = weights.metric === "accuracy"
     ? t("features.weights.accuracy", { value: formatNumber(weights.score * 100, 1) })

@@ -202,7 +202,9 @@ const requestKey = (request) => JSON.stringify({ ...request, file: picker.file ?
 function weightsText(answer) {
   if (state.get("run")) return t("rf.weights.note.run", { run: state.get("run") });
   if (answer.weights === "trained") return t("rf.weights.note.trained", { file: answer.weights_file });
-  if (answer.weights === "state_dict") return t("rf.weights.note.state_dict", { file: answer.weights_file });
+  if (answer.weights === "imagenet" || answer.weights === "imported") {
+    return t(`rf.weights.note.${answer.weights}`, { file: answer.weights_file });
+  }
   return t(state.get("weights") === "trained" ? "rf.weights.note.untrained" : "rf.weights.note.initialisation");
 }
 

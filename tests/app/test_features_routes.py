@@ -125,6 +125,7 @@ def test_trained_models_give_predictions_that_sum_to_at_most_one():
         "score": body["weights"]["score"],
         "epochs": 12,
         "run": None,
+        "installed": None,
     }
     assert body["weights"]["score"] > 0.9
     probs = [p["prob"] for p in body["predictions"]]

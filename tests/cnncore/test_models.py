@@ -193,10 +193,12 @@ def test_inverted_residual_is_linear_and_residual():
     assert block.use_res_connect
     assert block.conv[0][0].out_channels == 144  # expansion t = 6
     assert block.conv[1][0].groups == 144  # depthwise
-    assert len(block.conv[2]) == 2  # projection: conv + BN, no activation (linear bottleneck)
+    # projection: conv + BN, no activation (linear bottleneck), named as torchvision's
+    assert isinstance(block.conv[2], nn.Conv2d) and isinstance(block.conv[3], nn.BatchNorm2d)
+    assert len(block.conv) == 4
     x = torch.randn(1, 24, 8, 8)
-    nn.init.zeros_(block.conv[2][1].weight)
-    nn.init.zeros_(block.conv[2][1].bias)
+    nn.init.zeros_(block.conv[3].weight)
+    nn.init.zeros_(block.conv[3].bias)
     torch.testing.assert_close(block(x), x)  # only the identity path is left, un-rectified
     assert not InvertedResidual(24, 32, stride=1, expand_ratio=6).use_res_connect
 

@@ -7,6 +7,8 @@ import torch
 
 from cnncore.errors import CNNCoreError
 from cnncore.models import UnknownModelError, get_model
+from cnncore.pretrained import load_pretrained
+from cnncore.pretrained_files import import_weights
 from cnncore.weights import TrainedMetadata, load_model, read_weights, save_weights
 
 META = TrainedMetadata(
@@ -66,14 +68,15 @@ def test_imagenet_sized_models_use_the_torchvision_recipe(tmp_path):
     assert loaded.weights.mean == (0.485, 0.456, 0.406)
 
 
-def test_local_state_dict_loads_with_weights_only(tmp_path):
+def test_a_local_state_dict_is_imported_with_weights_only(tmp_path):
     torch.manual_seed(5)
     source = get_model("lenet5")
     path = tmp_path / "lenet.pt"
     torch.save(source.state_dict(), path)
-    loaded = load_model("lenet5", directory=tmp_path, state_dicts={"lenet5": path})
-    assert loaded.weights.source == "state_dict" and loaded.weights.file == "lenet.pt"
-    assert loaded.weights.labels == tuple(str(i) for i in range(10))
+    import_weights(tmp_path / "data", "lenet5", path)
+    loaded = load_pretrained("lenet5", "imagenet", directory=tmp_path / "data")
+    assert loaded.weights.source == "imported" and loaded.weights.file == "lenet5.safetensors"
+    assert loaded.weights.pretrained.original_file == "lenet.pt"
     torch.testing.assert_close(loaded.model.features[0].weight, source.features[0].weight)
 
 
@@ -82,19 +85,21 @@ class Payload:
         return (print, ("code ran",))
 
 
-def test_a_pickle_with_code_is_refused(tmp_path):
+def test_a_pickle_with_code_is_refused(tmp_path, capsys):
     path = tmp_path / "evil.pt"
     path.write_bytes(pickle.dumps({"features.0.weight": Payload()}))
-    with pytest.raises(CNNCoreError, match="cannot be loaded") as info:
-        load_model("lenet5", directory=tmp_path, state_dicts={"lenet5": path})
-    assert info.value.field == "model"
+    with pytest.raises(CNNCoreError, match="cannot be read as weights") as info:
+        import_weights(tmp_path / "data", "lenet5", path)
+    assert info.value.field == "file" and info.value.code == "weights_file_unreadable"
+    assert "code ran" not in capsys.readouterr().out
+    assert not list((tmp_path / "data").iterdir())
 
 
 def test_a_state_dict_for_another_model_is_refused(tmp_path):
     path = tmp_path / "mlp.pt"
     torch.save(get_model("mlp").state_dict(), path)
-    with pytest.raises(CNNCoreError, match="does not match"):
-        load_model("lenet5", directory=tmp_path, state_dicts={"lenet5": path})
+    with pytest.raises(CNNCoreError, match="this file's layers are not lenet5's"):
+        import_weights(tmp_path / "data", "lenet5", path)
 
 
 def test_unknown_model_and_damaged_file(tmp_path):
