@@ -42,7 +42,7 @@ CORE_KEYS = frozenset(
     {"size", "kernel", "stride", "padding", "padded", "dilation", "effective", "output",
      "output_padding", "groups", "channels", "out_channels", "total", "target", "classes",
      "entries", "cells", "shape", "expected_shape", "start", "stop", "width", "height", "pixels",
-     "macs", "layer", "count"}
+     "macs", "layer", "count", "model", "command"}
 )  # fmt: skip
 CONTEXT_KEYS = SCHEMA_KEYS | CORE_KEYS
 MAX_TEXT = 64  # characters of one ctx string
