@@ -1,6 +1,8 @@
 """`cnnviz serve --host --port --workers`: start uvicorn on the app.
 `cnnviz train --model lenet5 --data mnist5k --epochs 3 …`: one headless training run, recorded
-where the web UI lists runs (see app.runs.headless)."""
+where the web UI lists runs (see app.runs.headless).
+`cnnviz weights list | get NAME… | --all | add NAME FILE | remove NAME`: published ImageNet
+weights in the data folder (see app.weights_cli)."""
 
 import argparse
 import sys
@@ -45,6 +47,9 @@ def main(argv: list[str] | None = None) -> None:
     from app.runs.headless import add_train_arguments, train_command
 
     add_train_arguments(sub.add_parser("train", help="train a model headless (progress on stderr)"))
+    from app.weights_cli import add_weights_arguments, weights_command
+
+    add_weights_arguments(sub.add_parser("weights", help="list, get, add or remove weights"))
     args = parser.parse_args(argv)
     if args.command == "serve":
         shared = shared_database(settings.database_url)
@@ -61,6 +66,8 @@ def main(argv: list[str] | None = None) -> None:
         )
     elif args.command == "train":
         raise SystemExit(train_command(args, settings))
+    elif args.command == "weights":
+        raise SystemExit(weights_command(args, settings))
 
 
 if __name__ == "__main__":

@@ -12,11 +12,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.settings import Settings
 from cnncore.checkpoint import load_checkpoint
 from cnncore.errors import CNNCoreError
 from cnncore.weights import LoadedModel
 
-__all__ = ["CheckpointOf", "RunWeights", "checkpoints", "run_checkpoint", "run_weights"]
+__all__ = [
+    "CheckpointOf",
+    "RunWeights",
+    "checkpoints",
+    "run_checkpoint",
+    "run_weights",
+    "runs_by_model",
+]
 
 CheckpointOf = Callable[[str], Path]
 
@@ -58,3 +66,23 @@ def run_weights(found: RunWeights, model: str) -> LoadedModel:
     if loaded.name != model:
         raise CNNCoreError(f"run {found.run} trained {loaded.name}, not {model}", "run")
     return loaded
+
+
+def runs_by_model(settings: Settings, limit: int = 200) -> dict[str, list[tuple[str, str]]]:
+    """(run id, newest checkpoint file) of the recent runs that have a checkpoint, by model.
+    A runs database that cannot be opened lists no runs (the weights list still answers)."""
+    from app.runs.store import open_run_store
+
+    try:
+        store = open_run_store(settings.database_url, settings.sqlite_path)
+    except Exception:  # noqa: BLE001 - an unreachable database only hides the runs
+        return {}
+    try:
+        found: dict[str, list[tuple[str, str]]] = {}
+        for record in store.list_runs(limit):
+            model = record.config.get("model")
+            if record.checkpoint and isinstance(model, str):
+                found.setdefault(model, []).append((record.id, record.checkpoint))
+        return found
+    finally:
+        store.close()

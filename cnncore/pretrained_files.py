@@ -37,6 +37,7 @@ from cnncore.pretrained import (
     PUBLISHED,
     PUBLISHED_CONFIG,
     InstalledWeights,
+    PublishedWeights,
     check_layout,
     torchvision_layout,
     write_weights,
@@ -81,12 +82,14 @@ def _disk_full(exc: OSError, directory: Path) -> WeightsFileError:
     )
 
 
-def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """A state dict from .safetensors, or .pth/.pt through `torch.load(weights_only=True)`."""
+def read_state_dict(path: Path, suffix: str | None = None) -> dict[str, torch.Tensor]:
+    """A state dict from .safetensors, or .pth/.pt through `torch.load(weights_only=True)`;
+    `suffix` overrides the file's own (a download's temporary file)."""
+    suffix = suffix or path.suffix
     try:
-        if path.suffix == ".safetensors":
+        if suffix == ".safetensors":
             return load_file(str(path))
-        if path.suffix not in (".pth", ".pt"):
+        if suffix not in (".pth", ".pt"):
             raise WeightsFileError(
                 f"{path.name}: a weights file ends in .pth, .pt or .safetensors", "file",
                 code="weights_file_kind", ctx={"file": path.name},
@@ -119,7 +122,8 @@ def _sha256(path: Path) -> str:
 
 def _install(directory: Path, name: str, source: Path, meta: InstalledWeights) -> Path:
     """Read, adapt, check and write `source` as `name`'s installed weights."""
-    state = torchvision_layout(name, read_state_dict(source))
+    suffix = Path(meta.original_file).suffix
+    state = torchvision_layout(name, read_state_dict(source, suffix))
     with torch.device("meta"):
         check_layout(name, state, get_model(name, **meta.config))
     try:
@@ -162,6 +166,7 @@ def import_weights(directory: Path, name: str, file: Path) -> Path:
 
 def _http_error(url: str, exc: Exception) -> WeightsFileError:
     if isinstance(exc, urllib.error.HTTPError):
+        exc.close()  # it holds the answer's socket
         return WeightsFileError(
             f"{url} answered HTTP {exc.code} {exc.reason}", "url",
             code="weights_http", ctx={"url": url, "status": exc.code},
@@ -233,10 +238,12 @@ def download_weights(
     timeout: float = 30.0,
     max_bytes: int = 1_000_000_000,
     progress: Progress | None = None,
+    published: PublishedWeights | None = None,
 ) -> Path:
     """Download torchvision's published ImageNet file for `name` (or the same file from `url`,
-    a mirror) and install it; see the module docstring for every check on the way."""
-    published = PUBLISHED.get(name)
+    a mirror) and install it; see the module docstring for every check on the way.
+    `published`: the catalogue entry to check against (default: `PUBLISHED[name]`)."""
+    published = published or PUBLISHED.get(name)
     if published is None:
         raise WeightsFileError(
             f"torchvision publishes no ImageNet weights for {name}; these models have some: "
