@@ -8,10 +8,17 @@ The pages translate `type` with `ctx` through their message catalogues (`error.t
 not know. Nothing the client sent is echoed: neither in an `input` field (FastAPI's default
 handler echoes it and fails with a 500 when it is NaN) nor inside `ctx`, whose keys are limited
 to bounds and allowed values taken from the schema.
+
+A failed request lets go of what it held at once: each handler clears the local variables of
+the frames in the exception's traceback (and in its cause's and context's), which would
+otherwise keep a request's arrays alive until the garbage collector finds the cycle. An
+unexpected exception becomes a JSON 500 that carries the security headers (Starlette's
+`ServerErrorMiddleware` answers outside every other middleware) and is still logged by uvicorn.
 """
 
 import math
 import re
+import traceback
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -20,11 +27,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.security import HEADERS as SECURITY_HEADERS
 from cnncore.errors import CNNCoreError
 from cnncore.models.registry import UnknownModelError
 
 __all__ = [
     "core_error_response",
+    "release_frames",
     "install_error_handlers",
     "safe_context",
     "validation_error_response",
@@ -154,19 +163,48 @@ async def http_error_response(request: Request, exc: StarletteHTTPException) -> 
     return await http_exception_handler(request, exc)
 
 
+def release_frames(exc: BaseException) -> None:
+    """Clear the locals of the finished frames behind `exc`, its causes and contexts
+    (`traceback.clear_frames`; frames still running are left alone), so the arrays a failed
+    request allocated are freed now rather than when the garbage collector breaks the cycle
+    exception → traceback → frame → locals. The traceback keeps its file and line numbers."""
+    seen: set[int] = set()
+    found: BaseException | None = exc
+    while found is not None and id(found) not in seen:
+        seen.add(id(found))
+        traceback.clear_frames(found.__traceback__)
+        found = found.__cause__ or found.__context__
+
+
+def internal_error_response() -> JSONResponse:
+    """The answer to an unexpected exception: no detail of it, the security headers kept."""
+    headers = {name.decode(): value.decode() for name, value in SECURITY_HEADERS}
+    content = {"detail": "internal server error (logged on the server)", "type": "internal_error"}
+    return JSONResponse(content, 500, headers=headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def on_core_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, CNNCoreError)
+        release_frames(exc)
         return core_error_response(exc)
 
     async def on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
+        release_frames(exc)
         return validation_error_response(exc)
 
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
+        release_frames(exc)
         return await http_error_response(request, exc)
+
+    async def on_unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
+        # ServerErrorMiddleware re-raises `exc` after this answer, and uvicorn logs it.
+        release_frames(exc)
+        return internal_error_response()
 
     app.add_exception_handler(CNNCoreError, on_core_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected_error)

@@ -7,8 +7,9 @@
 A PNG is drawn when first asked for, so answering the POST costs the forward pass and the
 levels only. It is kept inside its result, so evicting a result frees its PNGs with it (a PNG
 cache of its own kept the PNGs of results already gone, which no URL could reach any more).
-Forward passes are limited to `feature_concurrency` at once: each holds its activations while
-it runs.
+Pictures in work are limited to `feature_concurrency` at once (`forward_slots`): the routes
+decode a picture, preprocess it and run the forward pass (feature maps or a receptive field)
+holding one slot, since each step holds pixels or activations.
 """
 
 from __future__ import annotations
@@ -205,9 +206,8 @@ class FeatureCache:
             return previous, True  # same URLs: their PNGs are probably cached as well
         if previous is not None:
             maps, cached = previous.maps, True
-        else:
-            with self.forward_slots:
-                maps, cached = compute(), False
+        else:  # the caller holds one of `forward_slots`
+            maps, cached = compute(), False
         stored = StoredResult(secrets.token_urlsafe(16), maps, image, colormap, sample)
         self.results.put(stored.id, stored)
         self.index.put(key, stored.id)

@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     # --- feature maps (/api/features) ---------------------------------------------------------
     max_upload_bytes: int = 20_000_000  # one uploaded picture
     max_image_pixels: int = 40_000_000  # width × height, read from the header before decoding
+    # longer side ÷ shorter side (from the header), and a picture resized for a model before
+    # its centre crop: a 1×6000 strip (86 bytes) would otherwise resize to 256×1,536,000
+    max_image_aspect_ratio: float = Field(20.0, ge=1.0)
+    max_resized_pixels: int = Field(4_000_000, ge=1)
     feature_max_channels: int = 64  # maps drawn per layer (the first ones; the rest are counted)
     feature_store_bytes: int = 256_000_000  # results and their drawn PNGs, together (LRU)
     feature_store_entries: int = 64

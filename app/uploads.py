@@ -3,8 +3,9 @@
 The declared length is checked before a byte is read (a body without one is refused: 411), at
 most one file and a few text fields are parsed, the file is read up to its limit plus one byte
 (so "too big" is known without reading on) and the text fields are validated by the route's own
-pydantic form. Decoding is `cnncore.images.decode_image`'s, with the settings' byte and pixel
-limits; a built-in sample comes from `cnncore.images.sample_image`.
+pydantic form. Decoding is `cnncore.images.decode_image`'s, with the settings' byte, pixel and
+aspect-ratio limits; a built-in sample comes from `cnncore.images.sample_image`. Routes decode
+inside `FeatureCache.forward_slots`, so pictures decoded at once are as few as forward passes.
 """
 
 from __future__ import annotations
@@ -86,5 +87,8 @@ def chosen_picture(sample: str | None, data: bytes | None, settings: Settings) -
     if data is None:
         raise CNNCoreError("send an image file or choose a sample picture", "image")
     return decode_image(
-        data, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels
+        data,
+        max_bytes=settings.max_upload_bytes,
+        max_pixels=settings.max_image_pixels,
+        max_aspect_ratio=settings.max_image_aspect_ratio,
     )

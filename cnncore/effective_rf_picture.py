@@ -22,7 +22,7 @@ from cnncore.effective_rf import (
     effective_receptive_field,
 )
 from cnncore.features import LayerLevels, layer_levels, prepare_input
-from cnncore.images import DecodedImage, Preprocessed, unit_pixels
+from cnncore.images import MAX_RESIZED_PIXELS, DecodedImage, Preprocessed, unit_pixels
 from cnncore.inspect import summarize_model
 from cnncore.receptive_field import model_field_graph
 from cnncore.weights import LoadedModel, WeightsInfo, initialisation_weights
@@ -70,13 +70,15 @@ def picture_effective_field(
     x: int | None = None,
     *,
     max_macs: int | None = None,
+    max_resized_pixels: int = MAX_RESIZED_PIXELS,
 ) -> PictureEffectiveField:
     """ERF of unit (y, x) of `layer` (default: the deepest feature map's centre) on `image`,
     prepared as the weights expect: one forward and one backward pass."""
     weights = loaded.weights
     shape = weights.input_shape
     _check_cost(summarize_model(loaded.name, *shape).total_macs, max_macs)
-    prepared = prepare_input(weights, image)  # exactly as /features prepares it
+    # exactly as /features prepares it
+    prepared = prepare_input(weights, image, max_resized_pixels)
     geometry = model_field_graph(loaded.name, *shape)  # traced once, not in this request
     field = effective_receptive_field(
         loaded.model, shape, layer, y, x, image=prepared.tensor[0], geometry=geometry

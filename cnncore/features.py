@@ -33,7 +33,13 @@ from torch import fx, nn
 
 from cnncore.colormaps import apply_colormap
 from cnncore.errors import CNNCoreError
-from cnncore.images import DecodedImage, Preprocessed, PreprocessStep, preprocess
+from cnncore.images import (
+    MAX_RESIZED_PIXELS,
+    DecodedImage,
+    Preprocessed,
+    PreprocessStep,
+    preprocess,
+)
 from cnncore.weights import LoadedModel, WeightsInfo
 
 if TYPE_CHECKING:
@@ -403,7 +409,9 @@ class FeatureMaps:
         return sum(layer.nbytes for layer in self.layers) + sum(p.nbytes for p in pictures)
 
 
-def prepare_input(weights: WeightsInfo, image: DecodedImage) -> Preprocessed:
+def prepare_input(
+    weights: WeightsInfo, image: DecodedImage, max_resized_pixels: int = MAX_RESIZED_PIXELS
+) -> Preprocessed:
     """The picture as these weights expect it: their input size, channels and normalisation."""
     channels, height, width = weights.input_shape
     return preprocess(
@@ -413,6 +421,7 @@ def prepare_input(weights: WeightsInfo, image: DecodedImage) -> Preprocessed:
         mean=weights.mean,
         std=weights.std,
         resize_ratio=weights.resize_ratio,
+        max_resized_pixels=max_resized_pixels,
     )
 
 
@@ -425,6 +434,7 @@ def learned_feature_maps(
     max_channels: int = 64,
     top_k: int = 5,
     also_keep: Callable[[str | None, torch.Tensor], None] | None = None,
+    max_resized_pixels: int = MAX_RESIZED_PIXELS,
 ) -> FeatureMaps:
     """Preprocess as the weights expect, run once, keep every layer as uint8 levels.
 
@@ -437,7 +447,7 @@ def learned_feature_maps(
     Predictions only when the weights know their class names (trained or a state dict).
     """
     weights = loaded.weights
-    prepared = prepare_input(weights, image)
+    prepared = prepare_input(weights, image, max_resized_pixels)
     parameter = next(loaded.model.parameters(), None)
     device = parameter.device if parameter is not None else torch.device("cpu")
 
@@ -481,6 +491,7 @@ def handcrafted_feature_maps(
     *,
     normalise: str = "per_channel",
     size: int = HANDCRAFTED_SIZE,
+    max_resized_pixels: int = MAX_RESIZED_PIXELS,
 ) -> FeatureMaps:
     """Apply each designed kernel to the R, G and B channels separately (a depthwise conv).
 
@@ -489,7 +500,14 @@ def handcrafted_feature_maps(
     its picture drawn with its own scale (a blur's 1/9 taps and emboss's 2 both stay visible).
     """
     unit = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
-    prepared = preprocess(image, size=(size, size), channels=3, mean=unit[0], std=unit[1])
+    prepared = preprocess(
+        image,
+        size=(size, size),
+        channels=3,
+        mean=unit[0],
+        std=unit[1],
+        max_resized_pixels=max_resized_pixels,
+    )
     x = prepared.tensor
     maps: list[LayerLevels] = []
     pictures: list[np.ndarray] = []

@@ -5,7 +5,10 @@ Decoding accepts JPEG, PNG, WebP, BMP and GIF (first frame) and brings every col
 CMYK converted, 16-bit samples *scaled* to 8 bits (Pillow's own `convert("L")` clips them) and
 the EXIF orientation tag honoured (a phone photo taken upright shows upright). The size is read
 from the header and refused *before* any pixel is decoded, so a small file that claims a huge
-canvas (a decompression bomb) costs nothing.
+canvas (a decompression bomb) costs nothing; so is an extreme aspect ratio (a 1×6000 strip is
+86 bytes, yet resizing its shorter side to 256 would make a 256×1,536,000 picture). Colours are
+converted one band of rows at a time into the final array, so decoding holds the file's own
+pixels plus 3 bytes per pixel, never a float copy of the whole picture.
 
 Preprocessing follows the torchvision recipe that taught a generation of courses: resize the
 shorter side, centre-crop, scale to [0, 1], normalise per channel with a mean and standard
@@ -37,6 +40,7 @@ __all__ = [
     "encode_png",
     "png_base64",
     "preprocess",
+    "resized_size",
     "sample_image",
     "shrink",
     "unit_pixels",
@@ -44,6 +48,11 @@ __all__ = [
 
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF")
 EXIF_ORIENTATION = 0x0112
+BAND_PIXELS = 1 << 18  # pixels converted to RGB at once (2 MB as float64 for 16-bit samples)
+WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")  # more than 8 bits per sample
+# Pixels of a picture resized before its centre crop: a 20:1 panorama for a 299 px model is
+# 2.3 M; the app passes its setting (`max_resized_pixels`).
+MAX_RESIZED_PIXELS = 4_000_000
 PREVIEW_SIDE = 160  # longest side of a preprocessing preview, in pixels
 WHITE = (255, 255, 255, 255)
 
@@ -85,8 +94,11 @@ class Preprocessed:
     std: tuple[float, ...]
 
 
-def _open_checked(data: bytes, max_bytes: int, max_pixels: int) -> Image.Image:
-    """Open lazily (header only) and refuse empty, oversized, unknown or bomb-sized files."""
+def _open_checked(
+    data: bytes, max_bytes: int, max_pixels: int, max_aspect_ratio: float | None
+) -> Image.Image:
+    """Open lazily (header only) and refuse empty, oversized, unknown or bomb-sized files and
+    extreme aspect ratios."""
     if len(data) == 0:
         raise CNNCoreError("the image file is empty (0 bytes)", field="image", code="image_empty")
     if len(data) > max_bytes:
@@ -127,18 +139,27 @@ def _open_checked(data: bytes, max_bytes: int, max_pixels: int) -> Image.Image:
             code="image_too_many_pixels",
             ctx={"width": width, "height": height, "pixels": width * height, "limit": max_pixels},
         )
+    if max_aspect_ratio is not None and max(width, height) > max_aspect_ratio * min(width, height):
+        raise CNNCoreError(
+            f"the image is {width}×{height}: its longer side may be at most {max_aspect_ratio:g} "
+            "times its shorter side",
+            "image",
+            code="image_aspect_ratio",
+            ctx={"width": width, "height": height, "limit": max_aspect_ratio},
+        )
     return image
 
 
-def _sixteen_bit_to_uint8(image: Image.Image) -> Image.Image:
+def _sixteen_bit_to_uint8(image: Image.Image, extrema: tuple[float, float]) -> Image.Image:
     """Scale 16-bit (or 32-bit integer / float) grey samples into 0..255 instead of clipping.
 
     16-bit files span 0..65535, so dividing by 257 maps the full range exactly onto 0..255.
     Mode ``I`` (32-bit) holds 16-bit data when every sample fits; anything else is stretched
-    from its own minimum to maximum, as is a float image not already in [0, 1].
+    from its own minimum to maximum, as is a float image not already in [0, 1]. `extrema` are
+    those of the whole picture (`image` may be one band of its rows).
     """
     values = np.asarray(image, dtype=np.float64)
-    low, high = float(values.min()), float(values.max())
+    low, high = float(extrema[0]), float(extrema[1])
     if image.mode.startswith("I;16") or (image.mode == "I" and low >= 0 and high <= 65535):
         scaled = values / 257.0
     elif image.mode == "F" and low >= 0 and high <= 1:
@@ -148,10 +169,19 @@ def _sixteen_bit_to_uint8(image: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8), mode="L")
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
+def _extrema(image: Image.Image) -> tuple[float, float]:
+    """(min, max) of a one-band wide image without a copy of it; 16-bit modes are always
+    scaled by 1/257, so their extrema are not needed (Pillow has none for ``I;16B``)."""
+    if image.mode.startswith("I;16"):
+        return (0, 65535)
+    low, high = image.getextrema()
+    return float(low), float(high)
+
+
+def _to_rgb(image: Image.Image, extrema: tuple[float, float] | None = None) -> Image.Image:
     """Any Pillow colour mode → RGB: palette expanded, alpha over white, CMYK and 16-bit scaled."""
-    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
-        image = _sixteen_bit_to_uint8(image)
+    if image.mode in WIDE_MODES:
+        image = _sixteen_bit_to_uint8(image, extrema or _extrema(image))
     if image.mode == "P":
         # A palette may carry a transparent index; RGBA keeps it so it can be composited.
         image = image.convert("RGBA")
@@ -161,28 +191,43 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> DecodedImage:
+def _rgb_array(image: Image.Image) -> np.ndarray:
+    """The whole picture as H×W×3 uint8, converted a band of rows at a time (`_to_rgb` on each;
+    every step is per pixel but the 16-bit stretch, which gets the whole picture's extrema)."""
+    width, height = image.size
+    extrema = _extrema(image) if image.mode in WIDE_MODES else None
+    rgb = np.empty((height, width, 3), np.uint8)
+    rows = max(1, BAND_PIXELS // width)
+    for top in range(0, height, rows):
+        bottom = min(height, top + rows)
+        rgb[top:bottom] = np.asarray(_to_rgb(image.crop((0, top, width, bottom)), extrema))
+    return rgb
+
+
+def decode_image(
+    data: bytes, *, max_bytes: int, max_pixels: int, max_aspect_ratio: float | None = None
+) -> DecodedImage:
     """Decode an upload (first frame of an animation) to upright 8-bit RGB, within limits.
 
     Raises `CNNCoreError(field="image")` for an empty, oversized, unknown, truncated or
-    bomb-sized file. Orientation uses `PIL.ImageOps.exif_transpose` (EXIF 2.3, tag 0x0112).
+    bomb-sized file, or one whose longer side is over `max_aspect_ratio` times its shorter
+    side. Orientation uses `PIL.ImageOps.exif_transpose` (EXIF 2.3, tag 0x0112).
     """
-    image = _open_checked(data, max_bytes, max_pixels)
+    image = _open_checked(data, max_bytes, max_pixels, max_aspect_ratio)
     try:
         image.seek(0)
         image.load()
         orientation = int(image.getexif().get(EXIF_ORIENTATION, 1) or 1)
-        upright = ImageOps.exif_transpose(image)
-        rgb = np.asarray(_to_rgb(upright), dtype=np.uint8)
+        found_format, found_mode = str(image.format), image.mode
+        ImageOps.exif_transpose(image, in_place=True)  # no second copy of the pixels
+        rgb = _rgb_array(image)
     except (OSError, SyntaxError, ValueError, EOFError, IndexError) as exc:
         raise CNNCoreError(
             f"the image file is damaged or truncated ({type(exc).__name__}: {exc})",
             "image",
             code="image_truncated",
         ) from exc
-    return DecodedImage(
-        rgb=rgb.copy(), format=str(image.format), mode=image.mode, orientation=orientation
-    )
+    return DecodedImage(rgb=rgb, format=found_format, mode=found_mode, orientation=orientation)
 
 
 def encode_png(pixels: np.ndarray, compress_level: int = 1) -> bytes:
@@ -248,6 +293,18 @@ def _check_recipe(size: tuple[int, int], channels: int, mean: tuple, std: tuple)
         )  # fmt: skip
 
 
+def resized_size(
+    original: tuple[int, int], size: tuple[int, int], resize_ratio: float = 1.0
+) -> tuple[int, int]:
+    """(height, width) after `preprocess` resizes the shorter side of `original` (H, W) to
+    ``round(max(size) * resize_ratio)``, never smaller than `size`. Plain integers: a 1×10⁶
+    strip gives a number, not an overflow."""
+    height, width = size
+    shorter = max(1, round(max(height, width) * resize_ratio))
+    scale = shorter / min(original)
+    return max(height, round(original[0] * scale)), max(width, round(original[1] * scale))
+
+
 def preprocess(
     image: DecodedImage,
     *,
@@ -256,6 +313,7 @@ def preprocess(
     mean: tuple[float, ...],
     std: tuple[float, ...],
     resize_ratio: float = 1.0,
+    max_resized_pixels: int = MAX_RESIZED_PIXELS,
 ) -> Preprocessed:
     """Resize the shorter side, centre-crop to `size`, scale to [0, 1] and normalise.
 
@@ -263,15 +321,22 @@ def preprocess(
     256/224, as in torchvision's reference evaluation); bilinear resampling with Pillow's
     antialiasing, like ``transforms.Resize(antialias=True)``. Grey models (1 channel) get the
     ITU-R 601 luma, Pillow's ``convert("L")``. Normalised: ``(x - mean) / std`` per channel.
+    A resized picture over `max_resized_pixels` is refused before it is made (`resized_size`).
     """
     _check_recipe(size, channels, mean, std)
     height, width = size
+    resized_h, resized_w = resized_size((image.height, image.width), size, resize_ratio)
+    if resized_h * resized_w > max_resized_pixels:
+        raise CNNCoreError(
+            f"the image ({image.width}×{image.height}) would be resized to "
+            f"{resized_w}×{resized_h} = {resized_w * resized_h:,} pixels before cropping; "
+            f"the limit is {max_resized_pixels:,}: crop it closer to a square",
+            "image",
+            code="image_resized_too_large",
+            ctx={"width": resized_w, "height": resized_h, "pixels": resized_w * resized_h,
+                 "limit": max_resized_pixels},
+        )  # fmt: skip
     steps = [PreprocessStep("original", (image.height, image.width), _preview(image.rgb))]
-
-    shorter = max(1, round(max(height, width) * resize_ratio))
-    scale = shorter / min(image.height, image.width)
-    resized_w = max(width, round(image.width * scale))
-    resized_h = max(height, round(image.height * scale))
     picture = Image.fromarray(image.rgb).resize((resized_w, resized_h), Image.Resampling.BILINEAR)
     steps.append(PreprocessStep("resize", (resized_h, resized_w), _preview(np.asarray(picture))))
 

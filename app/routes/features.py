@@ -55,50 +55,57 @@ def _extract(
     checkpoint_of: CheckpointOf,
     units: UnitStore,
 ) -> FeaturesOut:
-    """Decode, then compute (or reuse) the maps; runs in a worker thread."""
-    image = chosen_picture(form.sample, data, settings)
-    get_model_info(form.model)  # an unknown name is refused before any work
-    if form.run is not None and form.mode != "learned":
-        raise CNNCoreError("a run's weights are learned filters: choose learned mode", "run")
-    weights, source, model, floats = None, None, None, None
-    if form.mode == "learned":
-        model, source = _model(cache, form, checkpoint_of)
-        weights = model.loaded.weights
-        floats = units.collector()  # float copies for a unit's computation
+    """Decode, then compute (or reuse) the maps; runs in a worker thread, holding one of the
+    cache's `forward_slots` from decoding to the last map."""
+    with cache.forward_slots:
+        image = chosen_picture(form.sample, data, settings)
+        get_model_info(form.model)  # an unknown name is refused before any work
+        if form.run is not None and form.mode != "learned":
+            raise CNNCoreError("a run's weights are learned filters: choose learned mode", "run")
+        weights, source, model, floats = None, None, None, None
+        if form.mode == "learned":
+            model, source = _model(cache, form, checkpoint_of)
+            weights = model.loaded.weights
+            floats = units.collector()  # float copies for a unit's computation
 
-        def compute():
-            return learned_feature_maps(
-                model.loaded,
-                model.layers,
-                image,
-                normalise=form.normalise,
-                max_channels=settings.feature_max_channels,
-                also_keep=floats,
-            )
-    else:
+            def compute():
+                return learned_feature_maps(
+                    model.loaded,
+                    model.layers,
+                    image,
+                    normalise=form.normalise,
+                    max_channels=settings.feature_max_channels,
+                    also_keep=floats,
+                    max_resized_pixels=settings.max_resized_pixels,
+                )
+        else:
 
-        def compute():
-            return handcrafted_feature_maps(
-                form.model, image, preset_kernels(), normalise=form.normalise
-            )
+            def compute():
+                return handcrafted_feature_maps(
+                    form.model,
+                    image,
+                    preset_kernels(),
+                    normalise=form.normalise,
+                    max_resized_pixels=settings.max_resized_pixels,
+                )
 
-    options = (form.model, form.mode, form.normalise, settings.feature_max_channels, source)
-    stored, cached = cache.result(image, options, form.colormap, form.sample, compute)
-    if model is not None:
-        units.remember(stored.id, model, None if cached else floats.activations(
-            model.layers))  # fmt: skip
-    base = f"{router.prefix}/{stored.id}"
-    return FeaturesOut.of(
-        stored.id,
-        stored.maps,
-        image,
-        form.sample,
-        weights,
-        form.colormap,
-        cached,
-        lambda name: f"{base}/{name}.png",
-        form.run,
-    )
+        options = (form.model, form.mode, form.normalise, settings.feature_max_channels, source)
+        stored, cached = cache.result(image, options, form.colormap, form.sample, compute)
+        if model is not None:
+            units.remember(stored.id, model, None if cached else floats.activations(
+                model.layers))  # fmt: skip
+        base = f"{router.prefix}/{stored.id}"
+        return FeaturesOut.of(
+            stored.id,
+            stored.maps,
+            image,
+            form.sample,
+            weights,
+            form.colormap,
+            cached,
+            lambda name: f"{base}/{name}.png",
+            form.run,
+        )
 
 
 @router.post(

@@ -128,13 +128,21 @@ def _on_picture(
     cache: FeatureCache,
     checkpoint_of: CheckpointOf,
 ) -> EffectiveOut:
-    """The ERF of one unit on the user's picture (or a sample); runs in a worker thread."""
-    image = chosen_picture(form.sample, data, settings)
-    loaded = _weights_for(form, cache, checkpoint_of)
-    result = picture_effective_field(
-        loaded, image, form.layer, form.y, form.x, max_macs=settings.max_erf_macs
-    )
-    return EffectiveOut.of_picture(result)
+    """The ERF of one unit on the user's picture (or a sample); runs in a worker thread,
+    holding one of the slots /features decodes and runs its forward passes in."""
+    with cache.forward_slots:
+        image = chosen_picture(form.sample, data, settings)
+        loaded = _weights_for(form, cache, checkpoint_of)
+        result = picture_effective_field(
+            loaded,
+            image,
+            form.layer,
+            form.y,
+            form.x,
+            max_macs=settings.max_erf_macs,
+            max_resized_pixels=settings.max_resized_pixels,
+        )
+        return EffectiveOut.of_picture(result)
 
 
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")

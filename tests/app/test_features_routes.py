@@ -9,8 +9,9 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 from PIL import Image
+from uploads import own_feature_cache
 
-from app.feature_cache import FeatureCache, LRUStore, get_feature_cache
+from app.feature_cache import LRUStore
 from app.main import app
 from app.settings import get_settings
 from app.weights_choice import checkpoints
@@ -27,10 +28,8 @@ client = TestClient(app)
 @pytest.fixture(autouse=True)
 def fresh_cache():
     """A new cache for each test (results of another test must not make this one 'cached')."""
-    cache = FeatureCache(get_settings())
-    app.dependency_overrides[get_feature_cache] = lambda: cache
-    yield cache
-    app.dependency_overrides.pop(get_feature_cache, None)
+    with own_feature_cache(app) as cache:
+        yield cache
 
 
 def post(files=None, **fields):

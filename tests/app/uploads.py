@@ -1,6 +1,25 @@
-"""Uploads in API tests that the server must judge from their headers alone."""
+"""Uploads in API tests: ones the server must judge from their headers alone, and a fresh
+feature cache for the tests that post pictures."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+@contextmanager
+def own_feature_cache(app) -> Iterator:
+    """A new FeatureCache for `app` while in the block (results of another test must not make
+    this one's "cached"); only this override is removed afterwards."""
+    from app.feature_cache import FeatureCache, get_feature_cache
+    from app.settings import get_settings
+
+    cache = FeatureCache(get_settings())
+    app.dependency_overrides[get_feature_cache] = lambda: cache
+    try:
+        yield cache
+    finally:
+        app.dependency_overrides.pop(get_feature_cache, None)
 
 
 def declared_upload(client, length: int, path: str = "/api/features"):
