@@ -124,9 +124,11 @@ class FeatureModel:
 
 @dataclass(frozen=True)
 class StoredResult:
+    """A result kept for its PNG URLs. Not the decoded picture: its previews are among the
+    maps' preprocessing steps, and a 40 M-pixel upload would hold 120 MB for nothing."""
+
     id: str
     maps: FeatureMaps
-    image: DecodedImage
     colormap: str  # the one asked for with the POST: the default of its PNG URLs
     sample: str | None
     # (picture name, colormap, max side, channel) → encoded PNG; filled through
@@ -142,7 +144,7 @@ class FeatureCache:
         self.results: LRUStore[str, StoredResult] = LRUStore(
             settings.feature_store_entries,
             settings.feature_store_bytes,
-            lambda r: r.maps.nbytes + r.image.rgb.nbytes,
+            lambda r: r.maps.nbytes,
         )
         self._build_lock = threading.Lock()
         self.forward_slots = threading.BoundedSemaphore(settings.feature_concurrency)
@@ -208,7 +210,7 @@ class FeatureCache:
             maps, cached = previous.maps, True
         else:  # the caller holds one of `forward_slots`
             maps, cached = compute(), False
-        stored = StoredResult(secrets.token_urlsafe(16), maps, image, colormap, sample)
+        stored = StoredResult(secrets.token_urlsafe(16), maps, colormap, sample)
         self.results.put(stored.id, stored)
         self.index.put(key, stored.id)
         return stored, cached

@@ -1,0 +1,203 @@
+"""The server under hostile and careless use: per category, requests, 4xx, 5xx and peak RSS.
+
+A real `cnnviz serve` (one process, as deployed: malloc arenas limited, uvicorn's limits) on a
+free loopback port with its own data folder; 8 clients, each from its own loopback address
+(127.0.0.2 … 127.0.0.9, so the per-client limits count them apart, as a classroom's laptops),
+send one category at a time. The server's RSS is sampled every 50 ms from /proc.
+
+- benign (the baseline, same run): feature maps and receptive fields of ordinary pictures;
+- pictures: the red team's strips (1×6000, 6000×1, 1×10⁶, 1×4·10⁷ grey PNGs, 86 bytes to
+  38 kB), a 6300² 16-bit PNG (91 kB, 40 M pixels), a header claiming 20000², a truncated PNG.
+
+After each category the server is left idle past `malloc_trim_seconds`, one benign request
+lets it hand free heap back (as any next request would), and its RSS is read: "settled".
+Target (issue 17): RSS settled after the hostile pictures within 10 % of its settled value
+after the benign baseline, and no 5xx. Exit status 1 when missed.
+
+    .venv/bin/python benchmarks/hostile_use.py [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import struct
+import sys
+import tempfile
+import threading
+import time
+import zlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sse_clients import HOST, ROOT, free_port, start_server  # noqa: E402
+
+CLIENTS = 8
+TARGET_RSS_RATIO = 1.10
+SETTLE_S = 11.0  # past the default malloc_trim_seconds (10 s)
+Request = Callable[[httpx.Client], httpx.Response]
+
+
+def png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def header_only_png(side: int) -> bytes:
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
+
+
+def upload(path: str, fields: dict[str, str], data: bytes) -> Request:
+    files = {"image": ("picture.png", data, "image/png")}
+    return lambda client: client.post(path, data=fields, files=files, timeout=600)
+
+
+FEATURES = ("/api/features", {"model": "tinyvgg"})
+FIELD = ("/api/receptive-field/effective", {"model": "lenet5", "weights": "trained"})
+
+
+def benign() -> list[Request]:
+    rng = np.random.default_rng(0)
+    photo = png(Image.fromarray(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)))
+    return [upload(*FEATURES, photo), upload(*FIELD, photo)]
+
+
+def hostile_pictures() -> list[Request]:
+    sixteen = Image.fromarray(np.full((6300, 6300), 1000, np.uint16))
+    valid = png(Image.new("RGB", (300, 300), (40, 90, 200)))
+    pictures = [png(Image.new("L", size, 128)) for size in
+                [(1, 6000), (6000, 1), (1, 10**6), (4 * 10**7, 1)]]  # fmt: skip
+    pictures += [png(sixteen), header_only_png(20000), valid[: len(valid) // 2]]
+    return [upload(*route, data) for data in pictures for route in (FEATURES, FIELD)]
+
+
+@dataclass
+class Tally:
+    requests: int = 0
+    ok: int = 0
+    client_errors: int = 0
+    server_errors: int = 0
+    failed: int = 0  # no answer at all (connection refused, reset, timeout)
+
+
+class RssProbe:
+    """The server's resident set, sampled every 50 ms while `running`."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.peak, self.running = pid, 0.0, False
+
+    def now(self) -> float:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    def __enter__(self) -> RssProbe:
+        self.peak, self.running = self.now(), True
+        self.thread = threading.Thread(target=self.sample, daemon=True)
+        self.thread.start()
+        return self
+
+    def sample(self) -> None:
+        while self.running:
+            self.peak = max(self.peak, self.now())
+            time.sleep(0.05)
+
+    def __exit__(self, *exc) -> None:
+        self.running = False
+        self.thread.join()
+
+
+def run_category(base: str, requests: list[Request], rounds: int) -> Tally:
+    """Every client sends every request `rounds` times, clients side by side."""
+    tally, lock = Tally(), threading.Lock()
+
+    def client_loop(index: int) -> None:
+        transport = httpx.HTTPTransport(local_address=f"127.0.0.{2 + index}")
+        with httpx.Client(base_url=base, transport=transport) as client:
+            for _ in range(rounds):
+                for send in requests:
+                    try:
+                        status = send(client).status_code
+                    except httpx.HTTPError:
+                        status = 0
+                    with lock:
+                        tally.requests += 1
+                        tally.ok += 200 <= status < 300
+                        tally.client_errors += 400 <= status < 500
+                        tally.server_errors += status >= 500
+                        tally.failed += status == 0
+
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        list(pool.map(client_loop, range(CLIENTS)))
+    return tally
+
+
+def settled_rss(base: str, probe: RssProbe) -> float:
+    """Idle past the trim interval, then one benign request (which may trim), then RSS."""
+    time.sleep(SETTLE_S)
+    with httpx.Client(base_url=base) as client:
+        benign()[0](client)
+    time.sleep(0.5)
+    return probe.now()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    port = free_port()
+    base = f"http://{HOST}:{port}"
+    command = [sys.executable, "-m", "app.cli", "serve", "--host", HOST, "--port", str(port)]
+    categories = {"benign": benign(), "pictures": hostile_pictures()}
+    with tempfile.TemporaryDirectory(prefix="cnnviz-hostile-") as data_dir:
+        env = {**os.environ, "CNNVIZ_DATA_DIR": data_dir, "PYTHONPATH": str(ROOT)}
+        server = start_server(command, port, cwd=ROOT, env=env, log=subprocess_log(data_dir))
+        try:
+            probe = RssProbe(server.pid)
+            rows, settled = [], {}
+            print(f"server up: RSS {probe.now():.0f} MB; load {os.getloadavg()[0]:.1f}")
+            for name, requests in categories.items():
+                started = time.perf_counter()
+                with probe:
+                    tally = run_category(base, requests, args.rounds)
+                seconds = time.perf_counter() - started
+                settled[name] = settled_rss(base, probe)
+                rows.append((name, tally, probe.peak, settled[name], seconds))
+        finally:
+            server.terminate()
+            server.wait(30)
+    print(f"{'category':<10} {'requests':>8} {'2xx':>5} {'4xx':>5} {'5xx':>5} {'lost':>5} "
+          f"{'peak RSS':>9} {'settled':>8} {'time':>7}")  # fmt: skip
+    for name, t, peak, after, seconds in rows:
+        print(f"{name:<10} {t.requests:>8} {t.ok:>5} {t.client_errors:>5} {t.server_errors:>5} "
+              f"{t.failed:>5} {peak:>7.0f}MB {after:>6.0f}MB {seconds:>6.1f}s")  # fmt: skip
+    ratio = settled["pictures"] / settled["benign"]
+    print(f"settled RSS after pictures / after benign: {ratio:.3f} (target ≤ {TARGET_RSS_RATIO})")
+    errors = sum(t.server_errors + t.failed for _, t, *_ in rows)
+    print(f"5xx or no answer: {errors}; load {os.getloadavg()[0]:.1f}")
+    raise SystemExit(0 if ratio <= TARGET_RSS_RATIO and errors == 0 else 1)
+
+
+def subprocess_log(data_dir: str):
+    """The server's output, in its data folder (read when a run goes wrong)."""
+    return open(Path(data_dir) / "server.log", "w")  # noqa: SIM115 - closed with the folder
+
+
+if __name__ == "__main__":
+    main()
