@@ -4,9 +4,10 @@
 float copies of every layer to an `ActivationCollector` (up to `unit_store_bytes`), stored here
 by result id with a weak reference to the model that made them. A unit of a result whose floats
 were not kept (evicted, the same picture answered from the cache, or a model too large for the
-budget) is captured again once, from the result's picture: all layers when they fit, else the
-asked layer and its inputs only. The model is held weakly so this store never keeps a model the
-feature cache evicted; such a result's units are then a 404 (send the picture again).
+budget) is captured again once, from the input the network was given (kept with the maps, not
+the decoded picture): all layers when they fit, else the asked layer and its inputs only. The
+model is held weakly so this store never keeps a model the feature cache evicted; such a
+result's units are then a 404 (send the picture again).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from typing import TYPE_CHECKING
 
 from app.feature_cache import LRUStore
 from app.settings import Settings, get_settings
-from cnncore.features import prepare_input
 from cnncore.unit import ActivationCollector, Activations, capture_activations, layer_sources
 
 if TYPE_CHECKING:
@@ -69,7 +69,9 @@ class UnitStore:
         sources, output = layer_sources(model.layers)
         if layer not in sources:  # `unit_computation` refuses it, naming the field
             return model, Activations({}, sources, output, complete=False)
-        picture = prepare_input(model.loaded.weights, stored.image).tensor
+        picture = stored.maps.network_input
+        if picture is None:  # maps made without one (a result from before it was kept)
+            raise KeyError(result_id)
         parameter = next(model.loaded.model.parameters(), None)
         if parameter is not None:
             picture = picture.to(parameter.device)

@@ -401,12 +401,17 @@ class FeatureMaps:
     layers: tuple[LayerLevels, ...]
     filters: np.ndarray | None  # RGB atlas of the first layer's (or the designed) filters
     predictions: tuple[Prediction, ...] | None
+    # what the network was given (1×C×H×W float32, learned mode): a unit's computation can run
+    # the model again from it without the decoded picture, which may be 120 MB
+    network_input: torch.Tensor | None = None
 
     @property
     def nbytes(self) -> int:
         pictures = [s.preview for s in self.preprocessing]
         pictures += [self.filters] if self.filters is not None else []
-        return sum(layer.nbytes for layer in self.layers) + sum(p.nbytes for p in pictures)
+        given = self.network_input
+        extra = given.numel() * given.element_size() if given is not None else 0
+        return sum(layer.nbytes for layer in self.layers) + sum(p.nbytes for p in pictures) + extra
 
 
 def prepare_input(
@@ -481,6 +486,7 @@ def learned_feature_maps(
         tuple(kept.values()),
         filters_rgb(loaded.model, max_channels),
         predictions,
+        prepared.tensor,
     )
 
 
