@@ -100,6 +100,14 @@ class Settings(BaseSettings):
     unit_store_bytes: int = 200_000_000  # float activations kept for units, all results (LRU)
     unit_store_entries: int = 4  # results whose float activations are kept
 
+    # --- why this prediction (/api/explanations) ----------------------------------------------
+    explain_ig_steps: int = 32  # integrated gradients: points on the path from the baseline
+    occlusion_max_windows: int = 4096  # patch positions of one occlusion
+    occlusion_max_macs: int = 2_000_000_000_000  # windows × the model's multiply-adds
+    occlusion_batch: int = 16  # occluded pictures per forward pass
+    occlusion_jobs: int = 2  # occlusions running at once; more: 429
+    occlusion_keep_seconds: float = 600.0  # a finished occlusion's answer is kept this long
+
     # --- training runs (app/runs: a worker process each, history in SQLite) -------------------
     max_concurrent_runs: int = 2  # worker processes training at once; later runs queue
     max_queued_runs: int = 16  # waiting runs; beyond this a new run is refused (503)

@@ -22,7 +22,7 @@ from app.settings import Settings, get_settings
 from cnncore.unit import ActivationCollector, Activations, capture_activations, layer_sources
 
 if TYPE_CHECKING:
-    from app.feature_cache import FeatureCache, FeatureModel
+    from app.feature_cache import FeatureCache, FeatureModel, StoredResult
 
 
 @dataclass(frozen=True)
@@ -56,16 +56,23 @@ class UnitStore:
         for key, source in held[: max(len(held) - entries, 0)]:
             self.sources.put(key, UnitSource(source.model, None))
 
-    def layers_and_activations(self, features: FeatureCache, result_id: str, layer: str):
-        """(model, activations covering `layer`) of a result of `features`; KeyError when the
-        result or its model is gone."""
+    def model_of(self, features: FeatureCache, result_id: str) -> tuple[FeatureModel, StoredResult]:
+        """The model and stored result of a feature result id; KeyError when either is gone."""
         source = self.sources.get(result_id)
         stored = features.results.get(result_id)
         model = source.model() if source is not None else None
         if model is None or stored is None:
             raise KeyError(result_id)
-        if source.activations is not None and source.activations.covers(layer):
-            return model, source.activations
+        return model, stored
+
+    def layers_and_activations(self, features: FeatureCache, result_id: str, layer: str):
+        """(model, activations covering `layer`) of a result of `features`; KeyError when the
+        result or its model is gone."""
+        model, stored = self.model_of(features, result_id)
+        source = self.sources.get(result_id)
+        kept = source.activations if source is not None else None
+        if kept is not None and kept.covers(layer):
+            return model, kept
         sources, output = layer_sources(model.layers)
         if layer not in sources:  # `unit_computation` refuses it, naming the field
             return model, Activations({}, sources, output, complete=False)
