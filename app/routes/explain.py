@@ -33,7 +33,7 @@ from cnncore.explain import (
     occlusion,
     occlusion_plan,
 )
-from cnncore.features import capture_layers, prepare_input
+from cnncore.features import capture_layers
 
 router = APIRouter(prefix="/api/explanations", tags=["explanations"])
 SettingsDep = Annotated[Settings, Depends(settings_dep)]
@@ -46,7 +46,9 @@ def _picture(store: UnitStore, cache: FeatureCache, result_id: str):
         model, stored = store.model_of(cache, result_id)
     except KeyError:
         raise HTTPException(404, detail=GONE) from None
-    picture = prepare_input(model.loaded.weights, stored.image).tensor
+    picture = stored.maps.network_input  # exactly what the network was given
+    if picture is None:
+        raise HTTPException(404, detail=GONE)
     parameter = next(model.loaded.model.parameters(), None)
     if parameter is not None:
         picture = picture.to(parameter.device)
