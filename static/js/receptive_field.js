@@ -30,6 +30,7 @@ let unit = null; // GET /receptive-field answer for the chosen unit
 let erfShown = null; // key of the request whose heatmap is on screen
 let fileVersion = 0; // each file taken by the picker is a new picture, whatever its name
 let ready = false; // the models and samples are known: state changes may load things
+let modelLoad = 0; // counts loadModel calls: an answer for an earlier model is dropped
 
 const picture = createPictureView($("picture-canvas"));
 const map = createMapView($("map-canvas"), { onPick: (y, x) => state.set({ y, x }) });
@@ -65,16 +66,39 @@ function fillLayers() {
   slider.disabled = spatial.length < 2;
 }
 
+/** Drop everything the previous model showed at once (its box, facts, table and layers), so
+ * nothing of it stays on screen while the new model's fields are on their way. */
+function clearModel() {
+  unit = null;
+  fields = null;
+  spatial = [];
+  erfShown = null;
+  input = null; // the new model's own default input (a run's size comes back with its ERF)
+  table.render([]);
+  fillLayers();
+  picture.setUnit(null);
+  picture.clearHeat();
+  map.clearMap();
+  for (const fact of $("facts").querySelectorAll("dd")) fact.textContent = "–";
+  for (const id of ["box-caption", "map-caption", "depth-value", "weights-note", "status"]) $(id).textContent = "";
+  delete results.dataset.erf;
+}
+
 async function loadModel() {
+  const load = ++modelLoad;
   const info = models.find((model) => model.name === state.get("model"));
   input = input ?? info.default_input; // bundled weights are trained at the default input
+  const query = modelQuery();
   results.setAttribute("aria-busy", "true");
+  let answer;
   try {
-    fields = await getJSON(`${modelURL("receptive-fields")}?${modelQuery()}`);
+    answer = await getJSON(`${modelURL("receptive-fields")}?${query}`);
   } catch (error) {
-    showErrors(form, error);
+    if (load === modelLoad) showErrors(form, error);
     return;
   }
+  if (load !== modelLoad) return; // another model (or input size) was chosen meanwhile
+  fields = answer;
   spatial = fields.layers.filter((layer) => layer.output_size);
   table.render(fields.layers);
   fillLayers();
@@ -86,7 +110,8 @@ async function loadModel() {
   }
   if (!layerOf(state.get("layer"))?.output_size) {
     // the model's own default: the deepest map before global pooling, its centre
-    const first = await getJSON(`${modelURL("receptive-field")}?${modelQuery()}`).catch(() => null);
+    const first = await getJSON(`${modelURL("receptive-field")}?${query}`).catch(() => null);
+    if (load !== modelLoad) return;
     const layer = first ? first.layer : spatial[spatial.length - 1].name;
     if (state.set({ layer, y: -1, x: -1 }).size) return; // the state change shows the unit
   }
@@ -134,9 +159,10 @@ async function showUnit() {
   }
   const query = modelQuery();
   for (const name of ["layer", "y", "x"]) query.set(name, state.get(name));
+  const model = state.get("model");
   try {
     const answer = await getJSON(`${modelURL("receptive-field")}?${query}`);
-    if (answer.layer !== state.get("layer") || answer.unit.y !== state.get("y")
+    if (state.get("model") !== model || answer.layer !== state.get("layer") || answer.unit.y !== state.get("y")
         || answer.unit.x !== state.get("x")) return; // a newer unit was chosen meanwhile
     unit = answer;
   } catch (error) {
@@ -285,10 +311,9 @@ $("c-sample").addEventListener("change", () => {
 });
 bindControls(form, state, {
   onUserChange(name) {
-    if (name === "model") {
-      input = null;
-      state.set({ layer: "", y: -1, x: -1, run: "" });
-    }
+    // the previous model's layer and run mean nothing for this one (the subscriber has
+    // already cleared its detail and asked for the new model's fields)
+    if (name === "model") state.set({ layer: "", y: -1, x: -1, run: "" });
   },
 });
 bindControls($("sweep-controls"), state);
@@ -304,10 +329,7 @@ state.subscribe((changed) => {
   if (changed.has("erf")) picture.setShowHeat(state.get("erf"));
   if (changed.has("growth")) updateSweep();
   if (changed.has("model")) {
-    unit = null;
-    erfShown = null;
-    map.clearMap();
-    picture.clearHeat();
+    clearModel();
     loadModel();
     return;
   }
