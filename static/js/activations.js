@@ -3,18 +3,18 @@
 // experiment: the gradient norm reaching every layer of a deep stack, two activations compared.
 
 import { t } from "./i18n.js";
-import { clearErrors, isAbort, latestOnly, postJSON, showErrors } from "./api.js";
+import { clearErrors, coalesced, isAbort, latestOnly, postJSON, showErrors } from "./api.js";
 import { createState } from "./state.js";
 import { bindControls } from "./controls.js";
 import { createBarChart, createLineChart } from "./chart.js";
 import { formatExact } from "./format.js";
+import { markRedrawn } from "./redrawn.js";
 
 const FUNCTIONS = ["sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "silu"];
 const CURVE_FIELDS = new Set(["fn", "slope", "alpha", "start", "stop"]);
 const DEEP_FIELDS = new Set(["deep", "compare", "depth", "width", "batch_norm", "init", "seed"]);
 const PARAMETER_OF = { slope: "leaky_relu", alpha: "elu" }; // a parameter matters where its function is used
 const POINTS = 601;
-const DELAY_MS = 60; // a dragged slider sends at most one request per frame or so
 
 const ACTIVATION_STATE = [
   { name: "fn", type: "enum", values: FUNCTIONS, default: "sigmoid" },
@@ -38,7 +38,6 @@ const deepForm = $("deep-controls");
 const latestCurve = latestOnly();
 const latestDeep = latestOnly();
 let curve = null;
-const timers = {};
 
 const lineChart = createLineChart($("curve-chart"), {
   label: t("act.chart.label"), xLabel: "x", yLabel: t("act.chart.y"), onHover: showReadout,
@@ -83,6 +82,7 @@ async function refreshCurve() {
   showReadout(lineChart.index);
   $("formula").textContent = t(`act.formula.${values.fn}`);
   bump("curves");
+  markRedrawn("curve");
 }
 
 async function refreshDeep() {
@@ -116,6 +116,7 @@ async function refreshDeep() {
     }),
   );
   bump("deeps");
+  markRedrawn("deep");
 }
 
 /** Count finished redraws on the page (tests wait on these). */
@@ -124,10 +125,9 @@ function bump(name) {
   root.dataset[name] = String(Number(root.dataset[name] || 0) + 1);
 }
 
-function schedule(name, run) {
-  clearTimeout(timers[name]);
-  timers[name] = setTimeout(run, DELAY_MS);
-}
+// at once, one request of each kind in flight, a dragged slider's newest value drawn last
+const scheduleCurve = coalesced(() => refreshCurve());
+const scheduleDeep = coalesced(() => refreshDeep());
 
 function updateAvailability() {
   const fn = state.get("fn");
@@ -146,10 +146,10 @@ for (const slider of document.querySelectorAll('input[type="range"]')) {
 
 state.subscribe((changed) => {
   updateAvailability();
-  if ([...changed].some((name) => CURVE_FIELDS.has(name))) schedule("curve", refreshCurve);
+  if ([...changed].some((name) => CURVE_FIELDS.has(name))) scheduleCurve();
   const used = (fn) => state.get("deep") === fn || state.get("compare") === fn;
   const parameterUsed = Object.entries(PARAMETER_OF).some(([name, fn]) => changed.has(name) && used(fn));
-  if (parameterUsed || [...changed].some((name) => DEEP_FIELDS.has(name))) schedule("deep", refreshDeep);
+  if (parameterUsed || [...changed].some((name) => DEEP_FIELDS.has(name))) scheduleDeep();
 });
 
 async function start() {

@@ -189,3 +189,39 @@ export function oneAtATime(task) {
     return running;
   };
 }
+
+/**
+ * A redraw for every configuration change, started at once rather than after a debounce: the
+ * calls made while one event is handled (a control's change and the follow-up changes it
+ * implies) become one run, started when that handling ends; calls while a run is in flight make
+ * it run once more when it ends (oneAtATime), so a dragged slider or a held arrow key keeps one
+ * request at a time in flight, and the last configuration is always drawn. `task(stale)` may
+ * call `stale()` after its request: true when a newer configuration waits (no need to draw).
+ */
+export function coalesced(task) {
+  let queued = false;
+  let again = false;
+  let running = false;
+  const stale = () => again;
+  async function loop() {
+    running = true;
+    do {
+      again = false;
+      await task(stale);
+    } while (again);
+    running = false;
+  }
+  return function run() {
+    if (running) {
+      again = true;
+      return;
+    }
+    if (queued) return;
+    queued = true;
+    queueMicrotask(() => {
+      queued = false;
+      if (running) again = true;
+      else loop();
+    });
+  };
+}

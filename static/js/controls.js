@@ -1,6 +1,10 @@
 // Two-way binding between a form's controls and a page state (state.js): each control whose
 // `name` is a state field shows that field, and a user's change sets it. Checkboxes are booleans,
 // number inputs numbers, selects and the rest strings (the state's codec coerces and clamps).
+// A number typed outside its control's min/max is refused with the limit shown in the control's
+// error slot (the catalogue's error.type.less_than_equal / greater_than_equal), not clamped.
+
+import { t } from "./i18n.js";
 
 function read(control) {
   if (control.type === "checkbox") return control.checked;
@@ -8,6 +12,24 @@ function read(control) {
     return control.value.trim() === "" ? undefined : Number(control.value);
   }
   return control.value;
+}
+
+/** The limit `value` breaks on a number control ({key, params}), or null. */
+function brokenLimit(control, value) {
+  if (control.type !== "number" || value === undefined || !Number.isFinite(value)) return null;
+  const [min, max] = [control.min, control.max].map((text) => (text === "" ? NaN : Number(text)));
+  if (value > max) return { key: "error.type.less_than_equal", params: { le: control.max } };
+  if (value < min) return { key: "error.type.greater_than_equal", params: { ge: control.min } };
+  return null;
+}
+
+function showRefusal(form, control, refusal) {
+  const slot = form.querySelector(`[data-error-for="${CSS.escape(control.name)}"]`);
+  if (refusal) control.setAttribute("aria-invalid", "true");
+  else control.removeAttribute("aria-invalid");
+  if (!slot) return;
+  slot.textContent = refusal ? t(refusal.key, refusal.params) : "";
+  slot.hidden = !refusal;
 }
 
 function write(control, value) {
@@ -32,6 +54,12 @@ export function bindControls(form, state, { onUserChange } = {}) {
   for (const control of controls) {
     control.addEventListener("change", () => {
       const value = read(control);
+      const refusal = brokenLimit(control, value);
+      showRefusal(form, control, refusal);
+      if (refusal) {
+        write(control, state.get(control.name)); // the state keeps its value: nothing is clamped
+        return;
+      }
       const changed = value === undefined ? new Set() : state.set({ [control.name]: value });
       write(control, state.get(control.name)); // show the coerced value (clamped, normalised)
       if (changed.size > 0) onUserChange?.(control.name, changed);

@@ -235,6 +235,7 @@ export function createConvView(roots, handlers) {
       data = newData;
       revealed = 0;
       scatter = null;
+      roots.input.closest(".stage")?.classList.toggle("is-transposed", transposed());
       buildInputs();
       buildOutputs();
     },

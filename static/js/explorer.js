@@ -1,18 +1,17 @@
 // The wiring every step explorer shares (/conv, /pool): one trace per configuration change,
-// fetched once a burst of changes has settled, the latest request winning; the shared player
+// fetched at once, one request in flight, the newest configuration drawn last (api.js coalesced); the shared player
 // moving through its steps; the page's view drawing the step shown and its arithmetic written
 // out; a hovered cell previewing another step without moving the player. The page keeps what is
 // its own: its state table, controls, requests, view and arithmetic writer. Also the sample
 // picture both explorers start from (/api/conv/presets, a seeded random input, cell edits).
 
 import { t } from "./i18n.js";
-import { ApiError, clearErrors, getJSON, isAbort, latestOnly, showErrors } from "./api.js";
+import { ApiError, clearErrors, coalesced, getJSON, isAbort, latestOnly, showErrors } from "./api.js";
 import { bindControls } from "./controls.js";
 import { createPlayer } from "./player.js";
 import { newSeed } from "./random.js";
 import { INPUT_SOURCE_FIELDS } from "./conv_state.js";
-
-const REFRESH_DELAY_MS = 120; // lets a burst of changes (typing a number) become one trace
+import { markRedrawn } from "./redrawn.js";
 
 /**
  * Wire one explorer page.
@@ -36,7 +35,6 @@ export function createExplorer(options) {
   const playerFields = new Set(["step", "speed"]);
   let current = null; // { trace, data } on screen
   let hovered = null; // the step previewed under the pointer
-  let refreshTimer = null;
   const latest = latestOnly();
 
   const view = options.createView({
@@ -89,8 +87,7 @@ export function createExplorer(options) {
     form.classList.toggle("has-errors", Boolean(error));
   }
 
-  async function refresh() {
-    refreshTimer = null;
+  async function refresh(stale = () => false) {
     const values = state.values();
     stage.setAttribute("aria-busy", "true");
     let loaded;
@@ -98,10 +95,12 @@ export function createExplorer(options) {
       loaded = await latest((signal) => load(values, signal));
     } catch (error) {
       if (isAbort(error)) return; // superseded by a newer configuration
+      if (stale()) return; // a newer configuration is on its way
       showError(error);
       stage.classList.add("is-stale");
       return;
     }
+    if (stale()) return; // drawn by the run that follows
     showError(loaded.error);
     stage.classList.remove("is-stale");
     current = { trace: loaded.trace, data: loaded.data };
@@ -113,12 +112,10 @@ export function createExplorer(options) {
     stage.setAttribute("aria-busy", "false");
     stage.dataset.steps = String(loaded.trace.steps.length);
     stage.dataset.traces = String(Number(stage.dataset.traces || 0) + 1); // tests wait on this
+    markRedrawn(stage.id);
   }
 
-  function scheduleRefresh() {
-    if (refreshTimer !== null) clearTimeout(refreshTimer);
-    refreshTimer = setTimeout(refresh, REFRESH_DELAY_MS);
-  }
+  const scheduleRefresh = coalesced(refresh);
 
   state.subscribe((changed) => {
     if ([...changed].some((name) => !playerFields.has(name))) scheduleRefresh();

@@ -14,11 +14,37 @@ import { formatNumber } from "./format.js";
 import { colorFor, luminance, rangeOf } from "./colormap.js";
 
 const DENSE_BELOW_PX = 22; // below this cell size numbers are hidden; colour alone carries them
+const MIN_TEXT_PX = 9; // ... and where the longest number would be smaller than this
+// a cell's text: min(0.42 · cell, 1.45 · cell / characters), as .cell's font-size in base.css
+const textPixels = (cell, chars) => Math.min(cell * 0.42, (cell * 1.45) / chars);
 
-function cssPixels(element, property, fallback) {
-  const value = parseFloat(getComputedStyle(element).getPropertyValue(property));
+function cssPixels(style, property, fallback) {
+  const value = parseFloat(style.getPropertyValue(property));
   return Number.isFinite(value) ? value : fallback;
 }
+
+/** What sizes a grid, read from its container: width, max-height (Infinity: none), cell bounds. */
+function room(container, width) {
+  const style = getComputedStyle(container);
+  const height = parseFloat(style.maxHeight); // "none" → NaN: no limit
+  return {
+    width,
+    height: Number.isFinite(height) ? height : Infinity,
+    min: cssPixels(style, "--cell-min", 10),
+    max: cssPixels(style, "--cell-max", 44),
+  };
+}
+
+// One observer for every grid: the grids a redraw creates are all sized in one callback, which
+// runs after layout and before paint, reading every container first and then writing every
+// grid (sizing each grid as it was made forced one synchronous layout per grid).
+const sizers = new Map(); // container → (room) => write the grid's size
+const observer = new ResizeObserver((entries) => {
+  const reads = entries
+    .filter((entry) => sizers.has(entry.target))
+    .map((entry) => [sizers.get(entry.target), room(entry.target, entry.contentRect.width)]);
+  for (const [size, space] of reads) size(space);
+});
 
 /**
  * Draw a grid inside `container` (which it fills in width, within the theme's cell size bounds).
@@ -50,6 +76,7 @@ export function createGrid(container, options) {
   let active = [row0, col0];
   let editing = null;
   let chars = 2; // longest number shown: the font shrinks so it fits the cell
+  let cellPixels = 0; // the cell size sizeTo chose (0: not sized yet)
 
   const element = document.createElement("div");
   element.className = "grid";
@@ -82,9 +109,13 @@ export function createGrid(container, options) {
   container.append(element);
 
   const cellAt = (r, c) => cells[r - row0]?.[c - col0] ?? null;
+  const showDense = () => element.classList.toggle(
+    "is-dense", cellPixels < DENSE_BELOW_PX || textPixels(cellPixels, chars) < MIN_TEXT_PX,
+  );
   const setChars = (count) => {
     chars = count;
     element.style.setProperty("--chars", String(count));
+    if (cellPixels) showDense();
   };
 
   function paint(node, r, c, value, currentRange) {
@@ -155,23 +186,30 @@ export function createGrid(container, options) {
     cell: cellAt,
     /** Fit the cell size to the container's width, within --cell-min / --cell-max. */
     resize() {
-      const width = container.clientWidth;
-      if (width === 0) return;
-      const min = cssPixels(element, "--cell-min", 10);
-      const max = cssPixels(element, "--cell-max", 44);
-      const gap = 1;
-      const size = Math.max(min, Math.min(max, Math.floor((width - gap * (cols + 1)) / cols)));
-      element.style.setProperty("--cell", `${size}px`);
-      // explicit size: the grid is size-contained (see .grid in base.css)
-      element.style.width = `${cols * size + (cols + 1) * gap}px`;
-      element.style.height = `${rows * size + (rows + 1) * gap}px`;
-      element.classList.toggle("is-dense", size < DENSE_BELOW_PX);
+      sizeTo(room(container, container.clientWidth));
     },
     destroy() {
-      observer.disconnect();
+      observer.unobserve(container);
+      sizers.delete(container);
       element.remove();
     },
   };
+
+  /** Cells as large as the container's width and its max-height (when it has one) allow,
+   * within the theme's --cell-min / --cell-max. */
+  function sizeTo({ width, height, min, max }) {
+    if (width === 0) return;
+    const gap = 1;
+    const byHeight = Math.floor((height - gap * (rows + 1)) / rows);
+    const byWidth = Math.floor((width - gap * (cols + 1)) / cols);
+    const size = Math.max(min, Math.min(max, byWidth, byHeight));
+    element.style.setProperty("--cell", `${size}px`);
+    // explicit size: the grid is size-contained (see .grid in base.css)
+    element.style.width = `${cols * size + (cols + 1) * gap}px`;
+    element.style.height = `${rows * size + (rows + 1) * gap}px`;
+    cellPixels = size;
+    showDense();
+  }
 
   // --- editing ------------------------------------------------------------------------------
   const canEdit = (r, c) => Boolean(options.editable) && isInner(r, c);
@@ -253,9 +291,8 @@ export function createGrid(container, options) {
     event.preventDefault();
   });
 
-  const observer = new ResizeObserver(() => grid.resize());
-  observer.observe(container);
-  grid.resize();
+  sizers.set(container, sizeTo);
+  observer.observe(container); // sized before the next paint (see `observer` above)
   grid.update();
   return grid;
 }

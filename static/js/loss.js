@@ -3,20 +3,19 @@
 // numbers come from /api/functions/loss, one request per change (the newest wins).
 
 import { t } from "./i18n.js";
-import { clearErrors, isAbort, latestOnly, postJSON, showErrors } from "./api.js";
+import { clearErrors, coalesced, isAbort, latestOnly, postJSON, showErrors } from "./api.js";
 import { createState } from "./state.js";
 import { bindControls } from "./controls.js";
 import { createBarChart } from "./chart.js";
 import { formatExact } from "./format.js";
 import { LOGIT_LIMIT, LOSS_STATE, lossRequest, resized, scoreCount } from "./loss_state.js";
+import { markRedrawn } from "./redrawn.js";
 
-const DELAY_MS = 40;
 const $ = (id) => document.getElementById(id);
 const state = createState(LOSS_STATE);
 const form = $("loss-controls");
 const latest = latestOnly();
 const chart = createBarChart($("probs-chart"), { label: t("loss.chart.label"), max: 1, yLabel: t("loss.chart.y") });
-let timer = null;
 
 const num = (value, digits = 4) => (value === null ? "–" : formatExact(value, digits));
 
@@ -157,7 +156,6 @@ function renderComparison(answer) {
 }
 
 async function refresh() {
-  timer = null;
   const values = state.values();
   let answer;
   try {
@@ -179,12 +177,10 @@ async function refresh() {
   renderTerms(answer, values);
   renderComparison(answer);
   document.body.dataset.answers = String(Number(document.body.dataset.answers || 0) + 1); // tests wait on this
+  markRedrawn("loss");
 }
 
-function schedule() {
-  clearTimeout(timer);
-  timer = setTimeout(refresh, DELAY_MS);
-}
+const schedule = coalesced(() => refresh()); // at once, one request in flight, the newest drawn last
 
 for (const slider of form.querySelectorAll('input[type="range"]')) {
   slider.addEventListener("input", () => state.set({ [slider.name]: Number(slider.value) }));

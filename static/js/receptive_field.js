@@ -15,6 +15,7 @@ import { createPictureView } from "./rf_picture.js";
 import { createMapView } from "./rf_map.js";
 import { createLayerTable } from "./rf_table.js";
 import { SWEEPS, createSweepChart } from "./rf_sweep.js";
+import { markRedrawn } from "./redrawn.js";
 
 const $ = (id) => document.getElementById(id);
 const RETRY_MS = 2000; // the server's Retry-After for heavy work (settings.retry_after_seconds)
@@ -105,6 +106,7 @@ async function loadModel() {
   picture.setSize(input, reachPastBorder());
   if (!spatial.length) {
     $("status").textContent = t("rf.status.flat");
+    markRedrawn("box");
     results.setAttribute("aria-busy", "false");
     return;
   }
@@ -179,6 +181,7 @@ async function showUnit() {
   map.setSize(unit.output_size);
   map.setUnit(unit.unit.y, unit.unit.x);
   describeUnit();
+  markRedrawn("box");
   updateErf();
 }
 
@@ -264,6 +267,7 @@ async function computeErf() {
       sigma: formatPair(answer.fit.sigma), share: formatNumber(answer.share_95 * 100, 1),
     });
     results.dataset.erf = key;
+    markRedrawn("erf");
   } catch (error) {
     if (error.status === 429) {
       // this browser's earlier heavy requests still hold their server slots: ask again soon
@@ -287,6 +291,7 @@ async function computeSweep() {
     if (state.get("growth") !== growth) return; // another rule was chosen: run again
     sweepChart.show(answer);
     $("sweep-section").dataset.growth = growth;
+    markRedrawn("sweep");
   } catch (error) {
     if (error.status === 429) setTimeout(() => updateSweep(), RETRY_MS);
     else showErrors($("sweep-controls"), error);
