@@ -1,19 +1,24 @@
-"""Classroom sessions: a teacher's page, state and player step, fanned out live to followers.
+"""Classroom sessions: a teacher's page, state and player step, fanned out live to followers,
+and a live quiz (`app.quiz`) put to them.
 
 The teacher creates a session (a short join code plus a secret teacher token), then publishes
-snapshots `{page, state, step}`. Every snapshot gets the next event id of its session; followers
-subscribe and receive snapshots as Server-Sent Events. The SSE rules followed here (event ids,
-reconnection with `Last-Event-ID`) are those of the WHATWG HTML Living Standard, section 9.2
-"Server-sent events".
+snapshots `{page, state, step, quiz}`. Every snapshot gets the next event id of its session;
+followers subscribe and receive snapshots as Server-Sent Events. The SSE rules followed here
+(event ids, reconnection with `Last-Event-ID`) are those of the WHATWG HTML Living Standard,
+section 9.2 "Server-sent events".
 
-Every event is a *full* snapshot, never a diff, so a follower that missed events only needs the
-newest one: a slow follower's mailbox drops its oldest events instead of blocking the teacher, and
-a reconnecting follower whose `Last-Event-ID` is older than the replay ring simply gets the latest
-snapshot.
+Every event is a *full* snapshot, never a diff (the quiz's question, or its worked answer once
+revealed, included), so a follower that missed events only needs the newest one: a slow
+follower's mailbox drops its oldest events instead of blocking the teacher, and a reconnecting
+follower whose `Last-Event-ID` is older than the replay ring simply gets the latest snapshot.
 
-One process holds the hub in memory (`InMemoryHub`, one uvicorn worker). With several workers a
-teacher and a follower can land on different processes, so such a deployment needs a shared broker
-(for example Redis pub/sub) implementing the same small `ClassroomHub` interface (issue 8).
+Memory: an event is kept only as its encoded SSE frame (bytes; the parsed state would cost ~24
+times as much), and a session's replay ring is bounded by the bytes of the frames it holds
+(`replay_bytes`) as well as by their number, so `max_sessions` sessions at every limit fit
+`class_memory_bytes` (checked when the settings load; measured in tests/app/test_sessions_memory).
+
+One process holds the hub in memory (`InMemoryHub`) on SQLite; on PostgreSQL every worker shares
+the sessions through the database (`app.sessions_postgres.PostgresHub`).
 """
 
 from __future__ import annotations
@@ -29,8 +34,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sse_starlette.event import ServerSentEvent
-
+from app.quiz import QuizQuestion, QuizRefused, count_answers, is_correct, valid_answer
 from app.settings import Settings, get_settings
 
 # Join codes are read off a projector and typed on phones: no 0/O or 1/I look-alikes.
@@ -62,6 +66,25 @@ class StateTooLarge(SessionError):
     field = "state"
 
 
+class UnencodableState(SessionError):
+    status_code = 422
+    field = "state"
+
+
+class QuizConflict(SessionError):
+    """An answer to a question that is no longer open, or a reveal of one already revealed."""
+
+    status_code = 409
+
+
+class QuizInvalid(SessionError):
+    status_code = 422
+
+    def __init__(self, refused: QuizRefused) -> None:
+        super().__init__(str(refused))
+        self.field = refused.field
+
+
 @dataclass(frozen=True)
 class HubLimits:
     max_sessions: int
@@ -71,6 +94,8 @@ class HubLimits:
     replay_events: int
     wake_seconds: float  # how often an idle follower checks whether its session has expired
     mailbox_events: int = 32  # per follower; the oldest go first when a follower falls behind
+    replay_bytes: int = 262_144  # encoded frames a session keeps for replay (the latest always)
+    max_quiz_answers: int = 500  # answers to one question (one per student)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> HubLimits:
@@ -81,18 +106,96 @@ class HubLimits:
             idle_seconds=settings.session_idle_seconds,
             replay_events=settings.session_replay_events,
             wake_seconds=settings.session_ping_seconds,
+            replay_bytes=settings.session_replay_bytes,
+            max_quiz_answers=settings.max_quiz_answers,
         )
 
 
-@dataclass(frozen=True)
+# What Python holds beyond the bytes themselves (CPython 3.12, 64-bit; measured by
+# tests/app/test_sessions_memory.py with tracemalloc): an event (the slotted ClassEvent, its
+# bytes object's header, the ring's slot) and an answer (a student id of at most 64 characters,
+# its number, the dict entry); a session's own objects and its question's texts.
+EVENT_OVERHEAD_BYTES = 192
+ANSWER_BYTES = 288
+SESSION_OVERHEAD_BYTES = 24_576
+
+
+def session_memory_bound(limits: HubLimits) -> int:
+    """The most one session holds at the limits: its replay ring's frames and their objects,
+    the latest state once more, the answers to its question, its own objects."""
+    largest_frame = limits.max_state_bytes + 32_768  # the state, a question, its spread
+    return (max(limits.replay_bytes, largest_frame) + limits.max_state_bytes
+            + limits.replay_events * EVENT_OVERHEAD_BYTES
+            + limits.max_quiz_answers * ANSWER_BYTES + SESSION_OVERHEAD_BYTES)  # fmt: skip
+
+
+_FRAME_TAIL = b"\r\n\r\n"
+
+
+@dataclass(frozen=True, slots=True)
 class ClassEvent:
-    """One snapshot of the teacher's page; `frame` is its SSE encoding, built once for all."""
+    """One snapshot of the teacher's page, held only as its SSE frame (built once for all
+    followers); `page`, `state`, `step` and `quiz` are read back from it when asked."""
 
     event_id: int
-    page: str
-    state: dict[str, Any]
-    step: int | None
     frame: bytes
+    data_start: int  # where the JSON payload starts in `frame`
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return json.loads(self.frame[self.data_start : -len(_FRAME_TAIL)])
+
+    @property
+    def page(self) -> str:
+        return self.payload["page"]
+
+    @property
+    def state(self) -> dict[str, Any]:
+        return self.payload["state"]
+
+    @property
+    def step(self) -> int | None:
+        return self.payload["step"]
+
+    @property
+    def quiz(self) -> dict[str, Any] | None:
+        return self.payload["quiz"]
+
+
+def encode_state(state: dict[str, Any], limit: int) -> bytes:
+    """The page state as UTF-8 JSON, within `limit` bytes (413), encodable (422)."""
+    try:
+        data = json.dumps(state, ensure_ascii=False, separators=(",", ":"),
+                          allow_nan=False).encode()  # fmt: skip
+    except (UnicodeEncodeError, ValueError) as exc:  # a lone surrogate, NaN
+        raise UnencodableState(f"the page state cannot be sent on as UTF-8 JSON: {exc}") from exc
+    if len(data) > limit:
+        raise StateTooLarge(f"page state is {len(data)} bytes as JSON; the limit is {limit}")
+    return data
+
+
+def make_event(event_id: int, page: str, step: int | None, state_json: bytes,
+               quiz_json: bytes | None) -> ClassEvent:  # fmt: skip
+    """The event's SSE frame: `id`, `event: state` and one `data` line of JSON (JSON text holds
+    no raw line breaks, so one line is always enough). The state is spliced in as encoded."""
+    head = f"id: {event_id}\r\nevent: state\r\ndata: ".encode()
+    fields = json.dumps({"event_id": event_id, "page": page, "step": step},
+                        ensure_ascii=False, separators=(",", ":")).encode()  # fmt: skip
+    payload = b"".join((fields[:-1], b',"quiz":', quiz_json or b"null", b',"state":',
+                        state_json, b"}"))  # fmt: skip
+    return ClassEvent(event_id, head + payload + _FRAME_TAIL, len(head))
+
+
+def quiz_json(quiz_id: int, question: QuizQuestion, revealed: bool,
+              spread: list[list] | None = None) -> bytes:  # fmt: skip
+    """The quiz as followers see it: the question (and, once revealed, the worked answer and
+    the class's spread)."""
+    parts = [f'{{"id":{quiz_id},"status":"{"revealed" if revealed else "open"}","question":'
+             .encode(), question.public]  # fmt: skip
+    if revealed:
+        parts += [b',"worked":', question.worked, b',"spread":',
+                  json.dumps(spread or [], separators=(",", ":")).encode()]  # fmt: skip
+    return b"".join(parts) + b"}"
 
 
 @dataclass(frozen=True)
@@ -102,29 +205,70 @@ class SessionView:
     followers: int
 
 
+@dataclass(frozen=True)
+class QuizTally:
+    """What the teacher sees of the question being asked: the spread of the answers so far."""
+
+    quiz_id: int
+    kind: str
+    status: str  # "open" or "revealed"
+    answered: int
+    spread: list[list]  # [value, count] pairs (numbers) or [index, count] (choices)
+    correct: int  # answers equal to the worked answer (shown to the teacher after the reveal)
+
+
+def tally_of(quiz_id: int, question: QuizQuestion, revealed: bool,
+             values: list[float | int]) -> QuizTally:  # fmt: skip
+    return QuizTally(quiz_id, question.kind, "revealed" if revealed else "open", len(values),
+                     count_answers(question, values),
+                     sum(is_correct(question, v) for v in values))  # fmt: skip
+
+
+@dataclass(slots=True)
+class _Quiz:
+    quiz_id: int
+    question: QuizQuestion
+    revealed: bool = False
+    answers: dict[str, float | int] = field(default_factory=dict)  # student id → answer
+
+
 @dataclass
 class _ClassSession:
     code: str
     token_digest: bytes
     latest: ClassEvent
+    state_json: bytes
     recent: deque[ClassEvent]
     last_active: float
+    recent_bytes: int = 0
+    quiz: _Quiz | None = None
+    quizzes: int = 0  # questions asked so far: the next quiz id
     followers: set[Subscription] = field(default_factory=set)
 
 
 class ClassroomHub(Protocol):
-    """What the routes need from a hub; a shared broker for several workers implements the same."""
+    """What the routes need from a hub (in memory, or shared through PostgreSQL)."""
 
     def create(self, page: str, state: dict[str, Any]) -> tuple[SessionView, str]: ...
 
     def view(self, code: str) -> SessionView: ...
 
     def publish(self, code: str, token: str, page: str, state: dict[str, Any],
-                step: int | None) -> ClassEvent: ...
+                step: int | None) -> ClassEvent: ...  # fmt: skip
 
     def subscribe(self, code: str, last_event_id: int | None) -> Subscription: ...
 
     def end(self, code: str, token: str) -> None: ...
+
+    def ask(self, code: str, token: str, question: QuizQuestion) -> ClassEvent: ...
+
+    def answer(self, code: str, quiz_id: int, student: str, value: Any) -> None: ...
+
+    def tally(self, code: str, token: str) -> QuizTally | None: ...
+
+    def reveal(self, code: str, token: str, quiz_id: int) -> ClassEvent: ...
+
+    def close_quiz(self, code: str, token: str) -> ClassEvent: ...
 
 
 def _digest(token: str) -> bytes:
@@ -136,12 +280,26 @@ def normalise_code(code: str) -> str:
     return code.strip().upper()
 
 
+def new_code(taken: Callable[[str], bool]) -> str:
+    while True:
+        code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+        if not taken(code):
+            return code
+
+
+def checked_answer(question: QuizQuestion, value: Any) -> float | int:
+    try:
+        return valid_answer(question, value)
+    except QuizRefused as exc:
+        raise QuizInvalid(exc) from exc
+
+
 class Subscription:
     """One follower: a backlog to replay, then a bounded mailbox filled by the hub."""
 
-    def __init__(self, hub: InMemoryHub, session: _ClassSession, backlog: list[ClassEvent]):
+    def __init__(self, hub: Any, followers: set[Subscription], backlog: list[ClassEvent]):
         self._hub = hub
-        self._session = session
+        self._followers = followers
         self._mailbox: deque[ClassEvent] = deque(backlog, maxlen=hub.limits.mailbox_events)
         self._wake = asyncio.Event()
         self._ended = False
@@ -160,7 +318,7 @@ class Subscription:
         """Unregister (idempotent): the follower disconnected."""
         if not self._closed:
             self._closed = True
-            self._session.followers.discard(self)
+            self._followers.discard(self)
 
     async def events(self) -> AsyncIterator[ClassEvent]:
         """Snapshots in event-id order until the session ends; unregisters however it stops."""
@@ -180,6 +338,17 @@ class Subscription:
             self.close()
 
 
+def backlog_for(recent: deque[ClassEvent], latest: ClassEvent,
+                last_event_id: int | None) -> list[ClassEvent]:  # fmt: skip
+    """The events after `last_event_id` when the replay ring still holds them all, else the
+    latest snapshot alone (it is complete by itself)."""
+    if last_event_id is None or last_event_id > latest.event_id:
+        return [latest]  # a fresh follower, or an id from another server life
+    if recent and recent[0].event_id <= last_event_id + 1:
+        return [e for e in recent if e.event_id > last_event_id]
+    return [latest]  # too old for the ring: a full-state event instead
+
+
 class InMemoryHub:
     """Every live session of this process. Call it from the event loop's thread only (async
     routes): no method awaits, so each one is atomic with respect to the others, without locks."""
@@ -191,26 +360,6 @@ class InMemoryHub:
 
     def __len__(self) -> int:
         return len(self._sessions)
-
-    def _event(self, event_id: int, page: str, state: dict[str, Any],
-               step: int | None) -> ClassEvent:
-        state_json = json.dumps(state, ensure_ascii=False, separators=(",", ":"),
-                                allow_nan=False)
-        if len(state_json.encode()) > self.limits.max_state_bytes:
-            raise StateTooLarge(
-                f"page state is {len(state_json.encode())} bytes as JSON; "
-                f"the limit is {self.limits.max_state_bytes}")
-        payload = json.dumps({"event_id": event_id, "page": page, "step": step},
-                             ensure_ascii=False, separators=(",", ":"))
-        payload = payload[:-1] + ',"state":' + state_json + "}"  # state serialised only once
-        frame = ServerSentEvent(data=payload, id=str(event_id), event="state").encode()
-        return ClassEvent(event_id, page, state, step, frame)
-
-    def _new_code(self) -> str:
-        while True:
-            code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
-            if code not in self._sessions:
-                return code
 
     def _session(self, code: str) -> _ClassSession:
         self.sweep()
@@ -241,45 +390,64 @@ class InMemoryHub:
         self.sweep()
         if len(self._sessions) >= self.limits.max_sessions:
             raise SessionsFull(f"the server already holds {self.limits.max_sessions} class "
-                               "sessions; try again when one ends")
-        first = self._event(1, page, state, None)
+                               "sessions; try again when one ends")  # fmt: skip
+        state_json = encode_state(state, self.limits.max_state_bytes)
+        first = make_event(1, page, None, state_json, None)
         token = secrets.token_urlsafe(24)
-        code = self._new_code()
+        code = new_code(lambda c: c in self._sessions)
         self._sessions[code] = _ClassSession(
-            code=code, token_digest=_digest(token), latest=first,
-            recent=deque([first], maxlen=self.limits.replay_events), last_active=self._clock())
+            code=code,
+            token_digest=_digest(token),
+            latest=first,
+            state_json=state_json,
+            recent=deque([first]),
+            recent_bytes=len(first.frame),
+            last_active=self._clock(),
+        )
         return SessionView(code, first, 0), token
 
     def view(self, code: str) -> SessionView:
         session = self._session(code)
         return SessionView(session.code, session.latest, len(session.followers))
 
-    def publish(self, code: str, token: str, page: str, state: dict[str, Any],
-                step: int | None) -> ClassEvent:
-        """The teacher's new snapshot: next event id, kept for replay, offered to every follower."""
-        session = self._teacher_session(code, token)
-        event = self._event(session.latest.event_id + 1, page, state, step)
+    def _quiz_json(self, session: _ClassSession) -> bytes | None:
+        quiz = session.quiz
+        if quiz is None:
+            return None
+        spread = count_answers(quiz.question, quiz.answers.values()) if quiz.revealed else None
+        return quiz_json(quiz.quiz_id, quiz.question, quiz.revealed, spread)
+
+    def _emit(self, session: _ClassSession, page: str, step: int | None) -> ClassEvent:
+        """The next snapshot: kept for replay (within the ring's bytes) and sent to all."""
+        event = make_event(session.latest.event_id + 1, page, step, session.state_json,
+                           self._quiz_json(session))  # fmt: skip
         session.latest = event
         session.recent.append(event)
+        session.recent_bytes += len(event.frame)
+        while len(session.recent) > 1 and (
+            len(session.recent) > self.limits.replay_events
+            or session.recent_bytes > self.limits.replay_bytes
+        ):
+            session.recent_bytes -= len(session.recent.popleft().frame)
         session.last_active = self._clock()
         for follower in session.followers:
             follower.offer(event)
         return event
 
+    def publish(self, code: str, token: str, page: str, state: dict[str, Any],
+                step: int | None) -> ClassEvent:  # fmt: skip
+        """The teacher's new snapshot: next event id, kept for replay, offered to every follower."""
+        session = self._teacher_session(code, token)
+        session.state_json = encode_state(state, self.limits.max_state_bytes)
+        return self._emit(session, page, step)
+
     def subscribe(self, code: str, last_event_id: int | None) -> Subscription:
-        """Register a follower. Backlog: the events after `last_event_id` when the replay ring
-        still holds them all, else the latest snapshot alone (it is complete by itself)."""
+        """Register a follower, with the backlog it missed (`backlog_for`)."""
         session = self._session(code)
         if len(session.followers) >= self.limits.max_followers:
             raise SessionsFull(f"this session already has {self.limits.max_followers} followers")
-        latest = session.latest.event_id
-        if last_event_id is None or last_event_id > latest:
-            backlog = [session.latest]  # a fresh follower, or an id from another server life
-        elif session.recent[0].event_id <= last_event_id + 1:
-            backlog = [e for e in session.recent if e.event_id > last_event_id]
-        else:
-            backlog = [session.latest]  # too old for the ring: a full-state event instead
-        subscription = Subscription(self, session, backlog)
+        backlog = backlog_for(session.recent, session.latest, last_event_id)
+        subscription = Subscription(self, session.followers, backlog)
         session.followers.add(subscription)
         return subscription
 
@@ -288,8 +456,57 @@ class InMemoryHub:
         session = self._teacher_session(code, token)
         self._finish(self._sessions.pop(session.code))
 
+    # --- the live quiz (app.quiz) ---------------------------------------------------------
 
-_hub: InMemoryHub | None = None
+    def _again(self, session: _ClassSession) -> ClassEvent:
+        latest = session.latest
+        return self._emit(session, latest.page, latest.step)
+
+    def ask(self, code: str, token: str, question: QuizQuestion) -> ClassEvent:
+        """Put `question` to the class (replacing any question asked before)."""
+        session = self._teacher_session(code, token)
+        session.quizzes += 1
+        session.quiz = _Quiz(session.quizzes, question)
+        return self._again(session)
+
+    def _open_quiz(self, session: _ClassSession, quiz_id: int) -> _Quiz:
+        quiz = session.quiz
+        if quiz is None or quiz.quiz_id != quiz_id:
+            raise QuizConflict("that question is no longer asked")
+        if quiz.revealed:
+            raise QuizConflict("the answer has been revealed: answers are closed")
+        return quiz
+
+    def answer(self, code: str, quiz_id: int, student: str, value: Any) -> None:
+        """A student's answer (one per student id; a second one replaces the first)."""
+        session = self._session(code)
+        quiz = self._open_quiz(session, quiz_id)
+        checked = checked_answer(quiz.question, value)
+        if student not in quiz.answers and len(quiz.answers) >= self.limits.max_quiz_answers:
+            raise QuizConflict(f"this question already has {self.limits.max_quiz_answers} "
+                               "answers")  # fmt: skip
+        quiz.answers[student] = checked
+
+    def tally(self, code: str, token: str) -> QuizTally | None:
+        quiz = self._teacher_session(code, token).quiz
+        if quiz is None:
+            return None
+        return tally_of(quiz.quiz_id, quiz.question, quiz.revealed, list(quiz.answers.values()))
+
+    def reveal(self, code: str, token: str, quiz_id: int) -> ClassEvent:
+        """Close the answers and show everyone the worked answer and the class's spread."""
+        session = self._teacher_session(code, token)
+        self._open_quiz(session, quiz_id).revealed = True
+        return self._again(session)
+
+    def close_quiz(self, code: str, token: str) -> ClassEvent:
+        """Take the question (and its answers) away."""
+        session = self._teacher_session(code, token)
+        session.quiz = None
+        return self._again(session)
+
+
+_hub: ClassroomHub | None = None
 
 
 async def get_hub() -> ClassroomHub:

@@ -4,7 +4,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,13 +67,19 @@ class Settings(BaseSettings):
     max_erf_dilation: int = 16  # first-layer dilation of a stack
     max_erf_macs: int = 40_000_000_000  # multiply-adds of one request (resnet18 at 224 × 16)
 
-    # --- classroom follow mode (app/sessions.py; one worker holds every session in memory) ----
-    max_class_sessions: int = 200
-    max_session_followers: int = 500
-    max_session_state_bytes: int = 16_384  # JSON of one published page state
+    # --- classroom follow mode and quiz (app/sessions.py: in memory on SQLite; shared by every
+    # worker through the database on PostgreSQL, app/sessions_postgres.py) -------------------
+    max_class_sessions: int = Field(200, ge=1)
+    max_session_followers: int = Field(500, ge=1)
+    max_session_state_bytes: int = Field(16_384, ge=256)  # JSON of one published page state
     session_idle_seconds: float = 3 * 3600  # a session with no teacher action this long ends
-    session_replay_events: int = 256  # recent events kept for Last-Event-ID replay
+    session_replay_events: int = Field(256, ge=1)  # recent events kept for Last-Event-ID replay
+    session_replay_bytes: int = Field(131_072, ge=1024)  # and their encoded bytes, per session
     session_ping_seconds: float = 15.0  # SSE keep-alive comment interval
+    max_quiz_answers: int = Field(500, ge=1)  # answers to one quiz question (one per student)
+    # memory every class session together may hold at the limits above (checked at start-up)
+    class_memory_bytes: int = 100_000_000
+    session_poll_seconds: float = Field(1.0, gt=0)  # Postgres: a look without notification
 
     # --- feature maps (/api/features) ---------------------------------------------------------
     max_upload_bytes: int = 20_000_000  # one uploaded picture
@@ -115,7 +121,7 @@ class Settings(BaseSettings):
     max_run_batch_size: int = 1024
     max_run_steps_per_epoch: int = 10_000
     run_models: tuple[str, ...] = ("lenet5", "mlp", "tinyvgg", "alexnet", "resnet18",
-                                   "mobilenet_v1", "mobilenet_v2", "googlenet")
+                                   "mobilenet_v1", "mobilenet_v2", "googlenet")  # fmt: skip
     run_threads: int = 1  # torch threads per worker (one per run keeps runs from fighting)
     # Worker processes never fork the server: "forkserver" forks them from a clean helper
     # process that has imported torch once (a run starts in milliseconds); "spawn" starts a
@@ -126,6 +132,19 @@ class Settings(BaseSettings):
     run_poll_seconds: float = 0.25  # how often a run driven by another process is re-read
     run_ping_seconds: float = 15.0  # SSE keep-alive comment interval
     datasets_dir: Path | None = None  # local MNIST / Fashion-MNIST / CIFAR-10 files, if any
+
+    @model_validator(mode="after")
+    def _sessions_fit_their_memory(self) -> "Settings":
+        from app.sessions import HubLimits, session_memory_bound  # imports this module
+
+        need = self.max_class_sessions * session_memory_bound(HubLimits.from_settings(self))
+        if need > self.class_memory_bytes:
+            raise ValueError(
+                f"{self.max_class_sessions} class sessions at their limits may hold {need} bytes, "
+                f"over class_memory_bytes = {self.class_memory_bytes}: lower a session limit "
+                "or raise the budget"
+            )
+        return self
 
     @property
     def checkpoints_dir(self) -> Path:

@@ -9,29 +9,38 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import qrcode
 import qrcode.image.svg
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.background import BackgroundTask
 
 from app.deps import settings_dep
+from app.quiz import STUDENT_ID, QuizRefused, quiz_question
 from app.routes.pages import render
 from app.schemas.sessions import (
+    QuizAnswer,
+    QuizAsk,
+    QuizAsked,
+    QuizState,
+    QuizTallyOut,
     SessionCreate,
     SessionCreated,
     SessionSnapshot,
     StatePublish,
     StatePublished,
 )
-from app.sessions import ClassroomHub, SessionError, Subscription, get_hub
+from app.sessions import ClassroomHub, QuizInvalid, SessionError, Subscription, get_hub
 from app.settings import Settings, get_settings
 from app.sse import RECONNECT_MS, parse_last_event_id
 
 router = APIRouter()
 # The raw body is cut off early (413) well above any state the hub would accept; the hub then
 # measures the state itself exactly (413 naming `state`).
-api = APIRouter(prefix="/api/sessions", tags=["sessions"],
-                max_body_size=2 * get_settings().max_session_state_bytes + 4096)
+api = APIRouter(
+    prefix="/api/sessions",
+    tags=["sessions"],
+    max_body_size=2 * get_settings().max_session_state_bytes + 4096,
+)
 
 Hub = Annotated[ClassroomHub, Depends(get_hub)]
 TeacherToken = Annotated[str, Header(alias="X-Teacher-Token", max_length=128)]
@@ -40,15 +49,21 @@ TeacherToken = Annotated[str, Header(alias="X-Teacher-Token", max_length=128)]
 
 
 def _raise_http(exc: SessionError) -> NoReturn:
-    detail = ([{"loc": ["body", exc.field], "msg": str(exc), "type": "value_error"}]
-              if exc.field else str(exc))
+    detail = (
+        [{"loc": ["body", exc.field], "msg": str(exc), "type": "value_error"}]
+        if exc.field
+        else str(exc)
+    )
     raise HTTPException(status_code=exc.status_code, detail=detail) from exc
 
 
 def join_qr_svg(url: str) -> str:
     """The join URL as an inline SVG QR code (vector paths only: no raster, no inline style)."""
-    code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=2,
-                         image_factory=qrcode.image.svg.SvgPathImage)
+    code = qrcode.QRCode(
+        error_correction=qrcode.constants.ERROR_CORRECT_M,
+        border=2,
+        image_factory=qrcode.image.svg.SvgPathImage,
+    )
     code.add_data(url)
     return code.make_image().to_string(encoding="unicode")
 
@@ -61,13 +76,15 @@ async def create_session(body: SessionCreate, request: Request, hub: Hub) -> Ses
     except SessionError as exc:
         _raise_http(exc)
     join_url = str(request.url_for("join_page", code=view.code))
-    return SessionCreated(code=view.code, teacher_token=token, join_url=join_url,
-                          qr_svg=join_qr_svg(join_url))
+    return SessionCreated(
+        code=view.code, teacher_token=token, join_url=join_url, qr_svg=join_qr_svg(join_url)
+    )
 
 
 @api.post("/{code}/state", response_model=StatePublished)
-async def publish_state(code: str, body: StatePublish, token: TeacherToken,
-                        hub: Hub) -> StatePublished:
+async def publish_state(
+    code: str, body: StatePublish, token: TeacherToken, hub: Hub
+) -> StatePublished:
     """The teacher's new page, state and step, sent to every follower."""
     try:
         event = hub.publish(code, token, body.page, body.state, body.step)
@@ -84,8 +101,15 @@ async def session_snapshot(code: str, hub: Hub) -> SessionSnapshot:
     except SessionError as exc:
         _raise_http(exc)
     latest = view.latest
-    return SessionSnapshot(code=view.code, page=latest.page, state=latest.state, step=latest.step,
-                           event_id=latest.event_id, followers=view.followers)
+    return SessionSnapshot(
+        code=view.code,
+        page=latest.page,
+        state=latest.state,
+        step=latest.step,
+        event_id=latest.event_id,
+        followers=view.followers,
+        quiz=latest.quiz,
+    )
 
 
 @api.delete("/{code}", status_code=204)
@@ -98,6 +122,67 @@ async def end_session(code: str, token: TeacherToken, hub: Hub) -> Response:
     return Response(status_code=204)
 
 
+# --- the live class quiz (app/quiz.py) --------------------------------------------------------
+
+StudentId = Annotated[str, Path(pattern=STUDENT_ID.pattern, description="made by the page")]
+
+
+@api.post("/{code}/quiz", response_model=QuizAsked, status_code=201)
+async def ask_quiz(code: str, body: QuizAsk, token: TeacherToken, hub: Hub) -> QuizAsked:
+    """Put one of a lesson's questions to the class (replacing the one asked before)."""
+    try:
+        try:
+            question = quiz_question(body.lesson, body.question, body.part)
+        except QuizRefused as exc:
+            raise QuizInvalid(exc) from exc
+        event = hub.ask(code, token, question)
+    except SessionError as exc:
+        _raise_http(exc)
+    return QuizAsked(quiz_id=event.quiz["id"], event_id=event.event_id)
+
+
+@api.get("/{code}/quiz", response_model=QuizState)
+async def quiz_tally(code: str, token: TeacherToken, hub: Hub) -> QuizState:
+    """The teacher's view of the question asked: how the class has answered so far."""
+    try:
+        tally = hub.tally(code, token)
+        followers = hub.view(code).followers
+    except SessionError as exc:
+        _raise_http(exc)
+    return QuizState(quiz=QuizTallyOut(**vars(tally)) if tally else None, followers=followers)
+
+
+@api.put("/{code}/quiz/{quiz_id}/answers/{student}", status_code=204)
+async def answer_quiz(code: str, quiz_id: int, student: StudentId, body: QuizAnswer,
+                      hub: Hub) -> Response:  # fmt: skip
+    """A student's answer; sent again, it replaces the earlier one (until the reveal)."""
+    try:
+        hub.answer(code, quiz_id, student, body.value)
+    except SessionError as exc:
+        _raise_http(exc)
+    return Response(status_code=204)
+
+
+@api.post("/{code}/quiz/{quiz_id}/reveal", response_model=StatePublished)
+async def reveal_quiz(code: str, quiz_id: int, token: TeacherToken, hub: Hub) -> StatePublished:
+    """Close the answers; everyone sees the worked answer and the class's spread."""
+    try:
+        event = hub.reveal(code, token, quiz_id)
+    except SessionError as exc:
+        _raise_http(exc)
+    return StatePublished(event_id=event.event_id)
+
+
+@api.delete("/{code}/quiz", response_model=StatePublished)
+async def close_quiz(code: str, token: TeacherToken, hub: Hub) -> StatePublished:
+    """Take the question away from the students' screens."""
+    try:
+        event = hub.close_quiz(code, token)
+    except SessionError as exc:
+        _raise_http(exc)
+    return StatePublished(event_id=event.event_id)
+
+
 async def _follow_stream(subscription: Subscription):
     yield ServerSentEvent(retry=RECONNECT_MS, comment="following")
     async for event in subscription.events():
@@ -106,9 +191,12 @@ async def _follow_stream(subscription: Subscription):
 
 
 @api.get("/{code}/events")
-async def follow_events(code: str, hub: Hub, settings: Annotated[Settings, Depends(settings_dep)],
-                  last_event_id: Annotated[str | None, Header(max_length=32)] = None,
-                  ) -> EventSourceResponse:
+async def follow_events(
+    code: str,
+    hub: Hub,
+    settings: Annotated[Settings, Depends(settings_dep)],
+    last_event_id: Annotated[str | None, Header(max_length=32)] = None,
+) -> EventSourceResponse:
     """Server-Sent Events: `state` events (full snapshots, with ids; `Last-Event-ID` replays
     what was missed) and a final `end` event."""
     try:
@@ -117,8 +205,11 @@ async def follow_events(code: str, hub: Hub, settings: Annotated[Settings, Depen
         _raise_http(exc)
     # close() also as a background task: a follower that leaves before the stream's first
     # event never runs the generator's own cleanup.
-    return EventSourceResponse(_follow_stream(subscription), ping=settings.session_ping_seconds,
-                               background=BackgroundTask(subscription.close))
+    return EventSourceResponse(
+        _follow_stream(subscription),
+        ping=settings.session_ping_seconds,
+        background=BackgroundTask(subscription.close),
+    )
 
 
 @router.get("/join", response_class=HTMLResponse, include_in_schema=False)
@@ -129,8 +220,7 @@ def join_form(request: Request, code: Annotated[str | None, Query(max_length=16)
     return render(request, "join.html", "join", code="", unknown=False)
 
 
-@router.get("/join/{code}", response_class=HTMLResponse, include_in_schema=False,
-            name="join_page")
+@router.get("/join/{code}", response_class=HTMLResponse, include_in_schema=False, name="join_page")
 async def join_page(code: str, request: Request, hub: Hub):
     """Open the teacher's current page in follow mode, or say that the code is unknown."""
     try:

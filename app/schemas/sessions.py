@@ -3,7 +3,7 @@
 import json
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, Field, JsonValue
+from pydantic import AfterValidator, BaseModel, Field, JsonValue, StrictFloat, StrictInt
 
 MAX_PAGE_LENGTH = 1024
 MAX_STEP = 10_000_000  # a player step index; traces are far smaller, this only bounds the int
@@ -20,21 +20,37 @@ def _same_site_page(page: str) -> str:
 # Printable URL characters only (RFC 3986 unreserved, reserved and %-escapes); no '#', no spaces.
 Page = Annotated[
     str,
-    Field(max_length=MAX_PAGE_LENGTH, pattern=r"^/[A-Za-z0-9\-._~%!$&'()*+,;=:@/?]*$",
-          examples=["/conv?kernel=3&stride=2"]),
+    Field(
+        max_length=MAX_PAGE_LENGTH,
+        pattern=r"^/[A-Za-z0-9\-._~%!$&'()*+,;=:@/?]*$",
+        examples=["/conv?kernel=3&stride=2"],
+    ),
     AfterValidator(_same_site_page),
 ]
+
+
 def _finite_json(state: dict) -> dict:
-    """NaN and Infinity parse from a request body but cannot be sent on to followers as JSON."""
+    """NaN and Infinity parse from a request body but cannot be sent on to followers as JSON;
+    nor can a lone surrogate (`"\\ud800"` is valid JSON, but no UTF-8 text)."""
     try:
-        json.dumps(state, allow_nan=False)
+        json.dumps(state, allow_nan=False, ensure_ascii=False).encode()
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            "state must hold only text that UTF-8 can encode (no lone surrogate such as \\ud800)"
+        ) from exc
     except ValueError as exc:
         raise ValueError("state must hold only finite numbers (no NaN or Infinity)") from exc
     return state
 
 
+# What a page's state table can hold (static/js/state.js): numbers, text, true/false, and lists
+# of numbers or text. Anything else (objects, nested lists) no follower's page could apply.
+StateScalar = str | int | float | bool | None
+StateValue = StateScalar | list[StateScalar]
+
+
 PageState = Annotated[
-    dict[str, JsonValue],
+    dict[Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], StateValue],
     Field(description="the page's declarative URL state; bounded by max_session_state_bytes"),
     AfterValidator(_finite_json),
 ]
@@ -69,4 +85,44 @@ class SessionSnapshot(BaseModel):
     state: dict[str, JsonValue]
     step: int | None
     event_id: int
+    followers: int
+    quiz: dict[str, JsonValue] | None = None  # the question asked, as followers see it
+
+
+# --- the live class quiz ----------------------------------------------------------------------
+Slug = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_-]+$")]
+
+
+class QuizAsk(BaseModel):
+    """Which lesson question (and which part of its worked answer) the class is asked."""
+
+    lesson: Slug = Field(examples=["convolution"])
+    question: Slug = Field(examples=["output"])
+    part: Slug = Field(examples=["macs"])
+
+
+class QuizAsked(BaseModel):
+    quiz_id: int
+    event_id: int
+
+
+class QuizAnswer(BaseModel):
+    value: StrictInt | StrictFloat = Field(description="the number, or the chosen option's index")
+
+
+class QuizTallyOut(BaseModel):
+    quiz_id: int
+    kind: str
+    status: str = Field(description="open (answers accepted) or revealed")
+    answered: int
+    spread: list[list[float | int]] = Field(
+        description="[value, count] in increasing value (numbers), [index, count] (choices)"
+    )
+    correct: int
+
+
+class QuizState(BaseModel):
+    """The question being asked, if any, as the teacher sees it."""
+
+    quiz: QuizTallyOut | None
     followers: int

@@ -29,8 +29,15 @@ class FakeClock:
 
 
 def make_hub(clock=None, **overrides) -> InMemoryHub:
-    limits = dict(max_sessions=10, max_followers=300, max_state_bytes=1024, idle_seconds=60.0,
-                  replay_events=8, wake_seconds=0.01, mailbox_events=32)
+    limits = dict(
+        max_sessions=10,
+        max_followers=300,
+        max_state_bytes=1024,
+        idle_seconds=60.0,
+        replay_events=8,
+        wake_seconds=0.01,
+        mailbox_events=32,
+    )
     limits.update(overrides)
     return InMemoryHub(HubLimits(**limits), clock=clock or FakeClock())
 
@@ -60,7 +67,7 @@ def test_code_is_short_unambiguous_and_case_insensitive():
 
 
 def test_a_code_already_in_use_is_drawn_again(monkeypatch):
-    letters = iter("AAAAAA" "AAAAAA" "BBBBBB")  # the second draw collides with the first
+    letters = iter("AAAAAAAAAAAABBBBBB")  # the second draw collides with the first
     monkeypatch.setattr("app.sessions.secrets.choice", lambda alphabet: next(letters))
     hub = make_hub()
     assert [hub.create("/conv", {})[0].code for _ in range(2)] == ["AAAAAA", "BBBBBB"]
@@ -82,8 +89,13 @@ def test_sse_frame_carries_id_and_the_whole_snapshot():
     lines = event.frame.decode().split("\r\n")
     assert lines[0] == "id: 2" and lines[1] == "event: state"
     payload = json.loads(lines[2].removeprefix("data: "))
-    assert payload == {"event_id": 2, "page": "/conv?stride=2", "step": 7,
-                       "state": {"stride": 2, "name": "소벨"}}
+    assert payload == {
+        "event_id": 2,
+        "page": "/conv?stride=2",
+        "step": 7,
+        "quiz": None,
+        "state": {"stride": 2, "name": "소벨"},
+    }
     assert event.frame.endswith(b"\r\n\r\n")
 
 

@@ -19,8 +19,14 @@ from app.main import app
 from app.sessions import CODE_ALPHABET, HubLimits, InMemoryHub, get_hub
 from app.settings import Settings
 
-LIMITS = HubLimits(max_sessions=5, max_followers=30, max_state_bytes=2048, idle_seconds=600.0,
-                   replay_events=4, wake_seconds=1.0)
+LIMITS = HubLimits(
+    max_sessions=5,
+    max_followers=30,
+    max_state_bytes=2048,
+    idle_seconds=600.0,
+    replay_events=4,
+    wake_seconds=1.0,
+)
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +37,7 @@ def server() -> Iterator[tuple[str, dict]]:
     app.dependency_overrides[get_hub] = lambda: holder["hub"]
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(app, log_level="warning", lifespan="off",
-                            timeout_graceful_shutdown=2)
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=2)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -67,8 +72,11 @@ def start(client: httpx.Client, page: str = "/conv?stride=2", state=None) -> tup
 
 
 def publish(client, code, token, step, page="/conv", state=None) -> httpx.Response:
-    return client.post(f"/api/sessions/{code}/state", headers={"X-Teacher-Token": token},
-                       json={"page": page, "state": state or {"step": step}, "step": step})
+    return client.post(
+        f"/api/sessions/{code}/state",
+        headers={"X-Teacher-Token": token},
+        json={"page": page, "state": state or {"step": step}, "step": step},
+    )
 
 
 def sse_events(lines: Iterator[str]) -> Iterator[dict]:
@@ -113,8 +121,15 @@ def test_create_returns_code_token_join_url_and_qr(client):
     expected = {(x, y) for y, row in enumerate(matrix) for x, dark in enumerate(row) if dark}
     assert qr_modules(svg) == expected
     snapshot = client.get(f"/api/sessions/{body['code']}").json()
-    assert snapshot == {"code": body["code"], "page": "/conv?stride=2", "state": {"k": 3},
-                        "step": None, "event_id": 1, "followers": 0}
+    assert snapshot == {
+        "code": body["code"],
+        "page": "/conv?stride=2",
+        "state": {"k": 3},
+        "step": None,
+        "event_id": 1,
+        "followers": 0,
+        "quiz": None,
+    }
 
 
 def test_publish_advances_event_ids_and_the_snapshot(client):
@@ -130,37 +145,52 @@ def test_teacher_token_is_required_and_checked(client):
     missing = client.post(f"/api/sessions/{code}/state", json={"page": "/conv"})
     assert missing.status_code == 422
     assert missing.json()["detail"][0]["loc"] == ["header", "X-Teacher-Token"]
-    assert client.delete(f"/api/sessions/{code}", headers={"X-Teacher-Token": "no"}
-                         ).status_code == 403
+    assert (
+        client.delete(f"/api/sessions/{code}", headers={"X-Teacher-Token": "no"}).status_code == 403
+    )
     assert client.get(f"/api/sessions/{code}").json()["event_id"] == 1
 
 
-@pytest.mark.parametrize("method,path", [
-    ("GET", "/api/sessions/ZZZZZQ"), ("GET", "/api/sessions/ZZZZZQ/events"),
-    ("POST", "/api/sessions/ZZZZZQ/state"), ("DELETE", "/api/sessions/ZZZZZQ"),
-])
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("GET", "/api/sessions/ZZZZZQ"),
+        ("GET", "/api/sessions/ZZZZZQ/events"),
+        ("POST", "/api/sessions/ZZZZZQ/state"),
+        ("DELETE", "/api/sessions/ZZZZZQ"),
+    ],
+)
 def test_unknown_code_is_404(client, method, path):
-    response = client.request(method, path, headers={"X-Teacher-Token": "t"},
-                              json={"page": "/conv"} if method == "POST" else None)
+    response = client.request(
+        method,
+        path,
+        headers={"X-Teacher-Token": "t"},
+        json={"page": "/conv"} if method == "POST" else None,
+    )
     assert response.status_code == 404
     assert "ZZZZZQ" in response.json()["detail"]
 
 
-@pytest.mark.parametrize("body,field", [
-    ({"page": "//evil.example/conv"}, "page"),
-    ({"page": "/\\evil.example"}, "page"),
-    ({"page": "https://evil.example/"}, "page"),
-    ({"page": "/conv#frag"}, "page"),
-    ({"page": "/api/sessions"}, "page"),
-    ({"page": "/conv", "step": -1}, "step"),
-    ({"page": "/conv", "step": "two"}, "step"),
-    ({"page": "/conv", "state": [1, 2]}, "state"),
-    ({"state": {}}, "page"),
-])
+@pytest.mark.parametrize(
+    "body,field",
+    [
+        ({"page": "//evil.example/conv"}, "page"),
+        ({"page": "/\\evil.example"}, "page"),
+        ({"page": "https://evil.example/"}, "page"),
+        ({"page": "/conv#frag"}, "page"),
+        ({"page": "/api/sessions"}, "page"),
+        ({"page": "/conv", "step": -1}, "step"),
+        ({"page": "/conv", "step": "two"}, "step"),
+        ({"page": "/conv", "state": [1, 2]}, "state"),
+        ({"state": {}}, "page"),
+    ],
+)
 def test_bad_bodies_are_422_naming_the_field(client, body, field):
     code, token = start(client)
-    for path, headers in (("/api/sessions", {}),
-                          (f"/api/sessions/{code}/state", {"X-Teacher-Token": token})):
+    for path, headers in (
+        ("/api/sessions", {}),
+        (f"/api/sessions/{code}/state", {"X-Teacher-Token": token}),
+    ):
         if path == "/api/sessions" and field == "step":
             continue  # create takes no step
         response = client.post(path, json=body, headers=headers)
@@ -193,30 +223,42 @@ def test_follower_receives_snapshots_in_order_and_is_counted(client):
         events = sse_events(stream.iter_lines())
         first = next(events)
         assert (first["id"], first["event"]) == ("1", "state")
-        assert json.loads(first["data"]) == {"event_id": 1, "page": "/conv?stride=2",
-                                             "step": None, "state": {"stride": 2}}
+        assert json.loads(first["data"]) == {
+            "event_id": 1,
+            "page": "/conv?stride=2",
+            "step": None,
+            "quiz": None,
+            "state": {"stride": 2},
+        }
         assert wait_for_followers(client, code, 1) == 1
         for step in range(3):
             publish(client, code, token, step, page=f"/conv?step={step}")
         received = [next(events) for _ in range(3)]
         assert [e["id"] for e in received] == ["2", "3", "4"]
         assert [json.loads(e["data"])["page"] for e in received] == [
-            "/conv?step=0", "/conv?step=1", "/conv?step=2"]
+            "/conv?step=0",
+            "/conv?step=1",
+            "/conv?step=2",
+        ]
     assert wait_for_followers(client, code, 0) == 0  # the disconnect unregistered it
 
 
-@pytest.mark.parametrize("last_event_id,expected", [
-    ("5", ["6", "7"]),  # replay of what was missed
-    ("3", ["4", "5", "6", "7"]),  # the oldest the 4-event ring can replay
-    ("2", ["7"]),  # 3 is gone: the latest snapshot alone stands for everything missed
-    ("junk", ["7"]),  # unreadable: full state
-])
+@pytest.mark.parametrize(
+    "last_event_id,expected",
+    [
+        ("5", ["6", "7"]),  # replay of what was missed
+        ("3", ["4", "5", "6", "7"]),  # the oldest the 4-event ring can replay
+        ("2", ["7"]),  # 3 is gone: the latest snapshot alone stands for everything missed
+        ("junk", ["7"]),  # unreadable: full state
+    ],
+)
 def test_last_event_id_replays_or_sends_the_full_state(client, last_event_id, expected):
     code, token = start(client)
     for step in range(6):
         publish(client, code, token, step)  # events 2..7; the ring keeps 4..7
-    with client.stream("GET", f"/api/sessions/{code}/events",
-                       headers={"Last-Event-ID": last_event_id}) as stream:
+    with client.stream(
+        "GET", f"/api/sessions/{code}/events", headers={"Last-Event-ID": last_event_id}
+    ) as stream:
         events = sse_events(stream.iter_lines())
         assert [next(events)["id"] for _ in expected] == expected
         publish(client, code, token, 99)
@@ -240,8 +282,10 @@ def test_teacher_ends_the_session_and_followers_get_end(client):
     with client.stream("GET", f"/api/sessions/{code}/events") as stream:
         events = sse_events(stream.iter_lines())
         assert next(events)["id"] == "1"
-        assert client.delete(f"/api/sessions/{code}",
-                             headers={"X-Teacher-Token": token}).status_code == 204
+        assert (
+            client.delete(f"/api/sessions/{code}", headers={"X-Teacher-Token": token}).status_code
+            == 204
+        )
         assert next(events)["event"] == "end"
         assert list(events) == []  # the server closed the stream
     assert client.get(f"/api/sessions/{code}/events").status_code == 404
@@ -267,14 +311,18 @@ def test_many_concurrent_followers_and_the_follower_limit(base_url, client):
         ready, counter = asyncio.Event(), [0]
         limits = httpx.Limits(max_connections=LIMITS.max_followers + 5)
         async with httpx.AsyncClient(base_url=base_url, timeout=10, limits=limits) as http:
-            tasks = [asyncio.create_task(follow(http, ready, counter))
-                     for _ in range(LIMITS.max_followers)]
+            tasks = [
+                asyncio.create_task(follow(http, ready, counter))
+                for _ in range(LIMITS.max_followers)
+            ]
             await asyncio.wait_for(ready.wait(), 10)  # all connected (each got event 1)
             over = await http.get(f"/api/sessions/{code}/events")
             for step in range(2):
-                await http.post(f"/api/sessions/{code}/state",
-                                headers={"X-Teacher-Token": token},
-                                json={"page": "/conv", "step": step})
+                await http.post(
+                    f"/api/sessions/{code}/state",
+                    headers={"X-Teacher-Token": token},
+                    json={"page": "/conv", "step": step},
+                )
             return over, await asyncio.gather(*tasks)
 
     over, results = asyncio.run(scenario())
@@ -290,7 +338,8 @@ def test_join_redirects_to_the_teachers_page_in_follow_mode(client):
     assert response.headers["location"] == f"/conv?kernel=5&stride=2&follow={code}"
     publish(client, code, token, 3, page="/pool")  # the teacher moved on: so does the link
     assert client.get(f"/join/{code}", follow_redirects=False).headers["location"] == (
-        f"/pool?follow={code}")
+        f"/pool?follow={code}"
+    )
 
 
 def test_join_form_and_unknown_code(client):
