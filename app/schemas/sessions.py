@@ -43,10 +43,12 @@ def _finite_json(state: dict) -> dict:
     return state
 
 
-# What a page's state table can hold (static/js/state.js): numbers, text, true/false, and lists
-# of numbers or text. Anything else (objects, nested lists) no follower's page could apply.
+# What a page's state table can hold (static/js/state.js): numbers, text, true/false, lists of
+# them, and one level of object of those (a lesson's `explorer`: its framed explorer's state).
+# Anything deeper no follower's page could apply.
 StateScalar = str | int | float | bool | None
-StateValue = StateScalar | list[StateScalar]
+StateLeaf = StateScalar | list[StateScalar]
+StateValue = StateLeaf | dict[Annotated[str, Field(max_length=64)], StateLeaf]
 
 
 PageState = Annotated[

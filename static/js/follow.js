@@ -10,6 +10,8 @@
 
 import { watchStates } from "./state.js";
 import { t } from "./i18n.js";
+import { studentQuiz } from "./follow/quiz_student.js";
+import { teacherQuiz } from "./follow/quiz_teacher.js";
 
 const TEACHER_KEY = "cnnviz.follow.teacher";
 const PUBLISH_INTERVAL_MS = 100; // at most 10 publishes per second
@@ -64,6 +66,7 @@ function teacher(button) {
   let lastSent = -Infinity;
   let dialog = null;
   let countTimer = null;
+  const quiz = teacherQuiz(() => session);
 
   function label() {
     button.textContent = session ? t("follow.live", { code: session.code }) : t("follow.start");
@@ -77,6 +80,7 @@ function teacher(button) {
     window.clearTimeout(timer);
     timer = null;
     label();
+    quiz.ended();
   }
 
   function schedule() {
@@ -120,6 +124,7 @@ function teacher(button) {
     session = body;
     window.sessionStorage.setItem(TEACHER_KEY, JSON.stringify(session));
     label();
+    quiz.started();
   }
 
   async function end() {
@@ -224,6 +229,7 @@ function teacher(button) {
     schedule();
   });
   label();
+  if (session) quiz.started();
   // Arriving on a new page is itself news for the followers; by DOMContentLoaded every page
   // module has run, so states created at start-up are in the first snapshot.
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", schedule);
@@ -244,6 +250,7 @@ function follower(code, button) {
   const toggle = textButton("follow-toggle", "follow.detach", () => (attached ? detach() : attach()));
   bar.append(status, toggle);
   (document.querySelector(".site-header") ?? document.body.firstElementChild)?.after(bar);
+  const quiz = studentQuiz(code, bar);
 
   function show(key) {
     status.textContent = t(key, { code });
@@ -331,6 +338,7 @@ function follower(code, button) {
   source.addEventListener("state", (message) => {
     latest = JSON.parse(message.data);
     bar.dataset.eventId = String(latest.event_id);
+    quiz.show(latest.quiz ?? null); // a question reaches a student who explores on their own too
     if (attached) apply(latest);
   });
   source.addEventListener("end", () => {

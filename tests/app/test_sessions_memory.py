@@ -98,7 +98,7 @@ def test_settings_whose_sessions_cannot_fit_the_budget_are_refused():
     [
         '{"s": "\\ud800"}',  # a lone surrogate: valid JSON, no UTF-8 text
         '{"s": ["ok", "\\udfff"]}',
-        '{"s": {"nested": 1}}',  # no page state holds an object
+        '{"s": {"nested": {"deeper": 1}}}',  # a page state holds objects one level deep only
         '{"s": [[1, 2]]}',
         '{"has space": 1}',
     ],

@@ -1,0 +1,193 @@
+// A student's side of the live class quiz: the question the teacher asked appears in a card under
+// the follow bar (whether or not the student follows the page just now); the student types a
+// number (or picks a choice) and sends it, and may change it until the teacher reveals the
+// answer; then the card shows the worked answer, whether the student's answer was right, and how
+// the class answered. One answer per student: the page draws a random id once per tab.
+
+import { language, t } from "../i18n.js";
+import { barsOf, drawSpread, isCorrect } from "./quiz_spread.js";
+
+const ID_KEY = "cnnviz.quiz.student";
+const ANSWER_KEY = "cnnviz.quiz.answer"; // {code, quiz, value}: kept over a reload
+
+function element(tag, className, attributes = {}) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
+  return node;
+}
+
+/** A random id (crypto.getRandomValues works on plain http, e.g. a LAN address; randomUUID
+ * does not). */
+function studentId() {
+  let id = window.sessionStorage.getItem(ID_KEY);
+  if (!id || !/^[A-Za-z0-9_-]{8,64}$/.test(id)) {
+    const bytes = window.crypto.getRandomValues(new Uint8Array(16));
+    id = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+    window.sessionStorage.setItem(ID_KEY, id);
+  }
+  return id;
+}
+
+/** A typed number: 1,234 and 1 234 read as 1234; "−" as a minus; anything else is NaN. */
+export function readNumber(text) {
+  const cleaned = text.trim().replace(/[,\s]/g, "").replace(/[−–]/g, "-");
+  return /^-?(\d+\.?\d*|\.\d+)(e-?\d+)?$/i.test(cleaned) ? Number(cleaned) : Number.NaN;
+}
+
+function savedAnswer(code, quizId) {
+  try {
+    const saved = JSON.parse(window.sessionStorage.getItem(ANSWER_KEY));
+    return saved && saved.code === code && saved.quiz === quizId ? saved.value : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The quiz card of follower page `code`, placed after `anchor`; `show(quiz)` with each
+ * snapshot's quiz (null: no question asked). */
+export function studentQuiz(code, anchor) {
+  let card = null;
+  let current = null; // {id, status}
+  let answer = null;
+
+  function build(quiz) {
+    const node = element("section", "quiz-card", { "aria-labelledby": "quiz-card-title" });
+    const title = element("h2", "quiz-card-title", { id: "quiz-card-title" });
+    title.textContent = t("quiz.title");
+    const form = element("form", "quiz-form");
+    const texts = quiz.question.texts[language()] ?? quiz.question.texts.en;
+    const label = element("label", "quiz-input-label", { for: "quiz-input" });
+    label.textContent = texts.label;
+    form.append(label);
+    if (quiz.question.kind === "choice") {
+      texts.options.forEach((option, index) => {
+        const choice = element("label", "quiz-choice");
+        const radio = element("input", "", { type: "radio", name: "quiz-choice", value: String(index) });
+        choice.append(radio, document.createTextNode(` ${option}`));
+        form.append(choice);
+      });
+    } else {
+      form.append(element("input", "quiz-input", { id: "quiz-input", inputmode: "decimal", autocomplete: "off", enterkeyhint: "send", required: "" }));
+    }
+    const send = element("button", "quiz-send", { type: "submit" });
+    send.textContent = t("quiz.send");
+    form.append(send, element("p", "quiz-sent", { role: "status" }), element("p", "form-error quiz-error", { role: "alert" }));
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      submit(quiz, form);
+    });
+    const question = element("p", "quiz-question-text");
+    question.textContent = texts.text;
+    node.append(title, question, form, element("div", "quiz-worked"), element("div", "quiz-spread"));
+    anchor.after(node);
+    return node;
+  }
+
+  function say(form, key, params = {}) {
+    const sent = key === "quiz.sent";
+    form.querySelector(".quiz-sent").textContent = sent ? t(key, params) : "";
+    form.querySelector(".quiz-error").textContent = sent ? "" : t(key, params);
+  }
+
+  async function submit(quiz, form) {
+    if (!current || current.id !== quiz.id || current.status !== "open") return;
+    let value;
+    if (quiz.question.kind === "choice") {
+      const picked = form.querySelector("input[name=quiz-choice]:checked");
+      value = picked ? Number(picked.value) : Number.NaN;
+    } else {
+      value = readNumber(form.querySelector(".quiz-input").value);
+    }
+    if (!Number.isFinite(value)) {
+      say(form, quiz.question.kind === "choice" ? "quiz.pick" : "quiz.invalid");
+      return;
+    }
+    try {
+      const response = await fetch(
+        `/api/sessions/${encodeURIComponent(code)}/quiz/${quiz.id}/answers/${studentId()}`,
+        { method: "PUT", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ value }) },
+      );
+      if (!response.ok) {
+        const body = await response.json().catch(() => ({}));
+        const detail = Array.isArray(body.detail) ? body.detail.map((d) => d.msg).join("; ") : body.detail;
+        throw new Error(String(detail ?? response.statusText));
+      }
+      answer = value;
+      window.sessionStorage.setItem(ANSWER_KEY, JSON.stringify({ code, quiz: quiz.id, value }));
+      card.dataset.answered = "true";
+      say(form, "quiz.sent", { value: display(quiz, value) });
+    } catch (error) {
+      say(form, "quiz.error", { message: error.message });
+    }
+  }
+
+  function display(quiz, value) {
+    if (quiz.question.kind !== "choice") return String(value);
+    const texts = quiz.question.texts[language()] ?? quiz.question.texts.en;
+    return texts.options[value] ?? String(value);
+  }
+
+  function reveal(quiz) {
+    const form = card.querySelector(".quiz-form");
+    for (const control of form.querySelectorAll("input, button")) control.disabled = true;
+    form.querySelector(".quiz-sent").textContent = ""; // answers are closed: the verdict says it
+    const texts = quiz.question.texts[language()] ?? quiz.question.texts.en;
+    const worked = card.querySelector(".quiz-worked");
+    const verdict = element("p", "quiz-verdict");
+    if (answer === null) {
+      verdict.textContent = t("quiz.no_answer");
+      card.dataset.verdict = "none";
+    } else {
+      const right = isCorrect(quiz.question.kind, answer, quiz.worked.exact);
+      verdict.textContent = t(right ? "quiz.right" : "quiz.wrong", { value: display(quiz, answer) });
+      card.dataset.verdict = right ? "right" : "wrong";
+    }
+    const value = element("p", "quiz-worked-value");
+    value.textContent = t("quiz.answer_is", { label: texts.label, value: quiz.worked.value });
+    worked.replaceChildren(verdict, value);
+    for (const line of quiz.worked.work) {
+      const code_ = element("code", "work-line");
+      code_.textContent = line;
+      worked.append(code_);
+    }
+    const why = quiz.worked.why?.[language()];
+    if (why) {
+      const note = element("p", "why");
+      note.textContent = why;
+      worked.append(note);
+    }
+    const bars = barsOf(quiz.question.kind, quiz.spread ?? [], { options: texts.options, exact: quiz.worked.exact });
+    if (bars.length) drawSpread(card.querySelector(".quiz-spread"), bars, t("quiz.spread"));
+  }
+
+  return {
+    show(quiz) {
+      if (!quiz) {
+        card?.remove();
+        card = null;
+        current = null;
+        return;
+      }
+      if (!current || current.id !== quiz.id) {
+        card?.remove();
+        card = build(quiz);
+        answer = savedAnswer(code, quiz.id);
+        if (answer !== null) {
+          const input = card.querySelector(".quiz-input");
+          if (input) input.value = String(answer);
+          const radio = card.querySelector(`input[name=quiz-choice][value="${answer}"]`);
+          if (radio) radio.checked = true;
+          card.dataset.answered = "true";
+        }
+        card.scrollIntoView({ block: "nearest" });
+      } else if (current.status === quiz.status) {
+        return; // the same question, re-sent with a page change
+      }
+      current = { id: quiz.id, status: quiz.status };
+      card.dataset.quizId = String(quiz.id);
+      card.dataset.status = quiz.status;
+      if (quiz.status === "revealed") reveal(quiz);
+    },
+  };
+}

@@ -1,0 +1,114 @@
+"""The live class quiz in one Chromium: a teacher presenting a lesson (English, 1920×1080) and two
+students on 360 px phones (Korean and English). The teacher asks a question; the students answer
+(one changes their answer, one types something that is not a number first); the teacher's panel
+shows the spread live; the teacher reveals; both students see the worked answer and whether they
+were right, and the teacher sees how many were."""
+
+import re
+
+from playwright.sync_api import Page, expect
+
+from app.i18n import messages
+from app.lessons import lesson_by_slug
+
+LESSON = "convolution"
+
+
+def macs() -> tuple[int, str, tuple[str, ...]]:
+    """The worked answer of the convolution lesson's first question, part `macs` (324)."""
+    answer = next(a for a in lesson_by_slug(LESSON).questions[0].answers() if a.label == "macs")
+    return answer.exact, answer.value, answer.work
+
+
+def bars(page: Page, root: str) -> list[tuple[str, str, bool]]:
+    """(label, count, marked right) of each bar of a spread chart."""
+    rows = page.locator(f"{root} .quiz-bar")
+    return [
+        (row.locator(".quiz-bar-label").text_content(), row.get_attribute("data-count"),
+         "is-correct" in (row.get_attribute("class") or ""))
+        for row in rows.all()
+    ]  # fmt: skip
+
+
+def answer(student: Page, text: str) -> None:
+    student.fill(".quiz-card .quiz-input", text)
+    student.click(".quiz-card .quiz-send")
+
+
+def test_teacher_asks_students_answer_spread_and_reveal(make_page, screenshot):
+    exact, shown, work = macs()
+    teacher = make_page("projector")
+    teacher.goto(f"/lessons/{LESSON}?lang=en&present=1")
+    teacher.click("#follow-start")
+    code = teacher.locator(".follow-dialog .follow-code").inner_text()
+    teacher.locator(".follow-dialog .follow-close").click()
+    ask = teacher.locator('.question[data-question="output"] .quiz-ask-button[data-part="macs"]')
+    expect(ask).to_have_text("Ask the class: Multiply–accumulates (MACs)")
+    # only single numbers are asked: the output size (a shape) has no button
+    expect(teacher.locator('.quiz-ask-button[data-part="output_size"]')).to_have_count(0)
+
+    korean, english = make_page("phone", locale="ko-KR"), make_page("phone", locale="en-US")
+    for student in (korean, english):
+        student.goto(f"/join/{code}")
+        expect(student.locator(".follow-bar")).to_have_attribute("data-state", "following")
+        expect(student.locator(".quiz-card")).to_have_count(0)  # nothing asked yet
+
+    ask.click()
+    panel = teacher.locator(".quiz-panel")
+    expect(panel).to_be_visible()
+    expect(panel).to_have_attribute("data-status", "open")
+    expect(panel.locator(".quiz-count")).to_have_text("0 of 2 following have answered")
+    for student, lang in ((korean, "ko"), (english, "en")):
+        card = student.locator(".quiz-card")
+        expect(card).to_have_attribute("data-status", "open")
+        label = messages(lang, "lessons")["lessons.answer.macs"]
+        expect(card.locator(".quiz-input-label")).to_have_text(label)
+        expect(card.locator(".quiz-question-text")).to_contain_text("8")  # the lesson's numbers
+
+    # the Korean student first sends a wrong answer, then changes it to the right one
+    answer(korean, "300")
+    expect(korean.locator(".quiz-sent")).to_contain_text("300")
+    expect(panel).to_have_attribute("data-answered", "1")
+    assert bars(teacher, ".quiz-panel") == [("300", "1", False)]
+    answer(korean, f"{exact:,}")  # "324", or with a thousands comma
+    # the English student types words first: refused on the page, nothing is sent
+    answer(english, "three hundred")
+    expect(english.locator(".quiz-card .quiz-error")).to_have_text(
+        "Type a number, for example 324 or 0.417"
+    )
+    answer(english, "320")
+    expect(panel.locator(".quiz-count")).to_have_text("2 of 2 following have answered")
+    expect(panel.locator(".quiz-bar")).to_have_count(2)
+    assert bars(teacher, ".quiz-panel") == [("320", "1", False), (str(exact), "1", False)]
+    screenshot(teacher, "quiz-teacher-spread-1920")
+    screenshot(korean, "quiz-student-open-ko-360")
+
+    panel.locator(".quiz-reveal").click()
+    expect(panel).to_have_attribute("data-status", "revealed")
+    expect(panel.locator(".quiz-count")).to_have_text("1 of 2 answers are right")
+    expect(panel.locator(".quiz-worked .work-line")).to_have_text(list(work))
+    expect(panel.locator(".quiz-reveal")).to_be_hidden()
+    assert bars(teacher, ".quiz-panel") == [("320", "1", False), (str(exact), "1", True)]
+    for student, verdict in ((korean, "right"), (english, "wrong")):
+        card = student.locator(".quiz-card")
+        expect(card).to_have_attribute("data-status", "revealed")
+        expect(card).to_have_attribute("data-verdict", verdict)
+        expect(card.locator(".quiz-worked-value")).to_contain_text(shown)
+        expect(card.locator(".quiz-worked .work-line")).to_have_text(list(work))
+        expect(card.locator(".quiz-input")).to_be_disabled()  # answers are closed
+        assert bars(student, ".quiz-card") == [("320", "1", False), (str(exact), "1", True)]
+    expect(korean.locator(".quiz-verdict")).to_have_text(f"정답입니다 · 내 답: {exact}")
+    expect(english.locator(".quiz-verdict")).to_have_text("Not quite: you answered 320")
+    screenshot(teacher, "quiz-teacher-revealed-1920")
+    screenshot(korean, "quiz-student-revealed-ko-360")
+    screenshot(english, "quiz-student-revealed-en-360")
+    # a phone at 360 px shows the card without sideways scrolling
+    for student in (korean, english):
+        assert student.evaluate("document.documentElement.scrollWidth") <= 360
+
+    # closing the question takes it off every screen
+    panel.locator(".quiz-close").click()
+    expect(panel).to_be_hidden()
+    for student in (korean, english):
+        expect(student.locator(".quiz-card")).to_have_count(0)
+    assert re.fullmatch(r"[2-9A-HJ-NP-Z]{6}", code)
