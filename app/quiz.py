@@ -1,10 +1,11 @@
-"""A live class quiz: one of a lesson's questions put to everyone following a class session.
+"""A live class quiz: one of the lessons' questions put to everyone following a class session.
 
-The teacher names a lesson, one of its questions and one part of that question's worked answer
-(`app.lessons`); the part must be a single number (or, for a question that offers choices, a
-choice). Students answer on their own devices; the teacher sees the spread of the answers and
-then reveals the worked answer to everyone. The question, its texts in both languages and the
-worked answer are built here once, as JSON bytes, so a hub only stores and forwards them.
+The teacher names a question (`<lesson slug>.<question id>`, as `/api/questions` lists them);
+what the students give and how it is checked is the question's own `Check`
+(`app/lesson_answers/check.py`): a number within its tolerance, or one of its options. Students
+answer on their own devices; the teacher sees the spread of the answers and then reveals the
+worked answer to everyone. The question's texts in both languages and its worked answer are built
+here once, as JSON bytes, so a hub only stores and forwards them.
 
 Answers stay inside the session (the hub's memory, or its PostgreSQL tables with several workers):
 one per student id, changeable until the reveal, at most `max_quiz_answers` per question.
@@ -20,14 +21,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from app.i18n import LANGUAGES, messages
-from app.lessons import fill, lesson_by_slug
+from app.lesson_answers.check import parse_number
+from app.lessons import Question, question_by_ref
+from app.schemas.lessons import QuizQuestionOut
 
-__all__ = ["QuizQuestion", "count_answers", "is_correct", "quiz_question", "valid_answer"]
+__all__ = ["QuizQuestion", "QuizRefused", "count_answers", "quiz_question", "valid_answer"]
 
 # A student id is made by the student's page (random, kept for the tab): letters and digits only.
 STUDENT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
-RELATIVE_TOLERANCE = 5e-4  # the lessons show 4 significant digits: 0.4170 is right for 0.41703
 MAX_ANSWER = 1e15  # a number beyond any answer of the lessons: refused, not stored
 
 
@@ -42,86 +43,75 @@ class QuizRefused(ValueError):
 @dataclass(frozen=True, slots=True)
 class QuizQuestion:
     """What the class is asked (`public`: JSON bytes for every follower) and what the teacher
-    reveals (`worked`: JSON bytes), with the machine answer to check against."""
+    reveals (`worked`: JSON bytes), with the question to check answers against. A choice is
+    stored as its option's index."""
 
+    ref: str
     kind: str  # "number" or "choice"
-    options: int  # number of choices (0 for a number)
-    exact: float | int  # the number, or the index of the right choice
+    options: tuple[str, ...]  # option ids (choices)
+    question: Question
     public: bytes
     worked: bytes
+
+    def is_correct(self, value: float | int) -> bool:
+        given = self.options[int(value)] if self.kind == "choice" else value
+        return self.question.is_correct(given)
 
 
 def _json(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
-def quiz_question(lesson_slug: str, question_id: str, part: str) -> QuizQuestion:
-    """The part `part` of question `question_id` of lesson `lesson_slug`, ready to ask, with its
-    texts in both languages; `QuizRefused` naming the field when it cannot be asked."""
-    lesson = lesson_by_slug(lesson_slug)
-    if lesson is None:
-        raise QuizRefused(f"no lesson is called {lesson_slug!r}", "lesson")
-    question = next((q for q in lesson.questions if q.id == question_id), None)
-    if question is None:
-        raise QuizRefused(f"lesson {lesson_slug!r} has no question {question_id!r}", "question")
-    answer = next((a for a in question.answers() if a.label == part), None)
-    if answer is None:
-        raise QuizRefused(f"question {question_id!r} has no answer part {part!r}", "part")
-    choices = tuple(getattr(answer, "choices", ()) or ())  # catalogue keys, when it offers any
-    if choices:
-        kind, exact = "choice", int(answer.exact)
-    elif isinstance(answer.exact, (int, float)) and not isinstance(answer.exact, bool):
-        kind, exact = "number", answer.exact
-    else:
-        raise QuizRefused(f"the answer part {part!r} is not a single number or a choice; "
-                          "ask one that is", "part")  # fmt: skip
-    key = f"lesson.{lesson.key}.q.{question.id}"
-    texts: dict[str, dict[str, Any]] = {}
-    for lang in LANGUAGES:
-        msgs = messages(lang, "lessons")
-        label = f"lessons.answer.{answer.label}"
-        texts[lang] = {
-            "text": fill(msgs.get(key, key), question.params),
-            "label": msgs.get(label, label),
-            "options": [msgs.get(choice, choice) for choice in choices],
-            "why": fill(msgs.get(f"{key}.why", ""), question.params),
-        }
-    public = {
-        "lesson": lesson.slug, "question": question.id, "part": answer.label, "kind": kind,
-        "texts": {lang: {k: v for k, v in text.items() if k != "why"}
-                  for lang, text in texts.items()},
-    }  # fmt: skip
+def quiz_question(ref: str) -> QuizQuestion:
+    """The question `ref` (`<lesson>.<question>`) ready to ask, with its texts in both
+    languages; `QuizRefused` naming the field when there is no such question."""
+    found = question_by_ref(ref)
+    if found is None:
+        raise QuizRefused(f"no lesson question is called {ref!r}; GET /api/questions lists "
+                          "them", "question")  # fmt: skip
+    lesson, question = found
+    out = QuizQuestionOut.of(lesson, question)
+    texts = {
+        lang: {"text": q.text, "ask": q.check.ask, "options": [o.text for o in q.check.options]}
+        for lang, q in out.text.items()
+    }
+    public = {"id": out.id, "kind": out.kind, "percent": out.percent, "texts": texts}
     worked = {
-        "value": answer.value, "exact": exact, "work": list(answer.work),
-        "why": {lang: text["why"] for lang, text in texts.items()},
+        "expected": out.expected,
+        "answer": out.option_ids.index(out.expected) if out.kind == "choice" else out.expected,
+        "parts": {lang: [{"label": a.label_text, "value": a.value, "work": a.work}
+                         for a in q.answers] for lang, q in out.text.items()},
+        "why": {lang: q.why for lang, q in out.text.items()},
     }  # fmt: skip
-    return QuizQuestion(kind, len(choices), exact, _json(public), _json(worked))
+    return QuizQuestion(out.id, out.kind, tuple(out.option_ids), question, _json(public),
+                        _json(worked))  # fmt: skip
 
 
 def valid_answer(question: QuizQuestion, value: Any) -> float | int:
-    """The answer as stored: a finite number, or a choice index in range; else `QuizRefused`."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise QuizRefused("an answer is a number", "value")
+    """The answer as stored: a finite number, or the chosen option's index (the student sends
+    the option's id or its index); else `QuizRefused` naming `value`."""
     if question.kind == "choice":
-        if not (isinstance(value, int) and 0 <= value < question.options):
-            raise QuizRefused(f"a choice is 0 to {question.options - 1}", "value")
-        return value
+        if isinstance(value, str) and value in question.options:
+            return question.options.index(value)
+        in_range = isinstance(value, int) and 0 <= value < len(question.options)
+        if in_range and not isinstance(value, bool):
+            return value
+        raise QuizRefused(f"pick one of {', '.join(question.options)}", "value")
+    if isinstance(value, str):  # as typed: 61,706 · 0.417 · 5.6×10^-5 · 1/4 (check.py)
+        value = parse_number(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise QuizRefused("an answer is a number, such as 324, 0.417 or 1/4", "value")
     if not math.isfinite(value) or abs(value) > MAX_ANSWER:
         raise QuizRefused(f"an answer is a finite number of at most {MAX_ANSWER:g}", "value")
     return int(value) if float(value).is_integer() else float(value)
 
 
-def is_correct(question: QuizQuestion, value: float | int) -> bool:
-    """Right when equal to the worked answer within the precision the lessons show it with."""
-    if question.kind == "choice":
-        return value == question.exact
-    return math.isclose(value, question.exact, rel_tol=RELATIVE_TOLERANCE, abs_tol=1e-12)
-
-
 def count_answers(question: QuizQuestion, values: Iterable[float | int]) -> list[list]:
-    """The spread: `[value, count]` pairs in increasing value (numbers), or one count per
-    choice, as `[index, count]` for every index."""
+    """The spread: `[value, count, right]` in increasing value (numbers), or one per option
+    (choices, `[index, count, right]` for every index), `right` 1 for the right answer."""
     counts = Counter(values)
     if question.kind == "choice":
-        return [[index, counts.get(index, 0)] for index in range(question.options)]
-    return [[value, count] for value, count in sorted(counts.items())]
+        keys: Iterable[float | int] = range(len(question.options))
+    else:
+        keys = sorted(counts)
+    return [[key, counts.get(key, 0), int(question.is_correct(key))] for key in keys]

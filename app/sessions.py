@@ -34,8 +34,9 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from app.quiz import QuizQuestion, QuizRefused, count_answers, is_correct, valid_answer
-from app.settings import Settings, get_settings
+from app.quiz import QuizQuestion, QuizRefused, count_answers, valid_answer
+from app.session_limits import HubLimits
+from app.settings import get_settings
 
 # Join codes are read off a projector and typed on phones: no 0/O or 1/I look-alikes.
 CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
@@ -83,50 +84,6 @@ class QuizInvalid(SessionError):
     def __init__(self, refused: QuizRefused) -> None:
         super().__init__(str(refused))
         self.field = refused.field
-
-
-@dataclass(frozen=True)
-class HubLimits:
-    max_sessions: int
-    max_followers: int
-    max_state_bytes: int
-    idle_seconds: float
-    replay_events: int
-    wake_seconds: float  # how often an idle follower checks whether its session has expired
-    mailbox_events: int = 32  # per follower; the oldest go first when a follower falls behind
-    replay_bytes: int = 262_144  # encoded frames a session keeps for replay (the latest always)
-    max_quiz_answers: int = 500  # answers to one question (one per student)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> HubLimits:
-        return cls(
-            max_sessions=settings.max_class_sessions,
-            max_followers=settings.max_session_followers,
-            max_state_bytes=settings.max_session_state_bytes,
-            idle_seconds=settings.session_idle_seconds,
-            replay_events=settings.session_replay_events,
-            wake_seconds=settings.session_ping_seconds,
-            replay_bytes=settings.session_replay_bytes,
-            max_quiz_answers=settings.max_quiz_answers,
-        )
-
-
-# What Python holds beyond the bytes themselves (CPython 3.12, 64-bit; measured by
-# tests/app/test_sessions_memory.py with tracemalloc): an event (the slotted ClassEvent, its
-# bytes object's header, the ring's slot) and an answer (a student id of at most 64 characters,
-# its number, the dict entry); a session's own objects and its question's texts.
-EVENT_OVERHEAD_BYTES = 192
-ANSWER_BYTES = 288
-SESSION_OVERHEAD_BYTES = 24_576
-
-
-def session_memory_bound(limits: HubLimits) -> int:
-    """The most one session holds at the limits: its replay ring's frames and their objects,
-    the latest state once more, the answers to its question, its own objects."""
-    largest_frame = limits.max_state_bytes + 32_768  # the state, a question, its spread
-    return (max(limits.replay_bytes, largest_frame) + limits.max_state_bytes
-            + limits.replay_events * EVENT_OVERHEAD_BYTES
-            + limits.max_quiz_answers * ANSWER_BYTES + SESSION_OVERHEAD_BYTES)  # fmt: skip
 
 
 _FRAME_TAIL = b"\r\n\r\n"
@@ -221,7 +178,7 @@ def tally_of(quiz_id: int, question: QuizQuestion, revealed: bool,
              values: list[float | int]) -> QuizTally:  # fmt: skip
     return QuizTally(quiz_id, question.kind, "revealed" if revealed else "open", len(values),
                      count_answers(question, values),
-                     sum(is_correct(question, v) for v in values))  # fmt: skip
+                     sum(question.is_correct(v) for v in values))  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -262,7 +219,7 @@ class ClassroomHub(Protocol):
 
     def ask(self, code: str, token: str, question: QuizQuestion) -> ClassEvent: ...
 
-    def answer(self, code: str, quiz_id: int, student: str, value: Any) -> None: ...
+    def answer(self, code: str, quiz_id: int, student: str, value: Any) -> float | int: ...
 
     def tally(self, code: str, token: str) -> QuizTally | None: ...
 
@@ -477,8 +434,9 @@ class InMemoryHub:
             raise QuizConflict("the answer has been revealed: answers are closed")
         return quiz
 
-    def answer(self, code: str, quiz_id: int, student: str, value: Any) -> None:
-        """A student's answer (one per student id; a second one replaces the first)."""
+    def answer(self, code: str, quiz_id: int, student: str, value: Any) -> float | int:
+        """A student's answer (one per student id; a second one replaces the first), as
+        stored: the number, or the option's index."""
         session = self._session(code)
         quiz = self._open_quiz(session, quiz_id)
         checked = checked_answer(quiz.question, value)
@@ -486,6 +444,7 @@ class InMemoryHub:
             raise QuizConflict(f"this question already has {self.limits.max_quiz_answers} "
                                "answers")  # fmt: skip
         quiz.answers[student] = checked
+        return checked
 
     def tally(self, code: str, token: str) -> QuizTally | None:
         quiz = self._teacher_session(code, token).quiz

@@ -135,7 +135,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _sessions_fit_their_memory(self) -> "Settings":
-        from app.sessions import HubLimits, session_memory_bound  # imports this module
+        from app.session_limits import HubLimits, session_memory_bound
 
         need = self.max_class_sessions * session_memory_bound(HubLimits.from_settings(self))
         if need > self.class_memory_bytes:

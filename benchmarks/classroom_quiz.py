@@ -40,7 +40,7 @@ from sse_clients import free_port, start_server, uvicorn
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_MEDIAN_MS = 1000.0
 POLL_S = 0.25  # quiz_teacher.js POLL_MS
-QUESTION = {"lesson": "convolution", "question": "output", "part": "macs"}
+QUESTION = {"question": "convolution.output"}  # the MACs of a small convolution
 
 
 @dataclass
@@ -97,7 +97,7 @@ async def teacher_polls(http: httpx.AsyncClient, code: str, token: str, seen: di
     while not stop.is_set():
         response = await http.get(f"/api/sessions/{code}/quiz", headers={"X-Teacher-Token": token})
         now = time.perf_counter()
-        for value, _ in response.json()["quiz"]["spread"]:
+        for value, *_ in response.json()["quiz"]["spread"]:
             seen.setdefault(value, now)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), POLL_S)

@@ -19,6 +19,7 @@ from app.quiz import STUDENT_ID, QuizRefused, quiz_question
 from app.routes.pages import render
 from app.schemas.sessions import (
     QuizAnswer,
+    QuizAnswered,
     QuizAsk,
     QuizAsked,
     QuizState,
@@ -132,7 +133,7 @@ async def ask_quiz(code: str, body: QuizAsk, token: TeacherToken, hub: Hub) -> Q
     """Put one of a lesson's questions to the class (replacing the one asked before)."""
     try:
         try:
-            question = quiz_question(body.lesson, body.question, body.part)
+            question = quiz_question(body.question)
         except QuizRefused as exc:
             raise QuizInvalid(exc) from exc
         event = hub.ask(code, token, question)
@@ -152,15 +153,17 @@ async def quiz_tally(code: str, token: TeacherToken, hub: Hub) -> QuizState:
     return QuizState(quiz=QuizTallyOut(**vars(tally)) if tally else None, followers=followers)
 
 
-@api.put("/{code}/quiz/{quiz_id}/answers/{student}", status_code=204)
-async def answer_quiz(code: str, quiz_id: int, student: StudentId, body: QuizAnswer,
-                      hub: Hub) -> Response:  # fmt: skip
-    """A student's answer; sent again, it replaces the earlier one (until the reveal)."""
+@api.put("/{code}/quiz/{quiz_id}/answers/{student}", response_model=QuizAnswered)
+async def answer_quiz(
+    code: str, quiz_id: int, student: StudentId, body: QuizAnswer, hub: Hub
+) -> QuizAnswered:
+    """A student's answer; sent again, it replaces the earlier one (until the reveal). The
+    answer is read as the lesson reads it; the reply says how (the number, or the option)."""
     try:
-        hub.answer(code, quiz_id, student, body.value)
+        value = hub.answer(code, quiz_id, student, body.value)
     except SessionError as exc:
         _raise_http(exc)
-    return Response(status_code=204)
+    return QuizAnswered(value=value)
 
 
 @api.post("/{code}/quiz/{quiz_id}/reveal", response_model=StatePublished)

@@ -92,15 +92,11 @@ class SessionSnapshot(BaseModel):
 
 
 # --- the live class quiz ----------------------------------------------------------------------
-Slug = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_-]+$")]
-
-
 class QuizAsk(BaseModel):
-    """Which lesson question (and which part of its worked answer) the class is asked."""
+    """Which lesson question the class is asked (ids as `GET /api/questions` lists them)."""
 
-    lesson: Slug = Field(examples=["convolution"])
-    question: Slug = Field(examples=["output"])
-    part: Slug = Field(examples=["macs"])
+    question: str = Field(max_length=100, pattern=r"^[a-z0-9_-]+\.[a-z0-9_-]+$",
+                          examples=["convolution.output"])  # fmt: skip
 
 
 class QuizAsked(BaseModel):
@@ -109,7 +105,13 @@ class QuizAsked(BaseModel):
 
 
 class QuizAnswer(BaseModel):
-    value: StrictInt | StrictFloat = Field(description="the number, or the chosen option's index")
+    value: StrictInt | StrictFloat | Annotated[str, Field(max_length=64)] = Field(
+        description="the number, or the chosen option's id (or index)"
+    )
+
+
+class QuizAnswered(BaseModel):
+    value: float | int = Field(description="the answer as read: a number, or the option's index")
 
 
 class QuizTallyOut(BaseModel):
@@ -118,7 +120,8 @@ class QuizTallyOut(BaseModel):
     status: str = Field(description="open (answers accepted) or revealed")
     answered: int
     spread: list[list[float | int]] = Field(
-        description="[value, count] in increasing value (numbers), [index, count] (choices)"
+        description="[value, count, right] in increasing value (numbers), [index, count, right] "
+        "for every option (choices); right is 1 for the right answer"
     )
     correct: int
 

@@ -11,7 +11,8 @@ import pytest
 from test_sessions_routes import base_url, client, server, start  # noqa: F401
 
 from app.quiz import quiz_question
-from app.sessions import HubLimits, InMemoryHub, session_memory_bound
+from app.session_limits import HubLimits, session_memory_bound
+from app.sessions import InMemoryHub
 from app.settings import Settings
 
 
@@ -21,7 +22,7 @@ def fill_to_the_limits(hub: InMemoryHub, count: int) -> None:
     students as allowed, each with a different number (the largest spread) and a 64-character
     id."""
     limits = hub.limits
-    question = quiz_question("convolution", "output", "macs")
+    question = quiz_question("convolution.output")
     per_event = limits.replay_bytes // limits.replay_events
     small = {"s": "x" * max(0, per_event - 120)}
     largest = {"s": "가" * ((limits.max_state_bytes - 8) // 3)}

@@ -9,15 +9,17 @@ import re
 from playwright.sync_api import Page, expect
 
 from app.i18n import messages
-from app.lessons import lesson_by_slug
+from app.lessons import question_by_ref
 
 LESSON = "convolution"
 
 
 def macs() -> tuple[int, str, tuple[str, ...]]:
-    """The worked answer of the convolution lesson's first question, part `macs` (324)."""
-    answer = next(a for a in lesson_by_slug(LESSON).questions[0].answers() if a.label == "macs")
-    return answer.exact, answer.value, answer.work
+    """The convolution lesson's first question: the MACs it asks for (324), and the worked
+    lines of both parts of its answer (output size, MACs)."""
+    _, question = question_by_ref(f"{LESSON}.output")
+    answers = question.answers()
+    return question.expected(), answers[1].value, tuple(w for a in answers for w in a.work)
 
 
 def bars(page: Page, root: str) -> list[tuple[str, str, bool]]:
@@ -42,10 +44,10 @@ def test_teacher_asks_students_answer_spread_and_reveal(make_page, screenshot):
     teacher.click("#follow-start")
     code = teacher.locator(".follow-dialog .follow-code").inner_text()
     teacher.locator(".follow-dialog .follow-close").click()
-    ask = teacher.locator('.question[data-question="output"] .quiz-ask-button[data-part="macs"]')
-    expect(ask).to_have_text("Ask the class: Multiply–accumulates (MACs)")
-    # only single numbers are asked: the output size (a shape) has no button
-    expect(teacher.locator('.quiz-ask-button[data-part="output_size"]')).to_have_count(0)
+    ask = teacher.locator('.question[data-question="output"] .quiz-ask-button')
+    expect(ask).to_have_text("Ask the class")
+    expect(ask).to_have_attribute("data-question", f"{LESSON}.output")
+    expect(teacher.locator(".quiz-ask-button")).to_have_count(2)  # one per question
 
     korean, english = make_page("phone", locale="ko-KR"), make_page("phone", locale="en-US")
     for student in (korean, english):
@@ -70,8 +72,8 @@ def test_teacher_asks_students_answer_spread_and_reveal(make_page, screenshot):
     expect(korean.locator(".quiz-sent")).to_contain_text("300")
     expect(panel).to_have_attribute("data-answered", "1")
     assert bars(teacher, ".quiz-panel") == [("300", "1", False)]
-    answer(korean, f"{exact:,}")  # "324", or with a thousands comma
-    # the English student types words first: refused on the page, nothing is sent
+    answer(korean, "3.24×10^2")  # read as the lesson reads numbers: 324
+    # the English student types words first: the server cannot read them as a number (422)
     answer(english, "three hundred")
     expect(english.locator(".quiz-card .quiz-error")).to_have_text(
         "Type a number, for example 324 or 0.417"
@@ -112,3 +114,4 @@ def test_teacher_asks_students_answer_spread_and_reveal(make_page, screenshot):
     for student in (korean, english):
         expect(student.locator(".quiz-card")).to_have_count(0)
     assert re.fullmatch(r"[2-9A-HJ-NP-Z]{6}", code)
+    english.guard.expect_errors("status of 422", 1)  # "three hundred": refused by the server

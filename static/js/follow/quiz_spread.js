@@ -1,7 +1,7 @@
 // The spread of a class's answers to a quiz question, as horizontal bars (one SVG, scaled to its
 // box: a projector and a 360 px phone draw the same chart). Numbers: one bar per distinct answer
 // while there are few, else equal-width ranges; choices: one bar per option. After the reveal
-// the bar holding the worked answer is marked.
+// the bar holding the right answer (as the server checked it) is marked.
 
 import { formatExact } from "../format.js";
 
@@ -12,14 +12,6 @@ const WIDTH = 600;
 const ROW = 52;
 const LABEL_WIDTH = 200;
 const COUNT_WIDTH = 56;
-export const RELATIVE_TOLERANCE = 5e-4; // app/quiz.py: 4 significant digits shown
-
-/** True when `value` equals the worked answer within the precision the lessons show. */
-export function isCorrect(kind, value, exact) {
-  if (kind === "choice") return value === exact;
-  return Math.abs(value - exact) <= Math.max(RELATIVE_TOLERANCE * Math.max(Math.abs(value), Math.abs(exact)), 1e-12);
-}
-
 function el(tag, attributes = {}, text = null) {
   const node = document.createElementNS(SVG, tag);
   for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, String(value));
@@ -27,20 +19,15 @@ function el(tag, attributes = {}, text = null) {
   return node;
 }
 
-/** Bars `{label, count, correct}` for `spread` ([value, count] or [index, count] pairs). */
-export function barsOf(kind, spread, { options = [], exact = null } = {}) {
-  if (kind === "choice") {
-    return spread.map(([index, count]) => ({
-      label: options[index] ?? String(index + 1),
+/** Bars `{label, count, correct}` for `spread` ([value, count, right] or [index, count, right]
+ * triples from the server, which checks answers as the lesson does); `reveal` marks the right
+ * one. */
+export function barsOf(kind, spread, { options = [], reveal = false } = {}) {
+  if (kind === "choice" || spread.length <= MAX_DISTINCT) {
+    return spread.map(([value, count, right]) => ({
+      label: kind === "choice" ? (options[value] ?? String(value + 1)) : formatExact(value),
       count,
-      correct: exact !== null && index === exact,
-    }));
-  }
-  if (spread.length <= MAX_DISTINCT) {
-    return spread.map(([value, count]) => ({
-      label: formatExact(value),
-      count,
-      correct: exact !== null && isCorrect(kind, value, exact),
+      correct: reveal && right === 1,
     }));
   }
   const low = spread[0][0];
@@ -51,9 +38,11 @@ export function barsOf(kind, spread, { options = [], exact = null } = {}) {
     count: 0,
     correct: false,
   }));
-  const binOf = (value) => Math.min(RANGES - 1, Math.floor((value - low) / width));
-  for (const [value, count] of spread) bars[binOf(value)].count += count;
-  if (exact !== null && exact >= low && exact <= high) bars[binOf(exact)].correct = true;
+  for (const [value, count, right] of spread) {
+    const bar = bars[Math.min(RANGES - 1, Math.floor((value - low) / width))];
+    bar.count += count;
+    bar.correct ||= reveal && right === 1;
+  }
   return bars;
 }
 

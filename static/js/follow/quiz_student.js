@@ -4,8 +4,9 @@
 // answer; then the card shows the worked answer, whether the student's answer was right, and how
 // the class answered. One answer per student: the page draws a random id once per tab.
 
-import { language, t } from "../i18n.js";
-import { barsOf, drawSpread, isCorrect } from "./quiz_spread.js";
+import { t } from "../i18n.js";
+import { barsOf, drawSpread } from "./quiz_spread.js";
+import { answerText, showWorked, textsOf } from "./quiz_worked.js";
 
 const ID_KEY = "cnnviz.quiz.student";
 const ANSWER_KEY = "cnnviz.quiz.answer"; // {code, quiz, value}: kept over a reload
@@ -29,12 +30,6 @@ function studentId() {
   return id;
 }
 
-/** A typed number: 1,234 and 1 234 read as 1234; "−" as a minus; anything else is NaN. */
-export function readNumber(text) {
-  const cleaned = text.trim().replace(/[,\s]/g, "").replace(/[−–]/g, "-");
-  return /^-?(\d+\.?\d*|\.\d+)(e-?\d+)?$/i.test(cleaned) ? Number(cleaned) : Number.NaN;
-}
-
 function savedAnswer(code, quizId) {
   try {
     const saved = JSON.parse(window.sessionStorage.getItem(ANSWER_KEY));
@@ -56,11 +51,12 @@ export function studentQuiz(code, anchor) {
     const title = element("h2", "quiz-card-title", { id: "quiz-card-title" });
     title.textContent = t("quiz.title");
     const form = element("form", "quiz-form");
-    const texts = quiz.question.texts[language()] ?? quiz.question.texts.en;
-    const label = element("label", "quiz-input-label", { for: "quiz-input" });
-    label.textContent = texts.label;
+    const texts = textsOf(quiz);
+    const choice = quiz.question.kind === "choice";
+    const label = element(choice ? "p" : "label", "quiz-input-label", choice ? {} : { for: "quiz-input" });
+    label.textContent = texts.ask;
     form.append(label);
-    if (quiz.question.kind === "choice") {
+    if (choice) {
       texts.options.forEach((option, index) => {
         const choice = element("label", "quiz-choice");
         const radio = element("input", "", { type: "radio", name: "quiz-choice", value: String(index) });
@@ -92,72 +88,55 @@ export function studentQuiz(code, anchor) {
 
   async function submit(quiz, form) {
     if (!current || current.id !== quiz.id || current.status !== "open") return;
-    let value;
+    let value; // the option's index, or the number as typed (the server reads it as the lesson does)
     if (quiz.question.kind === "choice") {
       const picked = form.querySelector("input[name=quiz-choice]:checked");
-      value = picked ? Number(picked.value) : Number.NaN;
+      if (!picked) return say(form, "quiz.pick");
+      value = Number(picked.value);
     } else {
-      value = readNumber(form.querySelector(".quiz-input").value);
+      value = form.querySelector(".quiz-input").value.trim();
+      if (!value) return say(form, "quiz.invalid");
     }
-    if (!Number.isFinite(value)) {
-      say(form, quiz.question.kind === "choice" ? "quiz.pick" : "quiz.invalid");
-      return;
-    }
+    let response;
     try {
-      const response = await fetch(
+      response = await fetch(
         `/api/sessions/${encodeURIComponent(code)}/quiz/${quiz.id}/answers/${studentId()}`,
         { method: "PUT", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ value }) },
       );
-      if (!response.ok) {
-        const body = await response.json().catch(() => ({}));
-        const detail = Array.isArray(body.detail) ? body.detail.map((d) => d.msg).join("; ") : body.detail;
-        throw new Error(String(detail ?? response.statusText));
-      }
-      answer = value;
-      window.sessionStorage.setItem(ANSWER_KEY, JSON.stringify({ code, quiz: quiz.id, value }));
-      card.dataset.answered = "true";
-      say(form, "quiz.sent", { value: display(quiz, value) });
-    } catch (error) {
-      say(form, "quiz.error", { message: error.message });
+    } catch {
+      return say(form, "quiz.error", { message: t("error.network") });
     }
-  }
-
-  function display(quiz, value) {
-    if (quiz.question.kind !== "choice") return String(value);
-    const texts = quiz.question.texts[language()] ?? quiz.question.texts.en;
-    return texts.options[value] ?? String(value);
+    const body = await response.json().catch(() => ({}));
+    if (response.status === 422) return say(form, quiz.question.kind === "choice" ? "quiz.pick" : "quiz.invalid");
+    if (!response.ok) {
+      const detail = Array.isArray(body.detail) ? body.detail.map((d) => d.msg).join("; ") : body.detail;
+      return say(form, "quiz.error", { message: String(detail ?? response.statusText) });
+    }
+    answer = body.value;
+    window.sessionStorage.setItem(ANSWER_KEY, JSON.stringify({ code, quiz: quiz.id, value: answer }));
+    card.dataset.answered = "true";
+    say(form, "quiz.sent", { value: answerText(quiz, answer) });
   }
 
   function reveal(quiz) {
     const form = card.querySelector(".quiz-form");
     for (const control of form.querySelectorAll("input, button")) control.disabled = true;
     form.querySelector(".quiz-sent").textContent = ""; // answers are closed: the verdict says it
-    const texts = quiz.question.texts[language()] ?? quiz.question.texts.en;
-    const worked = card.querySelector(".quiz-worked");
+    const spread = quiz.spread ?? [];
+    const mine = answer === null ? undefined : spread.find(([value]) => value === answer);
     const verdict = element("p", "quiz-verdict");
-    if (answer === null) {
+    if (!mine) {
       verdict.textContent = t("quiz.no_answer");
       card.dataset.verdict = "none";
     } else {
-      const right = isCorrect(quiz.question.kind, answer, quiz.worked.exact);
-      verdict.textContent = t(right ? "quiz.right" : "quiz.wrong", { value: display(quiz, answer) });
+      const right = mine[2] === 1; // checked by the server, as the lesson checks it
+      verdict.textContent = t(right ? "quiz.right" : "quiz.wrong", { value: answerText(quiz, answer) });
       card.dataset.verdict = right ? "right" : "wrong";
     }
-    const value = element("p", "quiz-worked-value");
-    value.textContent = t("quiz.answer_is", { label: texts.label, value: quiz.worked.value });
-    worked.replaceChildren(verdict, value);
-    for (const line of quiz.worked.work) {
-      const code_ = element("code", "work-line");
-      code_.textContent = line;
-      worked.append(code_);
-    }
-    const why = quiz.worked.why?.[language()];
-    if (why) {
-      const note = element("p", "why");
-      note.textContent = why;
-      worked.append(note);
-    }
-    const bars = barsOf(quiz.question.kind, quiz.spread ?? [], { options: texts.options, exact: quiz.worked.exact });
+    const worked = card.querySelector(".quiz-worked");
+    showWorked(worked, quiz);
+    worked.prepend(verdict);
+    const bars = barsOf(quiz.question.kind, spread, { options: textsOf(quiz).options, reveal: true });
     if (bars.length) drawSpread(card.querySelector(".quiz-spread"), bars, t("quiz.spread"));
   }
 

@@ -1,13 +1,13 @@
 // The teacher's side of the live class quiz (app/quiz.py). On a lesson page with a class session
-// running, each question gets "Ask the class" buttons, one per part of its worked answer that is
-// a single number. Asking opens the quiz panel: the question, how many of the followers have
+// running, each question gets an "Ask the class" button. Asking opens the quiz panel: the question, how many of the followers have
 // answered, the spread of their answers (polled, one request at a time), then "Reveal" (everyone
 // sees the worked answer) and "Close". The panel comes back after a reload or on another page
 // while the question is open.
 
 import { getJSON } from "../api.js";
-import { language, t } from "../i18n.js";
+import { t } from "../i18n.js";
 import { barsOf, drawSpread } from "./quiz_spread.js";
+import { showWorked, textsOf } from "./quiz_worked.js";
 
 const POLL_MS = 250; // the spread on the projector lags the students' phones by about this
 
@@ -83,24 +83,15 @@ export function teacherQuiz(session) {
   function renderQuestion() {
     panel ??= buildPanel();
     panel.hidden = false;
-    const texts = quiz.question.texts[language()] ?? quiz.question.texts.en;
+    const texts = textsOf(quiz);
     panel.dataset.quizId = String(quiz.id);
     panel.dataset.status = quiz.status;
     panel.querySelector(".quiz-question-text").textContent = texts.text;
-    panel.querySelector(".quiz-question-label").textContent = texts.label;
+    panel.querySelector(".quiz-question-label").textContent = texts.ask;
     panel.querySelector(".quiz-reveal").hidden = quiz.status !== "open";
     const worked = panel.querySelector(".quiz-worked");
-    worked.replaceChildren();
-    if (quiz.worked) {
-      const value = element("p", "quiz-worked-value");
-      value.textContent = t("quiz.answer_is", { label: texts.label, value: quiz.worked.value });
-      worked.append(value);
-      for (const line of quiz.worked.work) {
-        const code = element("code", "work-line");
-        code.textContent = line;
-        worked.append(code);
-      }
-    }
+    if (quiz.worked) showWorked(worked, quiz);
+    else worked.replaceChildren();
     showError(null);
   }
 
@@ -114,9 +105,8 @@ export function teacherQuiz(session) {
         ? t("quiz.correct", { count: tally.correct, answered: tally.answered })
         : t("quiz.answered", { count: tally.answered, followers: state.followers });
     panel.dataset.answered = String(tally.answered);
-    const exact = quiz?.worked ? quiz.worked.exact : null;
-    const options = quiz?.question.texts[language()]?.options ?? [];
-    const bars = barsOf(tally.kind, tally.spread, { options, exact });
+    const options = quiz ? textsOf(quiz).options : [];
+    const bars = barsOf(tally.kind, tally.spread, { options, reveal: tally.status === "revealed" });
     if (bars.length === 0) {
       const empty = element("p", "quiz-empty");
       empty.textContent = t("quiz.waiting");
@@ -161,9 +151,9 @@ export function teacherQuiz(session) {
     if (panel) panel.hidden = true;
   }
 
-  async function ask(lesson, question, part) {
+  async function ask(question) {
     try {
-      await send("POST", "/quiz", { lesson, question, part });
+      await send("POST", "/quiz", { question });
       await refresh();
     } catch (error) {
       panel ??= buildPanel();
@@ -191,29 +181,16 @@ export function teacherQuiz(session) {
     hide();
   }
 
-  /** "Ask the class" buttons under each question of a lesson page, one per number part. */
-  async function mountAskButtons() {
+  /** An "Ask the class" button under each question of a lesson page. */
+  function mountAskButtons() {
     const lesson = document.querySelector("article.lesson[data-lesson]");
     if (!lesson || lesson.querySelector(".quiz-ask")) return;
-    const slug = lesson.dataset.lesson;
-    let data;
-    try {
-      data = await getJSON(`/api/lessons/${encodeURIComponent(slug)}?lang=${language()}`);
-    } catch {
-      return; // the lesson stays usable without the quiz buttons
-    }
-    for (const question of data.questions) {
-      const item = lesson.querySelector(`.question[data-question="${CSS.escape(question.id)}"]`);
-      const parts = question.answers.filter((answer) => typeof answer.exact === "number");
-      if (!item || parts.length === 0) continue;
+    for (const item of lesson.querySelectorAll(".question[data-question]")) {
+      const ref = `${lesson.dataset.lesson}.${item.dataset.question}`;
       const row = element("div", "quiz-ask");
-      for (const part of parts) {
-        const ask_ = button("secondary quiz-ask-button", t("quiz.ask", { label: part.label_text }), () =>
-          ask(slug, question.id, part.label),
-        );
-        ask_.dataset.part = part.label;
-        row.append(ask_);
-      }
+      const ask_ = button("secondary quiz-ask-button", t("quiz.ask"), () => ask(ref));
+      ask_.dataset.question = ref;
+      row.append(ask_);
       item.querySelector(".question-text")?.after(row);
     }
   }
