@@ -51,7 +51,10 @@ CORE_KEYS = frozenset(
     {"size", "kernel", "stride", "padding", "padded", "dilation", "effective", "output",
      "output_padding", "groups", "channels", "out_channels", "total", "target", "classes",
      "entries", "cells", "shape", "expected_shape", "start", "stop", "width", "height", "pixels",
-     "macs", "layer", "count", "model", "command"}
+     "macs", "layer", "count", "model", "command",
+     # a training run's estimate (app/runs/budget.py)
+     "peak_gb", "limit_gb", "data_gb", "step_gb", "steps", "gmacs", "limit_gmacs", "events",
+     "images", "batch"}
 )  # fmt: skip
 CONTEXT_KEYS = SCHEMA_KEYS | CORE_KEYS
 MAX_TEXT = 64  # characters of one ctx string
@@ -63,6 +66,7 @@ FINITE = {"type": "finite_number", "msg": "Input should be a finite number"}
 # A string detail (404 "unknown model", 409, 503 ...) keeps its shape; `type` is added beside it.
 STATUS_TYPES = {
     400: "bad_request",
+    401: "unauthorized",
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",

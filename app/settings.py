@@ -119,7 +119,13 @@ class Settings(BaseSettings):
     max_queued_runs: int = 16  # waiting runs; beyond this a new run is refused (503)
     max_run_epochs: int = 50
     max_run_batch_size: int = 1024
-    max_run_steps_per_epoch: int = 10_000
+    max_run_steps_per_epoch: int = 10_000  # counted also when max_steps_per_epoch is left out
+    max_run_events: int = 200_000  # events one run may store (≈ epochs × steps ÷ log_every)
+    # a run's estimated peak memory (cnncore.run_cost) may be at most this (0: no fixed cap) and
+    # at most run_memory_fraction of the memory the machine (or GPU) has free when it is planned
+    max_run_memory_bytes: int = Field(8_000_000_000, ge=0)
+    run_memory_fraction: float = Field(0.8, gt=0.0, le=1.0)
+    max_run_gmacs: int = Field(5_000_000, ge=1)  # multiply-adds of a whole run, in 10⁹
     run_models: tuple[str, ...] = ("lenet5", "mlp", "tinyvgg", "alexnet", "resnet18",
                                    "mobilenet_v1", "mobilenet_v2", "googlenet")  # fmt: skip
     run_threads: int = 1  # torch threads per worker (one per run keeps runs from fighting)

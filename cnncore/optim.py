@@ -65,9 +65,11 @@ def build_optimizer(
     if name == "momentum":
         return torch.optim.SGD(params, momentum=momentum, **common)
     if name == "nesterov":
+        if momentum == 0.0:  # Nesterov's look-ahead is a momentum step: torch refuses μ = 0
+            raise CNNCoreError("Nesterov momentum needs a momentum above 0", "momentum")
         return torch.optim.SGD(params, momentum=momentum, nesterov=True, **common)
     if name == "rmsprop":
-        return torch.optim.RMSprop(params, momentum=0.0, **common)
+        return torch.optim.RMSprop(params, momentum=momentum, **common)
     if name == "adam":
         return torch.optim.Adam(params, **common)
     if name == "adamw":

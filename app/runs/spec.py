@@ -23,11 +23,12 @@ from typing import Any
 
 import torch
 
+from app.runs.budget import check_run_budget
 from app.runs.store import RunStore
 from app.schemas.runs import RunCreate, check_run_limits
 from app.settings import Settings
 from cnncore.data import DataConfig
-from cnncore.datasets.shapes import SHAPE_CLASSES
+from cnncore.datasets.shapes import SHAPE_CLASSES, SHAPE_SIDES
 from cnncore.datasets.standard import STANDARD_DATASETS
 from cnncore.device import resolve_device
 from cnncore.errors import CNNCoreError
@@ -64,7 +65,6 @@ DATASET_FACTS: dict[str, tuple[int, int, tuple[str, ...]]] = {
     "fashion_mnist": (1, 28, tuple(STANDARD_DATASETS["fashion_mnist"].class_names)),
     "cifar10": (3, 32, tuple(STANDARD_DATASETS["cifar10"].class_names)),
 }
-_SHAPE_SIDES = (12, 128)  # what cnncore.datasets.shapes draws
 
 
 def epoch_checkpoint(epoch: int) -> str:
@@ -139,7 +139,7 @@ def _loaded_side(data: DataConfig, native: int) -> int:
     """The side of the images as loaded (before the model asks for more)."""
     if data.name == "shapes":
         side = data.image_size or native
-        low, high = _SHAPE_SIDES
+        low, high = SHAPE_SIDES
         if not low <= side <= high:
             raise CNNCoreError(f"shapes are drawn {low} to {high} pixels wide; {side} is not",
                                "data.image_size")  # fmt: skip
@@ -171,14 +171,15 @@ def _refusal(model: str, channels: int, side: int) -> str | None:
     return None
 
 
-def _check_model_takes(model: str, channels: int, side: int) -> None:
+def _check_model_takes(model: str, channels: int, side: int) -> int:
+    """The side the model reads (`fit_input_size`), once it is sure to take it."""
     try:
         side = fit_input_size(model, channels, side)  # what the trainer grows images to
     except CNNCoreError as exc:
         raise CNNCoreError(str(exc), "data.image_size") from exc
     reason = _refusal(model, channels, side)
     if reason is None:
-        return
+        return side
     # The smallest side it takes (bisection: a network that takes a side takes larger ones).
     low, high = side, max(side, get_model_info(model).default_input.height)
     while low < high:
@@ -193,11 +194,13 @@ def _check_model_takes(model: str, channels: int, side: int) -> None:
 
 
 def check_dataset_fit(
-    config: TrainConfig, transfer: TransferPlan | None = None, replace_head: bool = True
-) -> None:
+    config: TrainConfig, transfer: TransferPlan | None = None, replace_head: bool = True,
+    settings: Settings | None = None,
+) -> None:  # fmt: skip
     """Refuse what would fail once the dataset is loaded (in the worker), naming the field:
     classes that do not exist or repeat, sizes the dataset or the model cannot have, and a
-    transfer source that reads other images or predicts another number of classes."""
+    transfer source that reads other images or predicts another number of classes; with
+    `settings`, also a run too long or too large for the server (`app.runs.budget`)."""
     data = config.data
     if data.name not in DATASET_FACTS:
         return  # an uploaded archive: its classes and sizes are known once it is read
@@ -206,8 +209,22 @@ def check_dataset_fit(
     channels = data.channels or native_channels
     side = _loaded_side(data, native_side)
     if transfer is None:
-        _check_model_takes(config.model, channels, side)
-        return
+        model_side = _check_model_takes(config.model, channels, side)
+    else:
+        _check_transfer_fits(config, transfer, replace_head, channels, side, classes)
+        model_side = transfer.input_shape[1]
+    if settings is not None:
+        loaded_side = side if data.name == "shapes" else native_side
+        check_run_budget(config, settings, channels=channels, side=model_side,
+                         loaded_side=loaded_side, native_channels=native_channels,
+                         num_classes=classes)  # fmt: skip
+
+
+def _check_transfer_fits(
+    config: TrainConfig, transfer: TransferPlan, replace_head: bool, channels: int, side: int,
+    classes: int,
+) -> None:  # fmt: skip
+    data = config.data
     source_channels, height, width = transfer.input_shape
     if channels != source_channels:
         raise CNNCoreError(
@@ -245,7 +262,7 @@ def plan_run(
     resolve_device(config.device)  # "cuda" on a server without a GPU: 422 now, not in the worker
     init_from = body.init_from
     if init_from is None:
-        check_dataset_fit(config)
+        check_dataset_fit(config, settings=settings)
     else:
         try:
             source = checkpoint_of(init_from.run_id)
@@ -253,7 +270,7 @@ def plan_run(
             raise CNNCoreError(str(exc.args[0] if exc.args else exc), "init_from.run_id") from exc
         plan = plan_transfer(source, config, init_from.freeze, init_from.replace_head)
         config = plan.config
-        check_dataset_fit(config, plan, init_from.replace_head)
+        check_dataset_fit(config, plan, init_from.replace_head, settings)
     return {
         **config.to_dict(),
         "label": body.label,

@@ -17,9 +17,14 @@ from PIL import Image, ImageDraw
 
 from cnncore.errors import CNNCoreError
 
-__all__ = ["SHAPE_CLASSES", "generate_shapes"]
+__all__ = ["SHAPE_CLASSES", "SHAPE_SIDES", "generate_shapes"]
 
 SHAPE_CLASSES = ("circle", "square", "triangle", "cross", "star", "ring")
+_RADIUS = (0.22, 0.45)  # of the side
+_MARGIN = 1.0  # pixels kept black around the outline
+# The sides shapes can be drawn at. The largest outline (radius 0.45·S, plus the margin) must
+# fit on both sides of its centre: 2·(0.45·S + 1) ≤ S, so S ≥ 2 / 0.1 = 20.
+SHAPE_SIDES = (20, 128)
 
 # Drawn this many times larger, then shrunk with a box filter: anti-aliased edges, so small
 # rotations change pixels smoothly instead of flipping whole staircase steps.
@@ -82,15 +87,16 @@ def generate_shapes(
     unknown = [c for c in classes if c not in SHAPE_CLASSES]
     if unknown:
         raise CNNCoreError(f"unknown shape {unknown[0]!r}; choose from {SHAPE_CLASSES}", "classes")
-    if not 12 <= image_size <= 128:
-        raise CNNCoreError("shape images must be 12 to 128 pixels wide", "image_size")
+    low, high = SHAPE_SIDES
+    if not low <= image_size <= high:
+        raise CNNCoreError(f"shape images must be {low} to {high} pixels wide", "image_size")
     rng = np.random.default_rng(seed)
     labels = np.arange(count) % len(classes)
     rng.shuffle(labels)
     images = np.empty((count, 1, image_size, image_size), dtype=np.float32)
     for i, label in enumerate(labels):
-        radius = rng.uniform(0.22, 0.45) * image_size
-        margin = radius + 1.0  # keeps the outermost row and column of pixels black
+        radius = rng.uniform(*_RADIUS) * image_size
+        margin = radius + _MARGIN  # keeps the outermost row and column of pixels black
         cx, cy = rng.uniform(margin, image_size - margin, size=2)
         angle = rng.uniform(0.0, 2 * math.pi)
         value = int(rng.uniform(0.55, 1.0) * 255)

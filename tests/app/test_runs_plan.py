@@ -108,7 +108,7 @@ def test_the_size_suggested_is_the_smallest_the_model_takes():
 
 def test_sizes_the_dataset_cannot_have_are_refused():
     small = refusal(model="mlp", data={"name": "shapes", "image_size": 8})
-    assert small.field == "data.image_size" and "12 to 128" in str(small)
+    assert small.field == "data.image_size" and "20 to 128" in str(small)
     shrink = refusal(model="mlp", data={"name": "mnist5k", "image_size": 16, "fit": "pad"})
     assert shrink.field == "data.image_size" and "padded down" in str(shrink)
     plan(model="mlp", data={"name": "mnist5k", "image_size": 32, "fit": "pad"})

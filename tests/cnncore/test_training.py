@@ -305,6 +305,31 @@ def test_optimizer_settings_reach_torch():
     assert err.value.field == "lr"
 
 
+@pytest.mark.parametrize("momentum", [0.0, 0.5, 0.9])
+def test_rmsprop_honours_momentum_step_for_step_like_torch(momentum):
+    """RMSProp with momentum (torch's form: v ← μ·v + g/√(E[g²]+ε), θ ← θ − lr·v), checked
+    against torch.optim.RMSprop on the same random problem for ten steps."""
+    torch.manual_seed(4)
+    start, inputs, targets = torch.randn(5, 3), torch.randn(16, 3), torch.randn(16, 5)
+    ours, theirs = nn.Parameter(start.clone()), nn.Parameter(start.clone())
+    optimizer = build_optimizer("rmsprop", [ours], 0.01, momentum=momentum, weight_decay=1e-3)
+    oracle = torch.optim.RMSprop([theirs], lr=0.01, momentum=momentum, weight_decay=1e-3)
+    assert optimizer.param_groups[0]["momentum"] == momentum
+    for _ in range(10):
+        for param, opt in ((ours, optimizer), (theirs, oracle)):
+            opt.zero_grad()
+            F.mse_loss(inputs @ param.T, targets).backward()
+            opt.step()
+        torch.testing.assert_close(ours.detach(), theirs.detach(), rtol=0, atol=1e-6)
+    plain = nn.Parameter(start.clone())
+    no_momentum = build_optimizer("rmsprop", [plain], 0.01, momentum=0.0, weight_decay=1e-3)
+    for _ in range(10):
+        no_momentum.zero_grad()
+        F.mse_loss(inputs @ plain.T, targets).backward()
+        no_momentum.step()
+    assert (momentum == 0) == torch.equal(plain.detach(), ours.detach())
+
+
 def _torch_lrs(scheduler_factory, steps: int) -> list[float]:
     optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.2)
     scheduler = scheduler_factory(optimizer)
