@@ -137,6 +137,8 @@ class Settings(BaseSettings):
     run_replay_batch: int = 1000  # events read from the database at once for a replay
     run_poll_seconds: float = 0.25  # how often a run driven by another process is re-read
     run_ping_seconds: float = 15.0  # SSE keep-alive comment interval
+    # a worker still running this long after a stop (a step of minutes, a frozen process) is killed
+    run_stop_grace_seconds: float = Field(30.0, gt=0.0)
     datasets_dir: Path | None = None  # local MNIST / Fashion-MNIST / CIFAR-10 files, if any
 
     @model_validator(mode="after")

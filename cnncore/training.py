@@ -6,7 +6,8 @@
     save_checkpoint(trainer, "run.safetensors")   # (cnncore.checkpoint) may run at any yield
 
 Built to be driven from a worker process: the config is a dataclass that round-trips through
-JSON (`to_dict` / `from_dict`); `should_stop` and `should_pause` are polled before every step;
+JSON (`to_dict` / `from_dict`); `should_stop` and `should_pause` are polled before every step
+(and `should_stop` after each epoch's last one);
 every event is a dict of plain floats, ints, strings and lists (non-finite numbers become
 None, so strict JSON never sees NaN).
 
@@ -393,6 +394,10 @@ class Trainer:
                 norms = summary.norms if fresh_norms else None
                 yield self._step_event(epoch, batch, lr, window, clock, total_steps, norms)
                 window, fresh_norms = _Window(), False
+        # Once more after the epoch's last step: a stop asked while it ran ends the run as
+        # stopped (no evaluation, no "completed"), as one asked during any other step does.
+        if self.should_stop():
+            summary.stop_reason = "stopped"
         return summary
 
     def _wait_while_paused(self, clock: _Clock) -> Iterator[dict[str, Any]]:

@@ -27,6 +27,7 @@ import signal
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,7 @@ class RunLimits:
     mailbox_frames: int = 4096  # per viewer; a slower viewer catches up from the database
     start_method: str = "forkserver"  # or "spawn" (see Settings.run_start_method)
     batch_seconds: float = 0.05  # events arriving this close together travel together
+    stop_grace_seconds: float = 30.0  # a worker still running this long after a stop is killed
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RunLimits:
@@ -101,6 +103,7 @@ class RunLimits:
             replay_batch=settings.run_replay_batch,
             poll_seconds=settings.run_poll_seconds,
             start_method=settings.run_start_method,
+            stop_grace_seconds=settings.run_stop_grace_seconds,
         )
 
 
@@ -162,6 +165,7 @@ class _Worker:
     thread: threading.Thread | None = None
     send_lock: threading.Lock = field(default_factory=threading.Lock)
     interrupted: bool = False  # the manager is closing: this run ends as interrupted
+    stop_forced: bool = False  # killed after a stop it did not obey in time: ends as stopped
     ended: bool = field(default=False)
 
     def tell(self, word: str) -> None:
@@ -179,12 +183,14 @@ class RunManager:
         checkpoints_dir: Path,
         limits: RunLimits | None = None,
         context: Any = None,
+        target: Callable[..., None] = worker_main,
     ) -> None:
         self.store = store
         self.checkpoints_dir = Path(checkpoints_dir)
         self.limits = limits or RunLimits()
         self.owner = claim_owner()
         self._context = context or _worker_context(self.limits.start_method)
+        self._target = target  # what a worker process runs (tests: a worker that hangs)
         self._lock = threading.RLock()
         self._workers: dict[str, _Worker] = {}
         self._queue: deque[str] = deque()
@@ -296,7 +302,7 @@ class RunManager:
                           self.limits.keep_checkpoints)  # fmt: skip
         mine, theirs = self._context.Pipe(duplex=True)
         process = self._context.Process(
-            target=worker_main, args=(spec, theirs, self.limits.threads),
+            target=self._target, args=(spec, theirs, self.limits.threads),
             name=f"cnnviz-run-{run_id}", daemon=True,
         )  # fmt: skip
         worker = _Worker(run_id, process, mine)
@@ -355,6 +361,12 @@ class RunManager:
             if not worker.ended:
                 if worker.interrupted:
                     self._deliver(worker.run_id, [_end("interrupted", "the server stopped")])
+                elif worker.stop_forced:
+                    grace = self.limits.stop_grace_seconds
+                    self._deliver(worker.run_id, [_end(
+                        "stopped", f"the step under way was still running {grace:g} s after "
+                        "the stop; its process was ended (the newest epoch checkpoint is kept)",
+                    )])  # fmt: skip
                 else:
                     reason = exit_reason(worker.process.exitcode)
                     self._deliver(worker.run_id, [_end("failed", reason)])
@@ -401,14 +413,31 @@ class RunManager:
         return self.get(run_id)
 
     def stop(self, run_id: str) -> RunRecord:
-        """Stop after the current step (the final checkpoint is still written)."""
+        """Stop after the current step (the final checkpoint is still written). A worker still
+        running `stop_grace_seconds` later (one step can take minutes, or the process froze)
+        is killed, and the run ends as stopped all the same."""
         with self._lock:
             if run_id in self._queue:
                 self._queue.remove(run_id)
                 self._finish_early(run_id, "stopped")
             else:
-                self._worker(run_id, "stop").tell("stop")
+                worker = self._worker(run_id, "stop")
+                worker.tell("stop")
+                if isinstance(worker, _Worker):
+                    self._arm_stop_timer(worker)
         return self.get(run_id)
+
+    def _arm_stop_timer(self, worker: _Worker) -> None:
+        def overdue() -> None:
+            with self._lock:
+                if worker.ended or not worker.process.is_alive():
+                    return
+                worker.stop_forced = True
+            worker.process.kill()  # the pump sees the pipe close and ends the run as stopped
+
+        timer = threading.Timer(self.limits.stop_grace_seconds, overdue)
+        timer.daemon = True
+        timer.start()
 
     def kill_worker(self, run_id: str) -> None:
         """Kill a run's process outright (SIGKILL), as a crash would; for tests and admins."""

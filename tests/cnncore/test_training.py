@@ -220,6 +220,18 @@ def test_should_stop_and_should_pause_are_obeyed(digits):
     assert paused[-1]["reason"] == "completed"
 
 
+@pytest.mark.parametrize("epochs", [1, 2])
+def test_a_stop_asked_during_the_last_step_ends_the_run_as_stopped(digits, epochs):
+    """The stop arrives while the final step of the run (or of the first epoch) computes:
+    seen after that step, the run ends stopped, without evaluating that epoch."""
+    config = _config(epochs=epochs, max_steps_per_epoch=4)
+    trainer = Trainer(config, data=digits, should_stop=lambda: trainer.step >= 4)
+    events = list(trainer.run())
+    assert events[-1]["reason"] == "stopped" and events[-1]["step"] == 4
+    assert not _of(events, "epoch") and trainer.epochs_completed == 0
+    assert len(_of(events, "step")) == 4
+
+
 # --- model switches ----------------------------------------------------------------------------
 
 
