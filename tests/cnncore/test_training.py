@@ -295,7 +295,8 @@ def test_batch_norm_dropout_and_activation_switches():
 
 @pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw"])
 def test_every_optimizer_learns(digits, name):
-    lr = {"sgd": 0.2, "momentum": 0.05, "nesterov": 0.05}.get(name, 3e-3)
+    # RMSProp with momentum 0.9 moves about 10 times further per step than without it.
+    lr = {"sgd": 0.2, "momentum": 0.05, "nesterov": 0.05, "rmsprop": 3e-4}.get(name, 3e-3)
     events = _events(_config(optimizer=name, lr=lr, epochs=2), digits)
     steps = _of(events, "step")
     assert np.mean([s["loss"] for s in steps[-5:]]) < 0.6 * np.mean([s["loss"] for s in steps[:5]])
