@@ -65,6 +65,8 @@ class TrainedMetadata:
     seed: int
     train_size: int
     val_size: int
+    # a classifier's training-data statistics for the familiarity score (cnncore.familiarity)
+    familiarity: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

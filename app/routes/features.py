@@ -11,13 +11,20 @@ from fastapi.responses import Response
 from app.deps import settings_dep
 from app.feature_cache import FeatureCache, get_feature_cache
 from app.limits import heavy_work
-from app.schemas.features import Colormap, FeaturesForm, FeaturesOut, SampleOut
+from app.schemas.features import (
+    Colormap,
+    FamiliarityOut,
+    FeaturesForm,
+    FeaturesOut,
+    SampleOut,
+)
 from app.settings import Settings
 from app.unit_store import UnitStore, get_unit_store
 from app.uploads import chosen_picture, picture_form_schema, read_picture_form
 from app.weights_choice import CheckpointOf, checkpoints, run_checkpoint
 from cnncore.colormaps import COLORMAPS, lut_hex
 from cnncore.errors import CNNCoreError
+from cnncore.familiarity import familiarity
 from cnncore.features import handcrafted_feature_maps, learned_feature_maps
 from cnncore.images import SAMPLE_IMAGES, encode_png, sample_image
 from cnncore.models import get_model_info
@@ -95,7 +102,7 @@ def _extract(
             units.remember(stored.id, model, None if cached else floats.activations(
                 model.layers))  # fmt: skip
         base = f"{router.prefix}/{stored.id}"
-        return FeaturesOut.of(
+        answer = FeaturesOut.of(
             stored.id,
             stored.maps,
             image,
@@ -106,6 +113,11 @@ def _extract(
             lambda name: f"{base}/{name}.png",
             form.run,
         )
+        if form.mode == "learned" and form.run is None:
+            # from the input the maps were computed from: one small pass to the probe layers
+            found = familiarity(model.loaded, stored.maps.network_input)
+            answer.familiarity = FamiliarityOut.of(found)
+        return answer
 
 
 @router.post(

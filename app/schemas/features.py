@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from app.schemas.runs import RUN_ID_PATTERN
+from cnncore.familiarity import Familiarity
 from cnncore.features import (
     FILTERS_PICTURE,
     STEP_PICTURE,
@@ -166,6 +167,26 @@ class PredictionOut(BaseModel):
     prob: float
 
 
+class FamiliarityOut(BaseModel):
+    """How far the picture lies from the model's training pictures (cnncore.familiarity)."""
+
+    score: float  # Mahalanobis distance to the nearest class of the training pictures
+    threshold: float  # 95 % of held-out training-distribution pictures are at most this far
+    unlike: bool  # score > threshold: the prediction says little about this picture
+    method: Literal["mahalanobis"]
+
+    @classmethod
+    def of(cls, found: Familiarity | None) -> FamiliarityOut | None:
+        if found is None:
+            return None
+        return cls(
+            score=found.score,
+            threshold=found.threshold,
+            unlike=found.unlike,
+            method=found.method,  # type: ignore[arg-type]
+        )
+
+
 class FeaturesOut(BaseModel):
     id: str
     model: str
@@ -179,6 +200,8 @@ class FeaturesOut(BaseModel):
     layers: list[LayerOut]
     filters_url: str | None
     predictions: list[PredictionOut] | None
+    # only for bundled classifiers whose weights carry the statistics (learned mode, no run)
+    familiarity: FamiliarityOut | None = None
 
     @classmethod
     def of(

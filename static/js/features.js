@@ -13,6 +13,7 @@ import { createPicker } from "./feature_picker.js";
 import { createLayerStrip } from "./feature_layers.js";
 import { createLayerDetail } from "./feature_detail.js";
 import { createRunPicker, loadRuns } from "./feature_runs.js";
+import { renderFamiliarity } from "./features/familiarity.js";
 
 const $ = (id) => document.getElementById(id);
 const state = createState(FEATURES_STATE);
@@ -190,6 +191,7 @@ function render() {
   });
   renderSteps(answer);
   renderPredictions(answer);
+  renderFamiliarity(answer);
   renderFilters(answer);
   strip.render(answer.layers, state.get("colormap"), state.get("layer"));
   openLayer();

@@ -1,0 +1,57 @@
+"""AUROC of the familiarity score per bundled classifier and outlier set (docs/PERFORMANCE.md).
+
+    .venv/bin/python benchmarks/familiarity_auroc.py [--count N]
+
+Not a timing: the figure is how well the stored statistics tell held-out training-distribution
+pictures (the odd half of the validation split, `cnncore.familiarity_sets`) from each outlier
+set, all through the page's preprocessing. Also printed: the share of held-out pictures called
+"unlike" at the stored threshold (chosen on the other half for 95 % to pass) and the share of
+each outlier set called "unlike". Deterministic: fixed seeds, CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from cnncore.familiarity import distances, model_inputs  # noqa: E402
+from cnncore.familiarity_sets import OUTLIER_SETS, auroc, held_out, outlier_pictures  # noqa: E402
+from cnncore.weights import load_model  # noqa: E402
+
+
+def measure(name: str, count: int) -> list[tuple[str, float, float]]:
+    """(outlier set, AUROC, share flagged) per set; first row: the held-out pictures."""
+    loaded = load_model(name)
+    meta = loaded.weights.trained
+    threshold = meta.familiarity["threshold"]
+    side = loaded.weights.input_shape[-1]
+    inside = distances(loaded, model_inputs(loaded.weights, held_out(meta).evaluation))
+    rows = [("held-out", float("nan"), float((inside > threshold).double().mean()))]
+    for kind in OUTLIER_SETS[name]:
+        pictures = outlier_pictures(kind, count, side)
+        outside = distances(loaded, model_inputs(loaded.weights, pictures))
+        rows.append((kind, auroc(inside, outside), float((outside > threshold).double().mean())))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=200, help="pictures per outlier set")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    print("| model | set | pictures | AUROC | called unlike |")
+    print("|---|---|---|---|---|")
+    for name in OUTLIER_SETS:
+        for kind, area, flagged in measure(name, args.count):
+            shown = "–" if kind == "held-out" else f"{area:.4f}"
+            print(f"| {name} | {kind} | {args.count if kind != 'held-out' else ''} "
+                  f"| {shown} | {flagged:.1%} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
