@@ -7,6 +7,9 @@ pictures (the odd half of the validation split, `cnncore.familiarity_sets`) from
 set, all through the page's preprocessing. Also printed: the share of held-out pictures called
 "unlike" at the stored threshold (chosen on the other half for 95 % to pass) and the share of
 each outlier set called "unlike". Deterministic: fixed seeds, CPU.
+
+Then the cost a /features answer pays for it: `familiarity()` on the flower photo against the
+feature maps of the same request (`learned_feature_maps`, the baseline), interleaved, 1 thread.
 """
 
 from __future__ import annotations
@@ -19,8 +22,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cnncore.familiarity import distances, model_inputs  # noqa: E402
+from benchmarks.timing import interleaved, spread  # noqa: E402
+from cnncore.familiarity import distances, familiarity, model_inputs  # noqa: E402
 from cnncore.familiarity_sets import OUTLIER_SETS, auroc, held_out, outlier_pictures  # noqa: E402
+from cnncore.features import learned_feature_maps, trace_layers  # noqa: E402
+from cnncore.images import sample_image  # noqa: E402
 from cnncore.weights import load_model  # noqa: E402
 
 
@@ -39,6 +45,24 @@ def measure(name: str, count: int) -> list[tuple[str, float, float]]:
     return rows
 
 
+def cost(name: str, repeats: int = 30) -> tuple[dict, dict]:
+    """Milliseconds of familiarity() and of the request's feature maps, flower photo."""
+    loaded = load_model(name)
+    layers = trace_layers(loaded.model)
+    flower = sample_image("flower")
+    times = interleaved(
+        {
+            "familiarity": lambda: familiarity(loaded, flower),
+            "maps": lambda: learned_feature_maps(loaded, layers, flower),
+        },
+        repeats,
+        warmup=3,
+    )
+    return spread([t * 1000 for t in times["familiarity"]]), spread(
+        [t * 1000 for t in times["maps"]]
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=200, help="pictures per outlier set")
@@ -51,6 +75,12 @@ def main() -> None:
             shown = "–" if kind == "held-out" else f"{area:.4f}"
             print(f"| {name} | {kind} | {args.count if kind != 'held-out' else ''} "
                   f"| {shown} | {flagged:.1%} |")  # fmt: skip
+    print("\n| model | familiarity ms (median / p95) | feature maps ms | ratio of medians |")
+    print("|---|---|---|---|")
+    for name in OUTLIER_SETS:
+        own, maps = cost(name)
+        print(f"| {name} | {own['median']} / {own['p95']} | {maps['median']} / {maps['p95']} "
+              f"| {own['median'] / maps['median']:.2f} |")  # fmt: skip
 
 
 if __name__ == "__main__":
