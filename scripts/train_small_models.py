@@ -160,7 +160,10 @@ def write_table() -> None:
     text = (
         "# Bundled weights\n\n"
         "Written by `scripts/train_small_models.py` (seed 0, bundled data only, CPU); loaded\n"
-        "with safetensors by `cnncore/weights.py`. Scores are on the held-out 20 % split.\n\n"
+        "with safetensors by `cnncore/weights.py`. Scores are on the held-out 20 % split.\n"
+        "The classifiers' metadata also holds their familiarity statistics (class means, shared\n"
+        "precision and threshold of `cnncore/familiarity.py`; `--familiarity` refits only those,\n"
+        "leaving the weights bit for bit as they are); AUROC figures in docs/PERFORMANCE.md.\n\n"
         "| model | data | input | train / val | epochs | metric | score | size |\n"
         "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
     )
