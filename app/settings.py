@@ -101,7 +101,7 @@ class Settings(BaseSettings):
     weights_mirror: str = ""
 
     # --- a unit's computation (/api/features/{id}/unit) ---------------------------------------
-    unit_max_channels: int = 16  # input channels of a convolution written out (the rest summed)
+    unit_max_channels: int = 8  # input channels of a convolution written out (the rest summed)
     unit_max_terms: int = 16  # largest contributions of a linear layer written out (rest summed)
     unit_store_bytes: int = 200_000_000  # float activations kept for units, all results (LRU)
     unit_store_entries: int = 4  # results whose float activations are kept

@@ -378,6 +378,7 @@ def filters_rgb(model: nn.Module, max_filters: int = 64) -> np.ndarray | None:
 class Prediction:
     label: str
     prob: float
+    index: int = -1  # the class's position in the model's output (-1: not known)
 
 
 def top_predictions(logits: torch.Tensor, labels: list[str], k: int = 5) -> list[Prediction]:
@@ -386,7 +387,8 @@ def top_predictions(logits: torch.Tensor, labels: list[str], k: int = 5) -> list
     if probs.numel() != len(labels):
         raise CNNCoreError(f"the model gives {probs.numel()} scores for {len(labels)} labels")
     values, indices = probs.topk(min(k, probs.numel()))
-    return [Prediction(labels[i], float(p)) for p, i in zip(values, indices.tolist(), strict=True)]
+    pairs = zip(values.tolist(), indices.tolist(), strict=True)
+    return [Prediction(labels[i], float(p), i) for p, i in pairs]
 
 
 @dataclass(frozen=True)

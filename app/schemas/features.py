@@ -165,6 +165,7 @@ class LayerOut(BaseModel):
 class PredictionOut(BaseModel):
     label: str
     prob: float
+    index: int = -1  # the class number (what /api/explanations calls `target`)
 
 
 class FamiliarityOut(BaseModel):
@@ -234,7 +235,8 @@ class FeaturesOut(BaseModel):
             filters_url=url(FILTERS_PICTURE) if maps.filters is not None else None,
             predictions=None
             if maps.predictions is None
-            else [PredictionOut(label=p.label, prob=p.prob) for p in maps.predictions],
+            else [PredictionOut(label=p.label, prob=p.prob, index=p.index)
+                  for p in maps.predictions],  # fmt: skip
         )
 
 

@@ -234,6 +234,10 @@ export function createLayerDetail(nodes, { onChannel }) {
       drawChannel();
       return true;
     },
+    /** The keyboard cursor in the enlarged channel (the unit Enter opens). */
+    cursor() {
+      return { ...cursor, channel };
+    },
     hide() {
       ticket++;
       layer = null;

@@ -14,6 +14,7 @@ import { createLayerStrip } from "./feature_layers.js";
 import { createLayerDetail } from "./feature_detail.js";
 import { createRunPicker, loadRuns } from "./feature_runs.js";
 import { renderFamiliarity } from "./features/familiarity.js";
+import { bindUnits } from "./features/unit_view.js";
 
 const $ = (id) => document.getElementById(id);
 const state = createState(FEATURES_STATE);
@@ -52,6 +53,8 @@ const detail = createLayerDetail(
   },
   { onChannel: (channel) => state.set({ channel }) },
 );
+
+const units = bindUnits({ state, detail, channelCanvas: $("channel-canvas"), atlasCanvas: $("atlas-canvas") });
 
 // Each pixel of the enlarged channel is a unit of the layer: a click offers the link to that
 // unit's receptive field on /receptive-field (same model, picture and trained weights).
@@ -195,6 +198,7 @@ function render() {
   renderFilters(answer);
   strip.render(answer.layers, state.get("colormap"), state.get("layer"));
   openLayer();
+  units.refresh(answer);
 }
 
 // --- requests --------------------------------------------------------------------------------
@@ -234,7 +238,9 @@ $("c-sample").addEventListener("change", () => {
 });
 bindControls(form, state, {
   onUserChange(name) {
-    if (name === "sample" || name === "model" || name === "mode") state.set({ layer: "", channel: 0 });
+    if (name === "sample" || name === "model" || name === "mode") {
+      state.set({ layer: "", channel: 0, unit: [], xlayer: "", cls: -1 });
+    }
     if (runPicker) settleWeights(name);
   },
 });

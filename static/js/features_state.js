@@ -2,6 +2,8 @@
 // link reopens the same picture, model, options, layer and channel. An uploaded picture cannot
 // travel in a URL: `sample` is then empty and a reload falls back to the default sample.
 
+import { UNIT_STATE } from "./features/unit_state.js";
+
 export const DEFAULT_SAMPLE = "china";
 
 export const FEATURES_STATE = [
@@ -15,6 +17,7 @@ export const FEATURES_STATE = [
   { name: "normalise", type: "enum", values: ["per_channel", "per_layer"], default: "per_channel" },
   { name: "layer", type: "string", default: "", maxLength: 200 },
   { name: "channel", type: "int", default: 0, min: 0, max: 4095 },
+  ...UNIT_STATE, // a unit's computation and why this prediction (features/unit_state.js)
 ];
 
 // Fields whose change needs a new answer from the server; the others only redraw.

@@ -201,6 +201,8 @@ NAMES_AND_SYMBOLS = [
     r"MobileNet.*",
     r"GoogLeNet",
     r"TinyVGG",
+    r"Grad-CAM(\+\+)?",
+    r"LayerCAM",
     r"SGD",
     r"Adam(W)?",
     r"RMSProp",
