@@ -68,9 +68,15 @@ export function createState(schema) {
   let pendingWrite = null;
 
   const formatted = (name, value) => fields.get(name).codec.format(value, fields.get(name));
+  // A value from elsewhere (a class session's snapshot) may not fit the field at all (a number
+  // for a list): the codec may throw on it; such a value is ignored like any invalid one.
   const coerce = (name, value) => {
     const field = fields.get(name);
-    return field.codec.parse(field.codec.format(value, field), field);
+    try {
+      return field.codec.parse(field.codec.format(value, field), field);
+    } catch {
+      return undefined;
+    }
   };
 
   const params = new URLSearchParams(window.location.search);

@@ -8,6 +8,7 @@ teacher ends the session and the followers are told.
 
 import re
 
+import httpx
 from playwright.sync_api import Page, expect
 
 CURRENT = "#output-grids .hl-current"
@@ -131,3 +132,31 @@ def test_join_with_an_unknown_code_offers_the_form(page):
     expected = "the server responded with a status of 404"
     assert sum(expected in error for error in page.guard.errors) == 2
     page.guard.errors[:] = [error for error in page.guard.errors if expected not in error]
+
+
+def test_state_a_follower_cannot_apply_is_ignored_without_an_exception(make_page, live_server):
+    """A snapshot the schema lets through but this page's state table cannot hold (a number
+    for the logits list, text for a number) changes nothing and throws nothing; the next good
+    snapshot is applied. The page guard fails the test on any page error or console error."""
+    with httpx.Client(base_url=live_server, timeout=10) as api:
+        created = api.post("/api/sessions", json={"page": "/loss", "state": {}}).json()
+        code, token = created["code"], created["teacher_token"]
+        follower = make_page("phone")
+        follower.goto(f"/join/{code}")
+        expect(follower.locator(".follow-bar")).to_have_attribute("data-state", "following")
+        ready(follower)
+        before = follower.evaluate("location.search")
+        bad = {"logits": 5, "probs": ["x", "y"], "target": "abc", "temperature": [1, 2],
+               "base": {"e": 1}}  # fmt: skip
+        published = api.post(f"/api/sessions/{code}/state", headers={"X-Teacher-Token": token},
+                             json={"page": "/loss", "state": bad})  # fmt: skip
+        assert published.status_code == 200, published.text
+        event = str(published.json()["event_id"])
+        expect(follower.locator(".follow-bar")).to_have_attribute("data-event-id", event)
+        follower.wait_for_timeout(500)  # the settle retries run (they must not throw either)
+        assert follower.evaluate("location.search") == before
+        good = api.post(f"/api/sessions/{code}/state", headers={"X-Teacher-Token": token},
+                        json={"page": "/loss", "state": {"logits": [1, 3, 0.5], "target": 1}})
+        assert good.status_code == 200
+        expect(follower).to_have_url(re.compile(r"logits=1%2C3%2C0\.5.*target=1|target=1.*logits"))
+        expect(follower.locator(".follow-bar")).to_have_attribute("data-state", "following")
