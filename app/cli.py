@@ -5,6 +5,7 @@ where the web UI lists runs (see app.runs.headless).
 weights in the data folder (see app.weights_cli)."""
 
 import argparse
+import os
 import sys
 
 import uvicorn
@@ -59,6 +60,10 @@ def main(argv: list[str] | None = None) -> None:
             _check_database(settings)
             if args.workers > 1:
                 print(PER_PROCESS.format(workers=args.workers), file=sys.stderr)
+        # The address the app listens on, for the class join links (app/join_address.py): in
+        # this process's settings and in the workers' environment.
+        os.environ["CNNVIZ_HOST"] = args.host
+        get_settings.cache_clear()
         # Before any thread starts; the workers inherit it as MALLOC_ARENA_MAX (app/memory.py).
         limit_arenas(settings.malloc_arena_max)
         uvicorn.run(

@@ -15,6 +15,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.background import BackgroundTask
 
 from app.deps import settings_dep
+from app.join_address import LAN_COMMANDS, join_base
 from app.quiz import STUDENT_ID, QuizRefused, quiz_question
 from app.routes.pages import render
 from app.schemas.sessions import (
@@ -44,6 +45,7 @@ api = APIRouter(
 )
 
 Hub = Annotated[ClassroomHub, Depends(get_hub)]
+SettingsDep = Annotated[Settings, Depends(settings_dep)]
 TeacherToken = Annotated[str, Header(alias="X-Teacher-Token", max_length=128)]
 # Every route touching the hub is `async def`: the hub is plain asyncio state of the event loop's
 # thread, and FastAPI would run a plain `def` route in its thread pool.
@@ -70,16 +72,21 @@ def join_qr_svg(url: str) -> str:
 
 
 @api.post("", response_model=SessionCreated, status_code=201)
-async def create_session(body: SessionCreate, request: Request, hub: Hub) -> SessionCreated:
-    """Start a class session on the teacher's page; the token is shown to this caller only."""
+async def create_session(
+    body: SessionCreate, request: Request, hub: Hub, settings: SettingsDep
+) -> SessionCreated:
+    """Start a class session on the teacher's page; the token is shown to this caller only.
+    The join link carries an address the students can reach (`app.join_address`)."""
     try:
         view, token = hub.create(body.page, body.state)
     except SessionError as exc:
         _raise_http(exc)
-    join_url = str(request.url_for("join_page", code=view.code))
-    return SessionCreated(
-        code=view.code, teacher_token=token, join_url=join_url, qr_svg=join_qr_svg(join_url)
-    )
+    where = join_base(request.url.scheme, request.url.hostname or "", request.url.port,
+                      settings.host)  # fmt: skip
+    join_url = where.base + request.app.url_path_for("join_page", code=view.code)
+    return SessionCreated(code=view.code, teacher_token=token, join_url=join_url,
+                          qr_svg=join_qr_svg(join_url), reachable=where.reachable,
+                          lan_commands=[] if where.reachable else list(LAN_COMMANDS))  # fmt: skip
 
 
 @api.post("/{code}/state", response_model=StatePublished)

@@ -69,6 +69,11 @@ class SessionCreated(BaseModel):
     teacher_token: str = Field(description="secret: send it back as X-Teacher-Token")
     join_url: str
     qr_svg: str = Field(description="the join URL as a QR code, an inline SVG document")
+    reachable: bool = Field(True, description="False: the server listens on loopback only, "
+                            "so the students' devices cannot open the join URL")  # fmt: skip
+    lan_commands: list[str] = Field(
+        default_factory=list, description="commands that serve the local network"
+    )
 
 
 class StatePublish(BaseModel):

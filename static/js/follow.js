@@ -166,6 +166,7 @@ function teacher(button) {
                    textButton("follow-close", "follow.close", closeDialog));
     node.append(title, codeLabel, element("p", "follow-code"),
                 element("div", "follow-qr", { role: "img" }), link,
+                element("p", "follow-warning", { role: "note" }),
                 element("p", "follow-count", { "aria-live": "polite" }),
                 element("p", "form-error follow-error", { role: "alert" }), actions);
     node.addEventListener("close", () => window.clearInterval(countTimer));
@@ -191,6 +192,11 @@ function teacher(button) {
     const link = dialog.querySelector(".follow-url");
     link.href = session.join_url;
     link.textContent = session.join_url;
+    // Served on 127.0.0.1 only: the phones cannot open the link; say so, with the command.
+    const warning = dialog.querySelector(".follow-warning");
+    const unreachable = session.reachable === false;
+    warning.textContent = unreachable ? t("follow.loopback", { commands: session.lan_commands.join("  ·  ") }) : "";
+    warning.hidden = !unreachable;
     const qr = dialog.querySelector(".follow-qr");
     qr.setAttribute("aria-label", t("follow.qr", { url: session.join_url }));
     // The SVG comes from our own server (paths only); parsed as XML, never as HTML.
