@@ -297,12 +297,16 @@ def resized_size(
     original: tuple[int, int], size: tuple[int, int], resize_ratio: float = 1.0
 ) -> tuple[int, int]:
     """(height, width) after `preprocess` resizes the shorter side of `original` (H, W) to
-    ``round(max(size) * resize_ratio)``, never smaller than `size`. Plain integers: a 1×10⁶
-    strip gives a number, not an overflow."""
+    ``round(max(size) * resize_ratio)`` and the longer as torchvision's `Resize` does, never
+    smaller than `size`. A 1×10⁶ strip gives a number, not an overflow."""
     height, width = size
     shorter = max(1, round(max(height, width) * resize_ratio))
-    scale = shorter / min(original)
-    return max(height, round(original[0] * scale)), max(width, round(original[1] * scale))
+    # torchvision's `Resize(shorter)`: the longer side is int(shorter · long / short), truncated
+    # (transforms.functional._compute_resized_output_size)
+    short, long = sorted(original)
+    longer = int(shorter * long / short)
+    new_h, new_w = (longer, shorter) if original[1] <= original[0] else (shorter, longer)
+    return max(height, new_h), max(width, new_w)
 
 
 def preprocess(
@@ -318,9 +322,11 @@ def preprocess(
     """Resize the shorter side, centre-crop to `size`, scale to [0, 1] and normalise.
 
     The shorter side becomes ``round(max(size) * resize_ratio)`` (ImageNet models use
-    256/224, as in torchvision's reference evaluation); bilinear resampling with Pillow's
-    antialiasing, like ``transforms.Resize(antialias=True)``. Grey models (1 channel) get the
-    ITU-R 601 luma, Pillow's ``convert("L")``. Normalised: ``(x - mean) / std`` per channel.
+    256/224, as in torchvision's reference evaluation) and the longer one follows torchvision's
+    rounding; bilinear resampling with Pillow's antialiasing, like
+    ``transforms.Resize(antialias=True)`` on a PIL image, equal to it pixel for pixel. Grey
+    models (1 channel) get the ITU-R 601 luma, Pillow's ``convert("L")``. Normalised:
+    ``(x - mean) / std`` per channel.
     A resized picture over `max_resized_pixels` is refused before it is made (`resized_size`).
     """
     _check_recipe(size, channels, mean, std)
@@ -340,7 +346,8 @@ def preprocess(
     picture = Image.fromarray(image.rgb).resize((resized_w, resized_h), Image.Resampling.BILINEAR)
     steps.append(PreprocessStep("resize", (resized_h, resized_w), _preview(np.asarray(picture))))
 
-    left, top = (resized_w - width) // 2, (resized_h - height) // 2
+    left = int(round((resized_w - width) / 2.0))
+    top = int(round((resized_h - height) / 2.0))
     picture = picture.crop((left, top, left + width, top + height))
     steps.append(PreprocessStep("crop", (height, width), _preview(np.asarray(picture))))
 

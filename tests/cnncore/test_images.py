@@ -13,6 +13,7 @@ from PIL import Image
 from cnncore.errors import CNNCoreError
 from cnncore.images import (
     SAMPLE_IMAGES,
+    DecodedImage,
     _to_rgb,
     decode_image,
     encode_png,
@@ -199,8 +200,9 @@ def test_preprocess_resizes_the_shorter_side_and_keeps_a_constant_colour():
         std=STD,
         resize_ratio=256 / 224,
     )
-    # shorter side round(32·256/224) = 37; the longer 300·37/200 = 55.5 rounds to even 56
-    assert result.steps[1].size == (56, 37)
+    # shorter side round(32·256/224) = 37; the longer int(37·300/200) = int(55.5) = 55, truncated
+    # as torchvision's Resize does
+    assert result.steps[1].size == (55, 37)
     expected = (torch.tensor([30, 60, 90]) / 255 - torch.tensor(MEAN)) / torch.tensor(STD)
     torch.testing.assert_close(result.tensor[0, :, 5, 7], expected.float(), atol=1e-6, rtol=0)
     assert all(
@@ -257,3 +259,34 @@ def test_unit_pixels_round_clamp_and_lay_out_channels_last(shape):
     assert np.array_equal(pixels, expected)
     decoded = np.asarray(Image.open(io.BytesIO(base64.b64decode(png_base64(pixels)))))
     assert np.array_equal(decoded, expected)
+
+
+@pytest.mark.parametrize("size", [(300, 451), (257, 600), (500, 333), (224, 224), (1000, 259),
+                                  (301, 301), (225, 227)])  # fmt: skip
+def test_preprocess_equals_torchvisions_imagenet_recipe(size):
+    """Resize(256) → CenterCrop(224) → ToTensor → Normalize, as torchvision computes it: with its
+    wheel here against torchvision itself, else against the same steps written out with Pillow
+    (the longer side truncated, the crop offset rounded)."""
+    height, width = size
+    rgb = np.random.default_rng(height * width).integers(0, 256, (height, width, 3), np.uint8)
+    ours = preprocess(DecodedImage(rgb, "PNG", "RGB", 1), size=(224, 224), channels=3,
+                      mean=MEAN, std=STD, resize_ratio=256 / 224).tensor[0]  # fmt: skip
+    from tests.cnncore.torchvision_reference import torchvision_models
+
+    if torchvision_models() is not None:
+        from torchvision import transforms as T
+
+        recipe = T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(), T.Normalize(MEAN, STD)])
+        reference = recipe(Image.fromarray(rgb))
+    else:
+        short, long = sorted((height, width))
+        longer = int(256 * long / short)
+        new = (256, longer) if width <= height else (longer, 256)
+        picture = Image.fromarray(rgb)
+        if (new[1], new[0]) != (height, width):
+            picture = picture.resize(new, Image.Resampling.BILINEAR)
+        left, top = int(round((new[0] - 224) / 2.0)), int(round((new[1] - 224) / 2.0))
+        crop = np.asarray(picture.crop((left, top, left + 224, top + 224)))
+        tensor = torch.from_numpy(crop.copy()).permute(2, 0, 1).float().div(255)
+        reference = (tensor - torch.tensor(MEAN)[:, None, None]) / torch.tensor(STD)[:, None, None]
+    assert torch.equal(ours, reference)
