@@ -15,6 +15,7 @@ import { createLayerDetail } from "./feature_detail.js";
 import { createRunPicker, loadRuns } from "./feature_runs.js";
 import { renderFamiliarity } from "./features/familiarity.js";
 import { bindUnits } from "./features/unit_view.js";
+import { showWeightsCatalogue } from "./features/weights_catalogue.js";
 
 const $ = (id) => document.getElementById(id);
 const state = createState(FEATURES_STATE);
@@ -138,16 +139,19 @@ function renderPredictions(body) {
     return;
   }
   note.hidden = true;
+  // ImageNet's outputs are class indices until the class names are data
+  const imagenet = body.weights?.installed?.labels === "imagenet-1k";
   list.replaceChildren(...body.predictions.map((prediction) => {
     const item = document.createElement("li");
     const label = document.createElement("span");
     label.className = "prediction-label";
-    label.textContent = prediction.label;
+    label.textContent = imagenet ? t("features.imagenet_class", { index: prediction.index })
+      : prediction.label;
     const meter = document.createElement("meter");
     meter.min = 0;
     meter.max = 1;
     meter.value = prediction.prob;
-    meter.setAttribute("aria-label", prediction.label);
+    meter.setAttribute("aria-label", label.textContent);
     const value = document.createElement("span");
     value.className = "prediction-value";
     value.textContent = `${formatNumber(prediction.prob * 100, 1)}%`;
@@ -281,6 +285,9 @@ async function start() {
     return;
   }
   refresh();
+  showWeightsCatalogue($("catalogue-list"), $("catalogue-note")).catch(() => {
+    $("catalogue-list").replaceChildren();
+  });
 }
 
 start();
