@@ -60,13 +60,13 @@ def test_a_ratio_over_the_limit_is_refused(width, height):
 
 
 def test_resized_size_is_what_preprocess_makes():
-    # shorter side round(32·256/224) = 37; the longer 300·37/200 = 55.5 → 56 (Python rounds
-    # half to even); never smaller than the crop
-    assert resized_size((300, 200), (32, 32), 256 / 224) == (56, 37)
+    # shorter side round(32·256/224) = 37; the longer int(37·300/200) = int(55.5) = 55, truncated
+    # as torchvision's Resize does; never smaller than the crop
+    assert resized_size((300, 200), (32, 32), 256 / 224) == (55, 37)
     assert resized_size((10, 10), (32, 32)) == (32, 32)
     flat = DecodedImage(np.zeros((300, 200, 3), np.uint8), "PNG", "RGB", 1)
     result = preprocess(flat, size=(32, 32), channels=3, mean=MEAN, std=STD, resize_ratio=256 / 224)
-    assert result.steps[1].size == (56, 37)
+    assert result.steps[1].size == (55, 37)
 
 
 @pytest.mark.parametrize(
