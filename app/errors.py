@@ -54,7 +54,9 @@ CORE_KEYS = frozenset(
      "macs", "layer", "count", "model", "command",
      # a training run's estimate (app/runs/budget.py)
      "peak_gb", "limit_gb", "data_gb", "step_gb", "steps", "gmacs", "limit_gmacs", "events",
-     "images", "batch"}
+     "images", "batch",
+     # a student's own dataset (app/datasets): the file a refusal is about
+     "file"}
 )  # fmt: skip
 CONTEXT_KEYS = SCHEMA_KEYS | CORE_KEYS
 MAX_TEXT = 64  # characters of one ctx string

@@ -141,6 +141,17 @@ class Settings(BaseSettings):
     run_stop_grace_seconds: float = Field(30.0, gt=0.0)
     datasets_dir: Path | None = None  # local MNIST / Fashion-MNIST / CIFAR-10 files, if any
 
+    # --- a student's own datasets (/api/datasets; rows in the runs database, pictures under
+    # data_dir/datasets) ----------------------------------------------------------------------
+    dataset_max_images: int = Field(2000, ge=1)  # pictures of one dataset
+    dataset_max_classes: int = Field(20, ge=2)  # classes of one dataset
+    dataset_max_bytes: int = Field(50_000_000, ge=1)  # kept PNG bytes of one dataset
+    dataset_max_pixels: int = Field(40_000_000, ge=1)  # kept pixels of one dataset, all pictures
+    dataset_image_side: int = Field(128, ge=16, le=512)  # longer side a picture is kept at
+    dataset_upload_bytes: int = Field(40_000_000, ge=1)  # one upload request (files or a zip)
+    dataset_upload_files: int = Field(200, ge=1)  # pictures in one upload request
+    client_max_datasets: int = Field(10, ge=1)  # datasets one client address may keep
+
     @model_validator(mode="after")
     def _sessions_fit_their_memory(self) -> "Settings":
         from app.session_limits import HubLimits, session_memory_bound
@@ -161,6 +172,10 @@ class Settings(BaseSettings):
     @property
     def weights_dir(self) -> Path:
         return self.data_dir / "weights"
+
+    @property
+    def user_datasets_dir(self) -> Path:
+        return self.data_dir / "datasets"
 
     @property
     def sqlite_path(self) -> Path:

@@ -23,7 +23,7 @@ from PIL import Image, UnidentifiedImageError
 
 from cnncore.errors import CNNCoreError
 
-__all__ = ["IMAGE_SUFFIXES", "ZipLimits", "load_image_folder_zip"]
+__all__ = ["IMAGE_SUFFIXES", "ZipLimits", "load_image_folder_zip", "read_image_folder_zip"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 # What `zipfile` raises for a damaged archive or member (bad CRC, a size that lies, a broken
@@ -109,18 +109,12 @@ def _decode(raw: bytes, name: str, mode: str, size: int, max_pixels: int) -> np.
         raise CNNCoreError(f"{name!r} is not a readable image ({exc})", "archive") from exc
 
 
-def load_image_folder_zip(
-    data: bytes,
-    image_size: int = 32,
-    channels: int = 1,
-    limits: ZipLimits | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """Images N×C×S×S in [0, 1] (C = 1 grayscale or 3 RGB), labels N, sorted class names."""
+def read_image_folder_zip(
+    data: bytes, limits: ZipLimits | None = None, min_classes: int = 2
+) -> list[tuple[str, str, bytes]]:
+    """(class name, entry name, raw bytes) of every image, in entry-name order, after every
+    entry of the archive was checked; nothing decoded. At least `min_classes` class folders."""
     limits = limits or ZipLimits()
-    if channels not in (1, 3):
-        raise CNNCoreError("channels must be 1 (grayscale) or 3 (RGB)", "channels")
-    if not 4 <= image_size <= 256:
-        raise CNNCoreError("image_size must be between 4 and 256", "image_size")
     if len(data) > limits.max_archive_bytes:
         raise CNNCoreError(f"the archive is over {limits.max_archive_bytes} bytes", "archive")
     try:
@@ -129,15 +123,13 @@ def load_image_folder_zip(
         raise CNNCoreError("the upload is not a zip archive", "archive") from exc
     with archive:
         members = _members(archive, limits)
-        class_names = sorted({label for label, _ in members})
-        if len(class_names) < 2 or len(class_names) > limits.max_classes:
+        count = len({label for label, _ in members})
+        if count < min_classes or count > limits.max_classes:
             raise CNNCoreError(
-                f"found {len(class_names)} class folders; need 2 to {limits.max_classes}",
+                f"found {count} class folders; need {min_classes} to {limits.max_classes}",
                 "archive",
             )
-        index = {name: i for i, name in enumerate(class_names)}
-        mode = "L" if channels == 1 else "RGB"
-        images, labels, budget = [], [], limits.max_total_bytes
+        read, budget = [], limits.max_total_bytes
         for label, info in sorted(members, key=lambda m: m[1].filename):
             try:
                 with archive.open(info) as member:
@@ -152,9 +144,31 @@ def load_image_folder_zip(
                 raise CNNCoreError(
                     f"the archive inflates to more than {limits.max_total_bytes} bytes", "archive"
                 )
-            pixels = _decode(raw, info.filename, mode, image_size, limits.max_image_pixels)
-            images.append(pixels[None] if channels == 1 else pixels.transpose(2, 0, 1))
-            labels.append(index[label])
+            read.append((label, info.filename, raw))
+    return read
+
+
+def load_image_folder_zip(
+    data: bytes,
+    image_size: int = 32,
+    channels: int = 1,
+    limits: ZipLimits | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Images N×C×S×S in [0, 1] (C = 1 grayscale or 3 RGB), labels N, sorted class names."""
+    limits = limits or ZipLimits()
+    if channels not in (1, 3):
+        raise CNNCoreError("channels must be 1 (grayscale) or 3 (RGB)", "channels")
+    if not 4 <= image_size <= 256:
+        raise CNNCoreError("image_size must be between 4 and 256", "image_size")
+    members = read_image_folder_zip(data, limits)
+    class_names = sorted({label for label, _, _ in members})
+    index = {name: i for i, name in enumerate(class_names)}
+    mode = "L" if channels == 1 else "RGB"
+    images, labels = [], []
+    for label, filename, raw in members:
+        pixels = _decode(raw, filename, mode, image_size, limits.max_image_pixels)
+        images.append(pixels[None] if channels == 1 else pixels.transpose(2, 0, 1))
+        labels.append(index[label])
     return (
         torch.from_numpy(np.stack(images)),
         torch.tensor(labels, dtype=torch.int64),

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
+from app.datasets.service import Datasets, get_datasets
 from app.main import app
 from app.runs.manager import RunLimits, RunManager, get_run_manager
 from app.runs.store import SQLiteRunStore
@@ -54,6 +55,18 @@ def queued_runs_only(tmp_path_factory):
     del app.dependency_overrides[get_run_manager]
     manager.close()
     manager.store.close()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def datasets_in_a_temporary_folder(tmp_path_factory):
+    """Datasets the fuzzer makes go to a temporary folder, never the developer's var/."""
+    from app.settings import Settings
+
+    datasets = Datasets.from_settings(Settings(data_dir=tmp_path_factory.mktemp("datasets")))
+    app.dependency_overrides[get_datasets] = lambda: datasets
+    yield datasets
+    del app.dependency_overrides[get_datasets]
+    datasets.store.close()
 
 
 @schema.parametrize()

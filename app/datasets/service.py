@@ -1,0 +1,158 @@
+"""Datasets as the routes use them: the store's rows, the files, the limits and the owner token.
+
+Whoever creates a dataset is given its owner token once (like a run's: 192 random bits, only
+its SHA-256 kept); every change needs it (header `X-Dataset-Token`): 401 without, 403 with
+another. Reading a dataset and its pictures needs only its id (16 random hex digits).
+
+Adding pictures is all or nothing: every picture is decoded and checked first (a bad one
+refuses the request, naming its file), then rows and files are written in one transaction,
+so a refusal (a limit, a bad file) adds nothing.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import hmac
+import secrets
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.datasets.files import DatasetFiles
+from app.datasets.store import DatasetLimits, DatasetRecord, DatasetStore, NewImage
+from app.datasets.store import open_dataset_store as _open
+from app.settings import Settings, get_settings
+from cnncore.datasets.user_images import PictureLimits, PreparedPicture, zip_pictures
+from cnncore.datasets.user_zip import ZipLimits
+
+__all__ = ["DatasetError", "Datasets", "get_datasets", "new_dataset_id"]
+
+
+class DatasetError(Exception):
+    """A refusal with its HTTP status (the route turns it into one)."""
+
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+def new_dataset_id() -> str:
+    return secrets.token_hex(8)
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass
+class Datasets:
+    store: DatasetStore
+    files: DatasetFiles
+    limits: DatasetLimits
+    pictures: PictureLimits
+    zip_limits: ZipLimits
+
+    @classmethod
+    def from_settings(cls, settings: Settings, store: DatasetStore | None = None) -> Datasets:
+        store = store or _open(settings.database_url, settings.sqlite_path,
+                               settings.database_pool_size)  # fmt: skip
+        limits = DatasetLimits(
+            max_images=settings.dataset_max_images, max_classes=settings.dataset_max_classes,
+            max_bytes=settings.dataset_max_bytes, max_pixels=settings.dataset_max_pixels,
+            client_max_datasets=settings.client_max_datasets,
+        )  # fmt: skip
+        pictures = PictureLimits(
+            max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels,
+            max_aspect_ratio=settings.max_image_aspect_ratio, side=settings.dataset_image_side,
+        )  # fmt: skip
+        zip_limits = ZipLimits(
+            max_archive_bytes=settings.dataset_upload_bytes,
+            max_total_bytes=settings.dataset_upload_bytes * 4,
+            max_files=settings.dataset_max_images, max_classes=settings.dataset_max_classes,
+            max_image_pixels=settings.max_image_pixels,
+        )  # fmt: skip
+        return cls(store, DatasetFiles(settings.user_datasets_dir), limits, pictures, zip_limits)
+
+    # --- reading and owning -------------------------------------------------------------------
+
+    def get(self, dataset_id: str) -> DatasetRecord:
+        record = self.store.get(dataset_id)
+        if record is None:
+            raise DatasetError(404, f"no dataset has the id {dataset_id!r}")
+        return record
+
+    def owned(self, dataset_id: str, token: str | None) -> DatasetRecord:
+        """The dataset, once `token` proves its creator asks (404, then 401 or 403)."""
+        record = self.get(dataset_id)
+        if not token:
+            raise DatasetError(401, "changing a dataset needs the token its creator was given "
+                                    "(header X-Dataset-Token)")  # fmt: skip
+        if not hmac.compare_digest(record.token_digest, _digest(token)):
+            raise DatasetError(403, "this token does not own this dataset")
+        return record
+
+    def create(self, name: str, classes: Sequence[str], client: str) -> tuple[DatasetRecord, str]:
+        token = secrets.token_urlsafe(24)
+        record = self.store.create(new_dataset_id(), name, _digest(token), client, classes,
+                                   self.limits)  # fmt: skip
+        return record, token
+
+    def delete(self, dataset_id: str) -> None:
+        self.store.delete(dataset_id)
+        self.files.remove_all(dataset_id)
+
+    # --- pictures ----------------------------------------------------------------------------
+
+    def add(
+        self, dataset_id: str, pictures: Sequence[tuple[int | None, str, PreparedPicture]],
+        source: str,
+    ) -> tuple[DatasetRecord, list[NewImage], list[tuple[NewImage, int]]]:  # fmt: skip
+        """Add (class id or None, class name, picture) triples all or nothing."""
+        images = [NewImage(p.digest, class_id, p.width, p.height, len(p.png), source,
+                           class_name, p.name) for class_id, class_name, p in pictures]  # fmt: skip
+        png = {p.digest: p.png for _, _, p in pictures}
+        written: list[str] = []
+
+        def write(added: list[NewImage]) -> None:
+            fresh = [i.digest for i in added]
+            written.extend(fresh)
+            self.files.write(dataset_id, {digest: png[digest] for digest in fresh})
+
+        try:
+            return self.store.add_images(dataset_id, images, self.limits, write)
+        except BaseException:
+            self.files.remove(dataset_id, written)  # the transaction rolled back: no row names them
+            raise
+
+    def add_archive(self, dataset_id: str, data: bytes) -> tuple:
+        """A zip of class folders: each folder's pictures into the class of that name (made
+        when the dataset has none)."""
+        found = zip_pictures(data, self.zip_limits, self.pictures)
+        return self.add(dataset_id, [(None, label, p) for label, p in found], "zip")
+
+    def snapshot(self, dataset_id: str) -> tuple[Path, DatasetRecord]:
+        """The current version's manifest (made once per version), for a run to train on."""
+        found = self.store.contents(dataset_id)
+        if found is None:
+            raise DatasetError(404, f"no dataset has the id {dataset_id!r}")
+        record, images = found
+        index = {c.id: i for i, c in enumerate(record.classes)}
+        manifest = self.files.snapshot(dataset_id, record.version, [c.name for c in record.classes],
+                                       [(i.digest, index[i.class_id]) for i in images])  # fmt: skip
+        return manifest, record
+
+
+_datasets: Datasets | None = None
+_lock = threading.Lock()
+
+
+def get_datasets() -> Datasets:
+    """The process-wide datasets (a FastAPI dependency; tests override it)."""
+    global _datasets
+    with _lock:
+        if _datasets is None:
+            _datasets = Datasets.from_settings(get_settings())
+            atexit.register(_datasets.store.close)
+        return _datasets
