@@ -17,13 +17,12 @@ from app.settings import Settings, get_settings
 SEVERAL_WORKERS = """cnnviz: --workers > 1 refused: the runs database is SQLite, one host's file.
 Several workers share their runs (history, live events, pause/resume/stop from any worker)
 through PostgreSQL: CNNVIZ_DATABASE_URL=postgresql://user:password@host/database
-(pip install 'cnnviz[postgres]'). Each worker still keeps its own classroom sessions (followers
-on another worker never see the teacher), its own feature-map results (their PNG URLs 404 on
-another worker) and its own per-client limits: route each client, and a teacher with their
-class, to one worker (README, "Several workers"). Several workers on the SQLite file anyway
-(a run is then paused or stopped only through the worker that started it):
+(pip install 'cnnviz[postgres]'), and their classroom sessions too; each worker keeps its own
+feature-map results (their PNG URLs 404 on another worker) and per-client limits. Several
+workers on the SQLite file anyway (a run is then paused or stopped only through the worker that
+started it, and classroom sessions stay in one worker's memory):
 CNNVIZ_ALLOW_SEVERAL_WORKERS=true."""
-PER_PROCESS = """cnnviz: {workers} workers share runs through PostgreSQL; classroom sessions,
+PER_PROCESS = """cnnviz: {workers} workers share runs through PostgreSQL, and classroom sessions;
 feature-map results and per-client limits stay per worker (README, "Several workers")."""
 
 
@@ -63,7 +62,8 @@ def main(argv: list[str] | None = None) -> None:
         # The address the app listens on, for the class join links (app/join_address.py): in
         # this process's settings and in the workers' environment.
         os.environ["CNNVIZ_HOST"] = args.host
-        get_settings.cache_clear()
+        if hasattr(get_settings, "cache_clear"):  # (tests may stand in a plain function)
+            get_settings.cache_clear()
         # Before any thread starts; the workers inherit it as MALLOC_ARENA_MAX (app/memory.py).
         limit_arenas(settings.malloc_arena_max)
         uvicorn.run(

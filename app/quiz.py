@@ -19,6 +19,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from app.lesson_answers.check import parse_number
@@ -62,6 +63,7 @@ def _json(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
+@lru_cache(maxsize=1024)  # the lessons never change: each question is built once
 def quiz_question(ref: str) -> QuizQuestion:
     """The question `ref` (`<lesson>.<question>`) ready to ask, with its texts in both
     languages; `QuizRefused` naming the field when there is no such question."""

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from app.quiz import QuizQuestion, QuizRefused, count_answers, valid_answer
+from app.runs.store import shared_database
 from app.session_limits import HubLimits
 from app.settings import get_settings
 
@@ -258,11 +259,16 @@ class Subscription:
         self._hub = hub
         self._followers = followers
         self._mailbox: deque[ClassEvent] = deque(backlog, maxlen=hub.limits.mailbox_events)
+        # The newest event handed over: a shared hub may offer again what the backlog held.
+        self._last = backlog[-1].event_id if backlog else -1
         self._wake = asyncio.Event()
         self._ended = False
         self._closed = False
 
     def offer(self, event: ClassEvent) -> None:
+        if event.event_id <= self._last:
+            return
+        self._last = event.event_id
         self._mailbox.append(event)  # a full deque drops its oldest: the newest snapshot wins
         self._wake.set()
 
@@ -470,8 +476,17 @@ _hub: ClassroomHub | None = None
 
 async def get_hub() -> ClassroomHub:
     """The process-wide hub (a FastAPI dependency, async so that it runs on the event loop's
-    thread like the hub itself; tests override it)."""
+    thread like the hub itself; tests override it): in this process's memory, or shared by every
+    worker through PostgreSQL when the database is PostgreSQL."""
     global _hub
     if _hub is None:
-        _hub = InMemoryHub(HubLimits.from_settings(get_settings()))
+        settings = get_settings()
+        limits = HubLimits.from_settings(settings)
+        if shared_database(settings.database_url):
+            from app.sessions_postgres import PostgresHub
+
+            _hub = PostgresHub(settings.database_url, limits, asyncio.get_running_loop(),
+                               settings.session_poll_seconds)  # fmt: skip
+        else:
+            _hub = InMemoryHub(limits)
     return _hub

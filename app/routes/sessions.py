@@ -4,7 +4,8 @@
 redirects to the teacher's current page in follow mode: `<page>?follow=<code>`).
 """
 
-from typing import Annotated, NoReturn
+from collections.abc import Callable
+from typing import Annotated, Any, NoReturn, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import qrcode
@@ -13,6 +14,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Requ
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 
 from app.deps import settings_dep
 from app.join_address import LAN_COMMANDS, join_base
@@ -35,6 +37,7 @@ from app.sessions import ClassroomHub, QuizInvalid, SessionError, Subscription, 
 from app.settings import Settings, get_settings
 from app.sse import RECONNECT_MS, parse_last_event_id
 
+T = TypeVar("T")
 router = APIRouter()
 # The raw body is cut off early (413) well above any state the hub would accept; the hub then
 # measures the state itself exactly (413 naming `state`).
@@ -49,6 +52,14 @@ SettingsDep = Annotated[Settings, Depends(settings_dep)]
 TeacherToken = Annotated[str, Header(alias="X-Teacher-Token", max_length=128)]
 # Every route touching the hub is `async def`: the hub is plain asyncio state of the event loop's
 # thread, and FastAPI would run a plain `def` route in its thread pool.
+
+
+async def _run(method: Callable[..., T], *args: Any) -> T:
+    """A hub method: on the event loop's thread for the in-memory hub (whose state is the
+    loop's), in a thread for a hub that waits on its database."""
+    if getattr(method.__self__, "blocking", False):
+        return await run_in_threadpool(method, *args)
+    return method(*args)
 
 
 def _raise_http(exc: SessionError) -> NoReturn:
@@ -78,7 +89,7 @@ async def create_session(
     """Start a class session on the teacher's page; the token is shown to this caller only.
     The join link carries an address the students can reach (`app.join_address`)."""
     try:
-        view, token = hub.create(body.page, body.state)
+        view, token = await _run(hub.create, body.page, body.state)
     except SessionError as exc:
         _raise_http(exc)
     where = join_base(request.url.scheme, request.url.hostname or "", request.url.port,
@@ -95,7 +106,7 @@ async def publish_state(
 ) -> StatePublished:
     """The teacher's new page, state and step, sent to every follower."""
     try:
-        event = hub.publish(code, token, body.page, body.state, body.step)
+        event = await _run(hub.publish, code, token, body.page, body.state, body.step)
     except SessionError as exc:
         _raise_http(exc)
     return StatePublished(event_id=event.event_id)
@@ -105,7 +116,7 @@ async def publish_state(
 async def session_snapshot(code: str, hub: Hub) -> SessionSnapshot:
     """The latest snapshot and how many followers are connected."""
     try:
-        view = hub.view(code)
+        view = await _run(hub.view, code)
     except SessionError as exc:
         _raise_http(exc)
     latest = view.latest
@@ -124,7 +135,7 @@ async def session_snapshot(code: str, hub: Hub) -> SessionSnapshot:
 async def end_session(code: str, token: TeacherToken, hub: Hub) -> Response:
     """The teacher ends the session; followers receive an `end` event."""
     try:
-        hub.end(code, token)
+        await _run(hub.end, code, token)
     except SessionError as exc:
         _raise_http(exc)
     return Response(status_code=204)
@@ -143,7 +154,7 @@ async def ask_quiz(code: str, body: QuizAsk, token: TeacherToken, hub: Hub) -> Q
             question = quiz_question(body.question)
         except QuizRefused as exc:
             raise QuizInvalid(exc) from exc
-        event = hub.ask(code, token, question)
+        event = await _run(hub.ask, code, token, question)
     except SessionError as exc:
         _raise_http(exc)
     return QuizAsked(quiz_id=event.quiz["id"], event_id=event.event_id)
@@ -153,8 +164,8 @@ async def ask_quiz(code: str, body: QuizAsk, token: TeacherToken, hub: Hub) -> Q
 async def quiz_tally(code: str, token: TeacherToken, hub: Hub) -> QuizState:
     """The teacher's view of the question asked: how the class has answered so far."""
     try:
-        tally = hub.tally(code, token)
-        followers = hub.view(code).followers
+        tally = await _run(hub.tally, code, token)
+        followers = (await _run(hub.view, code)).followers
     except SessionError as exc:
         _raise_http(exc)
     return QuizState(quiz=QuizTallyOut(**vars(tally)) if tally else None, followers=followers)
@@ -167,7 +178,7 @@ async def answer_quiz(
     """A student's answer; sent again, it replaces the earlier one (until the reveal). The
     answer is read as the lesson reads it; the reply says how (the number, or the option)."""
     try:
-        value = hub.answer(code, quiz_id, student, body.value)
+        value = await _run(hub.answer, code, quiz_id, student, body.value)
     except SessionError as exc:
         _raise_http(exc)
     return QuizAnswered(value=value)
@@ -177,7 +188,7 @@ async def answer_quiz(
 async def reveal_quiz(code: str, quiz_id: int, token: TeacherToken, hub: Hub) -> StatePublished:
     """Close the answers; everyone sees the worked answer and the class's spread."""
     try:
-        event = hub.reveal(code, token, quiz_id)
+        event = await _run(hub.reveal, code, token, quiz_id)
     except SessionError as exc:
         _raise_http(exc)
     return StatePublished(event_id=event.event_id)
@@ -187,7 +198,7 @@ async def reveal_quiz(code: str, quiz_id: int, token: TeacherToken, hub: Hub) ->
 async def close_quiz(code: str, token: TeacherToken, hub: Hub) -> StatePublished:
     """Take the question away from the students' screens."""
     try:
-        event = hub.close_quiz(code, token)
+        event = await _run(hub.close_quiz, code, token)
     except SessionError as exc:
         _raise_http(exc)
     return StatePublished(event_id=event.event_id)
@@ -234,7 +245,7 @@ def join_form(request: Request, code: Annotated[str | None, Query(max_length=16)
 async def join_page(code: str, request: Request, hub: Hub):
     """Open the teacher's current page in follow mode, or say that the code is unknown."""
     try:
-        session = hub.view(code)
+        session = await _run(hub.view, code)
     except SessionError:
         response = render(request, "join.html", "join", code=code[:16], unknown=True)
         response.status_code = 404

@@ -17,6 +17,7 @@ def test_health_reports_device_and_torch() -> None:
     assert body["device"] == str(resolve_device(get_settings().device))
     assert body["device"] == "cpu" or body["device"].startswith("cuda:")
     assert body["torch"] == torch.__version__.split("+")[0]
+    assert len(body["process"]) == 12  # which worker answered (random per process)
 
 
 def test_health_is_in_the_openapi_document() -> None:

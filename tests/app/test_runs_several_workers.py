@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import os
 import socket
 import subprocess
@@ -129,7 +130,7 @@ def _free_port() -> int:
 class Server:
     def __init__(self, base: str) -> None:
         self.base = base
-        self.marker = ""  # a classroom session: it lives in one worker's memory only
+        self.marker = ""  # the process (worker) the first connection reached
         self.clients: list[httpx.Client] = []
 
     def connection(self) -> httpx.Client:
@@ -143,18 +144,20 @@ class Server:
         for client in self.clients:
             client.close()
 
+    @staticmethod
+    def process(client: httpx.Client) -> str:
+        answer = client.get("/api/health")
+        assert answer.status_code == 200, answer.text
+        return answer.json()["process"]
+
     def same_worker(self, client: httpx.Client) -> bool:
-        answer = client.get(f"/api/sessions/{self.marker}")
-        assert answer.status_code in (200, 404), answer.text
-        return answer.status_code == 200
+        return self.process(client) == self.marker
 
     def one_connection_each(self) -> tuple[httpx.Client, httpx.Client]:
-        """A connection to the worker holding the marker and one to the other worker: many
+        """A connection to the worker of the first one and one to the other worker: many
         connections opened at once, so that both workers accept some."""
         first = self.connection()
-        created = first.post("/api/sessions", json={"page": "/conv", "state": {}})
-        assert created.status_code == 201, created.text
-        self.marker = created.json()["code"]
+        self.marker = self.process(first)
         for _ in range(20):
             clients = [self.connection() for _ in range(12)]
             with concurrent.futures.ThreadPoolExecutor(12) as pool:
@@ -262,3 +265,71 @@ def test_serve_with_two_workers_shares_runs_through_postgres(two_worker_server):
     assert [e["reason"] for e in ends] == ["stopped"] and history[-1][1]["kind"] == "end"
     assert {"paused", "resumed"} <= {event["kind"] for _, event in history}
     assert other.post(f"/api/runs/{run_id}/stop").status_code == 409  # ended: nothing to stop
+
+
+# --- a class session (follow mode and quiz) across the two workers --------------------------------
+
+
+def _state_events(client: httpx.Client, code: str, last_event_id: str | None, count: int):
+    """The first `count` `state` events of a follower's stream on `client`'s worker."""
+    headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+    found: list[dict] = []
+    with client.stream("GET", f"/api/sessions/{code}/events", headers=headers) as stream:
+        event = ""
+        for line in stream.iter_lines():
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: ") and event == "state":
+                found.append(json.loads(line[6:]))
+                if len(found) == count:
+                    return found
+    return found
+
+
+def test_a_class_session_and_its_quiz_work_on_either_worker(two_worker_server):
+    server, _ = two_worker_server
+    teacher, student = server.one_connection_each()
+    assert not server.same_worker(student)
+    created = teacher.post("/api/sessions", json={"page": "/conv", "state": {"stride": 1}})
+    assert created.status_code == 201, created.text
+    code, token = created.json()["code"], created.json()["teacher_token"]
+    auth = {"X-Teacher-Token": token}
+    # the student's worker redirects to the teacher's page and streams the teacher's events
+    joined = student.get(f"/join/{code}", follow_redirects=False)
+    assert joined.status_code == 303
+    assert joined.headers["location"] == f"/conv?follow={code}"
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        following = pool.submit(_state_events, student, code, None, 3)
+        _until(lambda: student.get(f"/api/sessions/{code}").json()["followers"] == 1
+               and teacher.get(f"/api/sessions/{code}").json()["followers"] == 1,
+               "the follower, counted on both workers")  # fmt: skip
+        for stride in (2, 3):
+            published = teacher.post(f"/api/sessions/{code}/state", headers=auth,
+                                     json={"page": "/conv", "state": {"stride": stride}})
+            assert published.status_code == 200, published.text
+        events = following.result(TIMEOUT)
+    assert [(e["event_id"], e["state"]) for e in events] == [
+        (1, {"stride": 1}), (2, {"stride": 2}), (3, {"stride": 3})]
+    replayed = _state_events(student, code, "1", 2)  # Last-Event-ID on the other worker
+    assert [e["event_id"] for e in replayed] == [2, 3]
+
+    # the quiz: asked through the teacher's worker, answered through both
+    asked = teacher.post(f"/api/sessions/{code}/quiz", headers=auth,
+                         json={"question": "convolution.output"})
+    assert asked.status_code == 201, asked.text
+    quiz_id = asked.json()["quiz_id"]
+    assert student.get(f"/api/sessions/{code}").json()["quiz"]["status"] == "open"
+    for client, name, value in ((student, "student-aaaa", "324"), (teacher, "student-bbbb", 300),
+                                (student, "student-bbbb", "320")):  # fmt: skip
+        answer = client.put(f"/api/sessions/{code}/quiz/{quiz_id}/answers/{name}",
+                            json={"value": value})
+        assert answer.status_code == 200, answer.text
+    tally = student.get(f"/api/sessions/{code}/quiz", headers=auth).json()["quiz"]
+    assert (tally["answered"], tally["correct"]) == (2, 1)
+    assert tally["spread"] == [[320, 1, 0], [324, 1, 1]]
+    revealed = student.post(f"/api/sessions/{code}/quiz/{quiz_id}/reveal", headers=auth)
+    assert revealed.status_code == 200, revealed.text
+    (event,) = _state_events(student, code, None, 1)
+    assert event["quiz"]["status"] == "revealed" and event["quiz"]["worked"]["expected"] == 324
+    assert teacher.delete(f"/api/sessions/{code}", headers=auth).status_code == 204
+    assert student.get(f"/api/sessions/{code}").status_code == 404
