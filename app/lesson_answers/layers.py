@@ -3,6 +3,8 @@ transposed), pooling, activations and losses."""
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -327,10 +329,24 @@ def measured_vanishing(
     return tuple(answers)
 
 
+def softmax_lines(logits: list[float], probs: list[float]) -> tuple[str, str, str]:
+    """Softmax written out with its numbers: each e^z_i, their sum Σ, each p_i = e^z_i / Σ (the
+    lesson's worked answer and the /loss explorer show these same lines). `probs` is
+    softmax(logits), computed by cnncore."""
+    exps = [math.exp(z) for z in logits]
+    total = sum(exps)
+    return (
+        " ".join(f"e^{num(z)} = {num(e)}" for z, e in zip(logits, exps, strict=True)),
+        f"Σ = {num(total)}",
+        ", ".join(
+            f"p{i} = {num(e)} / {num(total)} = {num(p, 3)}"
+            for i, (e, p) in enumerate(zip(exps, probs, strict=True))
+        ),
+    )
+
+
 def softmax_and_cross_entropy(logits: list[float], target: int) -> tuple[Answer, ...]:
     result = compute_loss("cross_entropy", target, logits=logits)
-    exps = result.logits.exp().tolist()
-    total = sum(exps)
     probs = result.probs.tolist()
     grad = result.grad.tolist()
     return (
@@ -338,14 +354,7 @@ def softmax_and_cross_entropy(logits: list[float], target: int) -> tuple[Answer,
             "probabilities",
             "[" + ", ".join(num(p, 3) for p in probs) + "]",
             tuple(probs),
-            (
-                " ".join(f"e^{num(z)} = {num(e)}" for z, e in zip(logits, exps, strict=True)),
-                f"Σ = {num(total)}",
-                ", ".join(
-                    f"p{i} = {num(e)} / {num(total)} = {num(p, 3)}"
-                    for i, (e, p) in enumerate(zip(exps, probs, strict=True))
-                ),
-            ),
+            softmax_lines(result.logits.tolist(), probs),
         ),
         Answer(
             "loss",

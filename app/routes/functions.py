@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from app.deps import settings_dep
+from app.lesson_answers.layers import softmax_lines
 from app.schemas.functions import (
     ActivationRequest,
     ActivationResponse,
@@ -54,4 +55,7 @@ def loss(body: LossRequest, settings: SettingsDep) -> LossResponse:
         probs=result.probs.tolist(), target=result.target.tolist(), terms=result.terms.tolist(),
         loss=result.loss, grad=result.grad.tolist(),
         comparison=result.comparison,
+        softmax_worked=None if result.kind == "binary_cross_entropy" else list(
+            softmax_lines((result.logits / result.temperature).tolist(), result.probs.tolist())
+        ),
     )

@@ -112,3 +112,8 @@ class LossResponse(BaseModel):
     comparison: list[FocalExample] | None = Field(
         None, description="focal: cross-entropy vs focal loss, this and a p_t = 0.9 / 0.1 example"
     )
+    softmax_worked: list[str] | None = Field(
+        None,
+        description="softmax written out as the lesson writes it: e^(z_i/T) each, their sum Σ, "
+        "p_i = e^(z_i/T) / Σ (null for the binary loss, a sigmoid)",
+    )

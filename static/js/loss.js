@@ -136,7 +136,18 @@ function renderTerms(answer, values) {
   loss.textContent = num(answer.loss);
   loss.dataset.value = String(answer.loss);
   const base = values.base === "e" ? "ln" : `log${sub(Number(values.base))}`;
-  $("loss-formula").textContent = t(`loss.formula.${answer.kind}`, { log: base, T: values.temperature });
+  const formula = answer.kind === "focal" && answer.alpha === null ? "focal_no_alpha" : answer.kind;
+  $("loss-formula").textContent = t(`loss.formula.${formula}`, { log: base, T: values.temperature });
+  renderSoftmax(answer, values);
+}
+
+/** Softmax with its numbers, the lines the lesson's worked answer shows (from the server). */
+function renderSoftmax(answer, values) {
+  const lines = answer.softmax_worked;
+  $("softmax-worked").hidden = !lines;
+  if (!lines) return;
+  $("softmax-heading").textContent = t("loss.softmax.heading", { T: values.temperature });
+  $("softmax-lines").replaceChildren(...lines.map((line) => cell("p", line, "softmax-line")));
 }
 
 function renderComparison(answer) {

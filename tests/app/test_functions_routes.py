@@ -3,6 +3,7 @@ equal torch; every refusal names its field; no malformed body produces a 500."""
 
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -10,6 +11,7 @@ import torch.nn.functional as F
 from fastapi.testclient import TestClient
 
 from app.deps import settings_dep
+from app.lesson_answers.layers import softmax_and_cross_entropy
 from app.main import app
 from app.settings import Settings
 
@@ -218,3 +220,39 @@ def test_a_non_finite_number_in_any_field_is_named(path: str, field: str) -> Non
 def test_garbage_bodies_get_a_4xx(path: str, raw: str) -> None:
     answer = client.post(path, content=raw, headers={"content-type": "application/json"})
     assert answer.status_code in (400, 422), (path, raw, answer.text)
+
+
+# --- softmax written out (the lesson's lines) --------------------------------------------------
+
+
+def _numbers(text: str) -> list[float]:
+    """The numbers of a worked line, in order ("−" is the minus sign num() writes)."""
+    return [float(n.replace("−", "-")) for n in re.findall(r"−?\d+(?:\.\d+)?", text)]
+
+
+def test_softmax_is_written_out_as_the_lesson_writes_it() -> None:
+    logits = [2.0, -1.0, 0.1]
+    answer = _ok("/api/functions/loss", {"kind": "cross_entropy", "logits": logits, "target": 0})
+    lesson = softmax_and_cross_entropy(logits, 0)[0].work
+    assert answer["softmax_worked"] == list(lesson)
+
+
+@pytest.mark.parametrize("kind", ["cross_entropy", "focal"])
+def test_softmax_lines_hold_torchs_numbers_at_a_temperature(kind: str) -> None:
+    logits, temperature = [1.5, -0.4, 0.3, 2.2], 2.0
+    body = {"kind": kind, "logits": logits, "target": 1, "temperature": temperature}
+    exps_line, sum_line, probs_line = _ok("/api/functions/loss", body)["softmax_worked"]
+    scaled = torch.tensor(logits, dtype=torch.float64) / temperature
+    # e^(z_i/T) = value, for each class
+    pairs = _numbers(exps_line)
+    assert pairs[0::2] == pytest.approx(scaled.tolist(), rel=1e-3)
+    assert pairs[1::2] == pytest.approx(scaled.exp().tolist(), rel=1e-3)
+    assert _numbers(sum_line) == pytest.approx([scaled.exp().sum().item()], rel=1e-3)
+    # p_i = e / Σ = p: the index, the quotient's two numbers, then softmax to 3 digits
+    probs = _numbers(probs_line)[3::4]
+    assert probs == pytest.approx(torch.softmax(scaled, 0).tolist(), abs=5.01e-4)  # 3 digits
+
+
+def test_binary_loss_has_no_softmax_lines() -> None:
+    body = {"kind": "binary_cross_entropy", "logits": [0.3], "target": 1}
+    assert _ok("/api/functions/loss", body)["softmax_worked"] is None
