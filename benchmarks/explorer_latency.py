@@ -9,6 +9,8 @@ to the `cnnviz:redrawn` performance mark the page sets once the new numbers are 
 - wait: input event → the page's first API request starts (debounce, request building),
 - network: that request's start → the last response's end (server work and the transfer),
 - draw: last response → the mark (JSON parsing, DOM and canvas work, the paint),
+- cpu: the renderer main thread's CPU time over the change (Chromium's ThreadTime): the page's
+  own work, which the machine's load stretches into the wall-clock figures above,
 
 with the bytes the answers carried. Baseline in the same run: the page's own last API request
 sent again from the page with `fetch` and parsed (`response.json()`), no drawing: the floor the
@@ -18,7 +20,11 @@ Target (issue 12): every control's median ≤ 100 ms. Exit status 1 when one mis
 The receptive field's effective field (a backward pass through the network on a picture) is
 measured on its own, as "erf" (not a redraw: the box is drawn first, the heatmap follows).
 
+With `--compare URL` the same pages on another server (an earlier commit under `cnnviz serve`)
+are timed in the same run, change for change, and the table adds their median and the speed-up.
+
     .venv/bin/python benchmarks/explorer_latency.py [--repeats 12] [--pages conv,pool,...]
+        [--compare http://127.0.0.1:8732]
 """
 
 from __future__ import annotations
@@ -147,97 +153,144 @@ ERF_WAIT = """() => new Promise((resolve) => {
 SETTLE = """() => new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 150)))"""
 
 
-def measure_page(browser, base: str, name: str, repeats: int) -> dict:
-    query, controls = PAGES[name]
-    page = browser.new_page(viewport={"width": 1366, "height": 768})
-    sent: list[tuple[str, str, str | None]] = []
+class Tab:
+    """One explorer page on one server, timing its controls (and the renderer's CPU time)."""
 
-    def record(request):
+    def __init__(self, browser, base: str, query: str):
+        self.page = browser.new_page(viewport={"width": 1366, "height": 768})
+        self.sent: list[tuple[str, str, str | None]] = []
+        self.page.on("request", self._record)
+        self.cdp = self.page.context.new_cdp_session(self.page)
+        self.cdp.send("Performance.enable")
+        self.page.goto(base + query)
+        self.page.wait_for_selector("body[data-ready=true]", timeout=120_000)
+        self.page.evaluate(SETTLE)
+
+    def _record(self, request):
         if "/api/" in request.url and request.resource_type == "fetch":
-            sent.append((request.method, request.url, request.post_data))
+            self.sent.append((request.method, request.url, request.post_data))
 
-    page.on("request", record)
-    page.goto(base + query)
-    page.wait_for_selector("body[data-ready=true]", timeout=120_000)
-    page.evaluate(SETTLE)
-    results = {}
-    erf: list[float] = []
-    for selector, event, first, second, detail in controls:
-        changes, bare = [], []
+    def _cpu(self) -> float:
+        """The renderer main thread's CPU seconds so far (Chromium's ThreadTime)."""
+        metrics = self.cdp.send("Performance.getMetrics")["metrics"]
+        return next(m["value"] for m in metrics if m["name"] == "ThreadTime")
+
+    def change(self, control: tuple, value, erf: bool) -> tuple[dict, tuple | None]:
+        """Timings of one change (cpu: main-thread ms until the mark) and the last request."""
+        selector, event, _, _, detail = control
+        self.sent.clear()
+        before = self._cpu()
+        timing = self.page.evaluate(CHANGE, [selector, event, value, detail])
+        timing["cpu"] = (self._cpu() - before) * 1000
+        request = self.sent[-1] if self.sent else None
+        if erf:  # the heatmap that follows the box
+            timing["erf"] = timing["total"] + self.page.evaluate(ERF_WAIT)
+        self.page.evaluate(SETTLE)
+        if request and "/effective" in request[1]:  # the box's request came before the heatmap's
+            request = next(r for r in reversed(self.sent) if "/effective" not in r[1])
+        return timing, request
+
+    def bare(self, request: tuple) -> float:
+        took = self.page.evaluate(BARE, list(request))
+        self.page.evaluate(SETTLE)
+        return took
+
+
+def measure_page(browser, bases: dict[str, str], name: str, repeats: int) -> dict:
+    """{label: {control: summary}} for each server in `bases`, changes interleaved round by
+    round (label by label, alternating the order) so that load bursts hit all alike."""
+    query, controls = PAGES[name]
+    tabs = {label: Tab(browser, base, query) for label, base in bases.items()}
+    results: dict[str, dict] = {label: {} for label in bases}
+    erf = name == "receptive-field"
+    for control in controls:
+        changes = {label: [] for label in bases}
+        bare = {label: [] for label in bases}
         for index in range(repeats + 1):  # the first round warms up
-            value = first if index % 2 == 0 else second
-            sent.clear()
-            timing = page.evaluate(CHANGE, [selector, event, value, detail])
-            request = sent[-1] if sent else None
-            if name == "receptive-field":  # the heatmap that follows the box
-                erf_time = page.evaluate(ERF_WAIT)
-                if index:
-                    erf.append(timing["total"] + erf_time)
-            page.evaluate(SETTLE)
-            if index == 0 or request is None:
-                continue
-            changes.append(timing)
-            method, url, body = request
-            if "/effective" in url:  # the box's request is the one before the heavy one
-                method, url, body = next(r for r in reversed(sent) if "/effective" not in r[1])
-            bare.append(page.evaluate(BARE, [method, url, body]))
-            page.evaluate(SETTLE)
-        key = f"{name} {selector.removeprefix('#c-')}"
-        results[key] = summarise(changes, bare)
-    if erf:
-        results[f"{name} erf (box + heatmap)"] = {"total": spread(erf)}
-    page.close()
+            value = control[2] if index % 2 == 0 else control[3]
+            order = list(tabs.items())
+            for label, tab in order if index % 2 == 0 else order[::-1]:
+                timing, request = tab.change(control, value, erf)
+                if index == 0 or request is None:
+                    continue
+                changes[label].append(timing)
+                bare[label].append(tab.bare(request))
+        key = f"{name} {control[0].removeprefix('#c-')}"
+        for label in bases:
+            results[label][key] = summarise(changes[label], bare[label])
+    for tab in tabs.values():
+        tab.page.close()
     return results
 
 
 def summarise(changes: list[dict], bare: list[float]) -> dict:
     parts = {
         part: round(statistics.median(c[part] for c in changes), 1)
-        for part in ("wait", "network", "draw")
+        for part in ("wait", "network", "draw", "cpu")
     }
     total = spread([c["total"] for c in changes])
     floor = statistics.median(bare) if bare else None
-    return {
+    summary = {
         "total": total,
         "parts": parts,
         "kB": round(statistics.median(c["bytes"] for c in changes) / 1000, 1),
         "bare_request": round(floor, 1) if floor else None,
         "ratio": round(total["median"] / floor, 2) if floor else None,
     }
+    if "erf" in changes[0]:
+        summary["erf"] = spread([c["erf"] for c in changes])
+    return summary
+
+
+def print_table(results: dict[str, dict], other: dict[str, dict] | None) -> list[str]:
+    """The table; returns the controls whose median misses the target."""
+    head = f"{'control':<26}{'median':>8}{'p95':>8}{'wait':>7}{'net':>7}{'draw':>7}{'cpu':>7}"
+    head += f"{'kB':>7}{'bare':>7}{'ratio':>7}" + (f"{'before':>8}{'×':>6}" if other else "")
+    print("\n" + head)
+    missed = []
+    for key, row in results.items():
+        total, parts = row["total"], row["parts"]
+        line = f"{key:<26}{total['median']:>8}{total['p95']:>8}{parts['wait']:>7}"
+        line += f"{parts['network']:>7}{parts['draw']:>7}{parts['cpu']:>7}{row['kB']:>7}"
+        line += f"{row['bare_request']:>7}{row['ratio']:>7}"
+        if other:
+            before = other[key]["total"]["median"]
+            line += f"{before:>8}{before / total['median']:>6.2f}"
+        print(line)
+        if "erf" in row:
+            print(f"{'  + heatmap (erf)':<26}{row['erf']['median']:>8}{row['erf']['p95']:>8}")
+        if total["median"] > TARGET_MS:
+            missed.append(key)
+    return missed
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=12)
     parser.add_argument("--pages", default=",".join(PAGES))
+    parser.add_argument(
+        "--compare",
+        metavar="URL",
+        help="another cnnviz server (e.g. the previous commit under `cnnviz serve`): its pages "
+        "are timed too, interleaved with these, and the table gives before / after",
+    )
     args = parser.parse_args()
     base, server, thread = start_server()
+    bases = {"this": base} | ({"before": args.compare.rstrip("/")} if args.compare else {})
     load_before = os.getloadavg()[0]
-    results: dict[str, dict] = {}
+    results: dict[str, dict] = {label: {} for label in bases}
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             for name in args.pages.split(","):
-                results.update(measure_page(browser, base, name, args.repeats))
+                for label, rows in measure_page(browser, bases, name, args.repeats).items():
+                    results[label].update(rows)
             browser.close()
     finally:
         stop_server(server, thread)
     load = f"{load_before:.1f} → {os.getloadavg()[0]:.1f}"
-    print(json.dumps({"load_average": load, "controls": results}, indent=1, ensure_ascii=False))
-    print(f"\n{'control':<32}{'median':>8}{'p95':>8}{'wait':>7}{'net':>7}{'draw':>7}"
-          f"{'kB':>7}{'bare':>7}{'ratio':>7}")  # fmt: skip
-    missed = []
-    for key, row in results.items():
-        total = row["total"]
-        if "parts" not in row:
-            print(f"{key:<32}{total['median']:>8}{total['p95']:>8}   (not a redraw: see docstring)")
-            continue
-        parts = row["parts"]
-        print(f"{key:<32}{total['median']:>8}{total['p95']:>8}{parts['wait']:>7}"
-              f"{parts['network']:>7}{parts['draw']:>7}{row['kB']:>7}{row['bare_request']:>7}"
-              f"{row['ratio']:>7}")  # fmt: skip
-        if total["median"] > TARGET_MS:
-            missed.append(key)
+    print(json.dumps({"load_average": load, **results}, indent=1, ensure_ascii=False))
+    missed = print_table(results["this"], results.get("before"))
     print(f"load average {load}; target median ≤ {TARGET_MS:.0f} ms:",
           "ok" if not missed else f"MISSED by {', '.join(missed)}")  # fmt: skip
     return 1 if missed else 0

@@ -38,12 +38,19 @@ function room(container, width) {
 // One observer for every grid: the grids a redraw creates are all sized in one callback, which
 // runs after layout and before paint, reading every container first and then writing every
 // grid (sizing each grid as it was made forced one synchronous layout per grid).
+// A grid made where another one was (the same parent, a redraw) starts at the size that one
+// had: laid out once at its size, not at the default and again when the observer has measured.
 const sizers = new Map(); // container → (room) => write the grid's size
+const lastRoom = new WeakMap(); // a stack of grids → the room its last grid was measured to have
+const stackOf = (container) => container.parentElement?.parentElement ?? container; // fit → figure → stack
 const observer = new ResizeObserver((entries) => {
   const reads = entries
     .filter((entry) => sizers.has(entry.target))
-    .map((entry) => [sizers.get(entry.target), room(entry.target, entry.contentRect.width)]);
-  for (const [size, space] of reads) size(space);
+    .map((entry) => [entry.target, room(entry.target, entry.contentRect.width)]);
+  for (const [container, space] of reads) {
+    lastRoom.set(stackOf(container), space);
+    sizers.get(container)(space);
+  }
 });
 
 /**
@@ -292,7 +299,9 @@ export function createGrid(container, options) {
   });
 
   sizers.set(container, sizeTo);
-  observer.observe(container); // sized before the next paint (see `observer` above)
+  const guess = lastRoom.get(stackOf(container));
+  if (guess) sizeTo(guess);
+  observer.observe(container); // (re)sized before the next paint (see `observer` above)
   grid.update();
   return grid;
 }
