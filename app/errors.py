@@ -157,8 +157,17 @@ def validation_error_response(exc: RequestValidationError) -> JSONResponse:
     return JSONResponse(status_code=422, content={"detail": detail})
 
 
+# Paths whose answers are data, never a page: a missing one stays a JSON 404.
+DATA_PREFIXES = ("/api/", "/static/", "/openapi.json", "/docs", "/redoc")
+
+
 async def http_error_response(request: Request, exc: StarletteHTTPException) -> Response:
-    """FastAPI's own answer, plus a `type` for every item (or beside a string detail)."""
+    """FastAPI's own answer, plus a `type` for every item (or beside a string detail); a page
+    that does not exist is an HTML page in the reader's language."""
+    if exc.status_code == 404 and not request.url.path.startswith(DATA_PREFIXES):
+        from app.routes.pages import not_found_page  # the pages import the app's settings
+
+        return not_found_page(request)
     kind = STATUS_TYPES.get(exc.status_code, "http_error")
     if isinstance(exc.detail, list):
         detail = [detail_item(e, kind) if isinstance(e, dict) else e for e in exc.detail]

@@ -50,3 +50,10 @@ def _page_route(template: str, catalogue: str):
 for _path, (_template, _catalogue) in PAGES.items():
     router.add_api_route(_path, _page_route(_template, _catalogue), methods=["GET"],
                          response_class=HTMLResponse, name=f"page:{_catalogue}")
+
+
+def not_found_page(request: Request) -> HTMLResponse:
+    """404 for a page path: the site's frame and a way home, in the reader's language."""
+    response = render(request, "not_found.html", "not_found", path=request.url.path)
+    response.status_code = 404
+    return response
