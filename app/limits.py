@@ -159,6 +159,10 @@ class ClientConcurrencyLimit:
         limit = settings.client_heavy_requests if self.limit is None else self.limit
         retry_after = settings.retry_after_seconds if self.retry_after is None else self.retry_after
         client = client_address(request)
+        if self.group != "runs":  # runs have their own quota (app/quotas.py), charged on start
+            from app.quotas import charge  # app.quotas builds on this module
+
+            charge("heavy", client, settings)
         if self.active[client] >= limit:
             raise HTTPException(
                 429,

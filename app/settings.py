@@ -35,6 +35,14 @@ class Settings(BaseSettings):
     max_multipart_bytes: int = 80_000_000  # a multipart upload whole; routes check their own too
     client_heavy_requests: int = 2  # feature/ERF/run requests one client address has in flight
     retry_after_seconds: int = 2  # the Retry-After of a 429 for heavy requests
+    # per-client quotas over time (app/quotas.py): one address cannot fill a shared pool
+    client_runs_per_hour: int = Field(30, ge=1)  # training runs started
+    client_sessions_per_hour: int = Field(20, ge=1)  # class sessions opened
+    client_follows_per_minute: int = Field(300, ge=1)  # follower stream connections
+    client_follower_slots: int = Field(100, ge=1)  # follower streams open at once
+    client_heavy_per_minute: int = Field(120, ge=1)  # feature / receptive-field requests
+    client_wrong_codes_per_minute: int = Field(30, ge=1)  # unknown session codes (guessing)
+    quota_clients: int = Field(10_000, ge=1)  # client addresses remembered per quota
     cors_origins: list[str] = []  # other origins allowed to call the API; empty: same-origin only
     # `cnnviz serve --workers N>1` on SQLite is refused unless this is set (Postgres: allowed);
     # classroom sessions, feature results and per-client limits stay per process (README)
@@ -139,6 +147,10 @@ class Settings(BaseSettings):
     run_ping_seconds: float = 15.0  # SSE keep-alive comment interval
     # a worker still running this long after a stop (a step of minutes, a frozen process) is killed
     run_stop_grace_seconds: float = Field(30.0, gt=0.0)
+    # liveness by heartbeats in the database (app/runs/liveness.py): every run's driver beats
+    # this often, and a run silent for run_dead_after_seconds (any host) is marked interrupted
+    run_heartbeat_seconds: float = Field(5.0, gt=0.0)
+    run_dead_after_seconds: float = Field(60.0, gt=0.0)
     datasets_dir: Path | None = None  # local MNIST / Fashion-MNIST / CIFAR-10 files, if any
 
     # --- a student's own datasets (/api/datasets; rows in the runs database, pictures under

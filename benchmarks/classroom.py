@@ -87,6 +87,7 @@ class Classroom:
     base_url: str
     tally: Tally = field(default_factory=Tally)
     run_id: str = ""
+    run_token: str = ""  # the run's control token (X-Run-Token), for stopping it
     run_changed: asyncio.Event = field(default_factory=asyncio.Event)
     throughput: list[tuple[float, float]] = field(default_factory=list)  # (time, images/s)
     cpu_throughput: list[tuple[float, float]] = field(default_factory=list)  # images/CPU s
@@ -277,6 +278,7 @@ async def keep_a_run_going(room: Classroom, until: float) -> None:
                 continue
             run_id = created.json()["id"]
             room.run_id, room.runs_started = run_id, room.runs_started + 1
+            room.run_token = created.json()["owner_token"]
             room.run_changed.set()
             last.clear()
             url = f"/api/runs/{run_id}/events"
@@ -291,7 +293,8 @@ async def keep_a_run_going(room: Classroom, until: float) -> None:
                 answer = await timed(room, http, "GET /api/runs/{id}", "GET", f"/api/runs/{run_id}")
                 status = answer.json()["status"] if answer and answer.status_code == 200 else status
             if status in ACTIVE:
-                await timed(room, http, "POST stop", "POST", f"/api/runs/{run_id}/stop")
+                await timed(room, http, "POST stop", "POST", f"/api/runs/{run_id}/stop",
+                            headers={"X-Run-Token": room.run_token})
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
             if status not in ACTIVE:  # ended by itself (the last run is recorded at the end)
@@ -385,7 +388,7 @@ async def classroom(base_url: str, pid: int, students: int, duration: float,
     keeper.cancel()
     await asyncio.gather(keeper, return_exceptions=True)
     async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:  # leave nothing running
-        await http.post(f"/api/runs/{room.run_id}/stop")
+        await http.post(f"/api/runs/{room.run_id}/stop", headers={"X-Run-Token": room.run_token})
         record = (await http.get(f"/api/runs/{room.run_id}")).json()
         room.runs.append({k: record[k] for k in ("id", "status", "error", "last_event_id")})
 
@@ -438,7 +441,10 @@ def serve(port: int, data_dir: str, log, extra_env: dict[str, str],
     """uvicorn in its own process (one worker: the process that answers is the one measured),
     started by benchmarks/server_memory.py as `cnnviz serve` would start it; `probe`: its
     options for sampling memory from inside."""
-    env = {**os.environ, "CNNVIZ_DATA_DIR": data_dir, "PYTHONPATH": str(ROOT), **extra_env}
+    env = {**os.environ, "CNNVIZ_DATA_DIR": data_dir, "PYTHONPATH": str(ROOT),
+           # one loopback address stands for the whole class: no per-client quotas in the way
+           "CNNVIZ_CLIENT_RUNS_PER_HOUR": "100000", "CNNVIZ_CLIENT_FOLLOWS_PER_MINUTE": "100000",
+           "CNNVIZ_CLIENT_FOLLOWER_SLOTS": "100000", **extra_env}
     command = [sys.executable, str(ROOT / "benchmarks" / "server_memory.py"), "serve",
                *(probe or []), "--port", str(port)]  # fmt: skip
     return start_server(command, port, cwd=ROOT, env=env, log=log)

@@ -127,7 +127,9 @@ async def scenario(base_url: str, followers: int, steps: int, interval: float) -
 
 
 def start(port: int, log) -> subprocess.Popen:
-    env = {**os.environ, "CNNVIZ_MAX_SESSION_FOLLOWERS": "1000"}
+    env = {**os.environ, "CNNVIZ_MAX_SESSION_FOLLOWERS": "1000",
+           # every follower comes from one loopback address here: lift the per-client quotas
+           "CNNVIZ_CLIENT_FOLLOWS_PER_MINUTE": "100000", "CNNVIZ_CLIENT_FOLLOWER_SLOTS": "100000"}
     return start_server(uvicorn(port), port, cwd=ROOT, env=env, log=log)
 
 

@@ -141,7 +141,9 @@ def main() -> int:
     random.seed(12)
     port = free_port()
     with tempfile.TemporaryDirectory() as data_dir:
-        env = {**os.environ, "CNNVIZ_DATA_DIR": data_dir, "PYTHONPATH": str(ROOT)}
+        env = {**os.environ, "CNNVIZ_DATA_DIR": data_dir, "PYTHONPATH": str(ROOT),
+               "CNNVIZ_CLIENT_FOLLOWS_PER_MINUTE": "100000",  # one address for the class
+               "CNNVIZ_CLIENT_FOLLOWER_SLOTS": "100000"}
         server = start_server(uvicorn(port), port, cwd=ROOT, env=env)
         try:
             base = f"http://127.0.0.1:{port}"

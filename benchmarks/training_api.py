@@ -175,6 +175,7 @@ async def experiment(base_url: str, server_pid: int, rounds: int, viewers: int,
         created = await http.post("/api/runs", json={**RUN, "epochs": len(plan)})
         created.raise_for_status()
         run_id = created.json()["id"]
+        http.headers["X-Run-Token"] = created.json()["owner_token"]  # pause / resume need it
         (await http.post(f"/api/runs/{run_id}/pause")).raise_for_status()  # before step 1
         main = Viewer()
         main_task = asyncio.create_task(watch(http, run_id, main))

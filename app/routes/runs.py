@@ -11,9 +11,11 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.background import BackgroundTask
 
 from app.deps import settings_dep
-from app.limits import heavy_work
+from app.limits import client_address, heavy_work
+from app.quotas import charge
 from app.runs.history import metrics_csv, metrics_tables
 from app.runs.manager import RunError, RunManager, get_run_manager
+from app.runs.owners import new_control_token, token_digest, token_matches
 from app.runs.spec import plan_run
 from app.runs.store import ACTIVE_STATUSES, FINISHED_STATUSES, RunRecord
 from app.runs.stream import RunSubscription
@@ -35,6 +37,8 @@ Manager = Annotated[RunManager, Depends(get_run_manager)]
 AppSettings = Annotated[Settings, Depends(settings_dep)]
 RunId = Annotated[str, Path(pattern=RUN_ID_PATTERN)]
 Status = Annotated[list[str] | None, Query(max_length=len(ACTIVE_STATUSES + FINISHED_STATUSES))]
+# The control token given to whoever started the run (RunCreated.owner_token).
+RunToken = Annotated[str | None, Header(alias="X-Run-Token", max_length=128)]
 
 
 def _raise_http(exc: RunError) -> NoReturn:
@@ -64,14 +68,17 @@ def _record(manager: RunManager, run_id: str) -> RunRecord:
 )
 def create_run(body: RunCreate, request: Request, manager: Manager,
                settings: AppSettings) -> RunCreated:  # fmt: skip
-    """Check the config and start the run in a worker process (or queue it)."""
+    """Check the config and start the run in a worker process (or queue it); the answer
+    carries the run's control token, shown to this caller only."""
     config = plan_run(body, settings, manager.checkpoint_for_run)
+    charge("runs", client_address(request), settings)  # a valid start counts, a 422 does not
+    token = new_control_token()
     try:
-        record = manager.create(config)
+        record = manager.create(config, token_digest=token_digest(token))
     except RunError as exc:
         _raise_http(exc)
     url = str(request.url_for("run_events", run_id=record.id).path)
-    return RunCreated(id=record.id, status=record.status, events_url=url)
+    return RunCreated(id=record.id, status=record.status, events_url=url, owner_token=token)
 
 
 @router.get("", response_model=list[RunOut])
@@ -117,7 +124,19 @@ async def run_events(
                                background=BackgroundTask(subscription.close))  # fmt: skip
 
 
-def _control(manager: RunManager, run_id: str, action: str) -> RunOut:
+def _check_owner(manager: RunManager, run_id: str, token: str | None) -> None:
+    """Only whoever started the run controls it: 401 without the token, 403 with another."""
+    _record(manager, run_id)  # an unknown run is a 404 first
+    if not token:
+        raise HTTPException(401, detail="pausing, resuming or stopping a run needs the token "
+                                        "its creator was given (header X-Run-Token)")  # fmt: skip
+    if not token_matches(manager.store.run_token(run_id), token):
+        raise HTTPException(403, detail="this token does not control this run (only whoever "
+                                        "started it can)")  # fmt: skip
+
+
+def _control(manager: RunManager, run_id: str, action: str, token: str | None) -> RunOut:
+    _check_owner(manager, run_id, token)
     try:
         return _out(getattr(manager, action)(run_id))
     except RunError as exc:
@@ -125,21 +144,22 @@ def _control(manager: RunManager, run_id: str, action: str) -> RunOut:
 
 
 @router.post("/{run_id}/pause", response_model=RunOut)
-def pause_run(run_id: RunId, manager: Manager) -> RunOut:
-    """Pause before the next step (a `paused` event confirms it)."""
-    return _control(manager, run_id, "pause")
+def pause_run(run_id: RunId, manager: Manager, token: RunToken = None) -> RunOut:
+    """Pause before the next step (a `paused` event confirms it). Needs X-Run-Token."""
+    return _control(manager, run_id, "pause", token)
 
 
 @router.post("/{run_id}/resume", response_model=RunOut)
-def resume_run(run_id: RunId, manager: Manager) -> RunOut:
-    """Carry on training (a `resumed` event confirms it)."""
-    return _control(manager, run_id, "resume")
+def resume_run(run_id: RunId, manager: Manager, token: RunToken = None) -> RunOut:
+    """Carry on training (a `resumed` event confirms it). Needs X-Run-Token."""
+    return _control(manager, run_id, "resume", token)
 
 
 @router.post("/{run_id}/stop", response_model=RunOut)
-def stop_run(run_id: RunId, manager: Manager) -> RunOut:
-    """Stop after the current step; the weights so far are saved as the final checkpoint."""
-    return _control(manager, run_id, "stop")
+def stop_run(run_id: RunId, manager: Manager, token: RunToken = None) -> RunOut:
+    """Stop after the current step; the weights so far are saved as the final checkpoint.
+    Needs X-Run-Token."""
+    return _control(manager, run_id, "stop", token)
 
 
 @router.get("/{run_id}/metrics.json", response_model=MetricsOut)

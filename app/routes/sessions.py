@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from app.deps import settings_dep
 from app.join_address import LAN_COMMANDS, join_base
 from app.quiz import STUDENT_ID, QuizRefused, quiz_question
+from app.quotas import client_quota, follower_slot, note_wrong_code, wrong_code_guard
 from app.routes.pages import render
 from app.schemas.sessions import (
     QuizAnswer,
@@ -44,6 +45,7 @@ router = APIRouter()
 api = APIRouter(
     prefix="/api/sessions",
     tags=["sessions"],
+    dependencies=[Depends(wrong_code_guard)],  # code guessing: 429 after many unknown codes
     max_body_size=2 * get_settings().max_session_state_bytes + 4096,
 )
 
@@ -82,7 +84,8 @@ def join_qr_svg(url: str) -> str:
     return code.make_image().to_string(encoding="unicode")
 
 
-@api.post("", response_model=SessionCreated, status_code=201)
+@api.post("", response_model=SessionCreated, status_code=201,
+          dependencies=[Depends(client_quota("sessions"))])  # fmt: skip
 async def create_session(
     body: SessionCreate, request: Request, hub: Hub, settings: SettingsDep
 ) -> SessionCreated:
@@ -211,26 +214,34 @@ async def _follow_stream(subscription: Subscription):
     yield ServerSentEvent(event="end", data="{}")
 
 
-@api.get("/{code}/events")
+@api.get("/{code}/events", dependencies=[Depends(client_quota("follows"))])
 async def follow_events(
     code: str,
+    request: Request,
     hub: Hub,
     settings: Annotated[Settings, Depends(settings_dep)],
     last_event_id: Annotated[str | None, Header(max_length=32)] = None,
 ) -> EventSourceResponse:
     """Server-Sent Events: `state` events (full snapshots, with ids; `Last-Event-ID` replays
     what was missed) and a final `end` event."""
+    give_back = follower_slot(request, settings)  # one of the client's slots, until it closes
     try:
         subscription = hub.subscribe(code, parse_last_event_id(last_event_id))
     except SessionError as exc:
+        give_back()
         _raise_http(exc)
     # close() also as a background task: a follower that leaves before the stream's first
     # event never runs the generator's own cleanup.
     return EventSourceResponse(
         _follow_stream(subscription),
         ping=settings.session_ping_seconds,
-        background=BackgroundTask(subscription.close),
+        background=BackgroundTask(_close_follower, subscription, give_back),
     )
+
+
+def _close_follower(subscription: Subscription, give_back) -> None:
+    subscription.close()
+    give_back()
 
 
 @router.get("/join", response_class=HTMLResponse, include_in_schema=False)
@@ -241,12 +252,14 @@ def join_form(request: Request, code: Annotated[str | None, Query(max_length=16)
     return render(request, "join.html", "join", code="", unknown=False)
 
 
-@router.get("/join/{code}", response_class=HTMLResponse, include_in_schema=False, name="join_page")
+@router.get("/join/{code}", response_class=HTMLResponse, include_in_schema=False, name="join_page",
+            dependencies=[Depends(wrong_code_guard)])  # fmt: skip
 async def join_page(code: str, request: Request, hub: Hub):
     """Open the teacher's current page in follow mode, or say that the code is unknown."""
     try:
         session = await _run(hub.view, code)
     except SessionError:
+        note_wrong_code(request)
         response = render(request, "join.html", "join", code=code[:16], unknown=True)
         response.status_code = 404
         return response

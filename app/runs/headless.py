@@ -21,6 +21,7 @@ from typing import Any, TextIO
 from pydantic import ValidationError
 
 from app.runs.history import record_events
+from app.runs.liveness import Heartbeat
 from app.runs.manager import new_run_id, open_store
 from app.runs.owners import claim_owner, release_owner
 from app.runs.spec import RunSpec, newest_checkpoint, plan_run
@@ -199,6 +200,9 @@ def train_command(args: argparse.Namespace, settings: Settings, err: TextIO = sy
     owner = claim_owner()
     run_id = new_run_id()
     store.create_run(run_id, config, "cli", owner)
+    store.beat([run_id], time.time())
+    # Alive for every server reading this database, on any host (app.runs.liveness).
+    heartbeat = Heartbeat(store, lambda: [run_id], settings.run_heartbeat_seconds)
     recorder = _Recorder(store, run_id)
     recorder.add({"kind": "status", "status": "running", "time": time.time()})
     source = checkpoint_of(body.init_from.run_id) if body.init_from else None
@@ -233,6 +237,7 @@ def train_command(args: argparse.Namespace, settings: Settings, err: TextIO = sy
         recorder.add(end)
     finally:
         recorder.flush()
+        heartbeat.close()
         signal.signal(signal.SIGINT, previous)
         release_owner(owner)
         store.close()

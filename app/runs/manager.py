@@ -13,6 +13,10 @@
   native code): the run is marked failed with the exit code or signal as the reason.
 - A new manager marks interrupted every run whose owning process is gone (`app.runs.owners`);
   closing a manager (server shutdown) marks its own unfinished runs interrupted.
+- Liveness is a heartbeat in the store (`app.runs.liveness`): the manager beats for its queued
+  runs and for each worker that still sends its own beats; a worker silent for
+  `dead_after_seconds` (frozen) is killed and its run interrupted, and a run of any other
+  process, on any host, whose beats stopped is marked interrupted too.
 """
 
 from __future__ import annotations
@@ -28,12 +32,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from app.runs.history import record_events
-from app.runs.owners import claim_owner, owner_alive, owner_pid, release_owner
+from app.runs.liveness import Heartbeat, silence
+from app.runs.owners import HOST, claim_owner, owner_alive, owner_pid, release_owner
 from app.runs.remote import RemoteRun, remote_run, start_relay
 from app.runs.spec import CHECKPOINT_FILE, FINAL_CHECKPOINT, RunSpec, newest_checkpoint
 from app.runs.store import ACTIVE_STATUSES, RunRecord, RunStore, StoredEvent, open_run_store
@@ -92,6 +97,8 @@ class RunLimits:
     start_method: str = "forkserver"  # or "spawn" (see Settings.run_start_method)
     batch_seconds: float = 0.05  # events arriving this close together travel together
     stop_grace_seconds: float = 30.0  # a worker still running this long after a stop is killed
+    heartbeat_seconds: float = 5.0  # how often runs' heartbeats are written
+    dead_after_seconds: float = 60.0  # a run (or worker) silent this long is taken for dead
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RunLimits:
@@ -104,6 +111,8 @@ class RunLimits:
             poll_seconds=settings.run_poll_seconds,
             start_method=settings.run_start_method,
             stop_grace_seconds=settings.run_stop_grace_seconds,
+            heartbeat_seconds=settings.run_heartbeat_seconds,
+            dead_after_seconds=settings.run_dead_after_seconds,
         )
 
 
@@ -166,6 +175,8 @@ class _Worker:
     send_lock: threading.Lock = field(default_factory=threading.Lock)
     interrupted: bool = False  # the manager is closing: this run ends as interrupted
     stop_forced: bool = False  # killed after a stop it did not obey in time: ends as stopped
+    frozen: bool = False  # killed after sending nothing, not even beats, for too long
+    last_seen: float = field(default_factory=time.monotonic)  # its last message or beat
     ended: bool = field(default=False)
 
     def tell(self, word: str) -> None:
@@ -197,6 +208,8 @@ class RunManager:
         self._channels: dict[str, RunChannel] = {}
         self._closed = False
         self.recovered = self.recover()
+        self._heartbeat = Heartbeat(store, self._live_runs, self.limits.heartbeat_seconds,
+                                    self._after_beat, name="runs-heartbeat")  # fmt: skip
         # Several server workers on one database: words for our runs sent to another worker
         # reach us through it (app.runs.remote); None with SQLite.
         self._relay = start_relay(store, self.owner, self._obey)
@@ -222,13 +235,43 @@ class RunManager:
         return stored
 
     def abandon_if_orphaned(self, record: RunRecord) -> bool:
-        """Mark a run interrupted when the process that drove it is gone; True if it was."""
-        if record.finished or record.owner == self.owner or owner_alive(record.owner):
+        """Mark a run interrupted when the process that drove it is gone (its process id, on
+        this host) or silent (no heartbeat for `dead_after_seconds`, on any host); True if
+        it was."""
+        if record.finished or record.owner == self.owner:
             return False
-        pid = owner_pid(record.owner)
-        self._deliver(record.id, [_end("interrupted", f"the process driving this run "
-                                                      f"(pid {pid}) is gone")])  # fmt: skip
+        quiet = silence(self.store, record, self.limits.dead_after_seconds)
+        if quiet is not None:
+            host = record.owner.split("|")[0]
+            reason = (f"no heartbeat for {quiet:.0f} s from the process driving this run "
+                      f"(on {host}): it died or froze")  # fmt: skip
+        elif not owner_alive(record.owner):
+            reason = f"the process driving this run (pid {owner_pid(record.owner)}) is gone"
+        else:
+            return False
+        self._deliver(record.id, [_end("interrupted", reason)])
         return True
+
+    # --- heartbeats ------------------------------------------------------------------------
+
+    def _live_runs(self) -> list[str]:
+        """Our runs that are alive: queued ones, and those whose worker still beats."""
+        with self._lock:
+            fresh = time.monotonic() - self.limits.dead_after_seconds
+            return [*self._queue, *(w.run_id for w in self._workers.values()
+                                    if not w.ended and w.last_seen > fresh)]  # fmt: skip
+
+    def _after_beat(self) -> None:
+        """Kill workers that went silent (frozen), then look for others' abandoned runs."""
+        with self._lock:
+            fresh = time.monotonic() - self.limits.dead_after_seconds
+            silent = [w for w in self._workers.values()
+                      if not w.ended and not w.frozen and w.last_seen <= fresh]  # fmt: skip
+            for worker in silent:
+                worker.frozen = True
+        for worker in silent:
+            worker.process.kill()  # the pump ends its run as interrupted
+        self.recover()
 
     def recover(self) -> list[str]:
         """Runs left queued, running or paused by a process that no longer exists."""
@@ -266,8 +309,11 @@ class RunManager:
                                         int(progress.get("step") or 0), score))  # fmt: skip
         return found
 
-    def create(self, config: dict[str, Any], source: str = "web") -> RunRecord:
-        """Record a new run (queued) and start it as soon as a worker slot is free."""
+    def create(
+        self, config: dict[str, Any], source: str = "web", token_digest: str | None = None
+    ) -> RunRecord:
+        """Record a new run (queued) and start it as soon as a worker slot is free;
+        `token_digest` keeps who may control it (`app.runs.owners.token_digest`)."""
         with self._lock:
             if self._closed:
                 raise QueueFull("the server is shutting down")
@@ -277,6 +323,9 @@ class RunManager:
                                 "one has finished")  # fmt: skip
             run_id = new_run_id()
             self.store.create_run(run_id, config, source, self.owner)
+            self.store.beat([run_id], time.time())
+            if token_digest is not None:
+                self.store.set_run_token(run_id, token_digest)
             self._channels[run_id] = RunChannel()
             self._deliver(run_id, [{"kind": "status", "status": "queued", "time": time.time()}])
             self._queue.append(run_id)
@@ -300,6 +349,7 @@ class RunManager:
                 return
         spec = RunSpec.of(run_id, record.config, self.checkpoint_dir(run_id), source,
                           self.limits.keep_checkpoints)  # fmt: skip
+        spec = replace(spec, beat_seconds=self.limits.heartbeat_seconds)
         mine, theirs = self._context.Pipe(duplex=True)
         process = self._context.Process(
             target=self._target, args=(spec, theirs, self.limits.threads),
@@ -349,6 +399,9 @@ class RunManager:
             while not worker.ended:
                 events, open_ = self._receive(worker.conn)
                 if events:
+                    worker.last_seen = time.monotonic()
+                    events = [e for e in events if e.get("kind") != "beat"]  # liveness only
+                if events:
                     self._deliver(worker.run_id, events)
                     worker.ended = any(e.get("kind") == "end" for e in events)
                 if not open_:
@@ -361,6 +414,12 @@ class RunManager:
             if not worker.ended:
                 if worker.interrupted:
                     self._deliver(worker.run_id, [_end("interrupted", "the server stopped")])
+                elif worker.frozen:
+                    quiet = self.limits.dead_after_seconds
+                    self._deliver(worker.run_id, [_end(
+                        "interrupted", f"the training process stopped answering (no heartbeat "
+                        f"for {quiet:g} s on {HOST}); it was ended",
+                    )])  # fmt: skip
                 elif worker.stop_forced:
                     grace = self.limits.stop_grace_seconds
                     self._deliver(worker.run_id, [_end(
@@ -391,6 +450,8 @@ class RunManager:
         worker = self._workers.get(run_id)
         if worker is None or worker.ended:
             record = self.get(run_id)
+            if self.abandon_if_orphaned(record):  # its driver died: ended now, as interrupted
+                record = self.get(run_id)
             remote = remote_run(self.store, record, self.owner, action)
             if remote is None:
                 raise self._refuse(record, action)
@@ -420,6 +481,8 @@ class RunManager:
             if run_id in self._queue:
                 self._queue.remove(run_id)
                 self._finish_early(run_id, "stopped")
+            elif run_id not in self._workers and self.abandon_if_orphaned(self.get(run_id)):
+                pass  # nobody drives it any more: it has just ended as interrupted
             else:
                 worker = self._worker(run_id, "stop")
                 worker.tell("stop")
@@ -490,6 +553,7 @@ class RunManager:
                 worker.thread.join(timeout=max(0.1, deadline - time.monotonic()))
         if self._relay is not None:
             self._relay.close()
+        self._heartbeat.close()
         release_owner(self.owner)
 
 

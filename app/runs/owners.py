@@ -1,18 +1,33 @@
-"""Which process drives a run, and whether it still exists.
+"""Which process drives a run, whether it still exists, and who may control it.
 
 Every run record names its owner as `host|pid|token`: the server's run manager or a
 `cnnviz train` process. A run whose owner is gone while the record still says queued, running
 or paused was abandoned (the server was killed, the machine restarted) and is marked
-interrupted. Owners on another host cannot be checked from here and are trusted.
+interrupted. Owners on another host cannot be checked from here: their runs' heartbeats
+are (`app.runs.liveness`).
+
+A run also belongs to whoever started it: the creator is given a control token (like a class
+session's teacher token) and only its SHA-256 is stored; pause, resume and stop need the token.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 import socket
 
-__all__ = ["HOST", "claim_owner", "owner_alive", "owner_pid", "release_owner"]
+__all__ = [
+    "HOST",
+    "claim_owner",
+    "new_control_token",
+    "owner_alive",
+    "owner_pid",
+    "release_owner",
+    "token_digest",
+    "token_matches",
+]
 
 HOST = socket.gethostname().replace("|", "_")
 _LIVE_TOKENS: set[str] = set()  # owners alive in this very process
@@ -54,3 +69,17 @@ def owner_alive(owner: str) -> bool:
     if pid == os.getpid():
         return parts[2] in _LIVE_TOKENS
     return _pid_alive(pid)
+
+
+def new_control_token() -> str:
+    """An unguessable token for the creator of a run (192 random bits, URL-safe)."""
+    return secrets.token_urlsafe(24)
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def token_matches(digest: str | None, token: str) -> bool:
+    """Whether `token` is the one whose digest was stored (compared in constant time)."""
+    return digest is not None and hmac.compare_digest(digest, token_digest(token))

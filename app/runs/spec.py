@@ -82,6 +82,7 @@ class RunSpec:
     freeze: tuple[str, ...] = ()
     replace_head: bool = True
     keep_checkpoints: int = 3  # newest epoch checkpoints kept (the final one always is)
+    beat_seconds: float = 5.0  # how often the worker tells the server it is alive
 
     @classmethod
     def of(

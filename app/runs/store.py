@@ -74,8 +74,24 @@ CREATE TABLE IF NOT EXISTS events (
     data TEXT NOT NULL,
     PRIMARY KEY (run_id, event_id)
 )"""
+# Who may control a run (the SHA-256 of the token its creator was given; app.runs.tokens) and
+# when each run was last known to be alive (app.runs.liveness): tables of their own, so a
+# database made before them gains them with CREATE TABLE IF NOT EXISTS.
+OWNER_TABLES = """
+CREATE TABLE IF NOT EXISTS run_tokens (
+    run_id TEXT PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE,
+    digest TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS run_heartbeats (
+    run_id TEXT PRIMARY KEY,
+    beat_at DOUBLE PRECISION NOT NULL
+);
+"""
 # DOUBLE PRECISION has SQLite's REAL affinity (https://sqlite.org/datatype3.html, 3.1).
-_SCHEMA = RUN_TABLES + " WITHOUT ROWID;"
+_SCHEMA = RUN_TABLES + " WITHOUT ROWID;" + OWNER_TABLES
+# One row per run, the last beat written (SQLite ≥ 3.24 and PostgreSQL share this upsert).
+HEARTBEAT_UPSERT = ("INSERT INTO run_heartbeats (run_id, beat_at) VALUES (%s, %s) ON CONFLICT "
+                    "(run_id) DO UPDATE SET beat_at = excluded.beat_at")
 _RUN_COLUMNS = ("id, config, status, source, owner, created_at, updated_at, error, checkpoint, "
                 "summary, last_event_id")  # fmt: skip
 
@@ -147,6 +163,22 @@ class RunStore(Protocol):
 
     def events_after(self, run_id: str, after: int, limit: int,
                      kinds: Sequence[str] | None = None) -> list[StoredEvent]: ...  # fmt: skip
+
+    def set_run_token(self, run_id: str, digest: str) -> None:
+        """Keep the digest of the token that controls the run (once, at creation)."""
+        ...
+
+    def run_token(self, run_id: str) -> str | None:
+        """The digest kept for the run; None for a run nobody can control over the API."""
+        ...
+
+    def beat(self, run_ids: Sequence[str], at: float) -> None:
+        """Record that these runs were alive at `at` (Unix seconds)."""
+        ...
+
+    def last_beats(self, run_ids: Sequence[str]) -> dict[str, float]:
+        """The last beat of each run that has one."""
+        ...
 
     def close(self) -> None: ...
 
@@ -354,6 +386,43 @@ class SQLiteRunStore:
             .fetchall()
         )
         return [StoredEvent(*row) for row in rows]
+
+    def set_run_token(self, run_id: str, digest: str) -> None:
+        self._connection().execute(
+            "INSERT INTO run_tokens (run_id, digest) VALUES (?, ?)", (run_id, digest)
+        )
+
+    def run_token(self, run_id: str) -> str | None:
+        row = (
+            self._connection()
+            .execute("SELECT digest FROM run_tokens WHERE run_id = ?", (run_id,))
+            .fetchone()
+        )
+        return row[0] if row else None
+
+    def beat(self, run_ids: Sequence[str], at: float) -> None:
+        if not run_ids:
+            return
+        connection = self._connection()
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            connection.executemany(HEARTBEAT_UPSERT.replace("%s", "?"),
+                                   [(run_id, at) for run_id in run_ids])  # fmt: skip
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+
+    def last_beats(self, run_ids: Sequence[str]) -> dict[str, float]:
+        if not run_ids:
+            return {}
+        rows = (
+            self._connection()
+            .execute(f"SELECT run_id, beat_at FROM run_heartbeats WHERE run_id IN "
+                     f"({', '.join('?' * len(run_ids))})", tuple(run_ids))  # fmt: skip
+            .fetchall()
+        )
+        return dict(rows)
 
     def close(self) -> None:
         self._closed = True

@@ -31,6 +31,8 @@ from psycopg import pq
 
 from app.runs.store import (
     _RUN_COLUMNS,
+    HEARTBEAT_UPSERT,
+    OWNER_TABLES,
     RUN_TABLES,
     RunChanges,
     RunRecord,
@@ -58,6 +60,7 @@ CREATE TABLE IF NOT EXISTS run_commands (
 );
 CREATE INDEX IF NOT EXISTS run_commands_by_owner ON run_commands (owner);
 """
+    + OWNER_TABLES
 )
 _CHECK_IDLE_SECONDS = 30.0  # a connection idle longer is checked before it is lent again
 _STALE_COMMAND_SECONDS = 3600  # words nobody took within an hour: their owner is long gone
@@ -209,6 +212,36 @@ class PostgresRunStore:
             rows = connection.execute(query + " ORDER BY event_id LIMIT %s",
                                       (*params, limit)).fetchall()  # fmt: skip
         return [StoredEvent(*row) for row in rows]
+
+    def set_run_token(self, run_id: str, digest: str) -> None:
+        with self._pool.connection() as connection:
+            connection.execute(
+                "INSERT INTO run_tokens (run_id, digest) VALUES (%s, %s)", (run_id, digest)
+            )
+
+    def run_token(self, run_id: str) -> str | None:
+        with self._pool.connection() as connection:
+            row = connection.execute(
+                "SELECT digest FROM run_tokens WHERE run_id = %s", (run_id,)
+            ).fetchone()
+        return row[0] if row else None
+
+    def beat(self, run_ids: Sequence[str], at: float) -> None:
+        if not run_ids:
+            return
+        with (self._pool.connection() as connection, connection.transaction(),
+              connection.cursor() as cursor):  # fmt: skip
+            cursor.executemany(HEARTBEAT_UPSERT, [(run_id, at) for run_id in run_ids])
+
+    def last_beats(self, run_ids: Sequence[str]) -> dict[str, float]:
+        if not run_ids:
+            return {}
+        with self._pool.connection() as connection:
+            rows = connection.execute(
+                "SELECT run_id, beat_at FROM run_heartbeats WHERE run_id = ANY(%s)",
+                (list(run_ids),),
+            ).fetchall()
+        return dict(rows)
 
     # --- commands for runs driven by another process (app.runs.remote) ----------------------
 

@@ -8,7 +8,8 @@ final checkpoint is written *before* the trainer's `end` event is passed on, so 
 the last event of a run.
 
 `worker_main` is the worker process's entry point: events go to the server through a pipe, and
-"pause", "resume" and "stop" come back through it, read before every step (`Control`). An
+"pause", "resume" and "stop" come back through it, read before every step (`Control`); a
+thread sends a heartbeat through it every `spec.beat_seconds` (`app.runs.liveness`). An
 exception becomes an `end` event with reason `failed` and the message; a worker that dies
 without sending `end` (killed, out of memory) is noticed by the manager instead.
 """
@@ -19,6 +20,7 @@ import contextlib
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -133,6 +135,35 @@ class Control:
         return self.stopped
 
 
+class _Beats:
+    """A thread of the worker sending {"kind": "beat"} every `every` seconds, so the server
+    tells a long step (beats go on: torch releases the GIL while it computes) from a frozen
+    or stopped process (they stop). Sends share a lock with the events: one pipe, two
+    threads."""
+
+    def __init__(self, conn, every: float) -> None:
+        self.conn = conn
+        self.lock = threading.Lock()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._loop, args=(every,), daemon=True)
+        self._thread.start()
+
+    def send(self, event: dict[str, Any]) -> None:
+        with self.lock:
+            self.conn.send(event)
+
+    def _loop(self, every: float) -> None:
+        while not self._done.wait(every):
+            try:
+                self.send({"kind": "beat"})
+            except OSError:  # the server is gone
+                return
+
+    def close(self) -> None:
+        self._done.set()
+        self._thread.join(timeout=5)
+
+
 def worker_main(spec: RunSpec, conn, threads: int) -> None:
     """Entry point of a worker process."""
     # Ctrl-C in the server's terminal reaches the whole process group; the server decides
@@ -142,14 +173,16 @@ def worker_main(spec: RunSpec, conn, threads: int) -> None:
 
     torch.set_num_threads(max(1, threads))
     control = Control(conn)
+    beats = _Beats(conn, spec.beat_seconds)
     try:
         for event in execute_run(spec, control.should_pause, control.should_stop):
-            conn.send(event)
+            beats.send(event)
     except (BrokenPipeError, ConnectionResetError):
         pass  # the server is gone (shut down or killed): nobody is left to tell
     except Exception as exc:  # any failure must reach the run's record
         traceback.print_exc(file=sys.stderr)
         with contextlib.suppress(OSError):  # the server is gone: nobody is left to tell
-            conn.send(failure_event(exc))
+            beats.send(failure_event(exc))
     finally:
+        beats.close()
         conn.close()

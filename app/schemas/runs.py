@@ -137,6 +137,7 @@ class RunCreated(BaseModel):
     id: str
     status: str
     events_url: str
+    owner_token: str  # pause, resume and stop need it (header X-Run-Token); shown once
 
 
 class CheckpointOut(BaseModel):

@@ -73,16 +73,17 @@ function errorFromBody(status, body, retryAfter) {
 
 /**
  * fetch with a JSON answer; resolves to the parsed body, rejects with ApiError (or AbortError).
- * `body` is sent as JSON, or as it is when it is FormData (multipart: a picture and fields).
+ * `body` is sent as JSON, or as it is when it is FormData (multipart: a picture and fields);
+ * `headers` are added to the request (a run's control token, for instance).
  */
-export async function requestJSON(method, url, body, { signal } = {}) {
+export async function requestJSON(method, url, body, { signal, headers = {} } = {}) {
   const form = body instanceof FormData;
   let response;
   try {
     response = await fetch(url, {
       method,
       signal,
-      headers: body === undefined || form ? {} : { "Content-Type": "application/json" },
+      headers: body === undefined || form ? headers : { ...headers, "Content-Type": "application/json" },
       body: body === undefined || form ? body : JSON.stringify(body),
     });
   } catch (error) {

@@ -11,6 +11,7 @@ import { FIELD_ALIASES, FORM_FIELDS, PRESETS, TRAIN_STATE, runRequest } from "./
 import { createRunView, isFinished } from "./train_view.js";
 import { createComparison, fillSourceSelect, renderRunList } from "./train_runs.js";
 import { createGradcheckView } from "./gradcheck_view.js";
+import { controlHeaders, rememberRunToken, runToken } from "./train/run_tokens.js";
 
 const REFRESH_MS = 2000; // run list and comparison, while something is training
 const $ = (id) => document.getElementById(id);
@@ -53,7 +54,9 @@ function describePreset() {
 async function launch(values, variant) {
   const merged = { ...values, ...variant.patch };
   if (variant.label) merged.label = values.label ? `${values.label} · ${t(variant.label)}` : t(variant.label);
-  return (await postJSON("/api/runs", runRequest(merged))).id;
+  const created = await postJSON("/api/runs", runRequest(merged));
+  rememberRunToken(created.id, created.owner_token);
+  return created.id;
 }
 
 // Only the button starts training: Enter in a field commits its value, it does not launch runs.
@@ -134,7 +137,8 @@ function updateRunControls() {
   const id = state.get("run");
   const status = view.status;
   const record = runs.find((run) => run.id === id);
-  const local = !record || record.source !== "cli"; // a terminal's run is controlled there
+  // A terminal's run is controlled there; another browser's run by that browser only.
+  const local = (!record || record.source !== "cli") && runToken(id) !== null;
   $("pause").disabled = !(local && status === "running");
   $("resume").disabled = !(local && status === "paused");
   $("stop").disabled = !(local && ["running", "paused", "queued"].includes(status));
@@ -152,7 +156,7 @@ for (const action of ["pause", "resume", "stop"]) {
   $(action).addEventListener("click", async () => {
     const id = state.get("run");
     try {
-      await postJSON(`/api/runs/${id}/${action}`);
+      await postJSON(`/api/runs/${id}/${action}`, undefined, { headers: controlHeaders(id) });
     } catch (error) {
       $("run-error").textContent = error.message;
       $("run-error").hidden = false;

@@ -98,3 +98,14 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
     yield f"{postgres_server}{separator}options={quote(f'-csearch_path={schema}')}"
     with psycopg.connect(postgres_server, autocommit=True) as connection:
         connection.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(autouse=True)
+def fresh_quotas():
+    """Every test starts with unspent per-client quotas (app/quotas.py): the test client is one
+    address for the whole session, and its counts would otherwise carry over."""
+    from app.quotas import reset_quotas
+
+    reset_quotas()
+    yield
+    reset_quotas()

@@ -3,6 +3,7 @@
 its checkpoint holds the trained weights; `cnnviz train` records runs the API lists."""
 
 import argparse
+import contextlib
 import csv
 import io
 import json
@@ -15,9 +16,10 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
+from app.deps import settings_dep
 from app.main import app
 from app.runs.headless import add_train_arguments, train_command
-from app.runs.manager import RunLimits, RunManager, get_run_manager
+from app.runs.manager import RunError, RunLimits, RunManager, get_run_manager
 from app.runs.store import SQLiteRunStore
 from app.settings import Settings
 from cnncore.checkpoint import load_checkpoint
@@ -64,16 +66,74 @@ def sse(text: str) -> list[dict]:
     return messages
 
 
+TOKENS: dict[str, str] = {}  # run id → the control token its creation answered
+
+
 @pytest.fixture(scope="module")
 def finished(client) -> tuple[str, list[dict]]:
     """A tiny run created through the API and followed over SSE to its end."""
     response = client.post("/api/runs", json=TINY)
     assert response.status_code == 201, response.text
     body = response.json()
+    TOKENS[body["id"]] = body["owner_token"]
     assert body["events_url"] == f"/api/runs/{body['id']}/events"
     stream = client.get(body["events_url"])  # returns when the run has ended
     assert stream.headers["content-type"].startswith("text/event-stream")
     return body["id"], sse(stream.text)
+
+
+# --- who may control a run ------------------------------------------------------------------------
+
+
+def test_only_the_creator_controls_a_run(client, manager):
+    """The token comes with the creation only; pause, resume and stop need it (401 without,
+    403 with another run's), reading a run does not."""
+    created = client.post("/api/runs", json={**TINY, "epochs": 50, "max_steps_per_epoch": None,
+                                             "batch_size": 4})  # fmt: skip
+    assert created.status_code == 201, created.text
+    run_id, token = created.json()["id"], created.json()["owner_token"]
+    assert len(token) >= 32 and token not in json.dumps(client.get(f"/api/runs/{run_id}").json())
+    other = client.post("/api/runs", json=TINY).json()
+    try:
+        for action in ("pause", "resume", "stop"):
+            missing = client.post(f"/api/runs/{run_id}/{action}")
+            assert missing.status_code == 401 and "X-Run-Token" in missing.json()["detail"]
+            assert missing.json()["type"] == "unauthorized"
+            for wrong in (other["owner_token"], token[:-1] + ("A" if token[-1] != "A" else "B")):
+                refused = client.post(f"/api/runs/{run_id}/{action}",
+                                      headers={"X-Run-Token": wrong})  # fmt: skip
+                assert refused.status_code == 403 and refused.json()["type"] == "forbidden"
+        assert manager.get(run_id).status in ("queued", "running")  # nothing reached the run
+        stopped = client.post(f"/api/runs/{run_id}/stop", headers={"X-Run-Token": token})
+        assert stopped.status_code == 200
+    finally:
+        for started in (run_id, other["id"]):
+            with contextlib.suppress(RunError):  # ended meanwhile: nothing to stop
+                manager.stop(started)
+
+
+def test_run_starts_are_limited_per_client_over_time(client, manager):
+    settings = Settings(client_runs_per_hour=2)
+    app.dependency_overrides[settings_dep] = lambda: settings
+    started = []
+    try:
+        for _ in range(2):
+            response = client.post("/api/runs", json=TINY)
+            assert response.status_code == 201
+            started.append(response.json()["id"])
+        refused = client.post("/api/runs", json=TINY)
+        assert refused.status_code == 429
+        wait = int(refused.headers["Retry-After"])
+        assert 3500 < wait <= 3600  # the first start leaves the hour's window then
+        item = refused.json()["detail"][0]
+        assert item["type"] == "too_many_requests" and item["ctx"]["limit"] == 2
+        bad = client.post("/api/runs", json={**TINY, "lr": -1})
+        assert bad.status_code == 422  # a refused config never counts, nor waits
+    finally:
+        app.dependency_overrides.pop(settings_dep, None)
+        for run_id in started:
+            with contextlib.suppress(RunError):
+                manager.stop(run_id)
 
 
 # --- bad configs ---------------------------------------------------------------------------------
@@ -193,8 +253,9 @@ def test_a_meaningless_last_event_id_replays_everything(client, finished):
 
 def test_control_of_finished_unknown_and_malformed_runs(client, finished):
     run_id, _ = finished
+    owner = {"X-Run-Token": TOKENS[run_id]}
     for action in ("pause", "resume", "stop"):
-        response = client.post(f"/api/runs/{run_id}/{action}")
+        response = client.post(f"/api/runs/{run_id}/{action}", headers=owner)
         assert response.status_code == 409 and "already ended" in response.json()["detail"]
         assert client.post(f"/api/runs/000000000000/{action}").status_code == 404
         assert client.post(f"/api/runs/..%2F..%2Fetc/{action}").status_code in (404, 422)

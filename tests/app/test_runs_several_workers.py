@@ -228,15 +228,16 @@ def test_serve_with_two_workers_shares_runs_through_postgres(two_worker_server):
     created = driving.post("/api/runs", json={**LONG, "label": "two workers"})
     assert created.status_code == 201, created.text
     run_id = created.json()["id"]
+    owner = {"X-Run-Token": created.json()["owner_token"]}  # controls need the creator's token
     # the other worker lists it, and reads it as the driving one does
     assert run_id in [run["id"] for run in other.get("/api/runs").json()]
     _until(lambda: other.get(f"/api/runs/{run_id}").json()["last_event_id"] > 4, "steps")
 
     # controls sent to the worker that does not drive the run
-    assert other.post(f"/api/runs/{run_id}/pause").status_code == 200
+    assert other.post(f"/api/runs/{run_id}/pause", headers=owner).status_code == 200
     _until(lambda: _status(driving, run_id) == "paused", "the pause")
     assert _status(other, run_id) == "paused"
-    assert other.post(f"/api/runs/{run_id}/resume").status_code == 200
+    assert other.post(f"/api/runs/{run_id}/resume", headers=owner).status_code == 200
     _until(lambda: _status(other, run_id) == "running", "the resume")
 
     # a live stream from the other worker, resumed after event 3, while the run is stopped
@@ -245,7 +246,7 @@ def test_serve_with_two_workers_shares_runs_through_postgres(two_worker_server):
         streamed = pool.submit(lambda: other.get(f"/api/runs/{run_id}/events", headers=headers,
                                                  timeout=TIMEOUT).text)  # fmt: skip
         time.sleep(0.5)
-        assert other.post(f"/api/runs/{run_id}/stop").status_code == 200
+        assert other.post(f"/api/runs/{run_id}/stop", headers=owner).status_code == 200
         stream = streamed.result(TIMEOUT)
     assert stream.rstrip().endswith("event: done\r\ndata: {}")  # closed after the run's end
     resumed = run_events(stream)
@@ -264,7 +265,8 @@ def test_serve_with_two_workers_shares_runs_through_postgres(two_worker_server):
     ends = [event for _, event in history if event["kind"] == "end"]
     assert [e["reason"] for e in ends] == ["stopped"] and history[-1][1]["kind"] == "end"
     assert {"paused", "resumed"} <= {event["kind"] for _, event in history}
-    assert other.post(f"/api/runs/{run_id}/stop").status_code == 409  # ended: nothing to stop
+    assert other.post(f"/api/runs/{run_id}/stop").status_code == 401  # no token: not yours
+    assert other.post(f"/api/runs/{run_id}/stop", headers=owner).status_code == 409  # ended
 
 
 # --- a class session (follow mode and quiz) across the two workers --------------------------------

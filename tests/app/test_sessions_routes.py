@@ -350,3 +350,76 @@ def test_join_form_and_unknown_code(client):
     unknown = client.get("/join/<b>Q2", params={"lang": "en"})
     assert unknown.status_code == 404
     assert "No class has the code &lt;b&gt;Q2" in unknown.text and "<b>Q2" not in unknown.text
+
+
+# --- per-client quotas (app/quotas.py) -------------------------------------------------------
+
+
+@pytest.fixture
+def quotas():
+    """Set small per-client quotas for one test: `quotas(**settings)`."""
+
+    def use(**values) -> None:
+        settings = Settings(**values)
+        app.dependency_overrides[settings_dep] = lambda: settings
+
+    yield use
+    app.dependency_overrides.pop(settings_dep, None)
+
+
+def test_opening_sessions_is_limited_per_client_over_time(client, quotas):
+    quotas(client_sessions_per_hour=2)
+    start(client)
+    start(client)
+    refused = client.post("/api/sessions", json={"page": "/conv"})
+    assert refused.status_code == 429
+    assert 3500 < int(refused.headers["Retry-After"]) <= 3600
+    assert refused.json()["detail"][0]["ctx"]["limit"] == 2
+
+
+def test_guessing_session_codes_is_throttled(client, quotas):
+    quotas(client_wrong_codes_per_minute=3)
+    code, _ = start(client)
+    for guess in ("AAAAAA", "BBBBBB", "CCCCCC"):
+        assert client.get(f"/api/sessions/{guess}").status_code == 404
+    # Now even the right code waits: a guesser learns nothing more until the window passes.
+    blocked = client.get(f"/api/sessions/{code}")
+    assert blocked.status_code == 429 and 0 < int(blocked.headers["Retry-After"]) <= 60
+    assert client.get(f"/api/sessions/{code}/events").status_code == 429
+    assert client.get(f"/join/{code}").status_code == 429
+    assert blocked.json()["detail"][0]["type"] == "too_many_requests"
+
+
+def test_the_join_page_counts_wrong_codes_too(client, quotas):
+    quotas(client_wrong_codes_per_minute=2)
+    for guess in ("DDDDDD", "EEEEEE"):
+        assert client.get(f"/join/{guess}").status_code == 404
+    assert client.get("/api/sessions/FFFFFF").status_code == 429
+
+
+def test_one_client_holds_at_most_its_follower_slots(base_url, client, quotas):
+    quotas(client_follower_slots=2, session_ping_seconds=0.1)
+    code, _ = start(client)
+    one, two = (httpx.Client(base_url=base_url, timeout=5) for _ in range(2))
+    url = f"/api/sessions/{code}/events"
+    with one, two, one.stream("GET", url) as first, two.stream("GET", url) as second:
+        assert first.status_code == second.status_code == 200
+        refused = client.get(url)
+        assert refused.status_code == 429 and "2 connections" in refused.text
+    # Both streams closed: their slots come back (when the server notices the disconnect).
+    deadline = time.monotonic() + 10
+    while True:
+        with client.stream("GET", f"/api/sessions/{code}/events") as again:
+            if again.status_code == 200:
+                break
+        assert time.monotonic() < deadline, "the follower slots never came back"
+        time.sleep(0.05)
+
+
+def test_follow_connections_are_limited_per_minute(client, quotas):
+    quotas(client_follows_per_minute=2, session_ping_seconds=0.1)
+    code, _ = start(client)
+    for _ in range(2):
+        with client.stream("GET", f"/api/sessions/{code}/events") as stream:
+            assert stream.status_code == 200
+    assert client.get(f"/api/sessions/{code}/events").status_code == 429
