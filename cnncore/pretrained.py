@@ -39,7 +39,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from cnncore.errors import CNNCoreError
-from cnncore.models import get_model, get_model_info, list_models
+from cnncore.models import build_model, get_model_info, list_models
 from cnncore.weights import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -278,8 +278,7 @@ def remove_weights(directory: Path, name: str) -> bool:
 def build_with(name: str, state: Mapping[str, torch.Tensor], config: dict[str, Any]) -> nn.Module:
     """The model with these tensors as its parameters: built on the meta device (no time spent
     drawing an initialisation that is overwritten at once), checked, then the tensors assigned."""
-    with torch.device("meta"):
-        model = get_model(name, **config)
+    model = build_model(name, device="meta", **config)
     check_layout(name, state, model)
     model.load_state_dict(state, strict=True, assign=True)
     return model.eval()

