@@ -23,9 +23,11 @@ rest is summed into one number, so the total stays exact.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import fx
 
@@ -160,13 +162,11 @@ def _unit_index(shape: tuple[int, ...], layer: str, channel: int, y: int, x: int
         bounds = {"channel": (channel, shape[0]), "y": (y, shape[1]), "x": (x, shape[2])}
         index: tuple = (channel, y, x)
     else:
-        units = int(torch.tensor(shape).prod()) if shape else 1
+        units = math.prod(shape)
         bounds = {"channel": (channel, units), "y": (y, 1), "x": (x, 1)}
-        index = (
-            tuple(int(i) for i in torch.unravel_index(torch.tensor(channel), shape))
-            if (0 <= channel < units)
-            else ()
-        )
+        # numpy's unravel: torch.unravel_index imports torch._dynamo on first use (seconds)
+        inside = 0 <= channel < units
+        index = tuple(int(i) for i in np.unravel_index(channel, shape)) if inside else ()
     for field, (value, size) in bounds.items():
         if not 0 <= value < size:
             raise CNNCoreError(

@@ -10,8 +10,12 @@ from app.feature_cache import FeatureCache, get_feature_cache
 from app.main import app
 from app.settings import get_settings
 from app.unit_store import UnitStore, get_unit_store
-from cnncore.features import capture_layers, prepare_input
+from app.weights_choice import checkpoints
+from cnncore.checkpoint import load_checkpoint, save_checkpoint
+from cnncore.data import DataConfig, load_dataset
+from cnncore.features import capture_layers, prepare_input, trace_layers
 from cnncore.images import sample_image
+from cnncore.training import TrainConfig, Trainer
 
 client = TestClient(app)
 
@@ -103,3 +107,36 @@ def test_bad_units_are_refused_naming_the_field(query, field, kind) -> None:
 
 def test_an_unknown_result_is_a_404() -> None:
     assert unit("A" * 22, layer="features.0").status_code == 404
+
+
+# --- every source of weights: a training run's checkpoint ----------------------------------------
+RUN = "0123456789ab"
+
+
+@pytest.fixture(scope="module")
+def run_checkpoint_file(tmp_path_factory):
+    """One checkpoint of a tiny LeNet-5 run on scikit-learn digits (two steps)."""
+    data = load_dataset(DataConfig(name="digits", limit=120, seed=0))
+    trainer = Trainer(
+        TrainConfig(model="lenet5", epochs=1, batch_size=32, max_steps_per_epoch=2), data=data
+    )
+    trainer.run()
+    return save_checkpoint(trainer, tmp_path_factory.mktemp("run") / "epoch-1.safetensors")
+
+
+def test_units_and_explanations_of_a_run_checkpoint(run_checkpoint_file) -> None:
+    app.dependency_overrides[checkpoints] = lambda: lambda run_id: run_checkpoint_file
+    body = client.post("/api/features", data={"model": "lenet5", "sample": "digit", "run": RUN})
+    assert body.status_code == 200, body.text
+    result = body.json()["id"]
+    loaded = load_checkpoint(run_checkpoint_file).loaded_model()
+    picture = prepare_input(loaded.weights, sample_image("digit")).tensor
+    layers = trace_layers(loaded.model)
+    kept, _ = capture_layers(layers, picture)
+    for layer, channel, y, x in [("features.3", 4, 2, 7), ("classifier.2", 6, 0, 0)]:
+        got = unit(result, layer=layer, channel=channel, y=y, x=x).json()
+        out = kept[layer][0]
+        expected = float(out[channel, y, x] if out.dim() == 3 else out[channel])
+        assert got["total"] == pytest.approx(expected, rel=1e-5, abs=1e-6)
+    why = client.post("/api/explanations", json={"result": result, "target": 6}).json()
+    assert why["score"] == pytest.approx(float(kept["classifier.2"][0, 6]), rel=1e-5)

@@ -137,6 +137,7 @@ export function createExplainPanel(nodes, state) {
   function syncControls() {
     nodes.body.hidden = !state.get("why");
     nodes.toggle.setAttribute("aria-expanded", String(state.get("why")));
+    nodes.toggle.textContent = t(state.get("why") ? "explain.toggle_hide" : "explain.toggle");
     nodes.method.value = state.get("method");
     nodes.opacity.value = String(state.get("opacity"));
     nodes.patch.value = String(state.get("patch"));
