@@ -105,7 +105,10 @@ def test_keyboard_moves_through_layers_and_channels(page):
     assert page.evaluate("document.activeElement.id") == "channel-canvas"
     page.keyboard.press("ArrowRight")
     page.keyboard.press("ArrowDown")
-    assert page.text_content("#readout").startswith("row 2, column 2:")
+    # the readout follows once the picked channel's pictures have loaded
+    page.wait_for_function(
+        "() => document.getElementById('readout').textContent.startsWith('row 2, column 2:')"
+    )
 
 
 def test_url_state_round_trip(page):
