@@ -56,17 +56,42 @@ def since(start: tuple[float, float]) -> tuple[float, float]:
     return now[0] - start[0], now[1] - start[1]
 
 
+def imagenet_settings(model: str):
+    """Settings whose data folder holds `model`'s generated published-layout weights."""
+    import tempfile
+
+    from app.settings import Settings
+    from cnncore.pretrained_files import import_weights
+    from tests.cnncore.torchvision_reference import FIXTURES, generated_state
+
+    folder = Path(tempfile.mkdtemp(prefix="cnnviz-bench-"))
+    layout = json.loads(FIXTURES.read_text())[model]["layout"]
+    torch.save(generated_state(layout), folder / f"{model}.pth")
+    import_weights(folder / "weights", model, folder / f"{model}.pth")
+    (folder / f"{model}.pth").unlink()
+    return Settings(data_dir=folder)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="vgg16")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
+    parser.add_argument(
+        "--weights",
+        choices=("initialisation", "imagenet"),
+        default="initialisation",
+        help="imagenet: a generated file of torchvision's exact published layout (random "
+        "values), installed in a temporary data folder and memory-mapped",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
     data = JPEG.read_bytes()
     settings = get_settings()
+    if args.weights == "imagenet":
+        settings = imagenet_settings(args.model)
     cache = FeatureCache(settings)
     app.dependency_overrides[get_feature_cache] = lambda: cache
     client = TestClient(app)
