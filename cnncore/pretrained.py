@@ -39,6 +39,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from cnncore.errors import CNNCoreError
+from cnncore.imagenet import NUM_CLASSES, class_names
 from cnncore.models import build_model, get_model_info, list_models
 from cnncore.weights import (
     IMAGENET_MEAN,
@@ -284,6 +285,14 @@ def build_with(name: str, state: Mapping[str, torch.Tensor], config: dict[str, A
     return model.eval()
 
 
+def _labels(labels: str | None, classes: int) -> tuple[str, ...] | None:
+    """The class names an installed file's outputs follow: ImageNet-1k's (English; the page
+    names them in its language, `cnncore.imagenet.class_names`), else none (no predictions)."""
+    if labels == IMAGENET_LABELS and classes == NUM_CLASSES:
+        return class_names("en")
+    return None
+
+
 def _imagenet_model(name: str, directory: Path, device: torch.device | str) -> LoadedModel:
     path = installed_path(directory, name)
     meta = read_installed(path)
@@ -297,8 +306,7 @@ def _imagenet_model(name: str, directory: Path, device: torch.device | str) -> L
         mean=tuple(recipe["mean"]),
         std=tuple(recipe["std"]),
         resize_ratio=recipe["resize"] / recipe["crop"],
-        # Class indices until the class names are data; `labels_ref` says which list they index.
-        labels=tuple(str(i) for i in range(classes)) if meta.labels else None,
+        labels=_labels(meta.labels, classes),
         file=path.name,
         pretrained=meta,
     )

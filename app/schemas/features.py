@@ -19,10 +19,12 @@ from cnncore.features import (
     STEP_PICTURE,
     FeatureMaps,
     LayerLevels,
+    Prediction,
     atlas_grid,
 )
+from cnncore.imagenet import NUM_CLASSES, class_names
 from cnncore.images import DecodedImage
-from cnncore.pretrained import InstalledWeights
+from cnncore.pretrained import IMAGENET_LABELS, InstalledWeights
 from cnncore.weights import WeightsInfo
 
 Colormap = Literal["viridis", "magma", "gray"]
@@ -166,6 +168,16 @@ class PredictionOut(BaseModel):
     label: str
     prob: float
     index: int = -1  # the class number (what /api/explanations calls `target`)
+    # ImageNet weights: the class name in each page language (cnncore.imagenet)
+    names: dict[str, str] | None = None
+
+    @classmethod
+    def of(cls, prediction: Prediction, imagenet: bool) -> PredictionOut:
+        names = None
+        if imagenet and 0 <= prediction.index < NUM_CLASSES:
+            names = {lang: class_names(lang)[prediction.index] for lang in ("en", "ko")}
+        return cls(label=prediction.label, prob=prediction.prob, index=prediction.index,
+                   names=names)  # fmt: skip
 
 
 class FamiliarityOut(BaseModel):
@@ -218,6 +230,8 @@ class FeaturesOut(BaseModel):
         run: str | None = None,
     ) -> FeaturesOut:
         """`url(name)` gives the PNG address of the picture called `name`."""
+        installed = weights.pretrained if weights is not None else None
+        imagenet = installed is not None and installed.labels == IMAGENET_LABELS
         return cls(
             id=result_id,
             model=maps.model,
@@ -235,8 +249,7 @@ class FeaturesOut(BaseModel):
             filters_url=url(FILTERS_PICTURE) if maps.filters is not None else None,
             predictions=None
             if maps.predictions is None
-            else [PredictionOut(label=p.label, prob=p.prob, index=p.index)
-                  for p in maps.predictions],  # fmt: skip
+            else [PredictionOut.of(p, imagenet) for p in maps.predictions],
         )
 
 

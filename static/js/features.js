@@ -2,7 +2,7 @@
 // the API and the views together. One POST per picture/model/option change; colormap changes
 // and opening layers only fetch PNGs (the server keeps the maps of the last answers).
 
-import { t } from "./i18n.js";
+import { language, t } from "./i18n.js";
 import { clearErrors, getJSON, isAbort, latestOnly, showErrors } from "./api.js";
 import { createState } from "./state.js";
 import { bindControls } from "./controls.js";
@@ -139,14 +139,12 @@ function renderPredictions(body) {
     return;
   }
   note.hidden = true;
-  // ImageNet's outputs are class indices until the class names are data
-  const imagenet = body.weights?.installed?.labels === "imagenet-1k";
   list.replaceChildren(...body.predictions.map((prediction) => {
     const item = document.createElement("li");
     const label = document.createElement("span");
     label.className = "prediction-label";
-    label.textContent = imagenet ? t("features.imagenet_class", { index: prediction.index })
-      : prediction.label;
+    // ImageNet weights name their classes in the page's language
+    label.textContent = prediction.names?.[language()] ?? prediction.label;
     const meter = document.createElement("meter");
     meter.min = 0;
     meter.max = 1;

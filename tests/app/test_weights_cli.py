@@ -133,3 +133,55 @@ def test_the_api_lists_every_model_with_its_weights_and_the_command_for_missing_
     assert rows["vgg16"]["published"]["file"] == "vgg16-397923af.pth"
     assert rows["lenet5"]["chosen"] == "bundled" and rows["lenet5"]["command"] is None
     assert rows["mobilenet_v1"]["published"] is None and rows["mobilenet_v1"]["command"] is None
+
+
+def test_features_with_imagenet_weights_name_the_top5_in_both_languages(tmp_path, published):
+    """An installed torchvision file: top-5 ImageNet classes with their English and Korean names,
+    the probabilities softmax's own, the source and published accuracy beside them."""
+    from app.feature_cache import FeatureCache, get_feature_cache
+    from cnncore.imagenet import class_names
+    from cnncore.pretrained import (
+        IMAGENET_RECIPE,
+        InstalledWeights,
+        torchvision_layout,
+        write_weights,
+    )
+
+    settings = Settings(data_dir=tmp_path)
+    real = pretrained.PUBLISHED[NAME]
+    state = torch.load(io.BytesIO(published[0]), weights_only=True)
+    meta = InstalledWeights(NAME, "imagenet", real.url, real.file_name, published[1],
+                            "imagenet-1k", IMAGENET_RECIPE, real.top1, real.top5, {},
+                            "2026-12-06T00:00:00+00:00")  # fmt: skip
+    write_weights(settings.weights_dir, NAME, torchvision_layout(NAME, state), meta)
+    cache = FeatureCache(settings)
+    app.dependency_overrides[settings_dep] = lambda: settings
+    app.dependency_overrides[get_feature_cache] = lambda: cache
+    try:
+        body = TestClient(app).post("/api/features", data={"model": NAME, "sample": "china"}).json()
+    finally:
+        app.dependency_overrides.pop(settings_dep, None)
+        app.dependency_overrides.pop(get_feature_cache, None)
+    assert body["weights"]["source"] == "imagenet"
+    assert body["weights"]["installed"]["top1"] == 71.878
+    assert body["weights"]["installed"]["recipe"]["resize"] == 256
+    assert [step["step"] for step in body["preprocessing"]] == ["original", "resize", "crop",
+                                                                "normalise"]  # fmt: skip
+    assert body["preprocessing"][1]["size"] == [256, 383]  # china.jpg 427×640: 640·256/427
+    predictions = body["predictions"]
+    assert len(predictions) == 5
+    loaded = cache.model(NAME).loaded
+    from cnncore.features import prepare_input
+    from cnncore.images import sample_image
+
+    with torch.no_grad():
+        probs = torch.softmax(
+            loaded.model(prepare_input(loaded.weights, sample_image("china")).tensor)[0], 0
+        )
+    top = probs.topk(5)
+    assert [p["index"] for p in predictions] == top.indices.tolist()
+    for p, expected in zip(predictions, top.values.tolist(), strict=True):
+        assert abs(p["prob"] - expected) < 1e-6
+        assert p["names"] == {"en": class_names("en")[p["index"]],
+                              "ko": class_names("ko")[p["index"]]}  # fmt: skip
+        assert p["label"] == class_names("en")[p["index"]]
