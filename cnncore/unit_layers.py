@@ -20,7 +20,7 @@ from torch import fx, nn
 
 from cnncore.errors import CNNCoreError
 from cnncore.features import LayerGraph
-from cnncore.unit import Activations
+from cnncore.unit import INPUT, Activations
 
 __all__ = [
     "ActivationDetail",
@@ -383,13 +383,17 @@ def _role(layers: LayerGraph, source: str, scope: str) -> str:
 
 def _add(layers: LayerGraph, acts: Activations, node: fx.Node, layer: str, index: tuple):
     scope = layer.rsplit(".", 1)[0] if "." in layer else ""
-    names = iter(acts.sources.get(layer, ()))
     operands = []
     for arg in node.args:
         if isinstance(arg, fx.Node):
-            source = next(names)
+            source = INPUT if arg.op == "placeholder" else layers.names.get(arg)
+            value = acts.values.get(source) if source is not None else None
+            if value is None or tuple(value.shape) != tuple(acts.values[layer].shape):
+                # an operand that is no layer (an item of a tuple) or is broadcast
+                raise CNNCoreError("this addition's operands are not written out", "layer",
+                                   code="unit_unsupported")  # fmt: skip
             operands.append(Operand(source, _role(layers, source, scope),
-                                    float(acts.values[source][index].to(_F64))))  # fmt: skip
+                                    float(value[index].to(_F64))))  # fmt: skip
         else:
             operands.append(Operand("", "constant", float(arg)))
     return "add", sum(op.value for op in operands), AddDetail(tuple(operands))

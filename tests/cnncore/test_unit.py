@@ -192,3 +192,20 @@ def test_partial_capture_keeps_the_wanted_layer_and_its_inputs(resnet18) -> None
     assert unit_computation(layers, partial, "layer2.0.add", 1, 2, 3).total == pytest.approx(
         unit_computation(layers, full, "layer2.0.add", 1, 2, 3).total
     )
+
+
+def test_an_addition_of_something_that_is_no_layer_is_refused_naming_layer() -> None:
+    class _Broadcast(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(1, 2, 3)
+            self.pool = nn.AdaptiveAvgPool2d(1)
+
+        def forward(self, x):  # noqa: ANN001, ANN201, D102
+            return self.conv(x) + self.pool(self.conv(x))  # (2, h, w) + (2, 1, 1)
+
+    layers = trace_layers(_Broadcast().eval())
+    acts = capture_activations(layers, torch.randn(1, 1, 6, 6))
+    with pytest.raises(CNNCoreError) as refused:
+        unit_computation(layers, acts, "add", 0, 1, 1)
+    assert refused.value.field == "layer" and refused.value.code == "unit_unsupported"
