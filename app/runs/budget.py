@@ -92,12 +92,17 @@ def _memory_limit(config: TrainConfig, settings: Settings) -> int:
 
 def check_run_budget(
     config: TrainConfig, settings: Settings, *, channels: int, side: int, loaded_side: int,
-    native_channels: int, num_classes: int,
+    native_channels: int, num_classes: int, loaded_images: int | None = None,
 ) -> RunCost:  # fmt: skip
     """Refuse a run too long or too large for this server (422 naming the field, the estimate
-    in ctx). `side` is what the network reads, `loaded_side` the dataset's images as loaded."""
+    in ctx). `side` is what the network reads, `loaded_side` the dataset's images as loaded;
+    `loaded_images` how many there are when the dataset is not one of DATASET_IMAGES (a
+    student's own)."""
     data = config.data
-    loaded = data.shapes_count if data.name == "shapes" else DATASET_IMAGES[data.name]
+    loaded = data.shapes_count if data.name == "shapes" else DATASET_IMAGES.get(data.name)
+    loaded = loaded if loaded is not None else loaded_images
+    if loaded is None:
+        raise KeyError(f"how many images {data.name} has is not known")
     size = run_size(config, loaded, num_classes)
     _check_counts(config, size, settings)
     footprint = model_footprint(config.model, channels, side, num_classes, config.activation,

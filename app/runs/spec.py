@@ -13,6 +13,7 @@ source network fits the new task. What would otherwise fail minutes later in the
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from app.runs.budget import check_run_budget
 from app.runs.store import RunStore
 from app.schemas.runs import RunCreate, check_run_limits
 from app.settings import Settings
-from cnncore.data import DataConfig
+from cnncore.data import USER_SIDE, DataConfig
 from cnncore.datasets.shapes import SHAPE_CLASSES, SHAPE_SIDES
 from cnncore.datasets.standard import STANDARD_DATASETS
 from cnncore.device import resolve_device
@@ -203,9 +204,10 @@ def check_dataset_fit(
     transfer source that reads other images or predicts another number of classes; with
     `settings`, also a run too long or too large for the server (`app.runs.budget`)."""
     data = config.data
-    if data.name not in DATASET_FACTS:
+    facts = DATASET_FACTS.get(data.name) or _user_facts(data)
+    if facts is None:
         return  # an uploaded archive: its classes and sizes are known once it is read
-    native_channels, native_side, names = DATASET_FACTS[data.name]
+    native_channels, native_side, names = facts
     classes = _chosen_classes(data, names)
     channels = data.channels or native_channels
     side = _loaded_side(data, native_side)
@@ -218,7 +220,36 @@ def check_dataset_fit(
         loaded_side = side if data.name == "shapes" else native_side
         check_run_budget(config, settings, channels=channels, side=model_side,
                          loaded_side=loaded_side, native_channels=native_channels,
-                         num_classes=classes)  # fmt: skip
+                         num_classes=classes, loaded_images=_user_images(data))  # fmt: skip
+
+
+def _user_facts(data: DataConfig) -> tuple[int, int, tuple[str, ...]] | None:
+    """A student's dataset version (its manifest): RGB pictures, each read at image_size."""
+    if data.name != "user" or not data.manifest:
+        return None
+    names = json.loads(Path(data.manifest).read_text())["classes"]
+    return 3, data.image_size or USER_SIDE, tuple(names)
+
+
+def _user_images(data: DataConfig) -> int | None:
+    if data.name != "user" or not data.manifest:
+        return None
+    return len(json.loads(Path(data.manifest).read_text())["images"])
+
+
+def _user_dataset(
+    dataset_id: str | None, dataset_of: Callable[[str], tuple[Path, int]] | None
+) -> dict[str, Any]:
+    """The data fields of a run on a student's dataset: its current version, frozen now."""
+    if dataset_id is None:
+        raise CNNCoreError("name the dataset to train on (data.dataset)", "data.dataset")
+    if dataset_of is None:
+        raise CNNCoreError("this server keeps no student datasets", "data.dataset")
+    try:
+        manifest, version = dataset_of(dataset_id)
+    except LookupError as exc:
+        raise CNNCoreError(str(exc.args[0] if exc.args else exc), "data.dataset") from exc
+    return {"manifest": str(manifest), "dataset_version": version}
 
 
 def _check_transfer_fits(
@@ -243,14 +274,20 @@ def _check_transfer_fits(
 
 
 def plan_run(
-    body: RunCreate, settings: Settings, checkpoint_of: Callable[[str], Path]
-) -> dict[str, Any]:
+    body: RunCreate, settings: Settings, checkpoint_of: Callable[[str], Path],
+    dataset_of: Callable[[str], tuple[Path, int]] | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """Check a requested run completely (limits, names, ranges, transfer source and layers)
     and return the config to store. `checkpoint_of(run_id)` finds a run's newest checkpoint
-    and raises LookupError when there is none."""
+    and raises LookupError when there is none; `dataset_of(dataset_id)` freezes a student's
+    dataset's current version (manifest path, version number), LookupError when it cannot."""
     check_run_limits(body, settings)
     values = body.model_dump(exclude={"label", "init_from"})
     values["device"] = values["device"] or settings.device
+    if values["data"]["name"] == "user":
+        values["data"].update(_user_dataset(values["data"]["dataset"], dataset_of))
+    elif values["data"]["dataset"] is not None:
+        raise CNNCoreError("data.dataset goes with data.name 'user'", "data.dataset")
     if values["data"]["name"] in STANDARD_DATASETS:
         if settings.datasets_dir is None:
             raise CNNCoreError(

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.datasets.files import DATASET_ID_PATTERN
 from app.schemas.common import at_most
 from app.settings import Settings
 from cnncore.activations import ACTIVATIONS
@@ -27,7 +28,7 @@ RunId = Annotated[str, Field(pattern=RUN_ID_PATTERN, examples=["3f9a1c0b7d2e"])]
 LayerPrefix = Annotated[
     str, Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
 ]
-TRAINABLE_DATASETS = (*BUNDLED_DATASETS, *STANDARD_DATASETS)
+TRAINABLE_DATASETS = (*BUNDLED_DATASETS, *STANDARD_DATASETS, "user")  # user: data.dataset
 
 
 class _Strict(BaseModel):
@@ -47,6 +48,9 @@ class DataIn(_Strict):
     )
     train_per_class: int | None = Field(None, ge=1, le=1_000_000)
     shapes_count: int = Field(3000, ge=10, le=20_000)
+    # name "user": the id of a student's own dataset (/api/datasets); the run keeps the version
+    # it starts with
+    dataset: str | None = Field(None, pattern=DATASET_ID_PATTERN)
 
 
 class AugmentIn(_Strict):

@@ -39,7 +39,7 @@ def datasets(settings):
     yield made
     for dependency in (get_datasets, settings_dep, get_run_manager):
         app.dependency_overrides.pop(dependency, None)
-    made.store.close()
+    made.close()
     runs.close()
 
 

@@ -66,7 +66,7 @@ def datasets_in_a_temporary_folder(tmp_path_factory):
     app.dependency_overrides[get_datasets] = lambda: datasets
     yield datasets
     del app.dependency_overrides[get_datasets]
-    datasets.store.close()
+    datasets.close()
 
 
 @schema.parametrize()
