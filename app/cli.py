@@ -10,6 +10,7 @@ import sys
 
 import uvicorn
 
+from app.http_server import uvicorn_options
 from app.memory import limit_arenas
 from app.runs.store import open_run_store, shared_database
 from app.settings import Settings, get_settings
@@ -66,8 +67,18 @@ def main(argv: list[str] | None = None) -> None:
             get_settings.cache_clear()
         # Before any thread starts; the workers inherit it as MALLOC_ARENA_MAX (app/memory.py).
         limit_arenas(settings.malloc_arena_max)
+        if args.host != settings.host:
+            # The app answers to the name it is served on (app/http_guards.py, allowed hosts);
+            # it is imported after this, in this process or in each worker.
+            os.environ["CNNVIZ_HOST"] = args.host
+            get_settings.cache_clear()
         uvicorn.run(
-            "app.main:app", host=args.host, port=args.port, workers=args.workers, reload=args.reload
+            "app.main:app",
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            reload=args.reload,
+            **uvicorn_options(),
         )
     elif args.command == "train":
         raise SystemExit(train_command(args, settings))

@@ -26,7 +26,9 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
+from app.http_guards import on_client_disconnect
 from app.security import HEADERS as SECURITY_HEADERS
 from cnncore.errors import CNNCoreError
 from cnncore.models.registry import UnknownModelError
@@ -223,3 +225,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(Exception, on_unexpected_error)
+    app.add_exception_handler(ClientDisconnect, on_client_disconnect)

@@ -4,7 +4,9 @@
 untouched. Starlette's own `RequestBodyLimitMiddleware` answers `text/plain` "Content Too Large";
 ours answers FastAPI's JSON error shape, `{"detail": [{"loc": ["body"], "msg": ...}]}`, like every
 other refusal of this API. A declared `Content-Length` over the limit is refused before a byte is
-read; a body without one (chunked) is counted as it arrives and cut off at the limit.
+read; a body without one (chunked) is counted as it arrives and cut off at the limit. A
+multipart body to a route that takes none (`upload_paths`: the routes whose OpenAPI body lists
+`multipart/form-data`) is refused at once (415), so a JSON route never reads 80 MB of a form.
 
 `ClientConcurrencyLimit` is a FastAPI dependency for endpoints that hold a CPU for seconds
 (feature maps, effective receptive fields, starting runs): one client address may have at most
@@ -20,18 +22,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from functools import lru_cache
 
-from fastapi import HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.memory import HeapTrimmer
 from app.settings import get_settings
 
-__all__ = ["BodyLimitMiddleware", "ClientConcurrencyLimit", "client_address", "heavy_work"]
+__all__ = ["BodyLimitMiddleware", "ClientConcurrencyLimit", "client_address", "heavy_work",
+           "upload_paths"]  # fmt: skip
 
 
 def _too_large_detail(limit: int) -> list[dict[str, object]]:
@@ -62,10 +66,17 @@ class BodyLimitMiddleware:
     route still checks its own, smaller limit per file. Every other body (JSON) gets the small one.
     """
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, max_multipart_bytes: int):
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        max_multipart_bytes: int,
+        upload_paths: Sequence[re.Pattern[str]] | None = None,
+    ):
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_multipart_bytes = max_multipart_bytes
+        self.upload_paths = upload_paths  # None: every route may take a multipart body
 
     def limit_for(self, headers: Headers) -> int:
         content_type = headers.get("content-type", "").lower()
@@ -79,6 +90,13 @@ class BodyLimitMiddleware:
             return
         headers = Headers(scope=scope)
         limit = self.limit_for(headers)
+        if (
+            limit == self.max_multipart_bytes
+            and self.upload_paths is not None
+            and not any(path.match(scope["path"]) for path in self.upload_paths)
+        ):
+            await _send_json(send, 415, _not_a_form_detail())
+            return
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             await _send_too_large(send, limit)
@@ -115,12 +133,37 @@ class BodyLimitMiddleware:
                 raise
 
 
+def _not_a_form_detail() -> list[dict[str, object]]:
+    return [
+        {
+            "loc": ["header", "content-type"],
+            "msg": "this route takes no multipart form: send JSON",
+            "type": "unsupported_media_type",
+        }
+    ]
+
+
+def upload_paths(routers: Sequence[APIRouter]) -> list[re.Pattern[str]]:
+    """The path patterns of the routes whose OpenAPI body lists `multipart/form-data`."""
+    found = []
+    for router in routers:
+        for route in router.routes:
+            extra = getattr(route, "openapi_extra", None) or {}
+            if "multipart/form-data" in extra.get("requestBody", {}).get("content", {}):
+                found.append(route.path_regex)
+    return found
+
+
 async def _send_too_large(send: Send, limit: int) -> None:
-    body = json.dumps({"detail": _too_large_detail(limit)}).encode()
+    await _send_json(send, 413, _too_large_detail(limit))
+
+
+async def _send_json(send: Send, status: int, detail: list[dict[str, object]]) -> None:
+    body = json.dumps({"detail": detail}).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),

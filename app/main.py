@@ -1,5 +1,5 @@
 """Assembles the app: routers, static files, error handlers, request limits, security headers,
-the server's torch threads."""
+allowed hosts, HEAD as GET, the server's torch threads."""
 
 import importlib
 import os
@@ -14,7 +14,8 @@ from fastapi.staticfiles import StaticFiles
 
 import app.routes as route_modules  # a name of its own: `app` below is the FastAPI app
 from app.errors import install_error_handlers
-from app.limits import BodyLimitMiddleware
+from app.http_guards import AllowedHostsMiddleware, HeadAsGetMiddleware, allowed_names
+from app.limits import BodyLimitMiddleware, upload_paths
 from app.security import SecurityHeadersMiddleware
 from app.settings import ROOT, Settings, get_settings
 from app.warmup import start_warmup
@@ -38,18 +39,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.torch_threads > 0:
         # Now, before any request thread touches torch: a thread keeps the count it first saw.
         torch.set_num_threads(settings.torch_threads)
+    application.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
+    routers = []
+    for info in sorted(pkgutil.iter_modules(route_modules.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"app.routes.{info.name}")
+        application.include_router(module.router)
+        routers.append(module.router)
     # Added innermost first: the 413 of the body limit still gets the security headers.
     application.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes,
-                               max_multipart_bytes=settings.max_multipart_bytes)
+                               max_multipart_bytes=settings.max_multipart_bytes,
+                               upload_paths=upload_paths(routers))
+    application.add_middleware(HeadAsGetMiddleware)
+    application.add_middleware(AllowedHostsMiddleware, names=allowed_names(settings))
     application.add_middleware(SecurityHeadersMiddleware)
     if settings.cors_origins:  # closed by default: the pages call their own origin only
         application.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                                    allow_methods=["GET", "POST", "DELETE"], allow_headers=["*"],
                                    expose_headers=["Retry-After"])
-    application.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
-    for info in sorted(pkgutil.iter_modules(route_modules.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"app.routes.{info.name}")
-        application.include_router(module.router)
     return application
 
 

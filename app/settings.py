@@ -46,6 +46,14 @@ class Settings(BaseSettings):
     client_wrong_codes_per_minute: int = Field(30, ge=1)  # unknown session codes (guessing)
     quota_clients: int = Field(10_000, ge=1)  # client addresses remembered per quota
     cors_origins: list[str] = []  # other origins allowed to call the API; empty: same-origin only
+    # HTTP (app/http_server.py, app/http_guards.py): deadlines for a request's head and body and
+    # for a reader that stops reading (an SSE follower); open connections (kept below the
+    # file-descriptor limit); host names besides IP literals, localhost and `host` ("*": any)
+    http_header_timeout_seconds: float = Field(10.0, gt=0)
+    http_body_timeout_seconds: float = Field(120.0, gt=0)
+    http_write_timeout_seconds: float = Field(30.0, gt=0)
+    max_connections: int = Field(1000, ge=1)
+    allowed_hosts: list[str] = []
     # `cnnviz serve --workers N>1` on SQLite is refused unless this is set (Postgres: allowed);
     # classroom sessions, feature results and per-client limits stay per process (README)
     allow_several_workers: bool = False

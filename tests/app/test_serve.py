@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 import app.cli as cli
+from app.http_server import uvicorn_options
 from app.settings import ROOT, Settings
 
 
@@ -35,7 +36,8 @@ def test_several_workers_start_on_postgres(started, monkeypatch, postgres_url, c
     settings = Settings(database_url=postgres_url)
     monkeypatch.setattr(cli, "get_settings", lambda: settings)
     cli.main(["serve", "--workers", "2", "--port", "8124"])
-    assert started == [{"host": "127.0.0.1", "port": 8124, "workers": 2, "reload": False}]
+    assert started == [{"host": "127.0.0.1", "port": 8124, "workers": 2, "reload": False,
+                        **uvicorn_options()}]  # fmt: skip
     assert "classroom sessions" in capsys.readouterr().err  # what stays per worker, said once
 
 
@@ -53,7 +55,8 @@ def test_an_unreachable_database_stops_serve_before_any_worker(started, monkeypa
 def test_several_workers_start_when_accepted(started, monkeypatch):
     monkeypatch.setattr(cli, "get_settings", lambda: Settings(allow_several_workers=True))
     cli.main(["serve", "--workers", "3", "--port", "8123"])
-    assert started == [{"host": "127.0.0.1", "port": 8123, "workers": 3, "reload": False}]
+    assert started == [{"host": "127.0.0.1", "port": 8123, "workers": 3, "reload": False,
+                        **uvicorn_options()}]  # fmt: skip
 
 
 def test_one_worker_serves_the_app(tmp_path):
