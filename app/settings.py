@@ -172,6 +172,8 @@ class Settings(BaseSettings):
     dataset_image_side: int = Field(128, ge=16, le=512)  # longer side a picture is kept at
     dataset_upload_bytes: int = Field(40_000_000, ge=1)  # one upload request (files or a zip)
     dataset_upload_files: int = Field(200, ge=1)  # pictures in one upload request
+    # width × height of a zip's pictures, all together, from their headers before decoding
+    dataset_zip_pixels: int = Field(400_000_000, ge=1)
     client_max_datasets: int = Field(10, ge=1)  # datasets one client address may keep
 
     @model_validator(mode="after")

@@ -88,6 +88,7 @@ class Datasets:
             max_total_bytes=settings.dataset_upload_bytes * 4,
             max_files=settings.dataset_max_images, max_classes=settings.dataset_max_classes,
             max_image_pixels=settings.max_image_pixels,
+            max_total_pixels=settings.dataset_zip_pixels,
         )  # fmt: skip
         return cls(
             open_store, DatasetFiles(settings.user_datasets_dir), limits, pictures, zip_limits

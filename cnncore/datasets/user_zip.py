@@ -43,6 +43,9 @@ class ZipLimits:
     max_files: int = 20_000
     max_classes: int = 100
     max_image_pixels: int = 4096 * 4096
+    # width × height summed over every image, read from each header before it is decoded:
+    # 20,000 small files each under the per-image limit would otherwise decode 335 G pixels
+    max_total_pixels: int = 500_000_000
 
 
 def _safe_parts(info: zipfile.ZipInfo) -> tuple[str, ...]:
@@ -109,6 +112,27 @@ def _decode(raw: bytes, name: str, mode: str, size: int, max_pixels: int) -> np.
         raise CNNCoreError(f"{name!r} is not a readable image ({exc})", "archive") from exc
 
 
+def _header_pixels(raw: bytes, name: str, pixels_left: int) -> int:
+    """width × height from a member's header (nothing decoded); a refusal naming the file
+    when it is over what is left of the archive's pixel budget. An unreadable header counts
+    0 here: the decoder refuses that file with its own message."""
+    try:
+        with Image.open(io.BytesIO(raw)) as image:
+            width, height = image.size
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError):
+        return 0
+    if width * height > pixels_left:
+        raise CNNCoreError(
+            f"{name!r} ({width}×{height}) brings the archive's images over the total pixels "
+            "allowed; use fewer or smaller pictures",
+            "archive",
+            code="archive_too_many_pixels",
+            ctx={"width": width, "height": height, "pixels": width * height,
+                 "limit": pixels_left},
+        )  # fmt: skip
+    return width * height
+
+
 def read_image_folder_zip(
     data: bytes, limits: ZipLimits | None = None, min_classes: int = 2
 ) -> list[tuple[str, str, bytes]]:
@@ -129,7 +153,7 @@ def read_image_folder_zip(
                 f"found {count} class folders; need {min_classes} to {limits.max_classes}",
                 "archive",
             )
-        read, budget = [], limits.max_total_bytes
+        read, budget, pixels_left = [], limits.max_total_bytes, limits.max_total_pixels
         for label, info in sorted(members, key=lambda m: m[1].filename):
             try:
                 with archive.open(info) as member:
@@ -144,6 +168,7 @@ def read_image_folder_zip(
                 raise CNNCoreError(
                     f"the archive inflates to more than {limits.max_total_bytes} bytes", "archive"
                 )
+            pixels_left -= _header_pixels(raw, info.filename, pixels_left)
             read.append((label, info.filename, raw))
     return read
 

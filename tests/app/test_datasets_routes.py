@@ -4,6 +4,7 @@ hostile input refused with a 4xx naming the file, nothing added."""
 
 import io
 import zipfile
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -269,3 +270,21 @@ def test_delete_is_refused_while_a_run_trains_on_it(made, datasets, settings):
     assert client.delete(f"/api/datasets/{dataset_id}", headers=headers).status_code == 204
     assert client.get(f"/api/datasets/{dataset_id}").status_code == 404
     assert not datasets.files.folder(dataset_id).exists()
+
+
+def test_a_zip_over_its_pixel_budget_is_refused_naming_the_picture(made, datasets, settings):
+    assert datasets.zip_limits.max_total_pixels == settings.dataset_zip_pixels == 400_000_000
+    dataset_id, headers = made
+    # 2,000 pixels for the whole zip: pen/1.png (40×30 = 1,200) fits, pen/2.png does not
+    tight = replace(datasets, zip_limits=replace(datasets.zip_limits, max_total_pixels=2000))
+    app.dependency_overrides[get_datasets] = lambda: tight
+    archive = zip_of([("toys/pen/1.png", png((1, 1, 1))), ("toys/pen/2.png", png((2, 2, 2)))])
+    response = client.post(f"/api/datasets/{dataset_id}/archive",
+                           files={"archive": ("toys.zip", archive, "application/zip")},
+                           headers=headers)  # fmt: skip
+    assert response.status_code == 422, response.text
+    [item] = response.json()["detail"]
+    assert item["loc"] == ["body", "archive"] and item["type"] == "archive_too_many_pixels"
+    assert item["ctx"] == {"width": 40, "height": 30, "pixels": 1200, "limit": 800}
+    assert "'toys/pen/2.png' (40×30)" in item["msg"]
+    assert client.get(f"/api/datasets/{dataset_id}").json()["images"] == 0
