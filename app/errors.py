@@ -16,8 +16,11 @@ unexpected exception becomes a JSON 500 that carries the security headers (Starl
 `ServerErrorMiddleware` answers outside every other middleware) and is still logged by uvicorn.
 """
 
+import logging
 import math
 import re
+import sqlite3
+import time
 import traceback
 from typing import Any
 
@@ -200,6 +203,25 @@ def internal_error_response() -> JSONResponse:
     return JSONResponse(content, 500, headers=headers)
 
 
+logger = logging.getLogger("uvicorn.error")
+STORAGE_LOG_SECONDS = 60.0  # the same storage fault is logged at most this often
+_storage_logged: dict[str, float] = {}
+
+
+def storage_fault_response(exc: sqlite3.Error) -> JSONResponse:
+    """503 for a database that cannot be read or written (deleted, replaced, read-only, disk
+    full): a clear message, the fault in the server's log (each kind once a minute)."""
+    text = str(exc) or type(exc).__name__
+    now = time.monotonic()
+    if now - _storage_logged.get(text, float("-inf")) >= STORAGE_LOG_SECONDS:
+        _storage_logged[text] = now
+        logger.error("runs database unavailable: %s (%s); requests that need it get 503 "
+                     "until it is restored", text, type(exc).__name__)  # fmt: skip
+    content = {"detail": "the runs database cannot be used right now (see the server log); "
+               "try again once it is restored", "type": "unavailable"}  # fmt: skip
+    return JSONResponse(content, 503, headers={"Retry-After": "30"})
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def on_core_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, CNNCoreError)
@@ -226,3 +248,10 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(Exception, on_unexpected_error)
     app.add_exception_handler(ClientDisconnect, on_client_disconnect)
+
+    async def on_storage_fault(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, sqlite3.Error)
+        release_frames(exc)
+        return storage_fault_response(exc)
+
+    app.add_exception_handler(sqlite3.Error, on_storage_fault)

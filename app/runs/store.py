@@ -13,11 +13,20 @@ WAL journal (readers never wait for the writer; Hipp, "Write-Ahead Logging",
 https://sqlite.org/wal.html), one connection per thread (sqlite3 connections must not be shared
 across threads without care), `BEGIN IMMEDIATE` around each write so event ids are assigned
 atomically even with several writing processes (the server and a `cnnviz train` CLI run).
+
+Storage faults: a connection is opened only on the file the store created (`mode=rw`, never
+`rwc`), so a database file deleted while serving is not silently re-created empty and
+schema-less by each new thread; and before each use the store checks that the path still names
+the file it opened (same device and inode), since a connection to a deleted file would go on
+writing into the unlinked inode, events nobody could ever read. Either fault, and any error
+SQLite reports (a read-only file or WAL, a full disk), is a `sqlite3.Error`: the API answers
+503 and logs it (app/errors.py).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -37,6 +46,7 @@ __all__ = [
     "RunRecord",
     "RunStore",
     "SQLiteRunStore",
+    "StorageUnavailable",
     "StoredEvent",
     "encode_event",
     "open_run_store",
@@ -272,6 +282,10 @@ def _row_to_record(row: tuple) -> RunRecord:
                      checkpoint, json.loads(summary), last)  # fmt: skip
 
 
+class StorageUnavailable(sqlite3.OperationalError):
+    """The database file is gone or was replaced while the store was open."""
+
+
 class SQLiteRunStore:
     """`RunStore` on one SQLite file; safe to use from any thread and several processes."""
 
@@ -286,16 +300,29 @@ class SQLiteRunStore:
         self._all: dict[threading.Thread, sqlite3.Connection] = {}
         self._all_lock = threading.Lock()
         self._closed = False
-        connection = self._connection()
+        self._identity: tuple[int, int] | None = None  # (device, inode) of the file opened
+        connection = self._connection(create=True)
         connection.executescript(_SCHEMA)
+        self._identity = self._file_identity()
 
-    def _connection(self) -> sqlite3.Connection:
+    def _file_identity(self) -> tuple[int, int]:
+        try:
+            found = os.stat(self.path)
+        except FileNotFoundError as exc:
+            raise StorageUnavailable(f"the runs database {self.path.name} is gone") from exc
+        return found.st_dev, found.st_ino
+
+    def _connection(self, create: bool = False) -> sqlite3.Connection:
+        if self._identity is not None and self._file_identity() != self._identity:
+            raise StorageUnavailable(f"the runs database {self.path.name} was replaced")
         connection = getattr(self._local, "connection", None)
         if connection is None:
             if self._closed:
                 raise RuntimeError("the run store is closed")
             # isolation_level=None: no implicit transactions; writes open their own below.
-            connection = sqlite3.connect(self.path, isolation_level=None,
+            # mode=rw once the file exists: a deleted file is an error, not a new empty one.
+            uri = f"{self.path.resolve().as_uri()}?mode={'rwc' if create else 'rw'}"
+            connection = sqlite3.connect(uri, uri=True, isolation_level=None,
                                          check_same_thread=False)  # fmt: skip
             connection.execute(f"PRAGMA busy_timeout = {int(self._busy_ms)}")
             connection.execute("PRAGMA journal_mode = WAL")
