@@ -159,7 +159,7 @@ def test_connections_over_the_cap_are_closed_at_once(server):
                                   "/api/features/samples/circle.png"])  # fmt: skip
 def test_head_is_answered_wherever_get_is(server, path):
     port, _log = server
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=WAIT_S) as client:
         got, head = client.get(path), client.head(path)
     assert got.status_code == head.status_code == 200
     assert head.content == b""
