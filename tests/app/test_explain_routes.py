@@ -130,3 +130,44 @@ def test_too_much_occlusion_work_is_refused_naming_stride() -> None:
     assert item["ctx"] == {"count": 15 * 15, "limit": 100}
     item = refusals.refusal(occlude(result(), patch=40, stride=8))
     assert item["loc"] == ["body", "patch"] and item["type"] == "patch_too_large"
+
+
+def test_units_and_grad_cam_with_installed_imagenet_weights(tmp_path) -> None:
+    """resnet18 with weights installed as ImageNet weights (a seeded network in torchvision's
+    layout, written as `cnnviz weights get` writes them): units and explanations follow them."""
+    import torch
+
+    from cnncore import pretrained
+    from cnncore.features import capture_layers, prepare_input, trace_layers
+    from cnncore.pretrained import IMAGENET_RECIPE, InstalledWeights, write_weights
+    from cnncore.weights import load_model
+
+    settings = get_settings().model_copy(update={"data_dir": tmp_path})
+    torch.manual_seed(11)
+    network = load_model("resnet18").model
+    state = {k: v + 0.01 * torch.randn_like(v) if v.is_floating_point() else v
+             for k, v in network.state_dict().items()}  # fmt: skip
+    real = pretrained.PUBLISHED["resnet18"]
+    meta = InstalledWeights("resnet18", "imagenet", real.url, real.file_name, "0" * 64,
+                            "imagenet-1k", IMAGENET_RECIPE, real.top1, real.top5, {},
+                            "2026-12-06T00:00:00+00:00")  # fmt: skip
+    write_weights(settings.weights_dir, "resnet18", state, meta)
+    cache, store = FeatureCache(settings), UnitStore(settings)
+    app.dependency_overrides.update({settings_dep: lambda: settings,
+                                     get_feature_cache: lambda: cache,
+                                     get_unit_store: lambda: store})  # fmt: skip
+    body = client.post("/api/features", data={"model": "resnet18", "sample": "china"}).json()
+    assert body["weights"]["source"] == "imagenet"
+    found = cache.model("resnet18")
+    picture = prepare_input(found.loaded.weights, sample_image("china")).tensor
+    kept, _ = capture_layers(found.layers, picture)
+    got = client.get(
+        f"/api/features/{body['id']}/unit",
+        params={"layer": "layer2.0.add", "channel": 9, "y": 5, "x": 11},
+    ).json()
+    assert got["total"] == pytest.approx(float(kept["layer2.0.add"][0, 9, 5, 11]), rel=1e-5)
+    why = client.post("/api/explanations", json={"result": body["id"], "target": 281}).json()
+    assert why["label"] and why["score"] == pytest.approx(float(kept["fc"][0, 281]), rel=1e-5)
+    reference = explain(trace_layers(found.loaded.model), picture, target=281,
+                        layer="layer4.1.relu2")  # fmt: skip
+    assert why["layer"] == "layer4.1.relu2" and why["score"] == pytest.approx(reference.score)
