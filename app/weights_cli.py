@@ -49,7 +49,7 @@ def _list(settings: Settings, out: TextIO) -> int:
         meta = row.installed
         if row.bundled:
             rows.append((row.model, row.chosen, row.bundled, _size(row.bundled_size),
-                         "bundled", "", ""))  # fmt: skip
+                         "bundled", (row.bundled_sha256 or "")[:16] + "…", ""))  # fmt: skip
         if meta:
             accuracy = f"{meta.top1}/{meta.top5}" if meta.top1 is not None else "unknown"
             rows.append((row.model, "" if row.bundled else row.chosen, meta.file,

@@ -24,12 +24,14 @@ the new one, never half of one. Downloading and importing are in `cnncore.pretra
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -359,9 +361,21 @@ class ModelWeights:
     chosen: str  # what `auto` picks now: bundled | imagenet | imported | initialisation
     bundled: str | None  # the bundled file's name
     bundled_size: int | None
+    bundled_sha256: str | None
     installed: InstalledWeights | None
     published: PublishedWeights | None  # what `cnnviz weights get` would download
     command: str | None  # the command that gets the missing published weights
+
+
+@lru_cache(maxsize=64)
+def _sha256_of(path: Path, _version: tuple[int, int]) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _file_sha256(path: Path) -> str:
+    """A bundled file's digest (a few MB at most), computed again only when the file changes."""
+    stat = path.stat()
+    return _sha256_of(path, (stat.st_mtime_ns, stat.st_size))
 
 
 def weights_overview(directory: Path, bundled: Path = WEIGHTS_DIR) -> list[ModelWeights]:
@@ -378,7 +392,8 @@ def weights_overview(directory: Path, bundled: Path = WEIGHTS_DIR) -> list[Model
         missing = published is not None and (mine is None or mine.source != "imagenet")
         rows.append(ModelWeights(
             name, chosen, path.name if has_bundled else None,
-            path.stat().st_size if has_bundled else None, mine, published,
+            path.stat().st_size if has_bundled else None,
+            _file_sha256(path) if has_bundled else None, mine, published,
             f"cnnviz weights get {name}" if missing else None,
         ))  # fmt: skip
     return rows

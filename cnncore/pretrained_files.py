@@ -133,6 +133,26 @@ def _install(directory: Path, name: str, source: Path, meta: InstalledWeights) -
         raise
 
 
+def _provenance(name: str, published: PublishedWeights | None, original: str, digest: str,
+                url: str | None = None) -> InstalledWeights:  # fmt: skip
+    """The metadata of a file made from `original`: torchvision's published file when
+    `published` is given (its URL, labels and accuracy), else an `imported` one."""
+    return InstalledWeights(
+        model=name,
+        source="imagenet" if published else "imported",
+        url=(url or published.url) if published else None,
+        original_file=original,
+        sha256=digest,
+        labels=IMAGENET_LABELS if published else None,
+        preprocessing=IMAGENET_RECIPE,
+        top1=published.top1 if published else None,
+        top5=published.top5 if published else None,
+        # torchvision's layout of this model (googlenet: transform_input), whatever the source
+        config=PUBLISHED_CONFIG.get(name, {}),
+        installed=_now(),
+    )
+
+
 def import_weights(directory: Path, name: str, file: Path) -> Path:
     """Install a file downloaded elsewhere (.pth/.pt/.safetensors) as `name`'s weights.
 
@@ -147,19 +167,7 @@ def import_weights(directory: Path, name: str, file: Path) -> Path:
     known = published is not None and digest.startswith(published.sha256_prefix)
     directory.mkdir(parents=True, exist_ok=True)
     _room(directory, file.stat().st_size)
-    meta = InstalledWeights(
-        model=name,
-        source="imagenet" if known else "imported",
-        url=published.url if known else None,
-        original_file=file.name,
-        sha256=digest,
-        labels=IMAGENET_LABELS if known else None,
-        preprocessing=IMAGENET_RECIPE,
-        top1=published.top1 if known else None,
-        top5=published.top5 if known else None,
-        config=PUBLISHED_CONFIG.get(name, {}) if published else {},
-        installed=_now(),
-    )
+    meta = _provenance(name, published if known else None, file.name, digest)
     return _install(directory, name, file, meta)
 
 
@@ -264,19 +272,7 @@ def download_weights(
                 code="weights_digest", ctx={"expected": published.sha256_prefix,
                                             "got": digest[: len(published.sha256_prefix)]},
             )  # fmt: skip
-        meta = InstalledWeights(
-            model=name,
-            source="imagenet",
-            url=source,
-            original_file=published.file_name,
-            sha256=digest,
-            labels=IMAGENET_LABELS,
-            preprocessing=IMAGENET_RECIPE,
-            top1=published.top1,
-            top5=published.top5,
-            config=PUBLISHED_CONFIG.get(name, {}),
-            installed=_now(),
-        )
+        meta = _provenance(name, published, published.file_name, digest, url=source)
         return _install(directory, name, part, meta)
     finally:
         part.unlink(missing_ok=True)

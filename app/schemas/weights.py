@@ -55,7 +55,8 @@ class ModelWeightsOut(BaseModel):
         files: list[WeightsFileOut] = []
         if row.bundled:
             files.append(WeightsFileOut(kind="bundled", file=row.bundled, size=row.bundled_size,
-                                        source="scripts/train_small_models.py"))  # fmt: skip
+                                        source="scripts/train_small_models.py",
+                                        sha256=row.bundled_sha256))  # fmt: skip
         if row.installed:
             meta = row.installed
             files.append(WeightsFileOut(

@@ -4,6 +4,7 @@ downloading only from a loopback server (tests/cnncore/weights_server.py)."""
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 import os
@@ -132,6 +133,14 @@ def test_the_api_lists_every_model_with_its_weights_and_the_command_for_missing_
     assert rows["vgg16"]["published"]["top1"] == 71.592
     assert rows["vgg16"]["published"]["file"] == "vgg16-397923af.pth"
     assert rows["lenet5"]["chosen"] == "bundled" and rows["lenet5"]["command"] is None
+    bundled = rows["lenet5"]["weights"][0]
+    assert bundled["kind"] == "bundled" and bundled["file"] == "lenet5.safetensors"
+    from cnncore.weights import WEIGHTS_DIR
+
+    assert (
+        bundled["sha256"]
+        == hashlib.sha256((WEIGHTS_DIR / "lenet5.safetensors").read_bytes()).hexdigest()
+    )
     assert rows["mobilenet_v1"]["published"] is None and rows["mobilenet_v1"]["command"] is None
 
 
