@@ -23,6 +23,7 @@ class HubLimits:
     mailbox_events: int = 32  # per follower; the oldest go first when a follower falls behind
     replay_bytes: int = 262_144  # encoded frames a session keeps for replay (the latest always)
     max_quiz_answers: int = 500  # answers to one question (one per student)
+    picture_bytes: int = 300_000  # the teacher's picture shared in the session (one slot)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> HubLimits:
@@ -35,6 +36,7 @@ class HubLimits:
             wake_seconds=settings.session_ping_seconds,
             replay_bytes=settings.session_replay_bytes,
             max_quiz_answers=settings.max_quiz_answers,
+            picture_bytes=settings.session_picture_bytes,
         )
 
 
@@ -49,8 +51,10 @@ SESSION_OVERHEAD_BYTES = 24_576
 
 def session_memory_bound(limits: HubLimits) -> int:
     """The most one session holds at the limits: its replay ring's frames and their objects,
-    the latest state once more, the answers to its question, its own objects."""
+    the latest state once more, the answers to its question, the teacher's picture, its own
+    objects."""
     largest_frame = limits.max_state_bytes + 32_768  # the state, a question, its spread
     return (max(limits.replay_bytes, largest_frame) + limits.max_state_bytes
             + limits.replay_events * EVENT_OVERHEAD_BYTES
-            + limits.max_quiz_answers * ANSWER_BYTES + SESSION_OVERHEAD_BYTES)  # fmt: skip
+            + limits.max_quiz_answers * ANSWER_BYTES + limits.picture_bytes
+            + SESSION_OVERHEAD_BYTES)  # fmt: skip

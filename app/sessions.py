@@ -73,6 +73,10 @@ class UnencodableState(SessionError):
     field = "state"
 
 
+class NoPicture(SessionError):
+    status_code = 404
+
+
 class QuizConflict(SessionError):
     """An answer to a question that is no longer open, or a reveal of one already revealed."""
 
@@ -133,12 +137,15 @@ def encode_state(state: dict[str, Any], limit: int) -> bytes:
 
 
 def make_event(event_id: int, page: str, step: int | None, state_json: bytes,
-               quiz_json: bytes | None) -> ClassEvent:  # fmt: skip
+               quiz_json: bytes | None, picture: int | None = None) -> ClassEvent:  # fmt: skip
     """The event's SSE frame: `id`, `event: state` and one `data` line of JSON (JSON text holds
-    no raw line breaks, so one line is always enough). The state is spliced in as encoded."""
+    no raw line breaks, so one line is always enough). The state is spliced in as encoded.
+    `picture`: the version of the teacher's picture in the session's slot, once there is one."""
     head = f"id: {event_id}\r\nevent: state\r\ndata: ".encode()
-    fields = json.dumps({"event_id": event_id, "page": page, "step": step},
-                        ensure_ascii=False, separators=(",", ":")).encode()  # fmt: skip
+    fields = {"event_id": event_id, "page": page, "step": step}
+    if picture is not None:
+        fields["picture"] = picture
+    fields = json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
     payload = b"".join((fields[:-1], b',"quiz":', quiz_json or b"null", b',"state":',
                         state_json, b"}"))  # fmt: skip
     return ClassEvent(event_id, head + payload + _FRAME_TAIL, len(head))
@@ -154,6 +161,16 @@ def quiz_json(quiz_id: int, question: QuizQuestion, revealed: bool,
         parts += [b',"worked":', question.worked, b',"spread":',
                   json.dumps(spread or [], separators=(",", ":")).encode()]  # fmt: skip
     return b"".join(parts) + b"}"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionPicture:
+    """The teacher's own picture, shared with the class: its bytes as the teacher's page sent
+    them (bounded by `picture_bytes`), their media type, and a version that grows per picture."""
+
+    version: int
+    media_type: str
+    data: bytes
 
 
 @dataclass(frozen=True)
@@ -201,6 +218,7 @@ class _ClassSession:
     recent_bytes: int = 0
     quiz: _Quiz | None = None
     quizzes: int = 0  # questions asked so far: the next quiz id
+    picture: SessionPicture | None = None  # the teacher's own picture (/features), if shared
     followers: set[Subscription] = field(default_factory=set)
 
 
@@ -227,6 +245,10 @@ class ClassroomHub(Protocol):
     def reveal(self, code: str, token: str, quiz_id: int) -> ClassEvent: ...
 
     def close_quiz(self, code: str, token: str) -> ClassEvent: ...
+
+    def set_picture(self, code: str, token: str, data: bytes, media_type: str) -> ClassEvent: ...
+
+    def picture(self, code: str) -> SessionPicture: ...
 
 
 def _digest(token: str) -> bytes:
@@ -382,8 +404,9 @@ class InMemoryHub:
 
     def _emit(self, session: _ClassSession, page: str, step: int | None) -> ClassEvent:
         """The next snapshot: kept for replay (within the ring's bytes) and sent to all."""
+        picture = session.picture.version if session.picture else None
         event = make_event(session.latest.event_id + 1, page, step, session.state_json,
-                           self._quiz_json(session))  # fmt: skip
+                           self._quiz_json(session), picture)  # fmt: skip
         session.latest = event
         session.recent.append(event)
         session.recent_bytes += len(event.frame)
@@ -418,6 +441,22 @@ class InMemoryHub:
         """The teacher ends the session: followers get their queued events, then the end."""
         session = self._teacher_session(code, token)
         self._finish(self._sessions.pop(session.code))
+
+    # --- the teacher's own picture --------------------------------------------------------
+
+    def set_picture(self, code: str, token: str, data: bytes, media_type: str) -> ClassEvent:
+        """Put the teacher's picture in the session's one slot (replacing the last one); every
+        snapshot from now on names its version, and followers fetch it."""
+        session = self._teacher_session(code, token)
+        version = session.picture.version + 1 if session.picture else 1
+        session.picture = SessionPicture(version, media_type, bytes(data))
+        return self._again(session)
+
+    def picture(self, code: str) -> SessionPicture:
+        picture = self._session(code).picture
+        if picture is None:
+            raise NoPicture("the teacher has not shared a picture in this session")
+        return picture
 
     # --- the live quiz (app.quiz) ---------------------------------------------------------
 

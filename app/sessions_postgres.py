@@ -39,8 +39,10 @@ from app.runs.store_postgres import _Pool
 from app.session_limits import HubLimits
 from app.sessions import (
     ClassEvent,
+    NoPicture,
     QuizConflict,
     QuizTally,
+    SessionPicture,
     SessionsFull,
     SessionView,
     Subscription,
@@ -75,6 +77,9 @@ CREATE TABLE IF NOT EXISTS class_sessions (
     quiz_id BIGINT,
     quiz_ref TEXT,
     quiz_revealed BOOLEAN NOT NULL DEFAULT FALSE,
+    picture_version BIGINT NOT NULL DEFAULT 0,
+    picture_type TEXT,
+    picture BYTEA,
     last_active DOUBLE PRECISION NOT NULL
 );
 CREATE TABLE IF NOT EXISTS class_events (
@@ -98,7 +103,9 @@ CREATE TABLE IF NOT EXISTS class_followers (
     PRIMARY KEY (code, worker)
 );
 """
-_SESSION = "code, last_event_id, page, step, state_json, quiz_id, quiz_ref, quiz_revealed"
+_SESSION = (
+    "code, last_event_id, page, step, state_json, quiz_id, quiz_ref, quiz_revealed, picture_version"
+)
 
 
 def _frame_event(event_id: int, frame: bytes) -> ClassEvent:
@@ -174,7 +181,8 @@ class PostgresHub:
               state_json: bytes) -> ClassEvent:  # fmt: skip
         """The session's next event, inside the caller's transaction (the row is locked)."""
         code = row[0]
-        event = make_event(row[1] + 1, page, step, state_json, self._quiz_bytes(connection, row))
+        event = make_event(row[1] + 1, page, step, state_json, self._quiz_bytes(connection, row),
+                           row[8] or None)  # fmt: skip
         connection.execute(
             "INSERT INTO class_events (code, event_id, frame) VALUES (%s, %s, %s)",
             (code, event.event_id, event.frame),
@@ -275,6 +283,25 @@ class PostgresHub:
             )
             connection.execute("DELETE FROM class_answers WHERE code = %s", (row[0],))
             return self._again(connection, row[0])
+
+    def set_picture(self, code: str, token: str, data: bytes, media_type: str) -> ClassEvent:
+        with self._pool.connection() as connection, connection.transaction():
+            row = self._teacher_row(connection, code, token)
+            connection.execute(
+                "UPDATE class_sessions SET picture = %s, picture_type = %s, "
+                "picture_version = picture_version + 1 WHERE code = %s",
+                (data, media_type, row[0]))  # fmt: skip
+            return self._again(connection, row[0])
+
+    def picture(self, code: str) -> SessionPicture:
+        with self._pool.connection() as connection:
+            row = self._row(connection, code)
+            found = connection.execute(
+                "SELECT picture_version, picture_type, picture FROM class_sessions "
+                "WHERE code = %s AND picture IS NOT NULL", (row[0],)).fetchone()  # fmt: skip
+        if found is None:
+            raise NoPicture("the teacher has not shared a picture in this session")
+        return SessionPicture(found[0], found[1], bytes(found[2]))
 
     def _open_quiz(self, row: tuple, quiz_id: int) -> QuizQuestion:
         if row[5] is None or row[5] != quiz_id:

@@ -95,8 +95,9 @@ class Settings(BaseSettings):
     session_replay_bytes: int = Field(131_072, ge=1024)  # and their encoded bytes, per session
     session_ping_seconds: float = 15.0  # SSE keep-alive comment interval
     max_quiz_answers: int = Field(500, ge=1)  # answers to one quiz question (one per student)
+    session_picture_bytes: int = Field(300_000, ge=1024)  # a teacher's picture (one per session)
     # memory every class session together may hold at the limits above (checked at start-up)
-    class_memory_bytes: int = 100_000_000
+    class_memory_bytes: int = 150_000_000
     session_poll_seconds: float = Field(1.0, gt=0)  # Postgres: a look without notification
 
     # --- feature maps (/api/features) ---------------------------------------------------------

@@ -4,6 +4,7 @@
 redirects to the teacher's current page in follow mode: `<page>?follow=<code>`).
 """
 
+import io
 from collections.abc import Callable
 from typing import Annotated, Any, NoReturn, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -12,6 +13,7 @@ import qrcode
 import qrcode.image.svg
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
+from PIL import Image
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
@@ -205,6 +207,61 @@ async def close_quiz(code: str, token: TeacherToken, hub: Hub) -> StatePublished
     except SessionError as exc:
         _raise_http(exc)
     return StatePublished(event_id=event.event_id)
+
+
+# --- the teacher's own picture (/features), shared with the class ------------------------------
+
+PICTURE_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+
+
+def _picture(data: bytes, limit: int) -> tuple[bytes, str]:
+    """The picture as stored and its media type, read from its own bytes (not from the
+    request's headers): PNG, JPEG or WebP within `limit` bytes; else 413 or 422 naming it."""
+    if len(data) > limit:
+        _raise_http(_PictureRefused(f"the picture is {len(data)} bytes; the limit is {limit}",
+                                    413))  # fmt: skip
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            kind = image.format
+            image.verify()
+    except Exception as exc:  # PIL raises many kinds for bytes that are no picture
+        _raise_http(_PictureRefused(f"not a picture PIL can read: {exc}", 422))
+    if kind not in PICTURE_TYPES:
+        _raise_http(_PictureRefused(f"a {kind} picture; send PNG, JPEG or WebP", 422))
+    return data, PICTURE_TYPES[kind]
+
+
+class _PictureRefused(SessionError):
+    field = "picture"
+
+    def __init__(self, message: str, status_code: int) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+@api.put("/{code}/picture", response_model=StatePublished,
+         max_body_size=get_settings().session_picture_bytes + 1024)  # fmt: skip
+async def share_picture(code: str, request: Request, token: TeacherToken, hub: Hub,
+                        settings: SettingsDep) -> StatePublished:  # fmt: skip
+    """The teacher's own picture (the body: PNG, JPEG or WebP bytes), shared with the class:
+    the session keeps one; snapshots name its version, followers' pages fetch it."""
+    data, media_type = _picture(await request.body(), settings.session_picture_bytes)
+    try:
+        event = await _run(hub.set_picture, code, token, data, media_type)
+    except SessionError as exc:
+        _raise_http(exc)
+    return StatePublished(event_id=event.event_id)
+
+
+@api.get("/{code}/picture", response_class=Response)
+async def session_picture(code: str, hub: Hub) -> Response:
+    """The teacher's shared picture (whoever has the class code may see it, as the page)."""
+    try:
+        picture = await _run(hub.picture, code)
+    except SessionError as exc:
+        _raise_http(exc)
+    return Response(picture.data, media_type=picture.media_type,
+                    headers={"Cache-Control": "private, max-age=3600"})  # fmt: skip
 
 
 async def _follow_stream(subscription: Subscription):

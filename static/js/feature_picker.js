@@ -60,6 +60,10 @@ export function createPicker(nodes, { onFile }) {
       nodes.select.replaceChildren(...options);
       nodes.select.value = current;
     },
+    /** Use `candidate` as if the user had given it (a class session's shared picture). */
+    useFile(candidate) {
+      take(candidate);
+    },
     /** Back to samples: forget the file. */
     clearFile() {
       file = null;

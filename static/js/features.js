@@ -32,12 +32,51 @@ let runPicker = null; // the weights choice, once the runs are listed
 const picker = createPicker(
   { select: $("c-sample"), zone: $("drop-zone"), input: $("c-image"), name: $("upload-name") },
   {
-    onFile() {
+    onFile(file) {
       picker.setSamples(samples, "");
       if (!state.set({ sample: "", layer: "", channel: 0 }).has("sample")) refresh();
+      // A teacher's own picture travels to the class through the session (follow.js).
+      window.dispatchEvent(new CustomEvent("cnnviz:picture", { detail: { file } }));
+      showTeacherPictureNote();
     },
   },
 );
+
+// --- a class session: the teacher's own picture, or a plain note that it differs ----------------
+const root = document.documentElement;
+const teacherNote = document.createElement("p");
+teacherNote.className = "form-error teacher-picture-note";
+teacherNote.setAttribute("role", "status");
+teacherNote.hidden = true;
+$("upload-name").after(teacherNote);
+let teacherPicture = ""; // the URL of the shared picture this page has taken
+let started = false; // the samples are listed: a picture taken now stays taken
+
+function showTeacherPictureNote() {
+  const missing = Boolean(root.dataset.follow) && state.get("sample") === "" && !picker.file;
+  teacherNote.textContent = missing ? t("features.teacher_picture_missing") : "";
+  teacherNote.hidden = !missing;
+}
+
+async function takeTeacherPicture() {
+  const url = root.dataset.followPicture;
+  showTeacherPictureNote();
+  if (!started || !url || state.get("sample") !== "") return;
+  if (url === teacherPicture && picker.file) return;
+  teacherPicture = url;
+  try {
+    const response = await fetch(url);
+    if (!response.ok) throw new Error(response.statusText);
+    const blob = await response.blob();
+    picker.useFile(new File([blob], t("features.teacher_picture"), { type: blob.type }));
+  } catch {
+    teacherPicture = ""; // the note stays: this page shows the sample instead
+  }
+}
+window.addEventListener("cnnviz:session-picture", takeTeacherPicture);
+window.addEventListener("cnnviz:picture-wanted", () => {
+  if (picker.file) window.dispatchEvent(new CustomEvent("cnnviz:picture", { detail: { file: picker.file } }));
+});
 const strip = createLayerStrip($("layer-strip"), {
   onPick(name) {
     focusDetail = true;
@@ -255,6 +294,7 @@ function settleWeights(name) {
 }
 
 state.subscribe((changed) => {
+  if (changed.has("sample")) takeTeacherPicture();
   if ([...changed].some((name) => REQUEST_FIELDS.has(name))) return refresh();
   if (changed.has("colormap") && answer) return render();
   if (changed.has("layer")) openLayer();
@@ -270,7 +310,10 @@ async function start() {
     $("c-model").replaceChildren(...models.map((model) => new Option(model.title, model.name)));
     if (!models.some((model) => model.name === state.get("model"))) state.set({ model: "tinyvgg" });
     $("c-model").value = state.get("model");
-    if (!samples.some((sample) => sample.name === state.get("sample"))) {
+    // An unknown sample falls back to the default; "" (an uploaded picture) too, except on a
+    // class follower's page, where it is the teacher's picture: coming, or missing (the note).
+    const following = root.dataset.follow && state.get("sample") === "";
+    if (!following && !samples.some((sample) => sample.name === state.get("sample"))) {
       state.set({ sample: DEFAULT_SAMPLE });
     }
     picker.setSamples(samples, state.get("sample"));
@@ -282,7 +325,9 @@ async function start() {
     showErrors(form, error);
     return;
   }
+  started = true;
   refresh();
+  takeTeacherPicture(); // a class session's picture that arrived while the page started
   showWeightsCatalogue($("catalogue-list"), $("catalogue-note")).catch(() => {
     $("catalogue-list").replaceChildren();
   });

@@ -125,6 +125,7 @@ function teacher(button) {
     window.sessionStorage.setItem(TEACHER_KEY, JSON.stringify(session));
     label();
     quiz.started();
+    window.dispatchEvent(new CustomEvent("cnnviz:picture-wanted")); // a picture already chosen
   }
 
   async function end() {
@@ -234,12 +235,35 @@ function teacher(button) {
     state.subscribe(schedule);
     schedule();
   });
+  // The teacher's own picture (/features) goes to the class's session slot, made small first.
+  window.addEventListener("cnnviz:picture", (event) => {
+    if (session) sharePicture(session, event.detail.file).catch(() => {});
+  });
   label();
   if (session) quiz.started();
   // Arriving on a new page is itself news for the followers; by DOMContentLoaded every page
   // module has run, so states created at start-up are in the first snapshot.
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", schedule);
   else schedule();
+}
+
+const PICTURE_SIDE = 640; // the longest side a shared picture keeps (the models see ≤ 224 px)
+
+/** Send `file` to the session's picture slot, scaled down to PICTURE_SIDE as a JPEG. */
+async function sharePicture(session, file) {
+  const bitmap = await createImageBitmap(file);
+  const scale = Math.min(1, PICTURE_SIDE / Math.max(bitmap.width, bitmap.height));
+  const canvas = document.createElement("canvas");
+  canvas.width = Math.max(1, Math.round(bitmap.width * scale));
+  canvas.height = Math.max(1, Math.round(bitmap.height * scale));
+  canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+  bitmap.close();
+  const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.88));
+  await fetch(`/api/sessions/${session.code}/picture`, {
+    method: "PUT",
+    headers: { "Content-Type": "image/jpeg", "X-Teacher-Token": session.teacher_token },
+    body: blob,
+  });
 }
 
 /* ---------------------------------------------------------------- follower ------------------ */
@@ -257,6 +281,15 @@ function follower(code, button) {
   bar.append(status, toggle);
   (document.querySelector(".site-header") ?? document.body.firstElementChild)?.after(bar);
   const quiz = studentQuiz(code, bar);
+  document.documentElement.dataset.follow = code;
+  // The teacher's own picture: its URL on the root element (a page module may load after the
+  // event), and an event for a page already listening (/features takes it as its picture).
+  function sharedPicture(version) {
+    const url = `/api/sessions/${encodeURIComponent(code)}/picture?v=${version}`;
+    if (document.documentElement.dataset.followPicture === url) return;
+    document.documentElement.dataset.followPicture = url;
+    window.dispatchEvent(new CustomEvent("cnnviz:session-picture"));
+  }
 
   function show(key) {
     status.textContent = t(key, { code });
@@ -345,6 +378,7 @@ function follower(code, button) {
     latest = JSON.parse(message.data);
     bar.dataset.eventId = String(latest.event_id);
     quiz.show(latest.quiz ?? null); // a question reaches a student who explores on their own too
+    if (latest.picture) sharedPicture(latest.picture);
     if (attached) apply(latest);
   });
   source.addEventListener("end", () => {

@@ -3,6 +3,7 @@
 fits `class_memory_bytes` (measured with tracemalloc); state no follower could use is refused."""
 
 import gc
+import secrets
 import tracemalloc
 
 import pytest
@@ -20,7 +21,7 @@ def fill_to_the_limits(hub: InMemoryHub, count: int) -> None:
     """`count` sessions, each with a full replay ring (as many events as allowed, as many bytes
     as allowed, the last state as large as allowed) and a revealed question answered by as many
     students as allowed, each with a different number (the largest spread) and a 64-character
-    id."""
+    id, and the teacher's picture as large as allowed."""
     limits = hub.limits
     question = quiz_question("convolution.output")
     per_event = limits.replay_bytes // limits.replay_events
@@ -35,6 +36,7 @@ def fill_to_the_limits(hub: InMemoryHub, count: int) -> None:
         for i in range(limits.max_quiz_answers):
             hub.answer(view.code, quiz_id, f"{i:064d}", 1000.5 + i)
         hub.reveal(view.code, token, quiz_id)
+        hub.set_picture(view.code, token, secrets.token_bytes(limits.picture_bytes), "image/png")
         hub.publish(view.code, token, "/conv?stride=2", largest, 1)
 
 

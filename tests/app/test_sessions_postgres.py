@@ -81,6 +81,15 @@ def test_a_session_works_whichever_worker_a_student_reaches(postgres_url):
             with pytest.raises(QuizConflict):
                 teacher_side.answer(code, quiz_id, "student-c", right)
 
+            # the teacher's own picture: shared through one worker, fetched through the other
+            await asyncio.to_thread(teacher_side.set_picture, code, token, b"PNG bytes",
+                                    "image/png")  # fmt: skip
+            (event,) = await take(follower, 1)
+            assert event["picture"] == 1
+            shared = await asyncio.to_thread(student_side.picture, code)
+            assert (shared.version, shared.media_type, shared.data) == (
+                1, "image/png", b"PNG bytes")
+
             # the end, from the teacher's worker, ends the stream on the other
             await asyncio.to_thread(teacher_side.end, code, token)
             async with asyncio.timeout(TIMEOUT):
