@@ -8,7 +8,7 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 HOST    ?= 127.0.0.1
 PORT    ?= 8000
 
-.PHONY: run test install chromium postgres lint bench clean
+.PHONY: run test install chromium postgres lint bench clean torchvision-reference
 
 run: install
 	$(VENV)/bin/cnnviz serve --host $(HOST) --port $(PORT)
@@ -49,6 +49,12 @@ lint: install
 
 bench: install chromium
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
+
+# torchvision 0.28.0's wheel (no dependencies, never installed): the published-weights tests then
+# check their fixtures against torchvision's own models (tests/cnncore/torchvision_reference.py)
+torchvision-reference: install
+	mkdir -p $(HOME)/.cache/cnnviz
+	$(PIP) download torchvision==0.28.0 --no-deps -d $(HOME)/.cache/cnnviz
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3 .pytest_cache
