@@ -124,14 +124,22 @@ function clearShape() {
 }
 
 // --- one trace (and output size) per configuration ----------------------------------------------
-/** The output size shows even when the trace fails; every failure is reported, both together. */
+/**
+ * One request per change: a trace carries its own output size and formula (the same answer as
+ * /api/conv/shape). Only a refused trace asks /shape as well, so the output size shows even
+ * then; every failure is reported, both together.
+ */
 async function load(values, signal) {
   const body = traceRequest(values, presets);
   const data = { input: body.input, weights: buildWeights(values, presets), bias: body.bias, activation: values.activation };
-  const [shape, trace] = await Promise.allSettled([
-    postJSON("/api/conv/shape", shapeRequest(values), { signal }),
-    postJSON("/api/conv/trace", body, { signal }),
-  ]);
+  const settle = (promise) => promise.then(
+    (value) => ({ status: "fulfilled", value }), (reason) => ({ status: "rejected", reason }),
+  );
+  const trace = await settle(postJSON("/api/conv/trace", body, { signal }));
+  if (trace.status === "rejected" && isAbort(trace.reason)) throw trace.reason; // superseded
+  const shape = trace.status === "fulfilled"
+    ? { status: "fulfilled", value: trace.value.shape }
+    : await settle(postJSON("/api/conv/shape", shapeRequest(values), { signal }));
   const aborted = [shape, trace].find((r) => r.status === "rejected" && isAbort(r.reason));
   if (aborted) throw aborted.reason; // superseded
   if (shape.status === "fulfilled") showShape(shape.value);
