@@ -525,7 +525,8 @@ async def get_hub() -> ClassroomHub:
             from app.sessions_postgres import PostgresHub
 
             _hub = PostgresHub(settings.database_url, limits, asyncio.get_running_loop(),
-                               settings.session_poll_seconds)  # fmt: skip
+                               settings.session_poll_seconds,
+                               pool_size=settings.database_pool_size)  # fmt: skip
         else:
             _hub = InMemoryHub(limits)
     return _hub

@@ -153,8 +153,9 @@ class PostgresHub:
             raise UnknownSession(f"no class session has the code {code!r} (it may have ended)")
         return row
 
-    def _teacher_row(self, connection: psycopg.Connection, code: str, token: str) -> tuple:
-        row = self._row(connection, code, lock=True)
+    def _teacher_row(self, connection: psycopg.Connection, code: str, token: str,
+                     lock: bool = True) -> tuple:  # fmt: skip
+        row = self._row(connection, code, lock=lock)
         if not hmac.compare_digest(bytes(row[-1]), _digest(token)):
             raise WrongTeacherToken("only the teacher who started this session can change it")
         return row
@@ -331,8 +332,10 @@ class PostgresHub:
         return checked
 
     def tally(self, code: str, token: str) -> QuizTally | None:
+        # A read: no lock, so the teacher's polls and the students' answers never wait on
+        # each other (the answers of one snapshot of the table, in one transaction).
         with self._pool.connection() as connection, connection.transaction():
-            row = self._teacher_row(connection, code, token)
+            row = self._teacher_row(connection, code, token, lock=False)
             if row[5] is None:
                 return None
             question = quiz_question(row[6])
