@@ -115,3 +115,35 @@ def test_teacher_asks_students_answer_spread_and_reveal(make_page, screenshot):
         expect(student.locator(".quiz-card")).to_have_count(0)
     assert re.fullmatch(r"[2-9A-HJ-NP-Z]{6}", code)
     english.guard.expect_errors("status of 422", 1)  # "three hundred": refused by the server
+
+
+def test_a_choice_question_shows_bars_per_option(make_page, screenshot):
+    """A question with options (dilation.params): students pick, the teacher's bars are the
+    options (in the teacher's language), the reveal marks the right one everywhere."""
+    teacher = make_page("projector", locale="ko-KR")
+    teacher.goto("/lessons/dilation?lang=ko&present=1")
+    teacher.click("#follow-start")
+    code = teacher.locator(".follow-dialog .follow-code").inner_text()
+    teacher.locator(".follow-dialog .follow-close").click()
+    student = make_page("phone", locale="en-US")
+    student.goto(f"/join/{code}?lang=en")
+    expect(student.locator(".follow-bar")).to_have_attribute("data-state", "following")
+    teacher.locator('.quiz-ask-button[data-question="dilation.params"]').click()
+    _, question = question_by_ref("dilation.params")
+    options = question.check.options
+    right = question.expected()
+    texts = {lang: [messages(lang, "lessons")[f"lesson.dilation.q.params.option.{o}"]
+                    for o in options] for lang in ("ko", "en")}  # fmt: skip
+    card = student.locator(".quiz-card")
+    expect(card.locator(".quiz-choice")).to_have_text(texts["en"])
+    wrong = next(i for i, o in enumerate(options) if o != right)
+    card.locator(".quiz-choice input").nth(wrong).check()
+    card.locator(".quiz-send").click()
+    panel = teacher.locator(".quiz-panel")
+    expect(panel).to_have_attribute("data-answered", "1")
+    assert [label for label, _, _ in bars(teacher, ".quiz-panel")] == texts["ko"]
+    panel.locator(".quiz-reveal").click()
+    expect(card).to_have_attribute("data-verdict", "wrong")
+    marked = [(count, mark) for _, count, mark in bars(student, ".quiz-card")]
+    assert marked == [("1" if i == wrong else "0", o == right) for i, o in enumerate(options)]
+    screenshot(teacher, "quiz-teacher-choice-ko-1920")

@@ -12,6 +12,7 @@ const WIDTH = 600;
 const ROW = 52;
 const LABEL_WIDTH = 200;
 const COUNT_WIDTH = 56;
+const STACK_AFTER_CHARS = 11; // a longer label (a choice's text) goes above its bar
 function el(tag, attributes = {}, text = null) {
   const node = document.createElementNS(SVG, tag);
   for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, String(value));
@@ -46,21 +47,29 @@ export function barsOf(kind, spread, { options = [], reveal = false } = {}) {
   return bars;
 }
 
-/** Draw `bars` into `container` (replacing what was there), with an accessible summary. */
+/** Draw `bars` into `container` (replacing what was there), with an accessible summary. Short
+ * labels (numbers) stand left of their bars; long ones (a choice's text) above them. */
 export function drawSpread(container, bars, summary) {
   const total = Math.max(1, ...bars.map((bar) => bar.count));
-  const height = Math.max(1, bars.length) * ROW;
+  const stacked = bars.some((bar) => bar.label.length > STACK_AFTER_CHARS);
+  const row = stacked ? 2 * ROW - 8 : ROW;
+  const left = stacked ? 0 : LABEL_WIDTH;
+  const height = Math.max(1, bars.length) * row;
   const svg = el("svg", { viewBox: `0 0 ${WIDTH} ${height}`, role: "img", "aria-label": summary, class: "quiz-spread-chart" });
-  const span = WIDTH - LABEL_WIDTH - COUNT_WIDTH;
+  const span = WIDTH - left - COUNT_WIDTH;
   bars.forEach((bar, i) => {
-    const y = i * ROW;
-    const row = el("g", { class: `quiz-bar${bar.correct ? " is-correct" : ""}`, "data-count": bar.count });
-    row.append(
-      el("text", { x: LABEL_WIDTH - 10, y: y + ROW / 2, class: "quiz-bar-label", "text-anchor": "end", "dominant-baseline": "middle" }, bar.label),
-      el("rect", { x: LABEL_WIDTH, y: y + 6, height: ROW - 12, width: Math.max(bar.count ? 3 : 0, (span * bar.count) / total), rx: 3, class: "quiz-bar-rect" }),
-      el("text", { x: WIDTH - 4, y: y + ROW / 2, class: "quiz-bar-count", "text-anchor": "end", "dominant-baseline": "middle" }, String(bar.count)),
+    const top = i * row;
+    const barTop = stacked ? top + ROW - 12 : top;
+    const group = el("g", { class: `quiz-bar${bar.correct ? " is-correct" : ""}`, "data-count": bar.count });
+    const label = stacked
+      ? el("text", { x: 0, y: top + ROW / 2 - 6, class: "quiz-bar-label", "dominant-baseline": "middle" }, bar.label)
+      : el("text", { x: LABEL_WIDTH - 10, y: top + ROW / 2, class: "quiz-bar-label", "text-anchor": "end", "dominant-baseline": "middle" }, bar.label);
+    group.append(
+      label,
+      el("rect", { x: left, y: barTop + 6, height: ROW - 12, width: Math.max(bar.count ? 3 : 0, (span * bar.count) / total), rx: 3, class: "quiz-bar-rect" }),
+      el("text", { x: WIDTH - 4, y: barTop + ROW / 2, class: "quiz-bar-count", "text-anchor": "end", "dominant-baseline": "middle" }, String(bar.count)),
     );
-    svg.append(row);
+    svg.append(group);
   });
   container.replaceChildren(svg);
 }

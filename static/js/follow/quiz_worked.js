@@ -28,7 +28,9 @@ export function showWorked(container, quiz) {
   const { worked } = quiz;
   const texts = textsOf(quiz);
   container.replaceChildren(
-    line("p", "quiz-worked-value", t("quiz.answer_is", { label: texts.ask, value: answerText(quiz, worked.answer) })),
+    line("p", "quiz-worked-value", quiz.question.kind === "choice"
+      ? t("quiz.answer_choice", { value: answerText(quiz, worked.answer) })
+      : t("quiz.answer_is", { label: texts.ask, value: answerText(quiz, worked.answer) })),
   );
   for (const part of worked.parts[language()] ?? worked.parts.en) {
     container.append(line("p", "quiz-worked-part", `${part.label}: ${part.value}`));
