@@ -23,6 +23,7 @@ PAGES: dict[str, tuple[str, str]] = {
     "/architectures": ("architectures.html", "architectures"),
     "/receptive-field": ("receptive_field.html", "receptive_field"),
     "/train": ("train.html", "train"),
+    "/teach": ("teach.html", "teach"),
 }
 
 

@@ -151,9 +151,10 @@ def page(browser, live_server):
         page.context.close()
 
 
-@pytest.fixture
-def make_page(browser, live_server):
-    """Factory for pages at other viewports or options: make_page("phone", locale="ko-KR")."""
+@contextmanager
+def guarded_pages(browser, live_server: str) -> Iterator:
+    """A page factory on `browser` whose pages are all checked and closed when the block ends
+    (make_page's, for a module that launches its own browser with other flags)."""
     pages = []
 
     def make(viewport: str = "desktop", **options):
@@ -161,13 +162,20 @@ def make_page(browser, live_server):
         pages.append(new)
         return new
 
-    yield make
     try:
+        yield make
         for each in pages:
             check_guard(each)
     finally:
         for each in pages:
             each.context.close()
+
+
+@pytest.fixture
+def make_page(browser, live_server):
+    """Factory for pages at other viewports or options: make_page("phone", locale="ko-KR")."""
+    with guarded_pages(browser, live_server) as make:
+        yield make
 
 
 def save_screenshot(page, name: str, full_page: bool = True) -> Path:

@@ -1,0 +1,184 @@
+// The teach page: make a dataset of your own pictures — classes, then pictures from the webcam,
+// a drawing pad, files (chosen, dropped or pasted) or a zip of class folders — and browse them:
+// move a picture to another class, delete it. Wiring only: requests in dataset_api.js, the
+// camera in camera.js, the pad in pad.js, the state table in teach_state.js.
+
+import { clearErrors, showErrors } from "../api.js";
+import { t } from "../i18n.js";
+import { createState } from "../state.js";
+import { captureFrame, startCamera, whyNoCamera } from "./camera.js";
+import {
+  addArchive,
+  addPictures,
+  createDataset,
+  deletePicture,
+  getDataset,
+  listPictures,
+  movePicture,
+  owns,
+} from "./dataset_api.js";
+import { DrawingPad } from "./pad.js";
+import { TEACH_STATE } from "./teach_state.js";
+
+const state = createState(TEACH_STATE);
+const root = document.querySelector(".teach-layout");
+const $ = (id) => document.getElementById(id);
+let dataset = null;
+let pictureCount = 0;
+
+function fail(error) {
+  showErrors(root, error);
+}
+
+function element(tag, props = {}, children = []) {
+  const node = Object.assign(document.createElement(tag), props);
+  node.append(...children);
+  return node;
+}
+
+function summary() {
+  $("dataset-summary").textContent = t("teach.dataset.summary", {
+    name: dataset.name, images: dataset.images, classes: dataset.classes.length, version: dataset.version,
+  });
+}
+
+function fillClassChoice() {
+  const choice = $("class-choice");
+  choice.replaceChildren(...dataset.classes.map((c) => element("option", { value: String(c.id), textContent: `${c.name} (${c.images})` })));
+  const wanted = dataset.classes.some((c) => c.id === state.get("class")) ? state.get("class") : dataset.classes[0]?.id ?? 0;
+  choice.value = String(wanted);
+  state.set({ class: wanted });
+}
+
+function thumb(picture) {
+  const mine = owns(dataset.id);
+  const image = element("img", { src: picture.url, alt: t("teach.browse.picture", { source: t(`teach.source.${picture.source}`) }) });
+  const item = element("li", {}, [image]);
+  item.dataset.digest = picture.digest;
+  if (!mine) return item;
+  const move = element("select", { ariaLabel: t("teach.browse.move") }, dataset.classes.map((c) => element("option", { value: String(c.id), textContent: c.name })));
+  move.value = String(picture.class_id);
+  move.addEventListener("change", () => change(() => movePicture(dataset.id, picture.digest, Number(move.value))));
+  const remove = element("button", { type: "button", textContent: t("teach.browse.delete") });
+  remove.addEventListener("click", () => change(() => deletePicture(dataset.id, picture.digest)));
+  item.append(move, remove);
+  return item;
+}
+
+async function showPictures() {
+  const pictures = await listPictures(dataset.id);
+  pictureCount = pictures.length;
+  $("classes").replaceChildren(...dataset.classes.map((c) => element("section", { className: "class-row" }, [
+    element("h3", { textContent: `${c.name} · ${t("teach.browse.count", { n: c.images })}` }),
+    element("ul", { className: "thumbs" }, pictures.filter((p) => p.class_id === c.id).map(thumb)),
+  ])));
+  root.dataset.pictures = String(pictureCount);
+}
+
+async function show(found) {
+  dataset = found;
+  state.set({ dataset: dataset.id });
+  summary();
+  fillClassChoice();
+  $("add-card").hidden = !owns(dataset.id);
+  $("browse-card").hidden = false;
+  $("create-form").hidden = true;
+  await showPictures();
+}
+
+async function change(request) {
+  clearErrors(root);
+  try {
+    const answer = await request();
+    await show(answer.dataset ?? answer);
+    if (answer.added) {
+      $("add-result").textContent = t("teach.add.result", { added: answer.added.length, duplicates: answer.duplicates.length });
+    }
+  } catch (error) {
+    fail(error);
+  }
+}
+
+const addTo = (pictures, source) => change(() => addPictures(dataset.id, Number($("class-choice").value), pictures, source));
+
+$("create-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  clearErrors(root);
+  const classes = $("class-names").value.split(",").map((s) => s.trim()).filter(Boolean);
+  try {
+    await show(await createDataset($("dataset-name").value.trim(), classes));
+  } catch (error) {
+    fail(error);
+  }
+});
+
+$("class-choice").addEventListener("change", () => state.set({ class: Number($("class-choice").value) }));
+
+// --- the webcam ---------------------------------------------------------------------------------
+const video = $("camera");
+const note = $("camera-note");
+const refused = whyNoCamera();
+if (refused) note.textContent = t(refused, { host: window.location.host, port: window.location.port || "80" });
+$("camera-start").addEventListener("click", async () => {
+  try {
+    await startCamera(video);
+    note.textContent = t("teach.camera.on");
+    $("camera-capture").disabled = false;
+    $("camera-burst").disabled = false;
+  } catch (error) {
+    note.textContent = t(error.message, { host: window.location.host, port: window.location.port || "80" });
+  }
+});
+$("camera-capture").addEventListener("click", async () => addTo([["camera.png", await captureFrame(video)]], "camera"));
+$("camera-burst").addEventListener("click", async () => {
+  const frames = [];
+  for (let i = 0; i < 10; i += 1) {
+    frames.push([`camera-${i + 1}.png`, await captureFrame(video)]);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  await addTo(frames, "camera");
+});
+
+// --- the drawing pad ------------------------------------------------------------------------------
+const pad = new DrawingPad($("pad"));
+$("pad-clear").addEventListener("click", () => pad.clear());
+$("pad-add").addEventListener("click", async () => {
+  if (!pad.drawn) return;
+  await addTo([["drawing.png", await pad.toBlob()]], "drawing");
+  pad.clear();
+});
+
+// --- files: chosen, dropped, pasted; a zip of class folders ----------------------------------------
+const named = (files) => [...files].filter((f) => f.type.startsWith("image/")).map((f) => [f.name || "pasted.png", f]);
+$("files").addEventListener("change", async (event) => {
+  if (event.target.files.length) await addTo(named(event.target.files), "file");
+  event.target.value = "";
+});
+$("archive").addEventListener("change", async (event) => {
+  const [file] = event.target.files;
+  if (file) await change(() => addArchive(dataset.id, file));
+  event.target.value = "";
+});
+const drop = $("drop");
+drop.addEventListener("dragover", (event) => {
+  event.preventDefault();
+  drop.classList.add("is-over");
+});
+drop.addEventListener("dragleave", () => drop.classList.remove("is-over"));
+drop.addEventListener("drop", async (event) => {
+  event.preventDefault();
+  drop.classList.remove("is-over");
+  const pictures = named(event.dataTransfer.files);
+  if (pictures.length && dataset) await addTo(pictures, "file");
+});
+document.addEventListener("paste", async (event) => {
+  const pictures = named(event.clipboardData?.files ?? []);
+  if (pictures.length && dataset && owns(dataset.id)) await addTo(pictures, "file");
+});
+
+const ready = () => (document.body.dataset.ready = "true");
+if (state.get("dataset")) {
+  getDataset(state.get("dataset")).then(show, fail).finally(ready);
+} else {
+  ready();
+}

@@ -1,0 +1,148 @@
+"""/teach in both languages: a dataset made on the page, pictures from Chromium's fake camera,
+from the drawing pad (synthetic mouse strokes) and from a file, counted per class; a picture
+moved and deleted; the camera's refusal explained on an insecure page. Screenshots at
+1366×768, presenter 1920×1080 and a 360 px phone."""
+
+import io
+
+import pytest
+from conftest import guarded_pages, save_screenshot
+from live import CHROMIUM, CHROMIUM_ARGS
+from PIL import Image
+from playwright.sync_api import expect, sync_playwright
+
+from app.datasets.service import Datasets, get_datasets
+from app.main import app
+from app.settings import Settings
+
+FAKE_CAMERA = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+
+
+@pytest.fixture(scope="module")
+def camera_browser():
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM,
+                                              args=[*CHROMIUM_ARGS, *FAKE_CAMERA])  # fmt: skip
+        yield instance
+        instance.close()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def datasets(tmp_path_factory):
+    made = Datasets.from_settings(Settings(data_dir=tmp_path_factory.mktemp("teach")))
+    app.dependency_overrides[get_datasets] = lambda: made
+    yield made
+    app.dependency_overrides.pop(get_datasets, None)
+    made.close()
+
+
+@pytest.fixture
+def pages(camera_browser, live_server):
+    with guarded_pages(camera_browser, live_server) as make:
+        yield make
+
+
+def picture_count(page) -> int:
+    return int(page.locator(".teach-layout").get_attribute("data-pictures") or 0)
+
+
+def wait_count(page, n: int) -> None:
+    expect(page.locator(".teach-layout")).to_have_attribute("data-pictures", str(n))
+
+
+def png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (50, 40), (200, 30, 30)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("lang", ["ko", "en"])
+def test_teach_builds_a_dataset_from_camera_pad_and_files(pages, lang, datasets):
+    page = pages()
+    page.set_viewport_size({"width": 1366, "height": 768})
+    page.goto(f"/teach?lang={lang}")
+    page.click("#create")
+    expect(page.locator("#dataset-summary")).to_contain_text("0")
+    dataset_id = page.evaluate("new URL(location.href).searchParams.get('dataset')")
+    record = datasets.store.get(dataset_id)
+    names = ["머그컵", "책", "공"] if lang == "ko" else ["mug", "book", "ball"]
+    assert [c.name for c in record.classes] == names
+
+    # the fake camera: one picture, then a burst of ten into the second class
+    page.click("#camera-start")
+    expect(page.locator("#camera-capture")).to_be_enabled()
+    page.click("#camera-capture")
+    wait_count(page, 1)
+    page.select_option("#class-choice", "1")
+    page.click("#camera-burst")
+    page.wait_for_function(
+        "() => Number(document.querySelector('.teach-layout').dataset.pictures) > 1"
+    )
+    after_burst = picture_count(page)
+    stored = datasets.store.images(dataset_id)
+    assert {i.source for i in stored} == {"camera"} and len(stored) == after_burst
+    assert sum(1 for i in stored if i.class_id == 1) == after_burst - 1
+
+    # a drawing: a synthetic stroke across the pad, into the third class
+    page.select_option("#class-choice", "2")
+    box = page.locator("#pad").bounding_box()
+    page.mouse.move(box["x"] + 30, box["y"] + 30)
+    page.mouse.down()
+    for step in range(1, 20):
+        page.mouse.move(box["x"] + 30 + step * 7, box["y"] + 30 + step * 6)
+    page.mouse.up()
+    page.click("#pad-add")
+    wait_count(page, after_burst + 1)
+    drawing = next(i for i in datasets.store.images(dataset_id) if i.source == "drawing")
+    assert drawing.class_id == 2
+    pixels = Image.open(datasets.files.picture(dataset_id, drawing.digest)).convert("L")
+    assert pixels.getextrema() == (0, 255)  # a white stroke on black
+
+    # a file, then the same file again: a duplicate, not added
+    page.set_input_files("#files", files=[{"name": "red.png", "mimeType": "image/png",
+                                           "buffer": png()}])  # fmt: skip
+    wait_count(page, after_burst + 2)
+    page.set_input_files("#files", files=[{"name": "red2.png", "mimeType": "image/png",
+                                           "buffer": png()}])  # fmt: skip
+    expect(page.locator("#add-result")).to_contain_text("1")
+    assert picture_count(page) == after_burst + 2
+
+    # move the drawing to the first class, then delete it
+    row = page.locator(f'li[data-digest="{drawing.digest}"]')
+    row.locator("select").select_option("0")
+    page.wait_for_function(f"""() => {{
+        const rows = document.querySelectorAll('.class-row');
+        return rows[0].querySelector('li[data-digest="{drawing.digest}"]') !== null;
+    }}""")  # fmt: skip
+    assert datasets.store.images(dataset_id, 0)[-1].digest == drawing.digest
+    save_screenshot(page, f"teach-{lang}-1366")
+    page.locator(f'li[data-digest="{drawing.digest}"] button').click()
+    wait_count(page, after_burst + 1)
+    assert all(i.digest != drawing.digest for i in datasets.store.images(dataset_id))
+
+    # the same URL read again (reload) shows the same dataset, at presenter and phone sizes
+    url = page.url
+    for viewport, name in (("projector", "1920"), ("phone", "360")):
+        other = pages(viewport)
+        other.goto(url)
+        expect(other.locator("#dataset-summary")).to_contain_text(str(after_burst + 1))
+        wait_count(other, after_burst + 1)
+        other.wait_for_function("() => [...document.images].every((i) => i.complete)")
+        assert other.locator(".thumbs img").count() == after_burst + 1
+        expect(other.locator("#add-card")).to_be_hidden()  # another browser: no owner token
+        save_screenshot(other, f"teach-{lang}-{name}")
+        if viewport == "phone":
+            width = other.evaluate("document.documentElement.scrollWidth")
+            assert width <= 360, f"the phone page scrolls sideways ({width} px)"
+
+
+@pytest.mark.parametrize("lang", ["ko", "en"])
+def test_an_insecure_page_says_why_there_is_no_camera(pages, lang):
+    page = pages()
+    page.add_init_script("Object.defineProperty(window, 'isSecureContext', {value: false})")
+    page.goto(f"/teach?lang={lang}")
+    note = page.locator("#camera-note")
+    expect(note).to_contain_text("https")
+    expect(note).to_contain_text("localhost")
+    host = page.evaluate("location.host")
+    expect(note).to_contain_text(host)
