@@ -6,7 +6,10 @@
 const SVG = "http://www.w3.org/2000/svg";
 const WIDTH = 640;
 const HEIGHT = 300;
-const MARGIN = { top: 14, right: 16, bottom: 40, left: 58 };
+// the y axis's title sits above the plot, over the tick column, where no tick text can reach it
+// (turned along the axis at the left edge it met tick labels as wide as "1e-10")
+const MARGIN = { top: 30, right: 16, bottom: 40, left: 58 };
+const Y_TITLE = { x: 6, y: 17 };
 
 function el(tag, attributes = {}, text) {
   const node = document.createElementNS(SVG, tag);
@@ -61,8 +64,7 @@ function axes(layer, { xTicks, yTicks, xOf, yOf, xLabel, yLabel, yFormat = tickT
   layer.append(el("rect", { x: left, y: top, width: right - left, height: bottom - top, class: "chart-frame" }));
   if (xLabel) layer.append(el("text", { x: (left + right) / 2, y: HEIGHT - 4, "text-anchor": "middle", class: "chart-label" }, xLabel));
   if (yLabel) {
-    layer.append(el("text", { x: 12, y: (top + bottom) / 2, "text-anchor": "middle", class: "chart-label",
-      transform: `rotate(-90 12 ${(top + bottom) / 2})` }, yLabel));
+    layer.append(el("text", { ...Y_TITLE, "text-anchor": "start", class: "chart-label chart-y-title" }, yLabel));
   }
 }
 
