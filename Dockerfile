@@ -1,4 +1,10 @@
 # Slim CPU image serving cnnviz. GPU variant: see README ("Docker").
+# Front-end libraries from the npm registry, pinned as in the Makefile (NPM_PACKAGES).
+FROM node:20-slim AS vendor
+ARG NPM_PACKAGES=uplot@1.6.32
+WORKDIR /src
+RUN npm install --prefix build/npm --no-save --no-audit --no-fund $NPM_PACKAGES
+
 FROM python:3.11-slim AS build
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
 WORKDIR /src
@@ -20,6 +26,7 @@ COPY cnncore cnncore
 COPY app app
 COPY templates templates
 COPY static static
+COPY --from=vendor /src/build/npm/node_modules build/npm/node_modules
 COPY weights weights
 RUN useradd --system --home /data cnnviz && mkdir -p /data && chown cnnviz /data
 USER cnnviz

@@ -8,12 +8,18 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 HOST    ?= 127.0.0.1
 PORT    ?= 8000
 
-.PHONY: run test install chromium postgres lint bench clean torchvision-reference
+# Front-end libraries, pinned: installed from the npm registry into build/npm (ignored, never
+# committed) and served by the app under /static/vendor/<name>/ (app/main.py VENDORED).
+NPM_PACKAGES := uplot@1.6.32
+VENDOR       := build/npm
+VENDOR_STAMP := $(VENDOR)/.installed-$(subst @,-,$(subst $(eval) ,_,$(NPM_PACKAGES)))
 
-run: install
+.PHONY: run test install vendor chromium postgres lint bench clean torchvision-reference
+
+run: install vendor
 	$(VENV)/bin/cnnviz serve --host $(HOST) --port $(PORT)
 
-test: install chromium postgres
+test: install vendor chromium postgres
 	$(VENV)/bin/ruff check cnncore app tests benchmarks
 	$(PY) -m pytest
 
@@ -28,6 +34,14 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PY) -c "import torch" 2>/dev/null || $(PIP) install torch==2.13.0
 	$(PIP) install -e '.[dev]'
 	touch $(STAMP)
+
+vendor: $(VENDOR_STAMP)
+
+$(VENDOR_STAMP):
+	@command -v npm >/dev/null 2>&1 || { \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq npm; }
+	npm install --prefix $(VENDOR) --no-save --no-audit --no-fund $(NPM_PACKAGES)
+	touch $@
 
 # Debian's Chromium for the browser tests (Playwright's own browser download cannot work offline),
 # and a CJK font so Korean pages render (and screenshot) as text rather than boxes.
@@ -47,7 +61,7 @@ lint: install
 	$(VENV)/bin/ruff check cnncore app tests benchmarks
 	$(VENV)/bin/ruff format --check cnncore app tests benchmarks
 
-bench: install chromium
+bench: install vendor chromium
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
 
 # torchvision 0.28.0's wheel (no dependencies, never installed): the published-weights tests then
@@ -57,4 +71,4 @@ torchvision-reference: install
 	$(PIP) download torchvision==0.28.0 --no-deps -d $(HOME)/.cache/cnnviz
 
 clean:
-	rm -rf $(VENV) var/*.sqlite3 .pytest_cache
+	rm -rf $(VENV) $(VENDOR) var/*.sqlite3 .pytest_cache

@@ -20,6 +20,9 @@ from app.security import SecurityHeadersMiddleware
 from app.settings import ROOT, Settings, get_settings
 from app.warmup import start_warmup
 
+# npm packages the pages import (the Makefile's `vendor` target installs them, pinned there)
+VENDORED = ("uplot",)
+
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The app; `settings` (default: the environment's) sets its middleware limits and CORS."""
@@ -39,6 +42,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.torch_threads > 0:
         # Now, before any request thread touches torch: a thread keeps the count it first saw.
         torch.set_num_threads(settings.torch_threads)
+    # Front-end libraries come from npm at install time (`make vendor`), never from a CDN: mounted
+    # before /static, so /static/vendor/<name>/ serves build/npm/node_modules/<name>/dist.
+    for name in VENDORED:
+        folder = ROOT / "build" / "npm" / "node_modules" / name / "dist"
+        application.mount(f"/static/vendor/{name}", StaticFiles(directory=folder, check_dir=False),
+                          name=f"vendor-{name}")  # fmt: skip
     application.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
     routers = []
     for info in sorted(pkgutil.iter_modules(route_modules.__path__), key=lambda m: m.name):

@@ -32,6 +32,7 @@ from torch import nn
 from cnncore.data import DATASET_NAMES, DataConfig, DataSplit, load_dataset, resize_split
 from cnncore.datasets.augment import AugmentConfig, augment_batch
 from cnncore.device import resolve_device
+from cnncore.diagnosis import Diagnosis, DivergenceLimits, DivergenceWatch, diagnose, explain
 from cnncore.errors import CNNCoreError
 from cnncore.metrics import (
     activation_statistics,
@@ -204,7 +205,7 @@ class _EpochSummary(_Window):
     """Running training loss and accuracy over one epoch, how it ended, the last norms."""
 
     epoch: int = 0  # 0-based
-    stop_reason: str | None = None  # "stopped" or "diverged" when the epoch was cut short
+    stop_reason: str | None = None  # "stopped", "diverged" or "stalled": the epoch was cut short
     norms: tuple[dict[str, float], dict[str, float]] = ({}, {})
 
 
@@ -219,6 +220,7 @@ class Trainer:
         should_stop: Callable[[], bool] | None = None,
         should_pause: Callable[[], bool] | None = None,
         pause_poll_s: float = 0.1,
+        divergence: DivergenceLimits | None = None,
     ) -> None:
         config.check()
         self.config = config
@@ -255,6 +257,8 @@ class Trainer:
         self.step = 0
         self._best_state: dict[str, torch.Tensor] | None = None
         self.restored_best = False  # the model holds the best epoch's weights, not the last
+        self.watch = DivergenceWatch(self.data.num_classes, divergence)
+        self.diagnosis: Diagnosis | None = None  # why the run failed, when it did
 
     # --- setup -----------------------------------------------------------------------------
 
@@ -338,6 +342,7 @@ class Trainer:
         self._train_ready = None if augmenting else self._normalise(self._train_raw)
         self._val_ready = self._normalise(self._val_raw)
         self._layers = weighted_layers(self.model)
+        self._recorded_grads: dict[str, float] = {}  # the latest finite gradient norms
 
     def _batch(self, index: torch.Tensor) -> torch.Tensor:
         if self._train_ready is not None:
@@ -373,19 +378,18 @@ class Trainer:
             last = batch == self.steps_per_epoch - 1
             if (self.step + 1) % c.norms_every == 0 or self.step == 0 or last:
                 summary.norms, fresh_norms = layer_norms(self._layers), True
+                if all(map(math.isfinite, summary.norms[0].values())):
+                    self._recorded_grads = summary.norms[0]
             lr = self.optimizer.param_groups[0]["lr"]
             self.optimizer.step()
             self.scheduler.step()
             loss_value = loss.item()
-            if not math.isfinite(loss_value):
-                yield _event(
-                    "diverged", step=self.step + 1, epoch=epoch + 1, lr=lr, loss=str(loss_value),
-                    message="the loss became NaN or infinite: lower the learning rate",
-                )  # fmt: skip
-                summary.stop_reason = "diverged"
+            n, correct = len(target), (logits.detach().argmax(1) == target).sum()
+            signal = self.watch.update(loss_value, correct.item() / n)
+            if signal is not None:
+                summary.stop_reason = yield from self._failed(signal, epoch, lr, loss_value)
                 return summary
             self.step += 1
-            n, correct = len(target), (logits.detach().argmax(1) == target).sum()
             spent = time.perf_counter() - tick
             clock.train_s, clock.images = clock.train_s + spent, clock.images + n
             summary.add(loss_value, correct, n)
@@ -399,6 +403,24 @@ class Trainer:
         if self.should_stop():
             summary.stop_reason = "stopped"
         return summary
+
+    def _failed(
+        self, signal: str, epoch: int, lr: float, loss: float
+    ) -> Generator[dict[str, Any], None, str]:
+        """Diagnose a failed run from its own metrics, announce it, return its end reason."""
+        self.model.eval()
+        stats = activation_statistics(self.model, self._val_ready[: self.config.activation_images])
+        zeros = {s.layer: s.fraction_zero for s in stats if s.kind in ("ReLU", "ReLU6")}
+        self.diagnosis = diagnose(
+            self.watch, signal, lr=lr, grad_norms=self._recorded_grads, relu_zero_fractions=zeros
+        )
+        yield _event(
+            "diverged", step=self.step + 1, epoch=epoch + 1, lr=lr, loss=str(loss),
+            status=self.diagnosis.status, diagnosis=self.diagnosis.to_dict(),
+            grad_norms=self._recorded_grads or None,
+            message=explain(self.diagnosis),
+        )  # fmt: skip
+        return self.diagnosis.status
 
     def _wait_while_paused(self, clock: _Clock) -> Iterator[dict[str, Any]]:
         began = time.perf_counter()

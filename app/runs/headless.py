@@ -75,6 +75,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         help='any other field, e.g. --set schedule=\\"cosine\\" --set augment=\'{"shift":2}\'',
     )
     add("--quiet", action="store_true", help="no progress bar")
+    add("--lang", choices=("en", "ko"), default="en", help="language of a failed run's diagnosis")
 
 
 def _request(args: argparse.Namespace) -> dict[str, Any]:
@@ -104,8 +105,9 @@ def _request(args: argparse.Namespace) -> dict[str, Any]:
 class ProgressBar:
     """One line on a terminal, redrawn in place (\\r): epoch, a bar, loss, accuracy, speed."""
 
-    def __init__(self, out: TextIO, width: int = 28) -> None:
+    def __init__(self, out: TextIO, width: int = 28, lang: str = "en") -> None:
         self.out = out
+        self.lang = lang
         self.width = width
         self.total_steps = 0
         self.epochs = 0
@@ -132,6 +134,8 @@ class ProgressBar:
                        f"val accuracy {_pct(event['val_accuracy'])}", True)  # fmt: skip
         elif kind in ("diverged", "early_stop", "paused", "resumed"):
             self._line(event.get("message") or kind.replace("_", " "), True)
+            for line in event.get("explanation", {}).get(self.lang, []):
+                self._line(f"  {line}", True)  # why: the run's own diagnosis, in words
 
     def _step_text(self, event: dict[str, Any]) -> str:
         done = event["step"] / max(self.total_steps, 1)
@@ -181,7 +185,8 @@ class _Recorder:
 
 
 def train_command(args: argparse.Namespace, settings: Settings, err: TextIO = sys.stderr) -> int:
-    """Run `cnnviz train`; exit code 0 when the run completed, stopped or stopped early."""
+    """Run `cnnviz train`; exit code 0 when the run completed, stopped or stopped early (1 when
+    it diverged, stalled or failed)."""
     store = open_store(settings)
 
     def checkpoint_of(run_id: str) -> Path:
@@ -217,7 +222,7 @@ def train_command(args: argparse.Namespace, settings: Settings, err: TextIO = sy
         err.write("\nstopping after this step (Ctrl-C again to abort)\n")
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
-    bar = None if args.quiet else ProgressBar(err)
+    bar = None if args.quiet else ProgressBar(err, lang=getattr(args, "lang", "en"))
     where = describe_database(settings.database_url, settings.sqlite_path)
     err.write(f"run {run_id} (recorded in {where})\n")
     end: dict[str, Any] = {}

@@ -1,10 +1,11 @@
 """A run's history: recording its events with the status changes they imply, and reading its
 metrics back as tables (CSV and JSON export, run comparison).
 
-Events come from the trainer (`start`, `step`, `epoch`, `paused`, `resumed`, `diverged`,
-`early_stop`, `end`), from the worker (`checkpoint`) and from the manager (`status`, and an `end`
-whose reason is `failed` or `interrupted` when a worker dies or the server stops). The status a
-run shows is derived from its events only, in the same transaction that stores them, so the
+Events come from the trainer (`start`, `step`, `epoch`, `paused`, `resumed`, `diverged` — also
+for a stalled run, with its diagnosis —, `early_stop`, `end`), from the worker (`checkpoint`)
+and from the manager (`status`, and an `end` whose reason is `failed` or `interrupted` when a
+worker dies or the server stops). The status a run shows is derived from its events only, in the
+same transaction that stores them, so the
 record and the history can never disagree.
 """
 
@@ -28,6 +29,7 @@ _SUMMARY_FROM = {
     "step": ("step", "epoch", "loss", "accuracy", "images_per_second", "eta_s", "elapsed_s"),
     "epoch": ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "best_epoch"),
     "end": ("reason", "elapsed_s", "epochs_completed"),
+    "diverged": ("diagnosis", "explanation"),  # why a diverged or stalled run stopped
 }
 
 

@@ -54,11 +54,13 @@ __all__ = [
 ]
 
 ACTIVE_STATUSES = ("queued", "running", "paused")
-FINISHED_STATUSES = ("completed", "stopped", "diverged", "failed", "interrupted")
+FINISHED_STATUSES = ("completed", "stopped", "diverged", "stalled", "failed", "interrupted")
 # The "end" event's reason → the run's final status. The trainer ends with completed,
-# early_stop, stopped or diverged; the manager adds failed and interrupted.
+# early_stop, stopped, diverged (the loss blew up or rose far above its start) or stalled (the
+# accuracy stayed at chance: cnncore.diagnosis); the manager adds failed and interrupted.
 END_STATUS = {"completed": "completed", "early_stop": "completed", "stopped": "stopped",
-              "diverged": "diverged", "failed": "failed", "interrupted": "interrupted"}  # fmt: skip
+              "diverged": "diverged", "stalled": "stalled", "failed": "failed",
+              "interrupted": "interrupted"}  # fmt: skip
 
 # The tables every store shares (PostgreSQL too: app.runs.store_postgres), without the end of
 # the events table's definition, where each database adds its own options.

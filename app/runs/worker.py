@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from app.runs.explain import explanation
 from app.runs.spec import CHECKPOINT_FILE, FINAL_CHECKPOINT, RunSpec, epoch_checkpoint
 from cnncore.checkpoint import load_checkpoint, save_checkpoint
 from cnncore.data import load_dataset
@@ -87,6 +88,8 @@ def execute_run(
         event["time"] = time.time()
         event["cpu_s"] = time.process_time()  # the worker's CPU seconds: cost under any load
         kind = event["kind"]
+        if kind == "diverged" and event.get("diagnosis"):  # why, in words, for every viewer
+            event["explanation"] = explanation(event["diagnosis"])
         if kind == "end":
             # A diverged network's weights hold NaN: its last good epoch stays the newest.
             if event["reason"] != "diverged":

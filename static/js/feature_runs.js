@@ -6,7 +6,7 @@
 import { t } from "./i18n.js";
 import { getJSON } from "./api.js";
 
-const FINISHED = new Set(["completed", "stopped", "diverged", "failed", "interrupted"]);
+const FINISHED = new Set(["completed", "stopped", "diverged", "stalled", "failed", "interrupted"]);
 
 /** Runs that can be looked at: finished, with a checkpoint, and of a model the page knows. */
 export async function loadRuns(modelNames) {

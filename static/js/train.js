@@ -26,7 +26,8 @@ const view = createRunView({
   panel: $("run"), status: $("run-status"), progress: $("run-progress"), facts: $("run-facts"),
   error: $("run-error"), loss: $("loss-chart"), accuracy: $("accuracy-chart"), grads: $("grad-chart"),
   filters: $("filters"), filterHistory: $("filter-history"), confusion: $("confusion"),
-  confusionNote: $("confusion-note"), wrong: $("wrong"),
+  confusionNote: $("confusion-note"), wrong: $("wrong"), diagnosis: $("run-diagnosis"),
+  onZoom: (zoomed) => { $("reset-zoom").disabled = !zoomed; },
 });
 const comparison = createComparison({
   root: $("compare"), accuracy: $("compare-accuracy"), loss: $("compare-loss"), legend: $("compare-legend"),
@@ -210,7 +211,17 @@ setInterval(() => {
   if ((training || pendingTransfer) && document.visibilityState === "visible") refreshRuns();
 }, REFRESH_MS);
 
+// --- chart tools: log scale (in the URL) and zoom ---------------------------------------------
+function showLog() {
+  $("log-scale").checked = state.get("log");
+  view.setLog(state.get("log"));
+  comparison.setLog(state.get("log"));
+}
+$("log-scale").addEventListener("change", () => state.set({ log: $("log-scale").checked }));
+$("reset-zoom").addEventListener("click", () => view.resetZoom());
+
 state.subscribe((changed) => {
+  if (changed.has("log")) showLog();
   if (changed.has("run")) follow(state.get("run"));
   if (changed.has("run") || changed.has("compare")) drawRunList();
   if (changed.has("compare")) refreshComparison();
@@ -219,6 +230,7 @@ state.subscribe((changed) => {
 
 describePreset();
 controls.sync();
+showLog();
 follow(state.get("run"));
 createGradcheckView($("gradcheck"));
 refreshRuns().then(() => {

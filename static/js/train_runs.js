@@ -2,7 +2,7 @@
 // several runs: validation accuracy per epoch and training loss per step, one line per run.
 
 import { t, language } from "./i18n.js";
-import { createLineChart } from "./chart.js";
+import { createRunChart } from "./train/run_chart.js";
 import { formatNumber } from "./format.js";
 import { buckets } from "./train_view.js";
 
@@ -67,10 +67,10 @@ export function fillSourceSelect(select, runs, value) {
 
 /** Overlay charts of several runs' metrics (GET /api/runs/{id}/metrics.json each). */
 export function createComparison(elements) {
-  const accuracy = createLineChart(elements.accuracy, {
+  const accuracy = createRunChart(elements.accuracy, {
     label: t("train.compare.val_accuracy"), xLabel: t("train.axis.epoch"), yLabel: t("train.axis.accuracy"),
   });
-  const loss = createLineChart(elements.loss, {
+  const loss = createRunChart(elements.loss, {
     label: t("train.compare.loss"), xLabel: t("train.axis.step"), yLabel: t("train.axis.loss"),
   });
 
@@ -105,5 +105,5 @@ export function createComparison(elements) {
     }));
   }
 
-  return { update };
+  return { update, setLog: (on) => loss.setLog(on) };
 }

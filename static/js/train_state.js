@@ -51,10 +51,11 @@ export const TRAIN_STATE = [
   { name: "head", type: "bool", default: true },
   { name: "run", ...runId, default: "" },
   { name: "compare", ...textList((id) => RUN_ID.test(id), 8), default: [] },
+  { name: "log", type: "bool", default: false }, // loss charts on a log scale
 ];
 
 /** The form fields (all but what is on screen: the run shown and the runs compared). */
-export const FORM_FIELDS = TRAIN_STATE.map((field) => field.name).filter((name) => !["preset", "run", "compare"].includes(name));
+export const FORM_FIELDS = TRAIN_STATE.map((field) => field.name).filter((name) => !["preset", "run", "compare", "log"].includes(name));
 
 const BASE = {
   label: "", model: "lenet5", activation: "default", bn: false, dropout: 0, init: "default", data: "mnist5k",

@@ -4,15 +4,16 @@
 // confusion matrix and the misclassified images. Drawing is throttled: a run sends up to
 // hundreds of steps a second, the screen needs a few frames a second.
 
-import { t } from "./i18n.js";
-import { createBarChart, createLineChart } from "./chart.js";
+import { language, t } from "./i18n.js";
+import { createBarChart } from "./chart.js";
+import { createRunChart } from "./train/run_chart.js";
 import { addGridFigure } from "./grid.js";
 import { formatCount, formatNumber } from "./format.js";
 
 const MAX_POINTS = 400; // chart points per line: steps are averaged into this many buckets
 const DRAW_INTERVAL_MS = 250;
-const FINISHED = new Set(["completed", "stopped", "diverged", "failed", "interrupted"]);
-const END_STATUS = { completed: "completed", early_stop: "completed", stopped: "stopped", diverged: "diverged", failed: "failed", interrupted: "interrupted" };
+const FINISHED = new Set(["completed", "stopped", "diverged", "stalled", "failed", "interrupted"]);
+const END_STATUS = { completed: "completed", early_stop: "completed", stopped: "stopped", diverged: "diverged", stalled: "stalled", failed: "failed", interrupted: "interrupted" };
 
 export const isFinished = (status) => FINISHED.has(status);
 
@@ -51,6 +52,7 @@ function emptyRun() {
   return {
     id: "", status: "none", steps: [], epochs: [], totalSteps: 0, epochsPlanned: 0, classes: [],
     model: null, device: "", latest: null, norms: null, error: null, reason: null, lastTime: null,
+    explanation: null, // why a diverged or stalled run stopped: lines in the page's language
   };
 }
 
@@ -58,9 +60,9 @@ export function createRunView(elements) {
   let run = emptyRun();
   let drawTimer = null;
   let confusion = null; // { grid, size, matrix }
-  const chartOptions = (labelKey, yKey) => ({ label: t(labelKey), xLabel: t("train.axis.step"), yLabel: t(yKey) });
-  const lossChart = createLineChart(elements.loss, chartOptions("train.chart.loss", "train.axis.loss"));
-  const accuracyChart = createLineChart(elements.accuracy, chartOptions("train.chart.accuracy", "train.axis.accuracy"));
+  const chartOptions = (labelKey, yKey, extra = {}) => ({ label: t(labelKey), xLabel: t("train.axis.step"), yLabel: t(yKey), ...extra });
+  const lossChart = createRunChart(elements.loss, chartOptions("train.chart.loss", "train.axis.loss", { onZoom: elements.onZoom }));
+  const accuracyChart = createRunChart(elements.accuracy, chartOptions("train.chart.accuracy", "train.axis.accuracy", { onZoom: elements.onZoom }));
   const gradChart = createBarChart(elements.grads, {
     label: t("train.grads.heading"), log: true, xLabel: t("train.axis.layer"), yLabel: t("train.axis.norm"),
   });
@@ -114,7 +116,8 @@ export function createRunView(elements) {
         setStatus("running");
         break;
       case "diverged":
-        run.error = event.message;
+        // the server wrote the run's own diagnosis out in both languages (app/runs/explain.py)
+        run.explanation = event.explanation?.[language()] ?? [event.message];
         break;
       case "end":
         setStatus(END_STATUS[event.reason] || "failed");
@@ -229,6 +232,19 @@ export function createRunView(elements) {
     return parts.join(" · ") || t("train.run.waiting");
   }
 
+  function showExplanation() {
+    const box = elements.diagnosis;
+    box.hidden = !run.explanation;
+    box.dataset.status = run.explanation ? run.status : "";
+    const lines = (run.explanation ?? []).map((text, index) => {
+      const line = document.createElement("p");
+      line.className = index === 0 ? "diagnosis-what" : "diagnosis-cause";
+      line.textContent = text;
+      return line;
+    });
+    box.querySelector(".diagnosis-lines").replaceChildren(...lines);
+  }
+
   function draw() {
     drawTimer = null;
     elements.status.dataset.status = run.status;
@@ -238,6 +254,7 @@ export function createRunView(elements) {
     elements.facts.textContent = facts();
     elements.error.hidden = !run.error;
     elements.error.textContent = run.error || "";
+    showExplanation();
     elements.panel.dataset.steps = String(run.steps.length);
     elements.panel.dataset.epochs = String(run.epochs.length);
     if (run.steps.length || run.epochs.length) drawCharts();
@@ -247,6 +264,8 @@ export function createRunView(elements) {
     reset,
     apply,
     draw,
+    setLog: (on) => lossChart.setLog(on),
+    resetZoom: () => { lossChart.resetZoom(); accuracyChart.resetZoom(); },
     get status() { return run.status; },
     get id() { return run.id; },
   };

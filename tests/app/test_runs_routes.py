@@ -351,3 +351,43 @@ def test_a_cli_run_is_listed_and_streamed_by_the_api(client, data_dir):
     assert kinds.count("step") == 6 and kinds[-1] == "end"
     assert [int(m["id"]) for m in events[:-1]] == list(range(1, len(kinds) + 1))
     assert client.get(f"/api/runs/{run_id}/checkpoints").json()[-1]["file"] == "final.safetensors"
+
+
+# --- a failed run explains itself ----------------------------------------------------------------
+
+DIVERGING = {"model": "lenet5", "data": {"name": "mnist5k", "fit": "pad"}, "lr": 10.0,
+             "epochs": 3, "max_steps_per_epoch": 20}  # fmt: skip
+
+
+def test_a_diverged_run_has_its_status_and_explanation_everywhere(client):
+    """lr 10 on the /train page's LeNet-5: status `diverged` in the record, the list (filtered
+    by status) and the stream; the explanation in both languages names the rate."""
+    created = client.post("/api/runs", json=DIVERGING).json()
+    messages = sse(client.get(created["events_url"]).text)
+    events = [json.loads(m["data"]) for m in messages if m.get("event") != "done"]
+    diverged = next(e for e in events if e["kind"] == "diverged")
+    assert events[-1] == {**events[-1], "kind": "end", "reason": "diverged"}
+    record = client.get(f"/api/runs/{created['id']}").json()
+    assert record["status"] == "diverged"
+    assert record["summary"]["diagnosis"] == diverged["diagnosis"]
+    assert record["summary"]["diagnosis"]["findings"][0]["cause"] == "lr_too_high"
+    ko, en = record["summary"]["explanation"]["ko"], record["summary"]["explanation"]["en"]
+    assert en == diverged["explanation"]["en"] and len(ko) == len(en) >= 2
+    assert en[0].startswith("By step 2 the loss had risen from 2.3")
+    assert en[1].startswith("Learning rate too high: at 10 ")
+    assert ko[1].startswith("학습률이 너무 큽니다. 10에서는")
+    listed = client.get("/api/runs", params={"status": "diverged"}).json()
+    assert created["id"] in [r["id"] for r in listed]
+    assert created["id"] not in [
+        r["id"] for r in client.get("/api/runs", params={"status": "completed"}).json()
+    ]
+
+
+def test_the_cli_reports_a_diverged_run_with_its_explanation(data_dir):
+    err = io.StringIO()
+    args = _cli_args("--lr", "10", "--max-steps", "20", "--lang", "ko")
+    code = train_command(args, Settings(data_dir=data_dir), err)
+    out = err.getvalue()
+    assert code == 1 and ": diverged;" in out
+    assert "diverged at step 2: the loss rose far above where it started" in out
+    assert "  학습률이 너무 큽니다. 10에서는" in out

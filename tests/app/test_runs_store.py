@@ -103,6 +103,7 @@ def test_kinds_filter_and_non_finite_numbers_are_refused(store):
     ([{"kind": "end", "reason": "early_stop"}], "completed", None),
     ([{"kind": "end", "reason": "stopped"}], "stopped", None),
     ([{"kind": "end", "reason": "diverged"}], "diverged", None),
+    ([{"kind": "end", "reason": "stalled"}], "stalled", None),
     ([{"kind": "end", "reason": "failed", "error": "killed (SIGKILL)"}], "failed",
      "killed (SIGKILL)"),
     ([{"kind": "end", "reason": "interrupted", "error": "server stopped"}], "interrupted",
@@ -114,6 +115,20 @@ def test_status_follows_the_events(store, events, status, error):
     record = store.get_run("aaaaaaaaaaaa")
     assert (record.status, record.error) == (status, error)
     assert record.finished == (status not in ACTIVE_STATUSES)
+
+
+def test_a_diagnosis_is_kept_in_the_run_summary(store):
+    store.create_run("aaaaaaaaaaaa", {}, "web", "o")
+    diagnosis = {"signal": "loss_rose", "step": 2, "status": "diverged",
+                 "findings": [{"cause": "lr_too_high", "facts": {"lr": 10.0}}]}  # fmt: skip
+    explanation = {"ko": ["학습률이 너무 큽니다."], "en": ["Learning rate too high."]}
+    diverged = {"kind": "diverged", "step": 2, "diagnosis": diagnosis, "explanation": explanation}
+    record_events(store, "aaaaaaaaaaaa", [diverged, {"kind": "end", "reason": "diverged"}])
+    record = store.get_run("aaaaaaaaaaaa")
+    assert record.status == "diverged"
+    assert record.summary["diagnosis"] == diagnosis
+    assert record.summary["explanation"] == explanation
+    assert [r.id for r in store.list_runs(10, statuses=("diverged",))] == ["aaaaaaaaaaaa"]
 
 
 def test_summary_and_checkpoint_follow_the_events(store):

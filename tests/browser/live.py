@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import shutil
 import socket
+import subprocess
 import threading
 import time
+from pathlib import Path
 
 import uvicorn
 
@@ -26,6 +28,19 @@ CHROMIUM_ARGS = [
 ]
 
 
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def ensure_vendor() -> None:
+    """The npm libraries the pages import (`make vendor`: pinned, into build/npm), installed if
+    this checkout lacks them — as `make test` and `make run` do first."""
+    from app.main import VENDORED
+
+    missing = [n for n in VENDORED if not (ROOT / "build/npm/node_modules" / n / "dist").is_dir()]
+    if missing:
+        subprocess.run(["make", "-s", "vendor"], cwd=ROOT, check=True, timeout=300)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -36,6 +51,7 @@ def start_server(timeout: float = 30.0) -> tuple[str, uvicorn.Server, threading.
     """Serve app.main:app on a free loopback port; returns (base URL, server, thread)."""
     from app.main import app
 
+    ensure_vendor()
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)

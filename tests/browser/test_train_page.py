@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from conftest import check_guard, open_page
 
+from app.i18n import catalogue
 from app.runs.manager import RunLimits
 
 TIMEOUT_MS = 120_000
@@ -83,11 +84,8 @@ def check_run_on_screen(page, manager, run_id: str):
     assert bars.count() == len(norms["grad_norms"])
     values = [float(v) for v in bars.evaluate_all("nodes => nodes.map(n => n.dataset.value)")]
     assert values == pytest.approx(list(norms["grad_norms"].values()))
-    # the loss line has one point per step (10 steps: no averaging needed)
-    points = page.get_attribute("#loss-chart polyline.series-0", "points").split()
-    assert len(points) == len(steps)
-    val_points = page.get_attribute("#loss-chart polyline.series-1", "points").split()
-    assert len(val_points) == 2
+    # the loss line has one point per step (10 steps: no averaging needed), validation 2
+    assert page.get_attribute("#loss-chart", "data-series-points") == f"{len(steps)},2"
     accuracy = round(100 * epochs[-1]["val_accuracy"], 1)
     assert f"validation accuracy {accuracy:g}% after epoch 2" in page.inner_text("#run-facts")
 
@@ -194,7 +192,7 @@ def test_a_preset_starts_two_runs_and_compares_them(page, manager):
         ".map(li => li.textContent)) === JSON.stringify(expected)",
         arg=expected, timeout=TIMEOUT_MS,
     )  # fmt: skip
-    assert page.locator("#compare-accuracy polyline").count() == 2
+    assert page.get_attribute("#compare-accuracy", "data-series-points") == "2,2"
     # unticking a run takes it out of the comparison and the URL
     page.locator(f'#runs-body tr[data-run="{ids[0]}"] input[type=checkbox]').uncheck()
     page.wait_for_selector("#compare[data-runs='1']")
@@ -294,3 +292,82 @@ def test_the_gradient_check_shows_the_apis_relative_errors(page, screenshot):
     page.wait_for_selector('#gradcheck-body tr[data-passed="false"]')
     panel.scroll_into_view_if_needed()
     screenshot(page, "train-gradcheck", full_page=False)
+
+
+@pytest.mark.parametrize("lang", ["ko", "en"])
+def test_a_diverged_run_shows_its_status_and_why(make_page, manager, screenshot, lang):
+    """lr 10: the run ends `diverged` (not `completed`), and the page explains it in the
+    reader's language with the sentences stored with the run's own diagnosis."""
+    msgs = {**catalogue(lang, "common"), **catalogue(lang, "train")}
+    page = make_page("desktop")
+    page.set_viewport_size({"width": 1366, "height": 768})
+    page.goto(f"/train?lang={lang}&preset=custom&model=lenet5&data=digits&limit=300&lr=10"
+              "&epochs=2&batch=32&steps=20")  # fmt: skip
+    page.wait_for_selector("body[data-ready=true]")
+    run_id = start_and_finish(page, "diverged")
+    assert page.inner_text("#run-status") == msgs["train.status.diverged"]
+    diverged = next(e for e in stored_events(manager, run_id) if e["kind"] == "diverged")
+    assert diverged["diagnosis"]["findings"][0]["cause"] == "lr_too_high"
+    box = page.locator("#run-diagnosis")
+    assert box.is_visible()
+    assert box.locator("h3").inner_text() == msgs["train.diagnosis.heading"]
+    assert box.locator("p").all_inner_texts() == diverged["explanation"][lang]
+    lr_line = msgs["train.diagnosis.lr_too_high"].split("{lr}")[0]
+    assert box.locator("p").nth(1).inner_text().startswith(lr_line + "10")
+    row = page.locator(f'#runs-body tr[data-run="{run_id}"]')
+    assert row.get_attribute("data-status") == "diverged"
+    screenshot(page, f"train-diverged-{lang}-1366")
+    # reopening the run from its URL replays the same explanation
+    page.goto(page.url)
+    page.wait_for_selector("#run[data-status=diverged]", timeout=TIMEOUT_MS)
+    assert page.locator("#run-diagnosis p").all_inner_texts() == diverged["explanation"][lang]
+
+
+@pytest.mark.parametrize("lang", ["ko", "en"])
+def test_the_loss_chart_reads_out_zooms_and_goes_logarithmic(make_page, manager, finished, lang):
+    """uPlot charts: the hover read-out shows each series' value at the step under the cursor
+    (moved here with the keyboard), dragging zooms into a range of steps and a double-click
+    zooms out, and the log scale is a switch kept in the URL."""
+    run_id, _ = finished
+    steps = {e["step"]: e for e in stored_events(manager, run_id) if e["kind"] == "step"}
+    page = make_page("desktop")
+    page.set_viewport_size({"width": 1366, "height": 768})
+    page.goto(f"/train?lang={lang}&run={run_id}")
+    page.wait_for_selector("#run[data-status=completed]", timeout=TIMEOUT_MS)
+    chart = page.locator("#loss-chart")
+    chart.scroll_into_view_if_needed()
+    assert chart.get_attribute("data-series-points") == "10,2"
+    assert chart.get_attribute("data-x-range") == "0,10"
+    # hover read-out: → moves the cursor sample by sample; the legend shows that step's loss
+    chart.focus()
+    for _ in range(4):
+        chart.press("ArrowRight")
+    page.wait_for_function("() => document.querySelector('#loss-chart').dataset.cursor === '3'")
+    shown = chart.locator(".u-legend .u-series").nth(1).locator(".u-value").inner_text()
+    assert float(shown) == pytest.approx(steps[3]["loss"], abs=5e-5)
+    assert chart.locator(".u-legend .u-series").nth(0).locator(".u-value").inner_text() == "3"
+    # zoom: drag across the middle of the plot, then double-click to see every step again
+    box = chart.locator(".u-over").bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + 0.3 * box["width"], y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 0.5 * box["width"], y, steps=5)
+    page.mouse.move(box["x"] + 0.7 * box["width"], y, steps=5)
+    page.mouse.up()
+    page.wait_for_function("() => document.querySelector('#loss-chart').dataset.zoomed === 'true'")
+    low, high = map(float, chart.get_attribute("data-x-range").split(","))
+    assert low == pytest.approx(3, abs=0.3) and high == pytest.approx(7, abs=0.3)
+    assert page.locator("#reset-zoom").is_enabled()
+    chart.locator(".u-over").dblclick()
+    page.wait_for_function("() => document.querySelector('#loss-chart').dataset.xRange === '0,10'")
+    assert page.locator("#reset-zoom").is_disabled()
+    # log scale: a switch in the URL that survives a reload
+    assert chart.get_attribute("data-log") == "false"
+    page.locator("#log-scale").check()
+    page.wait_for_function("() => document.querySelector('#loss-chart').dataset.log === 'true'")
+    page.wait_for_url(lambda url: parse_qs(urlparse(url).query).get("log") == ["1"])
+    page.reload()
+    page.wait_for_selector("#run[data-status=completed]", timeout=TIMEOUT_MS)
+    assert page.locator("#log-scale").is_checked()
+    assert page.get_attribute("#loss-chart", "data-log") == "true"
+    assert page.get_attribute("#loss-chart", "data-series-points") == "10,2"
