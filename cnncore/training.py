@@ -56,6 +56,7 @@ from cnncore.optim import build_optimizer, build_schedule, make_loss
 __all__ = ["TrainConfig", "Trainer", "plain_json"]
 
 _EVAL_BATCH = 512
+MAX_STEP_DELAY_S = 5.0  # slow mode's longest pace: a demo, not a way to hold a worker for hours
 
 
 @dataclass
@@ -88,6 +89,7 @@ class TrainConfig:
     device: str = "cpu"  # auto | cpu | cuda | cuda:N
     # what is measured, and how often
     max_steps_per_epoch: int | None = None  # cut epochs short (tiny demo and test runs)
+    step_delay_s: float = 0.0  # slow mode: each step takes at least this long (a teacher talks)
     log_every: int = 1  # steps between two "step" events
     norms_every: int = 10  # steps between per-layer gradient/weight norms in "step" events
     histogram_bins: int = 30
@@ -121,6 +123,10 @@ class TrainConfig:
         for name, value in positive.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise CNNCoreError(f"{name} must be a whole number of at least 1", name)
+        if not 0.0 <= self.step_delay_s <= MAX_STEP_DELAY_S:
+            raise CNNCoreError(
+                f"step_delay_s must be between 0 and {MAX_STEP_DELAY_S:g} seconds", "step_delay_s"
+            )
         if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
             raise CNNCoreError("max_steps_per_epoch must be at least 1", "max_steps_per_epoch")
         if self.early_stopping < 0:
@@ -175,6 +181,7 @@ class _Clock:
     train_s: float = 0.0
     eval_s: float = 0.0
     paused_s: float = 0.0
+    paced_s: float = 0.0  # slow mode's waits between steps
     images: int = 0
 
     def elapsed(self) -> float:
@@ -391,6 +398,7 @@ class Trainer:
                 return summary
             self.step += 1
             spent = time.perf_counter() - tick
+            self._pace(tick + c.step_delay_s, clock)
             clock.train_s, clock.images = clock.train_s + spent, clock.images + n
             summary.add(loss_value, correct, n)
             window.add(loss_value, correct, n, spent)
@@ -421,6 +429,16 @@ class Trainer:
             message=explain(self.diagnosis),
         )  # fmt: skip
         return self.diagnosis.status
+
+    def _pace(self, until: float, clock: _Clock) -> None:
+        """Slow mode: wait until `until` (perf_counter), in short naps so that stop and pause
+        are still read at once; the wait counts as neither training time nor pause."""
+        began = time.perf_counter()
+        while (left := until - time.perf_counter()) > 0 and not self.should_stop():
+            if self.should_pause():
+                break  # the pause itself waits, before the next step
+            time.sleep(min(left, self.pause_poll_s))
+        clock.paced_s += time.perf_counter() - began
 
     def _wait_while_paused(self, clock: _Clock) -> Iterator[dict[str, Any]]:
         began = time.perf_counter()
@@ -464,7 +482,7 @@ class Trainer:
 
     def _eta(self, clock: _Clock, total_steps: int) -> float:
         done = max(self.step, 1)
-        per_step = clock.train_s / done
+        per_step = max(clock.train_s / done, self.config.step_delay_s)  # slow mode paces steps
         per_eval = clock.eval_s / max(self.epochs_completed, 1) if self.epochs_completed else 0.0
         return per_step * (total_steps - self.step) + per_eval * (
             self.config.epochs - self.epochs_completed

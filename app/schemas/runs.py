@@ -21,6 +21,7 @@ from cnncore.datasets.standard import STANDARD_DATASETS
 from cnncore.errors import CNNCoreError
 from cnncore.model_options import INITS
 from cnncore.optim import LOSSES, OPTIMIZERS, SCHEDULES
+from cnncore.training import MAX_STEP_DELAY_S
 
 RUN_ID_PATTERN = r"^[0-9a-f]{12}$"
 RunId = Annotated[str, Field(pattern=RUN_ID_PATTERN, examples=["3f9a1c0b7d2e"])]
@@ -96,6 +97,8 @@ class RunCreate(_Strict):
     device: str | None = Field(None, pattern=r"^(auto|cpu|cuda(:\d{1,2})?)$",
                                description="None: the server's device setting")  # fmt: skip
     max_steps_per_epoch: int | None = Field(None, ge=1)
+    step_delay_s: float = Field(0.0, ge=0.0, le=MAX_STEP_DELAY_S,
+                                description="slow mode: each step's least seconds")  # fmt: skip
     log_every: int = Field(1, ge=1, le=1000)
     norms_every: int = Field(10, ge=1, le=1000)
     histogram_bins: int = Field(30, ge=2, le=100)

@@ -9,7 +9,7 @@ import { createState } from "./state.js";
 import { bindControls } from "./controls.js";
 import { FIELD_ALIASES, FORM_FIELDS, PRESETS, TRAIN_STATE, runRequest } from "./train_state.js";
 import { createRunView, isFinished } from "./train_view.js";
-import { createComparison, fillSourceSelect, renderRunList } from "./train_runs.js";
+import { createComparison, fillSourceSelect, renderRunList, runName } from "./train_runs.js";
 import { createGradcheckView } from "./gradcheck_view.js";
 import { controlHeaders, rememberRunToken, runToken } from "./train/run_tokens.js";
 
@@ -150,7 +150,8 @@ function updateRunControls() {
       anchor.download = `run-${id}-metrics.${kind}`;
     }
   }
-  $("run-title").textContent = record ? record.label || record.id : id;
+  $("run-title").textContent = record ? runName(record, runs) : id;
+  $("run-title").title = id;
 }
 
 for (const action of ["pause", "resume", "stop"]) {
@@ -183,7 +184,8 @@ async function refreshComparison() {
   const ticket = ++comparisons;
   const ids = state.get("compare");
   const metrics = await Promise.all(ids.map((id) => getJSON(`/api/runs/${id}/metrics.json`).catch(() => null)));
-  if (ticket === comparisons) comparison.update(metrics.filter(Boolean));
+  const names = Object.fromEntries(runs.map((run) => [run.id, runName(run, runs)]));
+  if (ticket === comparisons) comparison.update(metrics.filter(Boolean), names);
 }
 
 async function refreshRuns() {

@@ -14,8 +14,18 @@ function cell(...children) {
   return node;
 }
 
-function runName(run) {
-  return run.label ? `${run.label} (${run.id.slice(0, 6)})` : run.id;
+/**
+ * What a run is called on screen: its label, else a name read from its settings and its place
+ * among the listed runs (oldest first), "LeNet-5 · 8×8 digits · lr 0.001 · 3 epochs · #4",
+ * instead of a hex id.
+ */
+export function runName(run, runs = [run]) {
+  if (run.label) return run.label;
+  const order = [...runs].sort((a, b) => a.created_at - b.created_at || a.id.localeCompare(b.id));
+  return t("train.run_name", {
+    model: t(`train.model.${run.model}`), data: t(`train.data.${run.dataset}`),
+    lr: run.config?.lr ?? "–", epochs: run.config?.epochs ?? "–", number: order.indexOf(run) + 1,
+  });
 }
 
 /** Fill `tbody` with one row per run; `compare` ids have their box ticked, `current` is marked. */
@@ -28,12 +38,13 @@ export function renderRunList(tbody, runs, { current, compare, onOpen, onCompare
     const box = document.createElement("input");
     box.type = "checkbox";
     box.checked = compare.includes(run.id);
-    box.setAttribute("aria-label", t("train.runs.compare_run", { run: runName(run) }));
+    box.setAttribute("aria-label", t("train.runs.compare_run", { run: runName(run, runs) }));
     box.addEventListener("change", () => onCompare(run.id, box.checked));
     const open = document.createElement("button");
     open.type = "button";
     open.className = "link-button";
-    open.textContent = runName(run);
+    open.textContent = runName(run, runs);
+    open.title = run.id;
     open.addEventListener("click", () => onOpen(run.id));
     const status = document.createElement("span");
     status.className = "status-badge";
@@ -59,7 +70,7 @@ export function fillSourceSelect(select, runs, value) {
   select.replaceChildren(none, ...sources.map((run) => {
     const option = document.createElement("option");
     option.value = run.id;
-    option.textContent = `${runName(run)} · ${t(`train.model.${run.model}`)}`;
+    option.textContent = runName(run, runs);
     return option;
   }));
   select.value = sources.some((run) => run.id === value) ? value : "";
@@ -74,7 +85,8 @@ export function createComparison(elements) {
     label: t("train.compare.loss"), xLabel: t("train.axis.step"), yLabel: t("train.axis.loss"),
   });
 
-  function update(metrics) {
+  function update(metrics, names = {}) {
+    const nameOf = (m) => m.label || names[m.id] || m.id;
     elements.root.hidden = metrics.length === 0;
     elements.root.dataset.runs = String(metrics.length);
     if (metrics.length === 0) return;
@@ -83,12 +95,12 @@ export function createComparison(elements) {
     const total = Math.max(1, ...metrics.map((m) => m.steps.at(-1)?.step ?? 0));
     const grid = buckets([], total);
     const accuracySeries = metrics.map((m) => ({
-      name: m.label || m.id,
+      name: nameOf(m),
       values: xsEpochs.map((e) => (e === 0 ? NaN : m.epochs[e - 1]?.val_accuracy ?? NaN)),
     }));
     const lossSeries = metrics.map((m) => {
       const stats = buckets(m.steps.map((s) => ({ x: s.step, y: s.loss })), total);
-      return { name: m.label || m.id, values: grid.xs.map((_, b) => (b === 0 ? NaN : stats.mean(b))) };
+      return { name: nameOf(m), values: grid.xs.map((_, b) => (b === 0 ? NaN : stats.mean(b))) };
     });
     const any = (series) => series.some((s) => s.values.some(Number.isFinite));
     if (any(accuracySeries)) accuracy.update({ x: xsEpochs, series: accuracySeries });
@@ -99,8 +111,8 @@ export function createComparison(elements) {
       item.dataset.run = m.id;
       const last = m.epochs.at(-1);
       item.textContent = last
-        ? t("train.compare.legend", { run: m.label || m.id, accuracy: formatNumber(100 * last.val_accuracy, 1) })
-        : m.label || m.id;
+        ? t("train.compare.legend", { run: nameOf(m), accuracy: formatNumber(100 * last.val_accuracy, 1) })
+        : nameOf(m);
       return item;
     }));
   }

@@ -38,6 +38,7 @@ export const TRAIN_STATE = [
   { name: "epochs", type: "int", default: 3, min: 1, max: 50 },
   { name: "batch", type: "int", default: 64, min: 1, max: 1024 },
   { name: "steps", type: "int", default: 0, min: 0, max: 10000 }, // 0: whole epochs
+  { name: "pace", type: "float", default: 0, min: 0, max: 5 }, // slow mode: seconds per step
   { name: "seed", type: "int", default: 0, min: 0, max: 999999 },
   { name: "schedule", type: "enum", values: ["constant", "step", "cosine"], default: "constant" },
   { name: "momentum", type: "float", default: 0.9, min: 0, max: 0.99 },
@@ -112,13 +113,14 @@ export function runRequest(values) {
     early_stopping: values.es, augment: { shift: values.shift, rotation: values.rotation, flip: values.flip },
   };
   if (values.steps > 0) body.max_steps_per_epoch = values.steps;
+  if (values.pace > 0) body.step_delay_s = values.pace;
   if (values.from) body.init_from = { run_id: values.from, freeze: values.freeze, replace_head: values.head };
   return body;
 }
 
 /** API field names (422 locations) → the form control that shows the message. */
 export const FIELD_ALIASES = {
-  batch_size: "batch", max_steps_per_epoch: "steps", batch_norm: "bn", weight_decay: "wd",
+  batch_size: "batch", max_steps_per_epoch: "steps", step_delay_s: "pace", batch_norm: "bn", weight_decay: "wd",
   early_stopping: "es", augment: "shift", "data.name": "data", "data.channels": "data",
   "init_from.run_id": "from", "init_from.freeze": "freeze", "init_from.replace_head": "head", init_from: "from",
 };

@@ -302,10 +302,21 @@ def test_a_diverged_run_shows_its_status_and_why(make_page, manager, screenshot,
     page = make_page("desktop")
     page.set_viewport_size({"width": 1366, "height": 768})
     page.goto(f"/train?lang={lang}&preset=custom&model=lenet5&data=digits&limit=300&lr=10"
-              "&epochs=2&batch=32&steps=20")  # fmt: skip
+              "&epochs=2&batch=32&steps=20&pace=0.1")  # fmt: skip
     page.wait_for_selector("body[data-ready=true]")
+    assert page.locator('[name="pace"]').input_value() == "0.1"  # slow mode, from the URL
     run_id = start_and_finish(page, "diverged")
+    assert manager.get(run_id).config["step_delay_s"] == 0.1
     assert page.inner_text("#run-status") == msgs["train.status.diverged"]
+    # an unnamed run is called by what it is and its place among the runs, not its hex id
+    listed = sorted(manager.store.list_runs(100), key=lambda r: (r.created_at, r.id))
+    number = [r.id for r in listed].index(run_id) + 1
+    model, data = msgs["train.model.lenet5"], msgs["train.data.digits"]
+    name = msgs["train.run_name"].format(model=model, data=data, lr=10, epochs=2, number=number)
+    assert page.inner_text("#run-title") == name
+    page.wait_for_function(
+        "([id, name]) => document.querySelector(`#runs-body tr[data-run='${id}'] .link-button`)"
+        "?.textContent === name", arg=[run_id, name])  # fmt: skip
     diverged = next(e for e in stored_events(manager, run_id) if e["kind"] == "diverged")
     assert diverged["diagnosis"]["findings"][0]["cause"] == "lr_too_high"
     box = page.locator("#run-diagnosis")

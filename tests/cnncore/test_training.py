@@ -507,3 +507,25 @@ def test_checkpoint_round_trip_rebuilds_the_same_network(digits, tmp_path):
     with pytest.raises(CNNCoreError) as err:
         load_checkpoint(tmp_path / "junk.safetensors")
     assert err.value.field == "checkpoint"
+
+
+def test_slow_mode_paces_steps_and_still_stops_at_once(digits):
+    """step_delay_s: each step event comes at least that long after the previous one (a teacher
+    can talk over a demo); a stop during the wait ends the run without waiting it out."""
+    import time
+
+    config = _config(epochs=1, max_steps_per_epoch=3, step_delay_s=0.3)
+    arrivals = []
+    for event in Trainer(config, data=digits).run():
+        if event["kind"] == "step":
+            arrivals.append(time.perf_counter())
+    assert len(arrivals) == 3
+    assert all(b - a >= 0.3 for a, b in zip(arrivals, arrivals[1:], strict=False))
+    began = time.perf_counter()
+    trainer = Trainer(_config(step_delay_s=5.0), data=digits, should_stop=lambda: trainer.step >= 1)
+    events = list(trainer.run())
+    assert events[-1]["reason"] == "stopped" and trainer.step == 1
+    assert time.perf_counter() - began < 5.0  # the 5 s pace after step 1 was cut short
+    with pytest.raises(CNNCoreError) as refused:
+        Trainer(_config(step_delay_s=5.5), data=digits)
+    assert refused.value.field == "step_delay_s"

@@ -82,7 +82,7 @@ export function createRunChart(container, options = {}) {
         { label: options.xLabel, value: (self, v) => (v === null ? "–" : String(v)) },
         ...names.map((name, k) => ({
           label: name, stroke: colour(k), width: 2, dash: DASHES[k % DASHES.length], spanGaps: true,
-          points: { show: false }, value: (self, v) => readout(v),
+          value: (self, v) => readout(v), // points are drawn where lines are sparse (one step)
         })),
       ],
       cursor: { drag: { x: true, y: false, setScale: true }, points: { size: 7 } },
