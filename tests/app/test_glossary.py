@@ -2,6 +2,7 @@
 names the term and the alternatives no catalogue may use, and every term it keeps is in use."""
 
 import json
+import re
 
 import pytest
 
@@ -19,7 +20,8 @@ def test_catalogues_use_the_glossary_term_not_its_alternatives(term):
         for name, texts in KOREAN.items()
         for key, text in texts.items()
         for alternative in term["avoid"]
-        if alternative in text
+        # a whole word: 레이어 (layer) is wrong, 플레이어 (player) is another word
+        if re.search(r"(?<![가-힣])" + re.escape(alternative), text)
     ]
     assert not found, f"write {term['ko']!r} for {term['en']!r}: {found}"
     assert any(term["ko"] in text for texts in KOREAN.values() for text in texts.values())
