@@ -87,3 +87,12 @@ def stack_fields(dilations: list[int], kernel: int, strides: list[int] | None = 
 def hwc_text(shape: tuple[int, ...]) -> str:
     channels, *spatial = shape
     return shape_text(*spatial, channels)
+
+
+def params_line(shape, kernel: int, bias: bool) -> str:
+    """params = O·(k·k·C + 1), the count lesson "channels-params" teaches (O·k·k·C without bias)."""
+    o, c = shape.out_channels, shape.in_channels
+    expect([o * (kernel * kernel * c + bias)], [shape.params], "the parameter count")
+    if bias:
+        return f"params = O·(k·k·C + 1) = {o}·({kernel}·{kernel}·{c} + 1) = {num(shape.params)}"
+    return f"params = O·k·k·C = {o}·{kernel}·{kernel}·{c} = {num(shape.params)}"

@@ -15,6 +15,7 @@ from app.lesson_answers.common import (
     hwc_text,
     matrix_text,
     num,
+    params_line,
     percent,
     shape_text,
     stack_fields,
@@ -60,9 +61,9 @@ def conv_layer(
             "output_size",
             shape_text(*hwc(shape)),
             hwc(shape),
-            (shape.formula["height"], shape.formula["width"]),
+            _size_lines(shape, size, kernel, stride, dilation),
         ),
-        Answer("params", num(shape.params), shape.params, (shape.formula["params"],)),
+        Answer("params", num(shape.params), shape.params, (params_line(shape, kernel, bias),)),
     ]
     if macs:
         h, w, o = hwc(shape)
@@ -78,6 +79,25 @@ def conv_layer(
             )
         )
     return tuple(answers)
+
+
+def _size_lines(shape, size: int, kernel: int, stride: int, dilation: int) -> tuple[str, ...]:
+    """The output size as the lessons teach it, out = ⌊(n + 2p − k) / s⌋ + 1, with the dilated
+    span k' = d·(k − 1) + 1 in place of k (lesson "dilation"); the numbers are cnncore's (its
+    padding resolved from 'same'/'valid', its output size), checked to agree."""
+    pads, lines = shape.padding, []
+    span = dilation * (kernel - 1) + 1
+    k = "k"
+    if dilation != 1:
+        lines.append(f"k' = d·(k − 1) + 1 = {dilation}·({kernel} − 1) + 1 = {span}")
+        k = "k'"
+    for axis, before, after, out in (("H", pads.top, pads.bottom, shape.out_height),
+                                     ("W", pads.left, pads.right, shape.out_width)):  # fmt: skip
+        padded = f"2·{before}" if before == after else f"{before} + {after}"
+        expect([(size + before + after - span) // stride + 1], [out], f"{axis}_out")
+        lines.append(f"{axis}_out = ⌊(n + 2p − {k}) / s⌋ + 1 = "
+                     f"⌊({size} + {padded} − {span}) / {stride}⌋ + 1 = {out}")  # fmt: skip
+    return tuple(lines)
 
 
 def conv_output_and_macs(size: int, kernel: int) -> tuple[Answer, ...]:
@@ -159,10 +179,10 @@ def dilated_vs_large(channels: int, kernel: int, dilation: int) -> tuple[Answer,
             dilated.params,
             (
                 f"k' = d·(k − 1) + 1 = {dilation}·({kernel} − 1) + 1 = {seen}",
-                dilated.formula["params"],
+                params_line(dilated, kernel, True),
             ),
         ),
-        Answer("params_large", num(large.params), large.params, (large.formula["params"],)),
+        Answer("params_large", num(large.params), large.params, (params_line(large, seen, True),)),
     )
 
 
@@ -175,7 +195,7 @@ def conv_vs_dense(size: int, channels: int, filters: int, kernel: int) -> tuple[
     params = summarize(dense, (channels, size, size)).total_params
     ratio = params / conv.params
     return (
-        Answer("params_conv", num(conv.params), conv.params, (conv.formula["params"],)),
+        Answer("params_conv", num(conv.params), conv.params, (params_line(conv, kernel, True),)),
         Answer(
             "params_dense",
             num(params),

@@ -8,7 +8,15 @@ from collections import Counter
 import torch
 from torch import nn
 
-from app.lesson_answers.common import Answer, expect, num, percent, shape_text, stack_fields
+from app.lesson_answers.common import (
+    Answer,
+    expect,
+    num,
+    params_line,
+    percent,
+    shape_text,
+    stack_fields,
+)
 from cnncore.arithmetic import conv2d_shape
 from cnncore.inspect import curriculum_cost_comparisons, summarize_model
 from cnncore.model_options import build_classifier
@@ -191,11 +199,13 @@ def stacked_small_kernels(layers: int, kernel: int, channels: int) -> tuple[Answ
             num(layers * small.params),
             layers * small.params,
             (
-                small.formula["params"],
+                params_line(small, kernel, False),
                 f"{layers}·{num(small.params)} = {num(layers * small.params)}",
             ),
         ),
-        Answer("params_large", num(large.params), large.params, (large.formula["params"],)),
+        Answer(
+            "params_large", num(large.params), large.params, (params_line(large, size, False),)
+        ),  # fmt: skip
     )
 
 

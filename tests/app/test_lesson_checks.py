@@ -160,3 +160,31 @@ def test_the_question_api_serves_every_question_in_both_languages():
     lenet = client.get("/api/questions/classic-cnns.lenet").json()
     assert lenet["kind"] == "number" and lenet["expected"] == 61706 and lenet["tolerance"] == 0
     assert lenet["text"]["en"]["check"]["ask"] == "Parameters"
+
+
+def test_worked_answers_use_the_formulas_the_lessons_teach():
+    """The output size and parameter count are written with the lesson's own formula, not the
+    explorer's general PyTorch form (p_before + p_after − d·(k − 1) − 1, C_in/groups)."""
+    en = catalogue("en", "lessons")
+    size_formula, params_formula = "⌊(n + 2p − k) / s⌋ + 1", "O·(k·k·C + 1)"
+    assert size_formula in en["lesson.padding_stride.p3"]
+    assert params_formula in en["lesson.channels_params.p1"]
+    assert "d·(k − 1) + 1" in en["lesson.dilation.p2"]
+    lines = {
+        (lesson.slug, q.id, a.label): a.work
+        for lesson in LESSONS
+        for q in lesson.questions
+        for a in q.answers()
+    }
+    assert lines[("padding-stride", "alexnet", "output_size")][0] == (
+        f"H_out = {size_formula} = ⌊(227 + 2·0 − 11) / 4⌋ + 1 = 55"
+    )
+    assert lines[("channels-params", "conv", "params")] == (
+        f"params = {params_formula} = 16·(3·3·3 + 1) = 448",
+    )
+    assert lines[("dilation", "output", "output_size")][:2] == (
+        "k' = d·(k − 1) + 1 = 2·(3 − 1) + 1 = 5",
+        "H_out = ⌊(n + 2p − k') / s⌋ + 1 = ⌊(9 + 2·0 − 5) / 1⌋ + 1 = 5",
+    )
+    for work in lines.values():
+        assert not any("/1)" in line for line in work), work  # no C_in/groups
