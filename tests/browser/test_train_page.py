@@ -313,7 +313,9 @@ def test_a_diverged_run_shows_its_status_and_why(make_page, manager, screenshot,
     number = [r.id for r in listed].index(run_id) + 1
     model, data = msgs["train.model.lenet5"], msgs["train.data.digits"]
     name = msgs["train.run_name"].format(model=model, data=data, lr=10, epochs=2, number=number)
-    assert page.inner_text("#run-title") == name
+    # the list refreshes every 2 s: the title and the row follow it
+    page.wait_for_function("name => document.querySelector('#run-title').textContent === name",
+                           arg=name)  # fmt: skip
     page.wait_for_function(
         "([id, name]) => document.querySelector(`#runs-body tr[data-run='${id}'] .link-button`)"
         "?.textContent === name", arg=[run_id, name])  # fmt: skip
@@ -325,8 +327,7 @@ def test_a_diverged_run_shows_its_status_and_why(make_page, manager, screenshot,
     assert box.locator("p").all_inner_texts() == diverged["explanation"][lang]
     lr_line = msgs["train.diagnosis.lr_too_high"].split("{lr}")[0]
     assert box.locator("p").nth(1).inner_text().startswith(lr_line + "10")
-    row = page.locator(f'#runs-body tr[data-run="{run_id}"]')
-    assert row.get_attribute("data-status") == "diverged"
+    page.wait_for_selector(f'#runs-body tr[data-run="{run_id}"][data-status=diverged]')
     screenshot(page, f"train-diverged-{lang}-1366")
     # reopening the run from its URL replays the same explanation
     page.goto(page.url)
