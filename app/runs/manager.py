@@ -62,6 +62,7 @@ __all__ = [
     "get_run_manager",
     "new_run_id",
     "open_store",
+    "use_run_manager",
 ]
 
 _BATCH = 256  # events stored in one transaction at most
@@ -582,6 +583,17 @@ def get_run_manager() -> RunManager:
                                   RunLimits.from_settings(settings))  # fmt: skip
             atexit.register(_close_manager, _manager)
         return _manager
+
+
+def use_run_manager(manager: RunManager | None) -> RunManager | None:
+    """Make `manager` the process-wide one (None: made again from the settings on next use)
+    and return the one it replaces: tests and embedders point every page at runs kept in a
+    folder of their own, the pages that find checkpoints by run id (`checkpoint_for_run`)
+    included."""
+    global _manager
+    with _manager_lock:
+        previous, _manager = _manager, manager
+    return previous
 
 
 def _close_manager(manager: RunManager) -> None:

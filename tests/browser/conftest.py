@@ -1,7 +1,9 @@
 """Browser-test infrastructure: a live server, headless Chromium, and guards every test gets.
 
 - `live_server` (session): the real app under uvicorn on a free loopback port, in a thread
-  (`live.py`, shared with the browser benchmarks).
+  (`live.py`, shared with the browser benchmarks), with a data folder of the session's own
+  (CNNVIZ_DATA_DIR): runs, checkpoints and uploads never come from nor go to the developer's
+  var/, so no test depends on leftovers.
 - `browser` (session): Playwright driving Debian's Chromium (Playwright's own browser download
   cannot work offline), with the flags the project prescribes (`live.CHROMIUM_ARGS`).
 - `page` (function): a fresh 1280×900 context on that server; the test fails if the page
@@ -11,13 +13,16 @@
 - `make_page(viewport, **context_options)`: more pages ("desktop", "phone" 360 px, "projector"
   1920 px; Playwright context options such as locale or reduced_motion), guarded the same way.
 - `runs_in(folder, limits)`: `with runs_in(...) as manager:` the app's runs live in `folder` (a
-  store and checkpoints of the module's own, not var/) for the length of the block.
+  store and checkpoints of the module's own) for the length of the block: the routes'
+  manager and the process-wide one (which /features and the receptive-field page use to find a
+  run's checkpoint) alike.
 - `screenshot(page, name)`: saves test-artifacts/<name>.png (gitignored) to look at.
 Every test collected under tests/browser/ carries the `browser` marker.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,10 +43,28 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def live_server() -> Iterator[str]:
+def live_server(tmp_path_factory) -> Iterator[str]:
+    from app.runs.manager import use_run_manager
+    from app.settings import get_settings
+
+    before = os.environ.get("CNNVIZ_DATA_DIR")
+    os.environ["CNNVIZ_DATA_DIR"] = str(tmp_path_factory.mktemp("browser-data"))
+    get_settings.cache_clear()
+    earlier = use_run_manager(None)  # made again, in the session's folder, on first use
     base_url, server, thread = start_server()
-    yield base_url
-    stop_server(server, thread)
+    try:
+        yield base_url
+    finally:
+        stop_server(server, thread)
+        made = use_run_manager(earlier)
+        if made is not None and made is not earlier:
+            made.close()
+            made.store.close()
+        if before is None:
+            os.environ.pop("CNNVIZ_DATA_DIR", None)
+        else:
+            os.environ["CNNVIZ_DATA_DIR"] = before
+        get_settings.cache_clear()
 
 
 @contextmanager
@@ -49,15 +72,17 @@ def _runs_in(folder: Path, limits) -> Iterator:
     """A run manager over its own SQLite store and checkpoints in `folder`, serving the app's
     `get_run_manager` until the block ends (then closed, and the override removed)."""
     from app.main import app
-    from app.runs.manager import RunManager, get_run_manager
+    from app.runs.manager import RunManager, get_run_manager, use_run_manager
     from app.runs.store import SQLiteRunStore
 
     store = SQLiteRunStore(folder / "cnnviz.sqlite3")
     running = RunManager(store, folder / "checkpoints", limits)
     app.dependency_overrides[get_run_manager] = lambda: running
+    previous = use_run_manager(running)
     try:
         yield running
     finally:
+        use_run_manager(previous)
         app.dependency_overrides.pop(get_run_manager, None)
         running.close()
         store.close()
