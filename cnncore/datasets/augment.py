@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from cnncore.errors import CNNCoreError
 
-__all__ = ["AugmentConfig", "affine_images", "augment_batch"]
+__all__ = ["AugmentConfig", "AugmentDraws", "affine_images", "augment_batch", "draw_changes"]
 
 
 @dataclass
@@ -62,26 +62,46 @@ def affine_images(images: torch.Tensor, degrees: torch.Tensor, shift: torch.Tens
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-def augment_batch(
-    images: torch.Tensor, config: AugmentConfig, generator: torch.Generator
-) -> torch.Tensor:
-    """A randomly changed copy of a batch N×C×H×W in [0, 1]; the input is left untouched.
+@dataclass(frozen=True)
+class AugmentDraws:
+    """The random changes of one batch (None: that kind is off), drawn by `draw_changes`."""
 
-    Draws happen in a fixed order from `generator` (on the CPU, whatever the batch's device),
-    which is what makes a seeded run repeat exactly.
-    """
-    n = images.shape[0]
-    out = images
+    degrees: torch.Tensor | None  # N, float64, in [-rotation, rotation]
+    shift: torch.Tensor | None  # N×2 integers (dx, dy), each in [-shift, shift]
+    mirror: torch.Tensor | None  # N booleans
+    brightness: torch.Tensor | None  # N, in [-brightness, brightness]
+
+
+def draw_changes(n: int, config: AugmentConfig, generator: torch.Generator) -> AugmentDraws:
+    """The changes of `n` images, in a fixed order from `generator` (on the CPU, whatever the
+    batch's device): what makes a seeded run repeat exactly."""
+    degrees = shift = mirror = delta = None
     if config.shift or config.rotation:
         degrees = (
             torch.rand(n, generator=generator, dtype=torch.float64) * 2 - 1
         ) * config.rotation
         shift = torch.randint(-config.shift, config.shift + 1, (n, 2), generator=generator)
-        out = affine_images(out, degrees.to(out.device), shift.to(out.device))
     if config.flip:
-        mirror = (torch.rand(n, generator=generator) < 0.5).to(out.device)
-        out = torch.where(mirror.view(n, 1, 1, 1), out.flip(-1), out)
+        mirror = torch.rand(n, generator=generator) < 0.5
     if config.brightness:
         delta = (torch.rand(n, generator=generator) * 2 - 1) * config.brightness
-        out = (out + delta.to(out.device, out.dtype).view(n, 1, 1, 1)).clamp(0.0, 1.0)
+    return AugmentDraws(degrees, shift, mirror, delta)
+
+
+def augment_batch(
+    images: torch.Tensor, config: AugmentConfig, generator: torch.Generator
+) -> torch.Tensor:
+    """A randomly changed copy of a batch N×C×H×W in [0, 1]; the input is left untouched.
+    The changes are `draw_changes(N, config, generator)`."""
+    n = images.shape[0]
+    draws = draw_changes(n, config, generator)
+    out = images
+    if draws.degrees is not None and draws.shift is not None:
+        out = affine_images(out, draws.degrees.to(out.device), draws.shift.to(out.device))
+    if draws.mirror is not None:
+        mirror = draws.mirror.to(out.device)
+        out = torch.where(mirror.view(n, 1, 1, 1), out.flip(-1), out)
+    if draws.brightness is not None:
+        delta = draws.brightness.to(out.device, out.dtype).view(n, 1, 1, 1)
+        out = (out + delta).clamp(0.0, 1.0)
     return out

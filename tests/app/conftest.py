@@ -63,18 +63,26 @@ def postgres_server() -> Iterator[str]:
     folder = Path(tempfile.mkdtemp(prefix="cnnviz-pg-"))
     if os.geteuid() == 0:
         os.chown(folder, server_user.pw_uid, server_user.pw_gid)
-    data, port = folder / "data", _free_port()
+    data = folder / "data"
     subprocess.run(_as_server_user([str(binaries / "initdb"), "-D", str(data), "-U", "postgres",
                                     "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"]),
                    check=True, capture_output=True)  # fmt: skip
-    # fsync off and no full-page writes: a test database need not survive a power cut.
-    options = (
-        f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off "
-        "-c full_page_writes=off -c synchronous_commit=off -c max_connections=200"
-    )
     pg_ctl = [str(binaries / "pg_ctl"), "-D", str(data), "-l", str(folder / "server.log")]
-    started = subprocess.run(_as_server_user([*pg_ctl, "-w", "-t", "60", "-o", options, "start"]),
-                             capture_output=True, text=True)  # fmt: skip
+    # The port is chosen before PostgreSQL binds it: another process may take it meanwhile, so
+    # a start that fails is tried again on another free port.
+    for _attempt in range(3):
+        port = _free_port()
+        # fsync off and no full-page writes: a test database need not survive a power cut.
+        options = (
+            f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c full_page_writes=off -c synchronous_commit=off -c max_connections=200"
+        )
+        started = subprocess.run(
+            _as_server_user([*pg_ctl, "-w", "-t", "60", "-o", options, "start"]),
+            capture_output=True, text=True,
+        )  # fmt: skip
+        if started.returncode == 0:
+            break
     if started.returncode != 0:
         log = (folder / "server.log").read_text(errors="replace")[-2000:]
         shutil.rmtree(folder, ignore_errors=True)

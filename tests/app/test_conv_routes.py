@@ -473,7 +473,7 @@ def test_the_trace_limits_come_from_settings(limit: dict, field: str, message: s
     try:
         answer = client.post("/api/conv/trace", json=GOOD)
     finally:
-        app.dependency_overrides.clear()
+        app.dependency_overrides.pop(settings_dep, None)
     assert _fields(answer) == {field}
     assert message in answer.json()["detail"][0]["msg"]
     assert client.post("/api/conv/trace", json=GOOD).status_code == 200

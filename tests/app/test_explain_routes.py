@@ -32,7 +32,8 @@ def fresh(request):
     app.dependency_overrides[get_occlusion_jobs] = lambda: jobs
     app.dependency_overrides[settings_dep] = lambda: settings
     yield cache
-    app.dependency_overrides.clear()
+    for dependency in (get_feature_cache, get_unit_store, get_occlusion_jobs, settings_dep):
+        app.dependency_overrides.pop(dependency, None)  # only what this fixture set
 
 
 def result(model="lenet5", sample="digit") -> str:

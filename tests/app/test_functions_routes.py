@@ -118,7 +118,7 @@ def test_vanishing_limits_come_from_settings() -> None:
         assert "depth" in _fields(client.post("/api/functions/vanishing", json={"depth": 4}))
         assert client.post("/api/functions/vanishing", json={"depth": 3}).status_code == 200
     finally:
-        app.dependency_overrides.clear()
+        app.dependency_overrides.pop(settings_dep, None)
 
 
 # --- /loss ------------------------------------------------------------------------------------

@@ -183,7 +183,7 @@ def test_the_window_cell_budget_comes_from_settings() -> None:
         app.dependency_overrides[settings_dep] = lambda: Settings(max_trace_products=4)
         assert client.post(URL, json=GOOD).status_code == 200
     finally:
-        app.dependency_overrides.clear()
+        app.dependency_overrides.pop(settings_dep, None)
 
 
 @pytest.mark.parametrize("field", ["input", "grad_output", "kernel_size", "stride", "padding"])

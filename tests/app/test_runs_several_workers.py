@@ -74,11 +74,10 @@ def test_a_run_is_followed_and_controlled_through_any_worker(two_workers):
     history = wait_for(store, run_id, lambda h: "paused" in kinds(h))
     assert other.get(run_id).status == "paused"
     steps = kinds(history).count("step")
-    time.sleep(0.5)
-    assert kinds(events(store, run_id)).count("step") == steps  # really paused
     other.resume(run_id)
     history = wait_for(store, run_id, lambda h: kinds(h).count("step") > steps + 2)
-    assert "resumed" in kinds(history)
+    order = kinds(history)
+    assert order[order.index("paused") + 1] == "resumed"  # really paused: no step in between
 
     # the queued run: only stopping it means anything before it has a process
     with pytest.raises(RunConflict, match="waiting for a free worker"):

@@ -26,7 +26,8 @@ def fresh_cache():
     app.dependency_overrides[get_feature_cache] = lambda: cache
     app.dependency_overrides[get_unit_store] = lambda: store
     yield cache, store
-    app.dependency_overrides.clear()
+    for dependency in (get_feature_cache, get_unit_store):  # only what this set
+        app.dependency_overrides.pop(dependency, None)
 
 
 def features(model: str, sample: str = "digit") -> dict:

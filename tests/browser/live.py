@@ -41,21 +41,21 @@ def ensure_vendor() -> None:
         subprocess.run(["make", "-s", "vendor"], cwd=ROOT, check=True, timeout=300)
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_server(timeout: float = 30.0) -> tuple[str, uvicorn.Server, threading.Thread]:
-    """Serve app.main:app on a free loopback port; returns (base URL, server, thread)."""
+    """Serve app.main:app on a free loopback port; returns (base URL, server, thread). The
+    socket is bound here, to port 0, and handed to uvicorn as it is: no other process can take
+    the port between choosing it and listening on it."""
     from app.main import app
 
     ensure_vendor()
-    port = free_port()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="live-server", daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="live-server",
+                              daemon=True)  # fmt: skip
     thread.start()
     deadline = time.monotonic() + timeout
     while not server.started:

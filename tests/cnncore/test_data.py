@@ -18,7 +18,7 @@ from PIL import Image
 
 from cnncore.data import DataConfig, load_dataset, resize_images, resize_split, split_dataset
 from cnncore.datasets import shapes, standard
-from cnncore.datasets.augment import AugmentConfig, affine_images, augment_batch
+from cnncore.datasets.augment import AugmentConfig, affine_images, augment_batch, draw_changes
 from cnncore.datasets.user_zip import ZipLimits, load_image_folder_zip
 from cnncore.errors import CNNCoreError
 
@@ -371,3 +371,37 @@ def test_augment_batch_is_seeded_bounded_and_off_by_default():
     assert torch.all((per_image[:, 0] - 0.5).abs() <= 0.3 + 1e-6)
     with pytest.raises(CNNCoreError):
         AugmentConfig(rotation=400)
+
+
+@pytest.mark.parametrize(("rotation", "shift"), [(15.0, 3), (180.0, 0), (0.0, 16), (2.5, 1)])
+def test_augmentation_draws_span_exactly_the_ranges_the_config_asks(rotation, shift):
+    """Rotations uniform in [-rotation, rotation], shifts every integer in [-shift, shift]
+    (never beyond), drawn from the generator; and a batch is changed by exactly those draws."""
+    config = AugmentConfig(shift=shift, rotation=rotation, brightness=0.2)
+    draws = draw_changes(20_000, config, torch.Generator().manual_seed(7))
+    degrees, moves = draws.degrees, draws.shift
+    assert degrees.abs().max() <= rotation and moves.abs().max() <= shift
+    if rotation:  # the whole range is reached: within 0.2 % of each end
+        assert degrees.min() < -0.998 * rotation and degrees.max() > 0.998 * rotation
+        assert abs(float(degrees.mean())) < 0.02 * rotation  # centred (uniform)
+    else:
+        assert torch.equal(degrees, torch.zeros_like(degrees))
+    assert set(moves.flatten().tolist()) == set(range(-shift, shift + 1))
+    assert draws.brightness.abs().max() <= 0.2 and draws.mirror is None
+    images = torch.rand(6, 1, 12, 12, generator=torch.Generator().manual_seed(1))
+    changed = augment_batch(images, config, torch.Generator().manual_seed(3))
+    same = draw_changes(6, config, torch.Generator().manual_seed(3))
+    moved = affine_images(images, same.degrees, same.shift)
+    expected = (moved + same.brightness.view(6, 1, 1, 1)).clamp(0.0, 1.0)
+    torch.testing.assert_close(changed, expected, rtol=0, atol=0)
+
+
+def test_a_shift_moves_a_pixel_by_the_drawn_amount():
+    image = torch.zeros(32, 1, 15, 15)
+    image[:, 0, 7, 7] = 1.0  # one bright pixel at the centre
+    config = AugmentConfig(shift=4)
+    moved = augment_batch(image, config, torch.Generator().manual_seed(11))
+    draws = draw_changes(32, config, torch.Generator().manual_seed(11))
+    for picture, (dx, dy) in zip(moved, draws.shift.tolist(), strict=True):
+        assert picture[0, 7 + dy, 7 + dx] == pytest.approx(1.0, abs=1e-5)
+        assert float(picture.sum()) == pytest.approx(1.0, abs=1e-5)
