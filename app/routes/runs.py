@@ -129,8 +129,9 @@ def _check_owner(manager: RunManager, run_id: str, token: str | None) -> None:
     """Only whoever started the run controls it: 401 without the token, 403 with another."""
     _record(manager, run_id)  # an unknown run is a 404 first
     if not token:
-        raise HTTPException(401, detail="pausing, resuming or stopping a run needs the token "
-                                        "its creator was given (header X-Run-Token)")  # fmt: skip
+        raise HTTPException(401, detail="pausing, resuming, stopping or deleting a run "
+                                        "needs the token its creator was given "
+                                        "(header X-Run-Token)")  # fmt: skip
     if not token_matches(manager.store.run_token(run_id), token):
         raise HTTPException(403, detail="this token does not control this run (only whoever "
                                         "started it can)")  # fmt: skip
@@ -161,6 +162,17 @@ def stop_run(run_id: RunId, manager: Manager, token: RunToken = None) -> RunOut:
     """Stop after the current step; the weights so far are saved as the final checkpoint.
     Needs X-Run-Token."""
     return _control(manager, run_id, "stop", token)
+
+
+@router.delete("/{run_id}", status_code=204)
+def delete_run(run_id: RunId, manager: Manager, token: RunToken = None) -> Response:
+    """Remove a finished run, its history and its checkpoints. Needs X-Run-Token."""
+    _check_owner(manager, run_id, token)
+    try:
+        manager.delete(run_id)
+    except RunError as exc:
+        _raise_http(exc)
+    return Response(status_code=204)
 
 
 @router.get("/{run_id}/metrics.json", response_model=MetricsOut)

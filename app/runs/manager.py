@@ -27,6 +27,7 @@ import math
 import multiprocessing
 import multiprocessing.forkserver
 import secrets
+import shutil
 import signal
 import threading
 import time
@@ -502,6 +503,16 @@ class RunManager:
         timer = threading.Timer(self.limits.stop_grace_seconds, overdue)
         timer.daemon = True
         timer.start()
+
+    def delete(self, run_id: str) -> None:
+        """Remove a finished run: its record, history and checkpoints (a run still going must
+        be stopped first)."""
+        with self._lock:
+            record = self.get(run_id)
+            if not record.finished:
+                raise RunConflict(f"the run is {record.status}; stop it before deleting it")
+            self.store.delete_run(run_id)
+        shutil.rmtree(self.checkpoint_dir(run_id), ignore_errors=True)
 
     def kill_worker(self, run_id: str) -> None:
         """Kill a run's process outright (SIGKILL), as a crash would; for tests and admins."""

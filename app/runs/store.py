@@ -188,6 +188,10 @@ class RunStore(Protocol):
         """Record that these runs were alive at `at` (Unix seconds)."""
         ...
 
+    def delete_run(self, run_id: str) -> bool:
+        """Remove a run with its events, token and heartbeat; False when there was none."""
+        ...
+
     def last_beats(self, run_ids: Sequence[str]) -> dict[str, float]:
         """The last beat of each run that has one."""
         ...
@@ -441,6 +445,18 @@ class SQLiteRunStore:
         except BaseException:
             connection.execute("ROLLBACK")
             raise
+
+    def delete_run(self, run_id: str) -> bool:
+        connection = self._connection()
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            connection.execute("DELETE FROM run_heartbeats WHERE run_id = ?", (run_id,))
+            gone = connection.execute("DELETE FROM runs WHERE id = ?", (run_id,)).rowcount
+            connection.execute("COMMIT")  # events and token go with the run (ON DELETE CASCADE)
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        return gone > 0
 
     def last_beats(self, run_ids: Sequence[str]) -> dict[str, float]:
         if not run_ids:

@@ -233,6 +233,12 @@ class PostgresRunStore:
               connection.cursor() as cursor):  # fmt: skip
             cursor.executemany(HEARTBEAT_UPSERT, [(run_id, at) for run_id in run_ids])
 
+    def delete_run(self, run_id: str) -> bool:
+        with self._pool.connection() as connection, connection.transaction():
+            connection.execute("DELETE FROM run_heartbeats WHERE run_id = %s", (run_id,))
+            gone = connection.execute("DELETE FROM runs WHERE id = %s", (run_id,)).rowcount
+        return gone > 0  # events and token go with the run (ON DELETE CASCADE)
+
     def last_beats(self, run_ids: Sequence[str]) -> dict[str, float]:
         if not run_ids:
             return {}

@@ -132,3 +132,15 @@ def test_a_live_worker_keeps_its_run_beating(store, tmp_path):
         assert manager.get(run_id).status == "stopped"
     finally:
         manager.close()
+
+
+def test_a_deleted_run_takes_its_events_token_and_heartbeat_with_it(store):
+    store.create_run("dddddddddddd", {}, "web", "o")
+    record_events(store, "dddddddddddd", [{"kind": "status", "status": "running"}])
+    store.set_run_token("dddddddddddd", token_digest("t"))
+    store.beat(["dddddddddddd"], 5.0)
+    assert store.delete_run("dddddddddddd")
+    assert store.get_run("dddddddddddd") is None
+    assert store.events_after("dddddddddddd", 0, 10) == []
+    assert store.run_token("dddddddddddd") is None and store.last_beats(["dddddddddddd"]) == {}
+    assert not store.delete_run("dddddddddddd")

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -110,6 +111,35 @@ def test_only_the_creator_controls_a_run(client, manager):
         for started in (run_id, other["id"]):
             with contextlib.suppress(RunError):  # ended meanwhile: nothing to stop
                 manager.stop(started)
+
+
+def test_only_the_creator_deletes_a_finished_run(client, manager):
+    created = client.post("/api/runs", json=TINY).json()
+    run_id, owner = created["id"], {"X-Run-Token": created["owner_token"]}
+    folder = manager.checkpoint_dir(run_id)
+    deadline = time.monotonic() + 120
+    while not manager.get(run_id).finished:
+        assert time.monotonic() < deadline, "the run did not finish"
+        time.sleep(0.05)
+    assert folder.is_dir() and client.get(f"/api/runs/{run_id}/events").status_code == 200
+    assert client.delete(f"/api/runs/{run_id}").status_code == 401
+    stranger = {"X-Run-Token": "x" * 32}
+    assert client.delete(f"/api/runs/{run_id}", headers=stranger).status_code == 403
+    assert client.delete(f"/api/runs/{run_id}", headers=owner).status_code == 204
+    assert client.get(f"/api/runs/{run_id}").status_code == 404
+    assert manager.store.events_after(run_id, 0, 10) == []
+    assert manager.store.run_token(run_id) is None
+    assert not folder.exists()
+    assert client.delete(f"/api/runs/{run_id}", headers=owner).status_code == 404
+    going = client.post("/api/runs", json={**TINY, "epochs": 50, "max_steps_per_epoch": None,
+                                           "batch_size": 4}).json()  # fmt: skip
+    try:
+        refused = client.delete(f"/api/runs/{going['id']}",
+                                headers={"X-Run-Token": going["owner_token"]})  # fmt: skip
+        assert refused.status_code == 409 and "stop it" in refused.json()["detail"]
+    finally:
+        with contextlib.suppress(RunError):
+            manager.stop(going["id"])
 
 
 def test_run_starts_are_limited_per_client_over_time(client, manager):
