@@ -179,6 +179,7 @@ class _Worker:
     stop_forced: bool = False  # killed after a stop it did not obey in time: ends as stopped
     frozen: bool = False  # killed after sending nothing, not even beats, for too long
     last_seen: float = field(default_factory=time.monotonic)  # its last message or beat
+    heard: bool = False  # it has sent something: its own beats are running
     ended: bool = field(default=False)
 
     def tell(self, word: str) -> None:
@@ -257,18 +258,20 @@ class RunManager:
     # --- heartbeats ------------------------------------------------------------------------
 
     def _live_runs(self) -> list[str]:
-        """Our runs that are alive: queued ones, and those whose worker still beats."""
+        """Our runs that are alive: queued ones, those whose worker still beats, and those
+        whose worker process is still starting (a busy machine can take a minute to bring up
+        the forkserver; until its first message a worker is judged by its process alone)."""
         with self._lock:
             fresh = time.monotonic() - self.limits.dead_after_seconds
-            return [*self._queue, *(w.run_id for w in self._workers.values()
-                                    if not w.ended and w.last_seen > fresh)]  # fmt: skip
+            return [*self._queue, *(w.run_id for w in self._workers.values() if not w.ended and (
+                w.last_seen > fresh if w.heard else w.process.is_alive()))]  # fmt: skip
 
     def _after_beat(self) -> None:
         """Kill workers that went silent (frozen), then look for others' abandoned runs."""
         with self._lock:
             fresh = time.monotonic() - self.limits.dead_after_seconds
-            silent = [w for w in self._workers.values()
-                      if not w.ended and not w.frozen and w.last_seen <= fresh]  # fmt: skip
+            silent = [w for w in self._workers.values() if w.heard and not w.ended
+                      and not w.frozen and w.last_seen <= fresh]  # fmt: skip
             for worker in silent:
                 worker.frozen = True
         for worker in silent:
@@ -401,7 +404,7 @@ class RunManager:
             while not worker.ended:
                 events, open_ = self._receive(worker.conn)
                 if events:
-                    worker.last_seen = time.monotonic()
+                    worker.last_seen, worker.heard = time.monotonic(), True
                     events = [e for e in events if e.get("kind") != "beat"]  # liveness only
                 if events:
                     self._deliver(worker.run_id, events)

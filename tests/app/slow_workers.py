@@ -5,8 +5,9 @@ import time
 
 
 def frozen_worker(spec, conn, threads) -> None:
-    """A worker stuck in one endless step: it never reads the server's words nor sends an
-    event, as a step of minutes (or a process stopped in native code) does."""
-    del spec, conn, threads
+    """A worker that started (one heartbeat) and then froze: it never reads the server's words
+    nor sends anything more, as a process stopped (SIGSTOP) or hung in native code does."""
+    del spec, threads
+    conn.send({"kind": "beat"})
     while True:
         time.sleep(60)
