@@ -22,7 +22,9 @@ export async function loadRuns(modelNames) {
 export function createRunPicker(nodes, runs) {
   const byId = new Map(runs.map((run) => [run.id, run]));
   nodes.run.replaceChildren(...runs.map((run) => new Option(
-    t("features.run.option", { label: run.label, model: run.model, dataset: run.dataset }), run.id)));
+    // a run without a name is listed by its model and data set alone (no leading "·")
+    t(run.label ? "features.run.option" : "features.run.option_unnamed",
+      { label: run.label, model: run.model, dataset: run.dataset }), run.id)));
   nodes.weights.querySelector('option[value="run"]').disabled = runs.length === 0;
   nodes.note.textContent = runs.length === 0 ? t("features.run.none") : "";
   nodes.note.hidden = runs.length !== 0;

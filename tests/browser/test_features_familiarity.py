@@ -42,6 +42,7 @@ def test_flower_is_unlike_tinyvggs_shapes_and_a_held_out_shape_is_not(make_page,
     # the score and the line, as the server measured them (shown to one decimal)
     assert round(flower.score, 1) in numbers(text)
     assert round(flower.threshold, 1) in numbers(text)
+    assert "95%" in text and " %" not in text  # written as the page writes percentages
     # the note sits with the predictions, above the list
     assert (
         page.evaluate("() => document.getElementById('familiarity-note').nextElementSibling.id")

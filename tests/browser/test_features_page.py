@@ -187,7 +187,25 @@ def test_handcrafted_mode_and_korean(make_page, screenshot):
     assert page.locator(".layer-name").first.text_content() == "1. identity"
     assert "설계된 필터" in page.text_content("#weights-note")
     assert page.locator(".prediction-label").count() == 0
+    assert page.locator("#prediction-note").is_visible()
     screenshot(page, "features-handcrafted-ko")
+
+
+def test_presenter_shows_the_prediction_note_and_hides_the_run_select(make_page, screenshot):
+    page = make_page("projector")
+    page.goto("/features?lang=en&model=lenet5&sample=digit&mode=handcrafted&present=1")
+    page.wait_for_selector(".layer-card", timeout=90_000)
+    page.wait_for_function(
+        "() => document.getElementById('results').getAttribute('aria-busy') === 'false'"
+    )
+    # a presenter sees why the predictions card is empty (.presenter hides .hint)
+    note = page.locator("#prediction-note")
+    assert note.is_visible()
+    assert note.text_content() == "No predictions: designed filters do not classify."
+    # bundled weights: the "Training run" select stays out of sight
+    assert page.evaluate("() => document.getElementById('c-run').closest('.control').hidden")
+    assert not page.locator("#c-run").is_visible()
+    screenshot(page, "features-presenter-handcrafted")
 
 
 def test_phone_layout_has_no_horizontal_page_scroll(make_page, screenshot):
