@@ -104,7 +104,7 @@ export function createLayerDetail(nodes, { onChannel }) {
         ? t("features.readout.unit", { unit: unit + 1, value })
         : "";
     } else {
-      nodes.readout.textContent = t("features.readout", { row: row + 1, col: col + 1, value });
+      nodes.readout.textContent = t("features.readout", { row, col, value }) // 0-based, as "Unit (y, x)" is;
     }
   }
 

@@ -73,7 +73,7 @@ def test_opening_a_layer_and_reading_a_value(page, live_server):
     cell = cbox["width"] / tile
     page.mouse.move(cbox["x"] + (20.5) * cell, cbox["y"] + (10.5) * cell)
     page.wait_for_function(
-        "() => document.getElementById('readout').textContent.startsWith('row 11, column 21')"
+        "() => document.getElementById('readout').textContent.startsWith('row 10, column 20')"
     )
     shown = float(page.text_content("#readout").split(": ≈ ")[1])
     answer = page.evaluate("""async () => {
@@ -107,7 +107,7 @@ def test_keyboard_moves_through_layers_and_channels(page):
     page.keyboard.press("ArrowDown")
     # the readout follows once the picked channel's pictures have loaded
     page.wait_for_function(
-        "() => document.getElementById('readout').textContent.startsWith('row 2, column 2:')"
+        "() => document.getElementById('readout').textContent.startsWith('row 1, column 1:')"
     )
 
 

@@ -69,6 +69,13 @@ def test_open_a_unit_walk_back_open_in_conv_and_explain(
     assert value == pytest.approx(low + level / 255 * (high - low), abs=(high - low) / 255 + 1e-6)
     written = page.text_content("#unit-math .math-total .math-terms").replace("−", "-")
     assert float(written.rsplit("=", 1)[-1]) == pytest.approx(total, abs=1e-4)
+    # the map readout and the unit panel name the cell the same way: 0-based (y, x)
+    assert f"({y}, {x})" in page.text_content("#unit-heading")
+    readout = page.text_content("#readout")
+    assert readout.startswith(f"row {y}, column {x}:" if lang == "en" else f"{y}행 {x}열:")
+    # only a convolution draws its input windows: an add leaves no empty box
+    grids_hidden = page.evaluate("() => document.getElementById('unit-grids').hidden")
+    assert grids_hidden == (model == "resnet18")
 
     conv_href = page.get_attribute("#unit-conv-link", "href") if model == "mobilenet_v2" else None
     if model == "mobilenet_v2":  # a depthwise kernel reads one channel: its own
@@ -96,6 +103,7 @@ def test_open_a_unit_walk_back_open_in_conv_and_explain(
     assert abs(walked_total - walked_value) <= 1e-5 * max(abs(walked_value), 1e-3)
     if model == "resnet18":  # add → bn2 → conv2: a convolution with 64 input channels
         assert "layer1.0.conv2" in page.text_content("#unit-heading")
+        assert page.locator("#unit-grids").is_visible()
         conv_href = page.get_attribute("#unit-conv-link", "href")
         unit_answer = page.evaluate(
             "q => fetch(q).then(r => r.json())",

@@ -120,6 +120,7 @@ export function createUnitPanel(nodes, { onWalk, onMove, onCrumb }) {
       player.setCount(spatial ? height * width : next.shape[0], spatial ? next.y * width + next.x : next.channel);
       clearGrids();
       drawWindows(next, context.sourceShape ?? []);
+      nodes.grids.hidden = grids.length === 0; // only convolutions draw windows; no empty box
       writeMath(nodes.math, t("unit.math_heading"), "", unitLines(next, onWalk), false);
       const link = next.kind === "conv" ? convLink(next) : null;
       nodes.convLink.hidden = !link;
