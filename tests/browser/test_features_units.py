@@ -118,6 +118,11 @@ def test_open_a_unit_walk_back_open_in_conv_and_explain(
         timeout=60_000,
     )
     assert page.text_content("#x-layer-reason")
+    # the explanation says so when the weights are not trained (no predictions on the page)
+    untrained = not body.get("predictions")
+    status = page.text_content("#explain-status")
+    words = "not trained" if lang == "en" else "학습되지 않았습니다"
+    assert (words in status) == untrained, status
     screenshot(page, f"features_explain_{model}_{lang}_1366")
 
     # open the unit's window and kernel in /conv: its first output is that channel's sum
