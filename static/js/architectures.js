@@ -373,6 +373,10 @@ async function start() {
   bindControls(form, state, {
     onUserChange(name) {
       if (name === "model") {
+        // the previous model's picked box and its rows are gone at once, not when the new
+        // model's summary arrives
+        pickedRows = new Set();
+        $("diagram-pick").hidden = true;
         useModelDefaults();
         state.set({ open: [], pick: "" });
       }

@@ -242,6 +242,19 @@ function render() {
   units.refresh(answer);
 }
 
+/** Another model: nothing of the previous one's layers, channels, predictions, filters or
+ * familiarity stays on screen while the new one's maps are computed. */
+function clearModel() {
+  answer = null;
+  detail.hide();
+  strip.render([], state.get("colormap"), "");
+  $("prediction-list").replaceChildren();
+  $("prediction-note").hidden = true;
+  $("filters-image").hidden = true;
+  $("filters-note").textContent = "";
+  renderFamiliarity({});
+}
+
 // --- requests --------------------------------------------------------------------------------
 function requestFields() {
   const values = state.values();
@@ -294,6 +307,7 @@ function settleWeights(name) {
 }
 
 state.subscribe((changed) => {
+  if (changed.has("model")) clearModel();
   if (changed.has("sample")) takeTeacherPicture();
   if ([...changed].some((name) => REQUEST_FIELDS.has(name))) return refresh();
   if (changed.has("colormap") && answer) return render();
