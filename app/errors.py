@@ -61,7 +61,11 @@ CORE_KEYS = frozenset(
      "peak_gb", "limit_gb", "data_gb", "step_gb", "steps", "gmacs", "limit_gmacs", "events",
      "images", "batch",
      # a student's own dataset (app/datasets): the file a refusal is about
-     "file"}
+     "file",
+     # a weights download or import (cnncore/pretrained_files.py, the `cnnviz weights` command):
+     # the published URL or the administrator's mirror, the HTTP status, the digest prefixes,
+     # disk bytes
+     "url", "status", "got", "needed", "free"}
 )  # fmt: skip
 CONTEXT_KEYS = SCHEMA_KEYS | CORE_KEYS
 MAX_TEXT = 64  # characters of one ctx string

@@ -1,7 +1,8 @@
 """Warm what a first visitor is likely to ask for, in the background, once the server is up.
 
 A cold server pays once for: the built-in pictures (/api/features/samples), the zoo's parameter
-counts (/api/models), and the feature-map page's default model built, traced by torch.fx and run
+counts (/api/models), torch's compiler module (imported by the first meta-device forward
+of a run's plan), and the feature-map page's default model built, traced by torch.fx and run
 once (oneDNN picks its kernels on the first forward). A daemon thread does these right after
 start-up, so the first /features a visitor opens finds them ready; a request that arrives
 earlier simply does its part itself (each step is cached where the request would cache it).
@@ -29,6 +30,11 @@ def warm_up(settings: Settings) -> None:
     from cnncore.images import SAMPLE_IMAGES, sample_image
     from cnncore.inspect import parameter_count
     from cnncore.models import list_models
+
+    # A meta-device forward through tanh, sigmoid and other ops torch implements as Python
+    # references imports torch._dynamo on first use (torch/_compile.py; seconds on a cold
+    # process): run planning (cnncore.run_cost) and input-size checks do such forwards.
+    import torch._dynamo  # noqa: F401
 
     for name in SAMPLE_IMAGES:
         sample_image(name)
