@@ -25,16 +25,16 @@ log = logging.getLogger("cnnviz.warmup")
 
 def warm_up(settings: Settings) -> None:
     """Fill the caches a first /features visit needs (runs in the warm-up thread)."""
+    # A meta-device forward through tanh, sigmoid and other ops torch implements as Python
+    # references imports torch._dynamo on first use (torch/_compile.py; seconds on a cold
+    # process): run planning (cnncore.run_cost) and input-size checks do such forwards.
+    import torch._dynamo  # noqa: F401
+
     from app.feature_cache import get_feature_cache
     from cnncore.features import learned_feature_maps
     from cnncore.images import SAMPLE_IMAGES, sample_image
     from cnncore.inspect import parameter_count
     from cnncore.models import list_models
-
-    # A meta-device forward through tanh, sigmoid and other ops torch implements as Python
-    # references imports torch._dynamo on first use (torch/_compile.py; seconds on a cold
-    # process): run planning (cnncore.run_cost) and input-size checks do such forwards.
-    import torch._dynamo  # noqa: F401
 
     for name in SAMPLE_IMAGES:
         sample_image(name)
