@@ -67,7 +67,7 @@ export function createExplainPanel(nodes, state) {
       nodes.status.textContent = t("explain.done", {
         label: explained.label ?? String(explained.target), score: formatExact(explained.score),
         probability: formatExact(explained.probability * 100, 1), layer: explained.layer,
-      }) + (answer.predictions ? "" : ` ${t("explain.untrained")}`); // same case as the predictions note
+      }) + (answer.predictions ? "" : `. ${t("explain.untrained")}`); // same case as the predictions note
       nodes.picture.src = picture();
       fillLayers();
       drawOverlay();
