@@ -162,6 +162,9 @@ class Settings(BaseSettings):
     # this often, and a run silent for run_dead_after_seconds (any host) is marked interrupted
     run_heartbeat_seconds: float = Field(5.0, gt=0.0)
     run_dead_after_seconds: float = Field(60.0, gt=0.0)
+    # a worker that has not sent its first heartbeat yet (its process still starting: torch
+    # imports, datasets, a loaded machine) is given this long, from its start, instead
+    run_start_seconds: float = Field(300.0, gt=0.0)
     datasets_dir: Path | None = None  # local MNIST / Fashion-MNIST / CIFAR-10 files, if any
 
     # --- a student's own datasets (/api/datasets; rows in the runs database, pictures under

@@ -16,7 +16,10 @@
 - Liveness is a heartbeat in the store (`app.runs.liveness`): the manager beats for its queued
   runs and for each worker that still sends its own beats; a worker silent for
   `dead_after_seconds` (frozen) is killed and its run interrupted, and a run of any other
-  process, on any host, whose beats stopped is marked interrupted too.
+  process, on any host, whose beats stopped is marked interrupted too. Until a worker's first
+  message (its process is still starting: the forkserver importing torch, a loaded machine)
+  it is judged by the longer `start_seconds` instead, counted from its process's start; a
+  worker that exits meanwhile is noticed at once all the same (its pipe closes).
 """
 
 from __future__ import annotations
@@ -101,6 +104,7 @@ class RunLimits:
     stop_grace_seconds: float = 30.0  # a worker still running this long after a stop is killed
     heartbeat_seconds: float = 5.0  # how often runs' heartbeats are written
     dead_after_seconds: float = 60.0  # a run (or worker) silent this long is taken for dead
+    start_seconds: float = 300.0  # a worker not heard from yet gets this long to start
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RunLimits:
@@ -115,6 +119,7 @@ class RunLimits:
             stop_grace_seconds=settings.run_stop_grace_seconds,
             heartbeat_seconds=settings.run_heartbeat_seconds,
             dead_after_seconds=settings.run_dead_after_seconds,
+            start_seconds=settings.run_start_seconds,
         )
 
 
@@ -178,8 +183,8 @@ class _Worker:
     interrupted: bool = False  # the manager is closing: this run ends as interrupted
     stop_forced: bool = False  # killed after a stop it did not obey in time: ends as stopped
     frozen: bool = False  # killed after sending nothing, not even beats, for too long
-    last_seen: float = field(default_factory=time.monotonic)  # its last message or beat
-    heard: bool = False  # it has sent something: its own beats are running
+    last_seen: float = field(default_factory=time.monotonic)  # its start, last message or beat
+    heard: bool = False  # it has sent a message (until then it is still starting)
     ended: bool = field(default=False)
 
     def tell(self, word: str) -> None:
@@ -257,21 +262,29 @@ class RunManager:
 
     # --- heartbeats ------------------------------------------------------------------------
 
+    def _silent(self, worker: _Worker, now: float) -> bool:
+        """Whether a worker has been quiet too long: `dead_after_seconds` since its last
+        message, or `start_seconds` since its process started while it has sent none."""
+        allowed = self.limits.dead_after_seconds if worker.heard else self.limits.start_seconds
+        return now - worker.last_seen >= allowed
+
     def _live_runs(self) -> list[str]:
         """Our runs that are alive: queued ones, those whose worker still beats, and those
-        whose worker process is still starting (a busy machine can take a minute to bring up
-        the forkserver; until its first message a worker is judged by its process alone)."""
+        whose worker process is still starting (a busy machine can take minutes to bring up
+        the forkserver): until its first message a worker is judged by its process and
+        `start_seconds`."""
         with self._lock:
-            fresh = time.monotonic() - self.limits.dead_after_seconds
-            return [*self._queue, *(w.run_id for w in self._workers.values() if not w.ended and (
-                w.last_seen > fresh if w.heard else w.process.is_alive()))]  # fmt: skip
+            now = time.monotonic()
+            return [*self._queue, *(w.run_id for w in self._workers.values()
+                                    if not w.ended and not self._silent(w, now)
+                                    and (w.heard or w.process.is_alive()))]  # fmt: skip
 
     def _after_beat(self) -> None:
         """Kill workers that went silent (frozen), then look for others' abandoned runs."""
         with self._lock:
-            fresh = time.monotonic() - self.limits.dead_after_seconds
-            silent = [w for w in self._workers.values() if w.heard and not w.ended
-                      and not w.frozen and w.last_seen <= fresh]  # fmt: skip
+            now = time.monotonic()
+            silent = [w for w in self._workers.values()
+                      if not w.ended and not w.frozen and self._silent(w, now)]  # fmt: skip
             for worker in silent:
                 worker.frozen = True
         for worker in silent:
@@ -370,6 +383,7 @@ class RunManager:
             return
         finally:
             theirs.close()  # the worker holds the only other end: its death closes the pipe
+        worker.last_seen = time.monotonic()  # its clock starts now, not before start() waited
         self._workers[run_id] = worker
         worker.thread = threading.Thread(target=self._pump, args=(worker,),
                                          name=f"run-pump-{run_id}", daemon=True)  # fmt: skip
@@ -419,6 +433,12 @@ class RunManager:
             if not worker.ended:
                 if worker.interrupted:
                     self._deliver(worker.run_id, [_end("interrupted", "the server stopped")])
+                elif worker.frozen and not worker.heard:
+                    quiet = self.limits.start_seconds
+                    self._deliver(worker.run_id, [_end(
+                        "interrupted", f"the training process did not start (no heartbeat "
+                        f"{quiet:g} s after it was launched on {HOST}); it was ended",
+                    )])  # fmt: skip
                 elif worker.frozen:
                     quiet = self.limits.dead_after_seconds
                     self._deliver(worker.run_id, [_end(

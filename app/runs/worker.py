@@ -9,7 +9,9 @@ the last event of a run.
 
 `worker_main` is the worker process's entry point: events go to the server through a pipe, and
 "pause", "resume" and "stop" come back through it, read before every step (`Control`); a
-thread sends a heartbeat through it every `spec.beat_seconds` (`app.runs.liveness`). An
+thread started first of all (before torch is set up and the dataset is loaded: seconds on a
+busy machine) sends a heartbeat through it at once and then every `spec.beat_seconds`
+(`app.runs.liveness`). An
 exception becomes an `end` event with reason `failed` and the message; a worker that dies
 without sending `end` (killed, out of memory) is noticed by the manager instead.
 """
@@ -156,10 +158,12 @@ class _Beats:
             self.conn.send(event)
 
     def _loop(self, every: float) -> None:
-        while not self._done.wait(every):
+        while True:  # the first beat at once: the server learns the process has started
             try:
                 self.send({"kind": "beat"})
             except OSError:  # the server is gone
+                return
+            if self._done.wait(every):
                 return
 
     def close(self) -> None:
@@ -169,15 +173,15 @@ class _Beats:
 
 def worker_main(spec: RunSpec, conn, threads: int) -> None:
     """Entry point of a worker process."""
+    beats = _Beats(conn, spec.beat_seconds)  # first: the server hears from us from now on
     # Ctrl-C in the server's terminal reaches the whole process group; the server decides
     # what happens to its runs (they are marked interrupted), so the worker ignores it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    import torch
-
-    torch.set_num_threads(max(1, threads))
-    control = Control(conn)
-    beats = _Beats(conn, spec.beat_seconds)
     try:
+        import torch
+
+        torch.set_num_threads(max(1, threads))
+        control = Control(conn)
         for event in execute_run(spec, control.should_pause, control.should_stop):
             beats.send(event)
     except (BrokenPipeError, ConnectionResetError):

@@ -1,12 +1,19 @@
 """Liveness by heartbeats in the database (`app.runs.liveness`), on SQLite and on PostgreSQL: a
 run whose process died on a host that never comes back is marked interrupted once its beats
-are older than the timeout, and /stop works on it; a frozen worker is found the same way."""
+are older than the timeout, and /stop works on it; a frozen worker is found the same way, while
+a worker still starting (no beat yet) is given the longer start-up allowance."""
 
 import time
 
 import pytest
 from fastapi.testclient import TestClient
-from slow_workers import frozen_worker
+from slow_workers import (
+    START_DELAY,
+    exiting_worker,
+    frozen_worker,
+    silent_worker,
+    slow_start_worker,
+)
 
 from app.main import app
 from app.runs.history import record_events
@@ -144,3 +151,52 @@ def test_a_deleted_run_takes_its_events_token_and_heartbeat_with_it(store):
     assert store.events_after("dddddddddddd", 0, 10) == []
     assert store.run_token("dddddddddddd") is None and store.last_beats(["dddddddddddd"]) == {}
     assert not store.delete_run("dddddddddddd")
+
+
+def test_a_worker_slow_to_start_is_not_taken_for_frozen_and_completes(store, tmp_path):
+    """Silent for START_DELAY (> dead_after) before its first beat, as the first run on a
+    loaded machine is: it is still starting, not frozen, and trains to the end."""
+    limits = RunLimits(heartbeat_seconds=0.1, dead_after_seconds=1.5, start_seconds=300.0)
+    assert 2 * limits.dead_after_seconds < START_DELAY
+    manager = RunManager(store, tmp_path / "checkpoints", limits, target=slow_start_worker)
+    try:
+        config = plan_run(RunCreate(**TINY), Settings(), manager.checkpoint_for_run)
+        run_id = manager.create(config).id
+        until(lambda: manager.get(run_id).finished)
+        record = manager.get(run_id)
+        assert record.status == "completed", record.error
+        assert record.summary["step"] == 6  # 2 epochs of 3 steps
+        assert len(store.events_after(run_id, 0, 1000, kinds=["step"])) == 6
+    finally:
+        manager.close()
+
+
+def test_a_worker_that_never_starts_is_ended_after_the_start_allowance(store, tmp_path):
+    manager = RunManager(store, tmp_path / "checkpoints",
+                         RunLimits(heartbeat_seconds=0.1, dead_after_seconds=60.0,
+                                   start_seconds=1.0), target=silent_worker)  # fmt: skip
+    try:
+        config = plan_run(RunCreate(**TINY), Settings(), manager.checkpoint_for_run)
+        run_id = manager.create(config).id
+        until(lambda: manager.get(run_id).finished)
+        record = manager.get(run_id)
+        assert record.status == "interrupted" and "did not start" in record.error
+        assert "1 s after it was launched" in record.error
+        until(lambda: manager.active()["running"] == [])
+    finally:
+        manager.close()
+
+
+def test_a_worker_that_dies_while_starting_is_noticed_at_once(store, tmp_path):
+    """The start-up allowance (300 s here) does not delay noticing a process that exited."""
+    manager = RunManager(store, tmp_path / "checkpoints",
+                         RunLimits(heartbeat_seconds=0.1, start_seconds=300.0),
+                         target=exiting_worker)  # fmt: skip
+    try:
+        config = plan_run(RunCreate(**TINY), Settings(), manager.checkpoint_for_run)
+        run_id = manager.create(config).id
+        until(lambda: manager.get(run_id).finished, timeout=60)
+        record = manager.get(run_id)
+        assert record.status == "failed" and "exited with code 3" in record.error
+    finally:
+        manager.close()
