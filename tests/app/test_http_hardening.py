@@ -9,60 +9,27 @@ server closing the socket, a follower count), never a fixed sleep.
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-
-from app.settings import ROOT
+from hostile import serving
 
 DEADLINE_S = 1.0
 CAP = 8
 WAIT_S = 20.0  # the most any condition below is waited for
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[tuple[int, Path]]:
     """(port, log file) of a `cnnviz serve` with 1 s deadlines and a cap of 8 connections."""
+    deadlines = {f"http_{part}_timeout_seconds": DEADLINE_S for part in ("header", "body", "write")}
     folder = tmp_path_factory.mktemp("http")
-    port = _free_port()
-    env = {**os.environ, "CNNVIZ_DATA_DIR": str(folder), "PYTHONPATH": str(ROOT),
-           "CNNVIZ_HTTP_HEADER_TIMEOUT_SECONDS": str(DEADLINE_S),
-           "CNNVIZ_HTTP_BODY_TIMEOUT_SECONDS": str(DEADLINE_S),
-           "CNNVIZ_HTTP_WRITE_TIMEOUT_SECONDS": str(DEADLINE_S),
-           "CNNVIZ_MAX_CONNECTIONS": str(CAP), "CNNVIZ_SESSION_PING_SECONDS": "600"}  # fmt: skip
-    command = [sys.executable, "-c", "from app.cli import main; main()", "serve", "--port",
-               str(port)]  # fmt: skip
-    log = folder / "server.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=sink, stderr=sink)
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).is_success:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert process.poll() is None, log.read_text()[-2000:]
-                assert time.monotonic() < deadline, "the server did not start within 60 s"
-                time.sleep(0.1)
-            yield port, log
-        finally:
-            process.terminate()
-            process.wait(30)
+    with serving(folder, **deadlines, max_connections=CAP, session_ping_seconds=600) as started:
+        yield started[0], started[1]
 
 
 def connect(port: int, receive_buffer: int | None = None) -> socket.socket:
