@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from app.schemas.runs import RUN_ID_PATTERN
+from cnncore.class_names import localised_names
 from cnncore.familiarity import Familiarity
 from cnncore.features import (
     FILTERS_PICTURE,
@@ -22,7 +23,6 @@ from cnncore.features import (
     Prediction,
     atlas_grid,
 )
-from cnncore.imagenet import NUM_CLASSES, class_names
 from cnncore.images import DecodedImage
 from cnncore.pretrained import IMAGENET_LABELS, InstalledWeights
 from cnncore.weights import WeightsInfo
@@ -168,14 +168,14 @@ class PredictionOut(BaseModel):
     label: str
     prob: float
     index: int = -1  # the class number (what /api/explanations calls `target`)
-    # ImageNet weights: the class name in each page language (cnncore.imagenet)
+    # the class name in each page language, where cnncore.class_names knows it (ImageNet, shapes)
     names: dict[str, str] | None = None
 
     @classmethod
-    def of(cls, prediction: Prediction, imagenet: bool) -> PredictionOut:
+    def of(cls, prediction: Prediction, table: dict[str, tuple[str, ...]] | None) -> PredictionOut:
         names = None
-        if imagenet and 0 <= prediction.index < NUM_CLASSES:
-            names = {lang: class_names(lang)[prediction.index] for lang in ("en", "ko")}
+        if table is not None and 0 <= prediction.index < len(table["en"]):
+            names = {lang: table[lang][prediction.index] for lang in table}
         return cls(label=prediction.label, prob=prediction.prob, index=prediction.index,
                    names=names)  # fmt: skip
 
@@ -232,6 +232,7 @@ class FeaturesOut(BaseModel):
         """`url(name)` gives the PNG address of the picture called `name`."""
         installed = weights.pretrained if weights is not None else None
         imagenet = installed is not None and installed.labels == IMAGENET_LABELS
+        table = localised_names(weights.labels if weights is not None else None, imagenet=imagenet)
         return cls(
             id=result_id,
             model=maps.model,
@@ -249,7 +250,7 @@ class FeaturesOut(BaseModel):
             filters_url=url(FILTERS_PICTURE) if maps.filters is not None else None,
             predictions=None
             if maps.predictions is None
-            else [PredictionOut.of(p, imagenet) for p in maps.predictions],
+            else [PredictionOut.of(p, table) for p in maps.predictions],
         )
 
 

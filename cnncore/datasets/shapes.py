@@ -17,9 +17,11 @@ from PIL import Image, ImageDraw
 
 from cnncore.errors import CNNCoreError
 
-__all__ = ["SHAPE_CLASSES", "SHAPE_SIDES", "generate_shapes"]
+__all__ = ["SHAPE_CLASSES", "SHAPE_CLASSES_KO", "SHAPE_SIDES", "generate_shapes"]
 
 SHAPE_CLASSES = ("circle", "square", "triangle", "cross", "star", "ring")
+# The same classes in Korean, index for index (what a Korean page shows for a prediction)
+SHAPE_CLASSES_KO = ("원", "사각형", "삼각형", "십자", "별", "고리")
 _RADIUS = (0.22, 0.45)  # of the side
 _MARGIN = 1.0  # pixels kept black around the outline
 # The sides shapes can be drawn at. The largest outline (radius 0.45·S, plus the margin) must

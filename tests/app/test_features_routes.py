@@ -366,3 +366,20 @@ def test_a_run_without_a_readable_checkpoint_names_run(tmp_path):
     finally:
         app.dependency_overrides.pop(checkpoints, None)
     assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["body", "run"]
+
+
+def test_tinyvgg_predictions_carry_the_shapes_korean_names_index_for_index():
+    """The bundled TinyVGG (shapes) names its classes in both page languages, like ImageNet."""
+    from cnncore.datasets.shapes import SHAPE_CLASSES
+
+    korean = ["원", "사각형", "삼각형", "십자", "별", "고리"]  # circle, square, triangle, …
+    body = post(model="tinyvgg", sample="flower").json()
+    predictions = body["predictions"]
+    assert len(predictions) == 5  # the top five of six
+    for prediction in predictions:
+        index = SHAPE_CLASSES.index(prediction["label"])
+        assert prediction["index"] == index
+        assert prediction["names"] == {"en": SHAPE_CLASSES[index], "ko": korean[index]}
+    # digits read the same in both languages: LeNet-5 (MNIST) predictions carry no names
+    digits = post(model="lenet5", sample="digit").json()["predictions"]
+    assert digits and all(p["names"] is None for p in digits)

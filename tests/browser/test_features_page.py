@@ -191,6 +191,14 @@ def test_handcrafted_mode_and_korean(make_page, screenshot):
     screenshot(page, "features-handcrafted-ko")
 
 
+def test_korean_page_names_the_shapes_in_korean(make_page):
+    page = make_page("desktop", locale="ko-KR")
+    page.goto("/features?lang=ko&model=tinyvgg&sample=flower")
+    page.wait_for_selector(".prediction-label", timeout=90_000)
+    labels = page.locator(".prediction-label").all_text_contents()
+    assert len(labels) == 5 and set(labels) <= {"원", "사각형", "삼각형", "십자", "별", "고리"}
+
+
 def test_presenter_shows_the_prediction_note_and_hides_the_run_select(make_page, screenshot):
     page = make_page("projector")
     page.goto("/features?lang=en&model=lenet5&sample=digit&mode=handcrafted&present=1")
