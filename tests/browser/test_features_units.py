@@ -154,5 +154,30 @@ def test_unit_panel_at_presenter_and_phone_sizes(make_page, screenshot, viewport
     assert "features.2" in page.text_content("#unit-heading")
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= page.viewport_size["width"], "the page scrolls sideways"
+    # the unit player's counter shows its whole text ("12 / 100", not "12 /"), and the
+    # explanation's layer select and the layer's reason lie within the viewport, the reason as
+    # wide as its control (not squeezed into one grid column)
+    fits = page.evaluate(
+        """() => {
+        const counter = document.querySelector('#unit-player .player-position');
+        const select = document.getElementById('x-layer').getBoundingClientRect();
+        const reason = document.getElementById('x-layer-reason').getBoundingClientRect();
+        const control = document.getElementById('x-layer').closest('.control')
+            .getBoundingClientRect();
+        const range = document.createRange();
+        range.selectNodeContents(counter);  // the text's own width (paint containment hides it)
+        return {text: counter.textContent, scroll: counter.scrollWidth, client: counter.clientWidth,
+                textWidth: range.getBoundingClientRect().width,
+                left: select.left, right: select.right, reason: reason.width,
+                control: control.width, reasonRight: reason.right};
+    }"""
+    )
+    assert "/" in fits["text"] and fits["text"].split("/")[1].strip(), fits
+    assert fits["scroll"] <= fits["client"], fits
+    assert fits["textWidth"] <= fits["client"] + 0.5, fits
+    assert fits["left"] >= 0 and fits["right"] <= page.viewport_size["width"], fits
+    assert fits["reasonRight"] <= page.viewport_size["width"], fits
+    if viewport == "phone":
+        assert fits["reason"] >= 0.95 * fits["control"], fits
     page.locator("#unit-panel").scroll_into_view_if_needed()
     screenshot(page, f"features_unit_{viewport}")
