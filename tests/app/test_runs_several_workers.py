@@ -172,38 +172,56 @@ class Server:
         raise AssertionError("every connection reached the same worker")
 
 
+BIND_TRIES = 5
+
+
+def _start(command: list[str], env: dict, log, port: int) -> subprocess.Popen | None:
+    """Start the server and wait for its health answer: the process, or None when another
+    process took the port between `_free_port` and the workers' bind (a new port is tried)."""
+    with log.open("wb") as sink:
+        server = subprocess.Popen(command + ["--port", str(port)], cwd=ROOT, env=env,
+                                  stdout=sink, stderr=subprocess.STDOUT)  # fmt: skip
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).is_success:
+                return server
+        except httpx.HTTPError:
+            pass
+        if server.poll() is not None:
+            output = log.read_text()
+            if "address already in use" in output.lower():
+                return None
+            raise AssertionError(output[-3000:])
+        if time.monotonic() >= deadline:
+            server.terminate()
+            server.wait(60)
+            raise AssertionError("the server did not start within 90 s")
+        time.sleep(0.2)
+
+
 @pytest.fixture
 def two_worker_server(postgres_url, tmp_path):
-    port = _free_port()
     env = {**os.environ, "CNNVIZ_DATA_DIR": str(tmp_path), "CNNVIZ_DATABASE_URL": postgres_url,
            "CNNVIZ_RUN_POLL_SECONDS": "0.1"}  # fmt: skip
     env.pop("CNNVIZ_ALLOW_SEVERAL_WORKERS", None)  # Postgres alone must be enough
     command = [sys.executable, "-c", "from app.cli import main; main()", "serve", "--workers",
-               "2", "--port", str(port)]  # fmt: skip
+               "2"]  # fmt: skip
     log = tmp_path / "server.log"
-    with (
-        log.open("wb") as sink,
-        subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT
-        ) as server,  # fmt: skip
-    ):
-        try:
-            deadline = time.monotonic() + 90
-            while True:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).is_success:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert server.poll() is None, log.read_text()[-3000:]
-                assert time.monotonic() < deadline, "the server did not start within 90 s"
-                time.sleep(0.2)
-            served = Server(f"http://127.0.0.1:{port}")
-            yield served, log
-            served.close()
-        finally:
-            server.terminate()
-            server.wait(60)
+    for _ in range(BIND_TRIES):
+        port = _free_port()
+        server = _start(command, env, log, port)
+        if server is not None:
+            break
+    else:
+        raise AssertionError(f"every one of {BIND_TRIES} free ports was taken before the bind")
+    try:
+        served = Server(f"http://127.0.0.1:{port}")
+        yield served, log
+        served.close()
+    finally:
+        server.terminate()
+        server.wait(60)
 
 
 def _status(client: httpx.Client, run_id: str) -> str:
@@ -305,25 +323,33 @@ def test_a_class_session_and_its_quiz_work_on_either_worker(two_worker_server):
                and teacher.get(f"/api/sessions/{code}").json()["followers"] == 1,
                "the follower, counted on both workers")  # fmt: skip
         for stride in (2, 3):
-            published = teacher.post(f"/api/sessions/{code}/state", headers=auth,
-                                     json={"page": "/conv", "state": {"stride": stride}})
+            published = teacher.post(
+                f"/api/sessions/{code}/state",
+                headers=auth,
+                json={"page": "/conv", "state": {"stride": stride}},
+            )
             assert published.status_code == 200, published.text
         events = following.result(TIMEOUT)
     assert [(e["event_id"], e["state"]) for e in events] == [
-        (1, {"stride": 1}), (2, {"stride": 2}), (3, {"stride": 3})]
+        (1, {"stride": 1}),
+        (2, {"stride": 2}),
+        (3, {"stride": 3}),
+    ]
     replayed = _state_events(student, code, "1", 2)  # Last-Event-ID on the other worker
     assert [e["event_id"] for e in replayed] == [2, 3]
 
     # the quiz: asked through the teacher's worker, answered through both
-    asked = teacher.post(f"/api/sessions/{code}/quiz", headers=auth,
-                         json={"question": "convolution.output"})
+    asked = teacher.post(
+        f"/api/sessions/{code}/quiz", headers=auth, json={"question": "convolution.output"}
+    )
     assert asked.status_code == 201, asked.text
     quiz_id = asked.json()["quiz_id"]
     assert student.get(f"/api/sessions/{code}").json()["quiz"]["status"] == "open"
     for client, name, value in ((student, "student-aaaa", "324"), (teacher, "student-bbbb", 300),
                                 (student, "student-bbbb", "320")):  # fmt: skip
-        answer = client.put(f"/api/sessions/{code}/quiz/{quiz_id}/answers/{name}",
-                            json={"value": value})
+        answer = client.put(
+            f"/api/sessions/{code}/quiz/{quiz_id}/answers/{name}", json={"value": value}
+        )
         assert answer.status_code == 200, answer.text
     tally = student.get(f"/api/sessions/{code}/quiz", headers=auth).json()["quiz"]
     assert (tally["answered"], tally["correct"]) == (2, 1)
