@@ -62,7 +62,12 @@ def settle(page, path: str, query: str = "lang=en"):
     if page.locator("#explorer-frame").count():
         page.wait_for_function("""() => document.getElementById('explorer-frame')
           .contentDocument?.body?.dataset.ready === 'true'""")
-    page.wait_for_timeout(200)
+    page.wait_for_function(SETTLED)
+
+
+# Settled: the fonts are in and no finite animation or transition is still running.
+SETTLED = """() => document.fonts.status === 'loaded' && document.getAnimations().every(
+  (a) => a.playState !== 'running' || a.effect?.getComputedTiming().endTime === Infinity)"""
 
 
 def unnamed_controls(page) -> list[str]:

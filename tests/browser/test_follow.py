@@ -92,7 +92,11 @@ def test_teacher_steps_and_two_followers_follow(make_page, screenshot):
     teacher.locator(".player-first").click()
     expect_same_cell(teacher, attached)
     assert highlighted(teacher) != kept
-    detached.wait_for_timeout(300)
+    # the detached follower has received the teacher's move (and left it unapplied)
+    moved = int(attached.locator(".follow-bar").get_attribute("data-event-id"))
+    detached.wait_for_function(
+        "moved => Number(document.querySelector('.follow-bar').dataset.eventId) >= moved", arg=moved
+    )
     assert highlighted(detached) == kept
     # Re-attach: straight to the teacher's latest state.
     detached.locator(".follow-toggle").click()
@@ -160,10 +164,14 @@ def test_state_a_follower_cannot_apply_is_ignored_without_an_exception(make_page
         assert published.status_code == 200, published.text
         event = str(published.json()["event_id"])
         expect(follower.locator(".follow-bar")).to_have_attribute("data-event-id", event)
-        follower.wait_for_timeout(500)  # the settle retries run (they must not throw either)
+        # the settle retries have all run (they must not throw either)
+        expect(follower.locator(".follow-bar")).to_have_attribute("data-settled-id", event)
         assert follower.evaluate("location.search") == before
-        good = api.post(f"/api/sessions/{code}/state", headers={"X-Teacher-Token": token},
-                        json={"page": "/loss", "state": {"logits": [1, 3, 0.5], "target": 1}})
+        good = api.post(
+            f"/api/sessions/{code}/state",
+            headers={"X-Teacher-Token": token},
+            json={"page": "/loss", "state": {"logits": [1, 3, 0.5], "target": 1}},
+        )
         assert good.status_code == 200
         expect(follower).to_have_url(re.compile(r"logits=1%2C3%2C0\.5.*target=1|target=1.*logits"))
         expect(follower.locator(".follow-bar")).to_have_attribute("data-state", "following")
