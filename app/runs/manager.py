@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
+import logging
 import math
 import multiprocessing
 import multiprocessing.forkserver
@@ -69,6 +71,7 @@ __all__ = [
     "use_run_manager",
 ]
 
+log = logging.getLogger("uvicorn.error")  # next to the storage faults of requests (app.errors)
 _BATCH = 256  # events stored in one transaction at most
 
 
@@ -186,6 +189,7 @@ class _Worker:
     last_seen: float = field(default_factory=time.monotonic)  # its start, last message or beat
     heard: bool = False  # it has sent a message (until then it is still starting)
     ended: bool = field(default=False)
+    last_id: int = 0  # the id of its newest stored event (an unstored end follows on from it)
 
     def tell(self, word: str) -> None:
         """Send "pause", "resume" or "stop"; a worker that is gone is the pump's business."""
@@ -215,6 +219,9 @@ class RunManager:
         self._queue: deque[str] = deque()
         self._channels: dict[str, RunChannel] = {}
         self._closed = False
+        # Ends that could not be stored (the database failed while the run trained), by run:
+        # stored by `recover` once the database works again, so no run stays "running".
+        self._unrecorded: dict[str, dict[str, Any]] = {}
         self.recovered = self.recover()
         self._heartbeat = Heartbeat(store, self._live_runs, self.limits.heartbeat_seconds,
                                     self._after_beat, name="runs-heartbeat")  # fmt: skip
@@ -292,7 +299,14 @@ class RunManager:
         self.recover()
 
     def recover(self) -> list[str]:
-        """Runs left queued, running or paused by a process that no longer exists."""
+        """Runs left queued, running or paused by a process that no longer exists, and our
+        own runs whose end could not be stored when they ended."""
+        for run_id, end in list(self._unrecorded.items()):
+            try:
+                self._deliver(run_id, [end])
+            except Exception:  # still failing: tried again after the next heartbeat
+                continue
+            self._unrecorded.pop(run_id, None)
         stale = self.store.list_runs(1_000_000, statuses=ACTIVE_STATUSES)
         return [r.id for r in stale if self.abandon_if_orphaned(r)]
 
@@ -374,7 +388,8 @@ class RunManager:
             name=f"cnnviz-run-{run_id}", daemon=True,
         )  # fmt: skip
         worker = _Worker(run_id, process, mine)
-        self._deliver(run_id, [{"kind": "status", "status": "running", "time": time.time()}])
+        running = {"kind": "status", "status": "running", "time": time.time()}
+        worker.last_id = self._deliver(run_id, [running])[-1].event_id
         try:
             process.start()
         except Exception as exc:  # no process: the run fails, the server lives
@@ -415,51 +430,76 @@ class RunManager:
 
     def _pump(self, worker: _Worker) -> None:
         try:
-            while not worker.ended:
-                events, open_ = self._receive(worker.conn)
-                if events:
-                    worker.last_seen, worker.heard = time.monotonic(), True
-                    events = [e for e in events if e.get("kind") != "beat"]  # liveness only
-                if events:
-                    self._deliver(worker.run_id, events)
-                    worker.ended = any(e.get("kind") == "end" for e in events)
-                if not open_:
-                    break
-            worker.conn.close()
-            worker.process.join(timeout=30)
-            if worker.process.is_alive():
-                worker.process.kill()
-                worker.process.join(timeout=5)
-            if not worker.ended:
-                if worker.interrupted:
-                    self._deliver(worker.run_id, [_end("interrupted", "the server stopped")])
-                elif worker.frozen and not worker.heard:
-                    quiet = self.limits.start_seconds
-                    self._deliver(worker.run_id, [_end(
-                        "interrupted", f"the training process did not start (no heartbeat "
-                        f"{quiet:g} s after it was launched on {HOST}); it was ended",
-                    )])  # fmt: skip
-                elif worker.frozen:
-                    quiet = self.limits.dead_after_seconds
-                    self._deliver(worker.run_id, [_end(
-                        "interrupted", f"the training process stopped answering (no heartbeat "
-                        f"for {quiet:g} s on {HOST}); it was ended",
-                    )])  # fmt: skip
-                elif worker.stop_forced:
-                    grace = self.limits.stop_grace_seconds
-                    self._deliver(worker.run_id, [_end(
-                        "stopped", f"the step under way was still running {grace:g} s after "
-                        "the stop; its process was ended (the newest epoch checkpoint is kept)",
-                    )])  # fmt: skip
-                else:
-                    reason = exit_reason(worker.process.exitcode)
-                    self._deliver(worker.run_id, [_end("failed", reason)])
+            self._pump_events(worker)
+        except Exception as exc:  # the store failed: nothing the worker does can be kept
+            self._end_unrecorded(worker, exc)
         finally:
             with self._lock:
                 self._workers.pop(worker.run_id, None)
                 self._channels.pop(worker.run_id, None)
                 if not self._closed:
                     self._schedule()
+
+    def _end_unrecorded(self, worker: _Worker, exc: Exception) -> None:
+        """The run's events cannot be stored (its database deleted, replaced or unwritable):
+        one log line, its process ended, its live viewers told it ended (a frame that follows
+        on from the last stored event), and its end stored by `recover` once the database
+        works again."""
+        cause = str(exc) or type(exc).__name__
+        log.error("run %s: its events cannot be stored (%s: %s); its training process is "
+                  "being ended", worker.run_id, type(exc).__name__, cause)  # fmt: skip
+        worker.ended = True
+        worker.process.kill()
+        with contextlib.suppress(OSError):
+            worker.conn.close()
+        worker.process.join(timeout=5)
+        end = _end("interrupted", f"the runs database could not store this run's events "
+                   f"({cause}); its training process was ended")  # fmt: skip
+        self._unrecorded[worker.run_id] = end
+        channel = self._channels.get(worker.run_id)
+        if channel is not None:
+            channel.publish([StoredEvent(worker.last_id + 1, "end", json.dumps(end))])
+
+    def _pump_events(self, worker: _Worker) -> None:
+        while not worker.ended:
+            events, open_ = self._receive(worker.conn)
+            if events:
+                worker.last_seen, worker.heard = time.monotonic(), True
+                events = [e for e in events if e.get("kind") != "beat"]  # liveness only
+            if events:
+                worker.last_id = self._deliver(worker.run_id, events)[-1].event_id
+                worker.ended = any(e.get("kind") == "end" for e in events)
+            if not open_:
+                break
+        worker.conn.close()
+        worker.process.join(timeout=30)
+        if worker.process.is_alive():
+            worker.process.kill()
+            worker.process.join(timeout=5)
+        if not worker.ended:
+            if worker.interrupted:
+                self._deliver(worker.run_id, [_end("interrupted", "the server stopped")])
+            elif worker.frozen and not worker.heard:
+                quiet = self.limits.start_seconds
+                self._deliver(worker.run_id, [_end(
+                    "interrupted", f"the training process did not start (no heartbeat "
+                    f"{quiet:g} s after it was launched on {HOST}); it was ended",
+                )])  # fmt: skip
+            elif worker.frozen:
+                quiet = self.limits.dead_after_seconds
+                self._deliver(worker.run_id, [_end(
+                    "interrupted", f"the training process stopped answering (no heartbeat "
+                    f"for {quiet:g} s on {HOST}); it was ended",
+                )])  # fmt: skip
+            elif worker.stop_forced:
+                grace = self.limits.stop_grace_seconds
+                self._deliver(worker.run_id, [_end(
+                    "stopped", f"the step under way was still running {grace:g} s after "
+                    "the stop; its process was ended (the newest epoch checkpoint is kept)",
+                )])  # fmt: skip
+            else:
+                reason = exit_reason(worker.process.exitcode)
+                self._deliver(worker.run_id, [_end("failed", reason)])
 
     # --- control ---------------------------------------------------------------------------
 

@@ -36,3 +36,13 @@ def exiting_worker(spec, conn, threads) -> None:
     """A process that dies while starting, before its first beat."""
     del spec, conn, threads
     os._exit(3)
+
+
+def chatty_worker(spec, conn, threads) -> None:
+    """A worker that sends a small event every 20 ms forever (a run that trains on and on)."""
+    del spec, threads
+    step = 0
+    while True:
+        step += 1
+        conn.send({"kind": "note", "step": step, "time": time.time()})
+        time.sleep(0.02)
