@@ -9,7 +9,7 @@ import pytest
 from conftest import guarded_pages, save_screenshot
 from live import CHROMIUM, CHROMIUM_ARGS
 from PIL import Image
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from app.datasets.service import Datasets, get_datasets
 from app.main import app
@@ -19,12 +19,11 @@ FAKE_CAMERA = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-st
 
 
 @pytest.fixture(scope="module")
-def camera_browser():
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM,
-                                              args=[*CHROMIUM_ARGS, *FAKE_CAMERA])  # fmt: skip
-        yield instance
-        instance.close()
+def camera_browser(playwright_driver):
+    instance = playwright_driver.chromium.launch(executable_path=CHROMIUM,
+                                                 args=[*CHROMIUM_ARGS, *FAKE_CAMERA])  # fmt: skip
+    yield instance
+    instance.close()
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -63,6 +62,8 @@ def test_teach_builds_a_dataset_from_camera_pad_and_files(pages, lang, datasets)
     page.goto(f"/teach?lang={lang}")
     page.click("#create")
     expect(page.locator("#dataset-summary")).to_contain_text("0")
+    # the page writes its URL throttled: wait for the dataset id to be in it
+    page.wait_for_function("() => new URL(location.href).searchParams.get('dataset')")
     dataset_id = page.evaluate("new URL(location.href).searchParams.get('dataset')")
     record = datasets.store.get(dataset_id)
     names = ["머그컵", "책", "공"] if lang == "ko" else ["mug", "book", "ball"]
