@@ -81,6 +81,10 @@ def test_dragging_a_logit_updates_every_number(page, screenshot):
     bars = page.locator('#probs-chart .chart-bar[data-series="p"]')
     shown = [float(v) for v in bars.evaluate_all("ns => ns.map(n => n.dataset.value)")]
     assert shown == pytest.approx(p.tolist(), rel=1e-12)
+    # the page writes its URL throttled: wait for the change to reach it
+    page.wait_for_function(
+        "() => new URL(location.href).searchParams.get('logits') === '2,3.5,0.1'"
+    )
     assert parse_qs(urlparse(page.url).query)["logits"] == ["2,3.5,0.1"]
     screenshot(page, "loss-desktop")
 
