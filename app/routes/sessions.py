@@ -66,6 +66,14 @@ async def _run(method: Callable[..., T], *args: Any) -> T:
     return method(*args)
 
 
+async def _hub(method: Callable[..., T], *args: Any) -> T:
+    """`_run`, with the hub's refusal answered as HTTP (its status, naming the field)."""
+    try:
+        return await _run(method, *args)
+    except SessionError as exc:
+        _raise_http(exc)
+
+
 def _raise_http(exc: SessionError) -> NoReturn:
     detail = (
         [{"loc": ["body", exc.field], "msg": str(exc), "type": "value_error"}]
@@ -93,10 +101,7 @@ async def create_session(
 ) -> SessionCreated:
     """Start a class session on the teacher's page; the token is shown to this caller only.
     The join link carries an address the students can reach (`app.join_address`)."""
-    try:
-        view, token = await _run(hub.create, body.page, body.state)
-    except SessionError as exc:
-        _raise_http(exc)
+    view, token = await _hub(hub.create, body.page, body.state)
     where = join_base(request.url.scheme, request.url.hostname or "", request.url.port,
                       settings.host)  # fmt: skip
     join_url = where.base + request.app.url_path_for("join_page", code=view.code)
@@ -110,20 +115,14 @@ async def publish_state(
     code: str, body: StatePublish, token: TeacherToken, hub: Hub
 ) -> StatePublished:
     """The teacher's new page, state and step, sent to every follower."""
-    try:
-        event = await _run(hub.publish, code, token, body.page, body.state, body.step)
-    except SessionError as exc:
-        _raise_http(exc)
+    event = await _hub(hub.publish, code, token, body.page, body.state, body.step)
     return StatePublished(event_id=event.event_id)
 
 
 @api.get("/{code}", response_model=SessionSnapshot)
 async def session_snapshot(code: str, hub: Hub) -> SessionSnapshot:
     """The latest snapshot and how many followers are connected."""
-    try:
-        view = await _run(hub.view, code)
-    except SessionError as exc:
-        _raise_http(exc)
+    view = await _hub(hub.view, code)
     latest = view.latest
     return SessionSnapshot(
         code=view.code,
@@ -139,10 +138,7 @@ async def session_snapshot(code: str, hub: Hub) -> SessionSnapshot:
 @api.delete("/{code}", status_code=204)
 async def end_session(code: str, token: TeacherToken, hub: Hub) -> Response:
     """The teacher ends the session; followers receive an `end` event."""
-    try:
-        await _run(hub.end, code, token)
-    except SessionError as exc:
-        _raise_http(exc)
+    await _hub(hub.end, code, token)
     return Response(status_code=204)
 
 
@@ -155,24 +151,18 @@ StudentId = Annotated[str, Path(pattern=STUDENT_ID.pattern, description="made by
 async def ask_quiz(code: str, body: QuizAsk, token: TeacherToken, hub: Hub) -> QuizAsked:
     """Put one of a lesson's questions to the class (replacing the one asked before)."""
     try:
-        try:
-            question = quiz_question(body.question)
-        except QuizRefused as exc:
-            raise QuizInvalid(exc) from exc
-        event = await _run(hub.ask, code, token, question)
-    except SessionError as exc:
-        _raise_http(exc)
+        question = quiz_question(body.question)
+    except QuizRefused as exc:
+        _raise_http(QuizInvalid(exc))
+    event = await _hub(hub.ask, code, token, question)
     return QuizAsked(quiz_id=event.quiz["id"], event_id=event.event_id)
 
 
 @api.get("/{code}/quiz", response_model=QuizState)
 async def quiz_tally(code: str, token: TeacherToken, hub: Hub) -> QuizState:
     """The teacher's view of the question asked: how the class has answered so far."""
-    try:
-        tally = await _run(hub.tally, code, token)
-        followers = (await _run(hub.view, code)).followers
-    except SessionError as exc:
-        _raise_http(exc)
+    tally = await _hub(hub.tally, code, token)
+    followers = (await _hub(hub.view, code)).followers
     return QuizState(quiz=QuizTallyOut(**vars(tally)) if tally else None, followers=followers)
 
 
@@ -182,30 +172,21 @@ async def answer_quiz(
 ) -> QuizAnswered:
     """A student's answer; sent again, it replaces the earlier one (until the reveal). The
     answer is read as the lesson reads it; the reply says how (the number, or the option)."""
-    try:
-        value = await _run(hub.answer, code, quiz_id, student, body.value)
-    except SessionError as exc:
-        _raise_http(exc)
+    value = await _hub(hub.answer, code, quiz_id, student, body.value)
     return QuizAnswered(value=value)
 
 
 @api.post("/{code}/quiz/{quiz_id}/reveal", response_model=StatePublished)
 async def reveal_quiz(code: str, quiz_id: int, token: TeacherToken, hub: Hub) -> StatePublished:
     """Close the answers; everyone sees the worked answer and the class's spread."""
-    try:
-        event = await _run(hub.reveal, code, token, quiz_id)
-    except SessionError as exc:
-        _raise_http(exc)
+    event = await _hub(hub.reveal, code, token, quiz_id)
     return StatePublished(event_id=event.event_id)
 
 
 @api.delete("/{code}/quiz", response_model=StatePublished)
 async def close_quiz(code: str, token: TeacherToken, hub: Hub) -> StatePublished:
     """Take the question away from the students' screens."""
-    try:
-        event = await _run(hub.close_quiz, code, token)
-    except SessionError as exc:
-        _raise_http(exc)
+    event = await _hub(hub.close_quiz, code, token)
     return StatePublished(event_id=event.event_id)
 
 
@@ -246,20 +227,14 @@ async def share_picture(code: str, request: Request, token: TeacherToken, hub: H
     """The teacher's own picture (the body: PNG, JPEG or WebP bytes), shared with the class:
     the session keeps one; snapshots name its version, followers' pages fetch it."""
     data, media_type = _picture(await request.body(), settings.session_picture_bytes)
-    try:
-        event = await _run(hub.set_picture, code, token, data, media_type)
-    except SessionError as exc:
-        _raise_http(exc)
+    event = await _hub(hub.set_picture, code, token, data, media_type)
     return StatePublished(event_id=event.event_id)
 
 
 @api.get("/{code}/picture", response_class=Response)
 async def session_picture(code: str, hub: Hub) -> Response:
     """The teacher's shared picture (whoever has the class code may see it, as the page)."""
-    try:
-        picture = await _run(hub.picture, code)
-    except SessionError as exc:
-        _raise_http(exc)
+    picture = await _hub(hub.picture, code)
     return Response(picture.data, media_type=picture.media_type,
                     headers={"Cache-Control": "private, max-age=3600"})  # fmt: skip
 
