@@ -1,8 +1,9 @@
 """Datasets as the routes use them: the store's rows, the files, the limits and the owner token.
 
-Whoever creates a dataset is given its owner token once (like a run's: 192 random bits, only
-its SHA-256 kept); every change needs it (header `X-Dataset-Token`): 401 without, 403 with
-another. Reading a dataset and its pictures needs only its id (16 random hex digits).
+Whoever creates a dataset is given its owner token once (`app.owner_tokens`, as a run's: 192
+random bits, only its SHA-256 kept); every change needs it (header `X-Dataset-Token`): 401
+without, 403 with another. Reading a dataset and its pictures needs only its id (16 random hex
+digits).
 
 Adding pictures is all or nothing: every picture is decoded and checked first (a bad one
 refuses the request, naming its file), then rows and files are written in one transaction,
@@ -12,8 +13,6 @@ so a refusal (a limit, a bad file) adds nothing.
 from __future__ import annotations
 
 import atexit
-import hashlib
-import hmac
 import secrets
 import threading
 from collections.abc import Callable, Sequence
@@ -23,6 +22,7 @@ from pathlib import Path
 from app.datasets.files import DatasetFiles
 from app.datasets.store import DatasetLimits, DatasetRecord, DatasetStore, NewImage
 from app.datasets.store import open_dataset_store as _open
+from app.owner_tokens import check_owner, new_control_token, token_digest
 from app.settings import Settings, get_settings
 from cnncore.datasets.user_images import PictureLimits, PreparedPicture, zip_pictures
 from cnncore.datasets.user_zip import ZipLimits
@@ -40,10 +40,6 @@ class DatasetError(Exception):
 
 def new_dataset_id() -> str:
     return secrets.token_hex(8)
-
-
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 @dataclass
@@ -105,16 +101,19 @@ class Datasets:
     def owned(self, dataset_id: str, token: str | None) -> DatasetRecord:
         """The dataset, once `token` proves its creator asks (404, then 401 or 403)."""
         record = self.get(dataset_id)
-        if not token:
-            raise DatasetError(401, "changing a dataset needs the token its creator was given "
-                                    "(header X-Dataset-Token)")  # fmt: skip
-        if not hmac.compare_digest(record.token_digest, _digest(token)):
-            raise DatasetError(403, "this token does not own this dataset")
+        check_owner(
+            record.token_digest,
+            token,
+            DatasetError,
+            missing="changing a dataset needs the token its creator was given "
+            "(header X-Dataset-Token)",
+            wrong="this token does not own this dataset",
+        )
         return record
 
     def create(self, name: str, classes: Sequence[str], client: str) -> tuple[DatasetRecord, str]:
-        token = secrets.token_urlsafe(24)
-        record = self.store.create(new_dataset_id(), name, _digest(token), client, classes,
+        token = new_control_token()
+        record = self.store.create(new_dataset_id(), name, token_digest(token), client, classes,
                                    self.limits)  # fmt: skip
         return record, token
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any, NoReturn
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile
@@ -18,6 +18,7 @@ from app.datasets.service import DatasetError, Datasets, get_datasets
 from app.datasets.store import DatasetRecord, DatasetStore
 from app.deps import settings_dep
 from app.limits import client_address, heavy_work
+from app.owner_tokens import token_header
 from app.runs.manager import RunManager, get_run_manager
 from app.runs.store import ACTIVE_STATUSES
 from app.schemas.datasets import (
@@ -45,7 +46,7 @@ AppSettings = Annotated[Settings, Depends(settings_dep)]
 DatasetId = Annotated[str, Path(pattern=DATASET_ID_PATTERN)]
 Digest = Annotated[str, Path(pattern=DIGEST_PATTERN)]
 ClassId = Annotated[int, Path(ge=0, le=1_000_000)]
-Token = Annotated[str | None, Header(alias="X-Dataset-Token", max_length=128)]
+Token = token_header("X-Dataset-Token")
 PICTURE_PART = {"type": "string", "format": "binary"}
 
 

@@ -13,10 +13,10 @@ from starlette.background import BackgroundTask
 from app.datasets.service import Datasets, get_datasets
 from app.deps import settings_dep
 from app.limits import client_address, heavy_work
+from app.owner_tokens import check_owner, new_control_token, token_digest, token_header
 from app.quotas import charge
 from app.runs.history import metrics_csv, metrics_tables
 from app.runs.manager import RunError, RunManager, get_run_manager
-from app.runs.owners import new_control_token, token_digest, token_matches
 from app.runs.spec import plan_run
 from app.runs.store import ACTIVE_STATUSES, FINISHED_STATUSES, RunRecord
 from app.runs.stream import RunSubscription
@@ -39,7 +39,7 @@ AppSettings = Annotated[Settings, Depends(settings_dep)]
 RunId = Annotated[str, Path(pattern=RUN_ID_PATTERN)]
 Status = Annotated[list[str] | None, Query(max_length=len(ACTIVE_STATUSES + FINISHED_STATUSES))]
 # The control token given to whoever started the run (RunCreated.owner_token).
-RunToken = Annotated[str | None, Header(alias="X-Run-Token", max_length=128)]
+RunToken = token_header("X-Run-Token")
 
 
 def _raise_http(exc: RunError) -> NoReturn:
@@ -128,13 +128,14 @@ async def run_events(
 def _check_owner(manager: RunManager, run_id: str, token: str | None) -> None:
     """Only whoever started the run controls it: 401 without the token, 403 with another."""
     _record(manager, run_id)  # an unknown run is a 404 first
-    if not token:
-        raise HTTPException(401, detail="pausing, resuming, stopping or deleting a run "
-                                        "needs the token its creator was given "
-                                        "(header X-Run-Token)")  # fmt: skip
-    if not token_matches(manager.store.run_token(run_id), token):
-        raise HTTPException(403, detail="this token does not control this run (only whoever "
-                                        "started it can)")  # fmt: skip
+    check_owner(
+        manager.store.run_token(run_id),
+        token,
+        HTTPException,
+        missing="pausing, resuming, stopping or deleting a run needs the token its creator was "
+        "given (header X-Run-Token)",
+        wrong="this token does not control this run (only whoever started it can)",
+    )
 
 
 def _control(manager: RunManager, run_id: str, action: str, token: str | None) -> RunOut:

@@ -6,14 +6,12 @@ or paused was abandoned (the server was killed, the machine restarted) and is ma
 interrupted. Owners on another host cannot be checked from here: their runs' heartbeats
 are (`app.runs.liveness`).
 
-A run also belongs to whoever started it: the creator is given a control token (like a class
-session's teacher token) and only its SHA-256 is stored; pause, resume and stop need the token.
+A run also belongs to whoever started it: its control token is an owner token
+(`app.owner_tokens`, as a dataset's); pause, resume and stop need it.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 import secrets
 import socket
@@ -21,12 +19,9 @@ import socket
 __all__ = [
     "HOST",
     "claim_owner",
-    "new_control_token",
     "owner_alive",
     "owner_pid",
     "release_owner",
-    "token_digest",
-    "token_matches",
 ]
 
 HOST = socket.gethostname().replace("|", "_")
@@ -69,17 +64,3 @@ def owner_alive(owner: str) -> bool:
     if pid == os.getpid():
         return parts[2] in _LIVE_TOKENS
     return _pid_alive(pid)
-
-
-def new_control_token() -> str:
-    """An unguessable token for the creator of a run (192 random bits, URL-safe)."""
-    return secrets.token_urlsafe(24)
-
-
-def token_digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def token_matches(digest: str | None, token: str) -> bool:
-    """Whether `token` is the one whose digest was stored (compared in constant time)."""
-    return digest is not None and hmac.compare_digest(digest, token_digest(token))

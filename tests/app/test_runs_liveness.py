@@ -16,9 +16,9 @@ from slow_workers import (
 )
 
 from app.main import app
+from app.owner_tokens import new_control_token, token_digest
 from app.runs.history import record_events
 from app.runs.manager import RunLimits, RunManager, get_run_manager
-from app.runs.owners import new_control_token, token_digest
 from app.runs.spec import plan_run
 from app.runs.store import open_run_store
 from app.schemas.runs import RunCreate
