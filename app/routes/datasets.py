@@ -73,14 +73,26 @@ def _out(datasets: Datasets, record) -> DatasetOut:
     return dataset_out(record, _limits(datasets))
 
 
-def _change(datasets: Datasets, dataset_id: str, token: str | None,
-            change: Callable[[DatasetStore], DatasetRecord]) -> DatasetOut:  # fmt: skip
-    """Check the owner, apply one change to the store, answer the dataset as it is now."""
+Removal = tuple[DatasetRecord, list[str]]  # the dataset after a change, the pictures it removed
+
+
+def _remove(datasets: Datasets, dataset_id: str, token: str | None,
+            change: Callable[[DatasetStore], Removal]) -> DatasetOut:  # fmt: skip
+    """Check the owner, apply one change to the store, delete the files of the pictures it
+    removed, answer the dataset as it is now."""
     _owned(datasets, dataset_id, token)
     try:
-        return _out(datasets, change(datasets.store))
+        record, gone = change(datasets.store)
     except KeyError as exc:
         _raise(exc)
+    datasets.files.remove(dataset_id, gone)
+    return _out(datasets, record)
+
+
+def _change(datasets: Datasets, dataset_id: str, token: str | None,
+            change: Callable[[DatasetStore], DatasetRecord]) -> DatasetOut:  # fmt: skip
+    """`_remove` for a change that removes no picture."""
+    return _remove(datasets, dataset_id, token, lambda store: (change(store), []))
 
 
 @router.post("", response_model=DatasetCreated, status_code=201)
@@ -155,13 +167,8 @@ def rename_class(dataset_id: DatasetId, class_id: ClassId, body: ClassIn, datase
 def delete_class(dataset_id: DatasetId, class_id: ClassId, datasets: Store,
                  token: Token = None) -> DatasetOut:  # fmt: skip
     """Delete a class and its pictures (needs X-Dataset-Token)."""
-    _owned(datasets, dataset_id, token)
-    try:
-        record, gone = datasets.store.delete_class(dataset_id, class_id)
-    except KeyError as exc:
-        _raise(exc)
-    datasets.files.remove(dataset_id, gone)
-    return _out(datasets, record)
+    return _remove(datasets, dataset_id, token,
+                   lambda store: store.delete_class(dataset_id, class_id))  # fmt: skip
 
 
 async def _read_parts(
@@ -198,8 +205,12 @@ def _form(fields: dict[str, str]) -> PicturesForm:
         ) from exc
 
 
-def _added(datasets: Datasets, result: tuple) -> PicturesAdded:
-    record, added, duplicates = result
+async def _added(datasets: Datasets, add: Callable[[], tuple]) -> PicturesAdded:
+    """Run `add` (the pictures' checks and writes) in a thread; answer what it added."""
+    try:
+        record, added, duplicates = await run_in_threadpool(add)
+    except KeyError as exc:
+        _raise(exc)
     return PicturesAdded(dataset=_out(datasets, record), added=[added_out(i) for i in added],
                          duplicates=[added_out(i, held) for i, held in duplicates])  # fmt: skip
 
@@ -233,10 +244,7 @@ async def add_pictures(dataset_id: DatasetId, request: Request, datasets: Store,
         pictures = [prepare_picture(raw, name, datasets.pictures) for name, raw in files]
         return datasets.add(dataset_id, [(form.class_id, "", p) for p in pictures], form.source)
 
-    try:
-        return _added(datasets, await run_in_threadpool(work))
-    except KeyError as exc:
-        _raise(exc)
+    return await _added(datasets, work)
 
 
 @router.post(
@@ -252,11 +260,7 @@ async def add_archive(dataset_id: DatasetId, request: Request, datasets: Store,
     missing; the archive is checked whole first and refused whole. Needs X-Dataset-Token."""
     await run_in_threadpool(_owned, datasets, dataset_id, token)
     _, files = await _read_parts(request, settings, "archive", 1)
-    try:
-        return _added(datasets, await run_in_threadpool(datasets.add_archive, dataset_id,
-                                                        files[0][1]))  # fmt: skip
-    except KeyError as exc:
-        _raise(exc)
+    return await _added(datasets, lambda: datasets.add_archive(dataset_id, files[0][1]))
 
 
 @router.get("/{dataset_id}/images", response_model=list[ImageOut])
@@ -287,13 +291,8 @@ def picture_png(dataset_id: DatasetId, digest: Digest, datasets: Store) -> Respo
 def delete_picture(dataset_id: DatasetId, digest: Digest, datasets: Store,
                    token: Token = None) -> DatasetOut:  # fmt: skip
     """Delete one picture (needs X-Dataset-Token)."""
-    _owned(datasets, dataset_id, token)
-    try:
-        record = datasets.store.delete_image(dataset_id, digest)
-    except KeyError as exc:
-        _raise(exc)
-    datasets.files.remove(dataset_id, [digest])
-    return _out(datasets, record)
+    return _remove(datasets, dataset_id, token,
+                   lambda store: (store.delete_image(dataset_id, digest), [digest]))  # fmt: skip
 
 
 @router.patch("/{dataset_id}/images/{digest}", response_model=DatasetOut)
