@@ -477,29 +477,25 @@ class RunManager:
             worker.process.kill()
             worker.process.join(timeout=5)
         if not worker.ended:
-            if worker.interrupted:
-                self._deliver(worker.run_id, [_end("interrupted", "the server stopped")])
-            elif worker.frozen and not worker.heard:
-                quiet = self.limits.start_seconds
-                self._deliver(worker.run_id, [_end(
-                    "interrupted", f"the training process did not start (no heartbeat "
-                    f"{quiet:g} s after it was launched on {HOST}); it was ended",
-                )])  # fmt: skip
-            elif worker.frozen:
-                quiet = self.limits.dead_after_seconds
-                self._deliver(worker.run_id, [_end(
-                    "interrupted", f"the training process stopped answering (no heartbeat "
-                    f"for {quiet:g} s on {HOST}); it was ended",
-                )])  # fmt: skip
-            elif worker.stop_forced:
-                grace = self.limits.stop_grace_seconds
-                self._deliver(worker.run_id, [_end(
-                    "stopped", f"the step under way was still running {grace:g} s after "
-                    "the stop; its process was ended (the newest epoch checkpoint is kept)",
-                )])  # fmt: skip
-            else:
-                reason = exit_reason(worker.process.exitcode)
-                self._deliver(worker.run_id, [_end("failed", reason)])
+            self._deliver(worker.run_id, [self._unended(worker)])
+
+    def _unended(self, worker: _Worker) -> dict:
+        """The end event of a worker that closed without sending one: why it ended."""
+        limits = self.limits
+        if worker.interrupted:
+            return _end("interrupted", "the server stopped")
+        if worker.frozen and not worker.heard:
+            return _end("interrupted", f"the training process did not start (no heartbeat "
+                        f"{limits.start_seconds:g} s after it was launched on {HOST}); "
+                        "it was ended")  # fmt: skip
+        if worker.frozen:
+            return _end("interrupted", "the training process stopped answering (no heartbeat for "
+                        f"{limits.dead_after_seconds:g} s on {HOST}); it was ended")  # fmt: skip
+        if worker.stop_forced:
+            return _end("stopped", f"the step under way was still running "
+                        f"{limits.stop_grace_seconds:g} s after the stop; its process was "
+                        "ended (the newest epoch checkpoint is kept)")  # fmt: skip
+        return _end("failed", exit_reason(worker.process.exitcode))
 
     # --- control ---------------------------------------------------------------------------
 
