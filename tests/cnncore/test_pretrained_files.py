@@ -58,9 +58,29 @@ def earlier(tmp_path) -> Path:
     return directory
 
 
-def test_a_published_file_with_its_digest_installs_as_safetensors_with_provenance(
-    tmp_path, server
-):
+def refused_download(
+    server,
+    earlier: Path,
+    digest: str | None = None,
+    served: bool = True,
+    mode: str = "whole",
+    delay: float = 0.0,
+    **options,
+) -> WeightsFileError:
+    """Download mobilenet_v2 over the installed one (its file served as `mode`; not served: a
+    404), expecting a refusal; the refusal, once the folder is checked to be exactly as it was."""
+    body, published = mobilenet_file()
+    entry = entry_for(server, NAME, digest or published)
+    if served:
+        server.files[entry.file_name] = Served(body, mode, delay)
+    before = folder_state(earlier)
+    with pytest.raises(WeightsFileError) as refused:
+        download_weights(earlier, NAME, published=entry, **options)
+    assert folder_state(earlier) == before
+    return refused.value
+
+
+def test_a_published_file_with_its_digest_installs_as_safetensors_with_provenance(tmp_path, server):
     body, digest = mobilenet_file()
     entry = entry_for(server, NAME, digest)
     server.files[entry.file_name] = Served(body)
@@ -87,48 +107,26 @@ def test_a_published_file_with_its_digest_installs_as_safetensors_with_provenanc
 
 
 def test_a_file_of_another_digest_is_refused_and_nothing_changes(tmp_path, server, earlier):
-    body, digest = mobilenet_file()
-    entry = entry_for(server, NAME, "0" * 64 if not digest.startswith("0") else "1" * 64)
-    server.files[entry.file_name] = Served(body)
-    before = folder_state(earlier)
-    with pytest.raises(WeightsFileError) as refused:
-        download_weights(earlier, NAME, published=entry)
-    assert refused.value.code == "weights_digest"
-    assert "does not start with" in str(refused.value)
-    assert folder_state(earlier) == before
+    _, digest = mobilenet_file()
+    wrong = "0" * 64 if not digest.startswith("0") else "1" * 64
+    refused = refused_download(server, earlier, digest=wrong)
+    assert refused.code == "weights_digest"
+    assert "does not start with" in str(refused)
 
 
 def test_a_download_cut_short_is_refused_and_nothing_changes(tmp_path, server, earlier):
-    body, digest = mobilenet_file()
-    entry = entry_for(server, NAME, digest)
-    server.files[entry.file_name] = Served(body, "truncated")
-    before = folder_state(earlier)
-    with pytest.raises(WeightsFileError) as refused:
-        download_weights(earlier, NAME, published=entry)
-    assert refused.value.code == "weights_truncated"
-    assert folder_state(earlier) == before
+    assert refused_download(server, earlier, mode="truncated").code == "weights_truncated"
 
 
 def test_a_server_that_does_not_answer_in_time_is_refused(tmp_path, server, earlier):
-    body, digest = mobilenet_file()
-    entry = entry_for(server, NAME, digest)
-    server.files[entry.file_name] = Served(body, "slow", delay=2.0)
-    before = folder_state(earlier)
-    with pytest.raises(WeightsFileError) as refused:
-        download_weights(earlier, NAME, published=entry, timeout=0.3)
-    assert refused.value.code == "weights_timeout"
-    assert folder_state(earlier) == before
+    refused = refused_download(server, earlier, mode="slow", delay=2.0, timeout=0.3)
+    assert refused.code == "weights_timeout"
 
 
 def test_a_404_names_the_status(tmp_path, server, earlier):
-    _, digest = mobilenet_file()
-    entry = entry_for(server, NAME, digest)
-    before = folder_state(earlier)
-    with pytest.raises(WeightsFileError) as refused:
-        download_weights(earlier, NAME, published=entry)
-    assert refused.value.code == "weights_http" and refused.value.ctx["status"] == 404
-    assert "HTTP 404" in str(refused.value)
-    assert folder_state(earlier) == before
+    refused = refused_download(server, earlier, served=False)
+    assert refused.code == "weights_http" and refused.ctx["status"] == 404
+    assert "HTTP 404" in str(refused)
 
 
 def closed_port() -> int:
@@ -150,50 +148,32 @@ def test_no_network_at_all_says_offline_and_how_to_import(tmp_path, earlier, url
 
 def test_a_full_disk_while_writing_is_refused_and_nothing_changes(tmp_path, server, earlier,
                                                                   monkeypatch):  # fmt: skip
-    body, digest = mobilenet_file()
-    entry = entry_for(server, NAME, digest)
-    server.files[entry.file_name] = Served(body)
-    before = folder_state(earlier)
     real_open = Path.open
 
     def full_disk_open(self, mode="r", *args, **kwargs):
         handle = real_open(self, mode, *args, **kwargs)
         if "w" in mode and self.suffix == ".download":
+
             def write(_data):
                 raise OSError(errno.ENOSPC, "No space left on device")
+
             handle.write = write
         return handle
 
     monkeypatch.setattr(Path, "open", full_disk_open)
-    with pytest.raises(WeightsFileError) as refused:
-        download_weights(earlier, NAME, published=entry)
-    assert refused.value.code == "weights_disk_full"
-    assert folder_state(earlier) == before
+    assert refused_download(server, earlier).code == "weights_disk_full"
 
 
 def test_too_little_free_space_is_refused_before_downloading(tmp_path, server, earlier,
                                                              monkeypatch):  # fmt: skip
-    body, digest = mobilenet_file()
-    entry = entry_for(server, NAME, digest)
-    server.files[entry.file_name] = Served(body)
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda _path: usage(10**9, 10**9 - 10**6, 10**6))
-    before = folder_state(earlier)
-    with pytest.raises(WeightsFileError) as refused:
-        download_weights(earlier, NAME, published=entry)
-    assert refused.value.code == "weights_disk_full"
-    assert folder_state(earlier) == before
+    assert refused_download(server, earlier).code == "weights_disk_full"
 
 
 def test_a_file_larger_than_the_limit_is_refused(tmp_path, server, earlier):
-    body, digest = mobilenet_file()
-    entry = entry_for(server, NAME, digest)
-    server.files[entry.file_name] = Served(body)
-    before = folder_state(earlier)
-    with pytest.raises(WeightsFileError) as refused:
-        download_weights(earlier, NAME, published=entry, max_bytes=1000)
-    assert refused.value.code == "weights_too_large" and refused.value.ctx["limit"] == 1000
-    assert folder_state(earlier) == before
+    refused = refused_download(server, earlier, max_bytes=1000)
+    assert refused.code == "weights_too_large" and refused.ctx["limit"] == 1000
 
 
 def test_a_model_torchvision_does_not_publish_is_refused(tmp_path):
