@@ -157,18 +157,22 @@ def test_units_and_grad_cam_with_installed_imagenet_weights(tmp_path) -> None:
     app.dependency_overrides.update({settings_dep: lambda: settings,
                                      get_feature_cache: lambda: cache,
                                      get_unit_store: lambda: store})  # fmt: skip
-    body = client.post("/api/features", data={"model": "resnet18", "sample": "china"}).json()
-    assert body["weights"]["source"] == "imagenet"
-    found = cache.model("resnet18")
-    picture = prepare_input(found.loaded.weights, sample_image("china")).tensor
-    kept, _ = capture_layers(found.layers, picture)
-    got = client.get(
-        f"/api/features/{body['id']}/unit",
-        params={"layer": "layer2.0.add", "channel": 9, "y": 5, "x": 11},
-    ).json()
-    assert got["total"] == pytest.approx(float(kept["layer2.0.add"][0, 9, 5, 11]), rel=1e-5)
-    why = client.post("/api/explanations", json={"result": body["id"], "target": 281}).json()
-    assert why["label"] and why["score"] == pytest.approx(float(kept["fc"][0, 281]), rel=1e-5)
-    reference = explain(trace_layers(found.loaded.model), picture, target=281,
-                        layer="layer4.1.relu2")  # fmt: skip
-    assert why["layer"] == "layer4.1.relu2" and why["score"] == pytest.approx(reference.score)
+    try:
+        body = client.post("/api/features", data={"model": "resnet18", "sample": "china"}).json()
+        assert body["weights"]["source"] == "imagenet"
+        found = cache.model("resnet18")
+        picture = prepare_input(found.loaded.weights, sample_image("china")).tensor
+        kept, _ = capture_layers(found.layers, picture)
+        got = client.get(
+            f"/api/features/{body['id']}/unit",
+            params={"layer": "layer2.0.add", "channel": 9, "y": 5, "x": 11},
+        ).json()
+        assert got["total"] == pytest.approx(float(kept["layer2.0.add"][0, 9, 5, 11]), rel=1e-5)
+        why = client.post("/api/explanations", json={"result": body["id"], "target": 281}).json()
+        assert why["label"] and why["score"] == pytest.approx(float(kept["fc"][0, 281]), rel=1e-5)
+        reference = explain(trace_layers(found.loaded.model), picture, target=281,
+                            layer="layer4.1.relu2")  # fmt: skip
+        assert why["layer"] == "layer4.1.relu2" and why["score"] == pytest.approx(reference.score)
+    finally:  # only what this test set
+        for dependency in (settings_dep, get_feature_cache, get_unit_store):
+            app.dependency_overrides.pop(dependency, None)

@@ -125,8 +125,17 @@ def run_checkpoint_file(tmp_path_factory):
     return save_checkpoint(trainer, tmp_path_factory.mktemp("run") / "epoch-1.safetensors")
 
 
-def test_units_and_explanations_of_a_run_checkpoint(run_checkpoint_file) -> None:
+@pytest.fixture
+def run_is_the_checkpoint(run_checkpoint_file):
+    """Run RUN's checkpoint is `run_checkpoint_file`, for this test only: the override left in
+    place once made every later module's runs (the browser pages' too) answer with this file."""
     app.dependency_overrides[checkpoints] = lambda: lambda run_id: run_checkpoint_file
+    yield run_checkpoint_file
+    app.dependency_overrides.pop(checkpoints, None)
+
+
+def test_units_and_explanations_of_a_run_checkpoint(run_is_the_checkpoint) -> None:
+    run_checkpoint_file = run_is_the_checkpoint
     body = client.post("/api/features", data={"model": "lenet5", "sample": "digit", "run": RUN})
     assert body.status_code == 200, body.text
     result = body.json()["id"]

@@ -18,13 +18,6 @@ from cnncore.effective_rf_picture import picture_effective_field
 from cnncore.features import prepare_input, top_predictions
 from cnncore.images import sample_image
 
-# Passes alone and beside test_train_page; in the whole suite (twice, 2026-12-06) the pages got
-# the run's epoch-1 checkpoint where the store already named final.safetensors. Not yet found
-# (a stale read on a request thread?): kept running, reported, not hidden (strict=False).
-pytestmark = pytest.mark.xfail(
-    strict=False, reason="whole-suite only: the page read the run's epoch-1 checkpoint, not final"
-)
-
 RUN = {"label": "my digits", "model": "lenet5", "data": {"name": "digits", "limit": 300},
        "epochs": 1, "batch_size": 32, "max_steps_per_epoch": 3}  # fmt: skip
 READY = "() => document.getElementById('results').getAttribute('aria-busy') === 'false'"
