@@ -113,11 +113,8 @@ def read_state_dict(path: Path, suffix: str | None = None) -> dict[str, torch.Te
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        while block := handle.read(CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _install(directory: Path, name: str, source: Path, meta: InstalledWeights) -> Path:
