@@ -86,7 +86,7 @@ CREATE TABLE IF NOT EXISTS events (
     data TEXT NOT NULL,
     PRIMARY KEY (run_id, event_id)
 )"""
-# Who may control a run (the SHA-256 of the token its creator was given; app.runs.tokens) and
+# Who may control a run (the SHA-256 of the token its creator was given; app.owner_tokens) and
 # when each run was last known to be alive (app.runs.liveness): tables of their own, so a
 # database made before them gains them with CREATE TABLE IF NOT EXISTS.
 OWNER_TABLES = """
