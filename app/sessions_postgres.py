@@ -3,7 +3,7 @@
 With several workers a teacher and each student may reach different processes, so a session,
 its events, its question and the students' answers live in the database (the one the runs use,
 `CNNVIZ_DATABASE_URL=postgresql://…`): the same meaning and the same SSE frames as
-`app.sessions.InMemoryHub`, byte for byte.
+`app.sessions.InMemoryHub`, byte for byte (both build them with `app.sessions_shared`).
 
 - Event ids are assigned under a row lock on the session (`SELECT … FOR UPDATE`), so publishes
   from any worker get unique, contiguous ids; the frame is stored as encoded (bytea), and the
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 import os
 import secrets
@@ -37,7 +36,7 @@ import psycopg
 from app.quiz import QuizQuestion, count_answers, quiz_question
 from app.runs.store_postgres import _Pool
 from app.session_limits import HubLimits
-from app.sessions import (
+from app.sessions_shared import (
     ClassEvent,
     NoPicture,
     QuizConflict,
@@ -47,13 +46,13 @@ from app.sessions import (
     SessionView,
     Subscription,
     UnknownSession,
-    WrongTeacherToken,
-    _digest,
     backlog_for,
+    check_teacher,
     checked_answer,
     encode_state,
     make_event,
     new_code,
+    new_teacher_token,
     normalise_code,
     quiz_json,
     tally_of,
@@ -156,8 +155,7 @@ class PostgresHub:
     def _teacher_row(self, connection: psycopg.Connection, code: str, token: str,
                      lock: bool = True) -> tuple:  # fmt: skip
         row = self._row(connection, code, lock=lock)
-        if not hmac.compare_digest(bytes(row[-1]), _digest(token)):
-            raise WrongTeacherToken("only the teacher who started this session can change it")
+        check_teacher(bytes(row[-1]), token)
         return row
 
     def _quiz_bytes(self, connection: psycopg.Connection, row: tuple) -> bytes | None:
@@ -216,7 +214,7 @@ class PostgresHub:
 
     def create(self, page: str, state: dict[str, Any]) -> tuple[SessionView, str]:
         state_json = encode_state(state, self.limits.max_state_bytes)
-        token = secrets.token_urlsafe(24)
+        token, digest = new_teacher_token()
         first = make_event(1, page, None, state_json, None)
         with self._pool.connection() as connection, connection.transaction():
             self._expire(connection)
@@ -236,7 +234,7 @@ class PostgresHub:
             connection.execute(
                 "INSERT INTO class_sessions (code, token_digest, last_event_id, page, step, "
                 "state_json, last_active) VALUES (%s, %s, 1, %s, NULL, %s, %s)",
-                (code, _digest(token), page, state_json, time.time()),
+                (code, digest, page, state_json, time.time()),
             )
             connection.execute("INSERT INTO class_events (code, event_id, frame) VALUES "
                                "(%s, 1, %s)", (code, first.frame))  # fmt: skip

@@ -36,7 +36,8 @@ from app.schemas.sessions import (
     StatePublish,
     StatePublished,
 )
-from app.sessions import ClassroomHub, QuizInvalid, SessionError, Subscription, get_hub
+from app.sessions import get_hub
+from app.sessions_shared import ClassroomHub, QuizInvalid, SessionError, Subscription
 from app.settings import Settings, get_settings
 from app.sse import RECONNECT_MS, parse_last_event_id
 

@@ -7,11 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.sessions import (
+from app.sessions import HubLimits, InMemoryHub
+from app.sessions_shared import (
     CODE_ALPHABET,
     CODE_LENGTH,
-    HubLimits,
-    InMemoryHub,
     SessionsFull,
     StateTooLarge,
     Subscription,
@@ -68,7 +67,7 @@ def test_code_is_short_unambiguous_and_case_insensitive():
 
 def test_a_code_already_in_use_is_drawn_again(monkeypatch):
     letters = iter("AAAAAAAAAAAABBBBBB")  # the second draw collides with the first
-    monkeypatch.setattr("app.sessions.secrets.choice", lambda alphabet: next(letters))
+    monkeypatch.setattr("app.sessions_shared.secrets.choice", lambda alphabet: next(letters))
     hub = make_hub()
     assert [hub.create("/conv", {})[0].code for _ in range(2)] == ["AAAAAA", "BBBBBB"]
 

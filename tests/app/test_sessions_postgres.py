@@ -13,7 +13,7 @@ import pytest
 
 from app.quiz import quiz_question
 from app.session_limits import HubLimits
-from app.sessions import QuizConflict, UnknownSession, WrongTeacherToken
+from app.sessions_shared import QuizConflict, UnknownSession, WrongTeacherToken
 
 LIMITS = HubLimits(max_sessions=5, max_followers=20, max_state_bytes=4096, idle_seconds=600,
                    replay_events=4, wake_seconds=0.2, replay_bytes=100_000)  # fmt: skip

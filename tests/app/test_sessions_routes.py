@@ -16,7 +16,8 @@ import uvicorn
 
 from app.deps import settings_dep
 from app.main import app
-from app.sessions import CODE_ALPHABET, HubLimits, InMemoryHub, get_hub
+from app.sessions import HubLimits, InMemoryHub, get_hub
+from app.sessions_shared import CODE_ALPHABET
 from app.settings import Settings
 
 LIMITS = HubLimits(
