@@ -39,15 +39,7 @@ class TensorCheckOut(BaseModel):
 
     @classmethod
     def of(cls, check: TensorCheck) -> TensorCheckOut:
-        return cls(
-            name=check.name,
-            shape=check.shape,
-            checked=check.checked,
-            total=check.total,
-            relative_error=check.relative_error,
-            max_abs_difference=check.max_abs_difference,
-            passed=check.passed,
-        )
+        return cls.model_validate(check, from_attributes=True)  # the fields of the same names
 
 
 class GradCheckOut(BaseModel):
