@@ -124,16 +124,8 @@ async def publish_state(
 async def session_snapshot(code: str, hub: Hub) -> SessionSnapshot:
     """The latest snapshot and how many followers are connected."""
     view = await _hub(hub.view, code)
-    latest = view.latest
-    return SessionSnapshot(
-        code=view.code,
-        page=latest.page,
-        state=latest.state,
-        step=latest.step,
-        event_id=latest.event_id,
-        followers=view.followers,
-        quiz=latest.quiz,
-    )
+    # the latest event's page, state, step, event_id and quiz (its JSON, parsed once)
+    return SessionSnapshot(**view.latest.payload, code=view.code, followers=view.followers)
 
 
 @api.delete("/{code}", status_code=204)
