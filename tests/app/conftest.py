@@ -17,7 +17,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -106,6 +106,23 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
     yield f"{postgres_server}{separator}options={quote(f'-csearch_path={schema}')}"
     with psycopg.connect(postgres_server, autocommit=True) as connection:
         connection.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def open_database(request, tmp_path) -> Iterator[Callable]:
+    """`open_database(opener)`: a store opened by `opener(url, sqlite_path)` on the test's one
+    database (as another server process would open it), SQLite then PostgreSQL (a schema of
+    its own): a test using it runs against both. Every store opened is closed at the end."""
+    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else ""
+    opened = []
+
+    def open_(opener: Callable):
+        opened.append(opener(url, tmp_path / "runs.sqlite3"))
+        return opened[-1]
+
+    yield open_
+    for store in opened:
+        store.close()
 
 
 @pytest.fixture(autouse=True)

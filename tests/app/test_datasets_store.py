@@ -13,18 +13,9 @@ LIMITS = DatasetLimits(max_images=5, max_classes=3, max_bytes=1000, max_pixels=1
                        client_max_datasets=2)  # fmt: skip
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def open_store(request, tmp_path):
-    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else ""
-    opened = []
-
-    def open_():
-        opened.append(open_dataset_store(url, tmp_path / "runs.sqlite3"))
-        return opened[-1]
-
-    yield open_
-    for store in opened:
-        store.close()
+@pytest.fixture
+def open_store(open_database):
+    return lambda: open_database(open_dataset_store)
 
 
 @pytest.fixture

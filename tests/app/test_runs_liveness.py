@@ -30,12 +30,9 @@ TINY = {"model": "mlp", "data": {"name": "digits", "limit": 300}, "epochs": 2,
 FOREIGN = "another-host|4242|abcd"  # a container that will never come back
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request, tmp_path):
-    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else ""
-    opened = open_run_store(url, tmp_path / "runs.sqlite3")
-    yield opened
-    opened.close()
+@pytest.fixture
+def store(open_database):
+    return open_database(open_run_store)
 
 
 def until(condition, timeout: float = TIMEOUT) -> None:

@@ -26,19 +26,14 @@ from app.runs.store import (
 )
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def open_store(request, tmp_path):
+@pytest.fixture
+def open_store(open_database):
     """Opens another store on the test's one database (as another server process would)."""
-    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else ""
-    opened = []
 
     def open_() -> RunStore:
-        opened.append(open_run_store(url, tmp_path / "runs.sqlite3"))
-        return opened[-1]
+        return open_database(open_run_store)
 
-    yield open_
-    for store in opened:
-        store.close()
+    return open_
 
 
 @pytest.fixture
