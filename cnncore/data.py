@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cnncore.class_names import localised_names
 from cnncore.datasets.shapes import generate_shapes
 from cnncore.datasets.standard import STANDARD_DATASETS, download_dataset, load_standard_dataset
 from cnncore.datasets.user_images import load_manifest_images
@@ -99,7 +100,9 @@ class DataSplit:
         return len(self.class_names)
 
     def describe(self) -> dict[str, Any]:
-        """Plain-JSON summary for the start-of-run event and the run record."""
+        """Plain-JSON summary for the start-of-run event and the run record; `names`: the class
+        names in each page language where cnncore knows them (else absent)."""
+        names = localised_names(tuple(self.class_names))
         return {
             "name": self.name,
             "input_shape": list(self.input_shape),
@@ -109,7 +112,7 @@ class DataSplit:
             "train_counts": torch.bincount(self.train_labels, minlength=self.num_classes).tolist(),
             "mean": list(self.mean),
             "std": list(self.std),
-        }
+        } | ({"names": {lang: list(n) for lang, n in names.items()}} if names else {})
 
 
 @lru_cache(maxsize=4)

@@ -16,9 +16,10 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from cnncore.errors import CNNCoreError
 
-__all__ = ["DESK_CLASSES", "desk_object", "generate_desk_objects"]
+__all__ = ["DESK_CLASSES", "DESK_CLASSES_KO", "desk_object", "generate_desk_objects"]
 
 DESK_CLASSES = ("mug", "book", "ball")
+DESK_CLASSES_KO = ("머그잔", "책", "공")  # index for index (what a Korean page shows)
 
 
 def _background(rng: np.random.Generator, side: int) -> Image.Image:

@@ -42,6 +42,11 @@ _FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]  # fmt: skip
 _CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
                   "dog", "frog", "horse", "ship", "truck"]  # fmt: skip
+# The same classes in Korean, index for index (what a Korean page shows)
+_FASHION_CLASSES_KO = ["티셔츠/상의", "바지", "풀오버", "드레스", "코트",
+                       "샌들", "셔츠", "운동화", "가방", "앵클 부츠"]  # fmt: skip
+_CIFAR_CLASSES_KO = ["비행기", "자동차", "새", "고양이", "사슴",
+                     "개", "개구리", "말", "배", "트럭"]  # fmt: skip
 _CIFAR_ARCHIVE = "cifar-10-binary.tar.gz"
 _CIFAR_FOLDER = "cifar-10-batches-bin"
 _CIFAR_RECORD = 1 + 3 * 32 * 32  # one label byte, then 1024 red, 1024 green, 1024 blue bytes
@@ -67,6 +72,7 @@ class StandardDataset:
     base_url: str
     files: dict[str, str]  # file name → SHA-256 of the file as published
     class_names: list[str]
+    class_names_ko: list[str] | tuple[str, ...] = ()  # index for index; () where the same (digits)
 
 
 STANDARD_DATASETS: dict[str, StandardDataset] = {
@@ -91,12 +97,14 @@ STANDARD_DATASETS: dict[str, StandardDataset] = {
             "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
         ),
         _FASHION_CLASSES,
+        _FASHION_CLASSES_KO,
     ),
     "cifar10": StandardDataset(
         "cifar10",
         "https://www.cs.toronto.edu/~kriz/",
         {_CIFAR_ARCHIVE: "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd"},
         _CIFAR_CLASSES,
+        _CIFAR_CLASSES_KO,
     ),
 }
 

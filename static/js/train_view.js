@@ -95,7 +95,7 @@ export function createRunView(elements) {
         setStatus("running");
         run.totalSteps = event.total_steps;
         run.epochsPlanned = event.config.epochs;
-        run.classes = event.dataset.class_names;
+        run.classes = event.dataset.names?.[language()] ?? event.dataset.class_names;
         run.model = event.model;
         run.device = event.device;
         break;

@@ -383,3 +383,16 @@ def test_the_loss_chart_reads_out_zooms_and_goes_logarithmic(make_page, manager,
     assert page.locator("#log-scale").is_checked()
     assert page.get_attribute("#loss-chart", "data-log") == "true"
     assert page.get_attribute("#loss-chart", "data-series-points") == "10,2"
+
+
+def test_a_korean_page_names_the_shapes_classes_in_korean(make_page, manager):
+    page = make_page("desktop")
+    page.goto("/train?lang=ko&preset=custom&model=tinyvgg&data=shapes&limit=120&epochs=1"
+              "&batch=32&steps=2")  # fmt: skip
+    page.wait_for_selector("body[data-ready=true]")
+    run_id = start_and_finish(page)
+    start = next(e for e in stored_events(manager, run_id) if e["kind"] == "start")
+    korean = start["dataset"]["names"]["ko"]
+    assert korean[0] == "원" and len(korean) == len(start["dataset"]["class_names"])
+    note = page.inner_text("#confusion-note")
+    assert ", ".join(f"{i} = {name}" for i, name in enumerate(korean)) in note
