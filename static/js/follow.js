@@ -12,6 +12,7 @@ import { watchStates } from "./state.js";
 import { t } from "./i18n.js";
 import { studentQuiz } from "./follow/quiz_student.js";
 import { teacherQuiz } from "./follow/quiz_teacher.js";
+import { button, element } from "./follow/dom.js";
 
 const TEACHER_KEY = "cnnviz.follow.teacher";
 const PUBLISH_INTERVAL_MS = 100; // at most 10 publishes per second
@@ -34,20 +35,6 @@ function snapshot() {
   return { page: url.pathname + url.search, state: values, step };
 }
 
-function element(tag, className, attributes = {}) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
-  return node;
-}
-
-function textButton(className, key, onClick) {
-  const node = element("button", className, { type: "button" });
-  node.textContent = t(key);
-  node.addEventListener("click", onClick);
-  return node;
-}
-
 /* ---------------------------------------------------------------- teacher ------------------- */
 
 function storedSession() {
@@ -58,7 +45,7 @@ function storedSession() {
   }
 }
 
-function teacher(button) {
+function teacher(headerButton) {
   let session = storedSession();
   let timer = null;
   let inFlight = false;
@@ -69,9 +56,9 @@ function teacher(button) {
   const quiz = teacherQuiz(() => session);
 
   function label() {
-    button.textContent = session ? t("follow.live", { code: session.code }) : t("follow.start");
-    button.setAttribute("aria-haspopup", "dialog");
-    button.classList.toggle("is-live", Boolean(session));
+    headerButton.textContent = session ? t("follow.live", { code: session.code }) : t("follow.start");
+    headerButton.setAttribute("aria-haspopup", "dialog");
+    headerButton.classList.toggle("is-live", Boolean(session));
   }
 
   function forget() {
@@ -163,8 +150,8 @@ function teacher(button) {
     codeLabel.textContent = t("follow.code");
     const link = element("a", "follow-url", { target: "_blank", rel: "noopener" });
     const actions = element("div", "follow-actions");
-    actions.append(textButton("secondary follow-end", "follow.end", end),
-                   textButton("follow-close", "follow.close", closeDialog));
+    actions.append(button("secondary follow-end", t("follow.end"), end),
+                   button("follow-close", t("follow.close"), closeDialog));
     node.append(title, codeLabel, element("p", "follow-code"),
                 element("div", "follow-qr", { role: "img" }), link,
                 element("p", "follow-warning", { role: "note" }),
@@ -215,16 +202,16 @@ function teacher(button) {
     if (dialog?.open) dialog.close();
   }
 
-  button.addEventListener("click", async () => {
+  headerButton.addEventListener("click", async () => {
     if (!session) {
-      button.disabled = true;
+      headerButton.disabled = true;
       try {
         await start();
       } catch (error) {
         openDialog(error);
         return;
       } finally {
-        button.disabled = false;
+        headerButton.disabled = false;
       }
     }
     openDialog();
@@ -268,16 +255,16 @@ async function sharePicture(session, file) {
 
 /* ---------------------------------------------------------------- follower ------------------ */
 
-function follower(code, button) {
+function follower(code, headerButton) {
   let latest = null;
   let attached = true;
   let applying = false;
   let settleTimer = null;
 
-  if (button) button.hidden = true; // a follower does not start sessions from a mirrored page
+  if (headerButton) headerButton.hidden = true; // a follower does not start sessions from a mirrored page
   const bar = element("div", "follow-bar", { role: "status" });
   const status = element("span", "follow-status");
-  const toggle = textButton("follow-toggle", "follow.detach", () => (attached ? detach() : attach()));
+  const toggle = button("follow-toggle", t("follow.detach"), () => (attached ? detach() : attach()));
   bar.append(status, toggle);
   (document.querySelector(".site-header") ?? document.body.firstElementChild)?.after(bar);
   const quiz = studentQuiz(code, bar);

@@ -7,16 +7,10 @@
 import { t } from "../i18n.js";
 import { barsOf, drawSpread } from "./quiz_spread.js";
 import { answerText, showWorked, textsOf } from "./quiz_worked.js";
+import { element } from "./dom.js";
 
 const ID_KEY = "cnnviz.quiz.student";
 const ANSWER_KEY = "cnnviz.quiz.answer"; // {code, quiz, value}: kept over a reload
-
-function element(tag, className, attributes = {}) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
-  return node;
-}
 
 /** A random id (crypto.getRandomValues works on plain http, e.g. a LAN address; randomUUID
  * does not). */

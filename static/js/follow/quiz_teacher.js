@@ -8,22 +8,9 @@ import { getJSON } from "../api.js";
 import { t } from "../i18n.js";
 import { barsOf, drawSpread } from "./quiz_spread.js";
 import { showWorked, textsOf } from "./quiz_worked.js";
+import { button, element } from "./dom.js";
 
 const POLL_MS = 250; // the spread on the projector lags the students' phones by about this
-
-function element(tag, className, attributes = {}) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
-  return node;
-}
-
-function button(className, text, onClick) {
-  const node = element("button", className, { type: "button" });
-  node.textContent = text;
-  node.addEventListener("click", onClick);
-  return node;
-}
 
 /** `session()` is the live session ({code, teacher_token}) or null. */
 export function teacherQuiz(session) {
