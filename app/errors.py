@@ -65,7 +65,9 @@ CORE_KEYS = frozenset(
      # a weights download or import (cnncore/pretrained_files.py, the `cnnviz weights` command):
      # the published URL or the administrator's mirror, the HTTP status, the digest prefixes,
      # disk bytes
-     "url", "status", "got", "needed", "free"}
+     "url", "status", "got", "needed", "free",
+     # an uploaded ONNX model (cnncore/onnx_import.py): what its file holds that is refused
+     "domain", "input", "dimension", "operators"}
 )  # fmt: skip
 CONTEXT_KEYS = SCHEMA_KEYS | CORE_KEYS
 MAX_TEXT = 64  # characters of one ctx string
