@@ -1,6 +1,9 @@
 """Shared resources as FastAPI dependencies."""
 
+from typing import Annotated
+
 import torch
+from fastapi import Depends
 
 from app.settings import Settings, get_settings
 from cnncore.device import resolve_device
@@ -12,3 +15,7 @@ def get_device() -> torch.device:
 
 def settings_dep() -> Settings:
     return get_settings()
+
+
+# A route's settings parameter (tests override `settings_dep`).
+AppSettings = Annotated[Settings, Depends(settings_dep)]

@@ -16,7 +16,7 @@ from starlette.datastructures import UploadFile
 from app.datasets.files import DATASET_ID_PATTERN
 from app.datasets.service import DatasetError, Datasets, get_datasets
 from app.datasets.store import DatasetRecord, DatasetStore
-from app.deps import settings_dep
+from app.deps import AppSettings
 from app.limits import client_address, heavy_work
 from app.owner_tokens import token_header
 from app.runs.manager import RunManager, get_run_manager
@@ -42,7 +42,6 @@ from cnncore.datasets.user_images import DIGEST_PATTERN, prepare_picture
 router = APIRouter(prefix="/api/datasets", tags=["datasets"])
 
 Store = Annotated[Datasets, Depends(get_datasets)]
-AppSettings = Annotated[Settings, Depends(settings_dep)]
 DatasetId = Annotated[str, Path(pattern=DATASET_ID_PATTERN)]
 Digest = Annotated[str, Path(pattern=DIGEST_PATTERN)]
 ClassId = Annotated[int, Path(ge=0, le=1_000_000)]

@@ -9,7 +9,7 @@ import torch
 from fastapi import APIRouter, Depends, HTTPException, Path
 from fastapi.concurrency import run_in_threadpool
 
-from app.deps import settings_dep
+from app.deps import AppSettings
 from app.errors import core_error_response
 from app.explain_jobs import OcclusionJob, OcclusionJobs, get_occlusion_jobs
 from app.feature_cache import FeatureCache, get_feature_cache
@@ -36,7 +36,6 @@ from cnncore.explain import (
 from cnncore.features import capture_layers
 
 router = APIRouter(prefix="/api/explanations", tags=["explanations"])
-SettingsDep = Annotated[Settings, Depends(settings_dep)]
 GONE = "this feature result is gone from the server: send the picture again"
 
 
@@ -84,7 +83,7 @@ def _explain(store, cache, body: ExplainIn, settings: Settings) -> ExplainOut:
 @router.post("", response_model=ExplainOut, dependencies=[Depends(heavy_work("explanations"))])
 async def explanations(  # noqa: ANN201 (an ExplainOut, or the 422 of a core refusal)
     body: ExplainIn,
-    settings: SettingsDep,
+    settings: AppSettings,
     cache: Annotated[FeatureCache, Depends(get_feature_cache)],
     store: Annotated[UnitStore, Depends(get_unit_store)],
 ):
@@ -142,7 +141,7 @@ def _start_occlusion(store, cache, jobs: OcclusionJobs, body: OcclusionIn, setti
 @router.post("/occlusion", response_model=OcclusionOut, status_code=202)
 async def start_occlusion(  # noqa: ANN201
     body: OcclusionIn,
-    settings: SettingsDep,
+    settings: AppSettings,
     cache: Annotated[FeatureCache, Depends(get_feature_cache)],
     store: Annotated[UnitStore, Depends(get_unit_store)],
     jobs: Annotated[OcclusionJobs, Depends(get_occlusion_jobs)],

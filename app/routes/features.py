@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from app.deps import settings_dep
+from app.deps import AppSettings
 from app.feature_cache import FeatureCache, get_feature_cache
 from app.limits import heavy_work
 from app.schemas.features import (
@@ -128,7 +128,7 @@ def _extract(
 )
 async def extract_features(
     request: Request,
-    settings: Annotated[Settings, Depends(settings_dep)],
+    settings: AppSettings,
     cache: Annotated[FeatureCache, Depends(get_feature_cache)],
     checkpoint_of: Annotated[CheckpointOf, Depends(checkpoints)],
     units: Annotated[UnitStore, Depends(get_unit_store)],

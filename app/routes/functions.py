@@ -1,11 +1,9 @@
 """The activation and loss explorers' API: curves with derivatives, the vanishing-gradient
 experiment, and softmax/cross-entropy/focal loss term by term."""
 
-from typing import Annotated
+from fastapi import APIRouter
 
-from fastapi import APIRouter, Depends
-
-from app.deps import settings_dep
+from app.deps import AppSettings
 from app.lesson_answers.layers import softmax_lines
 from app.schemas.functions import (
     ActivationRequest,
@@ -14,17 +12,15 @@ from app.schemas.functions import (
     LossResponse,
     VanishingRequest,
 )
-from app.settings import Settings
 from cnncore.activations import activation_curve
 from cnncore.losses import compute_loss
 from cnncore.vanishing import VanishingReport, vanishing_gradients
 
 router = APIRouter(prefix="/api/functions", tags=["functions"])
-SettingsDep = Annotated[Settings, Depends(settings_dep)]
 
 
 @router.post("/activation", response_model=ActivationResponse)
-def activation(body: ActivationRequest, settings: SettingsDep) -> ActivationResponse:
+def activation(body: ActivationRequest, settings: AppSettings) -> ActivationResponse:
     """An activation function and its autograd derivative, sampled over a range."""
     body.check_limits(settings)
     curve = activation_curve(body.name, body.start, body.stop, body.points, slope=body.slope,
@@ -34,7 +30,7 @@ def activation(body: ActivationRequest, settings: SettingsDep) -> ActivationResp
 
 
 @router.post("/vanishing", response_model=VanishingReport)
-def vanishing(body: VanishingRequest, settings: SettingsDep) -> VanishingReport:
+def vanishing(body: VanishingRequest, settings: AppSettings) -> VanishingReport:
     """Gradient norm of every layer of a deep stack after one backward pass at initialisation."""
     body.check_limits(settings)
     options = body.model_dump(exclude={"activation", "depth"})
@@ -42,7 +38,7 @@ def vanishing(body: VanishingRequest, settings: SettingsDep) -> VanishingReport:
 
 
 @router.post("/loss", response_model=LossResponse)
-def loss(body: LossRequest, settings: SettingsDep) -> LossResponse:
+def loss(body: LossRequest, settings: AppSettings) -> LossResponse:
     """Softmax (or sigmoid) probabilities, every term of the loss, its total and ∂loss/∂logits."""
     body.check_limits(settings)
     result = compute_loss(

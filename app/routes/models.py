@@ -2,13 +2,12 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import JSONResponse
 
-from app.deps import settings_dep
+from app.deps import AppSettings
 from app.errors import core_error_response
 from app.schemas.models import CostComparisonOut, ModelOut, SummaryOut, SummaryQuery
-from app.settings import Settings
 from cnncore.errors import CNNCoreError
 from cnncore.inspect import (
     curriculum_cost_comparisons,
@@ -38,7 +37,7 @@ def costs() -> list[CostComparisonOut]:
 def summary(
     name: str,
     query: Annotated[SummaryQuery, Query()],
-    settings: Annotated[Settings, Depends(settings_dep)],
+    settings: AppSettings,
 ) -> SummaryOut | JSONResponse:
     """Per layer: name, type, output shape, params, MACs, receptive field; totals; blocks."""
     try:

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
 
-from app.deps import settings_dep
+from app.deps import AppSettings
 from app.errors import core_error_response
 from app.feature_cache import FeatureCache, get_feature_cache
 from app.routes.features import ResultId
@@ -40,7 +40,7 @@ def _unit(
 async def unit(  # noqa: ANN201 (a UnitOut, or the 422 of a core refusal)
     result_id: ResultId,
     query: Annotated[UnitQuery, Query()],
-    settings: Annotated[Settings, Depends(settings_dep)],
+    settings: AppSettings,
     store: Annotated[UnitStore, Depends(get_unit_store)],
     cache: Annotated[FeatureCache, Depends(get_feature_cache)],
 ):

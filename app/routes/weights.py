@@ -1,13 +1,10 @@
 """Which weights each zoo model has here (`cnnviz weights` manages them)."""
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 
-from app.deps import settings_dep
+from app.deps import AppSettings
 from app.schemas.weights import ModelWeightsOut
-from app.settings import Settings
 from app.weights_choice import runs_by_model
 from cnncore.pretrained import weights_overview
 
@@ -15,7 +12,7 @@ router = APIRouter(prefix="/api/weights", tags=["weights"])
 
 
 @router.get("", response_model=list[ModelWeightsOut])
-async def weights(settings: Annotated[Settings, Depends(settings_dep)]) -> list[ModelWeightsOut]:
+async def weights(settings: AppSettings) -> list[ModelWeightsOut]:
     """Per zoo model: bundled, installed ImageNet, training-run and initial weights, what the
     pages use now, and the command that gets torchvision's published file when it is missing."""
 
