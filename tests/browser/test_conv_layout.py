@@ -31,16 +31,29 @@ def assert_inside(page, width: int, height: int):
         assert box["y"] >= -0.5 and box["y"] + box["height"] <= height + 0.5, (name, box)
 
 
+def assert_fits_laptop(page):
+    """On load the stride control is above the fold; the player, the grids and the arithmetic
+    fit the laptop's screen together; nothing scrolls sideways."""
+    stride = page.locator("#c-stride").bounding_box()
+    assert stride["y"] + stride["height"] <= LAPTOP["height"], "stride below the fold on load"
+    assert_inside(page, **LAPTOP)
+    assert page.evaluate("document.scrollingElement.scrollWidth") <= LAPTOP["width"]
+
+
+def assert_fits_phone(phone):
+    """Nothing on a 360 px phone scrolls sideways or reaches past its edges."""
+    assert phone.evaluate("document.scrollingElement.scrollWidth") <= 360
+    for box in boxes(phone).values():
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 360 + 0.5
+
+
 @pytest.mark.parametrize("lang", ["en", "ko"])
 @pytest.mark.parametrize("query", ["", "&size=16&padding=2", "&channels=3&input=random"])
 def test_laptop_shows_grids_arithmetic_and_player_at_once(make_page, screenshot, lang, query):
     page = make_page("desktop")
     page.set_viewport_size(LAPTOP)
     ConvPage(page).open(f"lang={lang}{query}")
-    stride = page.locator("#c-stride").bounding_box()
-    assert stride["y"] + stride["height"] <= LAPTOP["height"], "stride below the fold on load"
-    assert_inside(page, **LAPTOP)
-    assert page.evaluate("document.scrollingElement.scrollWidth") <= LAPTOP["width"]
+    assert_fits_laptop(page)
     if not query:
         screenshot(page, f"conv-laptop-{lang}", full_page=False)
 
@@ -58,9 +71,7 @@ def test_presenter_fits_a_padded_grid_on_the_screen(make_page, screenshot, lang)
 def test_phone_stacks_without_sideways_scrolling(make_page, screenshot):
     phone = make_page("phone")
     ConvPage(phone).open("lang=ko&size=16&padding=2&transposed=1&stride=2")
-    assert phone.evaluate("document.scrollingElement.scrollWidth") <= 360
-    for box in boxes(phone).values():
-        assert box["x"] >= 0 and box["x"] + box["width"] <= 360 + 0.5
+    assert_fits_phone(phone)
     screenshot(phone, "conv-phone-transposed-ko")
 
 

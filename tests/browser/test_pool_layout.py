@@ -4,7 +4,7 @@ the stride control is above the fold on load, and a 360 px phone never scrolls s
 and Korean."""
 
 import pytest
-from test_conv_layout import LAPTOP, assert_inside, boxes
+from test_conv_layout import LAPTOP, assert_fits_laptop, assert_fits_phone, assert_inside
 from test_pool_page import PoolPage
 
 
@@ -14,10 +14,7 @@ def test_laptop_shows_pool_grids_arithmetic_and_player_at_once(make_page, screen
     page = make_page("desktop")
     page.set_viewport_size(LAPTOP)
     PoolPage(page).open(f"lang={lang}{query}")
-    stride = page.locator("#c-stride").bounding_box()
-    assert stride["y"] + stride["height"] <= LAPTOP["height"], "stride below the fold on load"
-    assert_inside(page, **LAPTOP)
-    assert page.evaluate("document.scrollingElement.scrollWidth") <= LAPTOP["width"]
+    assert_fits_laptop(page)
     if not query:
         screenshot(page, f"pool-laptop-{lang}", full_page=False)
 
@@ -34,7 +31,5 @@ def test_pool_presenter_fits_a_large_grid_on_the_screen(make_page, screenshot, l
 def test_pool_phone_stacks_without_sideways_scrolling(make_page, screenshot):
     phone = make_page("phone")
     PoolPage(phone).open("lang=ko&size=16&backward=1")
-    assert phone.evaluate("document.scrollingElement.scrollWidth") <= 360
-    for box in boxes(phone).values():
-        assert box["x"] >= 0 and box["x"] + box["width"] <= 360 + 0.5
+    assert_fits_phone(phone)
     screenshot(phone, "pool-phone-ko")
