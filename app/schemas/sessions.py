@@ -44,11 +44,13 @@ def _finite_json(state: dict) -> dict:
 
 
 # What a page's state table can hold (static/js/state.js): numbers, text, true/false, lists of
-# them, and one level of object of those (a lesson's `explorer`: its framed explorer's state).
-# Anything deeper no follower's page could apply.
+# them or of flat records of them (a custom field's value: /features' `unit`, the path of units
+# walked, [{layer, channel, y, x}, …]), and one level of object of those (a lesson's
+# `explorer`: its framed explorer's state). Anything deeper no follower's page could apply.
+StateKey = Annotated[str, Field(max_length=64)]
 StateScalar = str | int | float | bool | None
-StateLeaf = StateScalar | list[StateScalar]
-StateValue = StateLeaf | dict[Annotated[str, Field(max_length=64)], StateLeaf]
+StateLeaf = StateScalar | list[StateScalar | dict[StateKey, StateScalar]]
+StateValue = StateLeaf | dict[StateKey, StateLeaf]
 
 
 PageState = Annotated[

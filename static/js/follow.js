@@ -269,6 +269,11 @@ function follower(code, headerButton) {
   (document.querySelector(".site-header") ?? document.body.firstElementChild)?.after(bar);
   const quiz = studentQuiz(code, bar);
   document.documentElement.dataset.follow = code;
+  // What the page scrolls into view (an opened layer, a unit) stops below the bar, not under it
+  // (follow.css: scroll-padding-top); on a phone the bar takes two lines.
+  new ResizeObserver(() => {
+    document.documentElement.style.setProperty("--follow-bar-height", `${bar.offsetHeight}px`);
+  }).observe(bar);
   // The teacher's own picture: its URL on the root element (a page module may load after the
   // event), and an event for a page already listening (/features takes it as its picture).
   function sharedPicture(version) {

@@ -140,6 +140,23 @@ def test_publish_advances_event_ids_and_the_snapshot(client):
     assert (snapshot["event_id"], snapshot["step"], snapshot["state"]) == (4, 2, {"step": 2})
 
 
+def test_a_walked_unit_path_travels_to_the_followers(client):
+    """/features' `unit` is a list of records ({layer, channel, y, x} per unit walked): the
+    snapshot carries it as it was sent (it was refused with a 422, so a unit the teacher
+    opened never reached the class); a record nested any deeper is still refused."""
+    code, token = start(client, "/features?model=lenet5")
+    path = [{"layer": "features.3", "channel": 2, "y": 4, "x": 5},
+            {"layer": "features.2", "channel": 0, "y": 4, "x": 5}]  # fmt: skip
+    state = {"model": "lenet5", "unit": path, "why": False}
+    answer = publish(client, code, token, None, "/features?unit=features.3:2:4:5", state)
+    assert answer.status_code == 200, answer.text
+    assert client.get(f"/api/sessions/{code}").json()["state"] == state
+    deeper = {"unit": [{"layer": {"name": "features.3"}}]}
+    refused = publish(client, code, token, None, "/features", deeper)
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["loc"][:3] == ["body", "state", "unit"]
+
+
 def test_teacher_token_is_required_and_checked(client):
     code, token = start(client)
     assert publish(client, code, token + "x", 1).status_code == 403

@@ -111,7 +111,8 @@ export function createUnitPanel(nodes, { onWalk, onMove, onCrumb }) {
         node("span", "", `${next.type} · ${t(`unit.kind.${next.kind}`, { branch: (next.detail.branch ?? 0) + 1, offset: next.detail.offset ?? 0 })}`),
         node("span", "unit-value", t("unit.value", { value: formatExact(next.value, 6) })),
         node("span", "unit-total", t("unit.recomputed", { total: formatExact(next.total, 6),
-          difference: difference.toExponential(1) })),
+          // a true minus: a line never breaks inside "3.0e−8" (it did after "e-" on a phone)
+          difference: difference.toExponential(1).replace("-", "\u2212") })),
       );
       nodes.facts.dataset.value = String(next.value);
       nodes.facts.dataset.total = String(next.total);
