@@ -35,7 +35,7 @@ from app.memory import HeapTrimmer
 from app.settings import get_settings
 
 __all__ = ["BodyLimitMiddleware", "ClientConcurrencyLimit", "client_address", "heavy_work",
-           "upload_paths"]  # fmt: skip
+           "live_work", "upload_paths"]  # fmt: skip
 
 
 def _too_large_detail(limit: int) -> list[dict[str, object]]:
@@ -190,22 +190,31 @@ class ClientConcurrencyLimit:
     read per request.
     """
 
-    def __init__(self, group: str, limit: int | None = None, retry_after: int | None = None):
+    def __init__(
+        self,
+        group: str,
+        limit: int | None = None,
+        retry_after: int | None = None,
+        quota: str = "heavy",
+        limit_setting: str = "client_heavy_requests",
+    ):
         self.group = group
         self.limit = limit
+        self.quota = quota  # the per-minute quota of app/quotas.py each request is charged to
+        self.limit_setting = limit_setting
         self.retry_after = retry_after
         # Touched only on the event loop (async dependency), so a plain Counter needs no lock.
         self.active: Counter[str] = Counter()
 
     async def __call__(self, request: Request) -> AsyncIterator[None]:
         settings = get_settings()
-        limit = settings.client_heavy_requests if self.limit is None else self.limit
+        limit = getattr(settings, self.limit_setting) if self.limit is None else self.limit
         retry_after = settings.retry_after_seconds if self.retry_after is None else self.retry_after
         client = client_address(request)
         if self.group != "runs":  # runs have their own quota (app/quotas.py), charged on start
             from app.quotas import charge  # app.quotas builds on this module
 
-            charge("heavy", client, settings)
+            charge(self.quota, client, settings)
         if self.active[client] >= limit:
             raise HTTPException(
                 429,
@@ -247,3 +256,13 @@ def heavy_work(group: str) -> ClientConcurrencyLimit:
     if group not in _LIMITS:
         _LIMITS[group] = ClientConcurrencyLimit(group)
     return _LIMITS[group]
+
+
+def live_work() -> ClientConcurrencyLimit:
+    """The limiter of live predictions (many small requests a second from one page): their own
+    slots (`client_live_requests`) and per-minute quota (`client_live_per_minute`), so a webcam
+    streaming into a trained network neither uses up nor is refused by the heavy requests'."""
+    if "live" not in _LIMITS:
+        _LIMITS["live"] = ClientConcurrencyLimit("live", quota="live",
+                                                 limit_setting="client_live_requests")  # fmt: skip
+    return _LIMITS["live"]

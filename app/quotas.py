@@ -15,6 +15,7 @@ Past it: 429 with `Retry-After`, the seconds until the oldest event leaves the w
 | `sessions` (POST /api/sessions) | `client_sessions_per_hour` | 1 h |
 | `follows` (a follower's stream) | `client_follows_per_minute` | 1 min |
 | `heavy` (features, receptive fields) | `client_heavy_per_minute` | 1 min |
+| `live` (live predictions, POST /api/predict) | `client_live_per_minute` | 1 min |
 | `wrong_codes` (a session code that does not exist) | `client_wrong_codes_per_minute` | 1 min |
 
 Like the other per-client limits, the counts live in this process (README, "Several workers").
@@ -57,6 +58,7 @@ QUOTAS: dict[str, tuple[str, float, str]] = {
     "sessions": ("client_sessions_per_hour", 3600.0, "class sessions opened"),
     "follows": ("client_follows_per_minute", 60.0, "follow connections"),
     "heavy": ("client_heavy_per_minute", 60.0, "heavy requests"),
+    "live": ("client_live_per_minute", 60.0, "live predictions"),
     "wrong_codes": ("client_wrong_codes_per_minute", 60.0, "unknown session codes"),
 }
 

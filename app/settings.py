@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     client_follows_per_minute: int = Field(300, ge=1)  # follower stream connections
     client_follower_slots: int = Field(100, ge=1)  # follower streams open at once
     client_heavy_per_minute: int = Field(120, ge=1)  # feature / receptive-field requests
+    client_live_requests: int = Field(2, ge=1)  # live predictions one client has in flight
+    client_live_per_minute: int = Field(1800, ge=1)  # live predictions (30 a second)
     client_wrong_codes_per_minute: int = Field(30, ge=1)  # unknown session codes (guessing)
     quota_clients: int = Field(10_000, ge=1)  # client addresses remembered per quota
     cors_origins: list[str] = []  # other origins allowed to call the API; empty: same-origin only
@@ -107,6 +109,8 @@ class Settings(BaseSettings):
     # its centre crop: a 1×6000 strip (86 bytes) would otherwise resize to 256×1,536,000
     max_image_aspect_ratio: float = Field(20.0, ge=1.0)
     max_resized_pixels: int = Field(4_000_000, ge=1)
+    # a live prediction's picture (POST /api/predict): a small frame, sent many times a second
+    live_max_picture_bytes: int = Field(1_000_000, ge=1)
     feature_max_channels: int = 64  # maps drawn per layer (the first ones; the rest are counted)
     feature_store_bytes: int = 256_000_000  # results and their drawn PNGs, together (LRU)
     feature_store_entries: int = 64

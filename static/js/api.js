@@ -77,7 +77,7 @@ function errorFromBody(status, body, retryAfter) {
  * `headers` are added to the request (a run's control token, for instance).
  */
 export async function requestJSON(method, url, body, { signal, headers = {} } = {}) {
-  const form = body instanceof FormData;
+  const form = body instanceof FormData || body instanceof Blob; // sent as it is (a Blob: its own type)
   let response;
   try {
     response = await fetch(url, {

@@ -64,6 +64,11 @@ export function createPicker(nodes, { onFile }) {
     useFile(candidate) {
       take(candidate);
     },
+    /** Use `candidate` quietly: no onFile (a drawing, sent again with every stroke). */
+    holdFile(candidate) {
+      file = candidate;
+      nodes.name.hidden = true;
+    },
     /** Back to samples: forget the file. */
     clearFile() {
       file = null;

@@ -16,6 +16,7 @@ import { createRunPicker, loadRuns } from "./feature_runs.js";
 import { renderFamiliarity } from "./features/familiarity.js";
 import { bindUnits } from "./features/unit_view.js";
 import { showWeightsCatalogue } from "./features/weights_catalogue.js";
+import { bindDrawing } from "./features/draw_input.js";
 
 const $ = (id) => document.getElementById(id);
 const state = createState(FEATURES_STATE);
@@ -28,6 +29,8 @@ let answer = null;
 let pending = false; // a request is in flight: its answer will open the layer
 let focusDetail = false; // a layer was picked by the user: show it and move the focus there
 let runPicker = null; // the weights choice, once the runs are listed
+let refreshing = Promise.resolve(); // the newest request's answer, rendered
+let layerShown = Promise.resolve(); // the open layer's maps, drawn
 
 const picker = createPicker(
   { select: $("c-sample"), zone: $("drop-zone"), input: $("c-image"), name: $("upload-name") },
@@ -215,7 +218,7 @@ function openLayer() {
   const layer = answer.layers.find((item) => item.name === name) ?? answer.layers[0];
   if (!layer) return detail.hide();
   strip.select(layer.name);
-  detail.show(layer, state.get("colormap"), state.get("channel"), colormaps[state.get("colormap")])
+  layerShown = detail.show(layer, state.get("colormap"), state.get("channel"), colormaps[state.get("colormap")])
     .then((shown) => {
       // A superseded show (the user picked another layer before this one was drawn) must not
       // use up the focus move: the layer the user picked is still to come.
@@ -265,7 +268,12 @@ function requestFields() {
   return fields;
 }
 
-async function refresh() {
+function refresh() {
+  refreshing = request();
+  return refreshing;
+}
+
+async function request() {
   clearErrors(form);
   results.setAttribute("aria-busy", "true");
   $("status").textContent = t("features.status.working");
@@ -283,6 +291,27 @@ async function refresh() {
   }
   results.setAttribute("aria-busy", "false");
 }
+
+// --- a drawing as the picture, sent while the stroke is drawn (features/draw_input.js) --------
+/** The drawing becomes the picture (no "cnnviz:picture": a class session is not sent every
+ * stroke); resolves once its maps, the open layer and the prediction are on screen. */
+async function showDrawing(file, fields = {}) {
+  picker.holdFile(file);
+  picker.setSamples(samples, "");
+  const changed = state.set({ sample: "", ...fields });
+  if (![...changed].some((name) => REQUEST_FIELDS.has(name))) refresh();
+  await refreshing;
+  await layerShown;
+}
+bindDrawing(
+  { open: $("draw-open"), panel: $("draw-panel"), canvas: $("draw-pad"), clear: $("draw-clear") },
+  {
+    // LeNet-5 with its bundled weights was trained on handwritten digits (MNIST): white on black
+    onOpen: (file) => showDrawing(file, state.get("model") === "lenet5" ? {}
+      : { model: "lenet5", mode: "learned", weights: "bundled", run: "", layer: "", channel: 0 }),
+    send: (file) => showDrawing(file),
+  },
+);
 
 // Before bindControls' own listener: choosing a sample drops the uploaded file first, so the
 // request that the state change starts already sends the sample.

@@ -114,6 +114,19 @@ def browser(playwright_driver):
     instance.close()
 
 
+FAKE_CAMERA = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+
+
+@pytest.fixture(scope="module")
+def camera_browser(playwright_driver):
+    """Chromium with its fake camera (a test pattern), granted without asking (the /teach
+    tests): launched from the one driver, like `browser`."""
+    instance = playwright_driver.chromium.launch(executable_path=CHROMIUM,
+                                                 args=[*CHROMIUM_ARGS, *FAKE_CAMERA])  # fmt: skip
+    yield instance
+    instance.close()
+
+
 class PageGuard:
     """What a page did that a test must not accept: outside requests, console errors."""
 

@@ -7,23 +7,12 @@ import io
 
 import pytest
 from conftest import guarded_pages, save_screenshot
-from live import CHROMIUM, CHROMIUM_ARGS
 from PIL import Image
 from playwright.sync_api import expect
 
 from app.datasets.service import Datasets, get_datasets
 from app.main import app
 from app.settings import Settings
-
-FAKE_CAMERA = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
-
-
-@pytest.fixture(scope="module")
-def camera_browser(playwright_driver):
-    instance = playwright_driver.chromium.launch(executable_path=CHROMIUM,
-                                                 args=[*CHROMIUM_ARGS, *FAKE_CAMERA])  # fmt: skip
-    yield instance
-    instance.close()
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -1,7 +1,8 @@
 // The teach page: make a dataset of your own pictures — classes, then pictures from the webcam,
 // a drawing pad, files (chosen, dropped or pasted) or a zip of class folders — and browse them:
 // move a picture to another class, delete it. Wiring only: requests in dataset_api.js, the
-// camera in camera.js, the pad in pad.js, the state table in teach_state.js.
+// camera in camera.js, the pad in pad.js, live prediction in live.js, the state table in
+// teach_state.js.
 
 import { clearErrors, showErrors } from "../api.js";
 import { t } from "../i18n.js";
@@ -17,6 +18,7 @@ import {
   movePicture,
   owns,
 } from "./dataset_api.js";
+import { createLive } from "./live.js";
 import { DrawingPad } from "./pad.js";
 import { TEACH_STATE } from "./teach_state.js";
 
@@ -84,6 +86,7 @@ async function show(found) {
   $("browse-card").hidden = false;
   $("create-form").hidden = true;
   await showPictures();
+  await live.show(dataset, owns(dataset.id));
 }
 
 async function change(request) {
@@ -146,6 +149,13 @@ $("pad-add").addEventListener("click", async () => {
   if (!pad.drawn) return;
   await addTo([["drawing.png", await pad.toBlob()]], "drawing");
   pad.clear();
+});
+
+// --- live prediction from a trained run (live.js) ------------------------------------------------
+const live = createLive({
+  card: $("live-card"), note: $("live-note"), run: $("live-run"), refresh: $("live-refresh"),
+  toggle: $("live-toggle"), bars: $("live-bars"), rate: $("live-rate"), video: $("live-camera"),
+  pad: $("live-pad"), padClear: $("live-pad-clear"), camera: video,
 });
 
 // --- files: chosen, dropped, pasted; a zip of class folders ----------------------------------------

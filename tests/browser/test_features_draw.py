@@ -1,0 +1,146 @@
+"""/features with a drawing as the picture, in both languages: opening the pad switches to the
+trained LeNet-5, and a synthetic stroke (mouse moves) sends the drawing while it is drawn — one
+request in flight at a time, never piled up — with the layer maps and the prediction changing
+before the stroke ends, each update showing what its own answer says. Screenshots at
+1366×768, presenter 1920×1080 and a 360 px phone."""
+
+import re
+
+import pytest
+from conftest import save_screenshot
+from playwright.sync_api import expect
+
+from app.quotas import reset_quotas
+
+
+@pytest.fixture(autouse=True)
+def fresh_quotas():
+    reset_quotas()  # every browser test comes from 127.0.0.1: start from a fresh allowance
+    yield
+    reset_quotas()
+
+
+def updates(page) -> int:
+    return int(page.locator("#draw-panel").get_attribute("data-updates") or 0)
+
+
+def wait_updates(page, more_than: int) -> None:
+    page.wait_for_function(
+        f"() => Number(document.querySelector('#draw-panel').dataset.updates || 0) > {more_than}",
+        timeout=60_000,
+    )
+
+
+class Watch:
+    """The /api/features requests of a page: how many were in flight at most, the answers."""
+
+    def __init__(self, page):
+        self.open = 0
+        self.most = 0
+        self.answers = []
+        page.on("request", self.started)
+        page.on("requestfinished", self.ended)
+        page.on("requestfailed", self.ended)
+
+    @staticmethod
+    def posts(request) -> bool:
+        return request.method == "POST" and request.url.endswith("/api/features")
+
+    def started(self, request):
+        if self.posts(request):
+            self.open += 1
+            self.most = max(self.most, self.open)
+
+    def ended(self, request):
+        if self.posts(request):
+            self.open -= 1
+            response = request.response()
+            if response is not None and response.ok:
+                self.answers.append(response.json())
+
+
+def shown_predictions(page) -> list[tuple[str, str]]:
+    rows = page.locator("#prediction-list li").all()
+    label, value = ".prediction-label", ".prediction-value"
+    return [(row.locator(label).inner_text(), row.locator(value).inner_text()) for row in rows]
+
+
+def same_predictions(shown, answer) -> bool:
+    """The shown labels in the answer's order, each percentage its probability to the digits
+    shown (the page writes small ones with more decimals)."""
+    predictions = answer["predictions"]
+    if [label for label, _ in shown] != [p["label"] for p in predictions]:
+        return False
+    for (_, text), p in zip(shown, predictions, strict=True):
+        digits = len(text.rstrip("%").partition(".")[2])
+        if abs(float(text.rstrip("%")) - p["prob"] * 100) > 0.5 * 10**-digits + 1e-9:
+            return False
+    return True
+
+
+def stroke(page, points, pause_ms: int = 25) -> None:
+    box = page.locator("#draw-pad").bounding_box()
+    page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
+    page.mouse.down()
+    for x, y in points[1:]:
+        page.mouse.move(box["x"] + x, box["y"] + y)
+        page.wait_for_timeout(pause_ms)
+
+
+@pytest.mark.parametrize("lang", ["ko", "en"])
+def test_maps_and_prediction_follow_the_stroke(make_page, lang):
+    page = make_page("desktop")
+    page.set_viewport_size({"width": 1366, "height": 768})
+    watch = Watch(page)
+    page.goto(f"/features?lang={lang}&model=tinyvgg")
+    page.wait_for_selector(".layer-card", timeout=90_000)
+    page.click("#draw-open")
+    expect(page.locator("#draw-panel")).to_be_visible()
+    expect(page.locator("#c-model")).to_have_value("lenet5", timeout=20_000)
+    wait_updates(page, 0)  # the blank pad, through LeNet-5
+    blank = watch.answers[-1]
+    assert blank["model"] == "lenet5" and blank["input"]["source"] == "upload"
+    assert blank["input"]["shape"] == [1, 32, 32]
+
+    # a vertical stroke down the middle, drawn slowly: updates arrive before the pen lifts
+    before = updates(page)
+    stroke(page, [(84, 20 + 5 * i) for i in range(27)])
+    wait_updates(page, before + 1)
+    during = updates(page)
+    assert during >= before + 2  # at least two updates while the stroke was being drawn
+    page.mouse.up()
+    assert watch.most == 1  # one drawing in flight at a time: frames are dropped, not queued
+
+    # the maps changed with the drawing, and what is shown is the newest answer's
+    expect(page.locator("#draw-panel")).to_have_attribute("data-busy", "false")
+    page.wait_for_function("() => true")  # the last answer's events reach this side
+    assert watch.open == 0
+    latest = watch.answers[-1]
+    assert latest["id"] != blank["id"]
+    first_maps = {layer["name"]: layer["ranges"] for layer in blank["layers"]}
+    assert any(layer["ranges"] != first_maps[layer["name"]] for layer in latest["layers"])
+    expect(page.locator("#layer-strip img").first).to_have_attribute(
+        "src", re.compile(f"/api/features/{latest['id']}/")
+    )
+    assert same_predictions(shown_predictions(page), latest)
+    assert latest["predictions"][0]["label"] == "1"  # LeNet-5 reads a vertical stroke as a one
+    save_screenshot(page, f"features-draw-{lang}-1366")
+
+
+@pytest.mark.parametrize("lang", ["ko", "en"])
+def test_drawing_at_presenter_and_phone_sizes(make_page, lang):
+    for viewport, name in (("projector", "1920"), ("phone", "360")):
+        page = make_page(viewport)
+        page.goto(f"/features?lang={lang}&model=lenet5")
+        page.wait_for_selector(".layer-card", timeout=90_000)
+        page.click("#draw-open")
+        wait_updates(page, 0)
+        page.locator("#draw-pad").scroll_into_view_if_needed()
+        stroke(page, [(40 + 4 * i, 40 + 3 * i) for i in range(20)], pause_ms=15)
+        page.mouse.up()
+        wait_updates(page, 1)
+        expect(page.locator("#prediction-list li").first).to_be_visible()
+        save_screenshot(page, f"features-draw-{lang}-{name}")
+        if viewport == "phone":
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 360, f"the phone page scrolls sideways ({width} px)"
