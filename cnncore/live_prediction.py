@@ -57,6 +57,5 @@ def class_probabilities(
             f"the model gives {probs.numel()} scores for {len(weights.labels)} labels",
             "model",
             code="live_label_mismatch",
-            ctx={"scores": probs.numel(), "labels": len(weights.labels)},
         )
     return ClassProbabilities(tuple(weights.labels), tuple(probs.tolist()), weights.input_shape)
