@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from app.deps import settings_dep
+from app.deps import AppSettings
 from app.errors import core_error_response
 from app.feature_cache import FeatureCache, get_feature_cache
 from app.limits import live_work
@@ -100,7 +100,7 @@ def _predict(
 async def predict(
     request: Request,
     model: ModelName,
-    settings: Annotated[Settings, Depends(settings_dep)],
+    settings: AppSettings,
     cache: Annotated[FeatureCache, Depends(get_feature_cache)],
     checkpoint_of: Annotated[CheckpointOf, Depends(checkpoints)],
     run: RunId = None,
