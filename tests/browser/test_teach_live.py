@@ -81,28 +81,22 @@ def wait_frames(page, more_than: int) -> None:
     )
 
 
-def bar_values(page) -> list[float]:
-    return page.eval_on_selector_all(
-        "#live-bars .live-bar", "(rows) => rows.map((r) => Number(r.dataset.prob))"
-    )
-
-
-def shown_percent(page) -> list[float]:
-    texts = page.locator("#live-bars .live-bar-value").all_inner_texts()
-    return [float(text.rstrip("%").replace(",", "")) for text in texts]
+# one read of the bars (they are redrawn many times a second): labels, values, shown text
+READ_BARS = """() => [...document.querySelectorAll('#live-bars .live-bar')].map((row) => [
+  row.querySelector('.live-bar-label').textContent, Number(row.dataset.prob),
+  row.querySelector('.live-bar-value').textContent])"""
 
 
 def check_bars(page, classes: list[str]) -> list[float]:
     """The bars name every class in the run's order; their values sum to 1 (softmax) and the
     shown percentages are those values rounded to 0.1 (so within 0.05 × classes of 100)."""
-    assert page.locator("#live-bars .live-bar-label").all_inner_texts() == classes
-    values = bar_values(page)
+    rows = page.evaluate(READ_BARS)
+    assert [label for label, _, _ in rows] == classes
+    values = [value for _, value, _ in rows]
     assert all(0 <= v <= 1 for v in values)
     assert sum(values) == pytest.approx(1.0, abs=1e-5)
-    shown = shown_percent(page)
-    assert shown == [round(v * 100, 1) for v in values] or all(
-        abs(s - v * 100) <= 0.05 + 1e-9 for s, v in zip(shown, values, strict=True)
-    )
+    shown = [float(text.rstrip("%").replace(",", "")) for _, _, text in rows]
+    assert all(abs(s - v * 100) <= 0.05 + 1e-9 for s, v in zip(shown, values, strict=True))
     assert abs(sum(shown) - 100) <= 0.05 * len(classes) + 1e-9
     return values
 
