@@ -18,6 +18,7 @@ from app.http_guards import AllowedHostsMiddleware, HeadAsGetMiddleware, allowed
 from app.limits import BodyLimitMiddleware, upload_paths
 from app.security import SecurityHeadersMiddleware
 from app.settings import ROOT, Settings, get_settings
+from app.uploaded_models import get_uploaded_models
 from app.warmup import start_warmup
 
 # npm packages the pages import (the Makefile's `vendor` target installs them, pinned there)
@@ -30,6 +31,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_application: FastAPI) -> AsyncIterator[None]:
         start_warmup(get_settings())  # caches a first visit needs (app/warmup.py)
+        get_uploaded_models()  # uploaded models become known by name (app/uploaded_models.py)
         yield
 
     application = FastAPI(title="cnnviz", version="0.1.0", docs_url="/api/docs",

@@ -117,6 +117,15 @@ class Settings(BaseSettings):
     feature_models_cached: int = 3  # built models kept in memory (vgg16 alone is ~530 MB)
     feature_concurrency: int = 2  # forward passes at once (each holds its activations)
 
+    # --- uploaded ONNX models (/api/uploaded-models; in data_dir/models; docs/ONNX.md) --------
+    onnx_max_bytes: int = Field(75_000_000, ge=1)  # one .onnx file (resnet18: 47 MB)
+    onnx_max_nodes: int = Field(5_000, ge=1)  # nodes of its graph, subgraphs included
+    onnx_max_parameters: int = Field(30_000_000, ge=1)  # values of its weights and constants
+    onnx_max_input_pixels: int = Field(1_048_576, ge=1)  # height × width of its input
+    onnx_max_models: int = Field(50, ge=1)  # models stored at once
+    onnx_models_cached: int = Field(3, ge=1)  # converted models kept in memory
+    onnx_max_labels_bytes: int = Field(100_000, ge=1)  # the class names file
+
     # --- published ImageNet weights (`cnnviz weights`, /api/weights; in data_dir/weights) ------
     weights_download_timeout: float = Field(30.0, gt=0)  # seconds without data before giving up
     weights_max_download_bytes: int = Field(1_000_000_000, ge=1)  # one downloaded file

@@ -21,7 +21,13 @@ from app.settings import Settings
 from cnncore.errors import CNNCoreError
 from cnncore.images import DecodedImage, decode_image, sample_image
 
-__all__ = ["FORM_OVERHEAD", "chosen_picture", "picture_form_schema", "read_picture_form"]
+__all__ = [
+    "FORM_OVERHEAD",
+    "chosen_picture",
+    "picture_form_schema",
+    "read_picture_form",
+    "validated_fields",
+]
 
 FORM_OVERHEAD = 64 * 1024  # multipart boundaries and the small text fields
 IMAGE_PART = {
@@ -48,6 +54,17 @@ def picture_form_schema(form: type[BaseModel], required: list[str]) -> dict:
     }
 
 
+def validated_fields(form: type[Form], fields: dict[str, str]) -> Form:
+    """A multipart form's text fields validated by `form`; errors as a JSON body's (422)."""
+    try:
+        return form.model_validate(fields)
+    except ValidationError as exc:
+        # app/errors.py renders these like a JSON body's errors (type and ctx, no input)
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *map(str, e["loc"]))} for e in exc.errors(include_url=False)]
+        ) from exc
+
+
 async def read_picture_form(
     request: Request, settings: Settings, form: type[Form], max_fields: int = 8
 ) -> tuple[Form, bytes | None]:
@@ -62,13 +79,7 @@ async def read_picture_form(
         raise refusal(413, "image", f"the upload is over {limit:,} bytes", "too_large", limit=limit)
     async with request.form(max_files=1, max_fields=max_fields) as parts:
         fields = {k: v for k, v in parts.items() if isinstance(v, str)}
-        try:
-            parsed = form.model_validate(fields)
-        except ValidationError as exc:
-            # app/errors.py renders these like a JSON body's errors (type and ctx, no input)
-            raise RequestValidationError(
-                [{**e, "loc": ("body", *map(str, e["loc"]))} for e in exc.errors(include_url=False)]
-            ) from exc
+        parsed = validated_fields(form, fields)
         upload = parts.get("image")
         data = (
             await upload.read(settings.max_upload_bytes + 1)

@@ -332,7 +332,10 @@ def load_pretrained(
     """
     if choice not in CHOICES:
         raise CNNCoreError(f"weights must be one of {', '.join(CHOICES)}", "weights")
-    get_model_info(name)
+    if get_model_info(name).uploaded is not None:
+        from cnncore.uploaded import load_uploaded  # its own weights, whatever `choice` says
+
+        return load_uploaded(name, device)
     has_bundled = (bundled / f"{name}.safetensors").is_file()
     has_imagenet = directory is not None and (directory / f"{name}.safetensors").is_file()
     if choice == "auto":

@@ -99,7 +99,7 @@ class InstalledOut(BaseModel):
 
 
 class WeightsOut(BaseModel):
-    source: Literal["trained", "imagenet", "imported", "initialisation"]
+    source: Literal["trained", "imagenet", "imported", "initialisation", "uploaded"]
     file: str | None
     dataset: str | None
     metric: str | None

@@ -23,6 +23,7 @@ from cnncore.models.registry import (
     list_models,
     model_input_shape,
     register_model,
+    register_uploaded,
 )
 
 # Importing a family registers its factories; this order is the order `list_models()` gives.
@@ -51,4 +52,5 @@ __all__ = [
     "list_models",
     "model_input_shape",
     "register_model",
+    "register_uploaded",
 ]

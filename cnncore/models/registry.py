@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -28,6 +29,7 @@ __all__ = [
     "list_models",
     "model_input_shape",
     "register_model",
+    "register_uploaded",
 ]
 
 
@@ -54,6 +56,7 @@ class ModelInfo:
     default_input: InputShape
     num_classes: int | None  # None: not a classifier (the autoencoder reconstructs its input)
     factory: Callable[..., nn.Module]
+    uploaded: Any = None  # cnncore.uploaded.UploadedSpec of a model a user uploaded
 
     @property
     def sized_by_input(self) -> bool:
@@ -66,6 +69,9 @@ class UnknownModelError(CNNCoreError):
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
+# Models a user uploaded (cnncore.uploaded): found by name like the zoo's, never listed by
+# `list_models()` (the zoo's catalogue), added and removed while the server runs.
+_UPLOADED: dict[str, ModelInfo] = {}
 
 
 def register_model(
@@ -96,9 +102,19 @@ def list_models() -> list[str]:
     return list(_REGISTRY)
 
 
+def register_uploaded(info: ModelInfo | None, name: str | None = None) -> None:
+    """Make an uploaded model known by its name (`info`), or forget `name` (info None)."""
+    if info is None:
+        _UPLOADED.pop(name or "", None)
+    elif info.name in _REGISTRY:
+        raise ValueError(f"model {info.name!r} is a zoo model")
+    else:
+        _UPLOADED[info.name] = info
+
+
 def get_model_info(name: str) -> ModelInfo:
     try:
-        return _REGISTRY[name]
+        return _REGISTRY[name] if name in _REGISTRY else _UPLOADED[name]
     except KeyError:
         known = ", ".join(_REGISTRY)
         raise UnknownModelError(f"unknown model {name!r}; known models: {known}", "model") from None

@@ -140,6 +140,7 @@ function weightsText(body) {
     return t("features.weights.imported", { file: weights.installed.original_file });
   }
   if (weights.source === "initialisation") return t("features.weights.initialisation");
+  if (weights.source === "uploaded") return t("features.weights.uploaded", { file: weights.file });
   const score = weights.metric === "accuracy"
     ? t("features.weights.accuracy", { value: formatNumber(weights.score * 100, 1) })
     : t("features.weights.mse", { value: formatNumber(weights.score, 4) });

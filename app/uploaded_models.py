@@ -1,0 +1,254 @@
+"""Uploaded ONNX models on disk, and their registration as models every route can name.
+
+    <data dir>/models/<id>/model.onnx     the file as uploaded (read again only by the importer)
+    <data dir>/models/<id>/model.json     its description: name, owner token digest, shapes, labels
+
+An upload is checked and converted in full (`cnncore.onnx_import`) before anything is written;
+its folder is written under a temporary name and renamed, so a crash leaves no half model. The
+model is then known to the registry as `onnx_<id>` (`cnncore.uploaded`): /features, summaries,
+receptive fields and training runs take it by that name. Converted modules are kept for the
+`onnx_models_cached` most recently used models; the others convert again from their file.
+Deleting needs the owner token answered once at upload (only its SHA-256 is stored).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import shutil
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from torch import nn
+
+from app.owner_tokens import new_control_token, token_digest, token_matches
+from app.settings import Settings, get_settings
+from cnncore.errors import CNNCoreError
+from cnncore.onnx_import import ImportedModel, OnnxLimits, import_onnx
+from cnncore.uploaded import (
+    UPLOADED_PREFIX,
+    UploadedSpec,
+    forget_uploaded_model,
+    register_uploaded_model,
+)
+
+__all__ = ["ID_PATTERN", "StoredModel", "UploadedModels", "get_uploaded_models", "onnx_limits"]
+
+ID_PATTERN = r"^[0-9a-f]{16}$"
+_ID = re.compile(ID_PATTERN)
+MODEL_FILE, DESCRIPTION = "model.onnx", "model.json"
+MAX_LABEL = 100  # characters of one class name
+
+
+@dataclass(frozen=True)
+class StoredModel:
+    id: str
+    title: str
+    token_digest: str
+    created_at: float
+    input_shape: tuple[int, int, int]
+    output_shape: tuple[int, ...]
+    opset: int
+    producer: str
+    operators: tuple[str, ...]
+    nodes: int
+    parameters: int
+    file_bytes: int
+    labels: tuple[str, ...] | None
+
+    @property
+    def name(self) -> str:
+        return f"{UPLOADED_PREFIX}{self.id}"
+
+    def spec(self) -> UploadedSpec:
+        return UploadedSpec(self.name, self.title, self.input_shape, self.output_shape, self.labels)
+
+    @classmethod
+    def read(cls, path: Path) -> StoredModel:
+        values = json.loads(path.read_text("utf-8"))
+        for key in ("input_shape", "output_shape", "operators"):
+            values[key] = tuple(values[key])
+        if values["labels"] is not None:
+            values["labels"] = tuple(values["labels"])
+        return cls(**values)
+
+
+def onnx_limits(settings: Settings) -> OnnxLimits:
+    return OnnxLimits(
+        max_bytes=settings.onnx_max_bytes,
+        max_nodes=settings.onnx_max_nodes,
+        max_parameters=settings.onnx_max_parameters,
+        max_input_pixels=settings.onnx_max_input_pixels,
+        max_input_channels=settings.max_model_channels,
+    )
+
+
+def parse_labels(text: bytes | None, limit: int) -> tuple[str, ...] | None:
+    """Class names, one a line (blank lines at the end ignored); None without a file."""
+    if text is None:
+        return None
+    try:
+        lines = text.decode("utf-8-sig").splitlines()
+    except UnicodeDecodeError as exc:
+        raise CNNCoreError(
+            "the labels file must be UTF-8 text", "labels", code="labels_not_text"
+        ) from exc
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if len(lines) > limit:
+        raise CNNCoreError(
+            f"the labels file has {len(lines)} lines; at most {limit} are allowed",
+            "labels",
+            code="labels_too_many",
+            ctx={"count": len(lines), "limit": limit},
+        )
+    return tuple(line.strip()[:MAX_LABEL] for line in lines) or None
+
+
+class StoreFull(Exception):
+    """No room for one more uploaded model (`onnx_max_models`)."""
+
+
+class UploadedModels:
+    def __init__(self, root: Path, limits: OnnxLimits, max_models: int, cached: int) -> None:
+        self.root = root
+        self.limits, self.max_models, self.cached = limits, max_models, cached
+        self._lock = threading.RLock()
+        self._records: dict[str, StoredModel] = {}
+        self._modules: OrderedDict[str, nn.Module] = OrderedDict()
+        root.mkdir(parents=True, exist_ok=True)
+        for folder in sorted(root.iterdir()):
+            if _ID.match(folder.name) and (folder / DESCRIPTION).is_file():
+                try:
+                    self._remember(StoredModel.read(folder / DESCRIPTION))
+                except (OSError, ValueError, TypeError, KeyError):
+                    continue  # a damaged description: the model is not offered
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> UploadedModels:
+        return cls(
+            settings.data_dir / "models",
+            onnx_limits(settings),
+            settings.onnx_max_models,
+            settings.onnx_models_cached,
+        )
+
+    def _remember(self, record: StoredModel) -> None:
+        self._records[record.id] = record
+        register_uploaded_model(record.spec(), lambda: self.module(record.id))
+
+    def list(self) -> list[StoredModel]:
+        with self._lock:
+            return sorted(self._records.values(), key=lambda r: r.created_at)
+
+    def get(self, model_id: str) -> StoredModel | None:
+        return self._records.get(model_id)
+
+    def add(
+        self, data: bytes, title: str, labels: tuple[str, ...] | None
+    ) -> tuple[StoredModel, str]:
+        """Convert, then store; (record, owner token). Refusals: CNNCoreError, StoreFull."""
+        if len(self._records) >= self.max_models:
+            raise StoreFull(self.max_models)
+        imported = import_onnx(data, self.limits)
+        token = new_control_token()
+        model_id = secrets.token_hex(8)
+        record = _record(model_id, title, token, imported, len(data), labels)
+        scratch = self.root / f".{model_id}.partial"
+        scratch.mkdir()
+        try:
+            (scratch / MODEL_FILE).write_bytes(data)
+            (scratch / DESCRIPTION).write_text(json.dumps(asdict(record)), "utf-8")
+            with self._lock:
+                if len(self._records) >= self.max_models:
+                    raise StoreFull(self.max_models)
+                scratch.rename(self.root / model_id)
+                self._keep(model_id, imported.module)
+                self._remember(record)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        return record, token
+
+    def owned(self, model_id: str, token: str) -> bool:
+        record = self._records.get(model_id)
+        return record is not None and token_matches(record.token_digest, token)
+
+    def delete(self, model_id: str) -> bool:
+        with self._lock:
+            record = self._records.pop(model_id, None)
+            if record is None:
+                return False
+            forget_uploaded_model(record.name)
+            self._modules.pop(model_id, None)
+        shutil.rmtree(self.root / model_id, ignore_errors=True)
+        return True
+
+    def module(self, model_id: str) -> nn.Module:
+        """The converted module (shared: callers copy before changing it)."""
+        with self._lock:
+            found = self._modules.get(model_id)
+            if found is not None:
+                self._modules.move_to_end(model_id)
+                return found
+            if model_id not in self._records:
+                raise KeyError(model_id)
+        data = (self.root / model_id / MODEL_FILE).read_bytes()
+        module = import_onnx(data, self.limits).module
+        with self._lock:
+            self._keep(model_id, module)
+        return module
+
+    def _keep(self, model_id: str, module: nn.Module) -> None:
+        self._modules[model_id] = module
+        self._modules.move_to_end(model_id)
+        while len(self._modules) > self.cached:
+            self._modules.popitem(last=False)
+
+    def close(self) -> None:
+        with self._lock:
+            for record in self._records.values():
+                forget_uploaded_model(record.name)
+            self._records.clear()
+            self._modules.clear()
+
+
+def _record(
+    model_id: str,
+    title: str,
+    token: str,
+    imported: ImportedModel,
+    size: int,
+    labels: tuple[str, ...] | None,
+) -> StoredModel:
+    return StoredModel(
+        id=model_id,
+        title=title,
+        token_digest=token_digest(token),
+        created_at=time.time(),
+        input_shape=imported.input_shape,
+        output_shape=imported.output_shape,
+        opset=imported.opset,
+        producer=imported.producer,
+        operators=imported.operators,
+        nodes=imported.nodes,
+        parameters=imported.parameters,
+        file_bytes=size,
+        labels=labels,
+    )
+
+
+_store: UploadedModels | None = None
+_store_lock = threading.Lock()
+
+
+def get_uploaded_models() -> UploadedModels:
+    """The process-wide store (a FastAPI dependency; tests override it)."""
+    global _store
+    with _store_lock:
+        if _store is None:
+            _store = UploadedModels.from_settings(get_settings())
+        return _store

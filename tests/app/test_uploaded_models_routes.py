@@ -1,0 +1,157 @@
+"""Uploading an ONNX model: stored with an id, a name, labels and an owner token; then usable by
+name on /api/features and the summary like a zoo model; a hostile corpus answered 4xx with the
+server healthy and its memory bounded."""
+
+from __future__ import annotations
+
+import io
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+from fastapi.testclient import TestClient
+
+from app.deps import settings_dep
+from app.feature_cache import get_feature_cache
+from app.main import app
+from app.settings import Settings
+from app.uploaded_models import UploadedModels, get_uploaded_models
+from cnncore.features import prepare_input
+from cnncore.images import sample_image
+from cnncore.models import build_model, get_model_info
+from cnncore.seeding import seeded
+from cnncore.uploaded import uploaded_weights
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "cnncore"))
+from onnx_hostile import hostile_corpus  # noqa: E402  (the corpus the core tests use)
+
+LABELS = "\n".join(f"class {i}" for i in range(10)) + "\n"
+
+
+def export(model: torch.nn.Module, shape: tuple[int, ...]) -> bytes:
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model.eval(), (torch.zeros(1, *shape),), buffer, dynamo=False,
+                          input_names=["input"], dynamic_axes={"input": {0: "batch"}})  # fmt: skip
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def tinyvgg() -> tuple[torch.nn.Module, bytes]:
+    with seeded(3):
+        model = build_model("tinyvgg")
+    return model, export(model, (3, 64, 64))
+
+
+@pytest.fixture
+def store(tmp_path):
+    settings = Settings(data_dir=tmp_path, onnx_max_models=3)
+    made = UploadedModels.from_settings(settings)
+    app.dependency_overrides[get_uploaded_models] = lambda: made
+    app.dependency_overrides[settings_dep] = lambda: settings
+    yield made
+    made.close()
+    for dependency in (get_uploaded_models, settings_dep):
+        app.dependency_overrides.pop(dependency, None)
+
+
+client = TestClient(app)
+
+
+def upload(data: bytes, name: str = "my tinyvgg", labels: str | None = LABELS):
+    files = {"file": ("model.onnx", data, "application/octet-stream")}
+    if labels is not None:
+        files["labels"] = ("labels.txt", labels.encode(), "text/plain")
+    return client.post("/api/uploaded-models", data={"name": name}, files=files)
+
+
+def test_upload_list_use_and_delete(store, tinyvgg, tmp_path):
+    model, data = tinyvgg
+    answer = upload(data)
+    assert answer.status_code == 201, answer.text
+    created = answer.json()
+    token, info = created["owner_token"], created["model"]
+    name = info["model"]
+    assert name == f"onnx_{info['id']}" and info["title"] == "my tinyvgg"
+    assert info["input_shape"] == [3, 64, 64] and info["output_shape"] == [10]
+    assert info["labels"] == [f"class {i}" for i in range(10)] and info["num_classes"] == 10
+    assert info["parameters"] == sum(p.numel() for p in model.parameters())
+    assert (tmp_path / "models" / info["id"] / "model.onnx").read_bytes() == data
+    assert [m["id"] for m in client.get("/api/uploaded-models").json()] == [info["id"]]
+    assert client.get(f"/api/uploaded-models/{info['id']}").json() == info
+
+    # /features by name: the model's own maps and predictions with its labels
+    features = client.post("/api/features", data={"model": name, "sample": "flower"})
+    assert features.status_code == 200, features.text
+    body = features.json()
+    layers = [layer["name"] for layer in body["layers"]]
+    assert layers[:3] == ["block1.conv1", "block1.relu1", "block1.conv2"]
+    x = prepare_input(uploaded_weights(get_model_info(name).uploaded),
+                      sample_image("flower")).tensor  # fmt: skip
+    with torch.no_grad():
+        probs = torch.softmax(model(x)[0], 0)
+    top = body["predictions"][0]
+    assert top["label"] == f"class {int(probs.argmax())}"
+    assert top["prob"] == pytest.approx(float(probs.max()), rel=1e-5)
+
+    summary = client.get(f"/api/models/{name}/summary")
+    assert summary.status_code == 200, summary.text
+    assert summary.json()["total_params"] == info["parameters"]
+    assert summary.json()["layers"][0]["name"] == "block1.conv1"
+
+    path = f"/api/uploaded-models/{info['id']}"
+    assert client.delete(path).status_code == 401
+    assert client.delete(path, headers={"X-Model-Token": "x" * 32}).status_code == 403
+    assert client.delete(path, headers={"X-Model-Token": token}).status_code == 204
+    assert not (tmp_path / "models" / info["id"]).exists()
+    assert client.get(path).status_code == 404
+    get_feature_cache().models.clear()
+    gone = client.post("/api/features", data={"model": name, "sample": "flower"})
+    assert gone.status_code == 422 and gone.json()["detail"][0]["type"] == "unknown_model"
+
+
+def test_a_stored_model_is_found_again_after_a_restart(store, tinyvgg, tmp_path):
+    info = upload(tinyvgg[1], labels=None).json()["model"]
+    store.close()  # the server stops: the registry forgets the model
+    again = UploadedModels.from_settings(Settings(data_dir=tmp_path))
+    try:
+        assert [r.id for r in again.list()] == [info["id"]] and again.get(info["id"]).labels is None
+        module = again.module(info["id"])
+        x = torch.randn(2, 3, 64, 64)
+        with torch.no_grad():
+            torch.testing.assert_close(module(x), tinyvgg[0](x), rtol=1e-5, atol=1e-6)
+    finally:
+        again.close()
+
+
+def test_limits_on_count_labels_and_name(store, tinyvgg):
+    assert upload(tinyvgg[1], labels="a\n" * 1001).json()["detail"][0]["type"] == "labels_too_many"
+    assert upload(tinyvgg[1], name="").status_code == 422
+    for _ in range(3):
+        assert upload(tinyvgg[1]).status_code == 201
+    full = upload(tinyvgg[1])
+    assert full.status_code == 409 and len(store.list()) == 3
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmRSS:"))
+    return int(line.split()[1]) * 1024
+
+
+def test_hostile_corpus_is_refused_with_the_server_healthy(store, tinyvgg):
+    corpus = hostile_corpus(tinyvgg[1])
+    upload(corpus["100000_nodes"][0])  # first use: imports and allocator pools settle
+    before = rss_bytes()
+    for name, (data, codes) in corpus.items():
+        answer = upload(data, name=name)
+        assert 400 <= answer.status_code < 500, (name, answer.text)
+        assert answer.json()["detail"][0]["type"] in codes, name
+        assert answer.json()["detail"][0]["loc"] == ["body", "model"]
+    # nothing it declared was allocated: 2 GiB of weights, 100 000 nodes' modules
+    assert rss_bytes() - before < 150_000_000
+    assert client.get("/api/health").json()["status"] == "ok"
+    assert store.list() == []
