@@ -32,7 +32,8 @@ from live import CHROMIUM, CHROMIUM_ARGS, start_server, stop_server
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
-VIEWPORTS = {"desktop": (1280, 900), "phone": (360, 760), "projector": (1920, 1080)}
+VIEWPORTS = {"desktop": (1280, 900), "laptop": (1366, 768), "phone": (360, 760),
+             "projector": (1920, 1080)}  # fmt: skip
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

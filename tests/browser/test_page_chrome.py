@@ -33,3 +33,34 @@ def test_player_keys_are_named_only_on_pages_with_a_player(page, lang):
         footer = page.inner_text(".site-footer")
         assert footer == texts["footer.keys.page"]
         assert "←" not in footer and "Home/End" not in footer
+
+
+NAV_KEYS = ["home", "lessons", "conv", "pool", "activations", "loss", "features", "architectures",
+            "receptive_field", "train", "teach"]  # fmt: skip
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_the_header_on_a_1366_px_laptop_keeps_every_link_whole_and_the_tools_beside_the_brand(
+    make_page, screenshot, lang
+):
+    """English needs more room than 1366 px for eleven links and the tools: its nav labels are the
+    short established ones and its links wrap inside the nav, never below the tools; Korean fits
+    on one line."""
+    page = make_page("laptop")
+    page.goto(f"/?lang={lang}")
+    texts = catalogue(lang, "common")
+    links = page.locator(".site-nav a")
+    assert links.all_inner_texts() == [texts[f"nav.{key}"] for key in NAV_KEYS]
+    boxes = [links.nth(i).bounding_box() for i in range(links.count())]
+    line = min(box["height"] for box in boxes)  # the current page's link adds its 2 px underline
+    for box in boxes:  # each label on one line, all of it on the screen
+        assert box["height"] < 1.5 * line
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 1366
+    rows = {round(box["y"]) for box in boxes}
+    assert len(rows) == (1 if lang == "ko" else 2)
+    brand = page.locator(".brand").bounding_box()
+    tools = page.locator(".header-tools").bounding_box()
+    middle = tools["y"] + tools["height"] / 2
+    assert brand["y"] <= middle <= brand["y"] + brand["height"]  # the tools share the brand's row
+    assert page.evaluate("document.documentElement.scrollWidth") == 1366
+    screenshot(page, f"header-laptop-{lang}", full_page=False)
