@@ -71,10 +71,15 @@ def layer_fields(
     except CNNCoreError as exc:
         return core_error_response(exc, "query")
     channels, height, width = graph.input_shape
+    try:
+        default = UnitFieldOut.of_unit(graph.unit(graph.default_layer()), graph.input_shape)
+    except CNNCoreError:  # no layer has a feature map (an MLP)
+        default = None
     return LayerFieldsOut(
         model=name,
         input=InputOut(channels=channels, height=height, width=width),
         layers=[LayerFieldOut.of(f) for f in graph.fields.values()],
+        default_unit=default,
     )
 
 

@@ -106,12 +106,6 @@ class LayerFieldOut(BaseModel):
         )
 
 
-class LayerFieldsOut(BaseModel):
-    model: str
-    input: InputShapeOut
-    layers: list[LayerFieldOut]
-
-
 class UnitFieldOut(LayerFieldOut):
     """Where one unit looks: its box with padding, the part in the image, the cells lost."""
 
@@ -141,6 +135,18 @@ class UnitFieldOut(LayerFieldOut):
             padding_cells=unit.padding_cells,
             unreached_cells=unit.unreached_cells,
         )
+
+
+class LayerFieldsOut(BaseModel):
+    model: str
+    input: InputShapeOut
+    layers: list[LayerFieldOut]
+    default_unit: UnitFieldOut | None = Field(
+        default=None,
+        description="what GET …/receptive-field answers without layer, y and x (the deepest "
+        "map's centre), so a page shows a new model in one request; null when no layer has a "
+        "feature map",
+    )
 
 
 # --- effective receptive fields -----------------------------------------------------------------

@@ -32,6 +32,7 @@ let erfShown = null; // key of the request whose heatmap is on screen
 let fileVersion = 0; // each file taken by the picker is a new picture, whatever its name
 let ready = false; // the models and samples are known: state changes may load things
 let modelLoad = 0; // counts loadModel calls: an answer for an earlier model is dropped
+let firstUnit = null; // the model's default unit as its fields answer carried it (no GET again)
 
 const picture = createPictureView($("picture-canvas"));
 const map = createMapView($("map-canvas"), { onPick: (y, x) => state.set({ y, x }) });
@@ -71,6 +72,7 @@ function fillLayers() {
  * nothing of it stays on screen while the new model's fields are on their way. */
 function clearModel() {
   unit = null;
+  firstUnit = null;
   fields = null;
   spatial = [];
   erfShown = null;
@@ -111,11 +113,13 @@ async function loadModel() {
     return;
   }
   if (!layerOf(state.get("layer"))?.output_size) {
-    // the model's own default: the deepest map before global pooling, its centre
-    const first = await getJSON(`${modelURL("receptive-field")}?${query}`).catch(() => null);
-    if (load !== modelLoad) return;
+    // the model's own default: the deepest map before global pooling, its centre, which
+    // the fields answer carries, so showUnit draws it without asking again
+    const first = fields.default_unit;
     const layer = first ? first.layer : spatial[spatial.length - 1].name;
-    if (state.set({ layer, y: -1, x: -1 }).size) return; // the state change shows the unit
+    firstUnit = first && { answer: first, model: state.get("model"), query: query.toString() };
+    const [y, x] = first ? [first.unit.y, first.unit.x] : [-1, -1];
+    if (state.set({ layer, y, x }).size) return; // the state change shows the unit
   }
   showUnit();
 }
@@ -162,8 +166,11 @@ async function showUnit() {
   const query = modelQuery();
   for (const name of ["layer", "y", "x"]) query.set(name, state.get(name));
   const model = state.get("model");
+  const first = firstUnit?.answer;
+  const known = first && firstUnit.model === model && firstUnit.query === modelQuery().toString()
+    && first.layer === state.get("layer") && first.unit.y === y && first.unit.x === x;
   try {
-    const answer = await getJSON(`${modelURL("receptive-field")}?${query}`);
+    const answer = known ? first : await getJSON(`${modelURL("receptive-field")}?${query}`);
     if (state.get("model") !== model || answer.layer !== state.get("layer") || answer.unit.y !== state.get("y")
         || answer.unit.x !== state.get("x")) return; // a newer unit was chosen meanwhile
     unit = answer;

@@ -69,6 +69,19 @@ def test_default_unit_is_the_centre_of_the_deepest_map():
     assert body["box"] == body["clipped_box"] == {"y0": 8, "y1": 23, "x0": 8, "x1": 23}
 
 
+def test_layer_listing_carries_the_default_unit():
+    """The fields answer's default unit is exactly the unit GET …/receptive-field answers."""
+    for name, params in (("lenet5", {}), ("alexnet", {"height": 96, "width": 160})):
+        fields = client.get(f"/api/models/{name}/receptive-fields", params=params).json()
+        unit = client.get(f"/api/models/{name}/receptive-field", params=params).json()
+        assert fields["default_unit"] == unit
+    # alexnet's adaptive pooling makes 6×6 whatever the input: its centre
+    assert fields["default_unit"]["layer"] == "avgpool"
+    assert fields["default_unit"]["unit"] == {"y": 3, "x": 3}
+    mlp = client.get("/api/models/mlp/receptive-fields").json()
+    assert mlp["default_unit"] is None and mlp["layers"]
+
+
 def test_layer_listing_reproduces_distill_for_vgg16():
     r = client.get("/api/models/vgg16/receptive-fields")
     assert r.status_code == 200
