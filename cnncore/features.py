@@ -195,14 +195,19 @@ def capture_layers(
     layers: LayerGraph,
     x: torch.Tensor,
     keep: Callable[[str, torch.Tensor], Any] | None = None,
+    *,
+    versioned: bool = False,
 ) -> tuple[dict[str, Any], Any]:
     """Run once; return ({layer name: keep(name, output)}, the model's own output).
 
     `keep` defaults to a detached copy of the output (batch included). The graph module is only
     read, so any number of threads may capture through the same `LayerGraph` at once.
+    `versioned`: run with gradients off but outside inference mode, so the outputs carry version
+    counters and a `keep` that holds references can tell when a later in-place layer overwrote
+    one (inference tensors have none).
     """
     capture = _Capture(layers, keep or (lambda _name, value: value.detach().clone()))
-    with torch.inference_mode():
+    with torch.no_grad() if versioned else torch.inference_mode():
         output = capture.run(x)
     return capture.kept, output
 
@@ -308,12 +313,16 @@ def layer_levels(
     scale = torch.where(span > 0, 255.0 / torch.where(span > 0, span, 1.0), 0.0)[:, None, None]
     out = scratch.take(shown) if scratch is not None else None
     scaled = torch.addcmul(0.5 - low[:, None, None] * scale, shown, scale, out=out)
-    # Finite values land in [0.5, 255.5] by construction; only inf or NaN (a diverged model)
-    # could leave that range, and only then is the extra clamping pass needed.
-    if not bool(torch.isfinite(span).all()):
-        scaled = scaled.nan_to_num_(0.0).clamp_(0, 255)
-    levels = scaled.to(torch.uint8).cpu().numpy()
     ranges = tuple(zip(low.flatten().tolist(), high.flatten().tolist(), strict=True))
+    # Finite values land in [0.5, 255.5] by construction; only inf or NaN (a diverged model)
+    # could leave that range, and only then is the extra clamping pass needed (read from the
+    # ranges: a span is finite exactly when both its ends are).
+    if not all(math.isfinite(low_) and math.isfinite(high_) for low_, high_ in ranges):
+        scaled = scaled.nan_to_num_(0.0).clamp_(0, 255)
+    if scaled.device.type == "cpu":  # numpy's float → uint8 cast is ~3× faster than torch's;
+        levels = scaled.numpy().astype(np.uint8)  # both truncate, and all values are in range
+    else:
+        levels = scaled.to(torch.uint8).cpu().numpy()
     count = values.numel() if units else int(maps.shape[0])
     return LayerLevels(name, kind, tuple(output.shape), count, levels, ranges, units)
 
@@ -446,8 +455,9 @@ def learned_feature_maps(
     """Preprocess as the weights expect, run once, keep every layer as uint8 levels.
 
     `also_keep(name, value)` sees the preprocessed picture (name None) and then every layer's
-    float output before it becomes levels (`cnncore.unit` keeps float copies this way, so a
-    unit's computation needs no second forward pass).
+    float output before it becomes levels (`cnncore.unit` keeps the floats this way, so a
+    unit's computation needs no second forward pass); the pass then runs `versioned` (see
+    `capture_layers`), so it may hold the outputs themselves rather than copies.
 
     Each output becomes levels the moment it is computed (and is then freed by the
     interpreter), so a request holds one float activation at a time plus small uint8 maps.
@@ -475,7 +485,7 @@ def learned_feature_maps(
     picture = prepared.tensor.to(device)
     if also_keep is not None:
         also_keep(None, picture)
-    kept, output = capture_layers(layers, picture, keep)
+    kept, output = capture_layers(layers, picture, keep, versioned=also_keep is not None)
     predictions = None
     if weights.labels and isinstance(output, torch.Tensor):
         predictions = tuple(top_predictions(output[0], list(weights.labels), top_k))

@@ -115,30 +115,54 @@ def layer_sources(layers: LayerGraph) -> tuple[dict[str, tuple[str, ...]], str |
 
 
 class ActivationCollector:
-    """A `keep` for a capture: float copies of the picture and of each layer's output.
+    """A `keep` for a capture: the picture and each layer's float output, without copying.
 
-    Copies stop once they would pass `max_bytes` (the result is then not `complete`); names in
-    `wanted` are copied whatever the budget, so one unit's layer and inputs are always there.
+    An output is held as it is (the capture frees nothing it still needs), with its version
+    counter: a layer that a later in-place operation overwrote (`ReLU(inplace=True)` on a conv's
+    output) is found when `activations` is asked and dropped, and the result is then not
+    `complete` (`overwritten` says why; `capture_activations` then runs again with `copy`).
+    Copied instead, as floats on the CPU: with `copy`, an output on another device or without a
+    version counter (made in inference mode), and a view into a larger tensor (so no more is
+    held than is counted). Keeping stops once it would pass `max_bytes` (the result is then not
+    `complete`); names in `wanted` are kept whatever the budget, so one unit's layer and inputs
+    are always there.
     """
 
-    def __init__(self, max_bytes: int | None = None, wanted: tuple[str, ...] = ()) -> None:
-        self.max_bytes, self.wanted = max_bytes, set(wanted)
+    def __init__(
+        self, max_bytes: int | None = None, wanted: tuple[str, ...] = (), *, copy: bool = False
+    ) -> None:
+        self.max_bytes, self.wanted, self.copy = max_bytes, set(wanted), copy
         self.values: dict[str, torch.Tensor] = {}
-        self.nbytes, self.complete = 0, True
+        self.versions: dict[str, int] = {}  # of the values held without a copy
+        self.nbytes, self.complete, self.overwritten = 0, True, False
 
     def __call__(self, name: str | None, value: torch.Tensor) -> None:
+        key = name or INPUT
         size = value.numel() * value.element_size()
-        within = self.max_bytes is None or self.nbytes + size <= self.max_bytes
-        if within or (name or INPUT) in self.wanted:
-            # a copy: an in-place activation (ReLU(inplace=True)) overwrites its input later
-            self.values[name or INPUT] = value.detach()[0].to("cpu", copy=True)
-            self.nbytes += size
-        else:
+        if not (
+            self.max_bytes is None or self.nbytes + size <= self.max_bytes or key in self.wanted
+        ):
             self.complete = False
+            return
+        kept = value.detach()[0]
+        if (
+            self.copy
+            or kept.device.type != "cpu"
+            or kept.is_inference()
+            or kept.untyped_storage().nbytes() > size
+        ):
+            self.values[key] = kept.to("cpu", copy=True)
+            self.versions.pop(key, None)
+        else:
+            self.values[key], self.versions[key] = kept, kept._version
+        self.nbytes += size
 
     def activations(self, layers: LayerGraph) -> Activations:
         sources, output = layer_sources(layers)
-        return Activations(dict(self.values), sources, output, self.complete)
+        changed = [key for key, seen in self.versions.items() if self.values[key]._version != seen]
+        self.overwritten = self.overwritten or bool(changed)
+        values = {key: v for key, v in self.values.items() if key not in changed}
+        return Activations(values, sources, output, self.complete and not changed)
 
 
 def capture_activations(
@@ -148,12 +172,16 @@ def capture_activations(
     max_bytes: int | None = None,
     wanted: tuple[str, ...] = (),
 ) -> Activations:
-    """Run `picture` (1×C×H×W, preprocessed) once and keep a float copy of every layer (up to
-    `max_bytes`, `wanted` always)."""
-    collector = ActivationCollector(max_bytes, wanted)
-    collector(None, picture)
-    capture_layers(layers, picture, lambda name, value: collector(name, value))
-    return collector.activations(layers)
+    """Run `picture` (1×C×H×W, preprocessed) once and keep every layer's float output (up to
+    `max_bytes`, `wanted` always); once more with copies if an in-place layer overwrote one."""
+    for copy in (False, True):
+        collector = ActivationCollector(max_bytes, wanted, copy=copy)
+        collector(None, picture)
+        capture_layers(layers, picture, collector, versioned=True)
+        found = collector.activations(layers)
+        if not collector.overwritten:
+            break
+    return found
 
 
 def _unit_index(shape: tuple[int, ...], layer: str, channel: int, y: int, x: int) -> tuple:

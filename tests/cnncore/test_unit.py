@@ -12,9 +12,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnncore.errors import CNNCoreError
-from cnncore.features import trace_layers
+from cnncore.features import capture_layers, trace_layers
 from cnncore.models import list_models
-from cnncore.unit import INPUT, capture_activations, unit_computation
+from cnncore.unit import INPUT, ActivationCollector, capture_activations, unit_computation
 from cnncore.weights import load_model
 
 
@@ -209,3 +209,66 @@ def test_an_addition_of_something_that_is_no_layer_is_refused_naming_layer() -> 
     with pytest.raises(CNNCoreError) as refused:
         unit_computation(layers, acts, "add", 0, 1, 1)
     assert refused.value.field == "layer" and refused.value.code == "unit_unsupported"
+
+
+class _InPlace(nn.Module):
+    """A layer's output overwritten later by an in-place module and by an in-place method
+    (`+=` is traced as an out-of-place `+`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 3, 3, padding=1)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(3, 3, 1)
+
+    def forward(self, x):  # noqa: ANN001, ANN201, D102
+        y = self.relu(self.conv(x))
+        z = self.conv2(y)
+        z += y
+        return z.tanh_()
+
+
+def _hooked_outputs(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Each module's output cloned the moment it is made (before anything overwrites it)."""
+    seen = {}
+    for name in ("conv", "relu", "conv2"):
+        getattr(model, name).register_forward_hook(
+            lambda _m, _i, out, name=name: seen.__setitem__(name, out[0].clone())
+        )
+    with torch.no_grad():
+        model(x)
+    return seen
+
+
+def test_outputs_that_a_later_in_place_layer_overwrites_are_kept_as_they_were_made() -> None:
+    torch.manual_seed(3)
+    model = _InPlace().eval()
+    x = torch.randn(1, 2, 5, 5)
+    layers = trace_layers(model)
+    collector = ActivationCollector()
+    collector(None, x)
+    capture_layers(layers, x, collector, versioned=True)
+    overwritten = collector.activations(layers)  # held without copies: conv, add were changed
+    assert collector.overwritten and not overwritten.complete
+    assert set(layers.layer_names) - set(overwritten.values) == {"conv", "add"}
+    acts = capture_activations(layers, x)  # so it runs again, copying
+    assert acts.complete
+    for name, expected in _hooked_outputs(model, x).items():
+        assert torch.equal(acts.values[name], expected), name
+    assert not torch.equal(acts.values["conv"], acts.values["relu"])  # the conv had negatives
+
+
+def test_outputs_no_layer_overwrites_are_held_without_a_copy(resnet18) -> None:
+    layers, _ = resnet18
+    held: dict[str, torch.Tensor] = {}
+    collector = ActivationCollector()
+
+    def keep(name: str, value: torch.Tensor) -> None:
+        held[name] = value
+        collector(name, value)
+
+    capture_layers(layers, torch.randn(1, 3, 64, 64), keep, versioned=True)
+    acts = collector.activations(layers)
+    assert acts.complete and not collector.overwritten
+    shared = [n for n in held if acts.values[n].data_ptr() == held[n].data_ptr()]
+    assert shared == list(held)  # every layer is the tensor the forward pass made
