@@ -166,6 +166,11 @@ class Settings(BaseSettings):
     # fresh interpreter per run (seconds: torch is imported again every time).
     run_start_method: Literal["forkserver", "spawn"] = "forkserver"
     run_checkpoints_kept: int = 3  # newest epoch checkpoints kept per run (plus the final one)
+    # exports of a finished run (/api/runs/{id}/export; app/runs/export.py): made at most this
+    # many at once (an ONNX export takes seconds of CPU and a few times the weights' memory); a
+    # request waits this long for a free slot, then is refused (503)
+    run_export_concurrency: int = Field(1, ge=1)
+    run_export_wait_seconds: float = Field(30.0, gt=0.0)
     run_replay_batch: int = 1000  # events read from the database at once for a replay
     run_poll_seconds: float = 0.25  # how often a run driven by another process is re-read
     run_ping_seconds: float = 15.0  # SSE keep-alive comment interval

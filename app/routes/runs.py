@@ -3,10 +3,11 @@ list checkpoints. The work happens in `app.runs` (manager, worker processes, SQL
 
 from __future__ import annotations
 
-from typing import Annotated, NoReturn
+from typing import Annotated, Literal, NoReturn
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
-from fastapi.responses import Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.background import BackgroundTask
 
@@ -15,6 +16,7 @@ from app.deps import settings_dep
 from app.limits import client_address, heavy_work
 from app.owner_tokens import check_owner, new_control_token, token_digest, token_header
 from app.quotas import charge
+from app.runs.export import ExportBusy, ExportUnavailable, run_export
 from app.runs.history import metrics_csv, metrics_tables
 from app.runs.manager import RunError, RunManager, get_run_manager
 from app.runs.spec import plan_run
@@ -30,6 +32,7 @@ from app.schemas.runs import (
 )
 from app.settings import Settings
 from app.sse import RECONNECT_MS, parse_last_event_id
+from cnncore.export.bundle import EXPORT_FORMATS
 from cnncore.transfer import checkpoint_layers
 
 router = APIRouter(prefix="/api/runs", tags=["runs"])
@@ -207,3 +210,27 @@ def list_checkpoints(run_id: RunId, manager: Manager) -> list[CheckpointOut]:
     return [CheckpointOut(file=c.file, bytes=c.bytes, final=c.final, epoch=c.epoch, step=c.step,
                           val_accuracy=c.val_accuracy, layers=layers, head=head)
             for c in found]  # fmt: skip
+
+
+ExportFormat = Literal[EXPORT_FORMATS]  # type: ignore[valid-type]
+
+
+@router.get("/{run_id}/export", response_class=FileResponse,
+            dependencies=[Depends(heavy_work("exports"))])  # fmt: skip
+async def export_run_file(run_id: RunId, manager: Manager, settings: AppSettings,
+                          format: ExportFormat = "zip") -> FileResponse:  # noqa: A002  # fmt: skip
+    """A finished run's weights to take away: `onnx` (opset stated in the file and the card),
+    `safetensors`, `py` (a standalone PyTorch file that loads the safetensors), `card`
+    (Markdown) or `card_json`, or a `zip` of all five. Read access, like the run itself;
+    409 while the run has no final weights."""
+    try:
+        made = await run_in_threadpool(run_export, manager, run_id, format, settings)
+    except RunError as exc:
+        _raise_http(exc)
+    except ExportUnavailable as exc:
+        raise HTTPException(409, detail=str(exc)) from exc
+    except ExportBusy as exc:
+        raise HTTPException(
+            503, detail=str(exc), headers={"Retry-After": str(settings.retry_after_seconds)}
+        ) from exc
+    return FileResponse(made.path, media_type=made.media_type, filename=made.name)

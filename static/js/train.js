@@ -12,6 +12,7 @@ import { createRunView, isFinished } from "./train_view.js";
 import { createComparison, fillSourceSelect, renderRunList, runName } from "./train_runs.js";
 import { createGradcheckView } from "./gradcheck_view.js";
 import { controlHeaders, rememberRunToken, runToken } from "./train/run_tokens.js";
+import { updateExportMenu } from "./train/export_menu.js";
 
 const REFRESH_MS = 2000; // run list and comparison, while something is training
 const $ = (id) => document.getElementById(id);
@@ -150,6 +151,7 @@ function updateRunControls() {
       anchor.download = `run-${id}-metrics.${kind}`;
     }
   }
+  updateExportMenu($("export-model"), record);
   $("run-title").textContent = record ? runName(record, runs) : id;
   $("run-title").title = id;
 }
