@@ -227,14 +227,14 @@ def transposed_output(
         transposed=True,
         output_padding=output_padding,
     )
-    return (
-        Answer(
-            "output_size",
-            shape_text(shape.out_height, shape.out_width),
-            (shape.out_height, shape.out_width),
-            (shape.formula["height"], shape.formula["width"]),
-        ),
+    # The size as lesson "transposed" teaches it, out = (n − 1)·s − 2p + d·(k − 1) +
+    # output_padding + 1, then cnncore's numbers; H×W×C like every other output size.
+    taught = "(n − 1)·s − 2p + d·(k − 1) + output_padding + 1"
+    lines = tuple(
+        f"{axis}_out = {taught} = {shape.formula[name].split(' = ', 1)[1]}"
+        for axis, name in (("H", "height"), ("W", "width"))
     )
+    return (Answer("output_size", shape_text(*hwc(shape)), hwc(shape), lines),)
 
 
 def autoencoder_code(model: str, input_shape: list[int]) -> tuple[Answer, ...]:

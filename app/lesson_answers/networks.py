@@ -192,8 +192,13 @@ def stacked_small_kernels(layers: int, kernel: int, channels: int) -> tuple[Answ
     )
     large = conv2d_shape(channels, 32, 32, size, out_channels=channels, padding="same", bias=False)
     sizes = " → ".join(["1", *(str(int(f.size)) for f in fields)])
+    # lesson "receptive-field": each layer widens the field by (k − 1)·j
+    jumps_in = [1, *(int(f.jump) for f in fields[:-1])]
+    growth = " + ".join(f"({kernel} − 1)·{j}" for j in jumps_in)
     return (
-        Answer("receptive_field", f"{size}×{size}", size, (f"r: {sizes}",)),
+        Answer(
+            "receptive_field", f"{size}×{size}", size, (f"r = 1 + {growth} = {size}", f"r: {sizes}")
+        ),
         Answer(
             "params_stack",
             num(layers * small.params),
@@ -207,6 +212,10 @@ def stacked_small_kernels(layers: int, kernel: int, channels: int) -> tuple[Answ
             "params_large", num(large.params), large.params, (params_line(large, size, False),)
         ),  # fmt: skip
     )
+
+
+# The rule lesson "receptive-field" teaches (Araujo et al., Distill 2019), layer by layer.
+FIELD_RULE = "r_out = r_in + (k − 1)·j_in, j_out = j_in·s"
 
 
 def model_layer_field(model: str, layer: str) -> tuple[Answer, ...]:
@@ -225,7 +234,10 @@ def model_layer_field(model: str, layer: str) -> tuple[Answer, ...]:
             "receptive_field",
             f"{size}×{size}",
             size,
-            ("r: 1 → " + " → ".join(str(int(f.height.size)) for f in path),),
+            (
+                FIELD_RULE,
+                "r: 1 → " + " → ".join(str(int(f.height.size)) for f in path),
+            ),
         ),
         Answer(
             "jump",

@@ -326,7 +326,14 @@ def test_transposed_convolution_size():
     p = QUESTIONS[("transposed", "upsample")].params
     layer = nn.ConvTranspose2d(1, 1, p["kernel"], p["stride"], p["padding"], p["output_padding"])
     out = layer(torch.zeros(1, 1, p["size"], p["size"]))
-    assert answers("transposed", "upsample")["output_size"].exact == tuple(out.shape[2:])
+    answer = answers("transposed", "upsample")["output_size"]
+    assert answer.exact == (*out.shape[2:], 1)
+    assert answer.value == f"{out.shape[2]}×{out.shape[3]}×1"  # H×W×C, as its label says
+    # the formula lesson "transposed" teaches, then its numbers
+    numbers = (f"({p['size']} − 1)·{p['stride']} − 2·{p['padding']} + 1·({p['kernel']} − 1)"
+               f" + {p['output_padding']} + 1 = {out.shape[2]}")  # fmt: skip
+    taught = "(n − 1)·s − 2p + d·(k − 1) + output_padding + 1"
+    assert answer.work == (f"H_out = {taught} = {numbers}", f"W_out = {taught} = {numbers}")
 
 
 def test_autoencoder_code_and_parameters():
@@ -485,6 +492,9 @@ def test_stacked_small_kernels():
     size, _ = gradient_support(model, 32)
     result = answers("receptive-field", "stack")
     assert result["receptive_field"].exact == size
+    # the lesson's rule, each layer widens the field by (k − 1)·j (j = 1 at stride 1)
+    growth = " + ".join([f"({k} − 1)·1"] * n)
+    assert result["receptive_field"].work[0] == f"r = 1 + {growth} = {size}"
     assert result["params_stack"].exact == n * params_of(nn.Conv2d(c, c, k, bias=False))
     assert result["params_large"].exact == params_of(nn.Conv2d(c, c, size, bias=False))
 
@@ -516,6 +526,7 @@ def test_vgg16_receptive_field_by_gradient():
     _, next_left = gradient_support(model, 320, (10, 11))
     result = answers("receptive-field", "vgg")
     assert result["receptive_field"].exact == size
+    assert result["receptive_field"].work[0] == "r_out = r_in + (k − 1)·j_in, j_out = j_in·s"
     assert result["jump"].exact == next_left - left
 
 
