@@ -120,8 +120,9 @@ class UploadedModels:
         self._lock = threading.RLock()
         self._records: dict[str, StoredModel] = {}
         self._modules: OrderedDict[str, nn.Module] = OrderedDict()
-        root.mkdir(parents=True, exist_ok=True)
-        for folder in sorted(root.iterdir()):
+        # the folder is made by the first upload, not here: a server that never stores a model
+        # (a test's app, a lesson check) writes nothing
+        for folder in sorted(root.iterdir()) if root.is_dir() else ():
             if _ID.match(folder.name) and (folder / DESCRIPTION).is_file():
                 try:
                     self._remember(StoredModel.read(folder / DESCRIPTION))
@@ -159,7 +160,7 @@ class UploadedModels:
         model_id = secrets.token_hex(8)
         record = _record(model_id, title, token, imported, len(data), labels)
         scratch = self.root / f".{model_id}.partial"
-        scratch.mkdir()
+        scratch.mkdir(parents=True)
         try:
             (scratch / MODEL_FILE).write_bytes(data)
             (scratch / DESCRIPTION).write_text(json.dumps(asdict(record)), "utf-8")
@@ -248,7 +249,11 @@ _store_lock = threading.Lock()
 def get_uploaded_models() -> UploadedModels:
     """The process-wide store (a FastAPI dependency; tests override it)."""
     global _store
+    settings = get_settings()
     with _store_lock:
-        if _store is None:
-            _store = UploadedModels.from_settings(get_settings())
+        # made again when the data folder changed (a test session's live server sets its own)
+        if _store is None or _store.root != settings.data_dir / "models":
+            if _store is not None:
+                _store.close()
+            _store = UploadedModels.from_settings(settings)
         return _store

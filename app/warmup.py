@@ -2,10 +2,11 @@
 
 A cold server pays once for: the built-in pictures (/api/features/samples), the zoo's parameter
 counts (/api/models), torch's compiler module (imported by the first meta-device forward
-of a run's plan), and the feature-map page's default model built, traced by torch.fx and run
-once (oneDNN picks its kernels on the first forward). A daemon thread does these right after
-start-up, so the first /features a visitor opens finds them ready; a request that arrives
-earlier simply does its part itself (each step is cached where the request would cache it).
+of a run's plan), the ONNX importer (a one-conv model), and the feature-map page's default
+model built, traced by torch.fx and run once (oneDNN picks its kernels on the first forward).
+A daemon thread does these right after start-up, so the first /features a visitor opens finds
+them ready; a request that arrives earlier simply does its part itself (each step is cached
+where the request would cache it).
 `CNNVIZ_WARMUP=false` turns it off.
 """
 
@@ -35,11 +36,13 @@ def warm_up(settings: Settings) -> None:
     from cnncore.images import SAMPLE_IMAGES, sample_image
     from cnncore.inspect import parameter_count
     from cnncore.models import list_models
+    from cnncore.onnx_import import warm_up_import
 
     for name in SAMPLE_IMAGES:
         sample_image(name)
     for name in list_models():
         parameter_count(name)
+    warm_up_import()  # the ONNX checker and meta kernels, before a first model upload
     model, sample = DEFAULT_FEATURES
     built = get_feature_cache().model(model)
     learned_feature_maps(built.loaded, built.layers, sample_image(sample),

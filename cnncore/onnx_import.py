@@ -35,7 +35,14 @@ from cnncore.onnx_ops import CONVERTERS, NodeView
 from cnncore.onnx_shape_ops import __all__ as _registered  # noqa: F401  (registers its converters)
 from cnncore.onnx_tensors import declared_elements, is_external, read_tensor
 
-__all__ = ["SUPPORTED_OPERATORS", "ImportedModel", "OnnxLimits", "check_onnx", "import_onnx"]
+__all__ = [
+    "SUPPORTED_OPERATORS",
+    "ImportedModel",
+    "OnnxLimits",
+    "check_onnx",
+    "import_onnx",
+    "warm_up_import",
+]
 
 SUPPORTED_OPERATORS = frozenset(CONVERTERS)
 STANDARD_DOMAINS = ("", "ai.onnx")
@@ -323,3 +330,18 @@ def import_onnx(data: bytes, limits: OnnxLimits | None = None) -> ImportedModel:
         parameters=parameters,
         sources=dict(builder.sources),
     )
+
+
+def warm_up_import() -> None:
+    """Import a one-conv model once: the checker and torch's meta kernels load on first use
+    (seconds on a cold process), so a server pays that before its first upload."""
+    weight = helper.make_tensor("w", TensorProto.FLOAT, [1, 1, 3, 3], [0.0] * 9)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["c"]), helper.make_node("Relu", ["c"], ["y"])],
+        "warm",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 6, 6])],
+        initializer=[weight],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    import_onnx(model.SerializeToString())

@@ -17,6 +17,7 @@ import { renderFamiliarity } from "./features/familiarity.js";
 import { bindUnits } from "./features/unit_view.js";
 import { showWeightsCatalogue } from "./features/weights_catalogue.js";
 import { bindDrawing } from "./features/draw_input.js";
+import { bindModelUpload, fillModelPicker } from "./features/model_upload.js";
 
 const $ = (id) => document.getElementById(id);
 const state = createState(FEATURES_STATE);
@@ -346,13 +347,13 @@ state.subscribe((changed) => {
 
 async function start() {
   try {
-    const [models, sampleList, maps] = await Promise.all([
-      getJSON("/api/models"), getJSON("/api/features/samples"), getJSON("/api/features/colormaps"),
+    const [modelNames, sampleList, maps] = await Promise.all([
+      fillModelPicker($("c-model")), getJSON("/api/features/samples"),
+      getJSON("/api/features/colormaps"),
     ]);
     samples = sampleList;
     colormaps = maps;
-    $("c-model").replaceChildren(...models.map((model) => new Option(model.title, model.name)));
-    if (!models.some((model) => model.name === state.get("model"))) state.set({ model: "tinyvgg" });
+    if (!modelNames.includes(state.get("model"))) state.set({ model: "tinyvgg" });
     $("c-model").value = state.get("model");
     // An unknown sample falls back to the default; "" (an uploaded picture) too, except on a
     // class follower's page, where it is the teacher's picture: coming, or missing (the note).
@@ -361,7 +362,7 @@ async function start() {
       state.set({ sample: DEFAULT_SAMPLE });
     }
     picker.setSamples(samples, state.get("sample"));
-    const runs = await loadRuns(new Set(models.map((model) => model.name))).catch(() => []);
+    const runs = await loadRuns(new Set(modelNames)).catch(() => []);
     runPicker = createRunPicker({ weights: $("c-weights"), run: $("c-run"), note: $("run-note") },
       runs);
     settleWeights(null);
@@ -376,5 +377,14 @@ async function start() {
     $("catalogue-list").replaceChildren();
   });
 }
+
+bindModelUpload($("model-upload-form"), $("model-upload-status"), {
+  async onUploaded(model) {
+    await fillModelPicker($("c-model"));
+    state.set({ model: model.model, mode: "learned", weights: "bundled", run: "", layer: "",
+      channel: 0 });
+    $("c-model").value = model.model;
+  },
+});
 
 start();

@@ -1,0 +1,63 @@
+// Your own model on /features: an ONNX file (and, optionally, its class names) uploaded through
+// /api/uploaded-models joins the model picker under "Your models" as `onnx_<id>`, and is chosen.
+// The owner token is answered once; it is kept in this browser (localStorage) for deleting later.
+
+import { t } from "../i18n.js";
+import { clearErrors, getJSON, requestJSON, showErrors } from "../api.js";
+
+const TOKEN_KEY = (id) => `cnnviz.model-token.${id}`;
+
+/** Fill the model picker: the zoo, then an optgroup of the uploaded models; their names. */
+export async function fillModelPicker(select) {
+  const [zoo, uploaded] = await Promise.all([
+    getJSON("/api/models"), getJSON("/api/uploaded-models").catch(() => []),
+  ]);
+  const options = zoo.map((model) => new Option(model.title, model.name));
+  if (uploaded.length) {
+    const group = document.createElement("optgroup");
+    group.label = t("features.model.yours");
+    group.append(...uploaded.map((model) => new Option(model.title, model.model)));
+    options.push(group);
+  }
+  select.replaceChildren(...options);
+  return [...zoo.map((model) => model.name), ...uploaded.map((model) => model.model)];
+}
+
+/** Wire the upload form; `onUploaded(model)` gets the stored model's description. */
+export function bindModelUpload(form, status, { onUploaded }) {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    const body = new FormData();
+    const file = form.elements.file.files[0];
+    const labels = form.elements.labels.files[0];
+    if (!file) {
+      showErrors(form, { message: t("features.upload_model.no_file") });
+      return;
+    }
+    body.append("file", file);
+    body.append("name", form.elements.name.value.trim() || file.name.replace(/\.onnx$/i, ""));
+    if (labels) body.append("labels", labels);
+    const button = form.querySelector("button[type=submit]");
+    button.disabled = true;
+    status.textContent = t("features.upload_model.busy");
+    try {
+      const created = await requestJSON("POST", "/api/uploaded-models", body);
+      try {
+        localStorage.setItem(TOKEN_KEY(created.model.id), created.owner_token);
+      } catch {
+        // storage refused (private mode): the model stays, only deleting it needs the token
+      }
+      status.textContent = t("features.upload_model.done", {
+        title: created.model.title, shape: created.model.input_shape.join("×"),
+      });
+      form.reset();
+      await onUploaded(created.model);
+    } catch (error) {
+      status.textContent = "";
+      showErrors(form, error, { model: "file" });
+    } finally {
+      button.disabled = false;
+    }
+  });
+}

@@ -1,0 +1,79 @@
+"""/features: upload an ONNX model on the page, see it chosen under "Your models" with its own
+layers and labelled predictions (in English and Korean), and a refused file named in the page."""
+
+import io
+import warnings
+
+import torch
+
+from cnncore.models import build_model
+from cnncore.seeding import seeded
+
+
+def tinyvgg_onnx() -> bytes:
+    with seeded(5):
+        model = build_model("tinyvgg").eval()
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.zeros(1, 3, 64, 64),), buffer, dynamo=False,
+                          input_names=["input"])  # fmt: skip
+    return buffer.getvalue()
+
+
+def wait_answered(page):
+    page.wait_for_selector(".layer-card", timeout=90_000)
+    page.wait_for_function(
+        "() => document.getElementById('results').getAttribute('aria-busy') === 'false'"
+    )
+
+
+def upload(page, data: bytes, name: str, labels: str | None = None):
+    page.click("#model-upload summary")
+    page.set_input_files("#u-file", {"name": "model.onnx", "mimeType": "application/octet-stream",
+                                     "buffer": data})  # fmt: skip
+    page.fill("#u-name", name)
+    if labels is not None:
+        page.set_input_files("#u-labels", {"name": "labels.txt", "mimeType": "text/plain",
+                                           "buffer": labels.encode()})  # fmt: skip
+    page.click("#model-upload-form button[type=submit]")
+
+
+def test_upload_a_model_and_see_its_maps(page, make_page, screenshot):
+    page.goto("/features?lang=en&model=tinyvgg&sample=flower")
+    wait_answered(page)
+    labels = "".join(f"flower kind {i}\n" for i in range(10))
+    upload(page, tinyvgg_onnx(), "Homework CNN", labels)
+    page.wait_for_function("() => document.getElementById('c-model').value.startsWith('onnx_')")
+    page.wait_for_function(
+        "() => new URL(location.href).searchParams.get('model')?.startsWith('onnx_')"
+    )
+    wait_answered(page)
+    page.wait_for_function(
+        "() => document.querySelector('#weights-note').textContent.includes('Homework CNN')"
+    )
+    group = page.locator("#c-model optgroup")
+    assert group.get_attribute("label") == "Your models"
+    assert group.locator("option").all_text_contents() == ["Homework CNN"]
+    names = page.locator(".layer-name").all_text_contents()
+    assert names[0] == "1. block1.conv1"
+    assert page.locator(".prediction-label").first.text_content().startswith("flower kind ")
+    assert "is ready (input 3×64×64)" in page.text_content("#model-upload-status")
+    screenshot(page, "features-uploaded-model-en")
+
+    korean = make_page("phone", locale="ko-KR")
+    korean.goto(page.url.replace("lang=en", "lang=ko"))
+    wait_answered(korean)
+    assert korean.locator("#c-model optgroup").get_attribute("label") == "내 모델"
+    korean.click("#model-upload summary")
+    screenshot(korean, "features-uploaded-model-ko-phone")
+
+
+def test_a_refused_file_is_named_in_the_form(page):
+    page.goto("/features?lang=en&model=tinyvgg&sample=flower")
+    wait_answered(page)
+    upload(page, b"not an onnx file at all", "broken")
+    slot = page.locator('#model-upload-form [data-error-for="file"]')
+    slot.wait_for(state="visible")
+    assert "not an ONNX model file" in slot.text_content()
+    page.guard.expect_errors("422", 1)  # the refusal, logged by the browser
