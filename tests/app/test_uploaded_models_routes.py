@@ -155,3 +155,33 @@ def test_hostile_corpus_is_refused_with_the_server_healthy(store, tinyvgg):
     assert rss_bytes() - before < 150_000_000
     assert client.get("/api/health").json()["status"] == "ok"
     assert store.list() == []
+
+
+def test_receptive_fields_units_and_explanations_take_the_uploaded_name(store, tinyvgg):
+    model, data = tinyvgg
+    name = upload(data).json()["model"]["model"]
+    # the receptive field is the architecture's: the zoo tinyvgg's answer, name aside
+    query = {"layer": "block2.conv2", "y": 3, "x": 5}
+    mine = client.get(f"/api/models/{name}/receptive-field", params=query).json()
+    zoo = client.get("/api/models/tinyvgg/receptive-field", params=query).json()
+    assert mine == zoo and mine["size"] == {"height": 14, "width": 14}
+    fields = client.get(f"/api/models/{name}/receptive-fields").json()
+    assert fields["model"] == name and fields["layers"][0]["name"] == "block1.conv1"
+    erf = client.post("/api/receptive-field/effective", json={"model": name, "samples": 2})
+    assert erf.status_code == 200 and erf.json()["network"] == name
+
+    result = client.post("/api/features", data={"model": name, "sample": "flower"}).json()
+    unit = client.get(f"/api/features/{result['id']}/unit",
+                      params={"layer": "block1.conv2", "channel": 1, "y": 3, "x": 4})  # fmt: skip
+    assert unit.status_code == 200, unit.text
+    x = prepare_input(
+        uploaded_weights(get_model_info(name).uploaded), sample_image("flower")
+    ).tensor
+    with torch.no_grad():
+        block = model.block1
+        expected = block.conv2(block.relu1(block.conv1(x)))[0, 1, 3, 4]
+    assert unit.json()["value"] == pytest.approx(float(expected), rel=1e-5, abs=1e-6)
+    explained = client.post("/api/explanations", json={"result": result["id"]})
+    assert explained.status_code == 200, explained.text
+    assert explained.json()["target"] == result["predictions"][0]["index"]
+    assert explained.json()["label"] == result["predictions"][0]["label"]
