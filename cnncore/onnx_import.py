@@ -10,8 +10,9 @@ package; nothing is ever unpickled); 3. more nodes than `max_nodes` (subgraphs c
 5. tensors stored as external data (never opened, whatever path they name); 6. more parameter
 values than `max_parameters`, counted from the declared dims; 7. what `onnx.checker` finds invalid
 (a graph not in topological order — a cycle — included); 8. an input that is not one N×C×H×W
-float image of fixed C, H and W within `max_input_pixels`; 9. unsupported operators, all of them
-named with their nodes at once.
+float image of fixed C, H and W within `max_input_pixels` (an N×H×W×C one read only through a
+Transpose to N×C×H×W, as tf2onnx writes Keras models, is taken as N×C×H×W); 9. unsupported
+operators, all of them named with their nodes at once.
 
 Why our own converter and not onnx2torch (1.5.15): it imports torchvision when it is imported
 (its NMS and RoIAlign converters), which this project does not install beside its CPU torch, and
@@ -175,8 +176,25 @@ def _opset(model: onnx.ModelProto) -> int:
     return opset
 
 
-def _image_input(graph: onnx.GraphProto, limits: OnnxLimits) -> tuple[str, tuple[int, int, int]]:
-    """The one input that is not an initializer: float N×C×H×W with C, H and W fixed."""
+NCHW = [0, 3, 1, 2]  # the Transpose tf2onnx puts after a Keras model's N×H×W×C input
+
+
+def _channels_last(graph: onnx.GraphProto, name: str) -> set[int]:
+    """Indices of the Transposes to N×C×H×W that are the only readers of a channels-last input
+    (what tf2onnx writes for Keras models); empty when the input is read otherwise."""
+    readers = [(i, n) for i, n in enumerate(graph.node) if name in n.input]
+    perms = [list(helper.get_attribute_value(a)) for _, n in readers for a in n.attribute
+             if n.op_type == "Transpose" and a.name == "perm"]  # fmt: skip
+    if readers and len(perms) == len(readers) and all(p == NCHW for p in perms):
+        return {i for i, _ in readers}
+    return set()
+
+
+def _image_input(
+    graph: onnx.GraphProto, limits: OnnxLimits
+) -> tuple[str, tuple[int, int, int], set[int]]:
+    """The one input that is not an initializer: float N×C×H×W with C, H and W fixed, or
+    N×H×W×C read only through Transposes to N×C×H×W (returned: those nodes, to skip)."""
     constants = {t.name for t in graph.initializer}
     inputs = [i for i in graph.input if i.name not in constants]
     if len(inputs) != 1:
@@ -217,6 +235,9 @@ def _image_input(graph: onnx.GraphProto, limits: OnnxLimits) -> tuple[str, tuple
             dimension=0,
         )
     channels, height, width = sizes
+    skipped = _channels_last(graph, found.name)
+    if skipped:
+        height, width, channels = sizes
     if channels > limits.max_input_channels or height * width > limits.max_input_pixels:
         raise _refusal(
             f"input {channels}×{height}×{width} is larger than allowed",
@@ -227,7 +248,7 @@ def _image_input(graph: onnx.GraphProto, limits: OnnxLimits) -> tuple[str, tuple
             pixels=height * width,
             limit=limits.max_input_pixels,
         )
-    return found.name, (channels, height, width)
+    return found.name, (channels, height, width), skipped
 
 
 def _unsupported(graph: onnx.GraphProto) -> None:
@@ -298,7 +319,7 @@ def import_onnx(data: bytes, limits: OnnxLimits | None = None) -> ImportedModel:
     model = check_onnx(data, limits)
     opset = _opset(model)
     graph = model.graph
-    input_name, input_shape = _image_input(graph, limits)
+    input_name, input_shape, skipped = _image_input(graph, limits)
     _unsupported(graph)
     builder = GraphBuilder(limits.max_parameters)
     env: dict[str, Value] = {}
@@ -306,6 +327,9 @@ def import_onnx(data: bytes, limits: OnnxLimits | None = None) -> ImportedModel:
         env[tensor.name] = Value.constant(read_tensor(tensor, tensor.name))
     env[input_name] = builder.placeholder("image", (1, *input_shape))
     for index, node in enumerate(graph.node):
+        if index in skipped:  # the channels-last input's Transpose: the module takes N×C×H×W
+            env[node.output[0]] = env[input_name]
+            continue
         _convert(builder, node, index, env, opset)
     result = env.get(graph.output[0].name) if len(graph.output) else None
     if result is None or result.node is None:

@@ -138,3 +138,36 @@ def test_layers_are_modules_named_after_their_scope():
     assert names == [n for n in zoo if not n.endswith("dropout")]
     assert imported.output_shape == (10,) and imported.opset == 17
     assert imported.producer.startswith("pytorch")
+
+
+class ChannelsLast(nn.Module):
+    """A Keras-style network: N×H×W×C in, transposed to N×C×H×W before its first conv."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.relu = nn.ReLU()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.pool(self.relu(self.conv(x.permute(0, 3, 1, 2))))
+        return self.fc(torch.flatten(y, 1))
+
+
+def test_a_channels_last_input_read_through_a_transpose_becomes_nchw():
+    torch.manual_seed(0)
+    model = ChannelsLast().eval()
+    data = export_onnx(model, (10, 12, 3))
+    assert onnx.load_from_string(data).graph.node[0].op_type == "Transpose"
+    imported = import_onnx(data)
+    assert imported.input_shape == (3, 10, 12)
+    x = torch.randn(2, 3, 10, 12)
+    with torch.no_grad():
+        expected = model(x.permute(0, 2, 3, 1))
+        got = imported.module(x)
+    assert relative_error(expected, got) <= 1e-5
+    if onnxruntime is not None:
+        runtime = torch.from_numpy(runtime_output(data, x.permute(0, 2, 3, 1).contiguous()))
+        assert relative_error(runtime, got) <= 1e-5
+    assert list(imported.sources)[0] == "conv"
