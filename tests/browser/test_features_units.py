@@ -27,6 +27,17 @@ def open_unit(page, lang, model, layer, channel, y, x):
     page.wait_for_function("c => location.search.includes('channel=' + c)", arg=str(channel))
 
 
+def assert_pairs_side_by_side(page) -> None:
+    """Each input channel's window and kernel sit side by side at a laptop's width (the three
+    columns of figures once split a pair across two rows)."""
+    tops = page.evaluate(
+        """() => [...document.querySelectorAll('#unit-grids .unit-pair')].map((pair) =>
+            [...pair.querySelectorAll('.unit-grid')].map((f) => f.getBoundingClientRect().top))"""
+    )
+    assert tops, "no window and kernel drawn"
+    assert all(len(top) == 2 and abs(top[0] - top[1]) < 1 for top in tops), tops
+
+
 @pytest.mark.parametrize(("lang", "model", "layer", "channel", "unit"), CASES)
 def test_open_a_unit_walk_back_open_in_conv_and_explain(
     make_page, live_server, screenshot, lang, model, layer, channel, unit
@@ -86,6 +97,7 @@ def test_open_a_unit_walk_back_open_in_conv_and_explain(
         assert unit_answer["detail"]["group_channels"] == 1
         assert unit_answer["detail"]["in_channels"] == [channel]
         expected_sum = unit_answer["detail"]["channel_sums"][0]
+        assert_pairs_side_by_side(page)
     screenshot(page, f"features_unit_{model}_{lang}_1366")
 
     # walk back two layers by clicking numbers that came from earlier units
@@ -104,6 +116,7 @@ def test_open_a_unit_walk_back_open_in_conv_and_explain(
     if model == "resnet18":  # add → bn2 → conv2: a convolution with 64 input channels
         assert "layer1.0.conv2" in page.text_content("#unit-heading")
         assert page.locator("#unit-grids").is_visible()
+        assert_pairs_side_by_side(page)
         conv_href = page.get_attribute("#unit-conv-link", "href")
         unit_answer = page.evaluate(
             "q => fetch(q).then(r => r.json())",
@@ -178,6 +191,10 @@ def test_unit_panel_at_presenter_and_phone_sizes(make_page, screenshot, viewport
     assert fits["left"] >= 0 and fits["right"] <= page.viewport_size["width"], fits
     assert fits["reasonRight"] <= page.viewport_size["width"], fits
     if viewport == "phone":
+        assert fits["reason"] >= 0.95 * fits["control"], fits
+    else:  # presenting hides usage hints, not what the heat map shows nor why its layer
+        assert page.locator("#x-layer-reason").is_visible()
+        assert page.locator("#explain-method-note").is_visible()
         assert fits["reason"] >= 0.95 * fits["control"], fits
     page.locator("#unit-panel").scroll_into_view_if_needed()
     screenshot(page, f"features_unit_{viewport}")

@@ -41,11 +41,11 @@ export function createUnitPanel(nodes, { onWalk, onMove, onCrumb }) {
     nodes.grids.replaceChildren();
   }
 
-  function gridFigure(caption, options) {
+  function gridFigure(caption, options, parent = nodes.grids) {
     const figure = node("figure", "unit-grid");
     const container = node("div", "unit-grid-cells");
     figure.append(node("figcaption", "", caption), container);
-    nodes.grids.append(figure);
+    parent.append(figure);
     grids.push(createGrid(container, options));
     return grids[grids.length - 1];
   }
@@ -57,6 +57,9 @@ export function createUnitPanel(nodes, { onWalk, onMove, onCrumb }) {
       const rows = paddedSpan(d.rows, height);
       const cols = paddedSpan(d.cols, width);
       d.in_channels.slice(0, GRID_CHANNELS).forEach((c, k) => {
+        // each channel's window and kernel side by side: they wrap together, never apart
+        const pair = node("div", "unit-pair");
+        nodes.grids.append(pair);
         gridFigure(t("unit.window", { channel: c, layer: sourceName(d.source) }), {
           rows: d.rows.length, cols: d.cols.length, origin: [-rows.before, -cols.before],
           inner: { rows: rows.real, cols: cols.real },
@@ -64,11 +67,11 @@ export function createUnitPanel(nodes, { onWalk, onMove, onCrumb }) {
           label: t("unit.window", { channel: c, layer: sourceName(d.source) }),
           onActivate: (r, q) => r >= 0 && q >= 0 && r < rows.real && q < cols.real
             && onWalk(d.source, c, d.rows[r + rows.before], d.cols[q + cols.before]),
-        });
+        }, pair);
         gridFigure(t("unit.kernel", { channel: c }), {
           rows: d.rows.length, cols: d.cols.length,
           value: (r, q) => d.kernel[k][r][q], label: t("unit.kernel", { channel: c }),
-        });
+        }, pair);
       });
     } else if (u.kind === "max_pool" || u.kind === "avg_pool") {
       const grid = gridFigure(t("unit.window", { channel: u.channel, layer: sourceName(d.source) }), {
