@@ -56,7 +56,7 @@ def model_card(
                  "classes": list(trained["labels"] or ()), "train_size": trained["train_size"],
                  "val_size": trained["val_size"], "val_fraction": data.get("val_fraction"),
                  "seed": data.get("seed")},  # fmt: skip
-        "input": {"shape": list(trained["input_shape"]), "scale": "pixels / 255",
+        "input": {"shape": list(trained["input_shape"]), "scale": "[0, 1]",
                   "mean": list(trained["mean"]), "std": list(trained["std"]),
                   "normalise": "(x - mean) / std per channel"},  # fmt: skip
         "metrics": {"metric": trained["metric"], "val_score": _finite(trained["score"]),
@@ -116,7 +116,8 @@ def card_markdown(card: dict[str, Any]) -> str:
         f"- classes ({len(data['classes'])}): {', '.join(data['classes'])}",
         f"- {data['train_size']} training and {data['val_size']} held-out images "
         f"(split seed {data['seed']})",
-        f"- input: {'×'.join(map(str, inp['shape']))}, pixels / 255, then (x − mean) / std "
+        f"- input: {'×'.join(map(str, inp['shape']))}, values scaled to [0, 1], then "
+        "(x − mean) / std per channel "
         f"with mean {inp['mean']} and std {inp['std']}",
         "",
         "## Metrics",

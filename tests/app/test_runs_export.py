@@ -21,6 +21,7 @@ from app.main import app
 from app.runs.manager import RunLimits, RunManager, use_run_manager
 from app.runs.store import RunChanges, SQLiteRunStore
 from app.settings import Settings
+from app.uploaded_models import UploadedModels, get_uploaded_models
 from cnncore.checkpoint import load_checkpoint
 from cnncore.export.onnx_file import OPSET
 from tests.app.trained_runs import train_to_end
@@ -136,3 +137,30 @@ def test_refusals_name_what_is_wrong(trained):
                          RunChanges(status="failed"))  # fmt: skip
     failed = client.get("/api/runs/00000000abcd/export?format=onnx")
     assert failed.status_code == 409 and "no checkpoint" in failed.json()["detail"]
+
+
+def test_the_exported_onnx_uploaded_again_gives_the_runs_logits(trained, tmp_path):
+    run_id, manager = trained
+    checkpoint = load_checkpoint(manager.checkpoint_for_run(run_id))
+    onnx_file = client.get(f"/api/runs/{run_id}/export?format=onnx")
+    assert onnx_file.status_code == 200
+    settings = Settings(data_dir=tmp_path)
+    uploaded = UploadedModels.from_settings(settings)
+    app.dependency_overrides[get_uploaded_models] = lambda: uploaded
+    try:
+        labels = "\n".join(checkpoint.trained.labels) + "\n"
+        files = {"file": ("run.onnx", onnx_file.content, "application/octet-stream"),
+                 "labels": ("labels.txt", labels.encode(), "text/plain")}  # fmt: skip
+        answer = client.post("/api/uploaded-models", data={"name": "my run"}, files=files)
+        assert answer.status_code == 201, answer.text
+        info = answer.json()["model"]
+        assert info["input_shape"] == list(checkpoint.trained.input_shape)
+        assert info["labels"] == list(checkpoint.trained.labels)
+        module = uploaded.module(info["id"])
+        seeded = torch.Generator().manual_seed(5)
+        x = torch.randn(4, *checkpoint.trained.input_shape, generator=seeded)
+        with torch.no_grad():
+            assert relative_error(module(x), checkpoint.model(x)) <= 1e-5
+    finally:
+        app.dependency_overrides.pop(get_uploaded_models, None)
+        uploaded.close()

@@ -1,8 +1,8 @@
 """Exports of a trained run (cnncore.export) against the network they come from: the ONNX file
-run by onnxruntime, the standalone PyTorch file run in a clean interpreter (torch and
-safetensors only), the safetensors tensors and the model card's facts — for every architecture a
-run can train, with the run switches (batch norm, dropout, another activation) that change its
-structure."""
+run by onnxruntime and imported again by cnnviz's own importer, the standalone PyTorch file run
+in a clean interpreter (torch and safetensors only), the safetensors tensors and the model
+card's facts — for every architecture a run can train, with the run switches (batch norm,
+dropout, another activation) that change its structure."""
 
 from __future__ import annotations
 
@@ -27,12 +27,17 @@ from cnncore.export.bundle import RunFacts, export_run, file_names
 from cnncore.export.onnx_file import OPSET
 from cnncore.export.pycode import PyFileFacts, python_file
 from cnncore.model_options import build_classifier, fit_input_size
+from cnncore.onnx_import import OnnxLimits, import_onnx
 from cnncore.training import TrainConfig
 from cnncore.weights import TrainedMetadata
 from tests.cnncore.standalone import standalone_logits
 
 RUN_MODELS = Settings.model_fields["run_models"].default
 RELATIVE = 1e-5
+# What cnncore.onnx_import cannot read back yet. AlexNet's 6×6 adaptive pool of the 1×1 map a
+# run's small pictures leave is exported as a GatherND (at 224×224 it is 6×6 → 6×6, a no-op):
+# written down here so that the day the importer reads it, this test says so.
+NOT_IMPORTABLE = {"alexnet": "unsupported operators GatherND"}
 
 
 def relative_error(found: torch.Tensor, expected: torch.Tensor) -> float:
@@ -131,6 +136,19 @@ def test_zip_round_trips_through_onnxruntime_and_a_clean_interpreter(model, tmp_
     assert card["files"]["weights_sha256"] == digest == meta["weights_sha256"]
     assert digest in (tmp_path / names["py"]).read_text()
     assert card["files"]["onnx_opset"] == OPSET
+    # uploaded again: cnnviz's own importer gives the run's logits (limits sized for AlexNet's
+    # 57 M parameters, above the upload defaults)
+    onnx_data = (tmp_path / names["onnx"]).read_bytes()
+    limits = OnnxLimits(max_bytes=len(onnx_data), max_parameters=10**8)
+    if model in NOT_IMPORTABLE:
+        with pytest.raises(CNNCoreError, match=NOT_IMPORTABLE[model]):
+            import_onnx(onnx_data, limits)
+        return
+    imported = import_onnx(onnx_data, limits)
+    assert imported.input_shape == shape and imported.opset == OPSET
+    with torch.no_grad():
+        again = imported.module(x)
+    assert relative_error(again, expected) <= RELATIVE
 
 
 @pytest.mark.parametrize("model", RUN_MODELS)
