@@ -23,17 +23,21 @@ from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from safetensors.torch import load_file, save
 from torch import nn
 
 from app.owner_tokens import new_control_token, token_digest, token_matches
 from app.settings import Settings, get_settings
 from cnncore.errors import CNNCoreError
 from cnncore.onnx_import import ImportedModel, OnnxLimits, import_onnx
+from cnncore.pretrained import build_with
+from cnncore.pretrained_files import read_state_dict
 from cnncore.uploaded import (
     UPLOADED_PREFIX,
     UploadedSpec,
     forget_uploaded_model,
     register_uploaded_model,
+    state_dict_network,
 )
 
 __all__ = ["ID_PATTERN", "StoredModel", "UploadedModels", "get_uploaded_models", "onnx_limits"]
@@ -41,6 +45,8 @@ __all__ = ["ID_PATTERN", "StoredModel", "UploadedModels", "get_uploaded_models",
 ID_PATTERN = r"^[0-9a-f]{16}$"
 _ID = re.compile(ID_PATTERN)
 MODEL_FILE, DESCRIPTION = "model.onnx", "model.json"
+STATE_FILE = "model.safetensors"  # a state dict, written again as safetensors once checked
+WEIGHTS_PREFIX = "weights_"  # the name of a zoo architecture with uploaded weights
 MAX_LABEL = 100  # characters of one class name
 
 
@@ -59,10 +65,13 @@ class StoredModel:
     parameters: int
     file_bytes: int
     labels: tuple[str, ...] | None
+    kind: str = "onnx"  # or "state_dict": a zoo architecture with the user's weights
+    architecture: str | None = None  # the zoo model a state dict is for
+    config: dict[str, int] | None = None  # its build config (in_channels, num_classes)
 
     @property
     def name(self) -> str:
-        return f"{UPLOADED_PREFIX}{self.id}"
+        return f"{UPLOADED_PREFIX if self.kind == 'onnx' else WEIGHTS_PREFIX}{self.id}"
 
     def spec(self) -> UploadedSpec:
         return UploadedSpec(self.name, self.title, self.input_shape, self.output_shape, self.labels)
@@ -70,6 +79,7 @@ class StoredModel:
     @classmethod
     def read(cls, path: Path) -> StoredModel:
         values = json.loads(path.read_text("utf-8"))
+        values["config"] = values.get("config")
         for key in ("input_shape", "output_shape", "operators"):
             values[key] = tuple(values[key])
         if values["labels"] is not None:
@@ -156,23 +166,52 @@ class UploadedModels:
         if len(self._records) >= self.max_models:
             raise StoreFull(self.max_models)
         imported = import_onnx(data, self.limits)
-        token = new_control_token()
-        model_id = secrets.token_hex(8)
+        token, model_id = new_control_token(), secrets.token_hex(8)
         record = _record(model_id, title, token, imported, len(data), labels)
-        scratch = self.root / f".{model_id}.partial"
+        self._write(record, {MODEL_FILE: data}, imported.module)
+        return record, token
+
+    def add_state_dict(self, path: Path, suffix: str, architecture: str, title: str,
+                       labels: tuple[str, ...] | None) -> tuple[StoredModel, str]:  # fmt: skip
+        """A zoo architecture with the state dict in `path` (.safetensors, or .pth/.pt read with
+        `weights_only`); stored as safetensors. Refusals: CNNCoreError, StoreFull."""
+        if len(self._records) >= self.max_models:
+            raise StoreFull(self.max_models)
+        state = read_state_dict(path, suffix)
+        count = sum(t.numel() for t in state.values())
+        limit = self.limits.max_parameters
+        if count > limit:
+            raise CNNCoreError(f"the file holds {count} values, more than the {limit} allowed",
+                               "file", code="onnx_too_many_parameters",
+                               ctx={"count": count, "limit": limit})  # fmt: skip
+        model, config, input_shape, output_shape = state_dict_network(architecture, state)
+        tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+        token, model_id = new_control_token(), secrets.token_hex(8)
+        record = StoredModel(
+            id=model_id, title=title, token_digest=token_digest(token), created_at=time.time(),
+            input_shape=input_shape, output_shape=output_shape, opset=0, producer="state dict",
+            operators=(), nodes=0, parameters=count, file_bytes=path.stat().st_size,
+            labels=labels, kind="state_dict", architecture=architecture, config=config,
+        )  # fmt: skip
+        self._write(record, {STATE_FILE: save(tensors)}, model)
+        return record, token
+
+    def _write(self, record: StoredModel, files: dict[str, bytes], module: nn.Module) -> None:
+        """The model's folder, written under a temporary name then renamed; then registered."""
+        scratch = self.root / f".{record.id}.partial"
         scratch.mkdir(parents=True)
         try:
-            (scratch / MODEL_FILE).write_bytes(data)
+            for name, data in files.items():
+                (scratch / name).write_bytes(data)
             (scratch / DESCRIPTION).write_text(json.dumps(asdict(record)), "utf-8")
             with self._lock:
                 if len(self._records) >= self.max_models:
                     raise StoreFull(self.max_models)
-                scratch.rename(self.root / model_id)
-                self._keep(model_id, imported.module)
+                scratch.rename(self.root / record.id)
+                self._keep(record.id, module)
                 self._remember(record)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-        return record, token
 
     def owned(self, model_id: str, token: str) -> bool:
         record = self._records.get(model_id)
@@ -197,8 +236,13 @@ class UploadedModels:
                 return found
             if model_id not in self._records:
                 raise KeyError(model_id)
-        data = (self.root / model_id / MODEL_FILE).read_bytes()
-        module = import_onnx(data, self.limits).module
+        record = self._records[model_id]
+        folder = self.root / model_id
+        if record.kind == "state_dict":
+            state = load_file(str(folder / STATE_FILE))  # safetensors: no code can run
+            module = build_with(record.architecture, state, dict(record.config or {}))
+        else:
+            module = import_onnx((folder / MODEL_FILE).read_bytes(), self.limits).module
         with self._lock:
             self._keep(model_id, module)
         return module

@@ -18,7 +18,14 @@ import torch
 from torch import nn
 
 from cnncore.errors import CNNCoreError
-from cnncore.models import InputShape, ModelInfo, get_model_info, register_uploaded
+from cnncore.models import (
+    InputShape,
+    ModelInfo,
+    UnknownModelError,
+    build_model,
+    get_model_info,
+    register_uploaded,
+)
 from cnncore.weights import IMAGENET_MEAN, IMAGENET_STD, LoadedModel, WeightsInfo
 
 __all__ = [
@@ -27,6 +34,7 @@ __all__ = [
     "forget_uploaded_model",
     "load_uploaded",
     "register_uploaded_model",
+    "state_dict_network",
     "uploaded_weights",
 ]
 
@@ -59,7 +67,7 @@ def uploaded_weights(spec: UploadedSpec) -> WeightsInfo:
         std=IMAGENET_STD if colour else (0.5,) * channels,
         resize_ratio=256 / 224 if height >= 224 else 1.0,
         labels=spec.labels if spec.labels and len(spec.labels) == spec.num_classes else None,
-        file=f"{spec.title}.onnx"[:80],
+        file=spec.title[:80],
     )
 
 
@@ -105,3 +113,43 @@ def load_uploaded(name: str, device: torch.device | str = "cpu") -> LoadedModel:
     info = get_model_info(name)
     model = info.factory(in_channels=info.default_input.channels)
     return LoadedModel(name, model.to(device).eval(), uploaded_weights(info.uploaded))
+
+
+def _sizes(architecture: str, state: dict[str, torch.Tensor]) -> dict[str, int]:
+    """Input channels and classes a state dict was trained with, read from its first weighted
+    layer and its fully connected head (a homework resnet18 for 10 classes on grey images)."""
+    from cnncore.transfer import output_layer
+
+    probe = build_model(architecture, device="meta")
+    config: dict[str, int] = {}
+    first = next((n for n, m in probe.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)), "")
+    weight = state.get(f"{first}.weight")
+    if weight is not None and weight.dim() >= 2:
+        config["in_channels"] = int(weight.shape[1])
+    if get_model_info(architecture).num_classes is not None:
+        head = state.get(f"{output_layer(probe)}.weight")
+        if head is not None and head.dim() == 2:
+            config["num_classes"] = int(head.shape[0])
+    return config
+
+
+def state_dict_network(
+    architecture: str, state: dict[str, torch.Tensor]
+) -> tuple[nn.Module, dict[str, int], tuple[int, int, int], tuple[int, ...]]:
+    """A zoo architecture with a user's state dict: (model, its config, input, output shape).
+
+    torchvision's names are accepted where ours differ (`cnncore.pretrained.torchvision_layout`);
+    every missing, unexpected or wrongly shaped key is named in one refusal."""
+    from cnncore.pretrained import build_with, torchvision_layout
+
+    info = get_model_info(architecture)
+    if info.uploaded is not None:
+        raise UnknownModelError(f"{architecture!r} is not a zoo architecture", "architecture")
+    state = torchvision_layout(architecture, state)
+    config = _sizes(architecture, state)
+    model = build_with(architecture, state, config)
+    default = info.default_input
+    input_shape = (config.get("in_channels", default.channels), default.height, default.width)
+    with torch.inference_mode():
+        output = model(torch.zeros(1, *input_shape))
+    return model, config, input_shape, tuple(output.shape[1:])

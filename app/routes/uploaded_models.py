@@ -1,4 +1,5 @@
-"""A student's own models: upload an ONNX file (and class names), list them, delete one.
+"""A student's own models: upload an ONNX file, or a state dict for a zoo architecture (and
+class names), list them, delete one.
 
 The file is checked and converted before it is stored (`cnncore.onnx_import`); a refusal is a
 422 naming `model` with an `onnx_*` type. The answer carries the owner token once. The model is
@@ -7,6 +8,9 @@ then named `onnx_<id>` wherever a zoo model's name is taken (/api/features, summ
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path as FilePath
+from pathlib import PurePath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
@@ -60,8 +64,9 @@ _UPLOAD_BODY: dict[str, Any] = {
 
 async def _read_upload(
     request: Request, settings: Settings
-) -> tuple[UploadForm, bytes, bytes | None]:
-    """The form within bounds: (fields, the .onnx bytes, the labels bytes or None)."""
+) -> tuple[UploadForm, bytes, bytes | None, str]:
+    """The form within bounds: (fields, the file's bytes, the labels bytes or None, the file's
+    name)."""
     declared = request.headers.get("content-length")
     if declared is None or not declared.isdigit():
         raise refusal(
@@ -76,7 +81,7 @@ async def _read_upload(
         upload, labels = form.get("file"), form.get("labels")
         if not isinstance(upload, UploadFile):
             raise refusal(422, "file", "send the .onnx file in the 'file' part", "missing")
-        data = await upload.read(limit + 1)
+        data, filename = await upload.read(limit + 1), upload.filename or ""
         names = await labels.read(labels_limit + 1) if isinstance(labels, UploadFile) else None
     if len(data) > limit:
         raise refusal(413, "file", f"the file is over {limit:,} bytes", "too_large", limit=limit)
@@ -88,7 +93,7 @@ async def _read_upload(
             "too_large",
             limit=labels_limit,
         )
-    return parsed, data, names
+    return parsed, data, names, filename
 
 
 @router.post(
@@ -100,11 +105,18 @@ async def _read_upload(
 )
 async def upload_model(request: Request, store: Store, settings: AppSettings) -> Any:
     """Check, convert and store an ONNX model; the answer carries its owner token (once)."""
-    form, data, names = await _read_upload(request, settings)
+    form, data, names, filename = await _read_upload(request, settings)
 
     def work() -> tuple:
         labels = parse_labels(names, settings.max_model_classes)
-        return store.add(data, form.name, labels)
+        if form.architecture is None:
+            return store.add(data, form.name, labels)
+        suffix = PurePath(filename).suffix.lower()
+        with tempfile.NamedTemporaryFile(suffix=suffix) as file:  # torch.load reads a path
+            file.write(data)
+            file.flush()
+            return store.add_state_dict(FilePath(file.name), suffix, form.architecture, form.name,
+                                        labels)  # fmt: skip
 
     try:
         record, token = await run_in_threadpool(work)

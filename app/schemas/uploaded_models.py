@@ -10,6 +10,11 @@ class UploadForm(BaseModel):
     names the optional `labels` part: UTF-8 text, one name a line)."""
 
     name: str = Field(min_length=1, max_length=60, description="what the model is called here")
+    architecture: str | None = Field(
+        None, min_length=1, max_length=40, pattern=r"^[a-z0-9_]+$",
+        description="a zoo model: the file is then its state dict (.safetensors, .pth or .pt, "
+        "read with weights_only), not an ONNX model",
+    )  # fmt: skip
 
 
 class UploadedModelOut(BaseModel):
@@ -27,6 +32,8 @@ class UploadedModelOut(BaseModel):
     parameters: int
     file_bytes: int
     created_at: float
+    kind: str  # "onnx", or "state_dict" (a zoo architecture with uploaded weights)
+    architecture: str | None
 
     @classmethod
     def of(cls, record) -> UploadedModelOut:  # app.uploaded_models.StoredModel
@@ -46,6 +53,8 @@ class UploadedModelOut(BaseModel):
             parameters=record.parameters,
             file_bytes=record.file_bytes,
             created_at=record.created_at,
+            kind=record.kind,
+            architecture=record.architecture,
         )
 
 

@@ -185,3 +185,67 @@ def test_receptive_fields_units_and_explanations_take_the_uploaded_name(store, t
     assert explained.status_code == 200, explained.text
     assert explained.json()["target"] == result["predictions"][0]["index"]
     assert explained.json()["label"] == result["predictions"][0]["label"]
+
+
+class Exploit:
+    """What a hostile .pt holds: unpickling it would call os.getcwd (weights_only refuses)."""
+
+    def __reduce__(self):
+        import os
+
+        return (os.getcwd, ())
+
+
+def upload_state(data: bytes, filename: str, architecture: str):
+    files = {"file": (filename, data, "application/octet-stream")}
+    form = {"name": "homework", "architecture": architecture}
+    return client.post("/api/uploaded-models", data=form, files=files)
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
+def test_a_state_dict_for_a_zoo_architecture(store, suffix, tmp_path):
+    from safetensors.torch import save
+
+    with seeded(4):
+        model = build_model("tinyvgg", in_channels=1, num_classes=4)  # grey, 4 classes
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    if suffix == ".pt":
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        data = buffer.getvalue()
+    else:
+        data = save(state)
+    answer = upload_state(data, f"homework{suffix}", "tinyvgg")
+    assert answer.status_code == 201, answer.text
+    info = answer.json()["model"]
+    assert info["model"] == f"weights_{info['id']}" and info["kind"] == "state_dict"
+    assert info["input_shape"] == [1, 64, 64] and info["output_shape"] == [4]
+    assert info["architecture"] == "tinyvgg"
+    module = store.module(info["id"])
+    x = torch.randn(2, 1, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(module(x), model.eval()(x), rtol=0, atol=0)
+    features = client.post("/api/features", data={"model": info["model"], "sample": "digit"})
+    assert features.status_code == 200, features.text
+    assert features.json()["layers"][0]["shape"] == [10, 62, 62]
+
+
+def test_state_dicts_are_never_unpickled_and_must_fit_the_architecture(store):
+    buffer = io.BytesIO()
+    torch.save({"w": Exploit()}, buffer)
+    refused = upload_state(buffer.getvalue(), "evil.pt", "tinyvgg")
+    assert refused.status_code == 422 and refused.json()["detail"][0]["type"] == (
+        "weights_file_unreadable"
+    )
+    with seeded(0):
+        other = build_model("lenet5").state_dict()
+    buffer = io.BytesIO()
+    torch.save(other, buffer)
+    wrong = upload_state(buffer.getvalue(), "lenet.pt", "tinyvgg")
+    assert wrong.status_code == 422 and wrong.json()["detail"][0]["type"] == "weights_layout"
+    unknown = upload_state(buffer.getvalue(), "lenet.pt", "nosuchnet")
+    assert unknown.status_code in (404, 422)
+    assert upload_state(b"x", "notes.txt", "tinyvgg").json()["detail"][0]["type"] == (
+        "weights_file_kind"
+    )
+    assert store.list() == []

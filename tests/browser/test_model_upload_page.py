@@ -77,3 +77,25 @@ def test_a_refused_file_is_named_in_the_form(page):
     slot.wait_for(state="visible")
     assert "not an ONNX model file" in slot.text_content()
     page.guard.expect_errors("422", 1)  # the refusal, logged by the browser
+
+
+def test_upload_a_state_dict_for_a_zoo_architecture(page):
+    from safetensors.torch import save
+
+    with seeded(6):
+        state = build_model("tinyvgg", num_classes=3).state_dict()
+    page.goto("/features?lang=en&model=tinyvgg&sample=flower")
+    wait_answered(page)
+    page.click("#model-upload summary")
+    page.select_option("#u-architecture", "tinyvgg")
+    chosen = page.locator("#u-architecture option:checked").text_content()
+    assert chosen == "Weights (state dict) for TinyVGG (CNN Explainer)"
+    page.set_input_files("#u-file", {"name": "homework.safetensors",
+                                     "mimeType": "application/octet-stream",
+                                     "buffer": save(dict(state))})  # fmt: skip
+    page.fill("#u-name", "Three classes")
+    page.click("#model-upload-form button[type=submit]")
+    page.wait_for_function("() => document.getElementById('c-model').value.startsWith('weights_')")
+    wait_answered(page)
+    # the live server is the session's: the first test's upload is listed too
+    assert page.locator("#c-model optgroup option").all_text_contents()[-1] == "Three classes"

@@ -1,5 +1,6 @@
-// Your own model on /features: an ONNX file (and, optionally, its class names) uploaded through
-// /api/uploaded-models joins the model picker under "Your models" as `onnx_<id>`, and is chosen.
+// Your own model on /features: an ONNX file, or a state dict for a zoo architecture (and,
+// optionally, class names) uploaded through /api/uploaded-models joins the model picker under
+// "Your models" (`onnx_<id>`, `weights_<id>`), and is chosen.
 // The owner token is answered once; it is kept in this browser (localStorage) for deleting later.
 
 import { t } from "../i18n.js";
@@ -20,6 +21,11 @@ export async function fillModelPicker(select) {
     options.push(group);
   }
   select.replaceChildren(...options);
+  const kinds = document.getElementById("u-architecture");
+  if (kinds && kinds.options.length === 1) {
+    kinds.append(...zoo.map((model) => new Option(
+      t("features.upload_model.kind.state_dict", { model: model.title }), model.name)));
+  }
   return [...zoo.map((model) => model.name), ...uploaded.map((model) => model.model)];
 }
 
@@ -36,8 +42,10 @@ export function bindModelUpload(form, status, { onUploaded }) {
       return;
     }
     body.append("file", file);
-    body.append("name", form.elements.name.value.trim() || file.name.replace(/\.onnx$/i, ""));
+    body.append("name", form.elements.name.value.trim() || file.name.replace(/\.\w+$/, ""));
     if (labels) body.append("labels", labels);
+    const architecture = form.elements.architecture.value;
+    if (architecture) body.append("architecture", architecture);
     const button = form.querySelector("button[type=submit]");
     button.disabled = true;
     status.textContent = t("features.upload_model.busy");
