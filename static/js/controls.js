@@ -2,7 +2,8 @@
 // `name` is a state field shows that field, and a user's change sets it. Checkboxes are booleans,
 // number inputs numbers, selects and the rest strings (the state's codec coerces and clamps).
 // A number typed outside its control's min/max is refused with the limit shown in the control's
-// error slot (the catalogue's error.type.less_than_equal / greater_than_equal), not clamped.
+// error slot (the catalogue's error.type.less_than_equal / greater_than_equal), not clamped; so is
+// an emptied field (error.type.missing) and a fraction in a whole-number field (int_from_float).
 
 import { t } from "./i18n.js";
 
@@ -14,9 +15,18 @@ function read(control) {
   return control.value;
 }
 
-/** The limit `value` breaks on a number control ({key, params}), or null. */
+/** What is wrong with `value` on a number control ({key, params}), or null: left empty (or not a
+ * number the browser can read), a fraction where the control steps by whole numbers, a limit. */
 function brokenLimit(control, value) {
-  if (control.type !== "number" || value === undefined || !Number.isFinite(value)) return null;
+  if (control.type !== "number") return null;
+  if (value === undefined) {
+    return { key: control.validity.badInput ? "error.type.float_parsing" : "error.type.missing" };
+  }
+  if (!Number.isFinite(value)) return null;
+  const step = Number(control.step);
+  if (Number.isInteger(step) && step >= 1 && !Number.isInteger(value)) {
+    return { key: "error.type.int_from_float" };
+  }
   const [min, max] = [control.min, control.max].map((text) => (text === "" ? NaN : Number(text)));
   if (value > max) return { key: "error.type.less_than_equal", params: { le: control.max } };
   if (value < min) return { key: "error.type.greater_than_equal", params: { ge: control.min } };
