@@ -131,6 +131,7 @@ def test_open_a_unit_walk_back_open_in_conv_and_explain(
         timeout=60_000,
     )
     assert page.text_content("#x-layer-reason")
+    assert page.input_value("#x-method") == "gradcam_pp"  # the default method
     # the explanation says so when the weights are not trained (no predictions on the page)
     untrained = not body.get("predictions")
     status = page.text_content("#explain-status")
