@@ -64,6 +64,26 @@ def test_no_key_is_defined_in_two_catalogues():
             seen[key] = name
 
 
+# One Korean term per concept (the guide's 특징 맵, 매개변수, 기울기 …): spellings a reader would
+# take for a second term, never used.
+KOREAN_TERMS = {
+    "완전 연결": ("완전연결", "전결합"),
+    "특징 맵": ("특성 맵", "특성맵", "특징맵"),
+    "매개변수": ("파라미터",),
+    "기울기": ("그래디언트",),
+    "에포크": ("에폭",),
+    "활성화 함수": ("활성 함수",),
+}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_korean_uses_one_term_per_concept(name):
+    text = json.dumps(catalogue("ko", name), ensure_ascii=False)
+    for term, others in KOREAN_TERMS.items():
+        for other in others:
+            assert other not in text, f"{name}: '{other}' where the catalogues say '{term}'"
+
+
 # --- keys used by templates ----------------------------------------------------------------------
 
 STATIC_T = re.compile(r"""\bt\(\s*["']([\w.]+)["']\s*\)""")
