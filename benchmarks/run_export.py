@@ -4,8 +4,8 @@ For each model (a run's network at its switches: batch norm and dropout on; weig
 tests/cnncore/test_export.py), in a fresh process of its own so that the peak memory is its own:
 - baseline: writing the weights alone (safetensors bytes of the state dict), the least an export
   can cost, and the TorchScript exporter (`torch.onnx.export(dynamo=False)`, deprecated);
-- each format of `export_run`: safetensors, py, card, onnx (the torch.export-based exporter,
-  opset 18) and zip (all five, the Export menu's first entry);
+- each format of `write_export`, into a file as the server writes it: safetensors, py, card,
+  onnx (the torch.export-based exporter, opset 18) and zip (all five, the Export menu's first);
 - the process's peak RSS over the one after building the model (`ru_maxrss`).
 Ratios: onnx ÷ TorchScript export (nan where the TorchScript exporter cannot export the network:
 AlexNet's 6×6 adaptive pool of a 1×1 map), zip ÷ onnx. AlexNet is the largest network a run can
@@ -22,6 +22,7 @@ import json
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -45,7 +46,7 @@ def measure(model: str, rounds: int) -> dict:
     import torch
     from safetensors.torch import save
 
-    from cnncore.export.bundle import export_run
+    from cnncore.export.bundle import export_run, write_export
     from tests.cnncore.test_export import checkpoint_of, facts
 
     torch.set_num_threads(1)  # as the server's request threads share the machine
@@ -70,14 +71,16 @@ def measure(model: str, rounds: int) -> dict:
         figures["torchscript_onnx_s"] = _seconds(torchscript, rounds)
     except Exception:  # noqa: BLE001 (AlexNet: "adaptive_avg_pool2d, output size that are not
         figures["torchscript_onnx_s"] = float("nan")  # factor of input size" — it cannot)
+    target = Path(tempfile.mkdtemp()) / "export"
     for fmt in FORMATS:
-        made: list = []
 
-        def once(f: str = fmt, into: list = made) -> None:
-            into.append(export_run(checkpoint, facts(), f))
+        def once(f: str = fmt) -> None:  # as the server does: into a file
+            with target.open("wb") as out:
+                write_export(checkpoint, facts(), f, out)
 
         figures[f"{fmt}_s"] = _seconds(once, rounds)
-        figures[f"{fmt}_bytes"] = len(made[-1].data)
+        figures[f"{fmt}_bytes"] = target.stat().st_size
+    target.unlink()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     figures["peak_over_model_mb"] = round((peak - rss_built) / 1024, 1)  # ru_maxrss is in KiB
     return figures

@@ -12,15 +12,17 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from app.runs.history import metrics_tables
 from app.runs.manager import RunError, RunManager
 from app.settings import Settings
 from cnncore.checkpoint import load_checkpoint
 from cnncore.errors import CNNCoreError
-from cnncore.export.bundle import RunFacts, export_run, file_names
+from cnncore.export.bundle import RunFacts, file_names, write_export
 
 __all__ = ["ExportBusy", "ExportUnavailable", "RunExport", "run_export"]
 
@@ -66,11 +68,15 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def _write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.part")
-    partial.write_bytes(data)
-    os.replace(partial, path)  # a reader sees the whole file or none
+    try:
+        with partial.open("wb") as out:
+            write(out)
+        os.replace(partial, path)  # a reader sees the whole file or none
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def run_export(manager: RunManager, run_id: str, fmt: str, settings: Settings) -> RunExport:
@@ -104,8 +110,7 @@ def run_export(manager: RunManager, run_id: str, fmt: str, settings: Settings) -
                 epochs=metrics_tables(manager.store, run_id)["epochs"],
                 saved_at=checkpoint_path.stat().st_mtime,
             )  # fmt: skip
-            made = export_run(checkpoint, facts, fmt)
-            _write_atomically(cached, made.data)
+            _write_atomically(cached, lambda out: write_export(checkpoint, facts, fmt, out))
     finally:
         slots.release()
     return RunExport(cached, names[fmt], media)

@@ -17,7 +17,7 @@ import time
 import zipfile
 from dataclasses import asdict, dataclass
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import Any, BinaryIO
 
 from safetensors.torch import save
 
@@ -28,7 +28,7 @@ from cnncore.export.onnx_file import OPSET, onnx_bytes
 from cnncore.export.pycode import PyFileFacts, python_file
 from cnncore.training import plain_json
 
-__all__ = ["EXPORT_FORMATS", "ExportFile", "RunFacts", "export_run", "file_names"]
+__all__ = ["EXPORT_FORMATS", "ExportFile", "RunFacts", "export_run", "file_names", "write_export"]
 
 EXPORT_FORMATS = ("onnx", "safetensors", "py", "card", "card_json", "zip")
 _MEDIA = {"onnx": "application/octet-stream", "safetensors": "application/octet-stream",
@@ -87,7 +87,15 @@ def _weights(checkpoint: Checkpoint, run: RunFacts) -> bytes:
 
 
 def export_run(checkpoint: Checkpoint, run: RunFacts, fmt: str) -> ExportFile:
-    """One export of the run's weights (`fmt` one of EXPORT_FORMATS)."""
+    """One export of the run's weights (`fmt` one of EXPORT_FORMATS), in memory."""
+    buffer = io.BytesIO()
+    name, media_type = write_export(checkpoint, run, fmt, buffer)
+    return ExportFile(name, media_type, buffer.getvalue())
+
+
+def write_export(checkpoint: Checkpoint, run: RunFacts, fmt: str, out: BinaryIO) -> tuple[str, str]:
+    """Write one export into `out` (a zip is written entry by entry, never held whole);
+    returns its file name and media type."""
     if fmt not in EXPORT_FORMATS:
         expected = list(EXPORT_FORMATS)
         raise CNNCoreError(f"format must be one of {', '.join(expected)}, not {fmt!r}",
@@ -121,9 +129,9 @@ def export_run(checkpoint: Checkpoint, run: RunFacts, fmt: str) -> ExportFile:
         files["card"] = card_markdown(card).encode()
         files["card_json"] = card_json(card).encode()
     if fmt != "zip":
-        return ExportFile(names[fmt], _MEDIA[fmt], files[fmt])
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
+        out.write(files[fmt])
+        return names[fmt], _MEDIA[fmt]
+    with zipfile.ZipFile(out, "w") as archive:
         # entries dated by the checkpoint, not by the clock: the same weights, the same zip
         when = time.gmtime(run.saved_at)[:6]
         for key in ("py", "safetensors", "onnx", "card", "card_json"):
@@ -131,5 +139,5 @@ def export_run(checkpoint: Checkpoint, run: RunFacts, fmt: str) -> ExportFile:
             # float weights barely compress (7% for AlexNet) and deflating them costs seconds
             binary = key in ("safetensors", "onnx")
             entry.compress_type = zipfile.ZIP_STORED if binary else zipfile.ZIP_DEFLATED
-            archive.writestr(entry, files[key])
-    return ExportFile(names["zip"], _MEDIA["zip"], buffer.getvalue())
+            archive.writestr(entry, files.pop(key))  # let go of each file once written
+    return names["zip"], _MEDIA["zip"]

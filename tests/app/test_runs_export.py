@@ -95,13 +95,13 @@ def test_every_format_comes_from_the_runs_checkpoint(trained, tmp_path):
 def test_an_export_is_made_once_per_checkpoint(trained, monkeypatch):
     run_id, _ = trained
     made = []
-    real = run_exports.export_run
+    real = run_exports.write_export
 
     def counted(*args, **kwargs):
         made.append(args[2])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(run_exports, "export_run", counted)
+    monkeypatch.setattr(run_exports, "write_export", counted)
     first = client.get(f"/api/runs/{run_id}/export?format=py")
     second = client.get(f"/api/runs/{run_id}/export?format=py")
     assert first.status_code == second.status_code == 200
