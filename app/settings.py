@@ -111,6 +111,7 @@ class Settings(BaseSettings):
     max_resized_pixels: int = Field(4_000_000, ge=1)
     # a live prediction's picture (POST /api/predict): a small frame, sent many times a second
     live_max_picture_bytes: int = Field(1_000_000, ge=1)
+    live_workers: int = Field(2, ge=1, le=64)  # live-prediction threads, one torch thread each
     feature_max_channels: int = 64  # maps drawn per layer (the first ones; the rest are counted)
     feature_store_bytes: int = 256_000_000  # results and their drawn PNGs, together (LRU)
     feature_store_entries: int = 64

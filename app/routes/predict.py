@@ -6,21 +6,25 @@ model is the one /api/features keeps built (`FeatureCache`: bundled weights, or 
 checkpoint), and the answer is two short lists. The pages send one frame at a time and drop
 the frames that come while it is in flight; the server holds a client to
 `client_live_requests` in flight and `client_live_per_minute` (app/limits.py `live_work`), and
-the forward pass takes one of the feature cache's `forward_slots` like a feature request.
+runs the pass on its own threads (app/live_pool.py: one torch thread each, `live_workers` of
+them), not behind the feature requests' slots: a student's bars keep moving while another
+student's VGG maps are computed.
 """
 
 from __future__ import annotations
 
+import asyncio
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from app.deps import AppSettings
 from app.errors import core_error_response
 from app.feature_cache import FeatureCache, get_feature_cache
 from app.limits import live_work
+from app.live_pool import live_pool
 from app.schemas.predict import ClassProbabilitiesOut
 from app.schemas.runs import RUN_ID_PATTERN
 from app.settings import Settings
@@ -77,17 +81,16 @@ def _predict(
     settings: Settings,
     checkpoint_of: CheckpointOf,
 ) -> ClassProbabilitiesOut:
-    with cache.forward_slots:
-        get_model_info(model)  # an unknown name is refused before any work
-        image = decode_image(
-            data,
-            max_bytes=settings.live_max_picture_bytes,
-            max_pixels=settings.max_image_pixels,
-            max_aspect_ratio=settings.max_image_aspect_ratio,
-        )
-        built = (cache.model(model) if run is None
-                 else cache.run_model(run_checkpoint(run, checkpoint_of), model))  # fmt: skip
-        found = class_probabilities(built.loaded, image, settings.max_resized_pixels)
+    get_model_info(model)  # an unknown name is refused before any work
+    image = decode_image(
+        data,
+        max_bytes=settings.live_max_picture_bytes,
+        max_pixels=settings.max_image_pixels,
+        max_aspect_ratio=settings.max_image_aspect_ratio,
+    )
+    built = (cache.model(model) if run is None
+             else cache.run_model(run_checkpoint(run, checkpoint_of), model))  # fmt: skip
+    found = class_probabilities(built.loaded, image, settings.max_resized_pixels)
     return ClassProbabilitiesOut.of(found, model, run)
 
 
@@ -109,7 +112,8 @@ async def predict(
     weights or training run `run`'s newest checkpoint (the run fixes the model)."""
     data = await _picture(request, settings.live_max_picture_bytes)
     try:
-        return await run_in_threadpool(_predict, cache, data, model, run, settings, checkpoint_of)
+        work = partial(_predict, cache, data, model, run, settings, checkpoint_of)
+        return await asyncio.get_running_loop().run_in_executor(live_pool(), work)
     except CNNCoreError as exc:
         if exc.field not in QUERY_FIELDS:
             raise  # the picture's refusals name the body's `image`

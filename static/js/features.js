@@ -32,6 +32,7 @@ let focusDetail = false; // a layer was picked by the user: show it and move the
 let runPicker = null; // the weights choice, once the runs are listed
 let refreshing = Promise.resolve(); // the newest request's answer, rendered
 let layerShown = Promise.resolve(); // the open layer's maps, drawn
+let stroking = false; // a stroke is being drawn: its updates redraw the maps and prediction only
 
 const picker = createPicker(
   { select: $("c-sample"), zone: $("drop-zone"), input: $("c-image"), name: $("upload-name") },
@@ -238,10 +239,12 @@ function render() {
     layers: answer.layers.length,
     shape: shapeText(answer.input.shape),
   });
-  renderSteps(answer);
+  // Mid-stroke the preprocessing steps and the filters (the same for every drawing) wait for
+  // the pen to lift: fewer pictures to fetch, so the maps keep up with the pen.
+  if (!stroking) renderSteps(answer);
   renderPredictions(answer);
   renderFamiliarity(answer);
-  renderFilters(answer);
+  if (!stroking) renderFilters(answer);
   strip.render(answer.layers, state.get("colormap"), state.get("layer"));
   openLayer();
   units.refresh(answer);
@@ -296,14 +299,28 @@ async function request() {
 
 // --- a drawing as the picture, sent while the stroke is drawn (features/draw_input.js) --------
 /** The drawing becomes the picture (no "cnnviz:picture": a class session is not sent every
- * stroke); resolves once its maps, the open layer and the prediction are on screen. */
-async function showDrawing(file, fields = {}) {
+ * stroke); resolves once its prediction, the layer strip's maps and the open layer are on
+ * screen. `midStroke`: the pen is still down (steps and filters are left as they are). */
+async function showDrawing(file, fields = {}, midStroke = false) {
+  stroking = midStroke;
   picker.holdFile(file);
   picker.setSamples(samples, "");
   const changed = state.set({ sample: "", ...fields });
   if (![...changed].some((name) => REQUEST_FIELDS.has(name))) refresh();
   await refreshing;
   await layerShown;
+  await Promise.all(shownThumbnails().map((image) => image.decode().catch(() => {})));
+}
+
+/** The layer strip's thumbnails on screen now (the others load lazily, when scrolled to). */
+function shownThumbnails() {
+  const strip = $("layer-strip");
+  const view = strip.getBoundingClientRect();
+  return [...strip.querySelectorAll("img")].filter((image) => {
+    const box = image.getBoundingClientRect();
+    return box.right > view.left && box.left < view.right && box.bottom > 0
+      && box.top < window.innerHeight;
+  });
 }
 bindDrawing(
   { open: $("draw-open"), panel: $("draw-panel"), canvas: $("draw-pad"), clear: $("draw-clear") },
@@ -311,7 +328,7 @@ bindDrawing(
     // LeNet-5 with its bundled weights was trained on handwritten digits (MNIST): white on black
     onOpen: (file) => showDrawing(file, state.get("model") === "lenet5" ? {}
       : { model: "lenet5", mode: "learned", weights: "bundled", run: "", layer: "", channel: 0 }),
-    send: (file) => showDrawing(file),
+    send: (file, midStroke) => showDrawing(file, {}, midStroke),
   },
 );
 

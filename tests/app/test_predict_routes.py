@@ -151,3 +151,11 @@ def test_live_predictions_have_their_own_slots_and_quota(monkeypatch):
     monkeypatch.setattr(settings, "client_heavy_per_minute", 1)
     answers = [predict(png(), model="lenet5").status_code for _ in range(4)]
     assert answers == [200, 200, 200, 429]  # the live quota, not the heavy one (1)
+
+
+def test_live_predictions_run_on_their_own_threads_with_one_torch_thread():
+    from app.live_pool import live_pool
+
+    pool = live_pool()
+    assert pool._max_workers == get_settings().live_workers
+    assert pool.submit(torch.get_num_threads).result(timeout=30) == 1

@@ -11,13 +11,15 @@ import { DrawingPad } from "../datasets/pad.js";
 /**
  * @param {{open: HTMLButtonElement, panel: HTMLElement, canvas: HTMLCanvasElement,
  *          clear: HTMLButtonElement}} nodes
- * @param {{onOpen(file: File): Promise, send(file: File): Promise}} handlers
+ * @param {{onOpen(file: File): Promise, send(file: File, midStroke: boolean): Promise}} handlers
  *   `onOpen` switches the page to the drawing (the first, blank one); `send` resolves once
- *   the maps and prediction of `file` are shown.
+ *   the maps and prediction of `file` are shown (`midStroke`: the pen is still down). When
+ *   the pen lifts the drawing is sent once more as finished (the server has it already).
  */
 export function bindDrawing(nodes, { onOpen, send }) {
   let inFlight = false;
   let changedAt = null; // when the oldest stroke not yet sent was drawn (null: nothing new)
+  let penDown = false;
   const pad = new DrawingPad(nodes.canvas, { width: 14, onStroke: changed });
 
   async function picture() {
@@ -29,13 +31,21 @@ export function bindDrawing(nodes, { onOpen, send }) {
     flush();
   }
 
+  nodes.canvas.addEventListener("pointerdown", () => (penDown = true));
+  for (const name of ["pointerup", "pointercancel"]) {
+    nodes.canvas.addEventListener(name, () => {
+      penDown = false;
+      changed(); // the finished drawing, with its steps and filters
+    });
+  }
+
   /** Send the drawing through `through` (onOpen or send); then the next, if it changed. */
   async function update(through, stroke) {
     inFlight = true;
     nodes.panel.dataset.busy = "true";
     const started = performance.now();
     try {
-      await through(await picture());
+      await through(await picture(), penDown);
       const now = performance.now();
       performance.mark("cnnviz:draw", { detail: { update: now - started, stroke: now - stroke } });
       nodes.panel.dataset.updates = String(Number(nodes.panel.dataset.updates ?? 0) + 1);
