@@ -6,6 +6,7 @@
 
 import { t } from "./i18n.js";
 import { clearErrors, getJSON, isAbort, latestOnly, showErrors } from "./api.js";
+import { fillModelOptions, modelCatalogue } from "./model_catalogue.js";
 import { createState } from "./state.js";
 import { bindControls } from "./controls.js";
 import { formatCount, formatPair, shapeText } from "./format.js";
@@ -299,16 +300,10 @@ function costCard(comparison) {
 
 // --- model choice and requests -----------------------------------------------------------------
 
-function fillModelSelect() {
-  const select = form.elements.model;
-  for (const model of models) {
-    select.append(el("option", { attrs: { value: model.name }, text: model.title }));
-  }
-}
-
 function showModelInfo() {
   const info = modelInfo(state.get("model"));
-  $("model-paper").textContent = info ? t("arch.paper", { family: info.family, paper: info.paper }) : "";
+  $("model-paper").textContent = info && info.family !== "uploaded"
+    ? t("arch.paper", { family: info.family, paper: info.paper }) : "";
   const classes = form.elements.num_classes;
   classes.disabled = Boolean(info) && info.num_classes === null;
   classes.title = classes.disabled ? t("arch.num_classes_none") : "";
@@ -365,8 +360,10 @@ async function showCosts() {
 async function start() {
   const costsShown = showCosts();
   try {
-    models = await getJSON("/api/models");
-    fillModelSelect();
+    models = await modelCatalogue();
+    fillModelOptions(form.elements.model, models);
+    // an uploaded model's input and classes are its file's: a link need not spell them out
+    if (modelInfo(state.get("model"))?.family === "uploaded") useModelDefaults();
   } catch (error) {
     showErrors(form, error);
   }

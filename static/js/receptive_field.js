@@ -6,6 +6,7 @@
 
 import { t } from "./i18n.js";
 import { clearErrors, getJSON, oneAtATime, postForm, postJSON, showErrors } from "./api.js";
+import { fillModelOptions, modelCatalogue } from "./model_catalogue.js";
 import { createState } from "./state.js";
 import { bindControls } from "./controls.js";
 import { formatNumber, formatPair } from "./format.js";
@@ -361,12 +362,12 @@ async function start() {
   picture.setShowHeat(state.get("erf"));
   updateSweep(); // independent of the model: starts at once
   try {
-    [models, samples] = await Promise.all([getJSON("/api/models"), getJSON("/api/features/samples")]);
+    [models, samples] = await Promise.all([modelCatalogue(), getJSON("/api/features/samples")]);
   } catch (error) {
     showErrors(form, error);
     return;
   }
-  $("c-model").replaceChildren(...models.map((model) => new Option(model.title, model.name)));
+  fillModelOptions($("c-model"), models);
   if (!models.some((model) => model.name === state.get("model"))) state.set({ model: "resnet18" });
   $("c-model").value = state.get("model");
   if (!samples.some((sample) => sample.name === state.get("sample"))) state.set({ sample: DEFAULT_SAMPLE });

@@ -61,6 +61,23 @@ def test_upload_a_model_and_see_its_maps(page, make_page, screenshot):
     assert "is ready (input 3×64×64)" in page.text_content("#model-upload-status")
     screenshot(page, "features-uploaded-model-en")
 
+    # the same name on the architectures page (its summary: the exported tinyvgg's 6 weighted
+    # layers and their parameters) and on the receptive-field page
+    name = page.locator("#c-model").input_value()
+    architectures = make_page("desktop")
+    architectures.goto(f"/architectures?lang=en&model={name}")
+    architectures.wait_for_selector("body[data-ready=true]")
+    assert architectures.locator("#a-model optgroup").get_attribute("label") == "Your models"
+    assert architectures.locator("#a-model").input_value() == name
+    with seeded(5):
+        params = sum(p.numel() for p in build_model("tinyvgg").parameters())
+    assert architectures.text_content("#total-params").replace(",", "") == str(params)
+    screenshot(architectures, "architectures-uploaded-model")
+    field = make_page("desktop")
+    field.goto(f"/receptive-field?lang=en&model={name}&layer=block2.conv2")
+    field.wait_for_selector("body[data-ready=true]", timeout=90_000)
+    assert field.locator("#c-model").input_value() == name
+
     korean = make_page("phone", locale="ko-KR")
     korean.goto(page.url.replace("lang=en", "lang=ko"))
     wait_answered(korean)

@@ -4,29 +4,22 @@
 // The owner token is answered once; it is kept in this browser (localStorage) for deleting later.
 
 import { t } from "../i18n.js";
-import { clearErrors, getJSON, requestJSON, showErrors } from "../api.js";
+import { clearErrors, requestJSON, showErrors } from "../api.js";
+import { fillModelOptions, modelCatalogue } from "../model_catalogue.js";
 
 const TOKEN_KEY = (id) => `cnnviz.model-token.${id}`;
 
-/** Fill the model picker: the zoo, then an optgroup of the uploaded models; their names. */
+/** Fill the model picker (the zoo, then "Your models") and the upload form's architecture
+ * choice; the models' names. */
 export async function fillModelPicker(select) {
-  const [zoo, uploaded] = await Promise.all([
-    getJSON("/api/models"), getJSON("/api/uploaded-models").catch(() => []),
-  ]);
-  const options = zoo.map((model) => new Option(model.title, model.name));
-  if (uploaded.length) {
-    const group = document.createElement("optgroup");
-    group.label = t("features.model.yours");
-    group.append(...uploaded.map((model) => new Option(model.title, model.model)));
-    options.push(group);
-  }
-  select.replaceChildren(...options);
+  const models = await modelCatalogue();
+  fillModelOptions(select, models);
   const kinds = document.getElementById("u-architecture");
   if (kinds && kinds.options.length === 1) {
-    kinds.append(...zoo.map((model) => new Option(
-      t("features.upload_model.kind.state_dict", { model: model.title }), model.name)));
+    kinds.append(...models.filter((model) => model.family !== "uploaded").map((model) =>
+      new Option(t("features.upload_model.kind.state_dict", { model: model.title }), model.name)));
   }
-  return [...zoo.map((model) => model.name), ...uploaded.map((model) => model.model)];
+  return models.map((model) => model.name);
 }
 
 /** Wire the upload form; `onUploaded(model)` gets the stored model's description. */
