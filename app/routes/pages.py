@@ -6,6 +6,7 @@ from fastapi.templating import Jinja2Templates
 
 from app.i18n import LANGUAGES, choose_language, messages
 from app.lessons import LESSONS
+from app.runs.manager import get_run_manager, warm_up_runs
 from app.settings import ROOT
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -33,24 +34,42 @@ def render(request: Request, template: str, catalogue: str, **context) -> HTMLRe
     response = templates.TemplateResponse(
         request,
         template,
-        {"lang": lang, "languages": LANGUAGES, "messages": msgs, "page": catalogue,
-         "pages": PAGES, "t": lambda key: msgs.get(key, key), **context},
+        {
+            "lang": lang,
+            "languages": LANGUAGES,
+            "messages": msgs,
+            "page": catalogue,
+            "pages": PAGES,
+            "t": lambda key: msgs.get(key, key),
+            **context,
+        },
     )
     if request.query_params.get("lang") in LANGUAGES:
         response.set_cookie("lang", lang, max_age=365 * 24 * 3600, samesite="lax")
     return response
 
 
+# pages whose visitor is about to start a training run: its warm-up begins as they are served
+STARTS_RUNS = {"train", "teach"}
+
+
 def _page_route(template: str, catalogue: str):
     def page(request: Request) -> HTMLResponse:
+        if catalogue in STARTS_RUNS:
+            warm_up_runs(request.app.dependency_overrides.get(get_run_manager))
         return render(request, template, catalogue)
 
     return page
 
 
 for _path, (_template, _catalogue) in PAGES.items():
-    router.add_api_route(_path, _page_route(_template, _catalogue), methods=["GET"],
-                         response_class=HTMLResponse, name=f"page:{_catalogue}")
+    router.add_api_route(
+        _path,
+        _page_route(_template, _catalogue),
+        methods=["GET"],
+        response_class=HTMLResponse,
+        name=f"page:{_catalogue}",
+    )
 
 
 def not_found_page(request: Request) -> HTMLResponse:
