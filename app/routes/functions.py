@@ -12,6 +12,7 @@ from app.schemas.functions import (
     LossResponse,
     VanishingRequest,
 )
+from app.small_work import run_small
 from cnncore.activations import activation_curve
 from cnncore.losses import compute_loss
 from cnncore.vanishing import VanishingReport, vanishing_gradients
@@ -30,11 +31,12 @@ def activation(body: ActivationRequest, settings: AppSettings) -> ActivationResp
 
 
 @router.post("/vanishing", response_model=VanishingReport)
-def vanishing(body: VanishingRequest, settings: AppSettings) -> VanishingReport:
-    """Gradient norm of every layer of a deep stack after one backward pass at initialisation."""
+async def vanishing(body: VanishingRequest, settings: AppSettings) -> VanishingReport:
+    """Gradient norm of every layer of a deep stack after one backward pass at initialisation
+    (small work: on a one-torch-thread pool, `app.small_work`)."""
     body.check_limits(settings)
     options = body.model_dump(exclude={"activation", "depth"})
-    return vanishing_gradients(body.activation, body.depth, **options)
+    return await run_small(vanishing_gradients, body.activation, body.depth, **options)
 
 
 @router.post("/loss", response_model=LossResponse)
