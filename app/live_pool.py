@@ -5,8 +5,9 @@ asked for many times a second. Intra-op parallelism cannot speed up so short a p
 loaded 2-core machine a second torch thread waits for a core that other work holds: measured
 on this machine under load (docs/PERFORMANCE.md, "Live prediction"), the same pass took a
 median of 1.3 ms with one torch thread and 4 to 400 ms with two. `torch.set_num_threads` acts
-on the thread that calls it, so these threads set it once, at their start, and never share
-the request threads the other routes run on. The pool's size also bounds how many live
+on the thread that calls it (and sets the count threads made later start with: restored by
+`app.small_work.one_torch_thread_pool`), so these threads set it once, at their start, and never
+share the request threads the other routes run on. The pool's size also bounds how many live
 forward passes (and their activations) exist at once, server-wide.
 """
 
@@ -15,9 +16,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
-import torch
-
 from app.settings import get_settings
+from app.small_work import one_torch_thread_pool
 
 __all__ = ["live_pool"]
 
@@ -25,9 +25,4 @@ __all__ = ["live_pool"]
 @lru_cache
 def live_pool() -> ThreadPoolExecutor:
     """The process's one pool of live-prediction threads (made on first use)."""
-    return ThreadPoolExecutor(
-        max_workers=get_settings().live_workers,
-        thread_name_prefix="live-predict",
-        initializer=torch.set_num_threads,
-        initargs=(1,),
-    )
+    return one_torch_thread_pool(get_settings().live_workers, "live-predict")

@@ -37,15 +37,21 @@ def _one_torch_thread(default: int) -> None:
     restore.join()
 
 
-@lru_cache
-def small_work_pool() -> ThreadPoolExecutor:
-    """One thread per core (made on first use, from the server's thread count then)."""
+def one_torch_thread_pool(workers: int, name: str) -> ThreadPoolExecutor:
+    """A pool of `workers` threads that each run torch with one thread, leaving the count that
+    other threads start with as it was (the server's)."""
     return ThreadPoolExecutor(
-        max_workers=os.cpu_count() or 1,
-        thread_name_prefix="small-torch",
+        max_workers=workers,
+        thread_name_prefix=name,
         initializer=_one_torch_thread,
         initargs=(torch.get_num_threads(),),
     )
+
+
+@lru_cache
+def small_work_pool() -> ThreadPoolExecutor:
+    """One thread per core (made on first use, from the server's thread count then)."""
+    return one_torch_thread_pool(os.cpu_count() or 1, "small-torch")
 
 
 async def run_small(function: Callable[..., T], *args, **kwargs) -> T:
