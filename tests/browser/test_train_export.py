@@ -70,3 +70,16 @@ def test_no_export_menu_without_a_run(page):
     page.goto("/train?lang=en")
     page.wait_for_selector("#runs-body", state="attached")
     assert page.locator("#export-model").is_hidden()
+
+
+def test_export_menu_in_presenter_mode(make_page, finished_run, screenshot):
+    page = make_page("projector")
+    page.goto(f"/train?lang=ko&present=1&run={finished_run}")
+    page.wait_for_function("document.documentElement.classList.contains('presenter')")
+    summary = page.locator("#export-model summary")
+    summary.wait_for(state="visible", timeout=60_000)
+    summary.click()
+    box = page.locator("#export-model .export-panel").bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 1920
+    assert page.locator("#export-model a[data-format='zip']").is_visible()
+    screenshot(page, "train-export-menu-ko-presenter", full_page=False)
