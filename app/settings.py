@@ -198,6 +198,11 @@ class Settings(BaseSettings):
     # width × height of a zip's pictures, all together, from their headers before decoding
     dataset_zip_pixels: int = Field(400_000_000, ge=1)
     client_max_datasets: int = Field(10, ge=1)  # datasets one client address may keep
+    # /train's confusion matrix opening its pictures (/api/runs/{id}/heldout): values
+    # (pictures × channels × height × width, one byte each) one run's held-out list may hold,
+    # and how many runs' lists are kept
+    heldout_max_values: int = Field(30_000_000, ge=1)
+    heldout_cache_runs: int = Field(2, ge=1, le=16)
 
     @model_validator(mode="after")
     def _sessions_fit_their_memory(self) -> "Settings":

@@ -20,7 +20,7 @@ training from scratch. Here:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
@@ -34,11 +34,13 @@ from cnncore.training import TrainConfig
 
 __all__ = [
     "TransferPlan",
+    "backbone_layers",
     "checkpoint_layers",
     "freeze_layers",
     "hold_statistics",
     "output_layer",
     "plan_transfer",
+    "plan_transfer_from",
     "transfer_data",
     "transfer_model",
 ]
@@ -56,6 +58,7 @@ class TransferPlan:
     source_classes: int
     layers: list[str]  # dotted names of the source's weighted layers, in model order
     head: str  # dotted name of the output layer
+    freeze: list[str] = field(default_factory=list)  # the prefixes the run freezes
 
 
 def output_layer(model: nn.Module) -> str:
@@ -138,18 +141,41 @@ def checkpoint_layers(checkpoint_path) -> tuple[list[str], str]:
     return _weighted(model), output_layer(model)
 
 
+def backbone_layers(model: nn.Module, head: str) -> list[str]:
+    """Every module holding parameters of its own outside the head, in model order: what
+    "freeze the backbone" freezes (batch norm layers included, so they keep their statistics)."""
+    return [
+        name for name, module in model.named_modules()
+        if name and any(True for _ in module.parameters(recurse=False))
+        and not _matching([name], head)
+    ]  # fmt: skip
+
+
 def plan_transfer(
-    checkpoint_path, config: TrainConfig, freeze: list[str], replace_head: bool
-) -> TransferPlan:
+    checkpoint_path, config: TrainConfig, freeze: list[str], replace_head: bool,
+    freeze_backbone: bool = False,
+) -> TransferPlan:  # fmt: skip
     """Check a transfer before any data is loaded (the API answers 422 at once): the source
     is a readable checkpoint, every frozen prefix names a layer, the head is not frozen
     while being replaced."""
     source, trained, _ = read_checkpoint_info(checkpoint_path)
+    return plan_transfer_from(source, trained, config, freeze, replace_head, freeze_backbone)
+
+
+def plan_transfer_from(
+    source: TrainConfig, trained, config: TrainConfig, freeze: list[str], replace_head: bool,
+    freeze_backbone: bool = False,
+) -> TransferPlan:  # fmt: skip
+    """`plan_transfer` for any source: its architecture config and `TrainedMetadata` (a run's
+    checkpoint, or `cnncore.transfer_sources` for bundled and ImageNet weights). With
+    `freeze_backbone` every layer but the head is frozen (`TransferPlan.freeze`)."""
     arch = {name: getattr(source, name) for name in ARCHITECTURE_FIELDS}
     planned = replace(config, **arch)
     planned.check()
     model = _meta_network(planned, trained)
     head = output_layer(model)
+    if freeze_backbone:
+        freeze = [*freeze, *(n for n in backbone_layers(model, head) if n not in freeze)]
     frozen = freeze_layers(model, freeze)
     if replace_head and any(_matching([n], head) for n in frozen):
         raise CNNCoreError(
@@ -158,11 +184,25 @@ def plan_transfer(
             code="new_head_frozen",
             ctx={"layer": head},
         )
-    return TransferPlan(planned, trained.input_shape, len(trained.labels), _weighted(model), head)
+    return TransferPlan(planned, trained.input_shape, len(trained.labels), _weighted(model), head,
+                        list(freeze))  # fmt: skip
 
 
-def transfer_data(data: DataSplit, input_shape: tuple[int, int, int], fit: str) -> DataSplit:
-    """The new task's images at the source network's input size (channels must agree)."""
+def transfer_data(
+    data: DataSplit, input_shape: tuple[int, int, int], fit: str,
+    normalisation: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
+) -> DataSplit:  # fmt: skip
+    """The new task's images at the source network's input size (channels must agree). With
+    `normalisation` (the source's mean and std), images are normalised as the source's were:
+    a trained first layer expects its own input statistics (torchvision's ImageNet recipe)."""
+    data = _transfer_size(data, input_shape, fit)
+    if normalisation is None:
+        return data
+    mean, std = normalisation
+    return replace(data, mean=[float(v) for v in mean], std=[float(v) for v in std])
+
+
+def _transfer_size(data: DataSplit, input_shape: tuple[int, int, int], fit: str) -> DataSplit:
     channels, height, width = input_shape
     if data.input_shape[0] != channels:
         raise CNNCoreError(

@@ -57,6 +57,17 @@ class DatasetFiles:
     def remove_all(self, dataset_id: str) -> None:
         shutil.rmtree(self.folder(dataset_id), ignore_errors=True)
 
+    def versions(self, dataset_id: str) -> list[int]:
+        """The versions runs have trained on (their manifests kept), oldest first."""
+        folder = self.folder(dataset_id)
+        found = [int(p.parent.name[1:]) for p in folder.glob(f"v*/{MANIFEST}")
+                 if re.fullmatch(r"v\d{1,9}", p.parent.name)]  # fmt: skip
+        return sorted(found)
+
+    def kept_manifest(self, dataset_id: str, version: int) -> Path | None:
+        manifest = self.folder(dataset_id) / f"v{int(version)}" / MANIFEST
+        return manifest if manifest.is_file() else None
+
     def snapshot(self, dataset_id: str, version: int, classes: list[str],
                  images: list[tuple[str, int]]) -> Path:  # fmt: skip
         """The manifest of a version (made once; a later call finds it): class names and

@@ -27,7 +27,7 @@ from app.settings import Settings, get_settings
 from cnncore.datasets.user_images import PictureLimits, PreparedPicture, zip_pictures
 from cnncore.datasets.user_zip import ZipLimits
 
-__all__ = ["DatasetError", "Datasets", "get_datasets", "new_dataset_id"]
+__all__ = ["DatasetError", "Datasets", "get_datasets", "new_dataset_id", "untrainable"]
 
 
 class DatasetError(Exception):
@@ -150,25 +150,42 @@ class Datasets:
         found = zip_pictures(data, self.zip_limits, self.pictures)
         return self.add(dataset_id, [(None, label, p) for label, p in found], "zip")
 
-    def for_run(self, dataset_id: str) -> tuple[Path, int]:
+    def for_run(self, dataset_id: str, version: int | None = None) -> tuple[Path, int]:
         """The current version's manifest (made once per version) and its number, for a run
         to train on: its classes that hold pictures, at least 2 of them, 2 pictures each (one
-        to learn from, one held out). LookupError saying what is missing otherwise."""
+        to learn from, one held out). LookupError saying what is missing otherwise. An
+        earlier `version` is found among those runs have trained on (their manifests kept)."""
         found = self.store.contents(dataset_id)
         if found is None:
             raise LookupError(f"no dataset has the id {dataset_id!r}")
         record, images = found
+        if version is not None and version != record.version:
+            kept = self.files.kept_manifest(dataset_id, version)
+            if kept is None:
+                raise LookupError(f"version {version} of this dataset is not kept; the kept "
+                                  f"ones are {self.files.versions(dataset_id) or 'none'} and "
+                                  f"the current one is {record.version}")  # fmt: skip
+            return kept, version
+        reason = untrainable(record)
+        if reason:
+            raise LookupError(reason)
         filled = [c for c in record.classes if c.images > 0]
-        if len(filled) < 2:
-            raise LookupError("a network needs pictures of at least 2 classes to tell apart")
-        few = [c.name for c in filled if c.images < 2]
-        if few:
-            raise LookupError(f"class {few[0]!r} has 1 picture; each class needs 2 or more "
-                              "(one to learn from, one to test on)")  # fmt: skip
         index = {c.id: i for i, c in enumerate(filled)}
         manifest = self.files.snapshot(dataset_id, record.version, [c.name for c in filled],
                                        [(i.digest, index[i.class_id]) for i in images])  # fmt: skip
         return manifest, record.version
+
+
+def untrainable(record: DatasetRecord) -> str | None:
+    """Why a run cannot train on the dataset as it is now (None when it can)."""
+    filled = [c for c in record.classes if c.images > 0]
+    if len(filled) < 2:
+        return "a network needs pictures of at least 2 classes to tell apart"
+    few = [c.name for c in filled if c.images < 2]
+    if few:
+        return (f"class {few[0]!r} has 1 picture; each class needs 2 or more "
+                "(one to learn from, one to test on)")  # fmt: skip
+    return None
 
 
 _datasets: Datasets | None = None

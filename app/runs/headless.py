@@ -210,7 +210,8 @@ def train_command(args: argparse.Namespace, settings: Settings, err: TextIO = sy
     heartbeat = Heartbeat(store, lambda: [run_id], settings.run_heartbeat_seconds)
     recorder = _Recorder(store, run_id)
     recorder.add({"kind": "status", "status": "running", "time": time.time()})
-    source = checkpoint_of(body.init_from.run_id) if body.init_from else None
+    from_run = body.init_from.run_id if body.init_from else None
+    source = checkpoint_of(from_run) if from_run else None
     spec = RunSpec.of(run_id, config, settings.checkpoints_dir / run_id, source,
                       settings.run_checkpoints_kept)  # fmt: skip
     stop = {"requested": False}

@@ -380,7 +380,7 @@ class RunManager:
         record = self.get(run_id)
         source = None
         init_from = record.config.get("init_from")
-        if init_from:
+        if init_from and init_from.get("run_id"):
             try:
                 source = self.checkpoint_for_run(init_from["run_id"])
             except UnknownRun as exc:

@@ -26,7 +26,7 @@ import torch
 
 from app.runs.budget import check_run_budget
 from app.runs.store import RunStore
-from app.schemas.runs import RunCreate, check_run_limits
+from app.schemas.runs import InitFrom, RunCreate, check_run_limits
 from app.settings import Settings
 from cnncore.data import USER_SIDE, DataConfig
 from cnncore.datasets.shapes import SHAPE_CLASSES, SHAPE_SIDES
@@ -36,7 +36,8 @@ from cnncore.errors import CNNCoreError
 from cnncore.model_options import build_classifier, fit_input_size
 from cnncore.models import get_model_info
 from cnncore.training import TrainConfig
-from cnncore.transfer import TransferPlan, plan_transfer
+from cnncore.transfer import TransferPlan, plan_transfer, plan_transfer_from
+from cnncore.transfer_sources import weights_source
 
 __all__ = [
     "CHECKPOINT_FILE",
@@ -80,6 +81,7 @@ class RunSpec:
     config: dict[str, Any]  # TrainConfig.to_dict()
     checkpoint_dir: str
     source_checkpoint: str | None = None  # transfer learning: the source run's checkpoint
+    source_weights: tuple[str, str, str] | None = None  # or weights: (kind, model, file)
     freeze: tuple[str, ...] = ()
     replace_head: bool = True
     keep_checkpoints: int = 3  # newest epoch checkpoints kept (the final one always is)
@@ -92,9 +94,12 @@ class RunSpec:
     ) -> RunSpec:  # fmt: skip
         config = {k: v for k, v in stored.items() if k not in ("label", "init_from")}
         transfer = stored.get("init_from") or {}
+        weights = None
+        if transfer.get("weights"):
+            weights = (transfer["weights"], transfer["model"], transfer["weights_file"])
         return cls(
             run_id, config, str(checkpoint_dir),
-            str(source_checkpoint) if source_checkpoint else None,
+            str(source_checkpoint) if source_checkpoint else None, weights,
             tuple(transfer.get("freeze", ())), bool(transfer.get("replace_head", True)),
             keep_checkpoints,
         )  # fmt: skip
@@ -238,17 +243,20 @@ def _user_images(data: DataConfig) -> int | None:
 
 
 def _user_dataset(
-    dataset_id: str | None, dataset_of: Callable[[str], tuple[Path, int]] | None
-) -> dict[str, Any]:
-    """The data fields of a run on a student's dataset: its current version, frozen now."""
+    dataset_id: str | None, version: int | None,
+    dataset_of: Callable[..., tuple[Path, int]] | None,
+) -> dict[str, Any]:  # fmt: skip
+    """The data fields of a run on a student's dataset: its current version, frozen now (or
+    an earlier `version` a run trained on)."""
     if dataset_id is None:
         raise CNNCoreError("name the dataset to train on (data.dataset)", "data.dataset")
     if dataset_of is None:
         raise CNNCoreError("this server keeps no student datasets", "data.dataset")
     try:
-        manifest, version = dataset_of(dataset_id)
+        manifest, version = dataset_of(dataset_id, version)
     except LookupError as exc:
-        raise CNNCoreError(str(exc.args[0] if exc.args else exc), "data.dataset") from exc
+        field = "data.dataset_version" if "version" in str(exc) else "data.dataset"
+        raise CNNCoreError(str(exc.args[0] if exc.args else exc), field) from exc
     return {"manifest": str(manifest), "dataset_version": version}
 
 
@@ -275,18 +283,20 @@ def _check_transfer_fits(
 
 def plan_run(
     body: RunCreate, settings: Settings, checkpoint_of: Callable[[str], Path],
-    dataset_of: Callable[[str], tuple[Path, int]] | None = None,
+    dataset_of: Callable[..., tuple[Path, int]] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Check a requested run completely (limits, names, ranges, transfer source and layers)
     and return the config to store. `checkpoint_of(run_id)` finds a run's newest checkpoint
     and raises LookupError when there is none; `dataset_of(dataset_id)` freezes a student's
-    dataset's current version (manifest path, version number), LookupError when it cannot."""
+    dataset's version (current or asked; manifest path, version number), LookupError when it
+    cannot."""
     check_run_limits(body, settings)
     values = body.model_dump(exclude={"label", "init_from"})
     values["device"] = values["device"] or settings.device
     if values["data"]["name"] == "user":
-        values["data"].update(_user_dataset(values["data"]["dataset"], dataset_of))
-    elif values["data"]["dataset"] is not None:
+        data = values["data"]
+        data.update(_user_dataset(data["dataset"], data["dataset_version"], dataset_of))
+    elif values["data"]["dataset"] is not None or values["data"]["dataset_version"] is not None:
         raise CNNCoreError("data.dataset goes with data.name 'user'", "data.dataset")
     if values["data"]["name"] in STANDARD_DATASETS:
         if settings.datasets_dir is None:
@@ -301,16 +311,54 @@ def plan_run(
     init_from = body.init_from
     if init_from is None:
         check_dataset_fit(config, settings=settings)
-    else:
+        return {**config.to_dict(), "label": body.label, "init_from": None}
+    plan = _plan_source(init_from, config, checkpoint_of, settings)
+    config = plan.config
+    _check_source_size(config, plan)
+    if config.data.name == "user" and config.data.image_size is None:
+        config.data.image_size = plan.input_shape[1]  # read at the source's size, not shrunk
+    check_dataset_fit(config, plan, init_from.replace_head, settings)
+    stored = init_from.model_dump()
+    stored["freeze"] = plan.freeze  # the backbone's layers named, as the worker freezes them
+    if init_from.weights is not None:  # where the worker reads them (a server-made path)
+        stored["weights_file"] = weights_file(init_from, settings)
+    return {**config.to_dict(), "label": body.label, "init_from": stored}
+
+
+def _plan_source(
+    init_from: InitFrom, config: TrainConfig, checkpoint_of: Callable[[str], Path],
+    settings: Settings,
+) -> TransferPlan:  # fmt: skip
+    """The transfer checked against its source: a run's checkpoint, or bundled or ImageNet
+    weights (exactly one of `run_id` and `weights`, the latter with its `model`)."""
+    freeze, head, backbone = init_from.freeze, init_from.replace_head, init_from.freeze_backbone
+    if (init_from.run_id is None) == (init_from.weights is None):
+        raise CNNCoreError("start from a run (init_from.run_id) or from weights "
+                           "(init_from.weights), one of the two", "init_from.run_id")  # fmt: skip
+    if init_from.run_id is not None:
         try:
             source = checkpoint_of(init_from.run_id)
         except LookupError as exc:
             raise CNNCoreError(str(exc.args[0] if exc.args else exc), "init_from.run_id") from exc
-        plan = plan_transfer(source, config, init_from.freeze, init_from.replace_head)
-        config = plan.config
-        check_dataset_fit(config, plan, init_from.replace_head, settings)
-    return {
-        **config.to_dict(),
-        "label": body.label,
-        "init_from": init_from.model_dump() if init_from else None,
-    }
+        return plan_transfer(source, config, freeze, head, backbone)
+    if init_from.model is None:
+        raise CNNCoreError("name the model whose weights to start from", "init_from.model")
+    weights = weights_source(init_from.weights, init_from.model,
+                             imagenet_dir=settings.weights_dir)  # fmt: skip
+    return plan_transfer_from(weights.config, weights.trained, config, freeze, head, backbone)
+
+
+def weights_file(init_from: InitFrom, settings: Settings) -> str:
+    source = weights_source(init_from.weights, init_from.model, imagenet_dir=settings.weights_dir)
+    return source.path
+
+
+def _check_source_size(config: TrainConfig, plan: TransferPlan) -> None:
+    """A transfer run reads images at its source's size: another size asked for cannot be."""
+    side = config.data.image_size
+    _, height, width = plan.input_shape
+    if side is not None and config.data.name != "shapes" and (side, side) != (height, width):
+        raise CNNCoreError(
+            f"the source network reads {height}×{width} images; data.image_size {side} does "
+            f"not fit it (leave it empty, or set {height})", "data.image_size",
+        )  # fmt: skip

@@ -31,11 +31,12 @@ from typing import Any
 
 from app.runs.explain import explanation
 from app.runs.spec import CHECKPOINT_FILE, FINAL_CHECKPOINT, RunSpec, epoch_checkpoint
-from cnncore.checkpoint import load_checkpoint, save_checkpoint
+from cnncore.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from cnncore.data import load_dataset
 from cnncore.errors import CNNCoreError
 from cnncore.training import TrainConfig, Trainer
 from cnncore.transfer import transfer_data, transfer_model
+from cnncore.transfer_sources import load_weights_source, weights_source
 
 __all__ = ["Control", "build_trainer", "execute_run", "failure_event", "worker_main"]
 
@@ -45,16 +46,26 @@ def build_trainer(
 ) -> Trainer:
     """The spec's trainer; for a transfer run, the source network re-headed and frozen."""
     config = TrainConfig.from_dict(spec.config)
-    if spec.source_checkpoint is None:
+    if spec.source_checkpoint is None and spec.source_weights is None:
         return Trainer(config, should_stop=should_stop, should_pause=should_pause)
     config.check()
-    checkpoint = load_checkpoint(spec.source_checkpoint)
-    data = transfer_data(load_dataset(config.data), checkpoint.trained.input_shape,
-                         config.data.fit)  # fmt: skip
+    checkpoint = source_checkpoint(spec)
+    trained = checkpoint.trained
+    data = transfer_data(load_dataset(config.data), trained.input_shape, config.data.fit,
+                         (trained.mean, trained.std))  # fmt: skip
     model = transfer_model(checkpoint, data.num_classes, freeze=list(spec.freeze),
                            replace_head=spec.replace_head, seed=config.seed)  # fmt: skip
     return Trainer(config, data=data, model=model, should_stop=should_stop,
                    should_pause=should_pause)  # fmt: skip
+
+
+def source_checkpoint(spec: RunSpec) -> Checkpoint:
+    """A transfer run's source network: a run's checkpoint, or bundled or ImageNet weights."""
+    if spec.source_checkpoint is not None:
+        return load_checkpoint(spec.source_checkpoint)
+    kind, model, file = spec.source_weights
+    folder = Path(file).parent
+    return load_weights_source(weights_source(kind, model, imagenet_dir=folder, bundled_dir=folder))
 
 
 def _save(trainer: Trainer, folder: Path, name: str, run_id: str) -> Path:

@@ -52,6 +52,8 @@ class DataIn(_Strict):
     # name "user": the id of a student's own dataset (/api/datasets); the run keeps the version
     # it starts with
     dataset: str | None = Field(None, pattern=DATASET_ID_PATTERN)
+    # an earlier version of it that a run trained on (None: the current one)
+    dataset_version: int | None = Field(None, ge=1, le=1_000_000_000)
 
 
 class AugmentIn(_Strict):
@@ -62,10 +64,15 @@ class AugmentIn(_Strict):
 
 
 class InitFrom(_Strict):
-    """Transfer learning: start from another run's newest checkpoint."""
+    """Transfer learning: start from another run's newest checkpoint (`run_id`), or from a
+    model's weights (`weights` "bundled": the trained small models shipped with cnnviz;
+    "imagenet": torchvision's published weights once installed), named by `model`."""
 
-    run_id: RunId
+    run_id: RunId | None = None
+    weights: Literal["bundled", "imagenet"] | None = None
+    model: str | None = Field(None, min_length=1, max_length=40, pattern=r"^[a-z0-9_]+$")
     freeze: list[LayerPrefix] = Field(default_factory=list, max_length=32)
+    freeze_backbone: bool = False  # every layer but the head stops learning
     replace_head: bool = True
 
 
@@ -164,3 +171,29 @@ class MetricsOut(BaseModel):
     status: str
     steps: list[dict[str, Any]]
     epochs: list[dict[str, Any]]
+
+
+class HeldOutPicture(BaseModel):
+    index: int  # position in the run's held-out split (validation order)
+    true: int
+    predicted: int
+    confidence: float
+    url: str  # the picture as the network read it (PNG)
+
+
+class HeldOutOut(BaseModel):
+    """A run's held-out split, its network's per-class accuracy and confusion matrix (from
+    the checkpoint named), and the pictures of one cell when asked (`true`, `predicted`)."""
+
+    run_id: str
+    checkpoint: str
+    epoch: int
+    class_names: list[str]
+    train_counts: list[int]
+    val_counts: list[int]
+    confusion: list[list[int]]  # [true][predicted]
+    per_class_accuracy: list[float | None]
+    accuracy: float
+    cell: list[int] | None  # [true, predicted] of the pictures listed
+    total: int  # pictures in that cell (the list may stop at `limit`)
+    pictures: list[HeldOutPicture]

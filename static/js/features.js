@@ -336,6 +336,7 @@ bindDrawing(
 // request that the state change starts already sends the sample.
 $("c-sample").addEventListener("change", () => {
   picker.clearFile();
+  state.set({ heldout: -1 });
   picker.setSamples(samples, $("c-sample").value);
 });
 bindControls(form, state, {
@@ -362,6 +363,23 @@ state.subscribe((changed) => {
   if (changed.has("layer")) openLayer();
 });
 
+// A held-out picture of a run, opened from /train's confusion matrix with that run's weights.
+const heldOutWanted = () => state.get("heldout") >= 0 && state.get("weights") === "run" && state.get("run") !== "";
+
+async function takeHeldOutPicture() {
+  try {
+    const response = await fetch(`/api/runs/${encodeURIComponent(state.get("run"))}/heldout/${state.get("heldout")}.png`);
+    if (!response.ok) throw new Error(response.statusText);
+    const name = t("features.heldout_picture", { index: state.get("heldout") });
+    picker.useFile(new File([await response.blob()], name, { type: "image/png" }));
+    return true;
+  } catch {
+    state.set({ heldout: -1, sample: DEFAULT_SAMPLE });
+    picker.setSamples(samples, DEFAULT_SAMPLE);
+    return false;
+  }
+}
+
 async function start() {
   try {
     const [modelNames, sampleList, maps] = await Promise.all([
@@ -374,7 +392,7 @@ async function start() {
     $("c-model").value = state.get("model");
     // An unknown sample falls back to the default; "" (an uploaded picture) too, except on a
     // class follower's page, where it is the teacher's picture: coming, or missing (the note).
-    const following = root.dataset.follow && state.get("sample") === "";
+    const following = (root.dataset.follow || heldOutWanted()) && state.get("sample") === "";
     if (!following && !samples.some((sample) => sample.name === state.get("sample"))) {
       state.set({ sample: DEFAULT_SAMPLE });
     }
@@ -388,7 +406,7 @@ async function start() {
     return;
   }
   started = true;
-  refresh();
+  if (!(heldOutWanted() && (await takeHeldOutPicture()))) refresh();
   takeTeacherPicture(); // a class session's picture that arrived while the page started
   showWeightsCatalogue($("catalogue-list"), $("catalogue-note")).catch(() => {
     $("catalogue-list").replaceChildren();

@@ -13,6 +13,8 @@ export const FEATURES_STATE = [
   // Whose weights: the model's bundled ones, or the newest checkpoint of training run `run`.
   { name: "weights", type: "enum", values: ["bundled", "run"], default: "bundled" },
   { name: "run", type: "string", default: "", maxLength: 12 },
+  // A held-out picture of run `run` (its index), opened from /train's confusion matrix.
+  { name: "heldout", type: "int", default: -1, min: -1, max: 10000000 },
   { name: "colormap", type: "enum", values: ["viridis", "magma", "gray"], default: "viridis" },
   { name: "normalise", type: "enum", values: ["per_channel", "per_layer"], default: "per_channel" },
   { name: "layer", type: "string", default: "", maxLength: 200 },

@@ -7,9 +7,11 @@ import { t } from "./i18n.js";
 import { clearErrors, getJSON, postJSON, showErrors } from "./api.js";
 import { createState } from "./state.js";
 import { bindControls } from "./controls.js";
-import { FIELD_ALIASES, FORM_FIELDS, PRESETS, TRAIN_STATE, runRequest } from "./train_state.js";
+import { FIELD_ALIASES, FORM_FIELDS, PRESETS, TRAIN_STATE, parseCell, runRequest } from "./train_state.js";
 import { createRunView, isFinished } from "./train_view.js";
-import { createComparison, fillSourceSelect, renderRunList, runName } from "./train_runs.js";
+import { createComparison, renderRunList, runName } from "./train_runs.js";
+import { fillDataSelect, fillSourceSelect, loadDatasets, weightSources } from "./train/data_picker.js";
+import { createHeldOutView } from "./train/heldout_view.js";
 import { createGradcheckView } from "./gradcheck_view.js";
 import { controlHeaders, rememberRunToken, runToken } from "./train/run_tokens.js";
 import { updateExportMenu } from "./train/export_menu.js";
@@ -22,6 +24,7 @@ let runs = []; // GET /api/runs, newest first
 let source = null; // EventSource of the run on screen
 let pendingTransfer = null; // the transfer preset waits for its pre-training to finish
 let refreshing = null;
+let sources = { bundled: [], imagenet: [] }; // weights a transfer run can start from
 
 const view = createRunView({
   panel: $("run"), status: $("run-status"), progress: $("run-progress"), facts: $("run-facts"),
@@ -29,7 +32,14 @@ const view = createRunView({
   filters: $("filters"), filterHistory: $("filter-history"), confusion: $("confusion"),
   confusionNote: $("confusion-note"), wrong: $("wrong"), diagnosis: $("run-diagnosis"),
   onZoom: (zoomed) => { $("reset-zoom").disabled = !zoomed; },
+  onCell: (r, c) => state.set({ cell: `${r}:${c}` }),
+  onCheckpoint: () => heldOut.refresh(),
 });
+const heldOut = createHeldOutView({
+  root: $("heldout"), note: $("heldout-note"), table: $("heldout-table"), cellBox: $("heldout-cell"),
+  cellHeading: $("heldout-cell-heading"), pictures: $("heldout-pictures"),
+});
+$("heldout-close").addEventListener("click", () => state.set({ cell: "" }));
 const comparison = createComparison({
   root: $("compare"), accuracy: $("compare-accuracy"), loss: $("compare-loss"), legend: $("compare-legend"),
 });
@@ -112,6 +122,8 @@ function follow(id) {
   if (source) source.close();
   source = null;
   view.reset(id);
+  heldOut.reset(id, runs.find((run) => run.id === id)?.model ?? "");
+  if (id) heldOut.fetchSplit().then(() => heldOut.openCell(parseCell(state.get("cell"))));
   updateRunControls();
   if (!id) return;
   source = new EventSource(`/api/runs/${id}/events`);
@@ -196,7 +208,7 @@ async function refreshRuns() {
     try {
       runs = await getJSON("/api/runs?limit=100");
       drawRunList();
-      fillSourceSelect(form.elements.namedItem("from"), runs, state.get("from"));
+      fillSourceSelect(form.elements.namedItem("from"), runs, sources, state.get("from"));
       updateRunControls();
       if (pendingTransfer) await continueTransfer();
       if (state.get("compare").length) await refreshComparison();
@@ -227,6 +239,7 @@ $("reset-zoom").addEventListener("click", () => view.resetZoom());
 state.subscribe((changed) => {
   if (changed.has("log")) showLog();
   if (changed.has("run")) follow(state.get("run"));
+  else if (changed.has("cell")) heldOut.openCell(parseCell(state.get("cell")));
   if (changed.has("run") || changed.has("compare")) drawRunList();
   if (changed.has("compare")) refreshComparison();
   if ([...changed].some((name) => FORM_FIELDS.includes(name))) clearErrors(form);
@@ -237,7 +250,16 @@ controls.sync();
 showLog();
 follow(state.get("run"));
 createGradcheckView($("gradcheck"));
-refreshRuns().then(() => {
+// The pickers' choices: this browser's own datasets and the weights installed here.
+const pickers = Promise.all([
+  loadDatasets().then((listing) => fillDataSelect(form.elements.namedItem("data"), listing, state.get("data"))),
+  getJSON("/api/weights").then((weights) => { sources = weightSources(weights); }),
+]).catch((error) => {
+  $("run-error").textContent = error.message;
+  $("run-error").hidden = false;
+});
+Promise.all([pickers, refreshRuns()]).then(() => {
+  fillSourceSelect(form.elements.namedItem("from"), runs, sources, state.get("from"));
   controls.sync();
   document.body.dataset.ready = "true";
 });

@@ -61,21 +61,6 @@ export function renderRunList(tbody, runs, { current, compare, onOpen, onCompare
   }));
 }
 
-/** The runs whose checkpoint a transfer run can start from, as <option>s of `select`. */
-export function fillSourceSelect(select, runs, value) {
-  const sources = runs.filter((run) => run.checkpoint && ["completed", "stopped"].includes(run.status));
-  const none = document.createElement("option");
-  none.value = "";
-  none.textContent = t("train.from.none");
-  select.replaceChildren(none, ...sources.map((run) => {
-    const option = document.createElement("option");
-    option.value = run.id;
-    option.textContent = runName(run, runs);
-    return option;
-  }));
-  select.value = sources.some((run) => run.id === value) ? value : "";
-}
-
 /** Overlay charts of several runs' metrics (GET /api/runs/{id}/metrics.json each). */
 export function createComparison(elements) {
   const accuracy = createRunChart(elements.accuracy, {

@@ -18,6 +18,29 @@ const textList = (valid, max) => ({
   format: (value) => (Array.isArray(value) ? value.join(",") : String(value)),
 });
 const runId = { type: "custom", parse: (text) => (text === "" || RUN_ID.test(text) ? text : undefined), format: String };
+// The dataset: a bundled one by name, or a student's own "user:<id>", "user:<id>@<version>"
+// (an earlier version a run trained on; without it, the current one).
+const BUNDLED = ["mnist5k", "digits", "shapes"];
+const USER_DATA = /^user:([0-9a-f]{16})(?:@([1-9]\d{0,8}))?$/;
+const dataChoice = {
+  type: "custom", parse: (text) => (BUNDLED.includes(text) || USER_DATA.test(text) ? text : undefined), format: String,
+};
+// Where a transfer run starts: a finished run's id, or weights "bundled:<model>" (shipped with
+// cnnviz) or "imagenet:<model>" (installed by `cnnviz weights get`).
+const WEIGHTS_SOURCE = /^(bundled|imagenet):([a-z0-9_]{1,40})$/;
+const sourceChoice = {
+  type: "custom", parse: (text) => (text === "" || RUN_ID.test(text) || WEIGHTS_SOURCE.test(text) ? text : undefined),
+  format: String,
+};
+// A confusion-matrix cell whose held-out pictures are open: "true:predicted", "" for none.
+const CELL = /^(\d{1,3}):(\d{1,3})$/;
+const cellChoice = { type: "custom", parse: (text) => (text === "" || CELL.test(text) ? text : undefined), format: String };
+
+/** [true, predicted] of a cell value, or null. */
+export function parseCell(text) {
+  const match = CELL.exec(text || "");
+  return match ? [Number(match[1]), Number(match[2])] : null;
+}
 
 export const PRESET_NAMES = ["lenet5_mnist", "mlp_vs_cnn", "sigmoid_vs_relu", "batch_norm", "transfer", "custom"];
 
@@ -29,7 +52,7 @@ export const TRAIN_STATE = [
   { name: "bn", type: "bool", default: false },
   { name: "dropout", type: "float", default: 0, min: 0, max: 0.9 },
   { name: "init", type: "enum", values: ["default", "xavier", "he", "normal", "zeros"], default: "default" },
-  { name: "data", type: "enum", values: ["mnist5k", "digits", "shapes"], default: "mnist5k" },
+  { name: "data", ...dataChoice, default: "mnist5k" },
   { name: "limit", type: "int", default: 0, min: 0, max: 100000 }, // 0: every image
   { name: "classes", ...textList((d) => DIGITS.includes(d), 10), default: [] },
   { name: "per_class", type: "int", default: 0, min: 0, max: 10000 }, // 0: every training image
@@ -47,21 +70,23 @@ export const TRAIN_STATE = [
   { name: "shift", type: "int", default: 0, min: 0, max: 8 },
   { name: "rotation", type: "float", default: 0, min: 0, max: 45 },
   { name: "flip", type: "bool", default: false },
-  { name: "from", ...runId, default: "" },
+  { name: "from", ...sourceChoice, default: "" },
+  { name: "fb", type: "bool", default: false }, // freeze the backbone: only the new head learns
   { name: "freeze", ...textList((name) => LAYER.test(name), 32), default: [] },
   { name: "head", type: "bool", default: true },
   { name: "run", ...runId, default: "" },
   { name: "compare", ...textList((id) => RUN_ID.test(id), 8), default: [] },
   { name: "log", type: "bool", default: false }, // loss charts on a log scale
+  { name: "cell", ...cellChoice, default: "" },
 ];
 
 /** The form fields (all but what is on screen: the run shown and the runs compared). */
-export const FORM_FIELDS = TRAIN_STATE.map((field) => field.name).filter((name) => !["preset", "run", "compare", "log"].includes(name));
+export const FORM_FIELDS = TRAIN_STATE.map((field) => field.name).filter((name) => !["preset", "run", "compare", "log", "cell"].includes(name));
 
 const BASE = {
   label: "", model: "lenet5", activation: "default", bn: false, dropout: 0, init: "default", data: "mnist5k",
   limit: 0, classes: [], per_class: 0, optimizer: "adam", lr: 0.001, epochs: 3, batch: 64, steps: 0, seed: 0,
-  schedule: "constant", momentum: 0.9, wd: 0, es: 0, shift: 0, rotation: 0, flip: false, from: "", freeze: [], head: true,
+  schedule: "constant", momentum: 0.9, wd: 0, es: 0, shift: 0, rotation: 0, flip: false, from: "", fb: false, freeze: [], head: true,
 };
 const FIVE_TO_NINE = ["5", "6", "7", "8", "9"];
 
@@ -98,7 +123,9 @@ export const PRESETS = {
 
 /** POST /api/runs body from form values. */
 export function runRequest(values) {
-  const data = { name: values.data };
+  const own = USER_DATA.exec(values.data);
+  const data = own ? { name: "user", dataset: own[1] } : { name: values.data };
+  if (own && own[2]) data.dataset_version = Number(own[2]);
   if (values.limit > 0) data.limit = values.limit;
   if (values.classes.length > 0) data.classes = values.classes.map(Number);
   if (values.per_class > 0) data.train_per_class = values.per_class;
@@ -114,7 +141,11 @@ export function runRequest(values) {
   };
   if (values.steps > 0) body.max_steps_per_epoch = values.steps;
   if (values.pace > 0) body.step_delay_s = values.pace;
-  if (values.from) body.init_from = { run_id: values.from, freeze: values.freeze, replace_head: values.head };
+  if (values.from) {
+    const weights = WEIGHTS_SOURCE.exec(values.from);
+    const source = weights ? { weights: weights[1], model: weights[2] } : { run_id: values.from };
+    body.init_from = { ...source, freeze: values.freeze, freeze_backbone: values.fb, replace_head: values.head };
+  }
   return body;
 }
 
@@ -123,4 +154,6 @@ export const FIELD_ALIASES = {
   batch_size: "batch", max_steps_per_epoch: "steps", step_delay_s: "pace", batch_norm: "bn", weight_decay: "wd",
   early_stopping: "es", augment: "shift", "data.name": "data", "data.channels": "data",
   "init_from.run_id": "from", "init_from.freeze": "freeze", "init_from.replace_head": "head", init_from: "from",
+  "init_from.model": "from", "init_from.weights": "from", "init_from.freeze_backbone": "fb",
+  "data.dataset": "data", "data.dataset_version": "data", "data.image_size": "data",
 };

@@ -109,6 +109,9 @@ export function createRunView(elements) {
         if (Object.keys(event.grad_norms || {}).length) run.norms = { grad: event.grad_norms, weight: event.weight_norms };
         showEpoch(event);
         break;
+      case "checkpoint": // written after its epoch: the held-out split can be read from it
+        elements.onCheckpoint?.(event);
+        break;
       case "paused":
         setStatus("paused");
         break;
@@ -167,6 +170,7 @@ export function createRunView(elements) {
       confusion = { size, matrix, grid: null };
       confusion.grid = addGridFigure(elements.confusion, t("train.confusion.caption"), {
         rows: size, cols: size, value: (r, c) => confusion.matrix[r][c], label: t("train.confusion.heading"),
+        onActivate: (r, c) => elements.onCell?.(r, c), // its held-out pictures (train/heldout_view.js)
       });
     }
     const named = run.classes.some((name, i) => name !== String(i));
@@ -268,5 +272,6 @@ export function createRunView(elements) {
     resetZoom: () => { lossChart.resetZoom(); accuracyChart.resetZoom(); },
     get status() { return run.status; },
     get id() { return run.id; },
+    get model() { return run.model?.name ?? ""; },
   };
 }

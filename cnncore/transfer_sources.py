@@ -1,0 +1,121 @@
+"""Where a transfer run's backbone comes from when it is not another run: weights files.
+
+A run can start (`cnncore.transfer`) from a finished run's checkpoint, or from
+- ``bundled``: the small trained models shipped in `weights/` (`cnncore.weights`: LeNet-5 and
+  the MLP on MNIST digits, TinyVGG on generated shapes), or
+- ``imagenet``: torchvision's published ImageNet-1k weights once `cnnviz weights get` has
+  installed them in the data folder (`cnncore.pretrained`).
+
+Either becomes a `Checkpoint` (network, architecture config, `TrainedMetadata` with the input
+shape, class names and normalisation the weights were trained with), so the rest of a transfer
+— new head, frozen layers, images resized to the source's input — is the same code whatever
+the source. The network is rebuilt with `build_classifier`, the builder every run uses, so a
+transfer run's own checkpoints load back exactly like any run's; a weights file whose tensors
+do not fit that network is refused naming the field (`init_from.model`).
+
+Yosinski et al. (2014), "How transferable are features in deep neural networks?", for why the
+first layers carry over; Kornblith et al. (2019), "Do Better ImageNet Models Transfer
+Better?", for ImageNet backbones as the usual starting point.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from cnncore.checkpoint import Checkpoint
+from cnncore.errors import CNNCoreError
+from cnncore.imagenet import NUM_CLASSES, class_names
+from cnncore.model_options import build_classifier
+from cnncore.pretrained import IMAGENET_RECIPE, installed_path, read_installed, torchvision_layout
+from cnncore.training import TrainConfig
+from cnncore.weights import WEIGHTS_DIR, TrainedMetadata, read_weights
+
+__all__ = ["SOURCE_KINDS", "WeightsSource", "load_weights_source", "weights_source"]
+
+SOURCE_KINDS = ("bundled", "imagenet")
+FIELD = "init_from.model"
+
+
+@dataclass(frozen=True)
+class WeightsSource:
+    """What a weights file is, read from its metadata alone (no tensors)."""
+
+    kind: str  # bundled | imagenet
+    model: str
+    path: str
+    config: TrainConfig  # the architecture switches the weights were trained with
+    trained: TrainedMetadata
+
+
+def _bundled(model: str, directory: Path) -> WeightsSource:
+    path = directory / f"{model}.safetensors"
+    if not path.is_file():
+        raise CNNCoreError(f"{model} ships no trained weights; choose lenet5 or tinyvgg", FIELD)
+    _, meta = read_weights(path)
+    if not meta.labels:
+        raise CNNCoreError(f"{model}'s bundled weights are not a classifier's", FIELD)
+    return WeightsSource("bundled", model, str(path), TrainConfig(model=model), meta)
+
+
+def _imagenet(model: str, directory: Path | None) -> WeightsSource:
+    path = installed_path(directory, model) if directory is not None else None
+    if path is None or not path.is_file():
+        raise CNNCoreError(
+            f"{model} has no ImageNet weights here: `cnnviz weights get {model}` installs them",
+            FIELD,
+        )
+    meta = read_installed(path)
+    if meta.config:  # e.g. googlenet's transform_input: not a network a run can rebuild
+        raise CNNCoreError(f"{model}'s ImageNet weights need model options a run cannot "
+                           "rebuild; choose resnet18 or mobilenet_v2", FIELD)  # fmt: skip
+    recipe = meta.preprocessing or IMAGENET_RECIPE
+    side = int(recipe["crop"])
+    trained = TrainedMetadata(
+        model=model,
+        config={"in_channels": 3, "num_classes": NUM_CLASSES, "input_size": (side, side)},
+        input_shape=(3, side, side),
+        dataset=meta.labels or "imagenet-1k",
+        labels=class_names("en"),
+        mean=tuple(recipe["mean"]),
+        std=tuple(recipe["std"]),
+        metric="accuracy",
+        score=(meta.top1 or float("nan")) / 100,
+        epochs=0,
+        seed=0,
+        train_size=0,
+        val_size=0,
+    )
+    return WeightsSource("imagenet", model, str(path), TrainConfig(model=model), trained)
+
+
+def weights_source(
+    kind: str, model: str, *, imagenet_dir: Path | None, bundled_dir: Path = WEIGHTS_DIR
+) -> WeightsSource:
+    """The source named by `kind` and `model`, checked from its metadata (the API plans a run
+    with this before any tensor is read); refusals name `init_from.model`."""
+    if kind not in SOURCE_KINDS:
+        raise CNNCoreError(f"weights must be one of {', '.join(SOURCE_KINDS)}", "init_from.weights")
+    return _bundled(model, bundled_dir) if kind == "bundled" else _imagenet(model, imagenet_dir)
+
+
+def load_weights_source(source: WeightsSource, device: str = "cpu") -> Checkpoint:
+    """The source's network with its weights, as a `Checkpoint` the transfer code takes."""
+    state = load_file(source.path)
+    if source.kind == "imagenet":
+        state = torchvision_layout(source.model, state)
+    trained = source.trained
+    model = build_classifier(source.model, trained.input_shape, len(trained.labels))
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise CNNCoreError(
+            f"the {source.kind} weights of {source.model} do not fit the network a run builds: "
+            f"{str(exc).splitlines()[0]}", FIELD,
+        ) from exc  # fmt: skip
+    progress = {"epoch": trained.epochs, "source": source.kind}
+    return Checkpoint(model.to(torch.device(device)).eval(), source.config, trained, progress,
+                      Path(source.path).name)  # fmt: skip

@@ -1,0 +1,89 @@
+// The dataset and transfer-source pickers of /train: the bundled datasets next to this
+// browser's own datasets (the ids it holds owner tokens for, made on /teach), each with its
+// current version and the earlier versions runs trained on (GET /api/train/datasets); and the
+// transfer sources: the trained models shipped with cnnviz and installed ImageNet weights
+// (GET /api/weights) next to the finished runs.
+
+import { t } from "../i18n.js";
+import { getJSON } from "../api.js";
+import { runName } from "../train_runs.js";
+
+const TOKENS = "cnnviz.datasetTokens"; // datasets/dataset_api.js keeps them there
+
+/** Ids of the datasets this browser made (it holds their owner tokens). */
+export function ownDatasetIds() {
+  try {
+    const stored = JSON.parse(localStorage.getItem(TOKENS) ?? "{}");
+    return stored && typeof stored === "object" ? Object.keys(stored).filter((id) => /^[0-9a-f]{16}$/.test(id)) : [];
+  } catch {
+    return [];
+  }
+}
+
+function option(value, text, disabled = false) {
+  const node = document.createElement("option");
+  node.value = value;
+  node.textContent = text;
+  node.disabled = disabled;
+  return node;
+}
+
+function group(label, options) {
+  const node = document.createElement("optgroup");
+  node.label = label;
+  node.append(...options);
+  return node;
+}
+
+/** Fill the dataset select from GET /api/train/datasets; keeps `value` when it is listed. */
+export function fillDataSelect(select, listing, value) {
+  const bundled = listing.bundled.map((d) => option(d.name, t(`train.data.${d.name}`)));
+  const own = [];
+  for (const d of listing.user) {
+    const text = t("train.data.own", { name: d.name, version: d.version, images: d.images });
+    const current = option(`user:${d.id}`, d.trainable ? text : `${text} — ${d.reason}`, !d.trainable);
+    current.dataset.classes = d.classes.map((c) => `${c.name} ${c.images}`).join(", ");
+    own.push(current, ...d.versions.slice().reverse().map((v) => option(`user:${d.id}@${v}`,
+      t("train.data.own_version", { name: d.name, version: v }))));
+  }
+  const groups = [group(t("train.data.bundled"), bundled)];
+  if (own.length) groups.push(group(t("train.data.mine"), own));
+  select.replaceChildren(...groups);
+  const values = [...select.options].filter((o) => !o.disabled).map((o) => o.value);
+  if (values.includes(value)) select.value = value;
+  else if (value.startsWith("user:")) {
+    // a dataset this browser does not list (another browser's link): still trainable by id
+    select.append(option(value, t("train.data.linked", { id: value.slice(5) })));
+    select.value = value;
+  }
+  return listing;
+}
+
+export const loadDatasets = () => getJSON(`/api/train/datasets?${new URLSearchParams(ownDatasetIds().map((id) => ["mine", id]))}`);
+
+/** Weights a run can start from: [{value, text}] of bundled classifiers and installed ImageNet files. */
+export function weightSources(weights) {
+  const sources = { bundled: [], imagenet: [] };
+  for (const row of weights) {
+    for (const file of row.weights) {
+      if (file.kind === "bundled" && row.model !== "autoencoder") {
+        sources.bundled.push({ value: `bundled:${row.model}`, text: t("train.from.bundled", { model: t(`train.model.${row.model}`) }) });
+      } else if (file.kind === "imagenet") {
+        sources.imagenet.push({ value: `imagenet:${row.model}`, text: t("train.from.imagenet", { model: t(`train.model.${row.model}`) }) });
+      }
+    }
+  }
+  return sources;
+}
+
+/** The transfer sources as <option>s: none, shipped and ImageNet weights, finished runs. */
+export function fillSourceSelect(select, runs, sources, value) {
+  const finished = runs.filter((run) => run.checkpoint && ["completed", "stopped"].includes(run.status));
+  const groups = [option("", t("train.from.none"))];
+  if (sources.bundled.length) groups.push(group(t("train.from.group.bundled"), sources.bundled.map((s) => option(s.value, s.text))));
+  if (sources.imagenet.length) groups.push(group(t("train.from.group.imagenet"), sources.imagenet.map((s) => option(s.value, s.text))));
+  if (finished.length) groups.push(group(t("train.from.group.runs"), finished.map((run) => option(run.id, runName(run, runs)))));
+  select.replaceChildren(...groups);
+  const listed = [...select.options].map((o) => o.value);
+  select.value = listed.includes(value) ? value : "";
+}
