@@ -37,7 +37,8 @@ const view = createRunView({
 });
 const heldOut = createHeldOutView({
   root: $("heldout"), note: $("heldout-note"), table: $("heldout-table"), cellBox: $("heldout-cell"),
-  cellHeading: $("heldout-cell-heading"), pictures: $("heldout-pictures"),
+  cellHeading: $("heldout-cell-heading"), pictures: $("heldout-pictures"), model: () => view.model,
+  classNames: () => view.classes,
 });
 $("heldout-close").addEventListener("click", () => state.set({ cell: "" }));
 const comparison = createComparison({
@@ -122,8 +123,8 @@ function follow(id) {
   if (source) source.close();
   source = null;
   view.reset(id);
-  heldOut.reset(id, runs.find((run) => run.id === id)?.model ?? "");
-  if (id) heldOut.fetchSplit().then(() => heldOut.openCell(parseCell(state.get("cell"))));
+  heldOut.reset(id); // the replayed checkpoint events fetch its held-out split
+  heldOut.want(parseCell(state.get("cell")));
   updateRunControls();
   if (!id) return;
   source = new EventSource(`/api/runs/${id}/events`);
@@ -239,7 +240,7 @@ $("reset-zoom").addEventListener("click", () => view.resetZoom());
 state.subscribe((changed) => {
   if (changed.has("log")) showLog();
   if (changed.has("run")) follow(state.get("run"));
-  else if (changed.has("cell")) heldOut.openCell(parseCell(state.get("cell")));
+  else if (changed.has("cell")) heldOut.want(parseCell(state.get("cell")));
   if (changed.has("run") || changed.has("compare")) drawRunList();
   if (changed.has("compare")) refreshComparison();
   if ([...changed].some((name) => FORM_FIELDS.includes(name))) clearErrors(form);

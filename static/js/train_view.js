@@ -273,5 +273,6 @@ export function createRunView(elements) {
     get status() { return run.status; },
     get id() { return run.id; },
     get model() { return run.model?.name ?? ""; },
+    get classes() { return run.classes; }, // in the page's language where cnncore knows them
   };
 }

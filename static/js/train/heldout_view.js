@@ -18,15 +18,15 @@ function cell(tag, text, className) {
 
 export function createHeldOutView(elements) {
   let runId = "";
-  let model = "";
+  let wanted = null; // [true, predicted] of the cell to open once the split is known
   let splitTicket = 0; // latest wins, for the split and for the open cell apart
   let cellTicket = 0;
   let split = null;
   let timer = null; // a replayed run announces a checkpoint per epoch: one request for them all
 
-  function reset(id, modelName = "") {
+  function reset(id) {
     runId = id;
-    model = modelName;
+    wanted = null;
     split = null;
     splitTicket += 1;
     cellTicket += 1;
@@ -36,7 +36,15 @@ export function createHeldOutView(elements) {
     elements.pictures.replaceChildren();
     elements.root.hidden = true;
     elements.cellHeading.textContent = "";
+    elements.cellBox.hidden = true;
+    delete elements.cellBox.dataset.cell;
     delete elements.root.dataset.checkpoint;
+  }
+
+  /** The class names to show: the run's, in the page's language when the view knows them. */
+  function namesOf(body) {
+    const shown = elements.classNames?.() ?? [];
+    return shown.length === body.class_names.length ? shown : body.class_names;
   }
 
   function showSplit(body) {
@@ -50,7 +58,7 @@ export function createHeldOutView(elements) {
     const thead = document.createElement("thead");
     thead.append(head);
     const tbody = document.createElement("tbody");
-    body.class_names.forEach((name, c) => {
+    namesOf(body).forEach((name, c) => {
       const row = document.createElement("tr");
       row.dataset.class = String(c);
       const th = cell("th", `${c} ${name}`);
@@ -68,21 +76,26 @@ export function createHeldOutView(elements) {
     const mine = ++splitTicket;
     try {
       const body = await getJSON(`/api/runs/${runId}/heldout`);
-      if (mine === splitTicket) showSplit(body);
+      if (mine !== splitTicket) return null;
+      showSplit(body);
+      if (wanted) openCell(wanted); // its pictures as this checkpoint's network sees them
       return body;
     } catch {
       return null; // no checkpoint yet: the first epoch writes one
     }
   }
 
-  /** Fetch the split soon (a new checkpoint: after an epoch, or the end). */
+  /** Fetch the split soon: the run has a new checkpoint (after an epoch, or its end). Only a
+   * checkpoint event calls this, so the page never asks for the split of a run without one. */
   function refresh() {
     if (timer === null) timer = setTimeout(fetchSplit, 300);
   }
 
   function explainLink(picture) {
     const link = document.createElement("a");
-    const query = new URLSearchParams({ model, weights: "run", run: runId, sample: "", heldout: String(picture.index), why: "true" });
+    const query = new URLSearchParams({
+      model: elements.model(), weights: "run", run: runId, sample: "", heldout: String(picture.index), why: "1",
+    });
     link.href = `/features?${query}`;
     link.className = "button-link heldout-explain";
     link.textContent = t("train.heldout.explain");
@@ -90,7 +103,12 @@ export function createHeldOutView(elements) {
     return link;
   }
 
-  /** Show the pictures of cell [true, predicted] (null: close). */
+  /** Show the pictures of cell [true, predicted] (null: close), now or once the split is known. */
+  function want(chosen) {
+    wanted = chosen;
+    if (!chosen || split) openCell(chosen);
+  }
+
   async function openCell(chosen) {
     const mine = ++cellTicket;
     if (!chosen || !runId) {
@@ -104,7 +122,7 @@ export function createHeldOutView(elements) {
       const body = await getJSON(`/api/runs/${runId}/heldout?true=${truth}&predicted=${guess}`);
       if (mine !== cellTicket) return;
       if (!split || split.checkpoint !== body.checkpoint || split.epoch !== body.epoch) showSplit(body);
-      const names = body.class_names;
+      const names = namesOf(body);
       elements.cellBox.hidden = false;
       elements.cellBox.dataset.cell = `${truth}:${guess}`;
       elements.cellHeading.textContent = t("train.heldout.cell", { truth: names[truth], guess: names[guess], count: body.total });
@@ -131,5 +149,5 @@ export function createHeldOutView(elements) {
     }
   }
 
-  return { reset, refresh, fetchSplit, openCell };
+  return { reset, refresh, want };
 }
