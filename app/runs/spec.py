@@ -319,6 +319,9 @@ def plan_run(
         config.data.image_size = plan.input_shape[1]  # read at the source's size, not shrunk
     check_dataset_fit(config, plan, init_from.replace_head, settings)
     stored = init_from.model_dump()
+    for key, unset in (("weights", None), ("model", None), ("freeze_backbone", False)):
+        if stored[key] == unset:  # a run-to-run transfer is stored as it always was
+            del stored[key]
     stored["freeze"] = plan.freeze  # the backbone's layers named, as the worker freezes them
     if init_from.weights is not None:  # where the worker reads them (a server-made path)
         stored["weights_file"] = weights_file(init_from, settings)
