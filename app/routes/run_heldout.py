@@ -9,7 +9,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from fastapi.responses import Response
 
-from app.limits import heavy_work
 from app.runs.heldout import HeldOutRun, HeldOutRuns, get_held_out_runs
 from app.runs.manager import RunError, RunManager, get_run_manager
 from app.schemas.runs import RUN_ID_PATTERN, HeldOutOut, HeldOutPicture
@@ -37,8 +36,7 @@ def _field(name: str, message: str) -> HTTPException:
                                        "type": "value_error"}])  # fmt: skip
 
 
-@router.get("/{run_id}/heldout", response_model=HeldOutOut,
-            dependencies=[Depends(heavy_work("heldout"))])  # fmt: skip
+@router.get("/{run_id}/heldout", response_model=HeldOutOut)
 def held_out(run_id: RunId, manager: Manager, runs: Runs, true: ClassIndex = None,
              predicted: ClassIndex = None,
              limit: Annotated[int, Query(ge=1, le=500)] = 100) -> HeldOutOut:  # fmt: skip

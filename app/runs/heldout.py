@@ -3,7 +3,10 @@
 A run's held-out split and its predictions (`cnncore.heldout`) are computed once per checkpoint
 file and kept for the few runs looked at last (`heldout_cache_runs`), each picture as uint8
 pixels: what is held is bounded by `heldout_max_values` (channels × height × width × pictures)
-per run, refused before anything is loaded when a run's split would be larger.
+per run, refused before anything is loaded when a run's split would be larger. One split is
+computed at a time in the process (the rest wait, then read it from the cache), so a page
+asking again for the same run, or many pages at once, cost one computation, not a CPU each;
+reading a kept split is a dictionary lookup, so it is not charged to a client's heavy quota.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ class HeldOutRuns:
         self.max_values = max_values
         self._cache: OrderedDict[tuple[str, int], HeldOutRun] = OrderedDict()
         self._lock = threading.Lock()
+        self._computing = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> HeldOutRuns:
@@ -55,7 +59,11 @@ class HeldOutRuns:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key]
-        found = self._compute(checkpoint)
+        with self._computing:
+            with self._lock:  # computed meanwhile, while this request waited for its turn
+                if key in self._cache:
+                    return self._cache[key]
+            found = self._compute(checkpoint)
         with self._lock:
             self._cache[key] = found
             while len(self._cache) > self.entries:
