@@ -62,7 +62,10 @@ def _bundled(model: str, directory: Path) -> WeightsSource:
 
 
 def _imagenet(model: str, directory: Path | None) -> WeightsSource:
-    path = installed_path(directory, model) if directory is not None else None
+    try:
+        path = installed_path(directory, model) if directory is not None else None
+    except CNNCoreError as exc:  # not a zoo model
+        raise CNNCoreError(str(exc), FIELD) from exc
     if path is None or not path.is_file():
         raise CNNCoreError(
             f"{model} has no ImageNet weights here: `cnnviz weights get {model}` installs them",

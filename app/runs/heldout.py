@@ -81,7 +81,11 @@ class HeldOutRuns:
                 "CNNVIZ_HELDOUT_MAX_VALUES)", "run_id",
             )  # fmt: skip
         checkpoint = load_checkpoint(path)
-        split = held_out_data(config.data, trained, config.data.fit)
+        try:
+            split = held_out_data(config.data, trained, config.data.fit)
+        except OSError as exc:  # a student's dataset deleted since: its version went with it
+            gone = "the pictures this run learnt from are gone (its dataset was deleted)"
+            raise LookupError(gone) from exc
         held = held_out_predictions(checkpoint.model, split, trained)
         pixels = (
             np.stack([unit_pixels(image) for image in split.val_images])
