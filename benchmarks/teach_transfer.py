@@ -18,6 +18,7 @@ model building excluded, as a student sees the progress bar). Target (issue 15):
 ≥ 90 % held-out (mean over the seeds) within 60 s; the script exits 1 when it is missed.
 
     .venv/bin/python benchmarks/teach_transfer.py [--seeds 0 1 2 3 4] [--epochs 30]
+        [--schedule cosine] [--side 96]
 """
 
 from __future__ import annotations
@@ -41,14 +42,14 @@ from app.settings import Settings
 from cnncore.datasets.desk_objects import DESK_CLASSES, generate_desk_objects
 from cnncore.datasets.user_images import PictureLimits, prepare_picture
 
-PER_CLASS, SIDE = 30, 96
+PER_CLASS = 30
 
 
-def dataset_version(folder: Path, seed: int) -> Path:
+def dataset_version(folder: Path, seed: int, side: int) -> Path:
     """The pictures as /teach keeps them, and a version's manifest over them."""
     folder.mkdir(parents=True, exist_ok=True)
     images = []
-    for i, (kind, pixels) in enumerate(generate_desk_objects(PER_CLASS, SIDE, seed=1000 + seed)):
+    for i, (kind, pixels) in enumerate(generate_desk_objects(PER_CLASS, side, seed=1000 + seed)):
         raw = io.BytesIO()
         Image.fromarray(pixels).save(raw, "PNG")
         picture = prepare_picture(raw.getvalue(), f"{kind}{i}.png", PictureLimits())
@@ -64,7 +65,7 @@ def run(manifest: Path, seed: int, transfer: bool, args, work: Path) -> tuple[fl
     body = {
         "model": "tinyvgg", "data": {"name": "user", "dataset": "0" * 16, "seed": seed,
                                      "val_fraction": 0.2},
-        "optimizer": "adam", "lr": args.lr, "schedule": "cosine", "epochs": args.epochs,
+        "optimizer": "adam", "lr": args.lr, "schedule": args.schedule, "epochs": args.epochs,
         "batch_size": 16, "augment": {"flip": True, "shift": args.shift}, "seed": seed,
         "log_every": 1000,
     }  # fmt: skip
@@ -90,14 +91,17 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--shift", type=int, default=0)
+    parser.add_argument("--schedule", default="cosine", choices=["constant", "step", "cosine"])
+    parser.add_argument("--side", type=int, default=96, help="pictures drawn at side×side")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"load {os.getloadavg()[0]:.1f}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"{args.epochs} epochs, lr {args.lr}, shift {args.shift}")  # fmt: skip
+          f"{args.epochs} epochs, lr {args.lr} ({args.schedule}), shift {args.shift}, "
+          f"pictures drawn at {args.side}×{args.side}")  # fmt: skip
     results: dict[str, list[tuple[float, float]]] = {"scratch": [], "transfer": []}
     with tempfile.TemporaryDirectory() as folder:
         for seed in args.seeds:
-            manifest = dataset_version(Path(folder) / f"v{seed}", seed)
+            manifest = dataset_version(Path(folder) / f"v{seed}", seed, args.side)
             for kind in ("scratch", "transfer"):
                 accuracy, seconds = run(manifest, seed, kind == "transfer", args, Path(folder))
                 results[kind].append((accuracy, seconds))
