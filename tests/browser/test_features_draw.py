@@ -123,6 +123,11 @@ def test_maps_and_prediction_follow_the_stroke(make_page, lang):
         "src", re.compile(f"/api/features/{latest['id']}/")
     )
     assert same_predictions(shown_predictions(page), latest)
+    # the pen lifted: the preprocessing steps show the finished drawing too (mid-stroke they wait)
+    steps = page.locator("#step-strip img")
+    assert steps.count() == len(latest["preprocessing"])
+    for i in range(steps.count()):
+        assert f"/api/features/{latest['id']}/" in steps.nth(i).get_attribute("src")
     assert latest["predictions"][0]["label"] == "1"  # LeNet-5 reads a vertical stroke as a one
     save_screenshot(page, f"features-draw-{lang}-1366")
 
@@ -139,6 +144,11 @@ def test_drawing_at_presenter_and_phone_sizes(make_page, lang):
         stroke(page, [(40 + 4 * i, 40 + 3 * i) for i in range(20)], pause_ms=15)
         page.mouse.up()
         wait_updates(page, 1)
+        expect(page.locator("#draw-panel")).to_have_attribute("data-busy", "false")
+        shown = page.locator("#layer-strip img").first.get_attribute("src")
+        expect(page.locator("#step-strip img").first).to_have_attribute(
+            "src", re.compile(re.escape(shown.split("/features.")[0]))
+        )
         expect(page.locator("#prediction-list li").first).to_be_visible()
         save_screenshot(page, f"features-draw-{lang}-{name}")
         if viewport == "phone":

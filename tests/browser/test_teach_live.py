@@ -105,6 +105,7 @@ def check_bars(page, classes: list[str]) -> list[float]:
 def test_live_prediction_from_the_fake_camera_and_the_pad(pages, trained, lang):
     dataset_id, _, run_id, classes = trained
     page = open_teach(pages, trained, lang)
+    page.set_viewport_size({"width": 1366, "height": 768})
     sent = []
     page.on("request", lambda r: "/api/predict" in r.url and sent.append(r))
 
