@@ -73,7 +73,12 @@ export function createLayerStrip(root, { onPick }) {
         card.tabIndex = card === chosen ? 0 : -1;
       }
       // Scroll the strip only (not the page) so the open layer's card is in view.
-      if (chosen) root.scrollLeft = chosen.offsetLeft - (root.clientWidth - chosen.clientWidth) / 2;
+      // (From the boxes on screen: a card's offsetLeft counts from the page when the strip is
+      // not positioned, which scrolled the first card half out of a 1920 px presenter view.)
+      if (chosen) {
+        const [box, view] = [chosen.getBoundingClientRect(), root.getBoundingClientRect()];
+        root.scrollLeft += box.left - view.left - (root.clientWidth - box.width) / 2;
+      }
     },
   };
 }
