@@ -31,6 +31,7 @@ from fastapi import APIRouter, HTTPException, Request
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.json_guard import RouteBodies
 from app.memory import HeapTrimmer
 from app.settings import get_settings
 
@@ -63,7 +64,8 @@ class BodyLimitMiddleware:
     """Refuse request bodies over `max_body_bytes` (multipart uploads: `max_multipart_bytes`).
 
     Uploads get the larger limit because a picture or a dataset zip is big by nature; each upload
-    route still checks its own, smaller limit per file. Every other body (JSON) gets the small one.
+    route still checks its own, smaller limit per file. Every other body (JSON) gets the small one,
+    or with `route_bodies` the limit of its route's class (`app.json_guard`).
     """
 
     def __init__(
@@ -72,16 +74,27 @@ class BodyLimitMiddleware:
         max_body_bytes: int,
         max_multipart_bytes: int,
         upload_paths: Sequence[re.Pattern[str]] | None = None,
+        route_bodies: RouteBodies | None = None,
     ):
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_multipart_bytes = max_multipart_bytes
         self.upload_paths = upload_paths  # None: every route may take a multipart body
+        self.route_bodies = route_bodies  # None: every other body gets `max_body_bytes`
 
-    def limit_for(self, headers: Headers) -> int:
+    def _close(self, headers: Headers) -> bool:
+        """Close rather than drain a refused body: when it is over the largest JSON body
+        (`max_body_bytes`) or of unknown length. A smaller one is read and dropped, so that the
+        client, still sending, reads its 4xx instead of a reset connection."""
+        declared = headers.get("content-length", "")
+        return not declared.isdigit() or int(declared) > self.max_body_bytes
+
+    def limit_for(self, headers: Headers, scope: Scope | None = None) -> int:
         content_type = headers.get("content-type", "").lower()
         if content_type.startswith("multipart/form-data"):
             return self.max_multipart_bytes
+        if self.route_bodies is not None and scope is not None:
+            return self.route_bodies.limit(scope)  # the route's class (app/json_guard.py)
         return self.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -89,17 +102,17 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        limit = self.limit_for(headers)
+        limit = self.limit_for(headers, scope)
         if (
             limit == self.max_multipart_bytes
             and self.upload_paths is not None
             and not any(path.match(scope["path"]) for path in self.upload_paths)
         ):
-            await _send_json(send, 415, _not_a_form_detail())
+            await _send_json(send, 415, _not_a_form_detail(), self._close(headers))
             return
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
-            await _send_too_large(send, limit)
+            await _send_too_large(send, limit, self._close(headers))
             return
 
         received = 0
@@ -114,7 +127,7 @@ class BodyLimitMiddleware:
                     if not started:
                         # Answer now, in our shape, whatever the app's handlers would write.
                         refused = True
-                        await _send_too_large(send, limit)
+                        await _send_too_large(send, limit, close=True)
                     raise _BodyTooLarge(limit)
             return message
 
@@ -154,11 +167,17 @@ def upload_paths(routers: Sequence[APIRouter]) -> list[re.Pattern[str]]:
     return found
 
 
-async def _send_too_large(send: Send, limit: int) -> None:
-    await _send_json(send, 413, _too_large_detail(limit))
+async def _send_too_large(send: Send, limit: int, close: bool) -> None:
+    await _send_json(send, 413, _too_large_detail(limit), close)
 
 
-async def _send_json(send: Send, status: int, detail: list[dict[str, object]]) -> None:
+async def _send_json(
+    send: Send, status: int, detail: list[dict[str, object]], close: bool = True
+) -> None:
+    """The refusal; with `close`, the connection is closed after it (the rest of the body
+    unread). Without, uvicorn reads and drops the rest, and the connection carries on: a client
+    still sending when the server closes gets a reset, often instead of the answer."""
+    end = [(b"connection", b"close")] if close else []
     body = json.dumps({"detail": detail}).encode()
     await send(
         {
@@ -167,9 +186,7 @@ async def _send_json(send: Send, status: int, detail: list[dict[str, object]]) -
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
-                # The rest of an oversized body is never read: tell the client not to reuse this
-                # connection for a next request (HTTP/1.1 would otherwise read it as one).
-                (b"connection", b"close"),
+                *end,
             ],
         }
     )

@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 import app.routes as route_modules  # a name of its own: `app` below is the FastAPI app
 from app.errors import install_error_handlers
 from app.http_guards import AllowedHostsMiddleware, HeadAsGetMiddleware, allowed_names
+from app.json_guard import JsonShapeMiddleware, RouteBodies
 from app.limits import BodyLimitMiddleware, upload_paths
 from app.security import SecurityHeadersMiddleware
 from app.settings import ROOT, Settings, get_settings
@@ -56,10 +57,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         module = importlib.import_module(f"app.routes.{info.name}")
         application.include_router(module.router)
         routers.append(module.router)
-    # Added innermost first: the 413 of the body limit still gets the security headers.
+    # Added innermost first: the 413 of the body limit still gets the security headers. A JSON
+    # body is bounded by its route's class before it is read, then by its shape before parsing.
+    bodies = RouteBodies(settings, application)
+    application.add_middleware(JsonShapeMiddleware, routes=bodies)
     application.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes,
                                max_multipart_bytes=settings.max_multipart_bytes,
-                               upload_paths=upload_paths(routers))
+                               upload_paths=upload_paths(routers), route_bodies=bodies)
     application.add_middleware(HeadAsGetMiddleware)
     application.add_middleware(AllowedHostsMiddleware, names=allowed_names(settings))
     application.add_middleware(SecurityHeadersMiddleware)

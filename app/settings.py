@@ -33,7 +33,13 @@ class Settings(BaseSettings):
     malloc_trim_seconds: float = Field(10.0, ge=0)
 
     # --- every request (app/limits.py) and cross-origin access -------------------------------
-    max_body_bytes: int = 4_000_000  # any body but an upload (JSON): 413 above this
+    max_body_bytes: int = 4_000_000  # a body of number grids (conv/pool traces): 413 above this
+    # every other JSON body (app/json_guard.py), then its shape counted before parsing: nesting
+    # depth (422), values (elements and members) and the longest string (413)
+    max_json_body_bytes: int = Field(262_144, ge=1024)
+    max_json_depth: int = Field(32, ge=2)
+    max_json_values: int = Field(250_000, ge=1)
+    max_json_string_bytes: int = Field(65_536, ge=64)
     max_multipart_bytes: int = 80_000_000  # a multipart upload whole; routes check their own too
     client_heavy_requests: int = 2  # feature/ERF/run requests one client address has in flight
     retry_after_seconds: int = 2  # the Retry-After of a 429 for heavy requests

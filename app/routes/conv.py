@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response
 
 from app.deps import settings_dep
+from app.json_guard import body_class
 from app.schemas.common import json_response
 from app.schemas.conv import (
     InputPresetOut,
@@ -34,7 +35,7 @@ def shape(body: ShapeRequest) -> ShapeResponse:
     )
 
 
-@router.post("/trace", response_model=TraceResponse)
+@router.post("/trace", response_model=TraceResponse, openapi_extra=body_class("arrays"))
 def trace(body: TraceRequest, settings: Annotated[Settings, Depends(settings_dep)]) -> Response:
     """Every step of a conv2d (window, products, sums) or transposed conv2d (scatters)."""
     body.check_limits(settings)

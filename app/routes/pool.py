@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response
 
 from app.deps import settings_dep
+from app.json_guard import body_class
 from app.schemas.common import json_response
 from app.schemas.pool import PoolTraceRequest, PoolTraceResponse, pool_trace_body
 from app.settings import Settings
@@ -13,7 +14,8 @@ from cnncore.pooling import pool_backward, trace_pool2d
 router = APIRouter(prefix="/api/pool", tags=["pool"])
 
 
-@router.post("/trace", response_model=PoolTraceResponse)
+@router.post("/trace", response_model=PoolTraceResponse,
+              openapi_extra=body_class("arrays"))  # fmt: skip
 def trace(body: PoolTraceRequest, settings: Annotated[Settings, Depends(settings_dep)]) -> Response:
     """Every window of a max, average, L2 or global average pooling, and where gradients go."""
     body.check_limits(settings)

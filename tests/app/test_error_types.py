@@ -193,7 +193,7 @@ def test_validation_response_never_writes_the_input():
 
 def test_body_over_the_limit_is_too_large_with_the_limit():
     body = b"[" + b"0," * (SETTINGS.max_body_bytes // 2) + b"0]"
-    (item,) = refused("/api/conv/shape", body.decode(), status=413)
+    (item,) = refused("/api/conv/trace", body.decode(), status=413)
     assert item["type"] == "too_large" and item["ctx"] == {"limit": SETTINGS.max_body_bytes}
 
 

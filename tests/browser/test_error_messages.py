@@ -50,7 +50,7 @@ REQUESTS = """async ([kind, bigBody]) => {
   const api = await import("/static/js/api.js");
   const calls = {
     not_found: () => api.getJSON("/api/models/nope/summary"),
-    too_large: () => api.postJSON("/api/conv/shape", { channels: 1, pad: "x".repeat(bigBody) }),
+    too_large: () => api.postJSON("/api/conv/trace", { channels: 1, pad: "x".repeat(bigBody) }),
     busy: () => api.postJSON("/api/features", {}),
     busy_without_ctx: () => api.getJSON("/api/test-busy"),
     proxy_too_large: () => api.getJSON("/api/test-proxy"),
