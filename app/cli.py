@@ -1,4 +1,4 @@
-"""`cnnviz serve --host --port --workers`: start uvicorn on the app.
+"""`cnnviz serve --host --port --workers [--fd N]`: start uvicorn on the app.
 `cnnviz train --model lenet5 --data mnist5k --epochs 3 …`: one headless training run, recorded
 where the web UI lists runs (see app.runs.headless).
 `cnnviz weights list | get NAME… | --all | add NAME FILE | remove NAME`: published ImageNet
@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--port", type=int, default=settings.port)
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--reload", action="store_true")
+    serve.add_argument("--fd", type=int, default=None,
+                       help="serve on this listening socket, already bound (a descriptor the "
+                       "parent passed on; --host/--port then only name the address)")  # fmt: skip
     from app.runs.headless import add_train_arguments, train_command
 
     add_train_arguments(sub.add_parser("train", help="train a model headless (progress on stderr)"))
@@ -78,6 +81,8 @@ def main(argv: list[str] | None = None) -> None:
             port=args.port,
             workers=args.workers,
             reload=args.reload,
+            # a socket bound by whoever started this (to port 0: no race for a free port)
+            **({"fd": args.fd} if args.fd is not None else {}),
             **uvicorn_options(),
         )
     elif args.command == "train":

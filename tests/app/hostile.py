@@ -28,24 +28,29 @@ Send = Callable[[httpx.Client], int]
 WAIT_S = 20.0  # the most a raw-socket request waits for the server to close it
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def listening_socket() -> socket.socket:
+    """A loopback socket bound to port 0 (the kernel picks a free port) and listening: handed
+    to the server as it is, so no other process can take the port in between."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    return sock
 
 
 @contextmanager
 def serving(data_dir: Path, **settings: object) -> Iterator[tuple[int, Path, subprocess.Popen]]:
     """(port, log file, process) of `cnnviz serve` on loopback with its own data folder and
-    the given settings (CNNVIZ_<NAME> variables); stopped at the end."""
-    port = free_port()
+    the given settings (CNNVIZ_<NAME> variables); stopped at the end. The server gets a socket
+    this process bound (`--fd`), and the port is read back from it."""
     env = {**os.environ, "CNNVIZ_DATA_DIR": str(data_dir), "PYTHONPATH": str(ROOT),
            **{f"CNNVIZ_{k.upper()}": str(v) for k, v in settings.items()}}  # fmt: skip
-    command = [sys.executable, "-c", "from app.cli import main; main()", "serve", "--port",
-               str(port)]  # fmt: skip
     log = data_dir / "server.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=sink, stderr=sink)
+    with listening_socket() as sock, log.open("wb") as sink:
+        port = sock.getsockname()[1]
+        command = [sys.executable, "-c", "from app.cli import main; main()", "serve", "--port",
+                   str(port), "--fd", str(sock.fileno())]  # fmt: skip
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=sink, stderr=sink,
+                                   pass_fds=[sock.fileno()])  # fmt: skip
         try:
             deadline = time.monotonic() + 180  # a busy shared machine starts slowly
             while True:

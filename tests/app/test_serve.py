@@ -59,18 +59,28 @@ def test_several_workers_start_when_accepted(started, monkeypatch):
                         **uvicorn_options()}]  # fmt: skip
 
 
+def test_serve_can_be_handed_a_bound_socket(started):
+    cli.main(["serve", "--fd", "7"])
+    assert started == [{"host": "127.0.0.1", "port": 8000, "workers": 1, "reload": False, "fd": 7,
+                        **uvicorn_options()}]  # fmt: skip
+
+
 def test_one_worker_serves_the_app(tmp_path):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    """On a socket this test bound to port 0 and handed over (`--fd`): no race for the port."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    port = sock.getsockname()[1]
     env = {**os.environ, "CNNVIZ_DATA_DIR": str(tmp_path)}
     command = [sys.executable, "-c", "from app.cli import main; main()", "serve", "--port",
-               str(port)]  # fmt: skip
+               str(port), "--fd", str(sock.fileno())]  # fmt: skip
     log = tmp_path / "server.log"
     with (
+        sock,
         log.open("wb") as sink,
         subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT
+            command, cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT,
+            pass_fds=[sock.fileno()],
         ) as server,
     ):
         try:
