@@ -54,7 +54,22 @@ api = APIRouter(
 
 Hub = Annotated[ClassroomHub, Depends(get_hub)]
 SettingsDep = Annotated[Settings, Depends(settings_dep)]
-TeacherToken = Annotated[str, Header(alias="X-Teacher-Token", max_length=128)]
+
+
+async def _teacher_token(
+    code: str, hub: Hub,
+    token: Annotated[str | None, Header(alias="X-Teacher-Token", max_length=128)] = None,
+) -> str:  # fmt: skip
+    """Only the teacher who opened the session controls it, as runs: an unknown code is a 404
+    first, then 401 without the token; a wrong token is the hub's 403."""
+    if not token:
+        await _hub(hub.view, code)
+        raise HTTPException(401, detail="this needs the teacher token the session's creator was "
+                                        "given (header X-Teacher-Token)")  # fmt: skip
+    return token
+
+
+TeacherToken = Annotated[str, Depends(_teacher_token)]
 # Every route touching the hub is `async def`: the hub is plain asyncio state of the event loop's
 # thread, and FastAPI would run a plain `def` route in its thread pool.
 

@@ -156,7 +156,7 @@ def test_quiz_controls_need_the_teacher_token_and_answers_are_checked(client):
         assert refused.status_code == 422
         assert refused.json()["detail"][0]["loc"] == ["body", "question"]
     quiz_id = ask(client, code, token).json()["quiz_id"]
-    assert client.post(f"/api/sessions/{code}/quiz/{quiz_id}/reveal").status_code == 422
+    assert client.post(f"/api/sessions/{code}/quiz/{quiz_id}/reveal").status_code == 401
     for student, value, status in (
         ("short", 1, 422),
         ("has space!", 1, 422),
