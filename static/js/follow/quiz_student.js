@@ -24,6 +24,26 @@ function studentId() {
   return id;
 }
 
+const POWER = /^([+-]?[\d.]+)(?:\*|x|×|·)10\^?([+-]?\d+)$/;
+const FRACTION = /^([+-]?[\d.]+)\/([\d.]+)$/;
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
+const MAX_CHARS = 64; // the longest answer the server reads (app/schemas/sessions.py)
+
+const decimal = (text) => (DECIMAL.test(text) ? Number(text) : NaN);
+
+/** A number as a person types it (61,706 · 0.417 · 5.6×10^-5 · 1/4), read as the server reads
+ * it (app/lesson_answers/check.py `parse_number`), or null: the page says so before sending. */
+export function readNumber(text) {
+  if (text.length > MAX_CHARS) return null;
+  const cleaned = text.normalize("NFKC").replace(/[\s,_\u2009\u202f]/g, "").replace(/−/g, "-").replace(/[%×]+$/, "");
+  let match;
+  let value;
+  if ((match = POWER.exec(cleaned))) value = decimal(match[1]) * 10 ** Number(match[2]);
+  else if ((match = FRACTION.exec(cleaned))) value = decimal(match[1]) / decimal(match[2]);
+  else value = decimal(cleaned);
+  return Number.isFinite(value) ? value : null;
+}
+
 function savedAnswer(code, quizId) {
   try {
     const saved = JSON.parse(window.sessionStorage.getItem(ANSWER_KEY));
@@ -88,8 +108,11 @@ export function studentQuiz(code, anchor) {
       if (!picked) return say(form, "quiz.pick");
       value = Number(picked.value);
     } else {
-      value = form.querySelector(".quiz-input").value.trim();
-      if (!value) return say(form, "quiz.invalid");
+      const input = form.querySelector(".quiz-input");
+      value = input.value.trim();
+      const readable = readNumber(value) !== null;
+      input.setAttribute("aria-invalid", String(!readable));
+      if (!readable) return say(form, "quiz.invalid"); // no request: the server would refuse it
     }
     let response;
     try {
