@@ -6,6 +6,7 @@ weights in the data folder (see app.weights_cli)."""
 
 import argparse
 import os
+import socket
 import sys
 
 import uvicorn
@@ -34,6 +35,17 @@ def _check_database(settings: Settings) -> None:
         open_run_store(settings.database_url, settings.sqlite_path).close()
     except Exception as exc:  # psycopg's errors and ours: all end the command the same way
         raise SystemExit(f"cnnviz: the runs database cannot be opened: {exc}") from exc
+
+
+def _serve_on(args: argparse.Namespace) -> None:
+    """One worker on the socket the parent bound and passed on (`--fd`): a test or a service
+    manager binds port 0 itself, so no other process can take the port before the server
+    listens. `socket(fileno=)` reads the socket's family, so TCP options apply as usual
+    (uvicorn's own `fd` would take it for a Unix socket)."""
+    if args.workers != 1 or args.reload:
+        raise SystemExit("cnnviz: --fd serves one worker, without --reload")
+    config = uvicorn.Config("app.main:app", host=args.host, port=args.port, **uvicorn_options())
+    uvicorn.Server(config).run(sockets=[socket.socket(fileno=args.fd)])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -75,14 +87,15 @@ def main(argv: list[str] | None = None) -> None:
             # it is imported after this, in this process or in each worker.
             os.environ["CNNVIZ_HOST"] = args.host
             get_settings.cache_clear()
+        if args.fd is not None:
+            _serve_on(args)
+            return
         uvicorn.run(
             "app.main:app",
             host=args.host,
             port=args.port,
             workers=args.workers,
             reload=args.reload,
-            # a socket bound by whoever started this (to port 0: no race for a free port)
-            **({"fd": args.fd} if args.fd is not None else {}),
             **uvicorn_options(),
         )
     elif args.command == "train":

@@ -59,10 +59,10 @@ def test_several_workers_start_when_accepted(started, monkeypatch):
                         **uvicorn_options()}]  # fmt: skip
 
 
-def test_serve_can_be_handed_a_bound_socket(started):
-    cli.main(["serve", "--fd", "7"])
-    assert started == [{"host": "127.0.0.1", "port": 8000, "workers": 1, "reload": False, "fd": 7,
-                        **uvicorn_options()}]  # fmt: skip
+def test_a_bound_socket_serves_one_worker_only(started):
+    with pytest.raises(SystemExit, match="--fd serves one worker"):
+        cli.main(["serve", "--fd", "7", "--reload"])
+    assert started == []
 
 
 def test_one_worker_serves_the_app(tmp_path):
@@ -79,7 +79,11 @@ def test_one_worker_serves_the_app(tmp_path):
         sock,
         log.open("wb") as sink,
         subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT,
+            command,
+            cwd=ROOT,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
             pass_fds=[sock.fileno()],
         ) as server,
     ):
