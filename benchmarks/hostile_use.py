@@ -20,6 +20,7 @@ Target (issue 17): RSS settled after the hostile pictures within 10 % of its set
 after the benign baseline, and no 5xx. Exit status 1 when missed.
 
     .venv/bin/python benchmarks/hostile_use.py [--rounds 2]
+    .venv/bin/python benchmarks/hostile_use.py --json [--rounds 1]   # JSON guard, before/after
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ def run_category(base: str, requests: list[Request], rounds: int, clients: int =
 
     def client_loop(index: int) -> None:
         transport = httpx.HTTPTransport(local_address=f"127.0.0.{2 + index}")
-        with httpx.Client(base_url=base, transport=transport) as client:
+        with httpx.Client(base_url=base, transport=transport, timeout=120) as client:
             for _ in range(rounds):
                 for send in requests:
                     try:
@@ -188,10 +189,51 @@ def settled_rss(base: str, probe: RssProbe) -> float:
     return probe.now()
 
 
+# The JSON guard loosened to what the server allowed before it (4 MB for any JSON body, no
+# count of depth, values or string bytes): the baseline of `--json`, in the same run.
+UNGUARDED = {"max_json_body_bytes": 4_000_000, "max_json_depth": 10**9,
+             "max_json_values": 10**9, "max_json_string_bytes": 10**9}  # fmt: skip
+
+
+def json_only(rounds: int) -> None:
+    """`--json`: the malformed-JSON mix (tests/app/hostile.py) from 8 clients, against a server
+    with the JSON guard loosened (before) and one with the default settings (after); the
+    server's RSS at start, at its peak and after the mix, and each one's 4xx."""
+    rows = []
+    for name, settings in (("unguarded (before)", UNGUARDED), ("guarded (now)", {})):
+        with (
+            tempfile.TemporaryDirectory(prefix="cnnviz-json-") as data_dir,
+            hostile.serving(Path(data_dir), **settings) as (port, _log, server),
+        ):
+            base, probe = f"http://{HOST}:{port}", RssProbe(server.pid)
+            with httpx.Client(base_url=base) as client:  # one ordinary JSON request first
+                client.post("/api/conv/shape", json={"channels": 1, "height": 5, "width": 5,
+                                                     "kernel_size": 3})  # fmt: skip
+            start = probe.now()
+            started = time.perf_counter()
+            with probe:
+                tally = run_category(base, list(hostile.json_bodies().values()), rounds)
+            seconds = time.perf_counter() - started
+            rows.append((name, tally, start, probe.peak, probe.now(), seconds))
+    print(f"{'server':<20} {'requests':>8} {'4xx':>5} {'5xx':>5} {'lost':>5} {'start':>7} "
+          f"{'peak':>7} {'after':>7} {'time':>7}")  # fmt: skip
+    for name, t, start, peak, after, seconds in rows:
+        print(f"{name:<20} {t.requests:>8} {t.client_errors:>5} {t.server_errors:>5} "
+              f"{t.failed:>5} {start:>5.0f}MB {peak:>5.0f}MB {after:>5.0f}MB "
+              f"{seconds:>6.1f}s")  # fmt: skip
+    growth = [peak - start for _n, _t, start, peak, _a, _s in rows]
+    print(f"peak RSS growth, guarded ÷ unguarded: {growth[1]:.0f} MB ÷ {growth[0]:.0f} MB = "
+          f"{growth[1] / max(growth[0], 1):.2f}; load {os.getloadavg()[0]:.1f}")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--json", action="store_true", help="only the JSON mix, before/after")
     args = parser.parse_args()
+    if args.json:
+        json_only(args.rounds)
+        return
     categories = {"benign": benign(), "pictures": hostile_pictures()}
     with (
         tempfile.TemporaryDirectory(prefix="cnnviz-hostile-") as data_dir,
