@@ -209,6 +209,13 @@ class Settings(BaseSettings):
     # and how many runs' lists are kept
     heldout_max_values: int = Field(30_000_000, ge=1)
     heldout_cache_runs: int = Field(2, ge=1, le=16)
+    # a class builds a dataset together (app/class_pictures.py): pictures students sent that
+    # wait for the teacher, per student and per session; their kept PNG bytes, every session
+    # together; decided outcomes a session remembers for its students
+    class_pictures_per_student: int = Field(5, ge=1)
+    class_pictures_pending: int = Field(60, ge=1)
+    class_pictures_bytes: int = Field(30_000_000, ge=1)
+    class_pictures_decided: int = Field(500, ge=1)
 
     @model_validator(mode="after")
     def _sessions_fit_their_memory(self) -> "Settings":
