@@ -117,9 +117,12 @@ async def unlink_dataset(code: str, token: TeacherToken, hub: Hub, queues: Queue
 
 @router.get("/dataset", response_model=ClassDatasetOut)
 async def linked_dataset(code: str, hub: Hub, queues: Queues, datasets: Store) -> ClassDatasetOut:
-    """The dataset the class sends pictures to and its classes (409 when none is open)."""
+    """The dataset the class sends pictures to and its classes (`dataset` null when none is
+    open: the students' pages ask every few seconds, and a refusal would be an error there)."""
     await _session(hub, hub.view, code)
-    dataset_id = _linked(queues, code)
+    dataset_id = queues.linked(key(code))
+    if dataset_id is None:
+        return ClassDatasetOut(dataset=None, per_student=queues.limits.per_student)
     try:
         return await run_in_threadpool(_classes, datasets, dataset_id, queues)
     except DatasetError as exc:
@@ -155,11 +158,12 @@ async def send_picture(code: str, request: Request, hub: Hub, queues: Queues, da
 @router.get("/pictures", response_model=list[SubmissionOut])
 async def my_pictures(code: str, queues: Queues, student: Annotated[
         str, Query(pattern=STUDENT_ID.pattern)]) -> list[SubmissionOut]:  # fmt: skip
-    """The outcomes of one student's pictures (by the id their page made), oldest first."""
+    """The outcomes of one student's pictures (by the id their page made), oldest first; none
+    while no dataset is open to the class."""
     try:
         return [_out(key(code), s) for s in queues.mine(key(code), student)]
-    except ClassPictureError as exc:
-        _raise(exc)
+    except ClassPictureError:
+        return []
 
 
 @router.get("/pictures/pending", response_model=list[PendingOut])

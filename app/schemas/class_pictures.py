@@ -16,9 +16,9 @@ class ClassOut(BaseModel):
 
 
 class ClassDatasetOut(BaseModel):
-    dataset: str
-    name: str
-    classes: list[ClassOut]
+    dataset: str | None = Field(description="None: the teacher has opened no dataset to the class")
+    name: str = ""
+    classes: list[ClassOut] = []
     per_student: int = Field(description="pictures a student may have waiting at once")
 
 

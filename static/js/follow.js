@@ -10,6 +10,7 @@
 
 import { watchStates } from "./state.js";
 import { t } from "./i18n.js";
+import { studentPictures } from "./follow/class_pictures_student.js";
 import { studentQuiz } from "./follow/quiz_student.js";
 import { teacherQuiz } from "./follow/quiz_teacher.js";
 import { button, element } from "./follow/dom.js";
@@ -37,7 +38,8 @@ function snapshot() {
 
 /* ---------------------------------------------------------------- teacher ------------------- */
 
-function storedSession() {
+/** The class session this tab started ({code, teacher_token, …}), or null. */
+export function storedSession() {
   try {
     return JSON.parse(window.sessionStorage.getItem(TEACHER_KEY));
   } catch {
@@ -268,6 +270,7 @@ function follower(code, headerButton) {
   bar.append(status, toggle);
   (document.querySelector(".site-header") ?? document.body.firstElementChild)?.after(bar);
   const quiz = studentQuiz(code, bar);
+  const pictures = studentPictures(code, bar); // a dataset the class builds together, if any
   document.documentElement.dataset.follow = code;
   // What the page scrolls into view (an opened layer, a unit) stops below the bar, not under it
   // (follow.css: scroll-padding-top); on a phone the bar takes two lines.
@@ -386,6 +389,7 @@ function follower(code, headerButton) {
   });
 
   function ended() {
+    pictures.stop();
     attached = false;
     show("follow.ended");
     const url = new URL(window.location.href);

@@ -189,7 +189,11 @@ def test_no_dataset_linked_unknown_sessions_and_unlinking(setup, linked):
     closed = send(session["code"], photo(1), 0)
     assert closed.status_code == 409
     assert closed.json()["detail"][0]["type"] == "class_pictures_closed"
-    assert client.get(f"/api/sessions/{session['code']}/dataset").status_code == 409
+    nothing = client.get(f"/api/sessions/{session['code']}/dataset")
+    assert nothing.status_code == 200 and nothing.json()["dataset"] is None
+    mine = client.get(f"/api/sessions/{session['code']}/pictures", params={"student": STUDENT})
+    assert mine.status_code == 200 and mine.json() == []
+    assert client.get("/api/sessions/ZZZZZQ/dataset").status_code == 404
     assert send("ZZZZZQ", photo(1), 0).status_code == 404
     send(linked.code, photo(2), linked.classes[0])
     assert setup.queues.held > 0

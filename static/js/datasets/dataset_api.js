@@ -30,7 +30,8 @@ export function owns(id) {
   return session.has(id) || Object.hasOwn(stored(), id);
 }
 
-function headers(id) {
+/** The owner-token header of dataset `id` ({} when this browser does not own it). */
+export function headers(id) {
   const token = session.get(id) ?? stored()[id];
   return token ? { "X-Dataset-Token": token } : {};
 }

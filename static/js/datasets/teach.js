@@ -186,6 +186,9 @@ document.addEventListener("paste", async (event) => {
   if (pictures.length && dataset && owns(dataset.id)) await addTo(pictures, "file");
 });
 
+// pictures from the class (class_pictures_teacher.js) joined the dataset: show it as it is now
+window.addEventListener("cnnviz:dataset-changed", () => dataset && getDataset(dataset.id).then(show, fail));
+
 const ready = () => (document.body.dataset.ready = "true");
 if (state.get("dataset")) {
   getDataset(state.get("dataset")).then(show, fail).finally(ready);

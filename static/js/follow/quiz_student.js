@@ -14,7 +14,7 @@ const ANSWER_KEY = "cnnviz.quiz.answer"; // {code, quiz, value}: kept over a rel
 
 /** A random id (crypto.getRandomValues works on plain http, e.g. a LAN address; randomUUID
  * does not). */
-function studentId() {
+export function studentId() {
   let id = window.sessionStorage.getItem(ID_KEY);
   if (!id || !/^[A-Za-z0-9_-]{8,64}$/.test(id)) {
     const bytes = window.crypto.getRandomValues(new Uint8Array(16));
