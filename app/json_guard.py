@@ -8,9 +8,10 @@ of nesting or one 3 MB string cost hundreds of megabytes across a few concurrent
 
 - Route classes: a route's own `max_body_size` (FastAPI's; the class sessions declare theirs),
   else `arrays` (`body_class`, in its `openapi_extra`: the conv and pool traces, which take
-  number grids) `max_body_bytes`, else `max_json_body_bytes`. A body over its route's limit is
-  refused by `app.limits.BodyLimitMiddleware` (413, JSON, before FastAPI's plain-text one)
-  before it is read.
+  number grids) and routes that read their body raw (a picture: they check its size
+  themselves) `max_body_bytes`, else (every other JSON route) `max_json_body_bytes`. A body
+  over its route's limit is refused by `app.limits.BodyLimitMiddleware` (413, JSON, before
+  FastAPI's plain-text one) before it is read.
 - `JsonShape`: a streaming scan of the raw bytes (vectorised with numpy, in slices, so it holds
   a few bytes per byte of one slice): brackets and commas outside strings, strings delimited by
   quotes not escaped by an odd run of backslashes. Up to the first syntax error its reading is
@@ -73,13 +74,19 @@ class RouteBodies:
                 route = context.original_route
                 if not isinstance(route, APIRoute):
                     continue
-                own = getattr(context, "max_body_size", None)  # FastAPI's (sessions declare it)
-                named = (context.openapi_extra or {}).get(BODY_CLASS_KEY)
-                limit = own if own is not None else (
-                    self.settings.max_body_bytes if named == "arrays"
-                    else self.settings.max_json_body_bytes)  # fmt: skip
                 field = route.body_field
                 takes_json = field is not None and not isinstance(field.field_info, params.Form)
+                own = getattr(context, "max_body_size", None)  # FastAPI's (sessions declare it)
+                named = (context.openapi_extra or {}).get(BODY_CLASS_KEY)
+                # a route reading its body raw (a picture) checks its own size: the general limit
+                small = takes_json and named != "arrays"
+                limit = (
+                    own
+                    if own is not None
+                    else (
+                        self.settings.max_json_body_bytes if small else self.settings.max_body_bytes
+                    )
+                )
                 pattern = compile_path(context.path_format)[0]
                 methods = frozenset(context.methods or ())
                 found.append(RouteBody(pattern, methods, limit, takes_json))
