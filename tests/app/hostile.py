@@ -122,8 +122,9 @@ BAD_JSON = {
 }
 
 
-def json_bodies(names: tuple[str, ...] | None = None) -> dict[str, Send]:
-    """Malformed and hostile JSON (`names` of BAD_JSON, default all) to each JSON route (and,
+def json_bodies(names: tuple[str, ...] | None = None, routes: list[str] = JSON_ROUTES,
+                ) -> dict[str, Send]:  # fmt: skip
+    """Malformed and hostile JSON (`names` of BAD_JSON, default all) to each of `routes` (and,
     with all, a JSON body labelled as text)."""
 
     def send(path: str, body: bytes, kind: str = "application/json") -> Send:
@@ -131,9 +132,9 @@ def json_bodies(names: tuple[str, ...] | None = None) -> dict[str, Send]:
                                           headers={"content-type": kind}).status_code  # fmt: skip
 
     found = {f"{name} → {path}": send(path, body) for name, body in BAD_JSON.items()
-             if names is None or name in names for path in JSON_ROUTES}  # fmt: skip
+             if names is None or name in names for path in routes}  # fmt: skip
     if names is None:
-        found |= {f"text/plain → {path}": send(path, b"{}", "text/plain") for path in JSON_ROUTES}
+        found |= {f"text/plain → {path}": send(path, b"{}", "text/plain") for path in routes}
     return found
 
 
