@@ -29,6 +29,7 @@ from torch import nn
 from app.owner_tokens import new_control_token, token_digest, token_matches
 from app.settings import Settings, get_settings
 from cnncore.errors import CNNCoreError
+from cnncore.models import UnknownModelError, find_uploaded_with
 from cnncore.onnx_import import ImportedModel, OnnxLimits, import_onnx
 from cnncore.pretrained import build_with
 from cnncore.pretrained_files import read_state_dict
@@ -148,6 +149,22 @@ class UploadedModels:
             settings.onnx_models_cached,
         )
 
+    def find(self, name: str) -> bool:
+        """Register a model another server process stored (several workers share the folder)."""
+        model_id = name.split("_", 1)[-1]
+        folder = self.root / model_id
+        if not _ID.match(model_id) or not (folder / DESCRIPTION).is_file():
+            return False
+        try:
+            record = StoredModel.read(folder / DESCRIPTION)
+        except (OSError, ValueError, TypeError, KeyError):
+            return False
+        if record.name != name:
+            return False
+        with self._lock:
+            self._remember(record)
+        return True
+
     def _remember(self, record: StoredModel) -> None:
         self._records[record.id] = record
         register_uploaded_model(record.spec(), lambda: self.module(record.id))
@@ -238,6 +255,11 @@ class UploadedModels:
                 raise KeyError(model_id)
         record = self._records[model_id]
         folder = self.root / model_id
+        if not (folder / DESCRIPTION).is_file():  # deleted by another server process
+            with self._lock:
+                self._records.pop(model_id, None)
+            forget_uploaded_model(record.name)
+            raise UnknownModelError(f"the uploaded model {record.name!r} was deleted", "model")
         if record.kind == "state_dict":
             state = load_file(str(folder / STATE_FILE))  # safetensors: no code can run
             module = build_with(record.architecture, state, dict(record.config or {}))
@@ -300,4 +322,5 @@ def get_uploaded_models() -> UploadedModels:
             if _store is not None:
                 _store.close()
             _store = UploadedModels.from_settings(settings)
+            find_uploaded_with(_store.find)
         return _store

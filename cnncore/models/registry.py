@@ -24,6 +24,7 @@ __all__ = [
     "ModelInfo",
     "UnknownModelError",
     "build_model",
+    "find_uploaded_with",
     "get_model",
     "get_model_info",
     "list_models",
@@ -112,7 +113,18 @@ def register_uploaded(info: ModelInfo | None, name: str | None = None) -> None:
         _UPLOADED[info.name] = info
 
 
+# Asked for a name neither table knows (a model another server process stored): registers it
+# and returns True when it exists (app/uploaded_models.py sets it).
+_UPLOADED_FINDER: list[Callable[[str], bool]] = []
+
+
+def find_uploaded_with(finder: Callable[[str], bool] | None) -> None:
+    _UPLOADED_FINDER[:] = [finder] if finder is not None else []
+
+
 def get_model_info(name: str) -> ModelInfo:
+    if name not in _REGISTRY and name not in _UPLOADED and _UPLOADED_FINDER:
+        _UPLOADED_FINDER[0](name)
     try:
         return _REGISTRY[name] if name in _REGISTRY else _UPLOADED[name]
     except KeyError:

@@ -249,3 +249,30 @@ def test_state_dicts_are_never_unpickled_and_must_fit_the_architecture(store):
         "weights_file_kind"
     )
     assert store.list() == []
+
+
+def test_several_server_processes_share_the_folder(tinyvgg, tmp_path):
+    """Worker A stores a model; worker B (its own registry) finds it by name, then learns of
+    its deletion when it next converts it. One process plays both: B's registry is emptied."""
+    from cnncore.models import UnknownModelError, find_uploaded_with, registry
+    from cnncore.uploaded import forget_uploaded_model
+
+    earlier = list(registry._UPLOADED_FINDER)  # the server's own, put back afterwards
+
+    settings = Settings(data_dir=tmp_path)
+    first, second = (UploadedModels.from_settings(settings) for _ in range(2))
+    try:
+        record, _token = first.add(tinyvgg[1], "shared", None)
+        forget_uploaded_model(record.name)  # as in B's process, started before the upload
+        find_uploaded_with(second.find)
+        assert get_model_info(record.name).default_input.as_tuple() == (3, 64, 64)
+        assert second.get(record.id) == record
+        first.delete(record.id)
+        with pytest.raises(UnknownModelError):
+            second.module(record.id)
+        with pytest.raises(UnknownModelError):
+            get_model_info(record.name)
+    finally:
+        find_uploaded_with(earlier[0] if earlier else None)
+        first.close()
+        second.close()
