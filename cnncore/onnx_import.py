@@ -211,7 +211,7 @@ def _image_input(
             f"input {found.name!r} must be a float tensor N×C×H×W",
             "onnx_inputs",
             count=1,
-            input=found.name[:64],
+            input_name=found.name[:64],
         )
     sizes = []
     for axis, dim in enumerate(dims[1:], start=1):
@@ -221,7 +221,7 @@ def _image_input(
                 f"({dim.dim_param or 'unknown'}); export with a fixed channel count and image "
                 "size (only the batch axis may vary)",
                 "onnx_dynamic_shape",
-                input=found.name[:64],
+                input_name=found.name[:64],
                 dimension=axis,
             )
         sizes.append(int(dim.dim_value))
@@ -231,7 +231,7 @@ def _image_input(
             f"input {found.name!r}: a batch of {batch.dim_value} is fixed; export "
             "with batch 1 or a free batch axis",
             "onnx_dynamic_shape",
-            input=found.name[:64],
+            input_name=found.name[:64],
             dimension=0,
         )
     channels, height, width = sizes

@@ -80,13 +80,13 @@ def test_node_count_and_limits_are_settings():
 
 def test_dynamic_and_wrong_inputs():
     error = refusal(dynamic_image())
-    assert error.ctx == {"input": "x", "dimension": 2}
+    assert error.ctx == {"input_name": "x", "dimension": 2}
     two = small_model(inputs=[image_input(), image_input(("N", 1, 4, 4))])
     assert refusal(two).code in ("onnx_inputs", "onnx_invalid")
     flat = small_model(inputs=[image_input(("N", 64))])
     assert refusal(flat).code == "onnx_inputs"
     batch4 = small_model(inputs=[image_input((4, 1, 8, 8))])
-    assert refusal(batch4).ctx == {"input": "x", "dimension": 0}
+    assert refusal(batch4).ctx == {"input_name": "x", "dimension": 0}
 
 
 def test_custom_domains_and_unknown_opsets():
