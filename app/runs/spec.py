@@ -214,6 +214,7 @@ def check_dataset_fit(
         return  # an uploaded archive: its classes and sizes are known once it is read
     native_channels, native_side, names = facts
     classes = _chosen_classes(data, names)
+    _check_user_split(data)
     channels = data.channels or native_channels
     side = _loaded_side(data, native_side)
     if transfer is None:
@@ -234,6 +235,25 @@ def _user_facts(data: DataConfig) -> tuple[int, int, tuple[str, ...]] | None:
         return None
     names = json.loads(Path(data.manifest).read_text())["classes"]
     return 3, data.image_size or USER_SIDE, tuple(names)
+
+
+def _check_user_split(data: DataConfig) -> None:
+    """The run's split of a student's dataset (`cnncore.data`: round(val_fraction × n) of each
+    class's n pictures held out) must hold some picture out and leave each class one to learn
+    from; otherwise the worker would fail minutes later."""
+    if data.name != "user" or not data.manifest:
+        return
+    counts = Counter(label for _, label in json.loads(Path(data.manifest).read_text())["images"])
+    held = {c: round(data.val_fraction * n) for c, n in counts.items()}
+    if not any(held.values()):
+        raise CNNCoreError(
+            f"with {min(counts.values())} to {max(counts.values())} pictures per class and "
+            f"val_fraction {data.val_fraction:g} no picture is held out to test on: add "
+            "pictures or raise data.val_fraction", "data.val_fraction",
+        )  # fmt: skip
+    if any(held[c] >= n for c, n in counts.items()):
+        raise CNNCoreError(f"val_fraction {data.val_fraction:g} holds out every picture of a "
+                           "class: lower it", "data.val_fraction")  # fmt: skip
 
 
 def _user_images(data: DataConfig) -> int | None:

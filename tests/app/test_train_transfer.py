@@ -239,3 +239,23 @@ def test_a_running_run_keeps_its_version_and_its_dataset(desk):
     answer = client.post("/api/runs", json=gone)
     assert answer.status_code == 422
     assert answer.json()["detail"][0]["loc"][-1] == "data.dataset_version"
+
+
+def test_a_deleted_datasets_runs_keep_no_pictures_and_say_so(desk):
+    made = client.post("/api/datasets", json={"name": "brief", "classes": list(CLASSES)}).json()
+    headers = {"X-Dataset-Token": made["owner_token"]}
+    listed = client.get("/api/train/datasets", params={"mine": made["id"]}).json()["user"][0]
+    assert not listed["trainable"] and "at least 2 classes" in listed["reason"]
+    add(made["id"], headers, 2, seed=11)
+    few = client.post("/api/runs", json={**transfer_body(made["id"]), "epochs": 1})
+    assert few.status_code == 422  # round(0.2 × 2) = 0 of each class held out: nothing to test
+    assert few.json()["detail"][0]["loc"][-1] == "data.val_fraction"
+    add(made["id"], headers, 3, seed=12)  # 5 of each class: one held out
+    body = {**transfer_body(made["id"]), "epochs": 1, "max_steps_per_epoch": 1}
+    run = client.post("/api/runs", json=body).json()
+    assert events(run["events_url"])[-1]["reason"] == "completed"
+    assert client.get(f"/api/runs/{run['id']}/heldout").status_code == 200
+    assert client.delete(f"/api/datasets/{made['id']}", headers=headers).status_code == 204
+    client.app.dependency_overrides[get_held_out_runs]()._cache.clear()  # as after a restart
+    gone = client.get(f"/api/runs/{run['id']}/heldout")
+    assert gone.status_code == 404 and "dataset was deleted" in gone.json()["detail"]
