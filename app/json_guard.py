@@ -18,7 +18,8 @@ of nesting or one 3 MB string cost hundreds of megabytes across a few concurrent
   the parser's; past it the parser stops anyway. `JsonShapeMiddleware` feeds it each chunk of a
   JSON route's body and refuses at the first limit passed, before the rest is read: 422 for
   `max_json_depth`, 413 for `max_json_values` and `max_json_string_bytes`; the body that passes
-  is handed to the app whole.
+  is handed to the app whole. Scanned: a body labelled JSON on any route (a route may parse one
+  itself), and one without a content type on a route FastAPI parses as JSON.
 """
 
 from __future__ import annotations
@@ -189,15 +190,17 @@ def _item(message: str, kind: str, limit: int) -> dict[str, Any]:
     return {"loc": ["body"], "msg": message, "type": kind, "ctx": {"limit": limit}}
 
 
-def _parsed_as_json(headers: Headers) -> bool:
-    """Whether FastAPI would parse this body as JSON (no content type, or a JSON one)."""
+def _scanned(route: RouteBody | None, headers: Headers) -> bool:
+    """A body labelled JSON (a route may read one itself: the effective receptive field takes
+    a form or JSON), or one FastAPI parses as JSON for its route (no content type too)."""
     kind = headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    return not kind or kind == "application/json" or kind.endswith("+json")
+    labelled = kind == "application/json" or kind.endswith("+json")
+    return labelled or (not kind and route is not None and route.json)
 
 
 class JsonShapeMiddleware:
-    """Scan a JSON route's body as it arrives (`JsonShape`); refuse at the first limit passed,
-    else hand the app the whole body at once. Other routes and bodies pass untouched."""
+    """Scan a JSON body as it arrives (`JsonShape`); refuse at the first limit passed, else
+    hand the app the whole body at once. Other bodies pass untouched."""
 
     def __init__(self, app: ASGIApp, routes: RouteBodies) -> None:
         self.app = app
@@ -207,8 +210,7 @@ class JsonShapeMiddleware:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
-        route = self.routes.find(scope)
-        if route is None or not route.json or not _parsed_as_json(Headers(scope=scope)):
+        if not _scanned(self.routes.find(scope), Headers(scope=scope)):
             await self.app(scope, receive, send)
             return
         settings = self.routes.settings

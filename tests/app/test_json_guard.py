@@ -71,7 +71,13 @@ def refusal(response) -> dict:
 
 def test_deep_nesting_is_refused_before_parsing_naming_the_limit():
     body = b"[" * 100_000 + b"]" * 100_000
-    for path in ("/api/conv/trace", "/api/runs", "/api/gradcheck"):
+    # /api/receptive-field/effective reads a JSON body itself (it also takes a form)
+    for path in (
+        "/api/conv/trace",
+        "/api/runs",
+        "/api/gradcheck",
+        "/api/receptive-field/effective",
+    ):
         response = client.post(path, content=body, headers=JSON)
         assert response.status_code == 422, (path, response.text)
         assert refusal(response) == {
