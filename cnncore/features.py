@@ -132,12 +132,18 @@ class _OwnThreadTracer(fx.Tracer):
         return super().getattr(attr, attr_val, parameter_proxy_cache)
 
 
+# torch.fx keeps the trace in progress's patcher in one process-wide global (CURRENT_PATCHER):
+# two traces at once undo each other's patches and one of them fails, so traces take turns.
+_TRACING = threading.Lock()
+
+
 def symbolic_trace(model: nn.Module) -> fx.GraphModule:
-    """`torch.fx.symbolic_trace`, safe beside forward passes in other threads; a model fx cannot
-    trace is refused with a `CNNCoreError` naming `model`."""
+    """`torch.fx.symbolic_trace`, safe beside forward passes and other traces in other threads; a
+    model fx cannot trace is refused with a `CNNCoreError` naming `model`."""
     tracer = _OwnThreadTracer()
     try:
-        graph = tracer.trace(model)
+        with _TRACING:
+            graph = tracer.trace(model)
         return fx.GraphModule(tracer.root, graph, model.__class__.__name__)
     except Exception as exc:  # fx raises many kinds for untraceable Python control flow
         raise CNNCoreError(f"this model cannot be traced by torch.fx: {exc}", "model") from exc
