@@ -141,9 +141,14 @@ class GraphBuilder:
         self.graph.output(self.arg(value))
 
     # --- layers and functions -----------------------------------------------------------------
-    def layer(self, onnx_name: str, op_type: str, module: nn.Module, *inputs: Value) -> Value:
-        """Install `module` under the path the node's name suggests and call it on `inputs`."""
-        name = self._free_name(layer_path(onnx_name, op_type))
+    def layer(
+        self, onnx_name: str, op_type: str, module: nn.Module, *inputs: Value, scope: str = ""
+    ) -> Value:
+        """Install `module` under `scope` (a dotted module path the exporter recorded) or the
+        path the node's name suggests, and call it on `inputs`."""
+        parts = [p for p in (_PART.sub("_", s)[:MAX_NAME] for s in scope.split(".")) if p]
+        parts = [f"{p}_" if p in _RESERVED else p for p in parts]
+        name = self._free_name(parts or layer_path(onnx_name, op_type))
         self._install(name, module)
         self.sources[name] = onnx_name
         metas = tuple(v.meta for v in inputs)

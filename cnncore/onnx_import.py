@@ -22,6 +22,7 @@ The operators converted are `SUPPORTED_OPERATORS` (docs/ONNX.md lists them with 
 
 from __future__ import annotations
 
+import ast
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -289,6 +290,23 @@ def _attributes(node: onnx.NodeProto, where: str) -> dict[str, object]:
     return values
 
 
+NAME_SCOPES = "pkg.torch.onnx.name_scopes"  # torch.onnx.export(dynamo=True): ['', 'layer1', …]
+
+
+def _scope(node: onnx.NodeProto) -> str:
+    """The dotted module path of the module that made this node, where torch's dynamo exporter
+    recorded it (its node names are `node_conv2d_3`); '' otherwise."""
+    for prop in node.metadata_props:
+        if prop.key == NAME_SCOPES and len(prop.value) <= 4096:
+            try:
+                scopes = ast.literal_eval(prop.value)  # a list of strings: literals only
+            except (ValueError, SyntaxError, MemoryError, RecursionError):
+                return ""
+            if isinstance(scopes, list) and len(scopes) >= 2 and isinstance(scopes[-2], str):
+                return scopes[-2]
+    return ""
+
+
 def _convert(b: GraphBuilder, node: onnx.NodeProto, index: int, env: dict, opset: int) -> None:
     where = node.name or f"{node.op_type}_{index}"
     inputs: list[Value | None] = []
@@ -301,7 +319,7 @@ def _convert(b: GraphBuilder, node: onnx.NodeProto, index: int, env: dict, opset
                 layer=where[:64],
             )
         inputs.append(env[name] if name else None)
-    view = NodeView(where, node.op_type, inputs, _attributes(node, where), opset)
+    view = NodeView(where, node.op_type, inputs, _attributes(node, where), opset, _scope(node))
     try:
         outputs = CONVERTERS[node.op_type](b, view)
     except CNNCoreError:

@@ -34,6 +34,7 @@ class NodeView:
     inputs: list[Value | None]  # None: an optional input left empty
     attrs: dict[str, Any]
     opset: int
+    scope: str = ""  # the module path torch's dynamo exporter records (`layer1.0.conv1`)
 
     def refuse(self, why: str) -> CNNCoreError:
         return CNNCoreError(
@@ -71,7 +72,7 @@ def converts(*op_types: str) -> Callable[[Converter], Converter]:
 
 
 def as_layer(b: GraphBuilder, n: NodeView, module: nn.Module, *inputs: Value) -> list[Value]:
-    return [b.layer(n.name, n.op_type, module, *inputs)]
+    return [b.layer(n.name, n.op_type, module, *inputs, scope=n.scope)]
 
 
 def _spatial(n: NodeView, x: Value) -> None:

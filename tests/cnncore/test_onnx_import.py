@@ -3,6 +3,8 @@ the same file): logits within 1e-5 relative, layers named as in the zoo."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import onnx
 import pytest
@@ -171,3 +173,21 @@ def test_a_channels_last_input_read_through_a_transpose_becomes_nchw():
         runtime = torch.from_numpy(runtime_output(data, x.permute(0, 2, 3, 1).contiguous()))
         assert relative_error(runtime, got) <= 1e-5
     assert list(imported.sources)[0] == "conv"
+
+
+def test_the_dynamo_exporter_and_its_recorded_module_paths():
+    """torch.onnx.export(dynamo=True) names nodes `node_conv2d_1` and records the module path
+    in metadata (`pkg.torch.onnx.name_scopes`): the layers take the zoo's names from it."""
+    pytest.importorskip("onnxscript")
+    with seeded(0):
+        model = build_model("tinyvgg").eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(model, (torch.zeros(1, 3, 64, 64),), dynamo=True,
+                                    verbose=False)  # fmt: skip
+    data = program.model_proto.SerializeToString()
+    assert onnx.load_from_string(data).graph.node[0].name.startswith("node_")
+    imported = check_exact(model, data, (3, 64, 64), batch=1)
+    names = [name for name, m in imported.module.named_modules() if not list(m.children())]
+    assert names[:5] == ["block1.conv1", "block1.relu1", "block1.conv2", "block1.relu2",
+                         "block1.pool"]  # fmt: skip
