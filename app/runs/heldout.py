@@ -30,7 +30,7 @@ __all__ = ["HeldOutRun", "HeldOutRuns"]
 @dataclass(frozen=True)
 class HeldOutRun:
     checkpoint: str  # file name
-    epoch: int
+    epoch: int  # whose weights the checkpoint holds (the best one when early stopping restored it)
     held_out: HeldOut
     pixels: np.ndarray  # N×H×W (grey) or N×H×W×3, uint8: the pictures as the network read them
 
@@ -92,7 +92,10 @@ class HeldOutRuns:
             if len(split.val_labels)
             else np.zeros((0, height, width), np.uint8)
         )
-        return HeldOutRun(path.name, int(progress.get("epoch", 0)), held, pixels)
+        # With early stopping the run ends holding its best epoch's weights: name that epoch.
+        restored = progress.get("restored_best") and progress.get("best_epoch")
+        epoch = int(progress["best_epoch"] if restored else progress.get("epoch", 0))
+        return HeldOutRun(path.name, epoch, held, pixels)
 
 
 _runs: HeldOutRuns | None = None
