@@ -97,6 +97,13 @@ class ClassPictures:
             self._drop(code)
             self.links[code] = _Link(dataset_id)
 
+    def full(self) -> bool:
+        return len(self.links) >= self.limits.links
+
+    def codes(self) -> list[str]:
+        with self.lock:
+            return list(self.links)
+
     def unlink(self, code: str) -> None:
         with self.lock:
             self._drop(code)

@@ -99,6 +99,12 @@ async def link_dataset(code: str, body: ClassDatasetLink, token: TeacherToken, h
     """The teacher opens their dataset to the class (needs both X-Teacher-Token and the
     dataset's X-Dataset-Token); another dataset linked before is let go, with its queue."""
     await _teacher(hub, code, token)
+    if queues.full():  # let go of sessions that ended (a session's end does not tell us)
+        for linked_code in queues.codes():
+            try:
+                await _session(hub, hub.view, linked_code)
+            except HTTPException:
+                queues.unlink(linked_code)
     try:
         await run_in_threadpool(datasets.owned, body.dataset, dataset_token)
         queues.link(key(code), body.dataset)

@@ -200,3 +200,22 @@ def test_no_dataset_linked_unknown_sessions_and_unlinking(setup, linked):
     gone = client.delete(f"/api/sessions/{linked.code}/dataset", headers=teacher(linked))
     assert gone.status_code == 204 and setup.queues.held == 0
     assert send(linked.code, photo(3), linked.classes[0]).status_code == 409
+
+
+def test_links_of_ended_sessions_are_let_go_when_the_links_are_full(setup, linked):
+    """The fixture allows 2 links; the linked session ends, so a third can link."""
+    made = client.post("/api/datasets", json={"name": "more", "classes": ["a", "b"]}).json()
+    tokens = {"X-Dataset-Token": made["owner_token"]}
+
+    def start_and_link():
+        session = client.post("/api/sessions", json={"page": "/teach", "state": {}}).json()
+        headers = {"X-Teacher-Token": session["teacher_token"], **tokens}
+        path = f"/api/sessions/{session['code']}/dataset"
+        return session, client.put(path, json={"dataset": made["id"]}, headers=headers)
+
+    assert start_and_link()[1].status_code == 200
+    full = start_and_link()[1]
+    assert full.status_code == 503 and full.json()["detail"][0]["type"] == "class_pictures_full"
+    client.delete(f"/api/sessions/{linked.code}", headers=teacher(linked))
+    assert start_and_link()[1].status_code == 200
+    assert linked.code not in setup.queues.codes()
