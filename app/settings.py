@@ -131,6 +131,7 @@ class Settings(BaseSettings):
     onnx_max_input_pixels: int = Field(1_048_576, ge=1)  # height × width of its input
     onnx_max_models: int = Field(50, ge=1)  # models stored at once
     onnx_models_cached: int = Field(3, ge=1)  # converted models kept in memory
+    onnx_concurrency: int = Field(1, ge=1)  # uploads checked and converted at once (others wait)
     onnx_max_labels_bytes: int = Field(100_000, ge=1)  # the class names file
 
     # --- published ImageNet weights (`cnnviz weights`, /api/weights; in data_dir/weights) ------

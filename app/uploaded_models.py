@@ -125,9 +125,13 @@ class StoreFull(Exception):
 
 
 class UploadedModels:
-    def __init__(self, root: Path, limits: OnnxLimits, max_models: int, cached: int) -> None:
+    def __init__(
+        self, root: Path, limits: OnnxLimits, max_models: int, cached: int, concurrency: int = 1
+    ) -> None:
         self.root = root
         self.limits, self.max_models, self.cached = limits, max_models, cached
+        # each conversion holds the file, the parsed model and the weights (~3 × the file)
+        self.converting = threading.BoundedSemaphore(concurrency)
         self._lock = threading.RLock()
         self._records: dict[str, StoredModel] = {}
         self._modules: OrderedDict[str, nn.Module] = OrderedDict()
@@ -147,6 +151,7 @@ class UploadedModels:
             onnx_limits(settings),
             settings.onnx_max_models,
             settings.onnx_models_cached,
+            settings.onnx_concurrency,
         )
 
     def find(self, name: str) -> bool:
@@ -182,7 +187,8 @@ class UploadedModels:
         """Convert, then store; (record, owner token). Refusals: CNNCoreError, StoreFull."""
         if len(self._records) >= self.max_models:
             raise StoreFull(self.max_models)
-        imported = import_onnx(data, self.limits)
+        with self.converting:
+            imported = import_onnx(data, self.limits)
         token, model_id = new_control_token(), secrets.token_hex(8)
         record = _record(model_id, title, token, imported, len(data), labels)
         self._write(record, {MODEL_FILE: data}, imported.module)
@@ -194,6 +200,11 @@ class UploadedModels:
         `weights_only`); stored as safetensors. Refusals: CNNCoreError, StoreFull."""
         if len(self._records) >= self.max_models:
             raise StoreFull(self.max_models)
+        with self.converting:
+            return self._add_state_dict(path, suffix, architecture, title, labels)
+
+    def _add_state_dict(self, path: Path, suffix: str, architecture: str, title: str,
+                        labels: tuple[str, ...] | None) -> tuple[StoredModel, str]:  # fmt: skip
         state = read_state_dict(path, suffix)
         count = sum(t.numel() for t in state.values())
         limit = self.limits.max_parameters
@@ -260,11 +271,12 @@ class UploadedModels:
                 self._records.pop(model_id, None)
             forget_uploaded_model(record.name)
             raise UnknownModelError(f"the uploaded model {record.name!r} was deleted", "model")
-        if record.kind == "state_dict":
-            state = load_file(str(folder / STATE_FILE))  # safetensors: no code can run
-            module = build_with(record.architecture, state, dict(record.config or {}))
-        else:
-            module = import_onnx((folder / MODEL_FILE).read_bytes(), self.limits).module
+        with self.converting:
+            if record.kind == "state_dict":
+                state = load_file(str(folder / STATE_FILE))  # safetensors: no code can run
+                module = build_with(record.architecture, state, dict(record.config or {}))
+            else:
+                module = import_onnx((folder / MODEL_FILE).read_bytes(), self.limits).module
         with self._lock:
             self._keep(model_id, module)
         return module
