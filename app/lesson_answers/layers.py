@@ -349,14 +349,27 @@ def measured_vanishing(
     return tuple(answers)
 
 
+# |largest logit| past which the written softmax subtracts it (e^80 ≈ 5.5·10³⁴; e^710 overflows)
+SOFTMAX_SHIFT_FROM = 80.0
+
+
 def softmax_lines(logits: list[float], probs: list[float]) -> tuple[str, str, str]:
     """Softmax written out with its numbers: each e^z_i, their sum Σ, each p_i = e^z_i / Σ (the
     lesson's worked answer and the /loss explorer show these same lines). `probs` is
-    softmax(logits), computed by cnncore."""
-    exps = [math.exp(z) for z in logits]
+    softmax(logits), computed by cnncore. Logits far from 0 (e^z past float range, or every e^z
+    rounding to 0) are written shifted by their maximum m, which softmax does not change:
+    e^(z_i − m) / Σ e^(z − m)."""
+    top = max(logits, default=0.0)
+    shift = top if abs(top) > SOFTMAX_SHIFT_FROM else 0.0
+    exps = [math.exp(z - shift) for z in logits]
     total = sum(exps)
+    powers = (
+        [f"e^({num(z)} − {num(shift)}) = {num(e)}" for z, e in zip(logits, exps, strict=True)]
+        if shift
+        else [f"e^{num(z)} = {num(e)}" for z, e in zip(logits, exps, strict=True)]
+    )
     return (
-        " ".join(f"e^{num(z)} = {num(e)}" for z, e in zip(logits, exps, strict=True)),
+        " ".join(powers),
         f"Σ = {num(total)}",
         ", ".join(
             f"p{i} = {num(e)} / {num(total)} = {num(p, 3)}"

@@ -45,8 +45,9 @@ def _ok(path: str, body: dict) -> dict:
     ],
 )
 def test_activation_curve_equals_torch(name, extra, function) -> None:
-    body = _ok("/api/functions/activation",
-               {"name": name, "start": -4, "stop": 3, "points": 71, **extra})
+    body = _ok(
+        "/api/functions/activation", {"name": name, "start": -4, "stop": 3, "points": 71, **extra}
+    )
     x = torch.linspace(-4, 3, 71, dtype=torch.float64, requires_grad=True)
     y = function(x)
     (dy,) = torch.autograd.grad(y.sum(), x)
@@ -81,8 +82,10 @@ def test_activation_refusals_name_their_field(body: dict, field: str) -> None:
 def test_vanishing_answers_per_layer_and_shows_the_collapse() -> None:
     sigmoid = _ok("/api/functions/vanishing", {"activation": "sigmoid", "depth": 20, "seed": 1})
     relu = _ok("/api/functions/vanishing", {"activation": "relu", "depth": 20, "seed": 1})
-    assert [layer["name"] for layer in sigmoid["layers"]][:2] == ["blocks.0.linear",
-                                                                  "blocks.1.linear"]
+    assert [layer["name"] for layer in sigmoid["layers"]][:2] == [
+        "blocks.0.linear",
+        "blocks.1.linear",
+    ]
     assert len(sigmoid["layers"]) == 21 and sigmoid["layers"][-1]["name"] == "classifier"
 
     def first_over_last(body):
@@ -90,8 +93,10 @@ def test_vanishing_answers_per_layer_and_shows_the_collapse() -> None:
 
     assert first_over_last(sigmoid) < 1e-6 < 0.1 < first_over_last(relu)
     assert sigmoid["init"] == "kaiming" and sigmoid["batch_norm"] is False
-    normed = _ok("/api/functions/vanishing",
-                 {"activation": "sigmoid", "depth": 20, "batch_norm": True, "seed": 1})
+    normed = _ok(
+        "/api/functions/vanishing",
+        {"activation": "sigmoid", "depth": 20, "batch_norm": True, "seed": 1},
+    )
     assert first_over_last(normed) > 0.1
     assert all(math.isfinite(layer["weight_norm"]) for layer in normed["layers"])
 
@@ -126,8 +131,9 @@ def test_vanishing_limits_come_from_settings() -> None:
 
 def test_cross_entropy_through_the_api_equals_torch() -> None:
     logits = [1.5, -0.3, 0.2, 2.4]
-    body = _ok("/api/functions/loss", {"logits": logits, "target": 2, "log_base": 2,
-                                       "temperature": 1.7})
+    body = _ok(
+        "/api/functions/loss", {"logits": logits, "target": 2, "log_base": 2, "temperature": 1.7}
+    )
     z = torch.tensor(logits, dtype=torch.float64, requires_grad=True)
     expected = F.cross_entropy(z[None] / 1.7, torch.tensor([2])) / math.log(2)
     (grad,) = torch.autograd.grad(expected, z)
@@ -145,23 +151,28 @@ def test_soft_target_and_probabilities_in() -> None:
     body = _ok("/api/functions/loss", {"probs": [0.7, 0.2, 0.1], "target": [0.5, 0.5, 0.0]})
     expected = -(0.5 * math.log(0.7) + 0.5 * math.log(0.2))
     assert body["loss"] == pytest.approx(expected, rel=1e-12)
-    torch.testing.assert_close(torch.tensor(body["grad"]),
-                               torch.tensor([0.7 - 0.5, 0.2 - 0.5, 0.1]), rtol=1e-6, atol=1e-9)
+    torch.testing.assert_close(
+        torch.tensor(body["grad"]), torch.tensor([0.7 - 0.5, 0.2 - 0.5, 0.1]), rtol=1e-6, atol=1e-9
+    )
 
 
 def test_binary_cross_entropy_through_the_api() -> None:
-    body = _ok("/api/functions/loss", {"logits": [0.8], "target": 0,
-                                       "kind": "binary_cross_entropy"})
-    expected = F.binary_cross_entropy_with_logits(torch.tensor(0.8, dtype=torch.float64),
-                                                  torch.tensor(0.0, dtype=torch.float64))
+    body = _ok(
+        "/api/functions/loss", {"logits": [0.8], "target": 0, "kind": "binary_cross_entropy"}
+    )
+    expected = F.binary_cross_entropy_with_logits(
+        torch.tensor(0.8, dtype=torch.float64), torch.tensor(0.0, dtype=torch.float64)
+    )
     assert body["loss"] == pytest.approx(expected.item(), rel=1e-12)
     p = torch.sigmoid(torch.tensor(0.8, dtype=torch.float64)).item()
     assert body["probs"] == pytest.approx([1 - p, p]) and body["grad"] == pytest.approx([p])
 
 
 def test_focal_through_the_api_with_its_comparison() -> None:
-    body = _ok("/api/functions/loss", {"logits": [2.0, 0.5, -1.0], "target": 0,
-                                       "kind": "focal", "gamma": 2, "alpha": 0.25})
+    body = _ok(
+        "/api/functions/loss",
+        {"logits": [2.0, 0.5, -1.0], "target": 0, "kind": "focal", "gamma": 2, "alpha": 0.25},
+    )
     p_t = torch.softmax(torch.tensor([2.0, 0.5, -1.0], dtype=torch.float64), 0)[0].item()
     expected = -0.25 * (1 - p_t) ** 2 * math.log(p_t)
     assert body["loss"] == pytest.approx(expected, rel=1e-12)
@@ -201,8 +212,10 @@ def test_loss_refusals_name_their_field(body: dict, field: str) -> None:
 
 @pytest.mark.parametrize(
     ("path", "field"),
-    [("/api/functions/loss", f) for f in ("logits", "probs", "target", "temperature", "gamma",
-                                          "alpha")]
+    [
+        ("/api/functions/loss", f)
+        for f in ("logits", "probs", "target", "temperature", "gamma", "alpha")
+    ]
     + [("/api/functions/activation", f) for f in ("start", "stop", "slope", "alpha", "points")]
     + [("/api/functions/vanishing", f) for f in ("depth", "width", "slope")],
 )
@@ -213,10 +226,12 @@ def test_a_non_finite_number_in_any_field_is_named(path: str, field: str) -> Non
     assert field in _fields(answer)
 
 
-@pytest.mark.parametrize("path", ["/api/functions/activation", "/api/functions/vanishing",
-                                  "/api/functions/loss"])
-@pytest.mark.parametrize("raw", ["", "not json", "[]", "null", "42", '{"logits": ',
-                                 "[" * 5000 + "]" * 5000])
+@pytest.mark.parametrize(
+    "path", ["/api/functions/activation", "/api/functions/vanishing", "/api/functions/loss"]
+)
+@pytest.mark.parametrize(
+    "raw", ["", "not json", "[]", "null", "42", '{"logits": ', "[" * 5000 + "]" * 5000]
+)
 def test_garbage_bodies_get_a_4xx(path: str, raw: str) -> None:
     answer = client.post(path, content=raw, headers={"content-type": "application/json"})
     assert answer.status_code in (400, 422), (path, raw, answer.text)
@@ -251,6 +266,30 @@ def test_softmax_lines_hold_torchs_numbers_at_a_temperature(kind: str) -> None:
     # p_i = e / Σ = p: the index, the quotient's two numbers, then softmax to 3 digits
     probs = _numbers(probs_line)[3::4]
     assert probs == pytest.approx(torch.softmax(scaled, 0).tolist(), abs=5.01e-4)  # 3 digits
+
+
+@pytest.mark.parametrize("logits", [[0.0, 710.0], [-900.0, -905.0, -950.0], [1e6, 999_990.0]])
+def test_softmax_of_logits_far_from_zero_is_written_shifted_by_their_maximum(logits) -> None:
+    """e^710 overflows a float and e^-900 rounds to 0: the lines subtract the largest logit m
+    (softmax does not change) and still hold torch's numbers."""
+    body = {"kind": "cross_entropy", "logits": logits, "target": 0}
+    answer = _ok("/api/functions/loss", body)
+    exps_line, sum_line, probs_line = answer["softmax_worked"]
+    top = max(logits)
+    shifted = torch.tensor(logits, dtype=torch.float64) - top
+    triples = _written(exps_line)  # e^(z − m) = value, for each class
+    assert triples[0::3] == pytest.approx(logits) and set(triples[1::3]) == {top}
+    assert triples[2::3] == pytest.approx(shifted.exp().tolist(), rel=1e-3, abs=1e-12)
+    assert _written(sum_line) == pytest.approx([shifted.exp().sum().item()], rel=1e-3)
+    probs = _written(probs_line)[3::4]
+    assert probs == pytest.approx(torch.softmax(shifted, 0).tolist(), abs=5.01e-4)
+
+
+def _written(text: str) -> list[float]:
+    """Numbers as num() writes them: thousands commas, "−", and 4.476×10⁻³⁰⁹."""
+    plain = text.replace(",", "").replace("−", "-").replace("×10", "e")
+    plain = plain.translate(str.maketrans("⁻⁰¹²³⁴⁵⁶⁷⁸⁹", "-0123456789"))
+    return [float(n) for n in re.findall(r"-?\d+(?:\.\d+)?(?:e-?\d+)?", plain)]
 
 
 def test_binary_loss_has_no_softmax_lines() -> None:
