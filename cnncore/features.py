@@ -54,6 +54,7 @@ __all__ = [
     "FeatureMaps",
     "LayerGraph",
     "LayerLevels",
+    "OwnThreadTracer",
     "Prediction",
     "atlas_rgb",
     "capture_layers",
@@ -67,6 +68,7 @@ __all__ = [
     "render_picture",
     "top_predictions",
     "trace_layers",
+    "traced_alone",
 ]
 
 NORMALISATIONS = ("per_channel", "per_layer")
@@ -104,7 +106,7 @@ def _scope(node: fx.Node) -> str:
     return str(path)
 
 
-class _OwnThreadTracer(fx.Tracer):
+class OwnThreadTracer(fx.Tracer):
     """A tracer that records only its own thread's module calls.
 
     While `Tracer.trace` runs, torch.fx patches `nn.Module.__call__` and `__getattr__` for the
@@ -137,13 +139,20 @@ class _OwnThreadTracer(fx.Tracer):
 _TRACING = threading.Lock()
 
 
+def traced_alone(tracer: fx.Tracer, root: nn.Module) -> fx.Graph:
+    """`tracer.trace(root)` while no other thread traces: torch.fx keeps its patching state in one
+    global, so two traces at once break each other. Pass an `OwnThreadTracer` (or a subclass) so
+    that forward passes in other threads meanwhile are not recorded either."""
+    with _TRACING:
+        return tracer.trace(root)
+
+
 def symbolic_trace(model: nn.Module) -> fx.GraphModule:
     """`torch.fx.symbolic_trace`, safe beside forward passes and other traces in other threads; a
     model fx cannot trace is refused with a `CNNCoreError` naming `model`."""
-    tracer = _OwnThreadTracer()
+    tracer = OwnThreadTracer()
     try:
-        with _TRACING:
-            graph = tracer.trace(model)
+        graph = traced_alone(tracer, model)
         return fx.GraphModule(tracer.root, graph, model.__class__.__name__)
     except Exception as exc:  # fx raises many kinds for untraceable Python control flow
         raise CNNCoreError(f"this model cannot be traced by torch.fx: {exc}", "model") from exc

@@ -32,6 +32,7 @@ import torch.fx as fx
 from torch import nn
 
 from cnncore.errors import CNNCoreError
+from cnncore.features import OwnThreadTracer, traced_alone
 
 __all__ = ["PyFileFacts", "python_file"]
 
@@ -153,8 +154,9 @@ def _layer_call(module: nn.Module, path: str) -> str:
     return f"nn.{kind.__name__}({', '.join(args)})"
 
 
-class _OneLevel(fx.Tracer):
-    """Traces a block's own forward: every child module is a call, not inlined."""
+class _OneLevel(OwnThreadTracer):
+    """Traces a block's own forward: every child module is a call, not inlined (other threads'
+    forward passes meanwhile are not recorded)."""
 
     def __init__(self, root: nn.Module) -> None:
         super().__init__()
@@ -219,7 +221,7 @@ def _child(name: str) -> str:
 
 def _forward(block: nn.Module, where: str) -> list[str]:
     """The block's forward, one line per traced operation."""
-    graph = _OneLevel(block).trace(block)
+    graph = traced_alone(_OneLevel(block), block)
     inputs = [n.name for n in graph.nodes if n.op == "placeholder"]
     lines = [f"    def forward(self, {', '.join(inputs)}):"]
     for node in graph.nodes:

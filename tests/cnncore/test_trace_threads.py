@@ -38,3 +38,51 @@ def test_traces_in_several_threads_at_once_all_succeed_and_equal_a_lone_trace():
     assert len(results) == len(threads)
     for (name, _index), result in results.items():
         assert result == alone[name], f"{name}: {result!r}"[:300]
+
+
+def test_writing_a_pytorch_file_beside_traces_and_forward_passes_in_other_threads():
+    """The exported file's one-level traces take the same turn, and record only their own
+    thread's module calls: a forward pass meanwhile in another thread is neither recorded nor
+    broken."""
+    import torch
+
+    from cnncore.export.pycode import PyFileFacts, python_file
+
+    resnet = build_model("resnet18", num_classes=4).eval()
+    facts = PyFileFacts("t", "w.safetensors", (3, 32, 32), tuple("abcd"), (0.0,) * 3, (1.0,) * 3,
+                        "0" * 64)  # fmt: skip
+    alone = python_file(resnet, facts)
+    googlenet = build_model("googlenet", device="meta").eval()
+    picture = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        expected = resnet(picture)
+    start = threading.Barrier(6)
+    results: dict[tuple[str, int], object] = {}
+
+    def work(kind: str, index: int) -> None:
+        start.wait()
+        try:
+            for _ in range(3):
+                if kind == "file":
+                    results[kind, index] = python_file(resnet, facts)
+                elif kind == "trace":
+                    results[kind, index] = node_targets(symbolic_trace(googlenet))
+                else:
+                    with torch.no_grad():
+                        results[kind, index] = resnet(picture)
+        except Exception as exc:  # noqa: BLE001 — the test reports what went wrong
+            results[kind, index] = exc
+
+    jobs = [(kind, index) for kind in ("file", "trace", "forward") for index in range(2)]
+    threads = [threading.Thread(target=work, args=job) for job in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert len(results) == len(jobs)
+    for (kind, _index), result in results.items():
+        assert not isinstance(result, Exception), f"{kind}: {result!r}"[:300]
+        if kind == "file":
+            assert result == alone
+        elif kind == "forward":
+            assert torch.equal(result, expected)
