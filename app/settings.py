@@ -123,6 +123,10 @@ class Settings(BaseSettings):
     feature_store_entries: int = 64
     feature_models_cached: int = 3  # built models kept in memory (vgg16 alone is ~530 MB)
     feature_concurrency: int = 2  # forward passes at once (each holds its activations)
+    # POST /api/features/live (a drawing's maps while the pen is down): models whose input is at
+    # most this many pixels (live quota), and the PNG bytes one answer carries inline at most
+    feature_live_max_input_pixels: int = Field(4096, ge=1)
+    feature_live_inline_bytes: int = Field(262_144, ge=0)
 
     # --- uploaded ONNX models (/api/uploaded-models; in data_dir/models; docs/ONNX.md) --------
     onnx_max_bytes: int = Field(75_000_000, ge=1)  # one .onnx file (resnet18: 47 MB)

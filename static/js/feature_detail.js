@@ -116,14 +116,16 @@ export function createLayerDetail(nodes, { onChannel }) {
     });
   }
 
-  /** Fetch channel `index` of the open layer (colour and grey), then draw it. */
-  async function loadChannel(index, mine) {
+  /** Fetch channel `index` of the open layer (colour and grey), then draw it. `inline`: its
+   * two pictures already at hand (data URLs of the same PNGs). */
+  async function loadChannel(index, mine, inline = null) {
     // Until the channel's own pictures arrive, no value is read from another channel's levels.
     tileImage = null;
     levels = null;
     const base = `${layer.url}?channel=${index}`;
     const [colour, grey] = await Promise.all([
-      loadImage(`${base}&colormap=${colormap}`), loadImage(`${base}&colormap=gray`),
+      loadImage(inline?.channel_colour ?? `${base}&colormap=${colormap}`),
+      loadImage(inline?.channel_grey ?? `${base}&colormap=gray`),
     ]);
     if (mine !== ticket) return false; // a newer layer or channel was asked for meanwhile
     tileImage = colour;
@@ -204,11 +206,14 @@ export function createLayerDetail(nodes, { onChannel }) {
     /**
      * Open `next` in `colours` (the colormap's 256 CSS colours) at channel `index`. Resolves
      * true once it is drawn, false when a newer layer or channel took over before that.
+     * `inline`: the answer's pictures at hand (POST /api/features/live), used where they are
+     * this layer's and channel's; the others are fetched.
      */
-    async show(next, nextColormap, index, colours) {
+    async show(next, nextColormap, index, colours, inline = null) {
       const mine = ++ticket;
+      const own = inline?.layer === next.name ? inline : null;
       const image = await loadImage(
-        `${next.url}?colormap=${nextColormap}&max_side=${ATLAS_MAX_SIDE}`,
+        own?.atlas ?? `${next.url}?colormap=${nextColormap}&max_side=${ATLAS_MAX_SIDE}`,
       );
       if (mine !== ticket) return false;
       const sameChannel = layer && layer.url === next.url && index === channel;
@@ -218,7 +223,7 @@ export function createLayerDetail(nodes, { onChannel }) {
       lut = colours;
       channel = index < tiles() ? index : 0;
       if (!sameChannel) cursor = { row: 0, col: 0 };
-      if (!(await loadChannel(channel, mine))) return false;
+      if (!(await loadChannel(channel, mine, own?.channel === channel ? own : null))) return false;
       const [tileH, tileW] = layer.tile;
       cursor = { row: Math.min(cursor.row, tileH - 1), col: Math.min(cursor.col, tileW - 1) };
       nodes.heading.textContent = t("features.detail.heading", { name: layer.name });

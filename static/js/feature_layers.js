@@ -39,8 +39,9 @@ export function createLayerStrip(root, { onPick }) {
   });
 
   return {
-    /** Show `layers` (from the answer) with thumbnails in `colormap`; mark `selected`. */
-    render(layers, colormap, selected) {
+    /** Show `layers` (from the answer) with thumbnails in `colormap`; mark `selected`.
+     * `thumbs`: layer name → the thumbnail already at hand (a data URL), else fetched. */
+    render(layers, colormap, selected, thumbs = null) {
       cards = layers.map((layer, index) => {
         const card = document.createElement("div");
         card.className = "layer-card";
@@ -52,7 +53,7 @@ export function createLayerStrip(root, { onPick }) {
         image.loading = "lazy";
         image.decoding = "async";
         image.alt = t("features.layer.thumb_alt", { name: layer.name });
-        image.src = `${layer.url}?colormap=${colormap}&max_side=${THUMB_SIDE}`;
+        image.src = thumbs?.[layer.name] ?? `${layer.url}?colormap=${colormap}&max_side=${THUMB_SIDE}`;
         const name = document.createElement("span");
         name.className = "layer-name";
         name.textContent = `${index + 1}. ${layer.name}`;

@@ -8,7 +8,7 @@ import { createState } from "./state.js";
 import { bindControls } from "./controls.js";
 import { formatNumber, shapeText } from "./format.js";
 import { DEFAULT_SAMPLE, FEATURES_STATE, REQUEST_FIELDS } from "./features_state.js";
-import { postFeatures } from "./features_api.js";
+import { postFeatures, postLiveFeatures } from "./features_api.js";
 import { createPicker } from "./feature_picker.js";
 import { createLayerStrip } from "./feature_layers.js";
 import { createLayerDetail } from "./feature_detail.js";
@@ -221,7 +221,8 @@ function openLayer() {
   const layer = answer.layers.find((item) => item.name === name) ?? answer.layers[0];
   if (!layer) return detail.hide();
   strip.select(layer.name);
-  layerShown = detail.show(layer, state.get("colormap"), state.get("channel"), colormaps[state.get("colormap")])
+  layerShown = detail.show(layer, state.get("colormap"), state.get("channel"), colormaps[state.get("colormap")],
+    inlinePictures())
     .then((shown) => {
       // A superseded show (the user picked another layer before this one was drawn) must not
       // use up the focus move: the layer the user picked is still to come.
@@ -231,6 +232,12 @@ function openLayer() {
       $("atlas-canvas").focus({ preventScroll: true });
     })
     .catch(() => showErrors(form, new Error(t("features.error.image"))));
+}
+
+/** The answer's pictures at hand (POST /api/features/live), while they are in the colours
+ * shown: a colormap change after it recolours through the URLs. */
+function inlinePictures() {
+  return answer.colormap === state.get("colormap") ? answer.inline : null;
 }
 
 function render() {
@@ -245,7 +252,7 @@ function render() {
   renderPredictions(answer);
   renderFamiliarity(answer);
   if (!stroking) renderFilters(answer);
-  strip.render(answer.layers, state.get("colormap"), state.get("layer"));
+  strip.render(answer.layers, state.get("colormap"), state.get("layer"), inlinePictures()?.thumbs);
   openLayer();
   units.refresh(answer);
 }
@@ -284,7 +291,11 @@ async function request() {
   $("status").textContent = t("features.status.working");
   pending = true;
   try {
-    const body = await latest((signal) => postFeatures(requestFields(), picker.file, { signal }));
+    // Mid-stroke: one request per update, its pictures inline (and on the live quota)
+    const open = { layer: state.get("layer"), channel: state.get("channel") };
+    const body = await latest((signal) => (stroking
+      ? postLiveFeatures(requestFields(), picker.file, open, { signal })
+      : postFeatures(requestFields(), picker.file, { signal })));
     pending = false;
     answer = body;
     render();

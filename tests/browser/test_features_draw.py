@@ -1,6 +1,7 @@
 """/features with a drawing as the picture, in both languages: opening the pad switches to the
 trained LeNet-5, and a synthetic stroke (mouse moves) sends the drawing while it is drawn — one
-request in flight at a time, never piled up — with the layer maps and the prediction changing
+request in flight at a time, never piled up, and one request per update while the pen is down
+(POST /api/features/live, its pictures inline) — with the layer maps and the prediction changing
 before the stroke ends, each update showing what its own answer says. Screenshots at
 1366×768, presenter 1920×1080 and a 360 px phone."""
 
@@ -32,24 +33,29 @@ def wait_updates(page, more_than: int) -> None:
 
 
 class Watch:
-    """The /api/features requests of a page: how many were in flight at most, the answers."""
+    """The /api/features requests of a page: how many were in flight at most, the answers, and
+    every request's kind in order (`log`: "post", "live" or "png")."""
 
     def __init__(self, page):
         self.open = 0
         self.most = 0
         self.answers = []
+        self.log = []
         page.on("request", self.started)
         page.on("requestfinished", self.ended)
         page.on("requestfailed", self.ended)
 
     @staticmethod
     def posts(request) -> bool:
-        return request.method == "POST" and request.url.endswith("/api/features")
+        return request.method == "POST" and re.search(r"/api/features(/live\?.*)?$", request.url)
 
     def started(self, request):
         if self.posts(request):
+            self.log.append("live" if "/live?" in request.url else "post")
             self.open += 1
             self.most = max(self.most, self.open)
+        elif re.search(r"/api/features/[^/]+/.+\.png", request.url):
+            self.log.append("png")
 
     def ended(self, request):
         if self.posts(request):
@@ -103,12 +109,15 @@ def test_maps_and_prediction_follow_the_stroke(make_page, lang):
     assert blank["input"]["shape"] == [1, 32, 32]
 
     # a vertical stroke down the middle, drawn slowly: updates arrive before the pen lifts
-    before = updates(page)
+    before, start = updates(page), len(watch.log)
     stroke(page, [(84, 20 + 5 * i) for i in range(27)])
     wait_updates(page, before + 1)
-    during = updates(page)
+    during, sent = updates(page), watch.log[start:]
     assert during >= before + 2  # at least two updates while the stroke was being drawn
     page.mouse.up()
+    # while the pen is down, one request per update: the maps come inline with the answer
+    assert set(sent) == {"live"}, sent
+    assert during - before <= len(sent) <= during - before + 1  # one may still be in flight
     assert watch.most == 1  # one drawing in flight at a time: frames are dropped, not queued
 
     # the maps changed with the drawing, and what is shown is the newest answer's
