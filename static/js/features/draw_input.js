@@ -4,7 +4,8 @@
 // changed, and when the answer is on screen the drawing as it is then goes next — so requests
 // never pile up and what is shown is at most one round trip behind the pen. Each shown update
 // sets the performance mark "cnnviz:draw" (detail: {update, stroke} in ms: from sending the
-// drawing, and from the oldest stroke it shows, to its maps and prediction on screen).
+// drawing, and from the oldest stroke it shows, to its maps and prediction on screen; midStroke:
+// it was sent with the pen down).
 
 import { DrawingPad } from "../datasets/pad.js";
 
@@ -44,10 +45,12 @@ export function bindDrawing(nodes, { onOpen, send }) {
     inFlight = true;
     nodes.panel.dataset.busy = "true";
     const started = performance.now();
+    const midStroke = penDown;
     try {
-      await through(await picture(), penDown);
+      await through(await picture(), midStroke);
       const now = performance.now();
-      performance.mark("cnnviz:draw", { detail: { update: now - started, stroke: now - stroke } });
+      performance.mark("cnnviz:draw",
+        { detail: { update: now - started, stroke: now - stroke, midStroke } });
       nodes.panel.dataset.updates = String(Number(nodes.panel.dataset.updates ?? 0) + 1);
     } finally {
       inFlight = false;
