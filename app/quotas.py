@@ -15,7 +15,7 @@ Past it: 429 with `Retry-After`, the seconds until the oldest event leaves the w
 | `sessions` (POST /api/sessions) | `client_sessions_per_hour` | 1 h |
 | `follows` (a follower's stream) | `client_follows_per_minute` | 1 min |
 | `heavy` (features, receptive fields) | `client_heavy_per_minute` | 1 min |
-| `live` (live predictions, POST /api/predict) | `client_live_per_minute` | 1 min |
+| `live` (POST /api/predict, POST /api/features/live) | `client_live_per_minute` | 1 min |
 | `wrong_codes` (a session code that does not exist) | `client_wrong_codes_per_minute` | 1 min |
 
 Like the other per-client limits, the counts live in this process (README, "Several workers").
