@@ -21,6 +21,8 @@ export function bindDrawing(nodes, { onOpen, send }) {
   let inFlight = false;
   let changedAt = null; // when the oldest stroke not yet sent was drawn (null: nothing new)
   let penDown = false;
+  // Before the pad's own listener: the stroke's first point is sent with the pen down.
+  nodes.canvas.addEventListener("pointerdown", () => (penDown = true));
   const pad = new DrawingPad(nodes.canvas, { width: 14, onStroke: changed });
 
   async function picture() {
@@ -32,7 +34,6 @@ export function bindDrawing(nodes, { onOpen, send }) {
     flush();
   }
 
-  nodes.canvas.addEventListener("pointerdown", () => (penDown = true));
   for (const name of ["pointerup", "pointercancel"]) {
     nodes.canvas.addEventListener(name, () => {
       penDown = false;
