@@ -8,6 +8,9 @@ import { formatExact } from "./format.js";
 import { appendJoined, mathLine, node, num, writeMath } from "./math_lines.js";
 import { channelName } from "./trace_grids.js";
 
+/** More products than 3 channels × 3×3 make a step's arithmetic dense. */
+const DENSE_TERMS = 27;
+
 const channelLabel = (c, channels) => channelName("conv", c, channels);
 
 function activationLine(name, pre, value) {
@@ -92,4 +95,8 @@ export function renderKernelMath(root, trace, index, data, preview = false) {
   const isLast = (index + 1) % perChannel === 0;
   const lines = transposed ? transposedSteps(step, data, trace, isLast) : convSteps(step, data, trace);
   writeMath(root, heading, t("conv.math.preview"), lines, preview);
+  // many products (e.g. 3 channels × 5×5): written smaller on a short screen so the total stays
+  // in view beside the grids (explorer.css)
+  const terms = transposed ? 0 : step.in_channels.length * step.rows.length * step.cols.length;
+  root.classList.toggle("is-dense", terms > DENSE_TERMS);
 }

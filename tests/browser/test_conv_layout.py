@@ -48,14 +48,26 @@ def assert_fits_phone(phone):
 
 
 @pytest.mark.parametrize("lang", ["en", "ko"])
-@pytest.mark.parametrize("query", ["", "&size=16&padding=2", "&channels=3&input=random"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "&size=16&padding=2",
+        "&channels=3&input=random",
+        "&channels=3&filters=2&input=random",
+        "&channels=3&filters=2&input=random&kernel=5&activation=relu",
+        "&channels=3&filters=2&input=random&kernel=5&padding=2",
+    ],
+)
 def test_laptop_shows_grids_arithmetic_and_player_at_once(make_page, screenshot, lang, query):
+    """Three channels of 5×5 products (75 terms) are written smaller, the total still in view."""
     page = make_page("desktop")
     page.set_viewport_size(LAPTOP)
     ConvPage(page).open(f"lang={lang}{query}")
     assert_fits_laptop(page)
-    if not query:
-        screenshot(page, f"conv-laptop-{lang}", full_page=False)
+    if not query or "kernel=5&activation" in query:
+        name = "conv-laptop-{}{}".format(lang, "-dense" if query else "")
+        screenshot(page, name, full_page=False)
 
 
 @pytest.mark.parametrize("lang", ["en", "ko"])
