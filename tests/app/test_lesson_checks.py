@@ -3,6 +3,7 @@ answer cnncore computed (tests/app/test_lessons.py checks those against torch), 
 read as people write them, and the question API serves both languages for a class quiz."""
 
 import math
+import re
 
 import pytest
 from fastapi.testclient import TestClient
@@ -188,3 +189,63 @@ def test_worked_answers_use_the_formulas_the_lessons_teach():
     )
     for work in lines.values():
         assert not any("/1)" in line for line in work), work  # no C_in/groups
+
+
+# What each checked number is called, in the question text and in the label beside the answer box:
+# (answer label, part) → the words naming it, per language.
+ASKED_AS = {
+    ("params", ""): {"en": ("parameters",), "ko": ("매개변수",)},
+    ("output_size", "height"): {"en": ("height",), "ko": ("높이",)},
+    ("macs", ""): {"en": ("MACs",), "ko": ("MAC",)},
+    ("value", ""): {"en": ("value",), "ko": ("값",)},
+    ("output_row", "second"): {"en": ("first", "second"), "ko": ("첫 행", "두 번째")},
+    ("padding_dilated", "each_side"): {"en": ("dilat", "each side"), "ko": ("팽창", "한쪽")},
+    ("receptive_field", ""): {"en": ("receptive field",), "ko": ("수용 영역",)},
+    ("params_dense", ""): {
+        "en": ("parameters", "fully connected"),
+        "ko": ("매개변수", "완전 연결"),
+    },
+    ("values_kept", ""): {"en": ("share",), "ko": ("비율",)},
+    ("max_pool", "bottom_right"): {
+        "en": ("max pooling", "bottom right"),
+        "ko": ("최대 풀링", "오른쪽 아래"),
+    },
+    ("max_slope", ""): {"en": ("largest",), "ko": ("최댓값",)},
+    ("loss", ""): {"en": ("cross-entropy loss",), "ko": ("교차 엔트로피 손실",)},
+    ("share", ""): {"en": ("share", "parameters"), "ko": ("비율", "매개변수")},
+    ("macs_ratio", ""): {"en": ("MACs",), "ko": ("연산",)},
+    ("cost_ratio", ""): {"en": ("factorised ÷ standard",), "ko": ("분해 ÷ 일반",)},
+    ("params_added", ""): {"en": ("parameters",), "ko": ("매개변수",)},
+    ("lr_step", ""): {"en": ("learning rate", "step decay"), "ko": ("학습률", "계단식 감소")},
+    ("params_trainable", ""): {"en": ("trainable", "parameters"), "ko": ("학습되는 매개변수",)},
+}
+# A question sentence that asks for more than one thing ("What are the size and the parameters?",
+# "How many …, and what share …?", "…는 얼마이고, …", "각각 무엇일까요?").
+SECOND_ASK = {
+    "en": re.compile(r"\b(and|what are)\b|, compared"),
+    "ko": re.compile(r"(이고|하고|있고|있으며),|[와과] \S+ 수는|각각"),
+}
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_every_question_asks_for_the_one_thing_its_answer_box_checks(lang):
+    """A question asks one thing (other quantities only as steps to work out first), ending in its
+    only question mark; it names the checked quantity with the words its answer label uses."""
+    msgs = {**catalogue(lang, "common"), **catalogue(lang, "lessons")}
+    for lesson in LESSONS:
+        for question in lesson.questions:
+            c, key = question.check, f"lesson.{lesson.key}.q.{question.id}"
+            if c.kind == "choice":
+                ask, text = msgs[f"{key}.choice"], msgs[f"{key}.choice"]
+                words: tuple[str, ...] = ()
+            else:
+                text = msgs[key]
+                ask = msgs[f"lessons.answer.{c.label}"]
+                ask += f" · {msgs[f'lessons.part.{c.part}']}" if c.part else ""
+                words = ASKED_AS[(c.label, c.part)][lang]
+            assert text.endswith("?") and text.count("?") == 1, (key, text)
+            asked = re.split(r"(?<=[.:])\s+", text)[-1]
+            assert not SECOND_ASK[lang].search(asked), (key, asked)
+            for word in words:
+                assert word.lower() in text.lower(), (key, word, text)
+                assert word.lower() in ask.lower(), (key, word, ask)
