@@ -4,6 +4,7 @@
 import json
 import math
 import re
+from html import unescape
 
 import pytest
 import torch
@@ -114,8 +115,13 @@ def test_a_lesson_page_embeds_only_its_own_texts():
     html = client.get("/lessons/pooling", params={"lang": "en"}).text
     embedded = json.loads(re.search(r'id="messages">(.*?)</script>', html, re.S)[1])
     assert "lessons.show_answer" in embedded and "lesson.pooling" in embedded
-    assert not any(key.startswith("lesson.dilation.") for key in embedded)
-    assert len(html) < 40_000
+    # other lessons: their titles (the path's links) and nothing of their texts, embedded or drawn
+    others = [lesson.key for lesson in LESSONS if lesson.key != "pooling"]
+    assert not any(key.startswith(f"lesson.{other}.") for key in embedded for other in others)
+    texts, shown = catalogue("en", "lessons"), unescape(html)
+    assert texts["lesson.pooling.p1"].split(".")[0] in shown
+    for other in others:
+        assert texts[f"lesson.{other}.p1"].split(".")[0] not in shown, other
 
 
 def test_index_lists_every_lesson_in_order_with_links():
