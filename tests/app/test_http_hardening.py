@@ -93,6 +93,8 @@ def test_a_follower_that_never_reads_is_closed(server):
             # buffers fill, writing pauses, and the write deadline closes the connection
             state = {"filler": "x" * 14_000}
             publishes = 0
+            # its own wait, long enough for a loaded machine to fill loopback buffers of a few MB
+            deadline = time.monotonic() + 3 * WAIT_S
             while client.get(f"/api/sessions/{code}").json()["followers"] == 1:
                 assert time.monotonic() < deadline, f"still following after {publishes} states"
                 response = client.post(f"/api/sessions/{code}/state",

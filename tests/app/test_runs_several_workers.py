@@ -157,7 +157,7 @@ class Server:
         connections opened at once, so that both workers accept some."""
         first = self.connection()
         self.marker = self.process(first)
-        for _ in range(20):
+        for _ in range(60):  # a loaded machine can let one worker take many rounds in a row
             clients = [self.connection() for _ in range(12)]
             with concurrent.futures.ThreadPoolExecutor(12) as pool:
                 placed = list(pool.map(self.same_worker, clients))
