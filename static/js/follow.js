@@ -9,7 +9,7 @@
 // A bar says "following"; detach stops applying, re-attach jumps to the latest snapshot.
 
 import { watchStates } from "./state.js";
-import { t } from "./i18n.js";
+import { setButtonLabel, t } from "./i18n.js";
 import { studentPictures } from "./follow/class_pictures_student.js";
 import { studentQuiz } from "./follow/quiz_student.js";
 import { teacherQuiz } from "./follow/quiz_teacher.js";
@@ -58,7 +58,8 @@ function teacher(headerButton) {
   const quiz = teacherQuiz(() => session);
 
   function label() {
-    headerButton.textContent = session ? t("follow.live", { code: session.code }) : t("follow.start");
+    if (session) setButtonLabel(headerButton, "follow.live", { code: session.code });
+    else setButtonLabel(headerButton, "follow.start");
     headerButton.setAttribute("aria-haspopup", "dialog");
     headerButton.classList.toggle("is-live", Boolean(session));
   }

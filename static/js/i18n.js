@@ -52,3 +52,18 @@ export function translateTree(root) {
     }
   }
 }
+
+/**
+ * A header button's label: the whole text of `key` (also its accessible name) and, shown instead
+ * on a narrow screen (base.css), the text of `${key}_short`.
+ */
+export function setButtonLabel(button, key, params = {}) {
+  const long = document.createElement("span");
+  long.className = "label-long";
+  long.textContent = t(key, params);
+  const short = document.createElement("span");
+  short.className = "label-short";
+  short.textContent = t(`${key}_short`, params);
+  button.setAttribute("aria-label", long.textContent);
+  button.replaceChildren(long, short);
+}

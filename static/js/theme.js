@@ -4,7 +4,7 @@
 // ?present=1, so a teacher's link opens presenting.
 
 import { flushAll } from "./state.js";
-import { t } from "./i18n.js";
+import { setButtonLabel } from "./i18n.js";
 
 const root = document.documentElement;
 
@@ -22,7 +22,7 @@ export function setPresenter(on) {
   const toggle = document.getElementById("presenter-toggle");
   if (toggle) {
     toggle.setAttribute("aria-pressed", String(on));
-    toggle.textContent = t(on ? "presenter.off" : "presenter.on");
+    setButtonLabel(toggle, on ? "presenter.off" : "presenter.on");
   }
   window.dispatchEvent(new CustomEvent("presenterchange", { detail: { on } }));
 }

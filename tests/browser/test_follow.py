@@ -50,7 +50,9 @@ def test_teacher_steps_and_two_followers_follow(make_page, screenshot):
     expect(warning).to_contain_text("127.0.0.1")
     expect(warning).to_contain_text("make run HOST=0.0.0.0")
     expect(warning).to_contain_text("cnnviz serve --host 0.0.0.0")
-    expect(teacher.locator("#follow-start")).to_have_text(f"Class session · {code}")
+    expect(teacher.locator("#follow-start")).to_have_text(
+        f"Class session · {code}", use_inner_text=True
+    )
 
     followers = [make_page("desktop"), make_page("phone", locale="ko-KR")]
     for follower in followers:
@@ -106,7 +108,9 @@ def test_teacher_steps_and_two_followers_follow(make_page, screenshot):
     # The teacher ends the session: the followers are told and keep the page as it is.
     teacher.click("#follow-start")
     dialog.locator(".follow-end").click()
-    expect(teacher.locator("#follow-start")).to_have_text("Start class session")
+    expect(teacher.locator("#follow-start")).to_have_text(
+        "Start class session", use_inner_text=True
+    )
     for follower in followers:
         expect(follower.locator(".follow-bar")).to_have_attribute("data-state", "ended")
         expect(follower).not_to_have_url(re.compile("follow="))
@@ -125,7 +129,9 @@ def test_follower_moves_with_the_teacher_to_another_page(make_page):
 
     teacher.goto("/conv?lang=en&kernel=5")  # the session stays with the teacher's tab
     ready(teacher)
-    expect(teacher.locator("#follow-start")).to_have_text(f"Class session · {code}")
+    expect(teacher.locator("#follow-start")).to_have_text(
+        f"Class session · {code}", use_inner_text=True
+    )
     expect(follower).to_have_url(re.compile(rf"/conv\?.*kernel=5.*follow={code}"))
     ready(follower)
     expect(follower.locator("#c-kernel")).to_have_value("5")

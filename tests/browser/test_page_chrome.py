@@ -64,3 +64,40 @@ def test_the_header_on_a_1366_px_laptop_keeps_every_link_whole_and_the_tools_bes
     assert brand["y"] <= middle <= brand["y"] + brand["height"]  # the tools share the brand's row
     assert page.evaluate("document.documentElement.scrollWidth") == 1366
     screenshot(page, f"header-laptop-{lang}", full_page=False)
+
+
+def header_rows(page) -> list[float]:
+    """The lines the header's brand, links and tools take: their middles, those within 12 px of
+    each other one line."""
+    parts = page.locator(".brand, .site-nav, .lang-switch, .header-tools button:visible")
+    boxes = [parts.nth(i).bounding_box() for i in range(parts.count())]
+    rows: list[float] = []
+    for middle in sorted(box["y"] + box["height"] / 2 for box in boxes):
+        if not rows or middle - rows[-1] > 12:
+            rows.append(middle)
+    return rows
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_the_header_on_a_360_px_phone_is_two_lines_with_compact_teacher_buttons(
+    make_page, screenshot, lang
+):
+    """The brand, the language switch and the two teacher buttons (short labels) share the first
+    line, the links the second; a student following a class on /join gets no teacher buttons."""
+    phone = make_page("phone")
+    texts = catalogue(lang, "common")
+    phone.goto(f"/conv?lang={lang}")
+    phone.wait_for_selector("body[data-ready=true]")
+    screenshot(phone, f"header-phone-{lang}", full_page=False)
+    assert len(header_rows(phone)) == 2, header_rows(phone)
+    assert phone.locator(".site-header").bounding_box()["height"] <= 100
+    start, present = phone.locator("#follow-start"), phone.locator("#presenter-toggle")
+    assert start.inner_text() == texts["follow.start_short"]
+    assert present.inner_text() == texts["presenter.on_short"]
+    assert start.get_attribute("aria-label") == texts["follow.start"]
+    assert phone.evaluate("document.documentElement.scrollWidth") == 360
+    phone.goto(f"/join?lang={lang}")
+    phone.locator(".site-header").wait_for()
+    assert phone.locator("#follow-start, #presenter-toggle").count() == 0
+    assert len(header_rows(phone)) == 2
+    screenshot(phone, f"header-phone-join-{lang}", full_page=False)
