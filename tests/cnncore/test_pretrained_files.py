@@ -129,13 +129,14 @@ def test_a_404_names_the_status(tmp_path, server, earlier):
     assert "HTTP 404" in str(refused)
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]  # closed again at once: connecting is refused
+# A loopback port bound for the whole module and never listening: connecting is refused, and no
+# other process can take the port meanwhile (one picked, closed and used later could be).
+_REFUSING = socket.socket()
+_REFUSING.bind(("127.0.0.1", 0))
+REFUSING_PORT = _REFUSING.getsockname()[1]
 
 
-@pytest.mark.parametrize("url", [f"http://127.0.0.1:{closed_port()}/mobilenet_v2-b0353104.pth",
+@pytest.mark.parametrize("url", [f"http://127.0.0.1:{REFUSING_PORT}/mobilenet_v2-b0353104.pth",
                                  "http://weights.invalid/mobilenet_v2-b0353104.pth"])  # fmt: skip
 def test_no_network_at_all_says_offline_and_how_to_import(tmp_path, earlier, url):
     before = folder_state(earlier)
