@@ -136,6 +136,12 @@ _REFUSING.bind(("127.0.0.1", 0))
 REFUSING_PORT = _REFUSING.getsockname()[1]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _refusing_port_closed_at_the_end():
+    yield
+    _REFUSING.close()
+
+
 @pytest.mark.parametrize("url", [f"http://127.0.0.1:{REFUSING_PORT}/mobilenet_v2-b0353104.pth",
                                  "http://weights.invalid/mobilenet_v2-b0353104.pth"])  # fmt: skip
 def test_no_network_at_all_says_offline_and_how_to_import(tmp_path, earlier, url):
