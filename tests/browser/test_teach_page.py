@@ -34,6 +34,14 @@ def picture_count(page) -> int:
     return int(page.locator(".teach-layout").get_attribute("data-pictures") or 0)
 
 
+# the pad holds a stroke: some pixel is not black
+PAD_DRAWN = """() => {
+  const pad = document.getElementById('pad');
+  const data = pad.getContext('2d').getImageData(0, 0, pad.width, pad.height).data;
+  return data.some((value, i) => i % 4 !== 3 && value > 0);
+}"""
+
+
 def wait_count(page, n: int) -> None:
     expect(page.locator(".teach-layout")).to_have_attribute("data-pictures", str(n))
 
@@ -75,12 +83,17 @@ def test_teach_builds_a_dataset_from_camera_pad_and_files(pages, lang, datasets)
 
     # a drawing: a synthetic stroke across the pad, into the third class
     page.select_option("#class-choice", "2")
+    # the pad's place is read once the thumbnails have loaded (a loading picture moves the page)
+    page.wait_for_function("() => [...document.querySelectorAll('#classes img')]"
+                           ".every((image) => image.complete)")  # fmt: skip
+    page.locator("#pad").scroll_into_view_if_needed()
     box = page.locator("#pad").bounding_box()
     page.mouse.move(box["x"] + 30, box["y"] + 30)
     page.mouse.down()
     for step in range(1, 20):
         page.mouse.move(box["x"] + 30 + step * 7, box["y"] + 30 + step * 6)
     page.mouse.up()
+    page.wait_for_function(PAD_DRAWN)
     page.click("#pad-add")
     wait_count(page, after_burst + 1)
     drawing = next(i for i in datasets.store.images(dataset_id) if i.source == "drawing")
