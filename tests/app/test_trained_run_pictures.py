@@ -6,7 +6,6 @@ what the routes answer computed from that very file."""
 import base64
 import io
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -24,8 +23,8 @@ from cnncore.effective_rf_picture import picture_effective_field
 from cnncore.features import prepare_input, top_predictions
 from cnncore.images import sample_image
 from cnncore.training import TrainConfig, Trainer
+from tests.app.trained_runs import train_to_end
 
-TIMEOUT = 180
 RUN = {"label": "trained", "model": "lenet5", "data": {"name": "digits", "limit": 300},
        "epochs": 1, "batch_size": 32, "max_steps_per_epoch": 3}  # fmt: skip
 
@@ -40,15 +39,7 @@ def trained(tmp_path_factory) -> tuple[str, RunManager]:
     manager = RunManager(store, folder / "checkpoints", RunLimits(max_concurrent=1))
     previous = use_run_manager(manager)
     try:
-        created = client.post("/api/runs", json=RUN)
-        assert created.status_code == 201, created.text
-        run_id = created.json()["id"]
-        deadline = time.monotonic() + TIMEOUT
-        while not manager.get(run_id).finished:
-            assert time.monotonic() < deadline, "the run did not finish"
-            time.sleep(0.1)
-        assert manager.get(run_id).status == "completed"
-        yield run_id, manager
+        yield train_to_end(client.post, manager, RUN), manager
     finally:
         use_run_manager(previous)
         manager.close()
