@@ -138,21 +138,34 @@ def json_bodies(names: tuple[str, ...] | None = None, routes: list[str] = JSON_R
     return found
 
 
+def connect(port: int, receive_buffer: int | None = None) -> socket.socket:
+    """A raw loopback connection that waits at most WAIT_S for anything."""
+    sock = socket.socket()
+    if receive_buffer is not None:  # before connecting, so the window starts small
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+    sock.settimeout(WAIT_S)
+    sock.connect(("127.0.0.1", port))
+    return sock
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes (or resets) the connection; a socket still
+    open after WAIT_S raises TimeoutError."""
+    received = b""
+    try:
+        while chunk := sock.recv(65536):
+            received += chunk
+    except ConnectionResetError:
+        pass
+    return received
+
+
 def _raw(port: int, request: bytes, receive_buffer: int | None = None) -> int:
     """Send `request` (an unfinished one), then wait for the server to close: 0 when it closed
     without answering, else the answer's status; TimeoutError when it never closes."""
-    with socket.socket() as sock:
-        if receive_buffer is not None:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
-        sock.settimeout(WAIT_S)
-        sock.connect(("127.0.0.1", port))
+    with connect(port, receive_buffer) as sock:
         sock.sendall(request)
-        received = b""
-        try:
-            while chunk := sock.recv(65536):
-                received += chunk
-        except ConnectionResetError:
-            pass
+        received = read_until_closed(sock)
     return int(received.split(b" ", 2)[1]) if received.startswith(b"HTTP/1.1 ") else 0
 
 

@@ -9,14 +9,13 @@ server closing the socket, a follower count), never a fixed sleep.
 from __future__ import annotations
 
 import json
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from hostile import serving
+from hostile import connect, read_until_closed, serving
 
 DEADLINE_S = 1.0
 CAP = 8
@@ -30,27 +29,6 @@ def server(tmp_path_factory) -> Iterator[tuple[int, Path]]:
     folder = tmp_path_factory.mktemp("http")
     with serving(folder, **deadlines, max_connections=CAP, session_ping_seconds=600) as started:
         yield started[0], started[1]
-
-
-def connect(port: int, receive_buffer: int | None = None) -> socket.socket:
-    sock = socket.socket()
-    if receive_buffer is not None:  # before connecting, so the window starts small
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
-    sock.settimeout(WAIT_S)
-    sock.connect(("127.0.0.1", port))
-    return sock
-
-
-def read_until_closed(sock: socket.socket) -> bytes:
-    """Everything the server sends until it closes (or resets) the connection; a socket still
-    open after WAIT_S raises TimeoutError."""
-    received = b""
-    try:
-        while chunk := sock.recv(65536):
-            received += chunk
-    except ConnectionResetError:
-        pass
-    return received
 
 
 def test_a_request_head_sent_too_slowly_is_cut_off(server):
