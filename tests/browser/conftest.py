@@ -236,3 +236,21 @@ def save_screenshot(page, name: str, full_page: bool = True) -> Path:
 def screenshot():
     """screenshot(page, name): save test-artifacts/<name>.png (look at it)."""
     return save_screenshot
+
+
+TWO_FRAMES = "() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))"
+
+
+def steady_box(page, selector: str, tries: int = 50) -> dict:
+    """The element's box once it has stayed put over two animation frames: a stroke drawn from a
+    box read while the page still moves (a card appearing above it, pictures loading) misses."""
+    locator = page.locator(selector)
+    locator.scroll_into_view_if_needed()
+    before = locator.bounding_box()
+    for _ in range(tries):
+        page.evaluate(TWO_FRAMES)
+        now = locator.bounding_box()
+        if now == before:
+            return now
+        before = now
+    raise AssertionError(f"{selector} kept moving: {before}")

@@ -6,7 +6,7 @@ moved and deleted; the camera's refusal explained on an insecure page. Screensho
 import io
 
 import pytest
-from conftest import guarded_pages, save_screenshot
+from conftest import guarded_pages, save_screenshot, steady_box
 from PIL import Image
 from playwright.sync_api import expect
 
@@ -83,11 +83,12 @@ def test_teach_builds_a_dataset_from_camera_pad_and_files(pages, lang, datasets)
 
     # a drawing: a synthetic stroke across the pad, into the third class
     page.select_option("#class-choice", "2")
-    # the pad's place is read once the thumbnails have loaded (a loading picture moves the page)
+    # the pad's place is read once the page stands still: the thumbnails have loaded and the class
+    # card above (shown by its two-second poll once the URL names the dataset) has its text
     page.wait_for_function("() => [...document.querySelectorAll('#classes img')]"
                            ".every((image) => image.complete)")  # fmt: skip
-    page.locator("#pad").scroll_into_view_if_needed()
-    box = page.locator("#pad").bounding_box()
+    expect(page.locator("#class-note")).not_to_be_empty()
+    box = steady_box(page, "#pad")
     page.mouse.move(box["x"] + 30, box["y"] + 30)
     page.mouse.down()
     for step in range(1, 20):
