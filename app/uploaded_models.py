@@ -7,7 +7,9 @@ An upload is checked and converted in full (`cnncore.onnx_import`) before anythi
 its folder is written under a temporary name and renamed, so a crash leaves no half model. The
 model is then known to the registry as `onnx_<id>` (`cnncore.uploaded`): /features, summaries,
 receptive fields and training runs take it by that name. Converted modules are kept for the
-`onnx_models_cached` most recently used models; the others convert again from their file.
+`onnx_models_cached` most recently used models; the others convert again from their file, unless
+the module is still held elsewhere (/features' cache shares the store's module, through
+`cnncore.uploaded.load_uploaded`): then that one is taken back, so a model is in memory once.
 Deleting needs the owner token answered once at upload (only its SHA-256 is stored).
 """
 
@@ -19,6 +21,7 @@ import secrets
 import shutil
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -135,6 +138,8 @@ class UploadedModels:
         self._lock = threading.RLock()
         self._records: dict[str, StoredModel] = {}
         self._modules: OrderedDict[str, nn.Module] = OrderedDict()
+        # every converted module still alive, whoever holds it: never converted twice
+        self._alive: weakref.WeakValueDictionary[str, nn.Module] = weakref.WeakValueDictionary()
         # the folder is made by the first upload, not here: a server that never stores a model
         # (a test's app, a lesson check) writes nothing
         for folder in sorted(root.iterdir()) if root.is_dir() else ():
@@ -252,6 +257,7 @@ class UploadedModels:
                 return False
             forget_uploaded_model(record.name)
             self._modules.pop(model_id, None)
+            self._alive.pop(model_id, None)
         shutil.rmtree(self.root / model_id, ignore_errors=True)
         return True
 
@@ -259,8 +265,9 @@ class UploadedModels:
         """The converted module (shared: callers copy before changing it)."""
         with self._lock:
             found = self._modules.get(model_id)
+            found = self._alive.get(model_id) if found is None else found
             if found is not None:
-                self._modules.move_to_end(model_id)
+                self._keep(model_id, found)
                 return found
             if model_id not in self._records:
                 raise KeyError(model_id)
@@ -277,12 +284,14 @@ class UploadedModels:
                 module = build_with(record.architecture, state, dict(record.config or {}))
             else:
                 module = import_onnx((folder / MODEL_FILE).read_bytes(), self.limits).module
-        with self._lock:
+        with self._lock:  # another thread may have converted it meanwhile: keep one
+            kept = self._alive.get(model_id)
+            module = module if kept is None else kept
             self._keep(model_id, module)
         return module
 
     def _keep(self, model_id: str, module: nn.Module) -> None:
-        self._modules[model_id] = module
+        self._modules[model_id] = self._alive[model_id] = module
         self._modules.move_to_end(model_id)
         while len(self._modules) > self.cached:
             self._modules.popitem(last=False)
@@ -293,6 +302,7 @@ class UploadedModels:
                 forget_uploaded_model(record.name)
             self._records.clear()
             self._modules.clear()
+            self._alive.clear()
 
 
 def _record(

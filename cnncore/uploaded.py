@@ -4,6 +4,9 @@ Everything that builds a zoo model by name (`get_model`, `build_model`, `load_pr
 builds an uploaded one the same way once `register_uploaded_model` has run: the factory gives a
 fresh copy of the converted module (`cnncore.onnx_import`), on the meta device when the caller
 builds there (summaries), so a caller may change its copy (a transfer-learning head) freely.
+`load_uploaded` (the trained model a cache keeps for reading: /features, receptive fields) gives
+the converted module itself instead, in eval mode: a module of tens of millions of values is then
+held once, by the store that converted it, not once there and once more in a copy.
 Its weights are the file's own; its input is the one the file fixes, prepared with ImageNet's
 statistics for colour inputs and 0.5 / 0.5 for the others, as the zoo's initialised models.
 """
@@ -39,6 +42,8 @@ __all__ = [
 ]
 
 UPLOADED_PREFIX = "onnx_"
+# name → the store's accessor of the converted module (`register_uploaded_model`)
+_MODULE_OF: dict[str, Callable[[], nn.Module]] = {}
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,7 @@ def register_uploaded_model(spec: UploadedSpec, module_of: Callable[[], nn.Modul
             module = module.to("meta")
         return module.eval()
 
+    _MODULE_OF[spec.name] = module_of
     register_uploaded(
         ModelInfo(
             spec.name, spec.title, "uploaded", "", _shape(spec), spec.num_classes, factory, spec
@@ -105,14 +111,24 @@ def _shape(spec: UploadedSpec) -> InputShape:
 
 
 def forget_uploaded_model(name: str) -> None:
+    _MODULE_OF.pop(name, None)
     register_uploaded(None, name)
 
 
 def load_uploaded(name: str, device: torch.device | str = "cpu") -> LoadedModel:
-    """The uploaded model with its own weights, in eval mode, and how its input is prepared."""
+    """The uploaded model with its own weights, in eval mode, and how its input is prepared.
+
+    The module is the store's own (shared, read-only: a caller that changes a model builds its
+    copy with `build_model`); a copy only when it must move to another device."""
     info = get_model_info(name)
-    model = info.factory(in_channels=info.default_input.channels)
-    return LoadedModel(name, model.to(device).eval(), uploaded_weights(info.uploaded))
+    module_of = _MODULE_OF.get(name)
+    if module_of is None:  # registered without a store (`register_uploaded`): a copy
+        module = info.factory(in_channels=info.default_input.channels)
+    else:
+        module = module_of()
+    if any(p.device != torch.device(device) for p in module.parameters()):
+        module = copy.deepcopy(module).to(device)
+    return LoadedModel(name, module.eval(), uploaded_weights(info.uploaded))
 
 
 def _sizes(architecture: str, state: dict[str, torch.Tensor]) -> dict[str, int]:

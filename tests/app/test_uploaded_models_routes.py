@@ -276,3 +276,25 @@ def test_several_server_processes_share_the_folder(tinyvgg, tmp_path):
         find_uploaded_with(earlier[0] if earlier else None)
         first.close()
         second.close()
+
+
+def test_an_uploaded_model_is_held_once(tinyvgg, tmp_path):
+    """/features' cache keeps the very module the store converted, not a copy of it; and when
+    the store's own LRU has dropped it while /features still holds it, the store takes that one
+    back instead of converting the file again. A transfer-learning build still gets a copy."""
+    from app.feature_cache import FeatureCache
+
+    settings = Settings(data_dir=tmp_path, onnx_models_cached=1)
+    store = UploadedModels.from_settings(settings)
+    try:
+        first, _token = store.add(tinyvgg[1], "first", None)
+        shown = FeatureCache(settings).model(first.name).loaded.model
+        assert shown is store.module(first.id) and not shown.training
+        store.add(tinyvgg[1], "second", None)  # the store's LRU (1 model) drops the first
+        assert store.module(first.id) is shown  # held by /features: taken back, not converted
+        built = build_model(first.name)
+        assert built is not shown
+        for mine, theirs in zip(built.parameters(), shown.parameters(), strict=True):
+            assert torch.equal(mine, theirs) and mine.data_ptr() != theirs.data_ptr()
+    finally:
+        store.close()
