@@ -9,6 +9,7 @@ Registered in `cnncore.onnx_ops.CONVERTERS` by importing this module.
 from __future__ import annotations
 
 import math
+import operator
 
 import torch
 import torch.nn.functional as F
@@ -160,11 +161,13 @@ def gather(b: GraphBuilder, n: NodeView) -> list[Value]:
     index = torch.where(index < 0, index + size, index)
     if bool(((index < 0) | (index >= size)).any()):
         raise n.refuse("an index is out of range")
+    if index.dim() == 0:  # the axis goes: select, which keeps every other axis (the batch's)
+        return [b.function(torch.select, x, axis, int(index))]
     flat = b.function(torch.index_select, x, axis, Value.constant(index.reshape(-1)))
     if index.dim() == 1:
         return [flat]
-    shape = x.shape[:axis] + tuple(index.shape) + x.shape[axis + 1 :]
-    return [b.function(torch.reshape, flat, shape)]
+    # unflatten, not a reshape to the import's shape: the batch axis stays free
+    return [b.function(torch.unflatten, flat, axis, tuple(index.shape))]
 
 
 @converts("Cast")
@@ -239,3 +242,31 @@ def pad(b: GraphBuilder, n: NodeView) -> list[Value]:
         return as_layer(b, n, nn.ZeroPad2d(tuple(torch_pads)), x)
     kwargs = {"value": value} if mode == "constant" else {}
     return [b.function(F.pad, x, tuple(torch_pads), modes[mode], **kwargs)]
+
+
+@converts("GatherND")
+def gather_nd(b: GraphBuilder, n: NodeView) -> list[Value]:
+    """data[i₀, i₁, …] for each row of indices (ONNX GatherND, batch_dims 0): what
+    torch.onnx writes for an adaptive average pool whose windows are not one fixed stride
+    (AlexNet's 6×6 pool of the 1×1 to 7×7 maps a run's small pictures leave)."""
+    x = n.inputs[0]
+    index = n.constant(1, "indices")
+    if int(n.attrs.get("batch_dims", 0)) != 0:
+        raise n.refuse("only batch_dims 0 is supported")
+    depth = index.shape[-1] if index.dim() else 0
+    if index.dim() == 0 or not 1 <= depth <= len(x.shape):
+        raise n.refuse("the indices' last axis must name 1 to rank(data) axes")
+    sizes = torch.tensor(x.shape[:depth], dtype=torch.int64)
+    index = torch.where(index < 0, index + sizes, index.to(torch.int64))
+    if bool(((index < 0) | (index >= sizes)).any()):
+        raise n.refuse("an index is out of range")
+    axes = tuple(Value.constant(index[..., axis].contiguous()) for axis in range(depth))
+    return [b.function(operator.getitem, x, axes)]
+
+
+@converts("Where")
+def where(b: GraphBuilder, n: NodeView) -> list[Value]:
+    condition, x, y = n.inputs
+    if condition.meta.dtype != torch.bool:
+        raise n.refuse("the condition must be a bool tensor")
+    return [b.function(torch.where, condition, x, y)]

@@ -40,6 +40,7 @@ ModelId = Annotated[str, Path(pattern=ID_PATTERN)]
 Store = Annotated[UploadedModels, Depends(get_uploaded_models)]
 AppSettings = Annotated[Settings, Depends(settings_dep)]
 Token = token_header("X-Model-Token")
+LIMIT_SETTING = "setting CNNVIZ_ONNX_MAX_BYTES"  # named in the refusal: a server may raise it
 
 _FILE = {"type": "string", "format": "binary"}
 _UPLOAD_BODY: dict[str, Any] = {
@@ -74,7 +75,8 @@ async def _read_upload(
         )
     limit, labels_limit = settings.onnx_max_bytes, settings.onnx_max_labels_bytes
     if int(declared) > limit + labels_limit + FORM_OVERHEAD:
-        raise refusal(413, "file", f"the upload is over {limit:,} bytes", "too_large", limit=limit)
+        raise refusal(413, "file", f"the upload is over {limit:,} bytes ({LIMIT_SETTING})",
+                      "too_large", limit=limit)  # fmt: skip
     async with request.form(max_files=2, max_fields=4) as form:
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
         parsed = validated_fields(UploadForm, fields)
@@ -84,7 +86,8 @@ async def _read_upload(
         data, filename = await upload.read(limit + 1), upload.filename or ""
         names = await labels.read(labels_limit + 1) if isinstance(labels, UploadFile) else None
     if len(data) > limit:
-        raise refusal(413, "file", f"the file is over {limit:,} bytes", "too_large", limit=limit)
+        raise refusal(413, "file", f"the file is over {limit:,} bytes ({LIMIT_SETTING})",
+                      "too_large", limit=limit)  # fmt: skip
     if names is not None and len(names) > labels_limit:
         raise refusal(
             413,

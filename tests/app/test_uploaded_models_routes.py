@@ -5,6 +5,7 @@ server healthy and its memory bounded."""
 from __future__ import annotations
 
 import io
+import json
 import sys
 import warnings
 from pathlib import Path
@@ -27,6 +28,7 @@ from cnncore.uploaded import uploaded_weights
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "cnncore"))
 from onnx_hostile import hostile_corpus  # noqa: E402  (the corpus the core tests use)
 
+ROOT = Path(__file__).resolve().parents[2]
 LABELS = "\n".join(f"class {i}" for i in range(10)) + "\n"
 
 
@@ -134,6 +136,39 @@ def test_limits_on_count_labels_and_name(store, tinyvgg):
         assert upload(tinyvgg[1]).status_code == 201
     full = upload(tinyvgg[1])
     assert full.status_code == 409 and len(store.list()) == 3
+
+
+def returning(value):
+    return lambda: value  # a dependency without parameters (FastAPI reads its signature)
+
+
+def test_the_size_limits_name_their_settings(tinyvgg, tmp_path):
+    """What an AlexNet run's export (57 M values, 228 MB) meets on a server with the default
+    limits (docs/ONNX.md): a refusal naming the limit and the setting that raises it."""
+    _, data = tinyvgg
+    for limits, status, kind in (
+        ({"onnx_max_parameters": 1000}, 422, "onnx_too_many_parameters"),
+        ({"onnx_max_bytes": len(data) - 1}, 413, "too_large"),
+    ):
+        settings = Settings(data_dir=tmp_path, **limits)
+        made = UploadedModels.from_settings(settings)
+        app.dependency_overrides[get_uploaded_models] = returning(made)
+        app.dependency_overrides[settings_dep] = returning(settings)
+        try:
+            answer = upload(data)
+        finally:
+            made.close()
+            for dependency in (get_uploaded_models, settings_dep):
+                app.dependency_overrides.pop(dependency, None)
+        assert answer.status_code == status, answer.text
+        item = answer.json()["detail"][0]
+        assert item["type"] == kind and item["ctx"]["limit"] == next(iter(limits.values()))
+        if status == 413:
+            assert "CNNVIZ_ONNX_MAX_BYTES" in item["msg"]
+    for language in ("en", "ko"):
+        texts = json.loads((ROOT / "static" / "i18n" / language / "common.json").read_text())
+        assert "CNNVIZ_ONNX_MAX_PARAMETERS" in texts["error.type.onnx_too_many_parameters"]
+        assert "CNNVIZ_ONNX_MAX_BYTES" in texts["error.type.onnx_too_large"]
 
 
 def rss_bytes() -> int:

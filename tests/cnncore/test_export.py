@@ -24,7 +24,7 @@ from app.settings import Settings
 from cnncore.checkpoint import Checkpoint
 from cnncore.errors import CNNCoreError
 from cnncore.export.bundle import RunFacts, export_run, file_names
-from cnncore.export.onnx_file import OPSET
+from cnncore.export.onnx_file import OPSET, onnx_bytes
 from cnncore.export.pycode import PyFileFacts, python_file
 from cnncore.model_options import build_classifier, fit_input_size
 from cnncore.onnx_import import OnnxLimits, import_onnx
@@ -34,10 +34,6 @@ from tests.cnncore.standalone import standalone_logits
 
 RUN_MODELS = Settings.model_fields["run_models"].default
 RELATIVE = 1e-5
-# What cnncore.onnx_import cannot read back yet. AlexNet's 6×6 adaptive pool of the 1×1 map a
-# run's small pictures leave is exported as a GatherND (at 224×224 it is 6×6 → 6×6, a no-op):
-# written down here so that the day the importer reads it, this test says so.
-NOT_IMPORTABLE = {"alexnet": "unsupported operators GatherND"}
 
 
 def relative_error(found: torch.Tensor, expected: torch.Tensor) -> float:
@@ -140,15 +136,30 @@ def test_zip_round_trips_through_onnxruntime_and_a_clean_interpreter(model, tmp_
     # 57 M parameters, above the upload defaults)
     onnx_data = (tmp_path / names["onnx"]).read_bytes()
     limits = OnnxLimits(max_bytes=len(onnx_data), max_parameters=10**8)
-    if model in NOT_IMPORTABLE:
-        with pytest.raises(CNNCoreError, match=NOT_IMPORTABLE[model]):
-            import_onnx(onnx_data, limits)
-        return
     imported = import_onnx(onnx_data, limits)
     assert imported.input_shape == shape and imported.opset == OPSET
     with torch.no_grad():
         again = imported.module(x)
     assert relative_error(again, expected) <= RELATIVE
+
+
+@pytest.mark.parametrize(
+    ("side", "operators"),
+    [(1, {"GatherND"}), (7, {"GatherND"}), (10, {"GatherND", "Where"}), (12, {"AveragePool"})],
+)
+def test_adaptive_pools_of_every_window_form_read_back(side, operators):
+    """AlexNet's 6×6 adaptive pool after the maps a run's pictures leave (1×1 at 63², 7×7 at
+    256², …): torch.onnx writes a GatherND of the windows, with Where masks when they differ
+    in size, or an AveragePool when they tile the map; each imported gives torch's numbers at
+    another batch size than the export's."""
+    net = nn.Sequential(nn.Conv2d(3, 4, 1), nn.AdaptiveAvgPool2d(6), nn.Flatten(),
+                        nn.Linear(144, 5))  # fmt: skip
+    net = trained_like(net, seed=side)
+    imported = import_onnx(onnx_bytes(net, (3, side, side), {}), OnnxLimits())
+    assert operators <= set(imported.operators)
+    x = torch.randn(3, 3, side, side, generator=torch.Generator().manual_seed(side))
+    with torch.no_grad():
+        assert relative_error(imported.module(x), net(x)) <= RELATIVE
 
 
 @pytest.mark.parametrize("model", RUN_MODELS)
