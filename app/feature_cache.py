@@ -9,7 +9,10 @@ levels only. It is kept inside its result, so evicting a result frees its PNGs w
 cache of its own kept the PNGs of results already gone, which no URL could reach any more).
 Pictures in work are limited to `feature_concurrency` at once (`forward_slots`): the routes
 decode a picture, preprocess it and run the forward pass (feature maps or a receptive field)
-holding one slot, since each step holds pixels or activations.
+holding one slot, since each step holds pixels or activations. The live routes (a drawing's maps
+through a small model, a live prediction) hold none: they run on the `live_workers` threads of
+app/live_pool.py, which bound them instead, so they never queue behind a VGG-16 pass. Models are
+built under one lock per model, so a LeNet-5 is not kept waiting while VGG-16 loads.
 """
 
 from __future__ import annotations
@@ -146,7 +149,8 @@ class FeatureCache:
             settings.feature_store_bytes,
             lambda r: r.maps.nbytes,
         )
-        self._build_lock = threading.Lock()
+        self._build_lock = threading.Lock()  # guards `_building`
+        self._building: dict[str | tuple, threading.Lock] = {}  # one lock per model in building
         self.forward_slots = threading.BoundedSemaphore(settings.feature_concurrency)
 
     def forget_results(self) -> None:
@@ -159,7 +163,10 @@ class FeatureCache:
         found = self.models.get(name)
         if found is not None:
             return found
-        with self._build_lock:  # two first requests for vgg16 must not build it twice
+        # two first requests for vgg16 must not build it twice; nor may a LeNet-5 wait for it
+        with self._build_lock:
+            building = self._building.setdefault(name, threading.Lock())
+        with building:
             found = self.models.get(name)
             if found is None:
                 loaded = load_pretrained(
@@ -169,6 +176,8 @@ class FeatureCache:
                 )
                 found = FeatureModel(loaded, trace_layers(loaded.model))
                 self.models.put(name, found)
+        with self._build_lock:  # whoever comes now finds the model (or builds it anew)
+            self._building.pop(name, None)
         return found
 
     def run_model(self, found: RunWeights, name: str) -> FeatureModel:

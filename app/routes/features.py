@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
@@ -61,10 +62,12 @@ def _extract(
     settings: Settings,
     checkpoint_of: CheckpointOf,
     units: UnitStore,
+    slots: AbstractContextManager | None = None,
 ) -> FeaturesOut:
     """Decode, then compute (or reuse) the maps; runs in a worker thread, holding one of the
-    cache's `forward_slots` from decoding to the last map."""
-    with cache.forward_slots:
+    cache's `forward_slots` from decoding to the last map (or of `slots`: the live route's
+    small work is bounded by its pool's threads instead, and queues behind no VGG-16)."""
+    with cache.forward_slots if slots is None else slots:
         image = chosen_picture(form.sample, data, settings)
         get_model_info(form.model)  # an unknown name is refused before any work
         if form.run is not None and form.mode != "learned":

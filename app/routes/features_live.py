@@ -9,14 +9,20 @@ update costs one request instead of a dozen (each a round trip on a loaded serve
 Only for a small model (its input at most `feature_live_max_input_pixels`, learned mode): its
 forward pass is a few milliseconds, so these requests count against the live group's slots and
 quota (`live_work`, like POST /api/predict) and a student drawing for a minute is not refused by
-the heavy quota. A bigger model is refused (422 naming `model`; the page posts to
+the heavy quota. Like a live prediction they run on the live threads (app/live_pool.py, one torch
+thread each), not in /api/features' `forward_slots`: a stroke never waits behind another
+student's VGG-16 maps, and the pool's `live_workers` threads bound how many small pictures and
+activations exist at once. A bigger model is refused (422 naming `model`; the page posts to
 /api/features instead). When the pictures would be over `feature_live_inline_bytes` together,
 `inline` is null and the page fetches them by URL as usual.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+from contextlib import nullcontext
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -26,6 +32,7 @@ from pydantic import BaseModel
 from app.deps import AppSettings
 from app.feature_cache import FeatureCache, get_feature_cache
 from app.limits import live_work
+from app.live_pool import live_pool
 from app.routes.features import _FORM_SCHEMA, _extract
 from app.schemas.features import FeaturesForm, FeaturesOut, LayerOut
 from app.settings import Settings
@@ -129,7 +136,8 @@ async def live_features(
     inline: every layer's thumbnail and open layer `layer`'s atlas and channel `channel`."""
     form, data = await read_picture_form(request, settings, FeaturesForm)
     _small_enough(form, settings)
-    answer = await run_in_threadpool(_extract, cache, form, data, settings, checkpoint_of, units)
+    work = partial(_extract, cache, form, data, settings, checkpoint_of, units, nullcontext())
+    answer = await asyncio.get_running_loop().run_in_executor(live_pool(), work)
     inline = await run_in_threadpool(
         _inline, cache, answer, layer, channel, settings.feature_live_inline_bytes
     )

@@ -137,3 +137,24 @@ def test_updates_count_against_the_live_quota_not_the_heavy_one(monkeypatch):
     finally:
         del limiter.active["testclient"]
     assert busy.status_code == 429 and "live" in busy.json()["detail"][0]["msg"]
+
+
+def test_a_drawing_update_never_waits_for_the_heavy_requests_slots(fresh):
+    """Every one of /api/features' forward slots is held (VGG-16 maps being computed, say):
+    the drawing's update still answers, on the live threads (one torch thread each)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    held = 0
+    while fresh.forward_slots.acquire(blocking=False):
+        held += 1
+    assert held == get_settings().feature_concurrency
+    with ThreadPoolExecutor(1) as pool:
+        try:
+            update = pool.submit(live, drawing(5), model="lenet5")
+            # a deadlock guard, not a timing: before the fix it waited until the slots were free
+            answer = update.result(timeout=120)
+        finally:
+            for _ in range(held):
+                fresh.forward_slots.release()
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["inline"] is not None

@@ -159,3 +159,36 @@ def test_live_predictions_run_on_their_own_threads_with_one_torch_thread():
     pool = live_pool()
     assert pool._max_workers == get_settings().live_workers
     assert pool.submit(torch.get_num_threads).result(timeout=30) == 1
+
+
+def test_a_live_prediction_never_waits_for_a_big_model_being_built(fresh, monkeypatch):
+    """While VGG-16 is being built for /api/features (its weights loading), a prediction
+    through LeNet-5, not built yet either, is built and answered: one build lock per model."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import app.feature_cache as feature_cache
+
+    entered, release = threading.Event(), threading.Event()
+    load = feature_cache.load_pretrained
+
+    def slow_vgg(name, *args, **kwargs):
+        if name == "vgg16":
+            entered.set()
+            release.wait()
+            raise RuntimeError("not built in this test")
+        return load(name, *args, **kwargs)
+
+    monkeypatch.setattr(feature_cache, "load_pretrained", slow_vgg)
+    with ThreadPoolExecutor(2) as pool:
+        building = pool.submit(fresh.model, "vgg16")
+        assert entered.wait(60)
+        try:
+            asked = pool.submit(predict, png(3), model="lenet5")
+            answer = asked.result(timeout=120)  # a deadlock guard: before, it waited for VGG
+        finally:
+            release.set()
+        with pytest.raises(RuntimeError):
+            building.result(timeout=60)
+    assert answer.status_code == 200, answer.text
+    assert len(answer.json()["probs"]) == 10
