@@ -75,6 +75,18 @@ def test_students_send_pictures_and_the_teacher_accepts_or_rejects(make_page, sc
     student.locator(".class-pictures-send").click()
     expect(student.locator('[data-error-for="class_id"]')).to_have_text(
         text["class_pictures.need_class"])  # fmt: skip
+    # a file the browser cannot decode: said on the image field in the page's words, naming
+    # the file, and nothing to send (was the browser's English "The source image could not be
+    # decoded." after pressing send)
+    student.get_by_label("cats").check()
+    student.locator(".class-pictures-file").set_input_files(
+        {"name": "broken.png", "mimeType": "image/png", "buffer": b"not a picture"})  # fmt: skip
+    unreadable = text["class_pictures.unreadable"].replace("{file}", "broken.png")
+    expect(student.locator('[data-error-for="image"]')).to_have_text(unreadable)
+    expect(student.locator(".class-pictures-preview")).to_be_hidden()
+    student.locator(".class-pictures-send").click()
+    expect(student.locator('[data-error-for="image"]')).to_have_text(
+        text["class_pictures.need_picture"])  # fmt: skip
     for seed, name in ((1, "dogs"), (2, "cats")):
         student.get_by_label(name).check()
         student.locator(".class-pictures-file").set_input_files(picture(seed))

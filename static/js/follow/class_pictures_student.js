@@ -15,9 +15,21 @@ const NAME_KEY = "cnnviz.class.name";
 const CHECK_MS = 3000;
 const SIDE = 640; // the longest side a photo keeps on its way (the dataset keeps 128 px)
 
+/** The refusal of a file the browser cannot decode as a picture, on the image field, in the
+ * reader's words (the browser's own message is English whatever the page's language). */
+function unreadable(file) {
+  const message = t("class_pictures.unreadable", { file: file.name || "?" });
+  return new ApiError(0, message, { image: message });
+}
+
 /** `file` scaled down to SIDE as a JPEG (a phone photo is megabytes; the server shrinks it). */
 async function shrunk(file) {
-  const bitmap = await createImageBitmap(file);
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(file);
+  } catch {
+    throw unreadable(file);
+  }
   const scale = Math.min(1, SIDE / Math.max(bitmap.width, bitmap.height));
   const canvas = element("canvas");
   canvas.width = Math.max(1, Math.round(bitmap.width * scale));
@@ -66,11 +78,22 @@ export function studentPictures(code, anchor) {
       element("p", "class-pictures-status", { role: "status" }),
     );
     for (const input of [camera, file]) {
-      input.addEventListener("change", () => {
+      input.addEventListener("change", async () => {
+        clearErrors(form);
         chosen = input.files[0] ?? null;
-        preview.hidden = !chosen;
-        if (chosen) preview.src = URL.createObjectURL(chosen);
+        preview.hidden = true;
         (input === camera ? file : camera).value = "";
+        if (!chosen) return;
+        try {
+          (await createImageBitmap(chosen)).close(); // said now, not after "send"
+        } catch {
+          showErrors(form, unreadable(chosen));
+          chosen = null;
+          input.value = "";
+          return;
+        }
+        preview.src = URL.createObjectURL(chosen);
+        preview.hidden = false;
       });
     }
     form.addEventListener("submit", (event) => {
