@@ -150,3 +150,25 @@ def test_an_insecure_page_says_why_there_is_no_camera(pages, lang):
     expect(note).to_contain_text("localhost")
     host = page.evaluate("location.host")
     expect(note).to_contain_text(host)
+
+
+@pytest.mark.parametrize("lang", ["ko", "en"])
+def test_the_train_link_opens_train_with_this_dataset_and_a_trained_start(pages, lang):
+    """'Train' under the pictures opens /train with the dataset picked and the transfer recipe
+    of docs/PERFORMANCE.md (it opened /train on MNIST, the hint asking for 'dataset "user" with
+    this dataset's id', which no control of /train reads)."""
+    page = pages("laptop")
+    page.goto(f"/teach?lang={lang}")
+    page.click("#create")
+    page.wait_for_function("() => new URL(location.href).searchParams.get('dataset')")
+    dataset_id = page.evaluate("new URL(location.href).searchParams.get('dataset')")
+    hint = page.locator("#browse-card .hint").inner_text()
+    assert '"user"' not in hint and "id" not in hint.split()
+    page.click("#train-link")
+    page.wait_for_url("**/train?**")
+    expect(page.locator('#c-from option[value="bundled:tinyvgg"]')).to_have_count(1)
+    expect(page.locator("#c-data")).to_have_value(f"user:{dataset_id}")
+    expect(page.locator("#c-model")).to_have_value("tinyvgg")
+    expect(page.locator("#c-from")).to_have_value("bundled:tinyvgg")
+    expect(page.locator("#c-epochs")).to_have_value("30")
+    assert page.evaluate("new URL(location.href).searchParams.get('lang')") == lang
