@@ -8,8 +8,12 @@ teacher token and the dataset's owner token (app/routes/class_pictures.py). A wa
 is already checked and shrunk as a dataset upload is (`cnncore.datasets.user_images`), so it is
 held as its small PNG. Bounds, all settings: waiting pictures per student and per session, the
 PNG bytes every session's queue holds together, the outcomes a session remembers, and one
-link per class session. The queue lives in this process's memory, like the in-memory hub (with
-several workers, the students' and the teacher's requests must reach the same one; README).
+link per class session.
+
+Where the links and queues live follows the class sessions (`app.sessions.get_hub`): in this
+process's memory on SQLite (`InMemoryClassPictures`), in the database on PostgreSQL, shared
+by every worker (`app.class_pictures_postgres.PostgresClassPictures`). Both keep the same
+interface (`ClassPictures`) and refuse with the same `ClassPictureError`s, in the same order.
 """
 
 from __future__ import annotations
@@ -19,12 +23,14 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Protocol
 
+from app.runs.store import shared_database
 from app.settings import Settings, get_settings
 from cnncore.datasets.user_images import PreparedPicture
 
-__all__ = ["ClassPictureError", "ClassPictureLimits", "ClassPictures", "Submission",
-           "get_class_pictures"]  # fmt: skip
+__all__ = ["ClassPictureError", "ClassPictureLimits", "ClassPictures", "InMemoryClassPictures",
+           "Submission", "check_room", "get_class_pictures", "new_submission_id"]  # fmt: skip
 
 STATUSES = ("pending", "accepted", "duplicate", "rejected")
 
@@ -59,8 +65,102 @@ class Submission:
     student: str  # the page's random id of the student's tab
     name: str  # what the student typed as their name
     class_id: int
-    picture: PreparedPicture | None  # dropped once decided
+    width: int  # the kept picture's size
+    height: int
+    picture: PreparedPicture | None  # dropped once decided; only `waiting` must carry it
     status: str = "pending"
+
+
+def new_submission_id() -> str:
+    return secrets.token_urlsafe(12)
+
+
+# --- the refusals both implementations make ------------------------------------------------
+
+
+def closed() -> ClassPictureError:
+    return ClassPictureError(409, "dataset", "the teacher has not opened a dataset to this class",
+                             "class_pictures_closed")  # fmt: skip
+
+
+def links_full(limits: ClassPictureLimits) -> ClassPictureError:
+    return ClassPictureError(503, "dataset", f"{limits.links} class sessions already collect "
+                             "pictures", "class_pictures_full")  # fmt: skip
+
+
+def not_found() -> ClassPictureError:
+    return ClassPictureError(404, "picture", "no such picture", "not_found")
+
+
+def decided_already(status: str) -> ClassPictureError:
+    return ClassPictureError(409, "picture", f"this picture was {status} already",
+                             "class_picture_decided")  # fmt: skip
+
+
+def check_room(limits: ClassPictureLimits, student_waiting: int, session_waiting: int,
+               held: int, size: int) -> None:  # fmt: skip
+    """Refuse a picture of `size` PNG bytes over a limit: 429 for the student's or the session's
+    count of waiting pictures, 507 when every queue together would hold over `total_bytes`."""
+    if student_waiting >= limits.per_student:
+        raise ClassPictureError(
+            429, "image",
+            f"you already have {limits.per_student} pictures waiting for the teacher",
+            "class_pictures_per_student", limit=limits.per_student,
+        )  # fmt: skip
+    if session_waiting >= limits.per_session:
+        raise ClassPictureError(429, "image", f"{limits.per_session} pictures already wait for "
+                                "the teacher", "class_pictures_per_session",
+                                limit=limits.per_session)  # fmt: skip
+    if held + size > limits.total_bytes:
+        raise ClassPictureError(
+            507, "image", "the server holds as many waiting pictures as it may; try again once "
+            "the teacher has looked", "class_pictures_bytes", limit=limits.total_bytes,
+        )  # fmt: skip
+
+
+class ClassPictures(Protocol):
+    """Every session's link to a dataset and its queue of pictures. Codes are normalised
+    (`app.sessions_shared.normalise_code`); refusals are `ClassPictureError`s."""
+
+    limits: ClassPictureLimits
+    blocking: bool  # True: the routes call it from a thread (it waits on its database)
+
+    @property
+    def held(self) -> int:
+        """PNG bytes of every waiting picture, every session together."""
+
+    def link(self, code: str, dataset_id: str) -> None:
+        """Link session `code` to a dataset; linking another one drops what waits (503 when
+        `links` sessions are linked already)."""
+
+    def full(self) -> bool: ...
+
+    def codes(self) -> list[str]: ...
+
+    def unlink(self, code: str) -> None: ...
+
+    def linked(self, code: str) -> str | None: ...
+
+    def dataset_of(self, code: str) -> str:
+        """The dataset session `code` collects pictures for (409 when none)."""
+
+    def submit(self, code: str, student: str, name: str, class_id: int,
+               picture: PreparedPicture) -> Submission:  # fmt: skip
+        """Queue a checked picture, within the limits (`check_room`)."""
+
+    def mine(self, code: str, student: str) -> list[Submission]:
+        """One student's pictures, oldest first (without their PNGs)."""
+
+    def pending(self, code: str) -> list[Submission]:
+        """The waiting pictures, oldest first (without their PNGs)."""
+
+    def waiting(self, code: str, submission_id: str) -> Submission:
+        """A picture still waiting, with its PNG (404 when unknown, 409 when decided)."""
+
+    def decide(self, code: str, submission_id: str, status: str) -> Submission: ...
+
+    def png(self, code: str, submission_id: str) -> bytes | None:
+        """A waiting picture's PNG (None when there is none)."""
 
 
 @dataclass
@@ -72,28 +172,28 @@ class _Link:
         return [s for s in self.submissions.values() if s.status == "pending"]
 
 
-class ClassPictures:
-    """Every session's link to a dataset and its queue of pictures (thread-safe)."""
+class InMemoryClassPictures:
+    """`ClassPictures` in this process's memory (thread-safe): one worker, on SQLite."""
+
+    blocking = False
 
     def __init__(self, limits: ClassPictureLimits) -> None:
         self.limits = limits
         self.links: dict[str, _Link] = {}
-        self.held = 0  # PNG bytes of every waiting picture
+        self._held = 0  # PNG bytes of every waiting picture
         self.lock = threading.Lock()
 
+    @property
+    def held(self) -> int:
+        return self._held
+
     def link(self, code: str, dataset_id: str) -> None:
-        """Link session `code` to a dataset; linking another one drops what waits."""
         with self.lock:
             current = self.links.get(code)
             if current is not None and current.dataset_id == dataset_id:
                 return
             if current is None and len(self.links) >= self.limits.links:
-                raise ClassPictureError(
-                    503,
-                    "dataset",
-                    f"{self.limits.links} class sessions already collect pictures",
-                    "class_pictures_full",
-                )
+                raise links_full(self.limits)
             self._drop(code)
             self.links[code] = _Link(dataset_id)
 
@@ -111,60 +211,33 @@ class ClassPictures:
     def _drop(self, code: str) -> None:
         gone = self.links.pop(code, None)
         if gone is not None:
-            self.held -= sum(len(s.picture.png) for s in gone.pending() if s.picture)
+            self._held -= sum(len(s.picture.png) for s in gone.pending() if s.picture)
 
     def linked(self, code: str) -> str | None:
         link = self.links.get(code)
         return link.dataset_id if link else None
 
     def dataset_of(self, code: str) -> str:
-        """The dataset session `code` collects pictures for (409 when none)."""
         with self.lock:
             return self._link(code).dataset_id
 
     def _link(self, code: str) -> _Link:
         link = self.links.get(code)
         if link is None:
-            raise ClassPictureError(409, "dataset", "the teacher has not opened a dataset to "
-                                    "this class", "class_pictures_closed")  # fmt: skip
+            raise closed()
         return link
 
     def submit(self, code: str, student: str, name: str, class_id: int,
                picture: PreparedPicture) -> Submission:  # fmt: skip
-        """Queue a checked picture, within the limits (429 for a student's or the session's
-        count, 507 when every queue together holds `total_bytes`)."""
-        limits = self.limits
         with self.lock:
             link = self._link(code)
             waiting = link.pending()
-            if sum(s.student == student for s in waiting) >= limits.per_student:
-                raise ClassPictureError(
-                    429,
-                    "image",
-                    f"you already have {limits.per_student} pictures waiting for the teacher",
-                    "class_pictures_per_student",
-                    limit=limits.per_student,
-                )
-            if len(waiting) >= limits.per_session:
-                raise ClassPictureError(
-                    429,
-                    "image",
-                    f"{limits.per_session} pictures already wait for the teacher",
-                    "class_pictures_per_session",
-                    limit=limits.per_session,
-                )
-            if self.held + len(picture.png) > limits.total_bytes:
-                raise ClassPictureError(
-                    507,
-                    "image",
-                    "the server holds as many waiting pictures "
-                    "as it may; try again once the teacher has looked",
-                    "class_pictures_bytes",
-                    limit=limits.total_bytes,
-                )
-            made = Submission(secrets.token_urlsafe(12), student, name, class_id, picture)
+            check_room(self.limits, sum(s.student == student for s in waiting), len(waiting),
+                       self._held, len(picture.png))  # fmt: skip
+            made = Submission(new_submission_id(), student, name, class_id, picture.width,
+                              picture.height, picture)  # fmt: skip
             link.submissions[made.id] = made
-            self.held += len(picture.png)
+            self._held += len(picture.png)
             self._forget_old(link)
             return made
 
@@ -183,24 +256,24 @@ class ClassPictures:
             return self._link(code).pending()
 
     def waiting(self, code: str, submission_id: str) -> Submission:
-        """A picture still waiting (404 when unknown, 409 when decided already)."""
         with self.lock:
             found = self._link(code).submissions.get(submission_id)
             if found is None:
-                raise ClassPictureError(404, "picture", "no such picture", "not_found")
+                raise not_found()
             if found.status != "pending":
-                raise ClassPictureError(409, "picture", f"this picture was {found.status} "
-                                        "already", "class_picture_decided")  # fmt: skip
+                raise decided_already(found.status)
             return found
 
     def decide(self, code: str, submission_id: str, status: str) -> Submission:
         with self.lock:
-            found = self._link(code).submissions.get(submission_id)
+            link = self._link(code)
+            found = link.submissions.get(submission_id)
             if found is None:
-                raise ClassPictureError(404, "picture", "no such picture", "not_found")
+                raise not_found()
             if found.status == "pending" and found.picture is not None:
-                self.held -= len(found.picture.png)
+                self._held -= len(found.picture.png)
             found.status, found.picture = status, None
+            self._forget_old(link)
             return found
 
     def png(self, code: str, submission_id: str) -> bytes | None:
@@ -211,5 +284,14 @@ class ClassPictures:
 
 @lru_cache(maxsize=1)
 def get_class_pictures() -> ClassPictures:
-    """The process's queues (a FastAPI dependency; tests override it)."""
-    return ClassPictures(ClassPictureLimits.from_settings(get_settings()))
+    """The process's queues (a FastAPI dependency; tests override it): in this process's memory,
+    or shared by every worker through PostgreSQL when the database is PostgreSQL (as the class
+    sessions they belong to, `app.sessions.get_hub`)."""
+    settings = get_settings()
+    limits = ClassPictureLimits.from_settings(settings)
+    if shared_database(settings.database_url):
+        from app.class_pictures_postgres import PostgresClassPictures
+
+        return PostgresClassPictures(settings.database_url, limits,
+                                     pool_size=settings.database_pool_size)  # fmt: skip
+    return InMemoryClassPictures(limits)

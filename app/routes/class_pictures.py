@@ -50,12 +50,17 @@ _PICTURE_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
         ClassPictureForm, ["image", "class_id", "student", "name"])}}}}  # fmt: skip
 
 
+async def _call(owner: ClassroomHub | ClassPictures, method: Callable[..., T], *args: Any) -> T:
+    """A method of the hub or the queues, in a thread for one that waits on its database."""
+    if getattr(owner, "blocking", False):
+        return await run_in_threadpool(method, *args)
+    return method(*args)
+
+
 async def _session(hub: ClassroomHub, method: Callable[..., T], *args: Any) -> T:
-    """A hub method (in a thread for a hub that waits on its database); its refusal as HTTP."""
+    """A hub method; its refusal as HTTP."""
     try:
-        if getattr(hub, "blocking", False):
-            return await run_in_threadpool(method, *args)
-        return method(*args)
+        return await _call(hub, method, *args)
     except SessionError as exc:
         raise HTTPException(exc.status_code, detail=str(exc)) from exc
 
@@ -71,9 +76,9 @@ def _raise(exc: ClassPictureError | DatasetError) -> NoReturn:
     raise refusal(exc.status_code, exc.field, str(exc), exc.kind, **exc.ctx) from exc
 
 
-def _linked(queues: ClassPictures, code: str) -> str:
+async def _linked(queues: ClassPictures, code: str) -> str:
     try:
-        return queues.dataset_of(key(code))
+        return await _call(queues, queues.dataset_of, key(code))
     except ClassPictureError as exc:
         _raise(exc)
 
@@ -99,15 +104,15 @@ async def link_dataset(code: str, body: ClassDatasetLink, token: TeacherToken, h
     """The teacher opens their dataset to the class (needs both X-Teacher-Token and the
     dataset's X-Dataset-Token); another dataset linked before is let go, with its queue."""
     await _teacher(hub, code, token)
-    if queues.full():  # let go of sessions that ended (a session's end does not tell us)
-        for linked_code in queues.codes():
+    if await _call(queues, queues.full):  # let go of sessions that ended (in memory, a
+        for linked_code in await _call(queues, queues.codes):  # session's end does not say)
             try:
                 await _session(hub, hub.view, linked_code)
             except HTTPException:
-                queues.unlink(linked_code)
+                await _call(queues, queues.unlink, linked_code)
     try:
         await run_in_threadpool(datasets.owned, body.dataset, dataset_token)
-        queues.link(key(code), body.dataset)
+        await _call(queues, queues.link, key(code), body.dataset)
         return await run_in_threadpool(_classes, datasets, body.dataset, queues)
     except (ClassPictureError, DatasetError) as exc:
         _raise(exc)
@@ -117,7 +122,7 @@ async def link_dataset(code: str, body: ClassDatasetLink, token: TeacherToken, h
 async def unlink_dataset(code: str, token: TeacherToken, hub: Hub, queues: Queues) -> Response:
     """The class stops sending pictures; what waits is dropped (needs X-Teacher-Token)."""
     await _teacher(hub, code, token)
-    queues.unlink(key(code))
+    await _call(queues, queues.unlink, key(code))
     return Response(status_code=204)
 
 
@@ -126,7 +131,7 @@ async def linked_dataset(code: str, hub: Hub, queues: Queues, datasets: Store) -
     """The dataset the class sends pictures to and its classes (`dataset` null when none is
     open: the students' pages ask every few seconds, and a refusal would be an error there)."""
     await _session(hub, hub.view, code)
-    dataset_id = queues.linked(key(code))
+    dataset_id = await _call(queues, queues.linked, key(code))
     if dataset_id is None:
         return ClassDatasetOut(dataset=None, per_student=queues.limits.per_student)
     try:
@@ -143,7 +148,7 @@ async def send_picture(code: str, request: Request, hub: Hub, queues: Queues, da
     """A student's picture (multipart: `image`, `class_id`, `student`, `name`), checked and
     shrunk as a dataset upload is, into the queue until the teacher decides."""
     await _session(hub, hub.view, code)
-    dataset_id = _linked(queues, code)
+    dataset_id = await _linked(queues, code)
     form, data = await read_picture_form(request, settings, ClassPictureForm)
     if data is None:
         raise refusal(422, "image", "send the picture in the 'image' part", "missing")
@@ -155,7 +160,8 @@ async def send_picture(code: str, request: Request, hub: Hub, queues: Queues, da
     except CNNCoreError as exc:  # named as the dataset upload names it, in this form's part
         raise CNNCoreError(str(exc), "image", code=exc.code, ctx=exc.ctx) from exc
     try:
-        made = queues.submit(key(code), form.student, form.name.strip(), form.class_id, picture)
+        made = await _call(queues, queues.submit, key(code), form.student, form.name.strip(),
+                           form.class_id, picture)  # fmt: skip
     except ClassPictureError as exc:
         _raise(exc)
     return _out(key(code), made)
@@ -167,7 +173,7 @@ async def my_pictures(code: str, queues: Queues, student: Annotated[
     """The outcomes of one student's pictures (by the id their page made), oldest first; none
     while no dataset is open to the class."""
     try:
-        return [_out(key(code), s) for s in queues.mine(key(code), student)]
+        return [_out(key(code), s) for s in await _call(queues, queues.mine, key(code), student)]
     except ClassPictureError:
         return []
 
@@ -178,19 +184,18 @@ async def pending_pictures(code: str, token: TeacherToken, hub: Hub,
     """The pictures waiting for the teacher, oldest first (needs X-Teacher-Token)."""
     await _teacher(hub, code, token)
     try:
-        waiting = queues.pending(key(code))
+        waiting = await _call(queues, queues.pending, key(code))
     except ClassPictureError as exc:
         _raise(exc)
-    return [PendingOut(**_out(key(code), s).model_dump(), name=s.name,
-                       width=s.picture.width, height=s.picture.height)
-            for s in waiting if s.picture]  # fmt: skip
+    return [PendingOut(**_out(key(code), s).model_dump(), name=s.name, width=s.width,
+                       height=s.height) for s in waiting]  # fmt: skip
 
 
 @router.get("/pictures/{picture}.png", response_class=Response,
             responses={200: {"content": {"image/png": {}}}})  # fmt: skip
 async def picture_png(code: str, picture: PictureId, queues: Queues) -> Response:
     """A waiting picture (its id is the secret: only the sender and the teacher learn it)."""
-    png = queues.png(key(code), picture)
+    png = await _call(queues, queues.png, key(code), picture)
     if png is None:
         raise HTTPException(404, detail="no such picture waits")
     return Response(png, media_type="image/png", headers={"Cache-Control": "private, no-store"})
@@ -204,13 +209,14 @@ async def accept_picture(code: str, picture: PictureId, token: TeacherToken, hub
     X-Teacher-Token and the dataset's X-Dataset-Token."""
     await _teacher(hub, code, token)
     try:
-        dataset_id = _linked(queues, code)
+        dataset_id = await _linked(queues, code)
         await run_in_threadpool(datasets.owned, dataset_id, dataset_token)
-        waiting = queues.waiting(key(code), picture)
+        waiting = await _call(queues, queues.waiting, key(code), picture)
         record, added, _duplicates = await run_in_threadpool(
             datasets.add, dataset_id, [(waiting.class_id, "", waiting.picture)], "class"
         )
-        decided = queues.decide(key(code), picture, "accepted" if added else "duplicate")
+        decided = await _call(queues, queues.decide, key(code), picture,
+                              "accepted" if added else "duplicate")  # fmt: skip
     except (ClassPictureError, DatasetError) as exc:
         _raise(exc)
     except KeyError as exc:  # the class was deleted meanwhile
@@ -226,8 +232,8 @@ async def reject_picture(code: str, picture: PictureId, token: TeacherToken, hub
     """Not into the dataset; the student sees it was not taken (needs X-Teacher-Token)."""
     await _teacher(hub, code, token)
     try:
-        queues.waiting(key(code), picture)
-        return Decided(picture=_out(key(code), queues.decide(key(code), picture,
-                                                                "rejected")))  # fmt: skip
+        await _call(queues, queues.waiting, key(code), picture)
+        rejected = await _call(queues, queues.decide, key(code), picture, "rejected")
+        return Decided(picture=_out(key(code), rejected))
     except ClassPictureError as exc:
         _raise(exc)

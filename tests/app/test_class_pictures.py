@@ -1,8 +1,14 @@
 """A class builds a dataset together (issue 15 part 5, app/routes/class_pictures.py): the teacher
 links a dataset to the session; students send pictures (checked as dataset uploads, 4xx naming
 the file); the queue's limits per student, per session and in bytes; only the teacher accepts
-(into the dataset, duplicates found) or rejects; a student cannot write to the dataset."""
+(into the dataset, duplicates found) or rejects; a student cannot write to the dataset.
 
+Every test runs twice: in one process's memory (SQLite) and shared through PostgreSQL (the
+sessions, the datasets and the queues in a throwaway server's schema, tests/app/conftest.py).
+Two workers on PostgreSQL, limits under concurrency: test_class_pictures_shared.py."""
+
+import asyncio
+import dataclasses
 import io
 from types import SimpleNamespace
 
@@ -11,12 +17,12 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from app.class_pictures import ClassPictureLimits, ClassPictures, get_class_pictures
+from app.class_pictures import ClassPictureLimits, InMemoryClassPictures, get_class_pictures
 from app.datasets.service import Datasets, get_datasets
 from app.deps import settings_dep
 from app.main import app
 from app.runs.manager import get_run_manager
-from app.runs.store import SQLiteRunStore
+from app.runs.store import open_run_store
 from app.session_limits import HubLimits
 from app.sessions import InMemoryHub, get_hub
 from app.settings import Settings
@@ -25,14 +31,25 @@ client = TestClient(app)
 STUDENT, OTHER = "student-aaaa1111", "student-bbbb2222"
 
 
-@pytest.fixture
-def setup(tmp_path):
-    settings = Settings(data_dir=tmp_path)
+LIMITS = ClassPictureLimits(per_student=2, per_session=3, total_bytes=60_000, decided=2, links=2)
+
+
+@pytest.fixture(params=["memory", "postgres"])
+def setup(request, tmp_path):
+    """The routes on one backend: in memory (SQLite), or PostgreSQL (as on several workers)."""
+    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else ""
+    settings = Settings(data_dir=tmp_path, database_url=url)
     datasets = Datasets.from_settings(settings)
-    runs = SQLiteRunStore(settings.sqlite_path)
-    queues = ClassPictures(ClassPictureLimits(per_student=2, per_session=3, total_bytes=60_000,
-                                              decided=2, links=2))  # fmt: skip
-    hub = InMemoryHub(HubLimits.from_settings(settings))
+    runs = open_run_store(url, settings.sqlite_path)
+    loop = asyncio.new_event_loop()  # the hub's followers' loop: these tests have none
+    if url:
+        from app.class_pictures_postgres import PostgresClassPictures
+        from app.sessions_postgres import PostgresHub
+
+        hub = PostgresHub(url, HubLimits.from_settings(settings), loop, poll_seconds=0.2)
+        queues = PostgresClassPictures(url, LIMITS)
+    else:
+        hub, queues = InMemoryHub(HubLimits.from_settings(settings)), InMemoryClassPictures(LIMITS)
     overrides = {get_datasets: lambda: datasets, settings_dep: lambda: settings,
                  get_run_manager: lambda: SimpleNamespace(store=runs),
                  get_class_pictures: lambda: queues, get_hub: lambda: hub}  # fmt: skip
@@ -40,8 +57,9 @@ def setup(tmp_path):
     yield SimpleNamespace(datasets=datasets, queues=queues, hub=hub)
     for dependency in overrides:
         app.dependency_overrides.pop(dependency, None)
-    datasets.close()
-    runs.close()
+    for opened in (queues, hub, datasets, runs):
+        getattr(opened, "close", lambda: None)()
+    loop.close()
 
 
 @pytest.fixture
@@ -133,9 +151,11 @@ def test_limits_per_student_per_session_and_bytes(linked, setup):
     # a decision frees a place; the held bytes are what the queue keeps, and bounded
     waiting = client.get(f"/api/sessions/{code}/pictures/pending", headers=teacher(linked)).json()
     client.post(f"/api/sessions/{code}/pictures/{waiting[0]['id']}/reject", headers=teacher(linked))
-    assert setup.queues.held == sum(len(s.picture.png) for s in setup.queues.pending(code))
+    kept = [client.get(p["url"]).content for p in waiting[1:]]
+    assert len(kept) == 2 and setup.queues.held == sum(len(png) for png in kept)
+    assert client.get(waiting[0]["url"]).status_code == 404
     big = photo(6, size=(128, 128))  # noise: a large PNG once kept
-    setup.queues.held = setup.queues.limits.total_bytes - 10
+    setup.queues.limits = dataclasses.replace(LIMITS, total_bytes=setup.queues.held + 10)
     over = send(code, big, linked.classes[0], student="student-dddd4444")
     assert over.status_code == 507 and over.json()["detail"][0]["type"] == "class_pictures_bytes"
 

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
-from app.class_pictures import ClassPictureLimits, ClassPictures, get_class_pictures
+from app.class_pictures import ClassPictureLimits, InMemoryClassPictures, get_class_pictures
 from app.datasets.service import Datasets, get_datasets
 from app.i18n import messages
 from app.main import app
@@ -22,7 +22,7 @@ from app.settings import Settings
 @pytest.fixture(scope="module", autouse=True)
 def stores(tmp_path_factory):
     datasets = Datasets.from_settings(Settings(data_dir=tmp_path_factory.mktemp("class")))
-    queues = ClassPictures(ClassPictureLimits())
+    queues = InMemoryClassPictures(ClassPictureLimits())
     app.dependency_overrides[get_datasets] = lambda: datasets
     app.dependency_overrides[get_class_pictures] = lambda: queues
     yield datasets
