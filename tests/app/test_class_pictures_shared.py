@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from test_class_pictures import STUDENT, photo
 
 from app.class_pictures import (
     ClassPictureError,
@@ -26,7 +27,6 @@ from app.session_limits import HubLimits
 from app.sessions import get_hub
 from app.settings import Settings
 from cnncore.datasets.user_images import PreparedPicture
-from tests.app.test_class_pictures import STUDENT, photo
 
 SIZE = 1000  # PNG bytes of every picture the queue-level tests send
 

@@ -21,6 +21,7 @@ import time
 import httpx
 import pytest
 from event_stream import run_events
+from test_class_pictures import photo
 from test_runs_manager import (
     LONG,
     TIMEOUT,
@@ -305,7 +306,7 @@ def _state_events(client: httpx.Client, code: str, last_event_id: str | None, co
     return found
 
 
-def test_a_class_session_and_its_quiz_work_on_either_worker(two_worker_server):
+def test_a_class_session_its_quiz_and_its_pictures_work_on_either_worker(two_worker_server):
     server, _ = two_worker_server
     teacher, student = server.one_connection_each()
     assert not server.same_worker(student)
@@ -358,5 +359,27 @@ def test_a_class_session_and_its_quiz_work_on_either_worker(two_worker_server):
     assert revealed.status_code == 200, revealed.text
     (event,) = _state_events(student, code, None, 1)
     assert event["quiz"]["status"] == "revealed" and event["quiz"]["worked"]["expected"] == 324
+
+    # the class builds a dataset together: a student's picture reaches the other worker's queue
+    made = teacher.post("/api/datasets", json={"name": "pets", "classes": ["cats", "dogs"]})
+    owner = auth | {"X-Dataset-Token": made.json()["owner_token"]}
+    linked = teacher.put(f"/api/sessions/{code}/dataset", json={"dataset": made.json()["id"]},
+                         headers=owner)  # fmt: skip
+    assert linked.status_code == 200, linked.text
+    dogs = linked.json()["classes"][1]["id"]
+    assert student.get(f"/api/sessions/{code}/dataset").json()["dataset"] == made.json()["id"]
+    mine = {"student": "student-aaaa1111"}
+    sent = student.post(f"/api/sessions/{code}/pictures", files={"image": ("p.jpg", photo(3))},
+                        data={"class_id": str(dogs), "name": "Mina", **mine})  # fmt: skip
+    assert sent.status_code == 201, sent.text
+    (waiting,) = teacher.get(f"/api/sessions/{code}/pictures/pending", headers=auth).json()
+    assert (waiting["id"], waiting["name"]) == (sent.json()["id"], "Mina")
+    assert teacher.get(waiting["url"]).content == student.get(waiting["url"]).content
+    accepted = teacher.post(f"/api/sessions/{code}/pictures/{waiting['id']}/accept",
+                            headers=owner)  # fmt: skip
+    assert accepted.status_code == 200 and accepted.json()["images"] == 1, accepted.text
+    outcomes = student.get(f"/api/sessions/{code}/pictures", params=mine).json()
+    assert [p["status"] for p in outcomes] == ["accepted"]
     assert teacher.delete(f"/api/sessions/{code}", headers=auth).status_code == 204
     assert student.get(f"/api/sessions/{code}").status_code == 404
+    assert student.get(f"/api/sessions/{code}/pictures", params=mine).json() == []
