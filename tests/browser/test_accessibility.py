@@ -48,7 +48,27 @@ FOCUS_SHOWN = """() => {
   const style = getComputedStyle(el);
   const outline = style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) > 0;
   const ring = style.boxShadow && style.boxShadow !== 'none';
-  return {id: el.dataset.a11y || null, visible: outline || ring, frame: false,
+  // an outline drawn outside the box must show at least three of its sides: a scrolling or
+  // clipping ancestor cut a grid's ring in .grid-fit down to its right edge
+  const drawn = parseFloat(style.outlineOffset) + parseFloat(style.outlineWidth);
+  const reach = outline ? Math.max(0, drawn) : 0;
+  const box = el.getBoundingClientRect();
+  const cut = new Set();
+  for (let up = el.parentElement; up && up !== document.documentElement; up = up.parentElement) {
+    const over = getComputedStyle(up);
+    const r = up.getBoundingClientRect();
+    const left = r.left + up.clientLeft, top = r.top + up.clientTop;
+    if (over.overflowX !== 'visible') {
+      if (box.left - reach < left - 1) cut.add('left');
+      if (box.right + reach > left + up.clientWidth + 1) cut.add('right');
+    }
+    if (over.overflowY !== 'visible') {
+      if (box.top - reach < top - 1) cut.add('top');
+      if (box.bottom + reach > top + up.clientHeight + 1) cut.add('bottom');
+    }
+  }
+  const clipped = cut.size >= 2;
+  return {id: el.dataset.a11y || null, visible: (outline || ring) && !clipped, frame: false,
           what: el.outerHTML.slice(0, 120)};
 }"""
 
