@@ -16,6 +16,13 @@ with several workers each worker counts on its own (README, "Several workers"). 
 request ends, the heap's free pages go back to the system (`app.memory.HeapTrimmer`, at most
 once per `malloc_trim_seconds`, in a worker thread): what a forward pass freed would otherwise
 stay in its thread's malloc arena.
+
+`unless_client_leaves` runs a heavy route's work in a worker thread and ends the request as soon
+as its client disconnects (a page left: a lesson switched, a tab closed), so the client's slot is
+free for the page it opened next instead of answering it 429 for a result nobody will read. The
+thread cannot be stopped mid-pass; it is told (`gone`) and skips what it has not started. What it
+still holds is bounded server-wide (`feature_concurrency` forward slots) and by the per-minute
+quota each request was charged.
 """
 
 from __future__ import annotations
@@ -23,12 +30,16 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import threading
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from functools import lru_cache
+from typing import TypeVar
 
 from fastapi import APIRouter, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.json_guard import RouteBodies
@@ -36,7 +47,9 @@ from app.memory import HeapTrimmer
 from app.settings import get_settings
 
 __all__ = ["BodyLimitMiddleware", "ClientConcurrencyLimit", "client_address", "heavy_work",
-           "live_work", "upload_paths"]  # fmt: skip
+           "live_work", "unless_client_leaves", "upload_paths"]  # fmt: skip
+
+T = TypeVar("T")
 
 
 def _too_large_detail(limit: int) -> list[dict[str, object]]:
@@ -283,3 +296,28 @@ def live_work() -> ClientConcurrencyLimit:
         _LIMITS["live"] = ClientConcurrencyLimit("live", quota="live",
                                                  limit_setting="client_live_requests")  # fmt: skip
     return _LIMITS["live"]
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns when the client has gone (call once the body is read: the server's next message
+    is then `http.disconnect`, when the client leaves or once the answer is sent)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def unless_client_leaves(request: Request, work: Callable[[threading.Event], T]) -> T:
+    """`work(gone)` in a worker thread, awaited while the client stays; if it leaves first,
+    `gone` is set and `ClientDisconnect` ends the request (its slot is released now; nobody
+    reads the answer). `work` checks `gone` before starting what it may skip."""
+    gone = threading.Event()
+    task = asyncio.ensure_future(run_in_threadpool(work, gone))
+    left = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({task, left}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        left.cancel()
+    if not task.done():
+        gone.set()
+        task.add_done_callback(lambda done: done.cancelled() or done.exception())  # retrieved
+        raise ClientDisconnect
+    return task.result()

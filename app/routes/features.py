@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
+from functools import partial
+from threading import Event
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from app.deps import AppSettings
 from app.feature_cache import FeatureCache, get_feature_cache
-from app.limits import heavy_work
+from app.limits import heavy_work, unless_client_leaves
 from app.schemas.features import (
     Colormap,
     FamiliarityOut,
@@ -63,11 +64,15 @@ def _extract(
     checkpoint_of: CheckpointOf,
     units: UnitStore,
     slots: AbstractContextManager | None = None,
-) -> FeaturesOut:
+    gone: Event | None = None,
+) -> FeaturesOut | None:
     """Decode, then compute (or reuse) the maps; runs in a worker thread, holding one of the
     cache's `forward_slots` from decoding to the last map (or of `slots`: the live route's
-    small work is bounded by its pool's threads instead, and queues behind no VGG-16)."""
+    small work is bounded by its pool's threads instead, and queues behind no VGG-16). None,
+    nothing computed, when the client left (`gone`) while it waited for a slot."""
     with cache.forward_slots if slots is None else slots:
+        if gone is not None and gone.is_set():
+            return None
         image = chosen_picture(form.sample, data, settings)
         get_model_info(form.model)  # an unknown name is refused before any work
         if form.run is not None and form.mode != "learned":
@@ -139,7 +144,8 @@ async def extract_features(
     """Run a picture (upload or sample) through a model, with its bundled weights or a
     training run's newest checkpoint (`run`); every layer's maps as PNG URLs."""
     form, data = await read_picture_form(request, settings, FeaturesForm)
-    return await run_in_threadpool(_extract, cache, form, data, settings, checkpoint_of, units)
+    work = partial(_extract, cache, form, data, settings, checkpoint_of, units, None)
+    return await unless_client_leaves(request, work)  # work(gone)
 
 
 @router.get("/samples", response_model=list[SampleOut])

@@ -1,10 +1,11 @@
 """Receptive fields: a unit's box and every layer's field (theoretical, Distill 2019), effective
 fields and depth sweeps (Luo et al. 2016)."""
 
+from functools import partial
+from threading import Event
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
@@ -12,7 +13,7 @@ from pydantic import ValidationError
 from app.deps import settings_dep
 from app.errors import core_error_response
 from app.feature_cache import FeatureCache, get_feature_cache
-from app.limits import heavy_work
+from app.limits import heavy_work, unless_client_leaves
 from app.schemas.receptive_field import (
     EffectiveIn,
     EffectiveOut,
@@ -83,9 +84,12 @@ def layer_fields(
     )
 
 
-def _on_random_inputs(body: EffectiveIn, settings: Settings) -> EffectiveOut:
-    """Luo et al.'s ERF: averaged over random inputs, for a zoo model or a conv stack."""
+def _on_random_inputs(body: EffectiveIn, settings: Settings, gone: Event) -> EffectiveOut | None:
+    """Luo et al.'s ERF: averaged over random inputs, for a zoo model or a conv stack (None,
+    nothing computed, when the client has already gone)."""
     body.check_limits(settings)
+    if gone.is_set():
+        return None
     if body.stack is not None:
         erf = stack_effective_field(
             body.stack.config(),
@@ -132,10 +136,14 @@ def _on_picture(
     settings: Settings,
     cache: FeatureCache,
     checkpoint_of: CheckpointOf,
-) -> EffectiveOut:
+    gone: Event,
+) -> EffectiveOut | None:
     """The ERF of one unit on the user's picture (or a sample); runs in a worker thread,
-    holding one of the slots /features decodes and runs its forward passes in."""
+    holding one of the slots /features decodes and runs its forward passes in (None, nothing
+    computed, when the client left while it waited for one)."""
     with cache.forward_slots:
+        if gone.is_set():
+            return None
         image = chosen_picture(form.sample, data, settings)
         loaded = _weights_for(form, cache, checkpoint_of)
         result = picture_effective_field(
@@ -190,14 +198,15 @@ async def effective_field(
     content_type = request.headers.get("content-type", "").lower()
     if content_type.startswith(FORM_TYPES):  # a form without a file part may come urlencoded
         form, data = await read_picture_form(request, settings, EffectivePictureForm, 10)
-        return await run_in_threadpool(_on_picture, form, data, settings, cache, checkpoint_of)
+        work = partial(_on_picture, form, data, settings, cache, checkpoint_of)
+        return await unless_client_leaves(request, work)
     try:
         body = EffectiveIn.model_validate_json(await request.body())
     except ValidationError as exc:
         raise RequestValidationError(
             [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
         ) from exc
-    return await run_in_threadpool(_on_random_inputs, body, settings)
+    return await unless_client_leaves(request, partial(_on_random_inputs, body, settings))
 
 
 @router.post(
@@ -205,14 +214,20 @@ async def effective_field(
     response_model=SweepOut,
     dependencies=[Depends(heavy_work("receptive_field"))],
 )
-def sweep(body: SweepIn, settings: SettingsDep) -> SweepOut:
+async def sweep(body: SweepIn, settings: SettingsDep, request: Request) -> SweepOut:
     """σ of the centre unit's ERF and the theoretical size after 1..depth layers of a stack."""
     body.check_limits(settings)
-    result = depth_sweep(
-        body.stack.config(),
-        body.size,
-        samples=body.samples,
-        seed=body.seed,
-        max_macs=settings.max_erf_macs,
-    )
-    return SweepOut.of(body, result)
+
+    def work(gone: Event) -> SweepOut | None:
+        if gone.is_set():
+            return None
+        result = depth_sweep(
+            body.stack.config(),
+            body.size,
+            samples=body.samples,
+            seed=body.seed,
+            max_macs=settings.max_erf_macs,
+        )
+        return SweepOut.of(body, result)
+
+    return await unless_client_leaves(request, work)

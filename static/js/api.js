@@ -98,7 +98,10 @@ export async function requestJSON(method, url, body, { signal, headers = {} } = 
   }
   if (!response.ok) {
     const wait = response.headers.get("Retry-After");
-    throw errorFromBody(response.status, parsed, /^\d+$/.test(wait ?? "") ? wait : undefined);
+    const seconds = /^\d+$/.test(wait ?? "") ? wait : undefined;
+    const error = errorFromBody(response.status, parsed, seconds);
+    if (seconds !== undefined) error.retryAfter = Number(seconds);
+    throw error;
   }
   return parsed;
 }
@@ -112,6 +115,11 @@ export function postForm(url, fields, file, options) {
   for (const [name, value] of Object.entries(fields)) form.append(name, value);
   if (file) form.append("image", file, file.name || "picture");
   return requestJSON("POST", url, form, options);
+}
+
+/** Milliseconds to wait before asking again after `error` (a 429's Retry-After), else `fallback`. */
+export function retryDelay(error, fallback) {
+  return Number.isFinite(error?.retryAfter) ? error.retryAfter * 1000 : fallback;
 }
 
 /** True for the rejection of a request cancelled by its AbortController. */

@@ -5,7 +5,7 @@
 // at a time. The ERF-vs-depth chart is one POST per growth rule.
 
 import { t } from "./i18n.js";
-import { clearErrors, getJSON, oneAtATime, postForm, postJSON, showErrors } from "./api.js";
+import { clearErrors, getJSON, oneAtATime, postForm, postJSON, retryDelay, showErrors } from "./api.js";
 import { fillModelOptions, modelCatalogue } from "./model_catalogue.js";
 import { createState } from "./state.js";
 import { bindControls } from "./controls.js";
@@ -19,7 +19,7 @@ import { SWEEPS, createSweepChart } from "./rf_sweep.js";
 import { markRedrawn } from "./redrawn.js";
 
 const $ = (id) => document.getElementById(id);
-const RETRY_MS = 2000; // the server's Retry-After for heavy work (settings.retry_after_seconds)
+const RETRY_MS = 2000; // when a 429 carries no Retry-After (the server's default is 2 s)
 const state = createState(RF_STATE);
 const form = $("rf-controls");
 const results = $("results");
@@ -280,7 +280,7 @@ async function computeErf() {
     if (error.status === 429) {
       // this browser's earlier heavy requests still hold their server slots: ask again soon
       $("status").textContent = t("rf.status.busy");
-      setTimeout(() => updateErf(), RETRY_MS);
+      setTimeout(() => updateErf(), retryDelay(error, RETRY_MS));
       return;
     }
     showErrors(form, error);
@@ -301,7 +301,7 @@ async function computeSweep() {
     $("sweep-section").dataset.growth = growth;
     markRedrawn("sweep");
   } catch (error) {
-    if (error.status === 429) setTimeout(() => updateSweep(), RETRY_MS);
+    if (error.status === 429) setTimeout(() => updateSweep(), retryDelay(error, RETRY_MS));
     else showErrors($("sweep-controls"), error);
   }
 }

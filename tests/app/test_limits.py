@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import threading
 
 import httpx
 import pytest
@@ -163,6 +164,77 @@ def test_slot_is_given_back_when_the_request_fails():
         assert tiny_client.post("/fail").status_code == 500
         assert tiny_client.post("/fail").status_code == 500  # not 429: the slot came back
     assert not limit.active
+
+
+async def _left_while_waiting(path: str) -> tuple[list[dict], list[int]]:
+    """POST `path` (a sample's effective field through LeNet-5) straight into the app, whose
+    forward slots the test holds; the client leaves once its request holds its heavy slot.
+    Returns what the app sent and the client's slots in use after the request ended."""
+    built = httpx.Request("POST", "http://testserver" + path,
+                          data={"model": "lenet5", "sample": "digit"})  # fmt: skip
+    body = built.read()
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+    left = asyncio.Event()
+
+    async def receive() -> dict:
+        if messages:
+            return messages.pop()
+        await left.wait()
+        return {"type": "http.disconnect"}
+
+    sent: list[dict] = []
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+             "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+             "root_path": "", "headers": [(k.lower().encode(), v.encode())
+                                          for k, v in built.headers.items()],
+             "client": ("10.9.8.7", 5000), "server": ("testserver", 80)}  # fmt: skip
+    limit = limits.heavy_work("receptive_field")
+    request = asyncio.create_task(app(scope, receive, send))
+    while limit.active["10.9.8.7"] < 1:  # in flight, waiting for a forward slot
+        await asyncio.sleep(0.001)
+    left.set()
+    await asyncio.wait_for(request, 60)  # ended without its forward pass
+    return sent, [limit.active.get("10.9.8.7", 0)]
+
+
+def test_a_client_that_leaves_frees_its_heavy_slot_at_once(monkeypatch):
+    """A page left (a lesson switched) must not keep its client's slot until the work it asked
+    for ends: the request ends when the client disconnects, and the work it waited to start
+    is skipped (nothing is computed for nobody)."""
+    from uploads import own_feature_cache
+
+    import app.routes.receptive_field as routes
+
+    computed: list[str] = []
+    ended = threading.Event()  # the worker thread's call returned
+    real, on_picture = routes.picture_effective_field, routes._on_picture
+
+    def watched(*args, **kwargs):
+        try:
+            return on_picture(*args, **kwargs)
+        finally:
+            ended.set()
+
+    monkeypatch.setattr(routes, "picture_effective_field",
+                        lambda *a, **k: computed.append("erf") or real(*a, **k))  # fmt: skip
+    monkeypatch.setattr(routes, "_on_picture", watched)
+    with own_feature_cache(app) as cache:
+        held = 0
+        while cache.forward_slots.acquire(blocking=False):
+            held += 1
+        try:
+            sent, active = asyncio.run(_left_while_waiting("/api/receptive-field/effective"))
+        finally:
+            for _ in range(held):
+                cache.forward_slots.release()
+        assert active == [0]  # the slot came back while the work still waited
+        assert ended.wait(60)  # the worker thread, let in now, sees its client gone
+    assert computed == []
+    assert all(m.get("status", 0) < 500 for m in sent)
 
 
 def test_a_finished_heavy_request_hands_free_heap_back(monkeypatch):
