@@ -8,7 +8,7 @@ import { createState } from "./state.js";
 import { bindControls } from "./controls.js";
 import { formatNumber, shapeText } from "./format.js";
 import { DEFAULT_SAMPLE, FEATURES_STATE, REQUEST_FIELDS } from "./features_state.js";
-import { postFeatures, postLiveFeatures } from "./features_api.js";
+import { noPredictionsKey, postFeatures, postLiveFeatures } from "./features_api.js";
 import { createPicker } from "./feature_picker.js";
 import { createLayerStrip } from "./feature_layers.js";
 import { createLayerDetail } from "./feature_detail.js";
@@ -178,8 +178,7 @@ function renderPredictions(body) {
   const note = $("prediction-note");
   if (!body.predictions) {
     list.replaceChildren();
-    note.textContent = t(body.mode === "handcrafted" ? "features.predictions.handcrafted"
-      : "features.predictions.none");
+    note.textContent = t(noPredictionsKey(body));
     note.hidden = false;
     return;
   }

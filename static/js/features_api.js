@@ -28,3 +28,16 @@ export async function postLiveFeatures(fields, file, open, options) {
     return postFeatures(fields, file, options);
   }
 }
+
+/**
+ * Why an answer of /api/features has no predictions, as a catalogue key: designed filters do not
+ * classify, an untrained network recognises nothing, but weights that learned from data may come
+ * without class names — a model uploaded without a labels file, a file imported with
+ * `cnnviz weights add` whose origin is unknown — and then only the names are missing.
+ */
+export function noPredictionsKey(answer) {
+  if (answer.mode === "handcrafted") return "features.predictions.handcrafted";
+  if (answer.weights?.source === "uploaded") return "features.predictions.no_labels";
+  if (answer.weights?.source === "imported") return "features.predictions.unnamed";
+  return "features.predictions.none";
+}

@@ -4,8 +4,11 @@ layers and labelled predictions (in English and Korean), and a refused file name
 import io
 import warnings
 
+import pytest
 import torch
+from playwright.sync_api import expect
 
+from app.i18n import messages
 from cnncore.models import build_model
 from cnncore.seeding import seeded
 
@@ -116,3 +119,22 @@ def test_upload_a_state_dict_for_a_zoo_architecture(page):
     wait_answered(page)
     # the live server is the session's: the first test's upload is listed too
     assert page.locator("#c-model optgroup option").all_text_contents()[-1] == "Three classes"
+
+
+@pytest.mark.parametrize("lang", ["ko", "en"])
+def test_a_model_uploaded_without_labels_says_the_names_are_missing(make_page, lang):
+    """No labels file: the page says the class names are missing and how to give them (it said
+    "these weights are not trained to recognise classes", untrue of a trained upload)."""
+    text = messages(lang, "features")
+    page = make_page("laptop", locale={"ko": "ko-KR", "en": "en-US"}[lang])
+    page.goto(f"/features?lang={lang}&model=tinyvgg&sample=flower")
+    wait_answered(page)
+    upload(page, tinyvgg_onnx(), f"no labels {lang}")
+    page.wait_for_function("() => document.getElementById('c-model').value.startsWith('onnx_')")
+    wait_answered(page)
+    note = page.locator("#prediction-note")
+    expect(note).to_have_text(text["features.predictions.no_labels"])
+    assert page.locator(".prediction-label").count() == 0
+    # the explanation names the class by its number, and says why
+    page.click("#explain-toggle")
+    expect(page.locator("#explain-status")).to_contain_text(text["explain.unnamed"], timeout=60_000)

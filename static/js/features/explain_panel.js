@@ -6,6 +6,12 @@
 import { t } from "../i18n.js";
 import { formatExact } from "../format.js";
 import { clearErrors, getJSON, isAbort, latestOnly, postJSON, requestJSON, showErrors } from "../api.js";
+import { noPredictionsKey } from "../features_api.js";
+
+// the note after an explanation of an answer without predictions, by why it has none
+const UNTRAINED_NOTE = {
+  "features.predictions.no_labels": "explain.unnamed", "features.predictions.unnamed": "explain.unnamed",
+};
 
 const POLL_MS = 250;
 
@@ -67,7 +73,7 @@ export function createExplainPanel(nodes, state) {
       nodes.status.textContent = t("explain.done", {
         label: explained.label ?? String(explained.target), score: formatExact(explained.score),
         probability: formatExact(explained.probability * 100, 1), layer: explained.layer,
-      }) + (answer.predictions ? "" : `. ${t("explain.untrained")}`); // same case as the predictions note
+      }) + (answer.predictions ? "" : `. ${t(UNTRAINED_NOTE[noPredictionsKey(answer)] ?? "explain.untrained")}`);
       nodes.picture.src = picture();
       fillLayers();
       drawOverlay();
