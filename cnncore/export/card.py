@@ -74,6 +74,19 @@ def card_json(card: dict[str, Any]) -> str:
     return json.dumps(card, indent=2, ensure_ascii=False) + "\n"
 
 
+def _start(init_from: dict[str, Any]) -> str:
+    """Where a transfer run's weights came from: a run, or published/bundled weights of a model
+    (`init_from` holds either `run_id` or `weights` + `model`)."""
+    if init_from.get("run_id"):
+        start = f"run {init_from['run_id']}"
+    else:
+        start = f"the {init_from.get('weights')} weights of {init_from.get('model')}"
+    frozen = init_from.get("freeze") or ()
+    if init_from.get("freeze_backbone"):
+        return f"{start}, backbone frozen"
+    return f"{start}, frozen: {', '.join(frozen)}" if frozen else start
+
+
 def _number(value: Any) -> str:
     if value is None:
         return "–"
@@ -105,7 +118,7 @@ def card_markdown(card: dict[str, Any]) -> str:
         f"| activation | {model['activation'] or 'as published'} |",
         f"| batch norm | {model['batch_norm']} |",
         f"| dropout | {model['dropout']} |",
-        *([f"| started from run | {model['init_from']['run_id']} |"] if model["init_from"] else []),
+        *([f"| started from | {_start(model['init_from'])} |"] if model["init_from"] else []),
         "",
         "## Data",
         "",

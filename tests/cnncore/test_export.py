@@ -6,6 +6,7 @@ dropout, another activation) that change its structure."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -233,6 +234,26 @@ def test_model_card_states_data_config_metrics_and_files():
     assert "**87.50%**" in markdown and f"opset {OPSET}" in markdown
     assert "| 2 | 0.7500 | 0.8000 | 0.5000 | 0.8750 |" in markdown
     assert "/srv/secret" not in markdown
+
+
+@pytest.mark.parametrize(("init_from", "row"), [
+    ({"weights": "bundled", "model": "tinyvgg", "run_id": None, "freeze": [],
+      "freeze_backbone": False, "replace_head": True},
+     "| started from | the bundled weights of tinyvgg |"),
+    ({"run_id": "fedcba987654", "freeze": ["features.0", "features.3"],
+      "freeze_backbone": False, "replace_head": True},
+     "| started from | run fedcba987654, frozen: features.0, features.3 |"),
+    ({"weights": "imagenet", "model": "resnet18", "freeze_backbone": True},
+     "| started from | the imagenet weights of resnet18, backbone frozen |"),
+])  # fmt: skip
+def test_model_card_names_where_a_transfer_run_started(init_from, row):
+    """A run started from bundled or ImageNet weights said 'started from run None'."""
+    checkpoint = checkpoint_of("lenet5", switches=False)
+    run = dataclasses.replace(facts(), init_from=init_from)
+    markdown = export_run(checkpoint, run, "card").data.decode()
+    assert row in markdown.splitlines() and "None" not in markdown.split("## Data")[0]
+    card = json.loads(export_run(checkpoint, run, "card_json").data)
+    assert card["model"]["init_from"] == init_from
 
 
 def test_unknown_format_and_unknown_layers_are_refused():
