@@ -205,6 +205,34 @@ document.addEventListener("paste", async (event) => {
 // pictures from the class (class_pictures_teacher.js) joined the dataset: show it as it is now
 window.addEventListener("cnnviz:dataset-changed", () => dataset && getDataset(dataset.id).then(show, fail));
 
+// The dataset may change elsewhere too: a teacher taking a student's picture into it while this
+// page mirrors theirs (follow mode: the state, the dataset's id, stays the same), another window
+// on it. While the page is visible it looks at the dataset's version every two seconds and shows
+// the dataset again, counts and thumbnails, when the version moved; a dataset gone stops it.
+const WATCH_MS = 2000;
+let watching = true;
+async function watchVersion() {
+  if (!watching || !dataset || document.hidden) return;
+  const id = dataset.id;
+  try {
+    const found = await getDataset(id);
+    if (dataset?.id === id && found.version !== dataset.version) await show(found);
+  } catch (error) {
+    if (error.status === 404) watching = false; // deleted: nothing more to follow
+  }
+}
+window.setInterval(watchVersion, WATCH_MS);
+
+// Another dataset or class chosen from outside the page (follow mode mirrors the teacher's state
+// onto the page a follower already has open): show it.
+state.subscribe((changed, values) => {
+  if (changed.has("dataset") && values.dataset && values.dataset !== dataset?.id) {
+    getDataset(values.dataset).then(show, fail);
+  } else if (changed.has("class") && dataset) {
+    $("class-choice").value = String(values.class);
+  }
+});
+
 const ready = () => (document.body.dataset.ready = "true");
 if (state.get("dataset")) {
   getDataset(state.get("dataset")).then(show, fail).finally(ready);
