@@ -5,8 +5,13 @@
 - results: result id (a random token) → the uint8 maps and the PNGs drawn from them, bounded in
   count and, maps and PNGs together, by one byte budget (`feature_store_bytes`).
 A PNG is drawn when first asked for, so answering the POST costs the forward pass and the
-levels only. It is kept inside its result, so evicting a result frees its PNGs with it (a PNG
-cache of its own kept the PNGs of results already gone, which no URL could reach any more).
+maps' ranges only: each layer's uint8 levels are made from its held float maps right after the
+answer is sent (`settle_soon`, one background thread) or by a first picture request, whichever
+comes first; the floats held meanwhile are bounded by `feature_deferred_bytes` (beyond it, the
+levels are made before answering, as each layer appears). A result is charged for its levels
+whether made yet or not. A PNG is kept inside its result, so evicting a result frees its PNGs
+with it (a PNG cache of its own kept the PNGs of results already gone, which no URL could reach
+any more).
 Pictures in work are limited to `feature_concurrency` at once (`forward_slots`): the routes
 decode a picture, preprocess it and run the forward pass (feature maps or a receptive field)
 holding one slot, since each step holds pixels or activations. The live routes (a drawing's maps
@@ -18,10 +23,12 @@ built under one lock per model, so a LeNet-5 is not kept waiting while VGG-16 lo
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Generic, TypeVar
@@ -30,7 +37,7 @@ import numpy as np
 
 from app.settings import Settings, get_settings
 from cnncore.device import resolve_device
-from cnncore.features import FeatureMaps, LayerGraph, render_picture, trace_layers
+from cnncore.features import FeatureMaps, HeldFloats, LayerGraph, render_picture, trace_layers
 from cnncore.images import DecodedImage, encode_png, shrink
 from cnncore.pretrained import load_pretrained
 from cnncore.weights import LoadedModel
@@ -38,6 +45,7 @@ from cnncore.weights import LoadedModel
 if TYPE_CHECKING:
     from app.weights_choice import RunWeights
 
+log = logging.getLogger("cnnviz.features")
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -152,6 +160,33 @@ class FeatureCache:
         self._build_lock = threading.Lock()  # guards `_building`
         self._building: dict[str | tuple, threading.Lock] = {}  # one lock per model in building
         self.forward_slots = threading.BoundedSemaphore(settings.feature_concurrency)
+        # float maps held until their levels are made (`learned_feature_maps(deferred=...)`)
+        self.deferred = HeldFloats(settings.feature_deferred_bytes)
+        self._settler = ThreadPoolExecutor(1, thread_name_prefix="cnnviz-levels")
+        self._settling: set[Future] = set()
+        self._settling_lock = threading.Lock()
+
+    def settle_soon(self, maps: FeatureMaps) -> None:
+        """Make a fresh result's deferred levels in the background thread (called once its
+        answer is sent); a picture request that comes first makes its own layer's levels."""
+        if not any(layer.deferred for layer in maps.layers):
+            return
+        future = self._settler.submit(maps.settle)
+        with self._settling_lock:
+            self._settling.add(future)
+        future.add_done_callback(self._settled)
+
+    def _settled(self, future: Future) -> None:
+        with self._settling_lock:
+            self._settling.discard(future)
+        if future.exception() is not None:  # the floats stay held: a picture request retries
+            log.error("making levels failed", exc_info=future.exception())
+
+    def wait_settled(self, timeout: float | None = None) -> bool:
+        """Wait until no levels are being made in the background; False on timeout."""
+        with self._settling_lock:
+            pending = list(self._settling)
+        return not wait(pending, timeout).not_done
 
     def forget_results(self) -> None:
         """Drop every stored result and PNG (built models stay): the next POST computes again."""

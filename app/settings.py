@@ -121,6 +121,9 @@ class Settings(BaseSettings):
     feature_max_channels: int = 64  # maps drawn per layer (the first ones; the rest are counted)
     feature_store_bytes: int = 256_000_000  # results and their drawn PNGs, together (LRU)
     feature_store_entries: int = 64
+    # float maps held between a POST's answer and their levels (all results together; made in
+    # the background right after the answer, or on a first picture request; beyond: before)
+    feature_deferred_bytes: int = Field(256_000_000, ge=0)
     feature_models_cached: int = 3  # built models kept in memory (vgg16 alone is ~530 MB)
     feature_concurrency: int = 2  # forward passes at once (each holds its activations)
     # POST /api/features/live (a drawing's maps while the pen is down): models whose input is at

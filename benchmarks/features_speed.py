@@ -12,12 +12,20 @@ preprocessing, captured forward, levels, filters; no HTTP) are timed in the same
 alternate their order after a warm-up; ratios are medians of the paired rounds, and a second
 ratio uses CPU seconds, which other load on the machine moves less.
 
+The answer needs every layer's shapes and ranges, not its uint8 levels: those are made right
+after the answer from the held float maps, in the cache's background thread. Each round waits for
+them (untimed) before the next measurement starts, so that work never runs beside a timed one;
+its wall time after the answer is reported (`levels_after_answer_ms`) with the ratio of answer
+plus levels to the bare forward, the work the POST used to do before answering.
+
 Also reported: bytes of the answer, of each layer's PNGs (full atlas, thumbnail, and what opening
 a layer fetches), the time to draw a layer's PNG the first time and when cached, and a repeated
-POST (served from the cache). Target (issue 4): endpoint / bare forward ≤ 1.5; exit status 1 when
+POST (served from the cache). Target (issue 13, with ImageNet VGG-16; issue 4 asked ≤ 1.5):
+endpoint / bare forward ≤ 1.1, the wall ratio (CPU with `--judge cpu`); exit status 1 when
 missed.
 
-    .venv/bin/python benchmarks/features_speed.py [--model vgg16] [--rounds 5] [--threads 0]
+    .venv/bin/python benchmarks/features_speed.py [--model vgg16] [--weights imagenet]
+        [--rounds 5] [--threads 0] [--judge wall|cpu]
 """
 
 from __future__ import annotations
@@ -43,7 +51,7 @@ from app.settings import get_settings  # noqa: E402
 from cnncore.features import learned_feature_maps, prepare_input  # noqa: E402
 from cnncore.images import decode_image  # noqa: E402
 
-TARGET = 1.5
+TARGET = 1.1
 JPEG = Path(sklearn.datasets.__file__).parent / "images" / "china.jpg"
 
 
@@ -83,6 +91,13 @@ def main() -> None:
         default="initialisation",
         help="imagenet: a generated file of torchvision's exact published layout (random "
         "values), installed in a temporary data folder and memory-mapped",
+    )
+    parser.add_argument(
+        "--judge",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="which ratio the exit status judges (cpu: process CPU seconds, which other load "
+        "on the machine moves less)",
     )
     args = parser.parse_args()
     if args.threads:
@@ -127,6 +142,8 @@ def main() -> None:
 
         return worker.submit(run).result()
 
+    settle_s: list[float] = []
+
     def endpoint() -> tuple[tuple[float, float], dict, int]:
         cache.forget_results()
         start = clocks()
@@ -136,6 +153,9 @@ def main() -> None:
             files={"image": ("china.jpg", data, "image/jpeg")},
         )
         spent = since(start)
+        tick = time.perf_counter()
+        assert cache.wait_settled(600)  # the levels, made after the answer: never beside a timing
+        settle_s.append(time.perf_counter() - tick)
         response.raise_for_status()
         assert response.json()["cached"] is False  # the forward pass did run
         return spent, response.json(), len(response.content)
@@ -153,7 +173,11 @@ def main() -> None:
         if not index % 2:
             e, body, answer_bytes = endpoint()
         rounds.append((b, f, e, c))
+    settled = settle_s[-len(rounds) :]  # the timed rounds' (the warm-up's first)
     ratio = statistics.median(e[0] / b[0] for b, _f, e, _c in rounds)
+    with_levels = statistics.median(
+        (e[0] + s) / b[0] for (b, _f, e, _c), s in zip(rounds, settled, strict=True)
+    )
     cpu_ratio = statistics.median(e[1] / b[1] for b, _f, e, _c in rounds)
     conv_ratio = (
         statistics.median(e[0] / f[0] for _b, f, e, _c in rounds) if conv_part is not None else None
@@ -197,6 +221,8 @@ def main() -> None:
         "endpoint_ms": round(statistics.median(e[0] for _b, _f, e, _c in rounds) * 1000),
         "ratio": round(ratio, 3),
         "cpu_ratio": round(cpu_ratio, 3),
+        "levels_after_answer_ms": round(statistics.median(settled) * 1000),
+        "ratio_answer_then_levels": round(with_levels, 3),
         "ratio_to_conv_part": round(conv_ratio, 3) if conv_ratio else None,
         "answer_bytes": answer_bytes,
         "full_atlas_bytes_median": int(statistics.median(sizes.values())),
@@ -215,8 +241,12 @@ def main() -> None:
         "rounds": [[round(v[0] * 1000) for v in r] for r in rounds],
     }
     print(json.dumps(report, indent=2))
-    print(f"endpoint / bare forward: {ratio:.3f} (median of paired rounds; target ≤ {TARGET})")
-    sys.exit(0 if ratio <= TARGET else 1)
+    judged = ratio if args.judge == "wall" else cpu_ratio
+    print(f"endpoint / bare forward ({args.model}, {args.weights}, "
+          f"{torch.get_num_threads()} torch threads): wall {ratio:.3f}, CPU {cpu_ratio:.3f} "
+          f"(medians of {args.rounds} paired rounds); target ≤ {TARGET} on {args.judge}: "
+          f"{'met' if judged <= TARGET else 'MISSED'}")  # fmt: skip
+    sys.exit(0 if judged <= TARGET else 1)
 
 
 if __name__ == "__main__":

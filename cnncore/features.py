@@ -40,6 +40,7 @@ from cnncore.images import (
     PreprocessStep,
     preprocess,
 )
+from cnncore.levels import NORMALISATIONS, HeldFloats, LayerLevels, Scratch, layer_levels
 from cnncore.weights import LoadedModel, WeightsInfo
 
 if TYPE_CHECKING:
@@ -52,10 +53,12 @@ __all__ = [
     "FILTERS_PICTURE",
     "STEP_PICTURE",
     "FeatureMaps",
+    "HeldFloats",
     "LayerGraph",
     "LayerLevels",
     "OwnThreadTracer",
     "Prediction",
+    "Scratch",
     "atlas_rgb",
     "capture_layers",
     "filter_levels",
@@ -71,7 +74,6 @@ __all__ = [
     "traced_alone",
 ]
 
-NORMALISATIONS = ("per_channel", "per_layer")
 MODES = ("learned", "handcrafted")
 HANDCRAFTED_SIZE = 224  # side of the picture the designed filters are applied to
 # Names of the pictures that are not layers; a leading underscore never starts a module path.
@@ -227,121 +229,6 @@ def capture_layers(
     return capture.kept, output
 
 
-@dataclass(frozen=True)
-class LayerLevels:
-    """One layer's maps as uint8 levels, ready to be coloured and tiled.
-
-    `levels` is (tiles, h, w): one tile per shown channel. A layer of units without a spatial
-    extent (a linear layer's n outputs, or C channels of 1×1 after global pooling) is folded
-    into one tile of ceil(n / cols) × cols cells, filled row by row, unused cells at level 0;
-    then `units` is True and every unit is shown.
-    `ranges[i]` is (low, high) of tile i: level 0 is low, level 255 is high.
-    """
-
-    name: str
-    type: str
-    shape: tuple[int, ...]  # the layer's output without the batch axis
-    channels: int  # channels of a map layer, units of a folded one
-    levels: np.ndarray
-    ranges: tuple[tuple[float, float], ...]
-    units: bool = False
-
-    @property
-    def tiles(self) -> int:
-        return int(self.levels.shape[0])
-
-    @property
-    def channels_shown(self) -> int:
-        return self.channels if self.units else self.tiles
-
-    @property
-    def nbytes(self) -> int:
-        return int(self.levels.nbytes)
-
-
-class Scratch:
-    """A float buffer lent to `layer_levels` again and again within one request.
-
-    Big layers are megabytes: a fresh temporary per layer costs fresh pages from the system,
-    a reused one does not. Never share one between threads.
-    """
-
-    def __init__(self) -> None:
-        self._buffer = torch.empty(0)
-
-    def take(self, like: torch.Tensor) -> torch.Tensor:
-        """A float32 tensor shaped like `like`, on its device (contents undefined)."""
-        need = like.numel()
-        if self._buffer.numel() < need or self._buffer.device != like.device:
-            self._buffer = torch.empty(need, dtype=torch.float32, device=like.device)
-        return self._buffer[:need].view(like.shape)
-
-
-def _fold_units(values: torch.Tensor) -> torch.Tensor:
-    """n values → one (1, rows, cols) near-square tile, row by row, padded with the minimum
-    (so the unused cells are level 0 and stay inside the range the levels are scaled from)."""
-    flat = values.reshape(-1)
-    cols = max(1, math.ceil(math.sqrt(flat.numel())))
-    rows = max(1, math.ceil(flat.numel() / cols))
-    grid = flat.new_full((rows * cols,), float(flat.min()) if flat.numel() else 0.0)
-    grid[: flat.numel()] = flat
-    return grid.reshape(1, rows, cols)
-
-
-def layer_levels(
-    name: str,
-    kind: str,
-    output: torch.Tensor,
-    *,
-    normalise: str = "per_channel",
-    max_channels: int = 64,
-    scratch: Scratch | None = None,
-) -> LayerLevels:
-    """Scale the first `max_channels` channels of one sample's output to uint8 levels.
-
-    per_channel: each map from its own minimum to maximum (shows every map's pattern);
-    per_layer: all maps share the layer's range (shows which maps respond most strongly).
-    A constant map has no contrast to show: it is all level 0 with its one value as its range.
-    Units (see `LayerLevels`) are one tile, so both scalings give the same picture.
-    `scratch` lends a float buffer reused from layer to layer (one request's own).
-    """
-    if normalise not in NORMALISATIONS:
-        raise CNNCoreError(
-            f"normalise must be one of {', '.join(NORMALISATIONS)}, not {normalise!r}", "normalise"
-        )
-    values = output.detach().float()
-    if values.dim() == 2:  # a single (h, w) map
-        values = values[None]
-    units = values.dim() != 3 or tuple(values.shape[1:]) == (1, 1)
-    maps = _fold_units(values) if units else values
-    shown = maps[:max_channels]
-    if normalise == "per_channel":
-        low, high = shown.amin(dim=(1, 2)), shown.amax(dim=(1, 2))
-    else:  # the whole layer's range, channels beyond the shown ones included
-        low, high = maps.min().expand(shown.shape[0]), maps.max().expand(shown.shape[0])
-    if units:  # the zero padding of the last row is not a value of the layer
-        low, high = values.min().reshape(1), values.max().reshape(1)
-    # level = round((x − low) · 255 / (high − low)) as one fused multiply-add per element, the
-    # rounding folded in as +0.5 before truncation: a big layer's activations are megabytes,
-    # and each extra temporary costs a pass over them and fresh pages.
-    span = high - low
-    scale = torch.where(span > 0, 255.0 / torch.where(span > 0, span, 1.0), 0.0)[:, None, None]
-    out = scratch.take(shown) if scratch is not None else None
-    scaled = torch.addcmul(0.5 - low[:, None, None] * scale, shown, scale, out=out)
-    ranges = tuple(zip(low.flatten().tolist(), high.flatten().tolist(), strict=True))
-    # Finite values land in [0.5, 255.5] by construction; only inf or NaN (a diverged model)
-    # could leave that range, and only then is the extra clamping pass needed (read from the
-    # ranges: a span is finite exactly when both its ends are).
-    if not all(math.isfinite(low_) and math.isfinite(high_) for low_, high_ in ranges):
-        scaled = scaled.nan_to_num_(0.0).clamp_(0, 255)
-    if scaled.device.type == "cpu":  # numpy's float → uint8 cast is ~3× faster than torch's;
-        levels = scaled.numpy().astype(np.uint8)  # both truncate, and all values are in range
-    else:
-        levels = scaled.to(torch.uint8).cpu().numpy()
-    count = values.numel() if units else int(maps.shape[0])
-    return LayerLevels(name, kind, tuple(output.shape), count, levels, ranges, units)
-
-
 def atlas_grid(count: int) -> tuple[int, int]:
     """(rows, cols) of a near-square grid holding `count` tiles."""
     cols = max(1, math.ceil(math.sqrt(count)))
@@ -439,6 +326,12 @@ class FeatureMaps:
         extra = given.numel() * given.element_size() if given is not None else 0
         return sum(layer.nbytes for layer in self.layers) + sum(p.nbytes for p in pictures) + extra
 
+    def settle(self) -> None:
+        """Make every layer's deferred levels now (one float buffer lent to all of them)."""
+        scratch = Scratch()
+        for layer in self.layers:
+            layer.settle(scratch)
+
 
 def prepare_input(
     weights: WeightsInfo, image: DecodedImage, max_resized_pixels: int = MAX_RESIZED_PIXELS
@@ -466,6 +359,7 @@ def learned_feature_maps(
     top_k: int = 5,
     also_keep: Callable[[str | None, torch.Tensor], None] | None = None,
     max_resized_pixels: int = MAX_RESIZED_PIXELS,
+    deferred: HeldFloats | None = None,
 ) -> FeatureMaps:
     """Preprocess as the weights expect, run once, keep every layer as uint8 levels.
 
@@ -476,31 +370,44 @@ def learned_feature_maps(
 
     Each output becomes levels the moment it is computed (and is then freed by the
     interpreter), so a request holds one float activation at a time plus small uint8 maps.
+    With `deferred`, only the ranges are made then: each layer's shown floats are held (within
+    that budget) until its levels are first asked for or `FeatureMaps.settle` makes them all
+    (see `cnncore.levels`); should a later in-place layer overwrite a held output, the pass runs
+    again making every layer's levels at once.
     Predictions only when the weights know their class names (trained or a state dict).
     """
     weights = loaded.weights
     prepared = prepare_input(weights, image, max_resized_pixels)
     parameter = next(loaded.model.parameters(), None)
     device = parameter.device if parameter is not None else torch.device("cpu")
-
-    scratch = Scratch()
-
-    def keep(name: str, value: torch.Tensor) -> LayerLevels:
-        if also_keep is not None:
-            also_keep(name, value)
-        return layer_levels(
-            name,
-            layers.types[name],
-            value[0],
-            normalise=normalise,
-            max_channels=max_channels,
-            scratch=scratch,
-        )
-
     picture = prepared.tensor.to(device)
     if also_keep is not None:
         also_keep(None, picture)
-    kept, output = capture_layers(layers, picture, keep, versioned=also_keep is not None)
+
+    def run(held: HeldFloats | None, extra: Callable | None) -> tuple[dict, Any]:
+        scratch = Scratch()
+
+        def keep(name: str, value: torch.Tensor) -> LayerLevels:
+            if extra is not None:
+                extra(name, value)
+            return layer_levels(
+                name,
+                layers.types[name],
+                value[0],
+                normalise=normalise,
+                max_channels=max_channels,
+                scratch=scratch,
+                deferred=held,
+            )
+
+        versioned = extra is not None or held is not None
+        return capture_layers(layers, picture, keep, versioned=versioned)
+
+    kept, output = run(deferred, also_keep)
+    if any(layer.overwritten for layer in kept.values()):
+        for layer in kept.values():
+            layer.let_go()
+        kept, output = run(None, None)  # levels made as each output appears, before any change
     predictions = None
     if weights.labels and isinstance(output, torch.Tensor):
         predictions = tuple(top_predictions(output[0], list(weights.labels), top_k))

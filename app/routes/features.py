@@ -7,7 +7,7 @@ from functools import partial
 from threading import Event
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import Response
 
 from app.deps import AppSettings
@@ -65,11 +65,15 @@ def _extract(
     units: UnitStore,
     slots: AbstractContextManager | None = None,
     gone: Event | None = None,
+    *,
+    after: BackgroundTasks | None = None,
 ) -> FeaturesOut | None:
     """Decode, then compute (or reuse) the maps; runs in a worker thread, holding one of the
     cache's `forward_slots` from decoding to the last map (or of `slots`: the live route's
     small work is bounded by its pool's threads instead, and queues behind no VGG-16). None,
-    nothing computed, when the client left (`gone`) while it waited for a slot."""
+    nothing computed, when the client left (`gone`) while it waited for a slot.
+    The answer needs the maps' ranges only: fresh maps' levels are made once it is sent
+    (`after`; at once in the background without it)."""
     with cache.forward_slots if slots is None else slots:
         if gone is not None and gone.is_set():
             return None
@@ -92,6 +96,7 @@ def _extract(
                     max_channels=settings.feature_max_channels,
                     also_keep=floats,
                     max_resized_pixels=settings.max_resized_pixels,
+                    deferred=cache.deferred,
                 )
         else:
 
@@ -106,6 +111,10 @@ def _extract(
 
         options = (form.model, form.mode, form.normalise, settings.feature_max_channels, source)
         stored, cached = cache.result(image, options, form.colormap, form.sample, compute)
+        if not cached and after is not None:
+            after.add_task(cache.settle_soon, stored.maps)
+        elif not cached:
+            cache.settle_soon(stored.maps)
         if model is not None:
             units.remember(stored.id, model, None if cached else floats.activations(
                 model.layers))  # fmt: skip
@@ -136,6 +145,7 @@ def _extract(
 )
 async def extract_features(
     request: Request,
+    after: BackgroundTasks,
     settings: AppSettings,
     cache: Annotated[FeatureCache, Depends(get_feature_cache)],
     checkpoint_of: Annotated[CheckpointOf, Depends(checkpoints)],
@@ -144,7 +154,7 @@ async def extract_features(
     """Run a picture (upload or sample) through a model, with its bundled weights or a
     training run's newest checkpoint (`run`); every layer's maps as PNG URLs."""
     form, data = await read_picture_form(request, settings, FeaturesForm)
-    work = partial(_extract, cache, form, data, settings, checkpoint_of, units, None)
+    work = partial(_extract, cache, form, data, settings, checkpoint_of, units, None, after=after)
     return await unless_client_leaves(request, work)  # work(gone)
 
 

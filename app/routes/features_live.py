@@ -25,7 +25,7 @@ from contextlib import nullcontext
 from functools import partial
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
@@ -125,6 +125,7 @@ def _inline(
 )
 async def live_features(
     request: Request,
+    after: BackgroundTasks,
     settings: AppSettings,
     cache: Annotated[FeatureCache, Depends(get_feature_cache)],
     checkpoint_of: Annotated[CheckpointOf, Depends(checkpoints)],
@@ -136,7 +137,9 @@ async def live_features(
     inline: every layer's thumbnail and open layer `layer`'s atlas and channel `channel`."""
     form, data = await read_picture_form(request, settings, FeaturesForm)
     _small_enough(form, settings)
-    work = partial(_extract, cache, form, data, settings, checkpoint_of, units, nullcontext())
+    work = partial(
+        _extract, cache, form, data, settings, checkpoint_of, units, nullcontext(), after=after
+    )
     answer = await asyncio.get_running_loop().run_in_executor(live_pool(), work)
     inline = await run_in_threadpool(
         _inline, cache, answer, layer, channel, settings.feature_live_inline_bytes

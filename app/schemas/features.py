@@ -158,7 +158,7 @@ class LayerOut(BaseModel):
             channels_shown=layer.channels_shown,
             units=layer.units,
             grid=[rows, cols],
-            tile=list(layer.levels.shape[1:]),
+            tile=list(layer.tile_shape[1:]),  # the levels themselves may be made later
             ranges=[[low, high] for low, high in layer.ranges],
             url=url,
         )

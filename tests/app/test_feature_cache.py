@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from app.feature_cache import FeatureCache
 from app.settings import Settings
-from cnncore.features import learned_feature_maps, picture_names
-from cnncore.images import DecodedImage
+from cnncore.features import learned_feature_maps, picture_names, render_picture
+from cnncore.images import DecodedImage, encode_png
 
 MODEL = "lenet5"
 
@@ -129,3 +129,27 @@ def test_accounted_bytes_never_exceed_the_budget(budget, actions):
         assert accounted(cache) <= cap
         assert len(cache.results) <= 5
         assert cache.results.get(used) is not None  # the result last used is never evicted
+
+
+def test_deferred_levels_give_the_same_pngs_whoever_makes_them_first():
+    """The POST answers before the levels exist: a picture asked for first makes its own layer's
+    levels, the background settling makes the rest; every PNG is the one eager levels give."""
+    cache = FeatureCache(Settings())
+    model = cache.model("tinyvgg")
+    image = picture(7)
+    eager = learned_feature_maps(model.loaded, model.layers, image)
+    maps = learned_feature_maps(model.loaded, model.layers, image, deferred=cache.deferred)
+    assert all(layer.deferred for layer in maps.layers) and cache.deferred.held > 0
+    stored, _cached = cache.result(image, (MODEL, "deferred"), "viridis", None, lambda: maps)
+    assert accounted(cache) == eager.nbytes  # charged for the levels before they are made
+    first, later = maps.layers[2], maps.layers[3]
+    held = cache.deferred.held
+    png = cache.png(stored.id, first.name, "magma", None, 1)
+    assert not first.deferred and later.deferred and cache.deferred.held < held
+    cache.settle_soon(stored.maps)
+    assert cache.wait_settled(60)
+    assert cache.deferred.held == 0 and not any(layer.deferred for layer in maps.layers)
+    assert png == encode_png(render_picture(eager, first.name, "magma", 1))
+    for name in picture_names(eager):
+        drawn = encode_png(render_picture(eager, name, "viridis"))
+        assert cache.png(stored.id, name, None) == drawn

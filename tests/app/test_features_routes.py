@@ -18,7 +18,13 @@ from app.weights_choice import checkpoints
 from cnncore.checkpoint import load_checkpoint, save_checkpoint
 from cnncore.colormaps import colormap
 from cnncore.data import DataConfig, load_dataset
-from cnncore.features import filters_rgb, prepare_input, top_predictions
+from cnncore.features import (
+    filters_rgb,
+    learned_feature_maps,
+    prepare_input,
+    render_picture,
+    top_predictions,
+)
 from cnncore.images import encode_png, sample_image
 from cnncore.training import TrainConfig, Trainer
 
@@ -82,6 +88,21 @@ def test_colormap_of_a_url_can_change_without_a_new_forward_pass():
     tile_h, tile_w = body["layers"][0]["tile"]
     np.testing.assert_array_equal(viridis[:tile_h, :tile_w], lut[levels[:tile_h, :tile_w]])
     assert client.get(url + "?colormap=jet").status_code == 422
+
+
+def test_levels_made_after_the_answer_are_the_ones_made_before(fresh_cache):
+    """The answer carries ranges and shapes; the levels come from held floats once it is sent.
+    Every number and picture is what making the levels at once gives."""
+    body = post(model="tinyvgg", sample="china", colormap="gray").json()
+    assert fresh_cache.wait_settled(60) and fresh_cache.deferred.held == 0
+    model = fresh_cache.model("tinyvgg")
+    eager = learned_feature_maps(model.loaded, model.layers, sample_image("china"))
+    assert [layer["name"] for layer in body["layers"]] == [m.name for m in eager.layers]
+    for layer, made in zip(body["layers"], eager.layers, strict=True):
+        assert layer["ranges"] == [list(r) for r in made.ranges]
+        assert layer["tile"] == list(made.levels.shape[1:])
+        drawn = encode_png(render_picture(eager, made.name, "gray"))
+        assert client.get(layer["url"]).content == drawn
 
 
 def test_same_request_is_served_from_the_cache(fresh_cache):
