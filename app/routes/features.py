@@ -73,7 +73,7 @@ def _extract(
     small work is bounded by its pool's threads instead, and queues behind no VGG-16). None,
     nothing computed, when the client left (`gone`) while it waited for a slot.
     The answer needs the maps' ranges only: fresh maps' levels are made once it is sent
-    (`after`; at once in the background without it)."""
+    (`after`), or at once in the background when there is no answer to wait for."""
     with cache.forward_slots if slots is None else slots:
         if gone is not None and gone.is_set():
             return None
@@ -111,10 +111,10 @@ def _extract(
 
         options = (form.model, form.mode, form.normalise, settings.feature_max_channels, source)
         stored, cached = cache.result(image, options, form.colormap, form.sample, compute)
-        if not cached and after is not None:
-            after.add_task(cache.settle_soon, stored.maps)
+        if not cached and (after is None or (gone is not None and gone.is_set())):
+            cache.settle_soon(stored.maps)  # no answer will be sent to wait for
         elif not cached:
-            cache.settle_soon(stored.maps)
+            after.add_task(cache.settle_soon, stored.maps)
         if model is not None:
             units.remember(stored.id, model, None if cached else floats.activations(
                 model.layers))  # fmt: skip
