@@ -9,13 +9,20 @@ and accept another.
 - A picture is a row of `class_pictures`: the kept PNG as bytea (and its size) while it waits,
   only its outcome once decided. Nothing is kept in the process: every answer comes from the
   database, the teacher's list without the PNGs.
-- Every limit is checked and the picture inserted in one transaction that first takes one
-  transaction-level advisory lock (PostgreSQL manual, "Advisory Locks"): links and submits from
-  every worker pass the checks one at a time, each seeing what the ones before committed, so
-  two workers cannot both take the last place of a student, a session, the bytes or the links.
-  A submit also locks its link row (`FOR UPDATE`), so an unlink or a relink to another dataset
-  waits for it, and a decision trims the session's decided outcomes under the same row lock.
-  Removals (decide, unlink, a session's end) only free room and take no advisory lock.
+- A submit inserts its picture first (sending the PNG in holds no lock), then takes one
+  transaction-level advisory lock (PostgreSQL manual, "Advisory Locks") and counts, its own
+  picture included, what waits for the student, the session and every session together,
+  refusing (the insert rolled back) over a limit. The lock is held until the commit, so the
+  checks of every worker's submits run one at a time and each sees what the ones before it
+  committed: two workers cannot both take the last place of a student, a session or the bytes.
+  A new link counts the links under the same lock.
+- Row locks on the link (`FOR NO KEY UPDATE`, which a picture's foreign key check does not
+  wait for): a submit takes it under the advisory lock and checks the link still names the
+  dataset it read, so a relink to another dataset (which drops the queue under the same row
+  lock) waits for the submit or is seen by it; a decision trims the session's decided outcomes
+  under it. No writer that holds a link row's lock waits for the advisory lock (a relink takes
+  none; a new link has no row yet), so the two never wait on each other in a cycle. Removals
+  (decide, unlink, a session's end) only free room and take no advisory lock.
 """
 
 from __future__ import annotations
@@ -102,7 +109,7 @@ class PostgresClassPictures:
     def _dataset(connection: psycopg.Connection, code: str, lock: bool = False) -> str:
         row = connection.execute(
             "SELECT dataset_id FROM class_picture_links WHERE code = %s"
-            + (" FOR UPDATE" if lock else ""),
+            + (" FOR NO KEY UPDATE" if lock else ""),
             (code,),
         ).fetchone()
         if row is None:
@@ -111,9 +118,10 @@ class PostgresClassPictures:
 
     def link(self, code: str, dataset_id: str) -> None:
         with self._pool.connection() as connection, connection.transaction():
-            connection.execute("SELECT pg_advisory_xact_lock(%s)", (_LIMITS_LOCK,))
+            # the link row first, then the limits' lock: the order every writer keeps
             current = connection.execute(
-                "SELECT dataset_id FROM class_picture_links WHERE code = %s FOR UPDATE", (code,)
+                "SELECT dataset_id FROM class_picture_links WHERE code = %s FOR NO KEY UPDATE",
+                (code,),
             ).fetchone()
             if current is not None:
                 if current[0] != dataset_id:  # another dataset: what waited for the old goes
@@ -121,12 +129,14 @@ class PostgresClassPictures:
                     connection.execute("UPDATE class_picture_links SET dataset_id = %s "
                                        "WHERE code = %s", (dataset_id, code))  # fmt: skip
                 return
+            connection.execute("SELECT pg_advisory_xact_lock(%s)", (_LIMITS_LOCK,))
             (count,) = connection.execute("SELECT count(*) FROM class_picture_links").fetchone()
             if count >= self.limits.links:
                 raise links_full(self.limits)
-            try:
-                connection.execute("INSERT INTO class_picture_links (code, dataset_id) "
-                                   "VALUES (%s, %s)", (code, dataset_id))  # fmt: skip
+            try:  # (the same session linked by another request meanwhile: that link stands)
+                connection.execute("INSERT INTO class_picture_links (code, dataset_id) VALUES "
+                                   "(%s, %s) ON CONFLICT (code) DO NOTHING",
+                                   (code, dataset_id))  # fmt: skip
             except psycopg.errors.ForeignKeyViolation as exc:  # the session ended meanwhile
                 raise ClassPictureError(404, "code", f"no class session has the code {code!r} "
                                         "(it may have ended)", "not_found") from exc  # fmt: skip
@@ -157,24 +167,32 @@ class PostgresClassPictures:
 
     def submit(self, code: str, student: str, name: str, class_id: int,
                picture: PreparedPicture) -> Submission:  # fmt: skip
+        made = Submission(new_submission_id(), student, name, class_id, picture.width,
+                          picture.height, None)  # fmt: skip
+        size = len(picture.png)
         with self._pool.connection() as connection, connection.transaction():
+            dataset_id = self._dataset(connection, code)
+            try:  # the PNG goes in before any lock is taken
+                connection.execute(
+                    "INSERT INTO class_pictures (code, id, student, name, class_id, status, "
+                    "width, height, size, digest, png) VALUES (%s, %s, %s, %s, %s, 'pending', "
+                    "%s, %s, %s, %s, %s)",
+                    (code, made.id, student, name, class_id, picture.width, picture.height,
+                     size, picture.digest, picture.png),
+                )  # fmt: skip
+            except psycopg.errors.ForeignKeyViolation as exc:  # unlinked meanwhile
+                raise closed() from exc
+            # Then the limits, counted with it, by one submit at a time until its commit; the
+            # link row too, so that a relink to another dataset waits or is seen.
             connection.execute("SELECT pg_advisory_xact_lock(%s)", (_LIMITS_LOCK,))
-            self._dataset(connection, code, lock=True)
-            student_waiting, session_waiting = connection.execute(
-                "SELECT count(*) FILTER (WHERE student = %s), count(*) FROM class_pictures "
-                "WHERE code = %s AND status = 'pending'", (student, code)).fetchone()  # fmt: skip
-            check_room(self.limits, student_waiting, session_waiting, self._held(connection),
-                       len(picture.png))  # fmt: skip
-            made = Submission(new_submission_id(), student, name, class_id, picture.width,
-                              picture.height, None)  # fmt: skip
-            connection.execute(
-                "INSERT INTO class_pictures (code, id, student, name, class_id, status, width, "
-                "height, size, digest, png) VALUES (%s, %s, %s, %s, %s, 'pending', %s, %s, %s, "
-                "%s, %s)",
-                (code, made.id, student, name, class_id, picture.width, picture.height,
-                 len(picture.png), picture.digest, picture.png),
-            )  # fmt: skip
-            return made
+            if self._dataset(connection, code, lock=True) != dataset_id:
+                raise closed()
+            student_waiting, session_waiting, held = connection.execute(
+                "SELECT count(*) FILTER (WHERE code = %s AND student = %s), "
+                "count(*) FILTER (WHERE code = %s), COALESCE(SUM(size), 0) FROM class_pictures "
+                "WHERE status = 'pending'", (code, student, code)).fetchone()  # fmt: skip
+            check_room(self.limits, student_waiting - 1, session_waiting - 1, held - size, size)
+        return made
 
     def mine(self, code: str, student: str) -> list[Submission]:
         with self._pool.connection() as connection, connection.transaction():
