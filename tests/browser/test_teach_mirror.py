@@ -5,37 +5,11 @@ counts and thumbnails, without a reload, in both languages."""
 
 from __future__ import annotations
 
-import io
-
-import numpy as np
 import pytest
-from PIL import Image
 from playwright.sync_api import expect
+from test_class_pictures_page import picture, stores  # noqa: F401  (stores: its stores, autouse)
 
-from app.class_pictures import ClassPictureLimits, InMemoryClassPictures, get_class_pictures
-from app.datasets.service import Datasets, get_datasets
 from app.i18n import messages
-from app.main import app
-from app.settings import Settings
-
-
-@pytest.fixture(scope="module", autouse=True)
-def stores(tmp_path_factory):
-    datasets = Datasets.from_settings(Settings(data_dir=tmp_path_factory.mktemp("mirror")))
-    queues = InMemoryClassPictures(ClassPictureLimits())
-    app.dependency_overrides[get_datasets] = lambda: datasets
-    app.dependency_overrides[get_class_pictures] = lambda: queues
-    yield datasets
-    app.dependency_overrides.pop(get_datasets, None)
-    app.dependency_overrides.pop(get_class_pictures, None)
-    datasets.close()
-
-
-def picture(seed: int) -> dict:
-    rng = np.random.default_rng(seed)
-    buffer = io.BytesIO()
-    Image.fromarray(rng.integers(0, 256, (90, 120, 3), dtype=np.uint8)).save(buffer, "PNG")
-    return {"name": f"photo-{seed}.png", "mimeType": "image/png", "buffer": buffer.getvalue()}
 
 
 @pytest.mark.parametrize("lang", ["ko", "en"])
