@@ -64,6 +64,21 @@ function describePreset() {
   $("preset-note").textContent = labels.length > 1 ? t("train.preset.runs", { runs: labels.join(" · ") }) : "";
 }
 
+// A transfer run keeps the architecture of the weights it starts from (cnncore/transfer.py): the
+// model's controls then say so instead of offering choices the run would not use.
+const ARCHITECTURE = ["model", "activation", "bn", "dropout"];
+function showArchitectureSource() {
+  const from = state.get("from");
+  const model = /^(?:bundled|imagenet):(.+)$/.exec(from)?.[1] ?? runs.find((run) => run.id === from)?.model;
+  const offered = [...form.elements.namedItem("model").options].some((option) => option.value === model);
+  if (offered && model !== state.get("model")) state.set({ model }); // the select shows what will train
+  for (const name of ARCHITECTURE) form.elements.namedItem(name).disabled = Boolean(from);
+  const note = $("model-from-note");
+  const chosen = form.elements.namedItem("from").selectedOptions[0];
+  note.textContent = from ? t("train.from.keeps", { source: chosen?.value === from ? chosen.textContent : from }) : "";
+  note.hidden = !from;
+}
+
 async function launch(values, variant) {
   const merged = { ...values, ...variant.patch };
   if (variant.label) merged.label = values.label ? `${values.label} · ${t(variant.label)}` : t(variant.label);
@@ -210,6 +225,7 @@ async function refreshRuns() {
       runs = await getJSON("/api/runs?limit=100");
       drawRunList();
       fillSourceSelect(form.elements.namedItem("from"), runs, sources, state.get("from"));
+      showArchitectureSource();
       updateRunControls();
       if (pendingTransfer) await continueTransfer();
       if (state.get("compare").length) await refreshComparison();
@@ -243,6 +259,7 @@ state.subscribe((changed) => {
   else if (changed.has("cell")) heldOut.want(parseCell(state.get("cell")));
   if (changed.has("run") || changed.has("compare")) drawRunList();
   if (changed.has("compare")) refreshComparison();
+  if (changed.has("from")) showArchitectureSource();
   if ([...changed].some((name) => FORM_FIELDS.includes(name))) clearErrors(form);
 });
 
@@ -262,5 +279,6 @@ const pickers = Promise.all([
 Promise.all([pickers, refreshRuns()]).then(() => {
   fillSourceSelect(form.elements.namedItem("from"), runs, sources, state.get("from"));
   controls.sync();
+  showArchitectureSource();
   document.body.dataset.ready = "true";
 });

@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 from conftest import check_guard, open_page
+from playwright.sync_api import expect
 
 from app.i18n import catalogue
 from app.runs.manager import RunLimits
@@ -396,3 +397,25 @@ def test_a_korean_page_names_the_shapes_classes_in_korean(make_page, manager):
     assert korean[0] == "원" and len(korean) == len(start["dataset"]["class_names"])
     note = page.inner_text("#confusion-note")
     assert ", ".join(f"{i} = {name}" for i, name in enumerate(korean)) in note
+
+
+@pytest.mark.parametrize("lang", ["ko", "en"])
+def test_a_transfer_source_takes_the_architecture_controls(make_page, lang):
+    """Start from TinyVGG's bundled weights: the run is a TinyVGG whatever the model select
+    says, so the architecture controls are disabled and a note names the source (the form kept
+    showing LeNet-5, enabled, and the run trained TinyVGG); back to none, they are choices again."""
+    text = catalogue(lang, "train")
+    page = make_page("laptop")
+    page.goto(f"/train?lang={lang}&preset=custom&model=lenet5&from=bundled:tinyvgg")
+    page.wait_for_selector("body[data-ready=true]")
+    source = page.locator("#c-from option:checked").inner_text()
+    assert "TinyVGG" in source
+    note = page.locator("#model-from-note")
+    expect(note).to_have_text(text["train.from.keeps"].replace("{source}", source))
+    for name in ("model", "activation", "bn", "dropout"):
+        expect(page.locator(f"#c-{name}")).to_be_disabled()
+    expect(page.locator("#c-model")).to_have_value("tinyvgg")  # what will train
+    page.select_option("#c-from", "")
+    expect(note).to_be_hidden()
+    for name in ("model", "activation", "bn", "dropout"):
+        expect(page.locator(f"#c-{name}")).to_be_enabled()
