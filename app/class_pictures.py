@@ -149,10 +149,10 @@ class ClassPictures(Protocol):
         """Queue a checked picture, within the limits (`check_room`)."""
 
     def mine(self, code: str, student: str) -> list[Submission]:
-        """One student's pictures, oldest first (without their PNGs)."""
+        """One student's pictures, oldest first (their PNGs need not come along)."""
 
     def pending(self, code: str) -> list[Submission]:
-        """The waiting pictures, oldest first (without their PNGs)."""
+        """The waiting pictures, oldest first (their PNGs need not come along)."""
 
     def waiting(self, code: str, submission_id: str) -> Submission:
         """A picture still waiting, with its PNG (404 when unknown, 409 when decided)."""

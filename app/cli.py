@@ -24,8 +24,9 @@ feature-map results (their PNG URLs 404 on another worker) and per-client limits
 workers on the SQLite file anyway (a run is then paused or stopped only through the worker that
 started it, and classroom sessions stay in one worker's memory):
 CNNVIZ_ALLOW_SEVERAL_WORKERS=true."""
-PER_PROCESS = """cnnviz: {workers} workers share runs through PostgreSQL, and classroom sessions;
-feature-map results and per-client limits stay per worker (README, "Several workers")."""
+PER_PROCESS = """cnnviz: {workers} workers share runs through PostgreSQL, and classroom sessions
+(their quiz and the pictures a class sends included); feature-map results and per-client limits
+stay per worker (README, "Several workers")."""
 
 
 def _check_database(settings: Settings) -> None:
