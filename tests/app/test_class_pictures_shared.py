@@ -78,7 +78,8 @@ def two_workers(request):
 
 
 def at_once(calls: list) -> list:
-    """Run every call in its own thread, released together; each call's result or refusal."""
+    """Run every call in its own thread, released together; each call's result or refusal
+    (any other exception is raised)."""
     start = threading.Barrier(len(calls))
 
     def run(call):
@@ -275,3 +276,24 @@ def test_an_expired_session_takes_its_queue_and_nothing_stays_in_the_process(pos
     with pytest.raises(ClassPictureError) as refusal:
         queues.link(code, "dataset-a")
     assert refusal.value.status_code == 404
+
+
+def test_submits_decisions_and_a_relink_at_once_never_fail_otherwise(two_workers):
+    """Students submit through both workers while the teacher decides, relinks to another
+    dataset and the class's other session unlinks: every call either works or is a
+    `ClassPictureError` (no lock cycle, no database error), and what waits is what is held."""
+    first, second, sessions = two_workers(ClassPictureLimits(per_student=3, per_session=20))
+    code, other = sessions(2)
+    first.link(code, "dataset-a")
+    second.link(other, "dataset-a")
+    early = [first.submit(code, f"student-{i:04d}cccc", "x", 0, picture(i)) for i in range(4)]
+    calls = [lambda i=i: (first, second)[i % 2].submit((code, other)[i % 3 == 0],
+                                                       f"student-{i:04d}dddd", "x", 0, picture(i))
+             for i in range(12)]  # fmt: skip
+    calls += [lambda s=s: second.decide(code, s.id, "rejected") for s in early[:2]]
+    calls += [lambda: second.link(code, "dataset-b"), lambda: first.unlink(other)]
+    at_once(calls)  # any error but a ClassPictureError is raised here
+    assert first.dataset_of(code) == "dataset-b" and second.linked(other) is None
+    waiting = first.pending(code)
+    assert first.held == second.held == SIZE * len(waiting)
+    assert not {s.id for s in early} & {s.id for s in waiting}  # the relink dropped them
