@@ -17,6 +17,7 @@ from hostile import archives, json_bodies, pictures, serving, slow_clients
 from test_upload_corpus import HOSTILE_ARCHIVES, REFUSED
 
 DEADLINE_S = 1.0
+CLIENT_TIMEOUT_S = 120  # a busy 2-core machine (a full test run) can take tens of seconds
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,7 @@ def server(tmp_path_factory) -> Iterator[tuple[int, Path]]:
 
 
 def send_all(port: int, requests: dict) -> dict[str, int]:
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=CLIENT_TIMEOUT_S) as client:
         return {name: send(client) for name, send in requests.items()}
 
 
@@ -53,7 +54,7 @@ def test_hostile_pictures_are_4xx(server):
 
 def test_hostile_archives_are_4xx(server):
     port, log = server
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=CLIENT_TIMEOUT_S) as client:
         made = client.post("/api/datasets", json={"name": "hostile", "classes": ["a", "b"]})
         assert made.status_code == 201, made.text
         dataset_id, token = made.json()["id"], made.json()["owner_token"]
@@ -62,7 +63,7 @@ def test_hostile_archives_are_4xx(server):
               if name != "one class only"}  # fmt: skip
     answers = send_all(port, archives(dataset_id, token, corpus))
     assert_refused_and_alive(port, log, answers, CLIENT_ERRORS)
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=CLIENT_TIMEOUT_S) as client:
         assert client.get(f"/api/datasets/{dataset_id}").json()["images"] == 0
 
 
