@@ -53,24 +53,33 @@ def _safe_parts(info: zipfile.ZipInfo) -> tuple[str, ...]:
     name = info.filename
     mode = info.external_attr >> 16
     if stat.S_ISLNK(mode):
-        raise CNNCoreError(f"{name!r} is a symbolic link; links are not allowed", "archive")
+        raise CNNCoreError(f"{name!r} is a symbolic link; links are not allowed", "archive",
+                           code="archive_unsafe_path", ctx={"file": name})  # fmt: skip
     if "\\" in name or name.startswith("/") or (len(name) > 1 and name[1] == ":"):
-        raise CNNCoreError(f"{name!r} is an absolute path; paths must be relative", "archive")
+        raise CNNCoreError(f"{name!r} is an absolute path; paths must be relative", "archive",
+                           code="archive_unsafe_path", ctx={"file": name})  # fmt: skip
     parts = PurePosixPath(name).parts
     if ".." in parts:
-        raise CNNCoreError(f"{name!r} steps out of the archive with '..'", "archive")
+        raise CNNCoreError(f"{name!r} steps out of the archive with '..'", "archive",
+                           code="archive_unsafe_path", ctx={"file": name})  # fmt: skip
     return tuple(p for p in parts if p not in ("", "."))
+
+
+def _inflates(limits: ZipLimits) -> CNNCoreError:
+    return CNNCoreError(f"the archive inflates to more than {limits.max_total_bytes} bytes",
+                        "archive", code="archive_inflates_too_much",
+                        ctx={"limit": limits.max_total_bytes})  # fmt: skip
 
 
 def _members(archive: zipfile.ZipFile, limits: ZipLimits) -> list[tuple[str, zipfile.ZipInfo]]:
     """(class name, entry) for every image, after checking every entry of the archive."""
     infos = archive.infolist()
     if len(infos) > limits.max_files:
-        raise CNNCoreError(f"the archive holds more than {limits.max_files} files", "archive")
+        raise CNNCoreError(f"the archive holds more than {limits.max_files} files", "archive",
+                           code="archive_too_many_files",
+                           ctx={"limit": limits.max_files})  # fmt: skip
     if sum(info.file_size for info in infos) > limits.max_total_bytes:
-        raise CNNCoreError(
-            f"the archive inflates to more than {limits.max_total_bytes} bytes", "archive"
-        )
+        raise _inflates(limits)
     entries = []
     for info in infos:
         parts = _safe_parts(info)
@@ -81,7 +90,8 @@ def _members(archive: zipfile.ZipFile, limits: ZipLimits) -> list[tuple[str, zip
             continue
         entries.append((parts, info))
     if not entries:
-        raise CNNCoreError("the archive holds no images (png, jpg, bmp, gif, webp)", "archive")
+        raise CNNCoreError("the archive holds no images (png, jpg, bmp, gif, webp)", "archive",
+                           code="archive_no_images")  # fmt: skip
     # One wrapping folder ("animals/cats/1.png") is common when a folder is zipped whole.
     tops = {parts[0] for parts, _ in entries}
     strip = 1 if len(tops) == 1 and all(len(parts) >= 3 for parts, _ in entries) else 0
@@ -91,8 +101,8 @@ def _members(archive: zipfile.ZipFile, limits: ZipLimits) -> list[tuple[str, zip
         if len(inner) != 2:
             raise CNNCoreError(
                 f"{info.filename!r} is not inside exactly one class folder (class/image.png)",
-                "archive",
-            )
+                "archive", code="archive_not_in_class_folder", ctx={"file": info.filename},
+            )  # fmt: skip
         members.append((inner[0], info))
     return members
 
@@ -140,19 +150,23 @@ def read_image_folder_zip(
     entry of the archive was checked; nothing decoded. At least `min_classes` class folders."""
     limits = limits or ZipLimits()
     if len(data) > limits.max_archive_bytes:
-        raise CNNCoreError(f"the archive is over {limits.max_archive_bytes} bytes", "archive")
+        raise CNNCoreError(f"the archive is over {limits.max_archive_bytes} bytes", "archive",
+                           code="archive_too_large",
+                           ctx={"limit": limits.max_archive_bytes})  # fmt: skip
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except _DAMAGED as exc:
-        raise CNNCoreError("the upload is not a zip archive", "archive") from exc
+        raise CNNCoreError("the upload is not a zip archive", "archive",
+                           code="archive_not_zip") from exc  # fmt: skip
     with archive:
         members = _members(archive, limits)
         count = len({label for label, _ in members})
         if count < min_classes or count > limits.max_classes:
             raise CNNCoreError(
                 f"found {count} class folders; need {min_classes} to {limits.max_classes}",
-                "archive",
-            )
+                "archive", code="archive_class_count",
+                ctx={"count": count, "needed": min_classes, "limit": limits.max_classes},
+            )  # fmt: skip
         read, budget, pixels_left = [], limits.max_total_bytes, limits.max_total_pixels
         for label, info in sorted(members, key=lambda m: m[1].filename):
             try:
@@ -161,13 +175,12 @@ def read_image_folder_zip(
                     raw = member.read(budget + 1)
             except _DAMAGED as exc:
                 raise CNNCoreError(
-                    f"{info.filename!r} cannot be read from the archive ({exc})", "archive"
-                ) from exc
+                    f"{info.filename!r} cannot be read from the archive ({exc})", "archive",
+                    code="archive_member_unreadable", ctx={"file": info.filename},
+                ) from exc  # fmt: skip
             budget -= len(raw)
             if budget < 0:
-                raise CNNCoreError(
-                    f"the archive inflates to more than {limits.max_total_bytes} bytes", "archive"
-                )
+                raise _inflates(limits)
             pixels_left -= _header_pixels(raw, info.filename, pixels_left)
             read.append((label, info.filename, raw))
     return read

@@ -50,7 +50,9 @@ function messageOf(item, status, retryAfter) {
   for (const key of keys) {
     if (!has(key)) continue;
     const text = t(key, params);
-    if (!/\{\w+\}/.test(text)) return text;
+    if (/\{\w+\}/.test(text)) continue;
+    // a refusal about one file of several (a picture in an upload or a zip) names it
+    return params.file && !text.includes(params.file) ? `${params.file}: ${text}` : text;
   }
   return item.msg ? String(item.msg) : t("error.server", { status });
 }

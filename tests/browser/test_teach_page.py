@@ -11,6 +11,7 @@ from PIL import Image
 from playwright.sync_api import expect
 
 from app.datasets.service import Datasets, get_datasets
+from app.i18n import messages
 from app.main import app
 from app.settings import Settings
 
@@ -172,3 +173,36 @@ def test_the_train_link_opens_train_with_this_dataset_and_a_trained_start(pages,
     expect(page.locator("#c-from")).to_have_value("bundled:tinyvgg")
     expect(page.locator("#c-epochs")).to_have_value("30")
     assert page.evaluate("new URL(location.href).searchParams.get('lang')") == lang
+
+
+@pytest.mark.parametrize("lang", ["ko", "en"])
+def test_refused_files_are_named_in_the_page_language_and_the_drop_zone_takes_keys(pages, lang):
+    """A damaged picture among good ones: nothing added, the message names it; a file that is
+    not a zip: said in the page's language (it was the server's English); the drop zone, which
+    Tab reaches, opens the file chooser on Enter and on Space (it did nothing)."""
+    text = messages(lang, "common", "teach")
+    page = pages("laptop")
+    page.goto(f"/teach?lang={lang}")
+    page.click("#create")
+    page.wait_for_function("() => new URL(location.href).searchParams.get('dataset')")
+    page.set_input_files("#files", files=[
+        {"name": "red.png", "mimeType": "image/png", "buffer": png()},
+        {"name": "broken.png", "mimeType": "image/png", "buffer": b"\x89PNG\r\n\x1a\nbroken"},
+    ])  # fmt: skip
+    files_error = page.locator('#add-card [data-error-for="files"]')
+    expect(files_error).to_contain_text("broken.png: ")
+    assert "red.png" not in files_error.inner_text()
+    assert picture_count(page) == 0
+    page.set_input_files("#archive", files=[{"name": "set.zip", "mimeType": "application/zip",
+                                             "buffer": b"PK\x03\x04 not really"}])  # fmt: skip
+    expect(page.locator('[data-error-for="archive"], [data-error-for="*"]').filter(
+        has_text=text["error.type.archive_not_zip"])).to_have_count(1)  # fmt: skip
+    page.guard.expect_errors("status of 422", 2)
+    # the file input is clicked (Chromium opens its chooser once per page until it is answered,
+    # and after set_input_files not reliably: the clicks are what the zone does)
+    page.evaluate("""() => { window.choosing = 0; document.getElementById('files')
+      .addEventListener('click', () => { window.choosing += 1; }); }""")
+    for count, key in enumerate(("Enter", " "), start=1):
+        page.focus("#drop")
+        page.keyboard.press(key)
+        page.wait_for_function(f"() => window.choosing === {count}")

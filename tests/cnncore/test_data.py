@@ -332,6 +332,34 @@ def test_zip_bombs_and_oversize_inputs_are_refused():
         load_image_folder_zip(_zip({"cats/a.png": _png(1)}))
 
 
+@pytest.mark.parametrize(("data", "limits", "code", "ctx"), [
+    (b"PK not really", ZipLimits(), "archive_not_zip", {}),
+    ("small", ZipLimits(max_archive_bytes=100), "archive_too_large", {"limit": 100}),
+    ("small", ZipLimits(max_files=1), "archive_too_many_files", {"limit": 1}),
+    ("bomb", ZipLimits(max_total_bytes=1_000_000), "archive_inflates_too_much",
+     {"limit": 1_000_000}),
+    ({"../x/a.png": _png(1)}, ZipLimits(), "archive_unsafe_path", {"file": "../x/a.png"}),
+    ({"cats/a.txt": b"text"}, ZipLimits(), "archive_no_images", {}),
+    ({"cats/a.png": _png(1), "loose.png": _png(2)}, ZipLimits(), "archive_not_in_class_folder",
+     {"file": "loose.png"}),
+    ({"cats/a.png": _png(1)}, ZipLimits(), "archive_class_count",
+     {"count": 1, "needed": 2, "limit": 100}),
+])  # fmt: skip
+def test_zip_refusals_carry_a_code_and_ctx_the_pages_translate(data, limits, code, ctx):
+    """Each refusal has its stable code (error.type.<code> in both catalogues) and the numbers or
+    the file it is about: without one the Korean page showed English ('the upload is not a zip
+    archive')."""
+    if data == "small":
+        data = _zip({"cats/a.png": _png(1), "dogs/b.png": _png(2, size=(300, 300))})
+    elif data == "bomb":
+        data = _zip({"cats/a.png": _png(1), "dogs/b.png": b"\0" * 5_000_000})
+    elif isinstance(data, dict):
+        data = _zip(data)
+    with pytest.raises(CNNCoreError) as refused:
+        load_image_folder_zip(data, limits=limits)
+    assert (refused.value.code, refused.value.ctx, refused.value.field) == (code, ctx, "archive")
+
+
 # --- augmentation ------------------------------------------------------------------------------
 
 

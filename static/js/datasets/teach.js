@@ -191,6 +191,12 @@ drop.addEventListener("dragover", (event) => {
   drop.classList.add("is-over");
 });
 drop.addEventListener("dragleave", () => drop.classList.remove("is-over"));
+// the zone takes focus: from the keyboard, Enter or Space opens the file chooser it stands for
+drop.addEventListener("keydown", (event) => {
+  if (event.key !== "Enter" && event.key !== " ") return;
+  event.preventDefault();
+  $("files").click();
+});
 drop.addEventListener("drop", async (event) => {
   event.preventDefault();
   drop.classList.remove("is-over");
