@@ -23,6 +23,7 @@ from torch import nn
 from cnncore.activations import ACTIVATIONS, activation_module
 from cnncore.errors import CNNCoreError
 from cnncore.models import get_model, get_model_info
+from cnncore.uploaded_transfer import as_classifier
 
 __all__ = [
     "INITS",
@@ -155,9 +156,12 @@ def build_classifier(
 ) -> nn.Module:
     """A zoo model sized for the data, with the run's switches applied (in this order)."""
     channels, height, width = input_shape
-    net = get_model(
-        model, in_channels=channels, num_classes=num_classes, input_size=(height, width)
-    )
+    if get_model_info(model).uploaded is not None:  # a user's own network, as a classifier
+        net = as_classifier(get_model(model, in_channels=channels), num_classes)
+    else:
+        net = get_model(
+            model, in_channels=channels, num_classes=num_classes, input_size=(height, width)
+        )
     if activation is not None:
         replace_activations(net, activation)
     if batch_norm:

@@ -82,6 +82,7 @@ class RunCost:
     parameters: int
     steps: int  # optimisation steps of the whole run
     macs: int  # multiply-adds of the whole run (training and evaluation)
+    source_bytes: int = 0  # building the transfer source (an uploaded file converted again)
 
     def ctx(self) -> dict[str, int | float]:
         """The figures a refusal carries (bytes and GB for people, MACs in 10⁹)."""
@@ -146,10 +147,12 @@ def model_footprint(
 def estimate_run(
     footprint: ModelFootprint, *, optimizer: str, momentum: float, early_stopping: bool,
     batch_size: int, epochs: int, steps_per_epoch: int, train_images: int, val_images: int,
-    channels: int, side: int, loaded_bytes: int,
+    channels: int, side: int, loaded_bytes: int, source_bytes: int = 0,
 ) -> RunCost:  # fmt: skip
     """Peak memory and work of a run whose network has `footprint` (see the module docstring).
-    `loaded_bytes` is what the dataset holds as loaded, before any resizing."""
+    `loaded_bytes` is what the dataset holds as loaded, before any resizing; `source_bytes`
+    what building the transfer source takes besides (an uploaded ONNX file converted again in
+    the worker), counted on top: what it frees stays in the process's heap."""
     image_bytes = channels * side * side * FLOAT_BYTES
     data = loaded_bytes + 2 * (train_images + val_images) * image_bytes
     slots = OPTIMIZER_SLOTS.get(optimizer, 2) + (optimizer == "rmsprop" and momentum > 0)
@@ -163,8 +166,9 @@ def estimate_run(
     evaluation = 2 * footprint.largest_output_bytes * min(EVAL_BATCH, max(1, val_images))
     steps = steps_per_epoch * epochs
     macs = footprint.macs_per_image * (BACKWARD_FACTOR * batch * steps + val_images * epochs)
-    return RunCost(data, state, step, evaluation, data + state + max(step, evaluation),
-                   footprint.parameters, steps, macs)  # fmt: skip
+    peak = data + state + max(step, evaluation) + source_bytes
+    return RunCost(data, state, step, evaluation, peak, footprint.parameters, steps, macs,
+                   source_bytes)  # fmt: skip
 
 
 def _meminfo_available() -> int | None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 import torch
-from torch import nn
+from torch import fx, nn
 
 from cnncore.checkpoint import Checkpoint, read_checkpoint_info
 from cnncore.data import DataSplit, resize_split
@@ -31,6 +31,7 @@ from cnncore.errors import CNNCoreError
 from cnncore.model_options import build_classifier
 from cnncore.seeding import seeded
 from cnncore.training import TrainConfig
+from cnncore.uploaded_transfer import classifier_head
 
 __all__ = [
     "TransferPlan",
@@ -59,10 +60,14 @@ class TransferPlan:
     layers: list[str]  # dotted names of the source's weighted layers, in model order
     head: str  # dotted name of the output layer
     freeze: list[str] = field(default_factory=list)  # the prefixes the run freezes
+    source_field: str = "init_from.run_id"  # what a refusal about the source names
 
 
 def output_layer(model: nn.Module) -> str:
-    """The dotted name of the classifier head: the model's last fully connected layer."""
+    """The dotted name of the classifier head: the model's last fully connected layer (in a
+    converted ONNX graph, the one that makes its output: `cnncore.uploaded_transfer`)."""
+    if isinstance(model, fx.GraphModule):
+        return classifier_head(model)
     linears = [name for name, module in model.named_modules() if isinstance(module, nn.Linear)]
     if not linears:
         raise CNNCoreError(
@@ -164,7 +169,7 @@ def plan_transfer(
 
 def plan_transfer_from(
     source: TrainConfig, trained, config: TrainConfig, freeze: list[str], replace_head: bool,
-    freeze_backbone: bool = False,
+    freeze_backbone: bool = False, source_field: str = "init_from.run_id",
 ) -> TransferPlan:  # fmt: skip
     """`plan_transfer` for any source: its architecture config and `TrainedMetadata` (a run's
     checkpoint, or `cnncore.transfer_sources` for bundled and ImageNet weights). With
@@ -185,7 +190,7 @@ def plan_transfer_from(
             ctx={"layer": head},
         )
     return TransferPlan(planned, trained.input_shape, len(trained.labels), _weighted(model), head,
-                        list(freeze))  # fmt: skip
+                        list(freeze), source_field)  # fmt: skip
 
 
 def transfer_data(

@@ -6,7 +6,11 @@ A run can start (`cnncore.transfer`) from a finished run's checkpoint, or from
 - ``imagenet``: torchvision's published ImageNet-1k weights once `cnnviz weights get` has
   installed them in the data folder (`cnncore.pretrained`).
 
-Either becomes a `Checkpoint` (network, architecture config, `TrainedMetadata` with the input
+- ``uploaded``: a model a user uploaded (`cnncore.uploaded`): an ONNX file, converted again
+  from its bytes in the worker and made a classifier (`cnncore.uploaded_transfer`), or a state
+  dict for a zoo architecture, read like the files above (`uploaded_trained` gives its facts).
+
+Each becomes a `Checkpoint` (network, architecture config, `TrainedMetadata` with the input
 shape, class names and normalisation the weights were trained with), so the rest of a transfer
 — new head, frozen layers, images resized to the source's input — is the same code whatever
 the source. The network is rebuilt with `build_classifier`, the builder every run uses, so a
@@ -25,6 +29,7 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
+from torch import nn
 
 from cnncore.checkpoint import Checkpoint
 from cnncore.errors import CNNCoreError
@@ -32,9 +37,18 @@ from cnncore.imagenet import NUM_CLASSES, class_names
 from cnncore.model_options import build_classifier
 from cnncore.pretrained import IMAGENET_RECIPE, installed_path, read_installed, torchvision_layout
 from cnncore.training import TrainConfig
+from cnncore.uploaded import UploadedSpec, uploaded_weights
+from cnncore.uploaded_transfer import as_classifier
 from cnncore.weights import WEIGHTS_DIR, TrainedMetadata, read_weights
 
-__all__ = ["SOURCE_KINDS", "WeightsSource", "load_weights_source", "weights_source"]
+__all__ = [
+    "SOURCE_KINDS",
+    "WeightsSource",
+    "load_weights_source",
+    "uploaded_checkpoint",
+    "uploaded_trained",
+    "weights_source",
+]
 
 SOURCE_KINDS = ("bundled", "imagenet")
 FIELD = "init_from.model"
@@ -44,7 +58,7 @@ FIELD = "init_from.model"
 class WeightsSource:
     """What a weights file is, read from its metadata alone (no tensors)."""
 
-    kind: str  # bundled | imagenet
+    kind: str  # bundled | imagenet | uploaded
     model: str
     path: str
     config: TrainConfig  # the architecture switches the weights were trained with
@@ -122,3 +136,38 @@ def load_weights_source(source: WeightsSource, device: str = "cpu") -> Checkpoin
     progress = {"epoch": trained.epochs, "source": source.kind}
     return Checkpoint(model.to(torch.device(device)).eval(), source.config, trained, progress,
                       Path(source.path).name)  # fmt: skip
+
+
+def uploaded_trained(spec: UploadedSpec, model: str) -> TrainedMetadata:
+    """What an uploaded model was made for, as a source's facts: its fixed input, its classes
+    (its labels, or their numbers), the normalisation its pictures are given on the pages
+    (`cnncore.uploaded.uploaded_weights`). `model` is the name the run's network is built by."""
+    classes = spec.num_classes
+    if classes is None:
+        shape = "×".join(map(str, spec.output_shape))
+        raise CNNCoreError(f"{spec.title!r} is not a classifier: its output is {shape}, not one "
+                           "score per class", FIELD, code="no_output_layer")  # fmt: skip
+    facts = uploaded_weights(spec)
+    channels, height, width = spec.input_shape
+    return TrainedMetadata(
+        model=model,
+        config={"in_channels": channels, "num_classes": classes, "input_size": (height, width)},
+        input_shape=spec.input_shape,
+        dataset="uploaded",
+        labels=facts.labels or tuple(str(i) for i in range(classes)),
+        mean=tuple(facts.mean),
+        std=tuple(facts.std),
+        metric="accuracy",
+        score=float("nan"),
+        epochs=0,
+        seed=0,
+        train_size=0,
+        val_size=0,
+    )
+
+
+def uploaded_checkpoint(network: nn.Module, trained: TrainedMetadata, title: str) -> Checkpoint:
+    """A converted ONNX network (changed in place: ending at its head) as a source `Checkpoint`."""
+    model = as_classifier(network, len(trained.labels)).eval()
+    return Checkpoint(model, TrainConfig(model=trained.model), trained,
+                      {"epoch": 0, "source": "uploaded"}, title)  # fmt: skip

@@ -22,6 +22,7 @@ from app.runs.manager import RunError, RunManager, get_run_manager
 from app.runs.spec import plan_run
 from app.runs.store import ACTIVE_STATUSES, FINISHED_STATUSES, RunRecord
 from app.runs.stream import RunSubscription
+from app.runs.uploaded_source import uploaded_record, uploaded_source
 from app.schemas.runs import (
     RUN_ID_PATTERN,
     CheckpointOut,
@@ -32,8 +33,10 @@ from app.schemas.runs import (
 )
 from app.settings import Settings
 from app.sse import RECONNECT_MS, parse_last_event_id
+from app.uploaded_models import UploadedModels, get_uploaded_models
 from cnncore.export.bundle import EXPORT_FORMATS
 from cnncore.transfer import checkpoint_layers
+from cnncore.transfer_sources import WeightsSource
 
 router = APIRouter(prefix="/api/runs", tags=["runs"])
 
@@ -43,6 +46,8 @@ RunId = Annotated[str, Path(pattern=RUN_ID_PATTERN)]
 Status = Annotated[list[str] | None, Query(max_length=len(ACTIVE_STATUSES + FINISHED_STATUSES))]
 # The control token given to whoever started the run (RunCreated.owner_token).
 RunToken = token_header("X-Run-Token")
+# The owner token of an uploaded model a run starts from (UploadedModelCreated.owner_token).
+ModelToken = token_header("X-Model-Token")
 
 
 def _raise_http(exc: RunError) -> NoReturn:
@@ -71,10 +76,24 @@ def _record(manager: RunManager, run_id: str) -> RunRecord:
     "", response_model=RunCreated, status_code=201, dependencies=[Depends(heavy_work("runs"))]
 )
 def create_run(body: RunCreate, request: Request, manager: Manager, settings: AppSettings,
-               datasets: Annotated[Datasets, Depends(get_datasets)]) -> RunCreated:  # fmt: skip
+               datasets: Annotated[Datasets, Depends(get_datasets)],
+               models: Annotated[UploadedModels, Depends(get_uploaded_models)],
+               model_token: ModelToken = None) -> RunCreated:  # fmt: skip
     """Check the config and start the run in a worker process (or queue it); the answer
-    carries the run's control token, shown to this caller only."""
-    config = plan_run(body, settings, manager.checkpoint_for_run, datasets.for_run)
+    carries the run's control token, shown to this caller only. Starting from an uploaded
+    model needs its owner token (header X-Model-Token)."""
+
+    def uploaded_of(name: str) -> WeightsSource:
+        check_owner(
+            uploaded_record(models, name).token_digest, model_token, HTTPException,
+            missing="training from an uploaded model needs its owner token (header "
+            "X-Model-Token), given when it was uploaded",
+            wrong="this token does not own the uploaded model (only whoever uploaded it can "
+            "train from it)",
+        )  # fmt: skip
+        return uploaded_source(models, name, settings.run_models)
+
+    config = plan_run(body, settings, manager.checkpoint_for_run, datasets.for_run, uploaded_of)
     charge("runs", client_address(request), settings)  # a valid start counts, a 422 does not
     token = new_control_token()
     try:

@@ -93,11 +93,12 @@ def _memory_limit(config: TrainConfig, settings: Settings) -> int:
 def check_run_budget(
     config: TrainConfig, settings: Settings, *, channels: int, side: int, loaded_side: int,
     native_channels: int, num_classes: int, loaded_images: int | None = None,
+    source_bytes: int = 0,
 ) -> RunCost:  # fmt: skip
     """Refuse a run too long or too large for this server (422 naming the field, the estimate
     in ctx). `side` is what the network reads, `loaded_side` the dataset's images as loaded;
     `loaded_images` how many there are when the dataset is not one of DATASET_IMAGES (a
-    student's own)."""
+    student's own); `source_bytes` what building the transfer source holds (`estimate_run`)."""
     data = config.data
     loaded = data.shapes_count if data.name == "shapes" else DATASET_IMAGES.get(data.name)
     loaded = loaded if loaded is not None else loaded_images
@@ -113,6 +114,7 @@ def check_run_budget(
         epochs=config.epochs, steps_per_epoch=size.steps_per_epoch,
         train_images=size.train_images, val_images=size.val_images, channels=channels,
         side=side, loaded_bytes=loaded * native_channels * loaded_side**2 * 4,
+        source_bytes=source_bytes,
     )  # fmt: skip
     limit = _memory_limit(config, settings)
     if cost.peak_bytes > limit:

@@ -51,8 +51,10 @@ from app.runs.store import ACTIVE_STATUSES, RunRecord, RunStore, StoredEvent, op
 from app.runs.stream import RunChannel, RunSubscription
 from app.runs.worker import worker_main
 from app.settings import Settings, get_settings
+from app.uploaded_models import onnx_limits
 from cnncore.checkpoint import read_checkpoint_info
 from cnncore.errors import CNNCoreError
+from cnncore.onnx_import import OnnxLimits
 from cnncore.training import TrainConfig
 
 __all__ = [
@@ -108,6 +110,7 @@ class RunLimits:
     heartbeat_seconds: float = 5.0  # how often runs' heartbeats are written
     dead_after_seconds: float = 60.0  # a run (or worker) silent this long is taken for dead
     start_seconds: float = 300.0  # a worker not heard from yet gets this long to start
+    onnx: OnnxLimits = OnnxLimits()  # an uploaded source is converted again within them
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RunLimits:
@@ -123,6 +126,7 @@ class RunLimits:
             heartbeat_seconds=settings.run_heartbeat_seconds,
             dead_after_seconds=settings.run_dead_after_seconds,
             start_seconds=settings.run_start_seconds,
+            onnx=onnx_limits(settings),
         )
 
 
@@ -388,7 +392,8 @@ class RunManager:
                 return
         spec = RunSpec.of(run_id, record.config, self.checkpoint_dir(run_id), source,
                           self.limits.keep_checkpoints)  # fmt: skip
-        spec = replace(spec, beat_seconds=self.limits.heartbeat_seconds)
+        spec = replace(spec, beat_seconds=self.limits.heartbeat_seconds,
+                       source_limits=self.limits.onnx)  # fmt: skip
         mine, theirs = self._context.Pipe(duplex=True)
         process = self._context.Process(
             target=self._target, args=(spec, theirs, self.limits.threads),

@@ -35,9 +35,10 @@ from cnncore.device import resolve_device
 from cnncore.errors import CNNCoreError
 from cnncore.model_options import build_classifier, fit_input_size
 from cnncore.models import get_model_info
+from cnncore.onnx_import import OnnxLimits
 from cnncore.training import TrainConfig
 from cnncore.transfer import TransferPlan, plan_transfer, plan_transfer_from
-from cnncore.transfer_sources import weights_source
+from cnncore.transfer_sources import WeightsSource, weights_source
 
 __all__ = [
     "CHECKPOINT_FILE",
@@ -51,6 +52,7 @@ __all__ = [
 ]
 
 FINAL_CHECKPOINT = "final.safetensors"
+CONVERSION_COPIES = 3  # an uploaded ONNX file converted holds ~3 × its bytes at once
 # Every checkpoint name is made here, by the server; a name read back is checked against this.
 CHECKPOINT_FILE = re.compile(r"^(epoch-\d{3,5}|final)\.safetensors$")
 
@@ -86,6 +88,7 @@ class RunSpec:
     replace_head: bool = True
     keep_checkpoints: int = 3  # newest epoch checkpoints kept (the final one always is)
     beat_seconds: float = 5.0  # how often the worker tells the server it is alive
+    source_limits: OnnxLimits | None = None  # an uploaded ONNX source is converted within them
 
     @classmethod
     def of(
@@ -202,7 +205,7 @@ def _check_model_takes(model: str, channels: int, side: int) -> int:
 
 def check_dataset_fit(
     config: TrainConfig, transfer: TransferPlan | None = None, replace_head: bool = True,
-    settings: Settings | None = None,
+    settings: Settings | None = None, source_bytes: int = 0,
 ) -> None:  # fmt: skip
     """Refuse what would fail once the dataset is loaded (in the worker), naming the field:
     classes that do not exist or repeat, sizes the dataset or the model cannot have, and a
@@ -226,7 +229,8 @@ def check_dataset_fit(
         loaded_side = side if data.name == "shapes" else native_side
         check_run_budget(config, settings, channels=channels, side=model_side,
                          loaded_side=loaded_side, native_channels=native_channels,
-                         num_classes=classes, loaded_images=_user_images(data))  # fmt: skip
+                         num_classes=classes, loaded_images=_user_images(data),
+                         source_bytes=source_bytes)  # fmt: skip
 
 
 def _user_facts(data: DataConfig) -> tuple[int, int, tuple[str, ...]] | None:
@@ -292,7 +296,10 @@ def _check_transfer_fits(
             f"{channels} (set data.channels to {source_channels})", "data.channels",
         )  # fmt: skip
     if height != width:
-        raise CNNCoreError("the source network's input is not square", "init_from.run_id")
+        raise CNNCoreError(
+            f"the source network's input ({height}×{width}) is not square: the pictures "
+            "could not be resized to it", transfer.source_field,
+        )  # fmt: skip
     _check_resize(data.fit, side, height, data.name)
     if not replace_head and classes != transfer.source_classes:
         raise CNNCoreError(
@@ -304,12 +311,14 @@ def _check_transfer_fits(
 def plan_run(
     body: RunCreate, settings: Settings, checkpoint_of: Callable[[str], Path],
     dataset_of: Callable[..., tuple[Path, int]] | None = None,
+    uploaded_of: Callable[[str], WeightsSource] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Check a requested run completely (limits, names, ranges, transfer source and layers)
     and return the config to store. `checkpoint_of(run_id)` finds a run's newest checkpoint
     and raises LookupError when there is none; `dataset_of(dataset_id)` freezes a student's
     dataset's version (current or asked; manifest path, version number), LookupError when it
-    cannot."""
+    cannot; `uploaded_of(name)` is an uploaded model its caller owns, as a source
+    (`app.runs.uploaded_source`)."""
     check_run_limits(body, settings)
     values = body.model_dump(exclude={"label", "init_from"})
     values["device"] = values["device"] or settings.device
@@ -332,28 +341,30 @@ def plan_run(
     if init_from is None:
         check_dataset_fit(config, settings=settings)
         return {**config.to_dict(), "label": body.label, "init_from": None}
-    plan = _plan_source(init_from, config, checkpoint_of, settings)
+    plan, source_file = _plan_source(init_from, config, checkpoint_of, settings, uploaded_of)
     config = plan.config
     _check_source_size(config, plan)
     if config.data.name == "user" and config.data.image_size is None:
         config.data.image_size = plan.input_shape[1]  # read at the source's size, not shrunk
-    check_dataset_fit(config, plan, init_from.replace_head, settings)
+    check_dataset_fit(config, plan, init_from.replace_head, settings,
+                      _source_bytes(init_from, source_file))  # fmt: skip
     stored = init_from.model_dump()
     for key, unset in (("weights", None), ("model", None), ("freeze_backbone", False)):
         if stored[key] == unset:  # a run-to-run transfer is stored as it always was
             del stored[key]
     stored["freeze"] = plan.freeze  # the backbone's layers named, as the worker freezes them
-    if init_from.weights is not None:  # where the worker reads them (a server-made path)
-        stored["weights_file"] = weights_file(init_from, settings)
+    if source_file is not None:  # where the worker reads the weights (a server-made path)
+        stored["weights_file"] = source_file
     return {**config.to_dict(), "label": body.label, "init_from": stored}
 
 
 def _plan_source(
     init_from: InitFrom, config: TrainConfig, checkpoint_of: Callable[[str], Path],
-    settings: Settings,
-) -> TransferPlan:  # fmt: skip
-    """The transfer checked against its source: a run's checkpoint, or bundled or ImageNet
-    weights (exactly one of `run_id` and `weights`, the latter with its `model`)."""
+    settings: Settings, uploaded_of: Callable[[str], WeightsSource] | None,
+) -> tuple[TransferPlan, str | None]:  # fmt: skip
+    """The transfer checked against its source: a run's checkpoint, or bundled, ImageNet or
+    uploaded weights (exactly one of `run_id` and `weights`, the latter with its `model`);
+    and the weights' file, for the worker."""
     freeze, head, backbone = init_from.freeze, init_from.replace_head, init_from.freeze_backbone
     if (init_from.run_id is None) == (init_from.weights is None):
         raise CNNCoreError("start from a run (init_from.run_id) or from weights "
@@ -363,17 +374,27 @@ def _plan_source(
             source = checkpoint_of(init_from.run_id)
         except LookupError as exc:
             raise CNNCoreError(str(exc.args[0] if exc.args else exc), "init_from.run_id") from exc
-        return plan_transfer(source, config, freeze, head, backbone)
+        return plan_transfer(source, config, freeze, head, backbone), None
     if init_from.model is None:
         raise CNNCoreError("name the model whose weights to start from", "init_from.model")
-    weights = weights_source(init_from.weights, init_from.model,
-                             imagenet_dir=settings.weights_dir)  # fmt: skip
-    return plan_transfer_from(weights.config, weights.trained, config, freeze, head, backbone)
+    if init_from.weights == "uploaded":
+        if uploaded_of is None:
+            raise CNNCoreError("this server keeps no uploaded models", "init_from.model")
+        weights = uploaded_of(init_from.model)
+    else:
+        weights = weights_source(init_from.weights, init_from.model,
+                                 imagenet_dir=settings.weights_dir)  # fmt: skip
+    plan = plan_transfer_from(weights.config, weights.trained, config, freeze, head, backbone,
+                              source_field="init_from.model")  # fmt: skip
+    return plan, weights.path
 
 
-def weights_file(init_from: InitFrom, settings: Settings) -> str:
-    source = weights_source(init_from.weights, init_from.model, imagenet_dir=settings.weights_dir)
-    return source.path
+def _source_bytes(init_from: InitFrom, source_file: str | None) -> int:
+    """What the worker holds converting an uploaded ONNX file again: ~3 × the file (its bytes,
+    the parsed protobuf, the weights read from it; app/uploaded_models.py)."""
+    if init_from.weights != "uploaded" or not str(source_file).endswith(".onnx"):
+        return 0
+    return CONVERSION_COPIES * Path(source_file).stat().st_size
 
 
 def _check_source_size(config: TrainConfig, plan: TransferPlan) -> None:

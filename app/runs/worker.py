@@ -31,9 +31,11 @@ from typing import Any
 
 from app.runs.explain import explanation
 from app.runs.spec import CHECKPOINT_FILE, FINAL_CHECKPOINT, RunSpec, epoch_checkpoint
+from app.runs.uploaded_source import load_uploaded_source
 from cnncore.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from cnncore.data import load_dataset
 from cnncore.errors import CNNCoreError
+from cnncore.onnx_import import OnnxLimits
 from cnncore.training import TrainConfig, Trainer
 from cnncore.transfer import transfer_data, transfer_model
 from cnncore.transfer_sources import load_weights_source, weights_source
@@ -48,8 +50,8 @@ def build_trainer(
     config = TrainConfig.from_dict(spec.config)
     if spec.source_checkpoint is None and spec.source_weights is None:
         return Trainer(config, should_stop=should_stop, should_pause=should_pause)
+    checkpoint = source_checkpoint(spec)  # first: an uploaded source registers its name
     config.check()
-    checkpoint = source_checkpoint(spec)
     trained = checkpoint.trained
     data = transfer_data(load_dataset(config.data), trained.input_shape, config.data.fit,
                          (trained.mean, trained.std))  # fmt: skip
@@ -60,10 +62,13 @@ def build_trainer(
 
 
 def source_checkpoint(spec: RunSpec) -> Checkpoint:
-    """A transfer run's source network: a run's checkpoint, or bundled or ImageNet weights."""
+    """A transfer run's source network: a run's checkpoint, bundled or ImageNet weights, or an
+    uploaded model (its stored file read and converted again here: never a pickled module)."""
     if spec.source_checkpoint is not None:
         return load_checkpoint(spec.source_checkpoint)
     kind, model, file = spec.source_weights
+    if kind == "uploaded":
+        return load_uploaded_source(file, spec.source_limits or OnnxLimits())
     folder = Path(file).parent
     return load_weights_source(weights_source(kind, model, imagenet_dir=folder, bundled_dir=folder))
 

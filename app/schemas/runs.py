@@ -66,10 +66,12 @@ class AugmentIn(_Strict):
 class InitFrom(_Strict):
     """Transfer learning: start from another run's newest checkpoint (`run_id`), or from a
     model's weights (`weights` "bundled": the trained small models shipped with cnnviz;
-    "imagenet": torchvision's published weights once installed), named by `model`."""
+    "imagenet": torchvision's published weights once installed; "uploaded": a model its
+    owner uploaded, `onnx_<id>` or `weights_<id>`, with its owner token in X-Model-Token),
+    named by `model`."""
 
     run_id: RunId | None = None
-    weights: Literal["bundled", "imagenet"] | None = None
+    weights: Literal["bundled", "imagenet", "uploaded"] | None = None
     model: str | None = Field(None, min_length=1, max_length=40, pattern=r"^[a-z0-9_]+$")
     freeze: list[LayerPrefix] = Field(default_factory=list, max_length=32)
     freeze_backbone: bool = False  # every layer but the head stops learning

@@ -10,7 +10,7 @@ import { bindControls } from "./controls.js";
 import { FIELD_ALIASES, FORM_FIELDS, PRESETS, TRAIN_STATE, parseCell, runRequest } from "./train_state.js";
 import { createRunView, isFinished } from "./train_view.js";
 import { createComparison, renderRunList, runName } from "./train_runs.js";
-import { fillDataSelect, fillSourceSelect, loadDatasets, weightSources } from "./train/data_picker.js";
+import { fillDataSelect, fillSourceSelect, loadDatasets, uploadedSources, weightSources } from "./train/data_picker.js";
 import { createHeldOutView } from "./train/heldout_view.js";
 import { createGradcheckView } from "./gradcheck_view.js";
 import { controlHeaders, rememberRunToken, runToken } from "./train/run_tokens.js";
@@ -24,7 +24,7 @@ let runs = []; // GET /api/runs, newest first
 let source = null; // EventSource of the run on screen
 let pendingTransfer = null; // the transfer preset waits for its pre-training to finish
 let refreshing = null;
-let sources = { bundled: [], imagenet: [] }; // weights a transfer run can start from
+let sources = { bundled: [], imagenet: [], uploaded: [] }; // weights a transfer run can start from
 
 const view = createRunView({
   panel: $("run"), status: $("run-status"), progress: $("run-progress"), facts: $("run-facts"),
@@ -82,7 +82,13 @@ function showArchitectureSource() {
 async function launch(values, variant) {
   const merged = { ...values, ...variant.patch };
   if (variant.label) merged.label = values.label ? `${values.label} · ${t(variant.label)}` : t(variant.label);
-  const created = await postJSON("/api/runs", runRequest(merged));
+  const body = runRequest(merged);
+  // An uploaded model: its owner token goes with the run, and the pictures are given its channels
+  // (grey digits repeated to colour for a colour network, colour pictures made grey for a grey one).
+  const uploaded = sources.uploaded.find((s) => s.value === merged.from);
+  if (uploaded && [1, 3].includes(uploaded.channels)) body.data.channels = uploaded.channels;
+  const headers = uploaded ? { "X-Model-Token": uploaded.token } : {};
+  const created = await postJSON("/api/runs", body, { headers });
   rememberRunToken(created.id, created.owner_token);
   return created.id;
 }
@@ -271,7 +277,8 @@ createGradcheckView($("gradcheck"));
 // The pickers' choices: this browser's own datasets and the weights installed here.
 const pickers = Promise.all([
   loadDatasets().then((listing) => fillDataSelect(form.elements.namedItem("data"), listing, state.get("data"))),
-  getJSON("/api/weights").then((weights) => { sources = weightSources(weights); }),
+  getJSON("/api/weights").then((weights) => { sources = { ...sources, ...weightSources(weights) }; }),
+  getJSON("/api/uploaded-models").then((models) => { sources = { ...sources, uploaded: uploadedSources(models) }; }),
 ]).catch((error) => {
   $("run-error").textContent = error.message;
   $("run-error").hidden = false;

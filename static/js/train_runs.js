@@ -14,6 +14,11 @@ function cell(...children) {
   return node;
 }
 
+/** A run's model in words: the zoo's name, or "uploaded model onnx_…" for a user's own file. */
+export function modelName(model) {
+  return /^(onnx|weights)_[0-9a-f]{16}$/.test(model) ? t("train.model.uploaded", { name: model }) : t(`train.model.${model}`);
+}
+
 /**
  * What a run is called on screen: its label, else a name read from its settings and its place
  * among the listed runs (oldest first), "LeNet-5 · 8×8 digits · lr 0.001 · 3 epochs · #4",
@@ -23,7 +28,7 @@ export function runName(run, runs = [run]) {
   if (run.label) return run.label;
   const order = [...runs].sort((a, b) => a.created_at - b.created_at || a.id.localeCompare(b.id));
   return t("train.run_name", {
-    model: t(`train.model.${run.model}`), data: t(`train.data.${run.dataset}`),
+    model: modelName(run.model), data: t(`train.data.${run.dataset}`),
     lr: run.config?.lr ?? "–", epochs: run.config?.epochs ?? "–", number: order.indexOf(run) + 1,
   });
 }
@@ -54,7 +59,7 @@ export function renderRunList(tbody, runs, { current, compare, onOpen, onCompare
     const accuracy = run.summary.val_accuracy;
     const created = new Date(run.created_at * 1000).toLocaleString(language(), { dateStyle: "short", timeStyle: "short" });
     row.append(
-      cell(box), cell(open), cell(t(`train.model.${run.model}`)), cell(t(`train.data.${run.dataset}`)), cell(status),
+      cell(box), cell(open), cell(modelName(run.model)), cell(t(`train.data.${run.dataset}`)), cell(status),
       cell(accuracy === undefined || accuracy === null ? "–" : `${formatNumber(100 * accuracy, 1)}%`), cell(created),
     );
     return row;

@@ -26,8 +26,9 @@ const dataChoice = {
   type: "custom", parse: (text) => (BUNDLED.includes(text) || USER_DATA.test(text) ? text : undefined), format: String,
 };
 // Where a transfer run starts: a finished run's id, or weights "bundled:<model>" (shipped with
-// cnnviz) or "imagenet:<model>" (installed by `cnnviz weights get`).
-const WEIGHTS_SOURCE = /^(bundled|imagenet):([a-z0-9_]{1,40})$/;
+// cnnviz), "imagenet:<model>" (installed by `cnnviz weights get`) or "uploaded:<model>" (a model
+// this browser uploaded: onnx_<id>, weights_<id>).
+const WEIGHTS_SOURCE = /^(bundled|imagenet|uploaded):([a-z0-9_]{1,40})$/;
 const sourceChoice = {
   type: "custom", parse: (text) => (text === "" || RUN_ID.test(text) || WEIGHTS_SOURCE.test(text) ? text : undefined),
   format: String,

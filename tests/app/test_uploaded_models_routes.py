@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import json
 import sys
-import warnings
 from pathlib import Path
 
 import pytest
@@ -24,6 +23,7 @@ from cnncore.images import sample_image
 from cnncore.models import build_model, get_model_info
 from cnncore.seeding import seeded
 from cnncore.uploaded import uploaded_weights
+from tests.app.uploads import onnx_export
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "cnncore"))
 from onnx_hostile import hostile_corpus  # noqa: E402  (the corpus the core tests use)
@@ -32,20 +32,11 @@ ROOT = Path(__file__).resolve().parents[2]
 LABELS = "\n".join(f"class {i}" for i in range(10)) + "\n"
 
 
-def export(model: torch.nn.Module, shape: tuple[int, ...]) -> bytes:
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model.eval(), (torch.zeros(1, *shape),), buffer, dynamo=False,
-                          input_names=["input"], dynamic_axes={"input": {0: "batch"}})  # fmt: skip
-    return buffer.getvalue()
-
-
 @pytest.fixture(scope="module")
 def tinyvgg() -> tuple[torch.nn.Module, bytes]:
     with seeded(3):
         model = build_model("tinyvgg")
-    return model, export(model, (3, 64, 64))
+    return model, onnx_export(model, (3, 64, 64))
 
 
 @pytest.fixture

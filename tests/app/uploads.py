@@ -1,8 +1,11 @@
-"""Uploads in API tests: ones the server must judge from their headers alone, and a fresh
-feature cache for the tests that post pictures."""
+"""Uploads in API tests: ones the server must judge from their headers alone, a fresh
+feature cache for the tests that post pictures, and a network as the ONNX file a student
+uploads."""
 
 from __future__ import annotations
 
+import io
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -33,3 +36,16 @@ def declared_upload(client, length: int, path: str = "/api/features"):
             "content-length": str(length),
         },
     )
+
+
+def onnx_export(model, shape: tuple[int, ...]) -> bytes:
+    """`model` exported by torch.onnx (TorchScript exporter: fast, batch axis free) for inputs
+    of `shape` (C, H, W)."""
+    import torch
+
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model.eval(), (torch.zeros(1, *shape),), buffer, dynamo=False,
+                          input_names=["input"], dynamic_axes={"input": {0: "batch"}})  # fmt: skip
+    return buffer.getvalue()

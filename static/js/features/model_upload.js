@@ -9,6 +9,15 @@ import { fillModelOptions, modelCatalogue } from "../model_catalogue.js";
 
 const TOKEN_KEY = (id) => `cnnviz.model-token.${id}`;
 
+/** The owner token this browser keeps for an uploaded model (null when it holds none). */
+export function modelToken(id) {
+  try {
+    return localStorage.getItem(TOKEN_KEY(id));
+  } catch {
+    return null; // storage refused (private mode)
+  }
+}
+
 /** Fill the model picker (the zoo, then "Your models") and the upload form's architecture
  * choice; the models' names. */
 export async function fillModelPicker(select) {

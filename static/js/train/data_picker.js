@@ -2,11 +2,13 @@
 // browser's own datasets (the ids it holds owner tokens for, made on /teach), each with its
 // current version and the earlier versions runs trained on (GET /api/train/datasets); and the
 // transfer sources: the trained models shipped with cnnviz and installed ImageNet weights
-// (GET /api/weights) next to the finished runs.
+// (GET /api/weights), the classifiers this browser uploaded (GET /api/uploaded-models, those it
+// holds owner tokens for: only their owner may train from them), next to the finished runs.
 
 import { t } from "../i18n.js";
 import { getJSON } from "../api.js";
 import { runName } from "../train_runs.js";
+import { modelToken } from "../features/model_upload.js";
 
 const TOKENS = "cnnviz.datasetTokens"; // datasets/dataset_api.js keeps them there
 
@@ -76,12 +78,23 @@ export function weightSources(weights) {
   return sources;
 }
 
-/** The transfer sources as <option>s: none, shipped and ImageNet weights, finished runs. */
+/** This browser's uploaded classifiers as sources: [{value, text, channels, token}]. */
+export function uploadedSources(models) {
+  return models.filter((model) => model.num_classes !== null && modelToken(model.id)).map((model) => ({
+    value: `uploaded:${model.model}`,
+    text: t("train.from.uploaded", { model: model.title, shape: model.input_shape.join("×") }),
+    channels: model.input_shape[0],
+    token: modelToken(model.id),
+  }));
+}
+
+/** The transfer sources as <option>s: none, shipped, ImageNet and uploaded weights, finished runs. */
 export function fillSourceSelect(select, runs, sources, value) {
   const finished = runs.filter((run) => run.checkpoint && ["completed", "stopped"].includes(run.status));
   const groups = [option("", t("train.from.none"))];
   if (sources.bundled.length) groups.push(group(t("train.from.group.bundled"), sources.bundled.map((s) => option(s.value, s.text))));
   if (sources.imagenet.length) groups.push(group(t("train.from.group.imagenet"), sources.imagenet.map((s) => option(s.value, s.text))));
+  if (sources.uploaded?.length) groups.push(group(t("train.from.group.uploaded"), sources.uploaded.map((s) => option(s.value, s.text))));
   if (finished.length) groups.push(group(t("train.from.group.runs"), finished.map((run) => option(run.id, runName(run, runs)))));
   select.replaceChildren(...groups);
   const listed = [...select.options].map((o) => o.value);
