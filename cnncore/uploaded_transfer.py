@@ -3,7 +3,8 @@ become a run's backbone, a new head takes the dataset's classes.
 
 The converted model (`cnncore.onnx_import`: a torch.fx GraphModule) is a classifier when its
 output is made by a fully connected layer (ONNX Gemm, or MatMul by a constant: `nn.Linear` once
-converted), possibly followed by what does not change which class wins — a Softmax or
+converted; a MatMul then an Add of a constant bias, as tf2onnx writes a Keras Dense layer, is
+taken as one), possibly followed by what does not change which class wins — a Softmax or
 LogSoftmax, a Flatten, a Dropout or Identity (already gone at import). That layer is found from
 the graph, walking back from the output (`classifier_head`), never guessed from module order.
 `as_classifier` makes the network a run trains: the head's output is the graph's output (a
@@ -19,6 +20,9 @@ name) and `freeze`/`freeze_backbone` name its layers as the summary shows them.
 
 from __future__ import annotations
 
+import operator
+
+import torch
 from torch import fx, nn
 
 from cnncore.errors import CNNCoreError
@@ -43,9 +47,36 @@ def _output_node(graph: fx.Graph) -> fx.Node:
     return next(node for node in graph.nodes if node.op == "output")
 
 
+def _bias_of(model: fx.GraphModule, node: fx.Node) -> tuple[fx.Node, torch.Tensor] | None:
+    """(the Linear node, the bias) when `node` adds a constant bias to a Linear's output without
+    one: a Keras Dense layer as tf2onnx writes it (MatMul, then Add)."""
+    if node.op != "call_function" or node.target is not operator.add or len(node.args) != 2:
+        return None
+    for linear, bias in (node.args, node.args[::-1]):
+        if not (isinstance(linear, fx.Node) and isinstance(bias, fx.Node)):
+            continue
+        if linear.op != "call_module" or bias.op != "get_attr" or len(linear.users) != 1:
+            continue
+        module, value = model.get_submodule(str(linear.target)), _attribute(model, bias.target)
+        if (
+            isinstance(module, nn.Linear)
+            and module.bias is None
+            and value.numel() == (module.out_features)
+        ):
+            return linear, value.reshape(module.out_features)
+    return None
+
+
+def _attribute(model: nn.Module, target) -> torch.Tensor:
+    owner, _, name = str(target).rpartition(".")
+    return getattr(model.get_submodule(owner) if owner else model, name)
+
+
 def _head_node(model: fx.GraphModule) -> fx.Node:
     found = _output_node(model.graph).args[0]
     while True:
+        if isinstance(found, fx.Node) and _bias_of(model, found) is not None:
+            return found
         if not isinstance(found, fx.Node) or found.op != "call_module":
             raise _refuse("its output is not made by a layer")
         module = model.get_submodule(str(found.target))
@@ -60,7 +91,9 @@ def classifier_head(model: nn.Module) -> str:
     """The dotted name of the fully connected layer that makes a converted model's output."""
     if not isinstance(model, fx.GraphModule):
         raise _refuse("it is not a converted graph")
-    return str(_head_node(model).target)
+    head = _head_node(model)
+    with_bias = _bias_of(model, head)
+    return str((with_bias[0] if with_bias else head).target)
 
 
 def as_classifier(model: nn.Module, num_classes: int) -> nn.Module:
@@ -68,6 +101,11 @@ def as_classifier(model: nn.Module, num_classes: int) -> nn.Module:
     A zoo architecture with uploaded weights (not a graph) ends at its last `nn.Linear`."""
     if isinstance(model, fx.GraphModule):
         head = _head_node(model)
+        with_bias = _bias_of(model, head)
+        if with_bias is not None:  # the Add's bias becomes the Linear's own: one head layer
+            linear, bias = with_bias
+            model.get_submodule(str(linear.target)).bias = nn.Parameter(bias.clone())
+            head = linear
         _output_node(model.graph).args = (head,)
         model.graph.eliminate_dead_code()
         model.delete_all_unused_submodules()

@@ -11,7 +11,7 @@ from dataclasses import replace
 import pytest
 import torch
 from fastapi.testclient import TestClient
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save
 from torch import nn
 
 from app.deps import settings_dep
@@ -26,6 +26,7 @@ from app.schemas.runs import RunCreate
 from app.settings import Settings
 from app.uploaded_models import UploadedModels, get_uploaded_models, onnx_limits
 from cnncore.checkpoint import load_checkpoint
+from cnncore.errors import CNNCoreError
 from cnncore.models import build_model
 from cnncore.seeding import seeded
 from cnncore.training import TrainConfig
@@ -195,3 +196,32 @@ def test_the_memory_estimate_counts_the_conversion_of_the_file(tinyvgg, services
         client.app.dependency_overrides[settings_dep] = lambda: settings
     assert item["type"] == "run_too_big"
     assert item["ctx"]["peak_gb"] == round((without + 3 * file_bytes) / 1e9, 2)
+
+
+def test_an_uploaded_state_dict_trains_as_its_zoo_architecture(services):
+    """A state dict for TinyVGG: the run is a TinyVGG run (its checkpoints need no upload to
+    load), started from the uploaded tensors; an architecture runs may not train is refused."""
+    models, manager = services
+    with seeded(5):
+        network = build_model("tinyvgg")
+    data = save(network.state_dict())
+    files = {"file": ("tinyvgg.safetensors", data, "application/octet-stream")}
+    answer = client.post("/api/uploaded-models", data={"name": "my weights",
+                         "architecture": "tinyvgg"}, files=files)  # fmt: skip
+    assert answer.status_code == 201, answer.text
+    name = answer.json()["model"]["model"]
+    settings = client.app.dependency_overrides[settings_dep]()
+    source = lambda n: uploaded_source(models, n, settings.run_models)  # noqa: E731
+    stored = plan_run(RunCreate(**body(name)), settings, manager.checkpoint_for_run,
+                      uploaded_of=source)  # fmt: skip
+    assert stored["model"] == "tinyvgg" and stored["init_from"]["model"] == name
+    spec = RunSpec.of("1" * 12, stored, settings.checkpoints_dir / "y", None, 1)
+    weights = build_trainer(spec, lambda: False, lambda: False).model.state_dict()
+    for key, value in network.state_dict().items():
+        if key.startswith(HEAD):
+            assert weights[key].shape[0] == 4
+        else:
+            assert torch.equal(weights[key], value), key
+    with pytest.raises(CNNCoreError) as refused:
+        uploaded_source(models, name, ("lenet5",))
+    assert refused.value.field == "init_from.model" and "tinyvgg" in str(refused.value)
