@@ -136,8 +136,12 @@ def delete_dataset(dataset_id: DatasetId, datasets: Store,
     _owned(datasets, dataset_id, token)
     run_id = _used_by_active_run(manager, dataset_id)
     if run_id is not None:
-        raise HTTPException(409, detail=f"run {run_id} is training on this dataset; stop it or "
-                                        "wait for it to end, then delete")  # fmt: skip
+        # typed, so that the pages say it in their language (error.type.dataset_in_use)
+        raise HTTPException(409, detail=[{
+            "loc": ["path", "dataset_id"], "type": "dataset_in_use",
+            "msg": f"run {run_id} is training on this dataset; stop it or wait for it to end, "
+                   "then delete",
+        }])  # fmt: skip
     datasets.delete(dataset_id)
     return Response(status_code=204)
 

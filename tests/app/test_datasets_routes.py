@@ -262,7 +262,9 @@ def test_delete_is_refused_while_a_run_trains_on_it(made, datasets, settings):
     runs.create_run("0123456789ab", {"data": {"name": "user", "dataset": dataset_id}}, "web",
                     "host|1|x")  # fmt: skip
     response = client.delete(f"/api/datasets/{dataset_id}", headers=headers)
-    assert response.status_code == 409 and "0123456789ab" in response.json()["detail"]
+    assert response.status_code == 409
+    (item,) = response.json()["detail"]
+    assert item["type"] == "dataset_in_use" and "0123456789ab" in item["msg"]
     runs.record(
         "0123456789ab", [{"kind": "end", "reason": "completed"}], RunChanges(status="completed")
     )

@@ -206,3 +206,41 @@ def test_refused_files_are_named_in_the_page_language_and_the_drop_zone_takes_ke
         page.focus("#drop")
         page.keyboard.press(key)
         page.wait_for_function(f"() => window.choosing === {count}")
+
+
+@pytest.mark.parametrize("lang", ["ko", "en"])
+def test_your_datasets_are_listed_opened_and_deleted(pages, lang, datasets):
+    """The datasets this browser made, listed on /teach, each opened by its link and deleted
+    after asking (the server keeps 10 per computer and its refusal says "delete one first": no
+    page could delete one). Deleting the dataset on screen leaves a page for a new one."""
+    text = messages(lang, "teach")
+    page = pages("laptop")
+    page.on("dialog", lambda dialog: dialog.accept())
+    made = []
+    for name in ("first", "second"):
+        page.goto(f"/teach?lang={lang}")
+        page.wait_for_selector("body[data-ready=true]")
+        page.fill("#dataset-name", f"{name} {lang}")
+        page.click("#create")
+        page.wait_for_function("() => new URL(location.href).searchParams.get('dataset')")
+        made.append(page.evaluate("new URL(location.href).searchParams.get('dataset')"))
+    rows = page.locator("#mine-list li")
+    expect(rows).to_have_count(2)
+    item = text["teach.mine.item"].replace("{images}", "0")
+    expect(rows.locator("a")).to_have_text([item.replace("{name}", f"{n} {lang}")
+                                            for n in ("first", "second")])  # fmt: skip
+    expect(rows.nth(1).locator("a")).to_have_attribute("aria-current", "page")
+    # the other one: deleted, the page stays on this one
+    rows.nth(0).locator("button").click()
+    expect(rows).to_have_count(1)
+    assert datasets.store.get(made[0]) is None
+    # open by its link, then delete the one on screen: a page to make a new one
+    page.goto(f"/teach?lang={lang}")
+    page.wait_for_selector("body[data-ready=true]")
+    page.locator("#mine-list a").click()
+    page.wait_for_url(f"**dataset={made[1]}**")
+    page.locator("#mine-list button").click()
+    page.wait_for_url(f"**/teach?lang={lang}")
+    expect(page.locator("#create-form")).to_be_visible()
+    expect(page.locator("#mine")).to_be_hidden()
+    assert datasets.store.get(made[1]) is None

@@ -25,6 +25,38 @@ function remember(id, token) {
   }
 }
 
+function forget(id) {
+  session.delete(id);
+  try {
+    const { [id]: _, ...rest } = stored();
+    localStorage.setItem(KEY, JSON.stringify(rest));
+  } catch {
+    // storage refused: nothing was kept there
+  }
+}
+
+/** Ids of the datasets this browser made (it holds their tokens), oldest first. */
+export function ownedIds() {
+  return [...new Set([...Object.keys(stored()), ...session.keys()])].filter((id) => /^[0-9a-f]{16}$/.test(id));
+}
+
+/** This browser's dataset `id` as the server has it, or null (deleted meanwhile: forgotten). */
+export async function ownDataset(id) {
+  try {
+    return await getDataset(id);
+  } catch (error) {
+    if (error.status !== 404) throw error;
+    forget(id);
+    return null;
+  }
+}
+
+/** Delete dataset `id` with its pictures (409 while a run trains on it), then forget its token. */
+export async function deleteDataset(id) {
+  await requestJSON("DELETE", base(id), undefined, { headers: headers(id) });
+  forget(id);
+}
+
 /** True when this browser made dataset `id` (it holds its token). */
 export function owns(id) {
   return session.has(id) || Object.hasOwn(stored(), id);

@@ -19,6 +19,7 @@ import {
   owns,
 } from "./dataset_api.js";
 import { createLive } from "./live.js";
+import { createMyDatasets } from "./my_datasets.js";
 import { DrawingPad } from "./pad.js";
 import { TEACH_STATE } from "./teach_state.js";
 
@@ -92,10 +93,16 @@ function trainLink() {
   link.href = `/train?${query}`;
 }
 
+// this browser's datasets: open one, delete one (the dataset on screen: back to a new one)
+const myDatasets = createMyDatasets({ box: $("mine"), list: $("mine-list"), make: $("mine-new"), errors: $("mine") }, () => {
+  window.location.assign(`/teach?${new URLSearchParams({ lang: document.documentElement.lang })}`);
+});
+
 async function show(found) {
   dataset = found;
   state.set({ dataset: dataset.id });
   trainLink();
+  myDatasets.show(dataset.id);
   summary();
   fillClassChoice();
   $("add-card").hidden = !owns(dataset.id);
@@ -243,5 +250,5 @@ const ready = () => (document.body.dataset.ready = "true");
 if (state.get("dataset")) {
   getDataset(state.get("dataset")).then(show, fail).finally(ready);
 } else {
-  ready();
+  myDatasets.show().finally(ready);
 }
