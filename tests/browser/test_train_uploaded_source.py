@@ -1,6 +1,7 @@
 """/train's "Start from" offers the classifiers this browser uploaded (it holds their owner
 tokens), in Korean and English; choosing one starts a run from it (the token sent with the run,
-the pictures given the model's channels), trained to its end by a real worker, on a laptop."""
+the pictures given the model's channels), trained to its end by a real worker (in Korean), on a
+laptop."""
 
 import re
 import time
@@ -78,6 +79,18 @@ def test_start_from_an_uploaded_model(make_page, uploaded, runs, live_server, sc
     select.select_option(f"uploaded:{name}")
     select.scroll_into_view_if_needed()
     screenshot(page, f"train-uploaded-source-{language}-laptop", full_page=False)
+    if language == "en":  # one language trains to the end (a worker's run costs seconds)
+        phone = make_page("phone")
+        own(phone, mine)
+        phone.goto(f"/train?lang=en&from=uploaded:{name}")
+        phone.wait_for_selector("body[data-ready=true]", timeout=60_000)
+        chosen = phone.locator("#c-from")
+        assert chosen.input_value() == f"uploaded:{name}"
+        chosen.scroll_into_view_if_needed()
+        box = chosen.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 360
+        screenshot(phone, "train-uploaded-source-en-phone", full_page=False)
+        return
     page.locator("#start").click()
     page.wait_for_url(re.compile(r"[?&]run=[0-9a-f]{12}"), timeout=30_000)
     run_id = re.search(r"[?&]run=([0-9a-f]{12})", page.url)[1]
