@@ -1,5 +1,6 @@
 """A trained run's checkpoint as files to take away: ONNX, safetensors, a standalone PyTorch
-file, a model card (Markdown and JSON), or all of them in one zip.
+file, a model card (Markdown and JSON), or all of them in one zip (no PyTorch file for a network
+converted from an uploaded ONNX file: it has no source to write).
 
 The safetensors file holds the state dict (exactly the checkpoint's tensors) and one metadata
 entry, so the same weights always give the same bytes and the same sha256, which the card and
@@ -20,6 +21,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any, BinaryIO
 
 from safetensors.torch import save
+from torch import fx
 
 from cnncore.checkpoint import Checkpoint
 from cnncore.errors import CNNCoreError
@@ -106,13 +108,22 @@ def write_export(checkpoint: Checkpoint, run: RunFacts, fmt: str, out: BinaryIO)
     sha256 = hashlib.sha256(weights).hexdigest()
     files: dict[str, bytes] = {"safetensors": weights}
     model = checkpoint.model.to("cpu").eval()
+    # a network converted from an uploaded ONNX file (a transfer run's) is a graph of its own
+    # layers with no PyTorch source to write: its ONNX and safetensors files are its export
+    has_source = not isinstance(model, fx.GraphModule)
+    if fmt == "py" and not has_source:
+        raise CNNCoreError(
+            "this run's network was converted from an uploaded ONNX file: there is no PyTorch "
+            "source to write; take its ONNX or safetensors file", "format",
+            code="export_no_python",
+        )  # fmt: skip
     if fmt in ("onnx", "zip"):
         metadata = {"cnnviz_run": run.id, "model": t.model, "weights_sha256": sha256,
                     "input_shape": json.dumps(list(t.input_shape)),
                     "mean": json.dumps(list(t.mean)), "std": json.dumps(list(t.std)),
                     "classes": json.dumps(list(t.labels or ()), ensure_ascii=False)}  # fmt: skip
         files["onnx"] = onnx_bytes(model, t.input_shape, metadata)
-    if fmt in ("py", "zip"):
+    if fmt in ("py", "zip") and has_source:
         title = f"{t.model} trained by cnnviz (run {run.id}) on {t.dataset}"
         facts = PyFileFacts(title, names["safetensors"], t.input_shape, tuple(t.labels or ()),
                             t.mean, t.std, sha256)  # fmt: skip
@@ -123,6 +134,7 @@ def write_export(checkpoint: Checkpoint, run: RunFacts, fmt: str, out: BinaryIO)
                  "created_at": run.created_at, "init_from": run.init_from},
             trained=plain_json(asdict(t)), config=checkpoint.config.to_dict(), epochs=run.epochs,
             files={**{k: names[k] for k in ("onnx", "safetensors", "py")},
+                   **({} if has_source else {"py": None}),
                    "weights_sha256": sha256, "onnx_opset": OPSET},
             version=cnnviz_version(), saved_at=run.saved_at,
         )  # fmt: skip
@@ -134,7 +146,7 @@ def write_export(checkpoint: Checkpoint, run: RunFacts, fmt: str, out: BinaryIO)
     with zipfile.ZipFile(out, "w") as archive:
         # entries dated by the checkpoint, not by the clock: the same weights, the same zip
         when = time.gmtime(run.saved_at)[:6]
-        for key in ("py", "safetensors", "onnx", "card", "card_json"):
+        for key in ("py", "safetensors", "onnx", "card", "card_json")[0 if has_source else 1 :]:
             entry = zipfile.ZipInfo(names[key], date_time=max(when, (1980, 1, 1, 0, 0, 0)))
             # float weights barely compress (7% for AlexNet) and deflating them costs seconds
             binary = key in ("safetensors", "onnx")

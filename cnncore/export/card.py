@@ -148,8 +148,14 @@ def card_markdown(card: dict[str, Any]) -> str:
         "## Files",
         "",
         f"- `{files['safetensors']}` — the weights (sha256 `{files['weights_sha256']}`)",
-        f"- `{files['py']}` — the architecture in plain PyTorch; "
-        f"`python {files['py']} --json` prints the logits of a fixed-seed input",
+        *(
+            [
+                f"- `{files['py']}` — the architecture in plain PyTorch; "
+                f"`python {files['py']} --json` prints the logits of a fixed-seed input"
+            ]
+            if files.get("py")
+            else []
+        ),  # fmt: skip
         f"- `{files['onnx']}` — ONNX, opset {files['onnx_opset']}, input `input` "
         f"1×{'×'.join(map(str, inp['shape']))}, output `logits`",
         "",

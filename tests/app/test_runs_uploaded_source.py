@@ -6,6 +6,8 @@ naming the field; the memory estimate counts the conversion."""
 
 from __future__ import annotations
 
+import io
+import zipfile
 from dataclasses import replace
 
 import pytest
@@ -28,6 +30,7 @@ from app.uploaded_models import UploadedModels, get_uploaded_models, onnx_limits
 from cnncore.checkpoint import load_checkpoint
 from cnncore.errors import CNNCoreError
 from cnncore.models import build_model
+from cnncore.onnx_import import import_onnx
 from cnncore.seeding import seeded
 from cnncore.training import TrainConfig
 from tests.app.trained_runs import train_to_end
@@ -56,6 +59,10 @@ def services(settings):
     manager.close()
     manager.store.close()
     models.close()
+
+
+def settings_of() -> Settings:
+    return client.app.dependency_overrides[settings_dep]()
 
 
 def upload(data: bytes, name: str) -> tuple[str, str]:
@@ -107,6 +114,18 @@ def test_a_run_trains_from_an_uploaded_onnx_with_its_backbone_frozen(tinyvgg, se
         features = network.flatten(network.block2(network.block1(x)))
         expected = features @ tuned[f"{HEAD}.weight"].T + tuned[f"{HEAD}.bias"]
         assert torch.allclose(checkpoint.model(x), expected, rtol=1e-5, atol=1e-6)
+    # taken away: no PyTorch source for a converted graph (422), its ONNX gives the run's logits
+    python = client.get(f"/api/runs/{run_id}/export", params={"format": "py"})
+    assert python.status_code == 422 and python.json()["detail"][0]["type"] == "export_no_python"
+    exported = client.get(f"/api/runs/{run_id}/export", params={"format": "zip"})
+    assert exported.status_code == 200, exported.text
+    with zipfile.ZipFile(io.BytesIO(exported.content)) as archive:
+        names = sorted(archive.namelist())
+        assert [n.rsplit(".", 1)[1] for n in names] == ["json", "md", "onnx", "safetensors"]
+        again = import_onnx(archive.read(names[2]), onnx_limits(settings_of()))
+    with torch.no_grad():
+        logits = checkpoint.model(x)
+        assert float((again.module(x) - logits).abs().max() / logits.abs().max()) <= 1e-5
 
 
 def test_the_worker_builds_the_upload_again_with_a_new_head_at_step_0(tinyvgg, services):

@@ -16,5 +16,7 @@ export function updateExportMenu(menu, run) {
   menu.dataset.run = run.id;
   for (const link of menu.querySelectorAll("a[data-format]")) {
     link.href = `/api/runs/${run.id}/export?format=${link.dataset.format}`;
+    // a network converted from an uploaded ONNX file has no PyTorch source (the server says 422)
+    link.closest("li").hidden = link.dataset.format === "py" && /^onnx_/.test(run.model);
   }
 }
