@@ -20,7 +20,7 @@ from app.limits import BodyLimitMiddleware, upload_paths
 from app.security import SecurityHeadersMiddleware
 from app.settings import ROOT, Settings, get_settings
 from app.uploaded_models import get_uploaded_models
-from app.warmup import start_warmup
+from app.warmup import RequestActivityMiddleware, start_warmup
 
 # npm packages the pages import (the Makefile's `vendor` target installs them, pinned there)
 VENDORED = ("uplot",)
@@ -67,6 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     application.add_middleware(HeadAsGetMiddleware)
     application.add_middleware(AllowedHostsMiddleware, names=allowed_names(settings))
     application.add_middleware(SecurityHeadersMiddleware)
+    # outermost: every request counts as activity, which the warm-up's second part waits out
+    application.add_middleware(RequestActivityMiddleware)
     if settings.cors_origins:  # closed by default: the pages call their own origin only
         application.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
                                    allow_methods=["GET", "POST", "DELETE"], allow_headers=["*"],

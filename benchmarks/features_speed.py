@@ -1,5 +1,6 @@
 """Cost of `POST /api/features` next to a bare forward pass of the same model on the same tensor.
 
+The process is set up as `cnnviz serve` sets up the server (malloc arenas limited, app/memory.py).
 The picture is scikit-learn's `china.jpg` (640×427 JPEG, 196 kB) sent as a multipart upload
 through the whole app in process (`TestClient`: form parsing, JPEG decoding, preprocessing, the
 captured forward pass, uint8 levels of every layer, the JSON answer). The model (vgg16 by default,
@@ -47,6 +48,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from app.feature_cache import FeatureCache, get_feature_cache  # noqa: E402
 from app.main import app  # noqa: E402
+from app.memory import limit_arenas  # noqa: E402
 from app.settings import get_settings  # noqa: E402
 from cnncore.features import learned_feature_maps, prepare_input  # noqa: E402
 from cnncore.images import decode_image  # noqa: E402
@@ -100,6 +102,9 @@ def main() -> None:
         "on the machine moves less)",
     )
     args = parser.parse_args()
+    # as `cnnviz serve` does before any thread starts (app/memory.py): without it each request
+    # thread's forward pass maps and zeroes its activations anew (~30 000 page faults, VGG-16)
+    limit_arenas(get_settings().malloc_arena_max)
     if args.threads:
         torch.set_num_threads(args.threads)
 
