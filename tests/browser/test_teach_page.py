@@ -244,3 +244,19 @@ def test_your_datasets_are_listed_opened_and_deleted(pages, lang, datasets):
     expect(page.locator("#create-form")).to_be_visible()
     expect(page.locator("#mine")).to_be_hidden()
     assert datasets.store.get(made[1]) is None
+
+
+@pytest.mark.parametrize("lang", ["ko", "en"])
+def test_a_dataset_needs_a_class_name(pages, lang):
+    """No class name: said on the classes field, nothing made (a dataset without classes was
+    made, and the page offers no way to add one: its class list stayed empty)."""
+    text = messages(lang, "teach")
+    page = pages("laptop")
+    page.goto(f"/teach?lang={lang}")
+    page.wait_for_selector("body[data-ready=true]")
+    page.fill("#class-names", " , ")
+    page.click("#create")
+    expect(page.locator('#create-form [data-error-for="classes"]')).to_have_text(
+        text["teach.dataset.need_classes"])  # fmt: skip
+    expect(page.locator("#create-form")).to_be_visible()
+    assert page.evaluate("new URL(location.href).searchParams.get('dataset') || ''") == ""

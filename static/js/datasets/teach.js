@@ -4,7 +4,7 @@
 // camera in camera.js, the pad in pad.js, live prediction in live.js, the state table in
 // teach_state.js.
 
-import { clearErrors, showErrors } from "../api.js";
+import { ApiError, clearErrors, showErrors } from "../api.js";
 import { t } from "../i18n.js";
 import { createState } from "../state.js";
 import { captureFrame, startCamera, whyNoCamera } from "./camera.js";
@@ -131,6 +131,12 @@ $("create-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   clearErrors(root);
   const classes = $("class-names").value.split(",").map((s) => s.trim()).filter(Boolean);
+  if (classes.length === 0) {
+    // the page has no other way to add a class later: a dataset without one would be a dead end
+    const message = t("teach.dataset.need_classes");
+    fail(new ApiError(0, message, { classes: message }));
+    return;
+  }
   try {
     await show(await createDataset($("dataset-name").value.trim(), classes));
   } catch (error) {
