@@ -53,7 +53,8 @@ class HeldFloats:
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes, self.held = max_bytes, 0
-        self._lock = threading.Lock()
+        # re-entrant: a collection inside `take` may finalise unmade levels, which give back
+        self._lock = threading.RLock()
 
     def take(self, nbytes: int) -> bool:
         with self._lock:
