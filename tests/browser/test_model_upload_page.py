@@ -138,3 +138,23 @@ def test_a_model_uploaded_without_labels_says_the_names_are_missing(make_page, l
     # the explanation names the class by its number, and says why
     page.click("#explain-toggle")
     expect(page.locator("#explain-status")).to_contain_text(text["explain.unnamed"], timeout=60_000)
+
+
+@pytest.mark.parametrize("lang", ["ko", "en"])
+def test_the_file_field_names_what_the_chosen_kind_takes(make_page, lang):
+    """A state dict's kind: the file field asks for a weights file, and a missing one is said
+    on that field (it kept asking for an "ONNX file", at the top of the form)."""
+    text = messages(lang, "features")
+    page = make_page("phone", locale={"ko": "ko-KR", "en": "en-US"}[lang])
+    page.goto(f"/features?lang={lang}&model=tinyvgg&sample=flower")
+    wait_answered(page)
+    page.click("#model-upload summary")
+    label = page.locator('label[for="u-file"]')
+    expect(label).to_have_text(text["features.upload_model.file"])
+    page.select_option("#u-architecture", "tinyvgg")
+    expect(label).to_have_text(text["features.upload_model.file_weights"])
+    page.click("#model-upload-form button[type=submit]")
+    expect(page.locator('#model-upload-form [data-error-for="file"]')).to_have_text(
+        text["features.upload_model.no_weights_file"])  # fmt: skip
+    page.select_option("#u-architecture", "")
+    expect(label).to_have_text(text["features.upload_model.file"])

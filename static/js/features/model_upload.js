@@ -4,7 +4,7 @@
 // The owner token is answered once; it is kept in this browser (localStorage) for deleting later.
 
 import { t } from "../i18n.js";
-import { clearErrors, requestJSON, showErrors } from "../api.js";
+import { ApiError, clearErrors, requestJSON, showErrors } from "../api.js";
 import { fillModelOptions, modelCatalogue } from "../model_catalogue.js";
 
 const TOKEN_KEY = (id) => `cnnviz.model-token.${id}`;
@@ -33,6 +33,17 @@ export async function fillModelPicker(select) {
 
 /** Wire the upload form; `onUploaded(model)` gets the stored model's description. */
 export function bindModelUpload(form, status, { onUploaded }) {
+  // the file field names what the chosen kind takes: an ONNX model, or a state dict's weights
+  const kind = form.elements.architecture;
+  const fileLabel = form.querySelector('label[for="u-file"]');
+  const showKind = () => {
+    const weights = Boolean(kind.value);
+    fileLabel.textContent = t(weights ? "features.upload_model.file_weights" : "features.upload_model.file");
+    form.elements.file.accept = weights ? ".safetensors,.pt,.pth" : ".onnx";
+  };
+  kind.addEventListener("change", showKind);
+  form.addEventListener("reset", () => setTimeout(showKind));
+  showKind();
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     clearErrors(form);
@@ -40,7 +51,8 @@ export function bindModelUpload(form, status, { onUploaded }) {
     const file = form.elements.file.files[0];
     const labels = form.elements.labels.files[0];
     if (!file) {
-      showErrors(form, { message: t("features.upload_model.no_file") });
+      const message = t(kind.value ? "features.upload_model.no_weights_file" : "features.upload_model.no_file");
+      showErrors(form, new ApiError(0, message, { file: message }));
       return;
     }
     body.append("file", file);
