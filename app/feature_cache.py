@@ -28,7 +28,7 @@ import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Generic, TypeVar
@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 import numpy as np
 
 from app.settings import Settings, get_settings
+from app.small_work import one_torch_thread_pool
 from cnncore.device import resolve_device
 from cnncore.features import FeatureMaps, HeldFloats, LayerGraph, render_picture, trace_layers
 from cnncore.images import DecodedImage, encode_png, shrink
@@ -162,7 +163,9 @@ class FeatureCache:
         self.forward_slots = threading.BoundedSemaphore(settings.feature_concurrency)
         # float maps held until their levels are made (`learned_feature_maps(deferred=...)`)
         self.deferred = HeldFloats(settings.feature_deferred_bytes)
-        self._settler = ThreadPoolExecutor(1, thread_name_prefix="cnnviz-levels")
+        # one torch thread: the work is a pass over memory, and a second OpenMP team beside the
+        # next request's forward pass would only wait for cores (app/small_work.py)
+        self._settler = one_torch_thread_pool(1, "cnnviz-levels")
         self._settling: set[Future] = set()
         self._settling_lock = threading.Lock()
 
