@@ -186,6 +186,10 @@ function updateRunControls() {
     }
   }
   updateExportMenu($("export-model"), record);
+  // a run on a student's own dataset: its live prediction is on /teach, beside that dataset
+  const own = record?.config?.data?.name === "user" ? record.config.data.dataset : null;
+  $("teach-link-line").hidden = !own;
+  if (own) $("teach-link").href = `/teach?${new URLSearchParams({ lang: document.documentElement.lang, dataset: own })}`;
   $("run-title").textContent = record ? runName(record, runs) : id;
   $("run-title").title = id;
 }

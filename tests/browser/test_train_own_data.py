@@ -140,6 +140,10 @@ def test_picker_and_confusion_cells_open_the_held_out_pictures(browser, live_ser
         href = link.get_attribute("href")
         assert f"run={finished}" in href and "weights=run" in href
         assert f"heldout={indices[0]}" in href
+        # its live prediction is on /teach, beside the dataset: a link there (there was none)
+        assert page.inner_text("#teach-link") == messages["train.teach_link"]
+        teach = page.get_attribute("#teach-link", "href")
+        assert f"dataset={dataset_id}" in teach and f"lang={lang}" in teach
         save_screenshot(page, f"train-own-data-{lang}")
         if lang == "en":  # the explanation opens with that picture and the run's weights
             page.goto(href)
