@@ -9,16 +9,19 @@ as a dataset version (a manifest and its pictures). The run is what `POST /api/r
 worker runs: `plan_run` (the transfer source checked, the pictures read at its input size)
 then `build_trainer` (`app.runs.worker`) and the trainer's own events; 6 pictures per class are
 held out (`val_fraction` 0.2, stratified by the seed) and never trained on.
-- transfer: `init_from` the bundled TinyVGG (trained on generated shapes, weights/README.md),
-  a new 3-class head, every layer training, normalised with the source's statistics;
-- scratch: the same TinyVGG freshly initialised (seeded), everything else equal.
+- transfer: `init_from` a bundled source (`--source`: by default `tinyvgg_colour`, TinyVGG
+  pretrained on generated colour things; `tinyvgg`, the one trained on grey shapes; see
+  weights/README.md), a new 3-class head, every layer training, normalised with the source's
+  statistics;
+- scratch: the same TinyVGG freshly initialised (seeded) at the source's input size,
+  everything else equal.
 Both with the recipe below (`--epochs`, `--lr`; Adam, cosine schedule, batch 16, random
 horizontal flips), one torch thread. Time: the trainer's own `elapsed_s` (data loading and
 model building excluded, as a student sees the progress bar). Target (issue 15): transfer
 ≥ 90 % held-out (mean over the seeds) within 60 s; the script exits 1 when it is missed.
 
     .venv/bin/python benchmarks/teach_transfer.py [--seeds 0 1 2 3 4] [--epochs 30]
-        [--schedule cosine] [--side 96]
+        [--schedule cosine] [--side 96] [--source tinyvgg_colour]
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from app.schemas.runs import RunCreate
 from app.settings import Settings
 from cnncore.datasets.desk_objects import DESK_CLASSES, generate_desk_objects
 from cnncore.datasets.user_images import PictureLimits, prepare_picture
+from cnncore.transfer_sources import weights_source
 
 PER_CLASS = 30
 
@@ -70,9 +74,9 @@ def run(manifest: Path, seed: int, transfer: bool, args, work: Path) -> tuple[fl
         "log_every": 1000,
     }  # fmt: skip
     if transfer:
-        body["init_from"] = {"weights": "bundled", "model": "tinyvgg"}
-    else:
-        body["data"]["image_size"] = 64  # what the transfer run reads (the source's size)
+        body["init_from"] = {"weights": "bundled", "model": args.source}
+    else:  # what the transfer run reads (the source's size)
+        body["data"]["image_size"] = args.source_side
     settings = Settings(data_dir=work, max_run_epochs=200)
     config = plan_run(RunCreate(**body), settings, lambda _id: None, lambda _id, _v: (manifest, 1))
     spec = RunSpec.of("bench", config, work / "checkpoints", None, 1)
@@ -93,11 +97,15 @@ def main() -> int:
     parser.add_argument("--shift", type=int, default=0)
     parser.add_argument("--schedule", default="cosine", choices=["constant", "step", "cosine"])
     parser.add_argument("--side", type=int, default=96, help="pictures drawn at side×side")
+    parser.add_argument("--source", default="tinyvgg_colour", help="a bundled transfer source")
     args = parser.parse_args()
+    source = weights_source("bundled", args.source, imagenet_dir=None)
+    args.source_side = source.trained.input_shape[-1]
     torch.set_num_threads(1)
     print(f"load {os.getloadavg()[0]:.1f}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"{args.epochs} epochs, lr {args.lr} ({args.schedule}), shift {args.shift}, "
-          f"pictures drawn at {args.side}×{args.side}")  # fmt: skip
+          f"pictures drawn at {args.side}×{args.side}, source {args.source} "
+          f"({source.trained.dataset}, read at {args.source_side}×{args.source_side})")  # fmt: skip
     results: dict[str, list[tuple[float, float]]] = {"scratch": [], "transfer": []}
     with tempfile.TemporaryDirectory() as folder:
         for seed in args.seeds:

@@ -49,7 +49,9 @@ from cnncore.weights import (
     WEIGHTS_DIR,
     LoadedModel,
     WeightsInfo,
+    bundled_backbones,
     load_model,
+    read_weights,
 )
 
 __all__ = [
@@ -368,6 +370,8 @@ class ModelWeights:
     installed: InstalledWeights | None
     published: PublishedWeights | None  # what `cnnviz weights get` would download
     command: str | None  # the command that gets the missing published weights
+    # bundled backbones of this model, kept only as transfer sources: (file name, bytes, SHA-256)
+    backbones: tuple[tuple[str, int, str], ...] = ()
 
 
 @lru_cache(maxsize=64)
@@ -385,6 +389,12 @@ def weights_overview(directory: Path, bundled: Path = WEIGHTS_DIR) -> list[Model
     """Per zoo model, in the registry's order: its bundled file, its installed ImageNet file,
     the published file it could have, and which one `auto` uses."""
     found = installed(directory)
+    backbones: dict[str, list[tuple[str, int, str]]] = {}
+    for path in bundled_backbones(bundled).values():
+        _, meta = read_weights(path)
+        backbones.setdefault(meta.model, []).append(
+            (path.name, path.stat().st_size, _file_sha256(path))
+        )
     rows = []
     for name in list_models():
         path = bundled / f"{name}.safetensors"
@@ -397,6 +407,6 @@ def weights_overview(directory: Path, bundled: Path = WEIGHTS_DIR) -> list[Model
             name, chosen, path.name if has_bundled else None,
             path.stat().st_size if has_bundled else None,
             _file_sha256(path) if has_bundled else None, mine, published,
-            f"cnnviz weights get {name}" if missing else None,
+            f"cnnviz weights get {name}" if missing else None, tuple(backbones.get(name, ())),
         ))  # fmt: skip
     return rows

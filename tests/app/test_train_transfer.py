@@ -189,6 +189,7 @@ def test_transfer_sources_that_do_not_fit_are_refused_naming_the_field(desk):
                                                 "image_size": 32}}, "data.image_size"),
         (transfer_body(dataset_id, model="autoencoder"), "init_from.model"),
         (transfer_body(dataset_id, model="resnet18"), "init_from.model"),  # ships none
+        (transfer_body(dataset_id, model="tinyvgg_grey"), "init_from.model"),  # no such file
         (transfer_body(dataset_id, weights="imagenet", model="resnet18"), "init_from.model"),
         (transfer_body(dataset_id, run_id="0123456789ab"), "init_from.run_id"),  # both
         ({**transfer_body(dataset_id), "init_from": {"weights": "bundled"}}, "init_from.model"),
@@ -202,6 +203,36 @@ def test_transfer_sources_that_do_not_fit_are_refused_naming_the_field(desk):
     grey["data"]["channels"] = 1
     grey["max_steps_per_epoch"], grey["epochs"] = 1, 1
     assert client.post("/api/runs", json=grey).status_code == 201  # as grey pictures: fits
+
+
+def test_the_colour_backbone_is_offered_and_a_run_starts_from_it(desk):
+    """The bundled colour backbone (TinyVGG pretrained on generated colour things) is listed
+    with TinyVGG's weights as a transfer source, and a run named after it starts from its
+    tensors: the frozen first block is the file's, bit for bit, with a new 3-class head."""
+    rows = {row["model"]: row for row in client.get("/api/weights").json()}
+    (backbone,) = [f for f in rows["tinyvgg"]["weights"] if f["kind"] == "backbone"]
+    path = WEIGHTS_DIR / "tinyvgg_colour.safetensors"
+    assert backbone["file"] == path.name and backbone["size"] == path.stat().st_size
+    assert len(backbone["sha256"]) == 64 and rows["tinyvgg"]["chosen"] == "bundled"
+    assert not any(f["kind"] == "backbone" for m, r in rows.items() if m != "tinyvgg"
+                   for f in r["weights"])  # fmt: skip
+    body = transfer_body(desk[0], model="tinyvgg_colour", freeze=["block1"])
+    body["epochs"], body["max_steps_per_epoch"] = 1, 2
+    created = client.post("/api/runs", json=body)
+    assert created.status_code == 201, created.text
+    stream = events(created.json()["events_url"])
+    assert stream[-1]["kind"] == "end" and stream[-1]["reason"] == "completed", stream[-1]
+    config = client.get(f"/api/runs/{created.json()['id']}").json()["config"]
+    assert config["model"] == "tinyvgg" and config["init_from"]["model"] == "tinyvgg_colour"
+    start = next(e for e in stream if e["kind"] == "start")
+    source = load_file(path)
+    tuned = load_file(client.app.dependency_overrides[get_run_manager]()
+                      .checkpoint_for_run(created.json()["id"]))  # fmt: skip
+    for name in ("block1.conv1.weight", "block1.conv1.bias", "block1.conv2.weight"):
+        assert torch.equal(tuned[name], source[name]), name
+    assert not torch.equal(tuned["block2.conv1.weight"], source["block2.conv1.weight"])
+    assert tuned["classifier.weight"].shape[0] == 3
+    assert start["dataset"]["input_shape"] == [3, 32, 32]  # the backbone reads 32×32
 
 
 def test_a_running_run_keeps_its_version_and_its_dataset(desk):

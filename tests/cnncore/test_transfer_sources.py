@@ -9,12 +9,14 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
 
+from cnncore.datasets.colour_things import COLOUR_THINGS, generate_colour_things
 from cnncore.errors import CNNCoreError
+from cnncore.models.tinyvgg import TinyVGG
 from cnncore.pretrained import IMAGENET_RECIPE, PUBLISHED, InstalledWeights, write_weights
 from cnncore.training import TrainConfig
 from cnncore.transfer import plan_transfer_from, transfer_model
 from cnncore.transfer_sources import load_weights_source, weights_source
-from cnncore.weights import WEIGHTS_DIR
+from cnncore.weights import WEIGHTS_DIR, bundled_backbones
 from tests.cnncore.torchvision_reference import torchvision_models
 
 
@@ -96,3 +98,23 @@ def test_imagenet_backbone_computes_torchvisions_features(tmp_path, name):
     torch.testing.assert_close(features, expected, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(logits, F.linear(expected, head.weight, head.bias),
                                rtol=1e-4, atol=1e-5)  # fmt: skip
+
+
+def test_the_colour_backbone_is_tinyvgg_pretrained_on_colour_things():
+    """`tinyvgg_colour` is a bundled backbone named by its file: TinyVGG's network (rebuilt
+    strictly from the file), 3×32×32 input, the 16 colour things; on fresh pictures of that set
+    (another seed than its training split's) it scores near its recorded held-out accuracy."""
+    source = weights_source("bundled", "tinyvgg_colour", imagenet_dir=None)
+    meta = source.trained
+    assert source.model == "tinyvgg_colour" and source.config.model == "tinyvgg"
+    assert meta.model == "tinyvgg" and meta.dataset == "colour_things"
+    assert meta.input_shape == (3, 32, 32) and meta.labels == COLOUR_THINGS
+    assert bundled_backbones() == {"tinyvgg_colour": WEIGHTS_DIR / "tinyvgg_colour.safetensors"}
+    net = load_weights_source(source).model  # load_state_dict(strict=True) inside
+    assert isinstance(net, TinyVGG) and net.classifier.in_features == 10 * 5 * 5
+    images, labels, _ = generate_colour_things(25, side=32, seed=123)
+    mean = torch.tensor(meta.mean).view(1, 3, 1, 1)
+    std = torch.tensor(meta.std).view(1, 3, 1, 1)
+    with torch.no_grad():
+        accuracy = (net((images - mean) / std).argmax(1) == labels).float().mean().item()
+    assert accuracy > meta.score - 0.08 and accuracy > 4 / 16, (accuracy, meta.score)
