@@ -167,12 +167,17 @@ def test_the_train_link_opens_train_with_this_dataset_and_a_trained_start(pages,
     assert '"user"' not in hint and "id" not in hint.split()
     page.click("#train-link")
     page.wait_for_url("**/train?**")
-    expect(page.locator('#c-from option[value="bundled:tinyvgg"]')).to_have_count(1)
+    expect(page.locator('#c-from option[value="bundled:tinyvgg_colour"]')).to_have_count(1)
     expect(page.locator("#c-data")).to_have_value(f"user:{dataset_id}")
     expect(page.locator("#c-model")).to_have_value("tinyvgg")
-    expect(page.locator("#c-from")).to_have_value("bundled:tinyvgg")
+    expect(page.locator("#c-from")).to_have_value("bundled:tinyvgg_colour")  # the colour backbone
+    expect(page.locator("#c-from option:checked")).to_contain_text(
+        "컬러 백본" if lang == "ko" else "colour backbone"
+    )
     expect(page.locator("#c-epochs")).to_have_value("30")
+    expect(page.locator("#c-shift")).to_have_value("2")
     assert page.evaluate("new URL(location.href).searchParams.get('lang')") == lang
+    save_screenshot(page, f"teach-train-link-{lang}-1366")
 
 
 @pytest.mark.parametrize("lang", ["ko", "en"])

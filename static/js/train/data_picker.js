@@ -63,13 +63,17 @@ export function fillDataSelect(select, listing, value) {
 
 export const loadDatasets = () => getJSON(`/api/train/datasets?${new URLSearchParams(ownDatasetIds().map((id) => ["mine", id]))}`);
 
-/** Weights a run can start from: [{value, text}] of bundled classifiers and installed ImageNet files. */
+/** Weights a run can start from: [{value, text}] of bundled classifiers and backbones and installed ImageNet files. */
 export function weightSources(weights) {
   const sources = { bundled: [], imagenet: [] };
   for (const row of weights) {
     for (const file of row.weights) {
       if (file.kind === "bundled" && row.model !== "autoencoder") {
         sources.bundled.push({ value: `bundled:${row.model}`, text: t("train.from.bundled", { model: t(`train.model.${row.model}`) }) });
+      } else if (file.kind === "backbone") {
+        // a bundled transfer-only backbone: named by its file (tinyvgg_colour.safetensors)
+        const name = file.file.replace(/\.safetensors$/, "");
+        sources.bundled.push({ value: `bundled:${name}`, text: t(`train.from.backbone.${name}`) });
       } else if (file.kind === "imagenet") {
         sources.imagenet.push({ value: `imagenet:${row.model}`, text: t("train.from.imagenet", { model: t(`train.model.${row.model}`) }) });
       }
