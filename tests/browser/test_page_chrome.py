@@ -101,3 +101,35 @@ def test_the_header_on_a_360_px_phone_is_two_lines_with_compact_teacher_buttons(
     assert phone.locator("#follow-start, #presenter-toggle").count() == 0
     assert len(header_rows(phone)) == 2
     screenshot(phone, f"header-phone-join-{lang}", full_page=False)
+
+
+# Where each line of `selector`'s text starts: the characters before and after every break.
+LINE_BREAKS = """(selector) => {
+  const text = document.querySelector(selector).firstChild;
+  const range = document.createRange();
+  const breaks = [];
+  let top = null;
+  for (let i = 0; i < text.length; i += 1) {
+    range.setStart(text, i);
+    range.setEnd(text, i + 1);
+    const rect = range.getClientRects()[0];
+    if (!rect) continue;
+    if (top !== null && rect.top > top + 2) breaks.push(text.data.slice(i - 1, i + 1));
+    top = rect.top;
+  }
+  return breaks;
+}"""
+
+
+@pytest.mark.parametrize("path", ["/teach", "/conv", "/train"])
+def test_korean_lines_break_between_words_on_a_phone(make_page, path):
+    """Korean wraps at the spaces between words: the ledes broke inside them on a 360 px phone
+    ('작/게', '보세/요')."""
+    phone = make_page("phone")
+    phone.goto(f"{path}?lang=ko")
+    phone.wait_for_selector(".lede")
+    breaks = phone.evaluate(LINE_BREAKS, ".lede")
+    assert breaks, "the lede fits one line: nothing checked"
+    # at a space, or beside punctuation ("창(window)" may break before its bracket)
+    inside = [pair for pair in breaks if all(c.isalnum() for c in pair)]
+    assert inside == [], breaks
