@@ -250,7 +250,10 @@ def test_a_running_run_keeps_its_version_and_its_dataset(desk):
         assert data["dataset_version"] == before
         assert len(json.loads(Path(data["manifest"]).read_text())["images"]) == 30
         refused = client.delete(f"/api/datasets/{dataset_id}", headers=headers)
-        assert refused.status_code == 409 and run_id in refused.json()["detail"]
+        assert refused.status_code == 409
+        [detail] = refused.json()["detail"]
+        assert (detail["type"], detail["loc"]) == ("dataset_in_use", ["path", "dataset_id"])
+        assert run_id in detail["msg"]
     finally:
         client.post(f"/api/runs/{run_id}/stop", headers=token)
     stream = events(created["events_url"])
