@@ -35,6 +35,7 @@ from cnncore.seeding import seeded
 from cnncore.training import TrainConfig
 from tests.app.trained_runs import train_to_end
 from tests.app.uploads import onnx_export
+from tests.cnncore.no_head import PooledScores
 
 client = TestClient(app)
 HEAD = "classifier"  # TinyVGG's head, named as the zoo names it
@@ -163,18 +164,6 @@ def test_only_the_owner_trains_from_a_known_uploaded_model(tinyvgg):
     assert item["loc"] == ["body", "init_from.model"] and item["type"] == "unknown_model"
 
 
-class _PooledScores(nn.Module):
-    """Class scores made by a convolution and a global pool: no fully connected head."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(3, 5, 3)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-
-    def forward(self, x):
-        return torch.flatten(self.pool(self.conv(x)), 1)
-
-
 def refusal(name: str, token: str, **changes) -> dict:
     sent = body(name)
     sent["data"].update(changes)
@@ -184,7 +173,7 @@ def refusal(name: str, token: str, **changes) -> dict:
 
 
 def test_refusals_name_the_field(tinyvgg):
-    headless, token = upload(onnx_export(_PooledScores(), (3, 16, 16)), "no head")
+    headless, token = upload(onnx_export(PooledScores(), (3, 16, 16)), "no head")
     item = refusal(headless, token)
     assert item["loc"] == ["body", "init_from.model"] and item["type"] == "no_output_layer"
     assert "classifier head" in item["msg"]

@@ -19,6 +19,7 @@ from cnncore.errors import CNNCoreError
 from cnncore.onnx_import import OnnxLimits, import_onnx
 from cnncore.seeding import seeded
 from cnncore.uploaded_transfer import as_classifier, classifier_head
+from tests.cnncore.no_head import PooledScores
 
 
 def exported(net: nn.Module, shape: tuple[int, ...]) -> nn.Module:
@@ -95,18 +96,8 @@ def test_a_matmul_and_add_head_is_one_layer():
         assert relative_error(classifier(x), expected) <= 1e-6
 
 
-class _PooledScores(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(3, 5, 3)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-
-    def forward(self, x):
-        return torch.flatten(self.pool(self.conv(x)), 1)
-
-
 def test_no_fully_connected_output_is_refused_naming_the_field():
-    module = exported(_PooledScores(), (3, 8, 8))
+    module = exported(PooledScores(), (3, 8, 8))
     with pytest.raises(CNNCoreError) as refused:
         as_classifier(module, 2)
     assert refused.value.field == "init_from.model" and refused.value.code == "no_output_layer"
