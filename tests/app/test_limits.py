@@ -166,9 +166,10 @@ def test_slot_is_given_back_when_the_request_fails():
     assert not limit.active
 
 
-async def _left_while_waiting(path: str) -> tuple[list[dict], list[int]]:
+async def _left_while_waiting(path: str, started: threading.Event) -> tuple[list[dict], list[int]]:
     """POST `path` (a sample's effective field through LeNet-5) straight into the app, whose
-    forward slots the test holds; the client leaves once its request holds its heavy slot.
+    forward slots the test holds; the client leaves once its request holds its heavy slot and
+    its work has `started` in a worker thread (waiting there for a forward slot).
     Returns what the app sent and the client's slots in use after the request ended."""
     built = httpx.Request("POST", "http://testserver" + path,
                           data={"model": "lenet5", "sample": "digit"})  # fmt: skip
@@ -194,7 +195,8 @@ async def _left_while_waiting(path: str) -> tuple[list[dict], list[int]]:
              "client": ("10.9.8.7", 5000), "server": ("testserver", 80)}  # fmt: skip
     limit = limits.heavy_work("receptive_field")
     request = asyncio.create_task(app(scope, receive, send))
-    while limit.active["10.9.8.7"] < 1:  # in flight, waiting for a forward slot
+    while limit.active["10.9.8.7"] < 1 or not started.is_set():  # waiting for a forward slot
+        assert not request.done(), sent  # (a refusal would end it before any work)
         await asyncio.sleep(0.001)
     left.set()
     await asyncio.wait_for(request, 60)  # ended without its forward pass
@@ -210,10 +212,12 @@ def test_a_client_that_leaves_frees_its_heavy_slot_at_once(monkeypatch):
     import app.routes.receptive_field as routes
 
     computed: list[str] = []
+    started = threading.Event()  # the worker thread's call began (it waits for a slot)
     ended = threading.Event()  # the worker thread's call returned
     real, on_picture = routes.picture_effective_field, routes._on_picture
 
     def watched(*args, **kwargs):
+        started.set()
         try:
             return on_picture(*args, **kwargs)
         finally:
@@ -227,7 +231,9 @@ def test_a_client_that_leaves_frees_its_heavy_slot_at_once(monkeypatch):
         while cache.forward_slots.acquire(blocking=False):
             held += 1
         try:
-            sent, active = asyncio.run(_left_while_waiting("/api/receptive-field/effective"))
+            sent, active = asyncio.run(
+                _left_while_waiting("/api/receptive-field/effective", started)
+            )
         finally:
             for _ in range(held):
                 cache.forward_slots.release()
