@@ -14,6 +14,7 @@ classes, the run, the weights' sha256) and passes `onnx.checker.check_model`.
 from __future__ import annotations
 
 import threading
+import time
 import warnings
 
 import onnx
@@ -28,11 +29,14 @@ OUTPUT_NAME = "logits"
 
 # torch.export traces through global state (fake tensor modes, the dispatcher): one at a time.
 _EXPORTING = threading.Lock()
-# CPython 3.11's ast module can raise a spurious SystemError while onnxscript parses its torchlib
-# functions' sources during an export (seen once in a full test run, never alone): the export,
-# which has no side effect, is tried again.
+# CPython 3.11's ast module keeps the depth of the AST it is converting in one state shared by
+# every thread, so `ast.parse` in another thread at the same moment (onnxscript parses hundreds
+# of torchlib functions' sources during an export) can raise a spurious SystemError. Seen in full
+# test runs, twice in a row once, never alone: the export, which has no side effect, is tried
+# again after a growing pause (0.2, 0.4, 0.8, 1.6 s) so that the other thread's parsing can end.
 _SPURIOUS_AST = "AST constructor recursion depth mismatch"
-_ATTEMPTS = 2
+_ATTEMPTS = 5
+_FIRST_PAUSE_S = 0.2
 
 
 def onnx_bytes(
@@ -53,6 +57,7 @@ def onnx_bytes(
             except SystemError as exc:
                 if _SPURIOUS_AST not in str(exc) or attempt == _ATTEMPTS - 1:
                     raise
+                time.sleep(_FIRST_PAUSE_S * 2**attempt)
     proto = program.model_proto
     proto.producer_name = "cnnviz"
     for key, value in {"opset": str(OPSET), **metadata}.items():

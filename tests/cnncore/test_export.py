@@ -289,15 +289,16 @@ def test_relative_error_is_not_vacuous():
     assert np.isfinite(logits.numpy()).all()
 
 
-def test_a_spurious_ast_error_of_the_exporter_is_tried_again_once(monkeypatch):
+def test_a_spurious_ast_error_of_the_exporter_is_tried_again(monkeypatch):
     """CPython 3.11's 'AST constructor recursion depth mismatch' (onnxscript parsing torchlib
-    sources) once failed an export in the full suite: the export is tried again, once; any other
-    SystemError, or the spurious one twice, is not hidden."""
+    sources while another thread parses) failed exports in full suites, once twice in a row: the
+    export is tried again after growing pauses, up to `_ATTEMPTS` times; any other SystemError,
+    or the spurious one on every attempt, is not hidden."""
     from cnncore.export import onnx_file
 
-    real, calls = torch.onnx.export, []
+    real, calls, pauses = torch.onnx.export, [], []
     spurious = "AST constructor recursion depth mismatch (before=147, after=65)"
-    raising = {"times": 1, "message": spurious}
+    raising = {"times": 2, "message": spurious}
 
     def flaky(*args, **kwargs):
         calls.append(1)
@@ -306,10 +307,12 @@ def test_a_spurious_ast_error_of_the_exporter_is_tried_again_once(monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(torch.onnx, "export", flaky)
+    monkeypatch.setattr(onnx_file.time, "sleep", pauses.append)
     model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten())
     assert onnx.load_from_string(onnx_file.onnx_bytes(model, (1, 5, 5), {})).graph.node
-    assert len(calls) == 2
-    for times, message in [(2, spurious), (1, "some other SystemError")]:
+    assert len(calls) == 3 and pauses == [0.2, 0.4]
+    every = onnx_file._ATTEMPTS
+    for times, message in [(every, spurious), (1, "some other SystemError")]:
         calls.clear()
         raising.update(times=times, message=message)
         with pytest.raises(SystemError, match=message[:20]):
