@@ -11,13 +11,12 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from app.datasets.service import Datasets, get_datasets
-from app.deps import settings_dep
 from app.main import app
-from app.runs.manager import RunLimits, RunManager, get_run_manager
-from app.runs.store import SQLiteRunStore
+from app.runs.manager import RunLimits
 from app.settings import Settings
 from cnncore.data import DataConfig, load_dataset
 from cnncore.datasets.desk_objects import generate_desk_objects
+from tests.app.trained_runs import run_services
 
 client = TestClient(app)
 
@@ -30,16 +29,9 @@ def settings(tmp_path_factory):
 @pytest.fixture(scope="module", autouse=True)
 def services(settings):
     datasets = Datasets.from_settings(settings)
-    manager = RunManager(SQLiteRunStore(settings.sqlite_path), settings.checkpoints_dir,
-                         RunLimits(max_concurrent=1))  # fmt: skip
-    app.dependency_overrides[get_datasets] = lambda: datasets
-    app.dependency_overrides[settings_dep] = lambda: settings
-    app.dependency_overrides[get_run_manager] = lambda: manager
-    yield datasets, manager
-    for dependency in (get_datasets, settings_dep, get_run_manager):
-        app.dependency_overrides.pop(dependency, None)
-    manager.close()
-    manager.store.close()
+    limits = RunLimits(max_concurrent=1)
+    with run_services(app, settings, limits, {get_datasets: datasets}) as manager:
+        yield datasets, manager
     datasets.close()
 
 

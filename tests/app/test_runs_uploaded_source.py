@@ -19,9 +19,8 @@ from torch import nn
 from app.deps import settings_dep
 from app.main import app
 from app.runs.budget import check_run_budget
-from app.runs.manager import RunLimits, RunManager, get_run_manager
+from app.runs.manager import RunLimits
 from app.runs.spec import RunSpec, plan_run
-from app.runs.store import SQLiteRunStore
 from app.runs.uploaded_source import uploaded_source
 from app.runs.worker import build_trainer
 from app.schemas.runs import RunCreate
@@ -33,7 +32,7 @@ from cnncore.models import build_model
 from cnncore.onnx_import import import_onnx
 from cnncore.seeding import seeded
 from cnncore.training import TrainConfig
-from tests.app.trained_runs import train_to_end
+from tests.app.trained_runs import run_services, train_to_end
 from tests.app.uploads import onnx_export
 from tests.cnncore.no_head import PooledScores
 
@@ -49,16 +48,9 @@ def settings(tmp_path_factory):
 @pytest.fixture(scope="module", autouse=True)
 def services(settings):
     models = UploadedModels.from_settings(settings)
-    manager = RunManager(SQLiteRunStore(settings.sqlite_path), settings.checkpoints_dir,
-                         RunLimits(max_concurrent=1, onnx=onnx_limits(settings)))  # fmt: skip
-    overrides = {get_uploaded_models: lambda: models, settings_dep: lambda: settings,
-                 get_run_manager: lambda: manager}  # fmt: skip
-    app.dependency_overrides.update(overrides)
-    yield models, manager
-    for dependency in overrides:
-        app.dependency_overrides.pop(dependency, None)
-    manager.close()
-    manager.store.close()
+    limits = RunLimits(max_concurrent=1, onnx=onnx_limits(settings))
+    with run_services(app, settings, limits, {get_uploaded_models: models}) as manager:
+        yield models, manager
     models.close()
 
 

@@ -15,14 +15,13 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from app.datasets.service import Datasets, get_datasets
-from app.deps import settings_dep
 from app.main import app
 from app.runs.heldout import HeldOutRuns, get_held_out_runs
-from app.runs.manager import RunLimits, RunManager, get_run_manager
-from app.runs.store import SQLiteRunStore
+from app.runs.manager import RunLimits, get_run_manager
 from app.settings import Settings
 from cnncore.datasets.desk_objects import generate_desk_objects
 from cnncore.weights import WEIGHTS_DIR
+from tests.app.trained_runs import run_services
 
 client = TestClient(app)
 CLASSES = ("mug", "book", "ball")
@@ -36,17 +35,10 @@ def settings(tmp_path_factory):
 @pytest.fixture(scope="module", autouse=True)
 def services(settings):
     datasets = Datasets.from_settings(settings)
-    manager = RunManager(SQLiteRunStore(settings.sqlite_path), settings.checkpoints_dir,
-                         RunLimits(max_concurrent=2))  # fmt: skip
     held = HeldOutRuns(2, settings.heldout_max_values)
-    overrides = {get_datasets: lambda: datasets, settings_dep: lambda: settings,
-                 get_run_manager: lambda: manager, get_held_out_runs: lambda: held}  # fmt: skip
-    app.dependency_overrides.update(overrides)
-    yield datasets, manager
-    for dependency in overrides:
-        app.dependency_overrides.pop(dependency, None)
-    manager.close()
-    manager.store.close()
+    others = {get_datasets: datasets, get_held_out_runs: held}
+    with run_services(app, settings, RunLimits(max_concurrent=2), others) as manager:
+        yield datasets, manager
     datasets.close()
 
 
