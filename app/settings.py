@@ -211,7 +211,13 @@ class Settings(BaseSettings):
     dataset_upload_files: int = Field(200, ge=1)  # pictures in one upload request
     # width × height of a zip's pictures, all together, from their headers before decoding
     dataset_zip_pixels: int = Field(400_000_000, ge=1)
-    client_max_datasets: int = Field(10, ge=1)  # datasets one client address may keep
+    # how many datasets are kept (README, "Your own datasets"): per owner token (one
+    # browser), per client address (a class of 40 behind one school NAT address, 10 each),
+    # everyone's together; and the PNG bytes of every dataset together (disk)
+    owner_max_datasets: int = Field(10, ge=1)
+    client_max_datasets: int = Field(400, ge=1)
+    datasets_max_count: int = Field(2000, ge=1)
+    datasets_max_bytes: int = Field(5_000_000_000, ge=1)
     # /train's confusion matrix opening its pictures (/api/runs/{id}/heldout): values
     # (pictures × channels × height × width, one byte each) one run's held-out list may hold,
     # and how many runs' lists are kept

@@ -2,8 +2,10 @@
 
 Whoever creates a dataset is given its owner token once (`app.owner_tokens`, as a run's: 192
 random bits, only its SHA-256 kept); every change needs it (header `X-Dataset-Token`): 401
-without, 403 with another. Reading a dataset and its pictures needs only its id (16 random hex
-digits).
+without, 403 with another. A browser creating another dataset sends a token it holds and the
+new dataset gets the same one, so one browser's datasets are counted together (a class behind
+one network address is many browsers, each with its own quota). Reading a dataset and its
+pictures needs only its id (16 random hex digits).
 
 Adding pictures is all or nothing: every picture is decoded and checked first (a bad one
 refuses the request, naming its file), then rows and files are written in one transaction,
@@ -73,7 +75,9 @@ class Datasets:
         limits = DatasetLimits(
             max_images=settings.dataset_max_images, max_classes=settings.dataset_max_classes,
             max_bytes=settings.dataset_max_bytes, max_pixels=settings.dataset_max_pixels,
+            owner_max_datasets=settings.owner_max_datasets,
             client_max_datasets=settings.client_max_datasets,
+            max_datasets=settings.datasets_max_count, max_total_bytes=settings.datasets_max_bytes,
         )  # fmt: skip
         pictures = PictureLimits(
             max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels,
@@ -111,8 +115,13 @@ class Datasets:
         )
         return record
 
-    def create(self, name: str, classes: Sequence[str], client: str) -> tuple[DatasetRecord, str]:
-        token = new_control_token()
+    def create(self, name: str, classes: Sequence[str], client: str,
+               token: str | None = None) -> tuple[DatasetRecord, str]:  # fmt: skip
+        """A new dataset and its owner token: `token` when it already owns a dataset (one
+        browser, one token: its datasets are counted together against `owner_max_datasets`),
+        otherwise a new one."""
+        if not token or not self.store.owner_holds_any(token_digest(token)):
+            token = new_control_token()
         record = self.store.create(new_dataset_id(), name, token_digest(token), client, classes,
                                    self.limits)  # fmt: skip
         return record, token

@@ -50,6 +50,7 @@ CREATE TABLE IF NOT EXISTS datasets (
     next_class INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS datasets_by_client ON datasets (client);
+CREATE INDEX IF NOT EXISTS datasets_by_owner ON datasets (token_digest);
 CREATE TABLE IF NOT EXISTS dataset_classes (
     dataset_id TEXT NOT NULL REFERENCES datasets (id) ON DELETE CASCADE,
     class_id INTEGER NOT NULL,
@@ -68,6 +69,7 @@ CREATE TABLE IF NOT EXISTS dataset_images (
     PRIMARY KEY (dataset_id, digest)
 );
 """
+_COUNTS_LOCK = "cnnviz.datasets"  # PostgreSQL: the advisory lock around whole-server counts
 _DATASET_COLUMNS = "id, name, token_digest, client, created_at, updated_at, version"
 _IMAGE_QUERY = ("SELECT digest, class_id, width, height, bytes, source, created_at "
                 "FROM dataset_images WHERE dataset_id = ?")  # fmt: skip
@@ -75,13 +77,17 @@ _IMAGE_QUERY = ("SELECT digest, class_id, width, height, bytes, source, created_
 
 @dataclass(frozen=True)
 class DatasetLimits:
-    """What one dataset and one client may hold (settings `dataset_*`, `client_max_datasets`)."""
+    """What one dataset, one owner, one client address and the whole server may hold
+    (settings `dataset_*`, `owner_max_datasets`, `client_max_datasets`, `datasets_max_*`)."""
 
     max_images: int = 2000
     max_classes: int = 20
     max_bytes: int = 50_000_000  # kept PNG bytes of all its pictures
     max_pixels: int = 40_000_000  # kept pixels of all its pictures
-    client_max_datasets: int = 10
+    owner_max_datasets: int = 10  # per owner token: one browser
+    client_max_datasets: int = 400  # per client address: a class behind one NAT address
+    max_datasets: int = 2000  # everyone's together
+    max_total_bytes: int = 5_000_000_000  # kept PNG bytes of every dataset together
 
 
 @dataclass(frozen=True)
@@ -267,16 +273,28 @@ class DatasetStore:
 
     def create(self, dataset_id: str, name: str, token_digest: str, client: str,
                classes: Sequence[str], limits: DatasetLimits) -> DatasetRecord:  # fmt: skip
+        """A new dataset, refused (before any row is written) when its owner, its client
+        address or the whole server already keeps as many datasets as allowed."""
         now = time.time()
         with self._db.transaction() as execute:
-            if isinstance(self._db, _Postgres):  # one client's creations, one at a time
-                execute("SELECT pg_advisory_xact_lock(hashtext(?))", (client,))
-            (held,) = execute("SELECT COUNT(*) FROM datasets WHERE client = ?", (client,))[0]
-            if held >= limits.client_max_datasets:
+            if isinstance(self._db, _Postgres):  # creations one at a time: counts stay exact
+                execute("SELECT pg_advisory_xact_lock(hashtext(?))", (_COUNTS_LOCK,))
+            for column, value, limit, code, who in (
+                ("token_digest", token_digest, limits.owner_max_datasets, "dataset_owner_quota",
+                 "one browser"),
+                ("client", client, limits.client_max_datasets, "dataset_client_quota",
+                 "one network address (every computer behind it together)"),
+            ):  # fmt: skip
+                (held,) = execute(f"SELECT COUNT(*) FROM datasets WHERE {column} = ?", (value,))[0]
+                if held >= limit:
+                    message = f"{who} may keep at most {limit} datasets here; delete one first"
+                    raise CNNCoreError(message, "name", code=code, ctx={"limit": limit})
+            (held,) = execute("SELECT COUNT(*) FROM datasets")[0]
+            if held >= limits.max_datasets:
                 raise CNNCoreError(
-                    f"one computer may keep at most {limits.client_max_datasets} datasets here; "
-                    "delete one first", "name", code="dataset_client_quota",
-                    ctx={"limit": limits.client_max_datasets},
+                    f"the server keeps at most {limits.max_datasets} datasets, everyone's "
+                    "together, and is full; ask whoever runs it", "name",
+                    code="datasets_server_full", ctx={"limit": limits.max_datasets},
                 )  # fmt: skip
             _limit("classes", 0, len(classes), limits.max_classes, "dataset_too_many_classes")
             execute(f"INSERT INTO datasets ({_DATASET_COLUMNS}, next_class) "
@@ -309,6 +327,12 @@ class DatasetStore:
         with self._change(dataset_id) as (execute, _):
             execute("UPDATE datasets SET name = ? WHERE id = ?", (name, dataset_id))
             return self._changed(execute, dataset_id)
+
+    def owner_holds_any(self, token_digest: str) -> bool:
+        """Whether some dataset has this owner token's digest (its owner may make more)."""
+        with self._db.transaction() as execute:
+            return bool(execute("SELECT 1 FROM datasets WHERE token_digest = ? LIMIT 1",
+                                (token_digest,)))  # fmt: skip
 
     def delete(self, dataset_id: str) -> bool:
         with self._db.transaction() as execute:
@@ -391,6 +415,7 @@ class DatasetStore:
                    limits.max_pixels, "dataset_too_many_pixels")  # fmt: skip
             if not added:
                 return record, [], duplicates
+            self._check_total_bytes(execute, sum(i.bytes for i in added), limits)
             now = time.time()
             for image in added:
                 execute("INSERT INTO dataset_images (dataset_id, digest, class_id, width, height, "
@@ -399,6 +424,21 @@ class DatasetStore:
                          image.bytes, image.source, now))  # fmt: skip
             write(added)
             return self._changed(execute, dataset_id), added, duplicates
+
+    def _check_total_bytes(self, execute: Execute, adding: int, limits: DatasetLimits) -> None:
+        """Refuse, before any file is written, pictures that would take the kept bytes of every
+        dataset together past `max_total_bytes` (the disk the server gives datasets)."""
+        if isinstance(self._db, _Postgres):  # adds to different datasets, one at a time here
+            execute("SELECT pg_advisory_xact_lock(hashtext(?))", (_COUNTS_LOCK,))
+        (held,) = execute("SELECT COALESCE(SUM(bytes), 0) FROM dataset_images")[0]
+        if held + adding > limits.max_total_bytes:
+            raise CNNCoreError(
+                f"the server keeps at most {limits.max_total_bytes:,} bytes of pictures, "
+                f"everyone's datasets together; it holds {held:,} and these add {adding:,}",
+                "files", code="datasets_server_bytes",
+                ctx={"limit": limits.max_total_bytes, "count": int(held),
+                     "total": int(held) + adding},
+            )  # fmt: skip
 
     def delete_image(self, dataset_id: str, digest: str) -> DatasetRecord:
         with self._change(dataset_id) as (execute, _):

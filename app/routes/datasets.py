@@ -95,13 +95,15 @@ def _change(datasets: Datasets, dataset_id: str, token: str | None,
 
 
 @router.post("", response_model=DatasetCreated, status_code=201)
-def create_dataset(body: DatasetCreate, request: Request, datasets: Store) -> DatasetCreated:
-    """A new dataset with these classes; the answer carries its owner token (shown once)."""
+def create_dataset(body: DatasetCreate, request: Request, datasets: Store,
+                   token: Token = None) -> DatasetCreated:  # fmt: skip
+    """A new dataset with these classes; the answer carries its owner token (shown once, or
+    the X-Dataset-Token sent when that token already owns a dataset: one browser's)."""
     if len(set(body.classes)) != len(body.classes):
         detail = [{"loc": ["body", "classes"], "msg": "each class needs its own name",
                    "type": "dataset_class_exists"}]  # fmt: skip
         raise HTTPException(422, detail=detail)
-    record, token = datasets.create(body.name, body.classes, client_address(request))
+    record, token = datasets.create(body.name, body.classes, client_address(request), token)
     return DatasetCreated(id=record.id, owner_token=token, dataset=_out(datasets, record))
 
 

@@ -3,6 +3,7 @@ all-or-nothing adds; every test against SQLite and PostgreSQL (a throwaway serve
 tests/app/conftest.py), like the run store's."""
 
 import threading
+from dataclasses import replace
 
 import pytest
 
@@ -138,6 +139,39 @@ def test_a_client_keeps_at_most_its_quota(store):
         store.create("9" * 16, "x", "hash", "1.2.3.4", [], LIMITS)
     assert refused.value.code == "dataset_client_quota"
     assert store.create("8" * 16, "x", "hash", "5.6.7.8", [], LIMITS).client == "5.6.7.8"
+
+
+def test_an_owner_keeps_at_most_its_quota_whatever_its_address(store):
+    limits = replace(LIMITS, owner_max_datasets=2, client_max_datasets=100)
+    store.create("1" * 16, "x", "mine", "1.2.3.4", [], limits)
+    store.create("2" * 16, "x", "mine", "5.6.7.8", [], limits)
+    with pytest.raises(CNNCoreError) as refused:
+        store.create("3" * 16, "x", "mine", "9.9.9.9", [], limits)
+    assert (refused.value.code, refused.value.ctx) == ("dataset_owner_quota", {"limit": 2})
+    assert store.owner_holds_any("mine") and not store.owner_holds_any("theirs")
+    assert store.create("4" * 16, "x", "theirs", "1.2.3.4", [], limits).client == "1.2.3.4"
+    assert store.get("3" * 16) is None
+
+
+def test_the_server_keeps_at_most_its_count_and_bytes(store):
+    limits = replace(LIMITS, max_datasets=2, max_total_bytes=250)
+    first = store.create("1" * 16, "x", "a", "1.1.1.1", ["cup"], limits)
+    second = store.create("2" * 16, "x", "b", "2.2.2.2", ["cup"], limits)
+    with pytest.raises(CNNCoreError) as full:
+        store.create("3" * 16, "x", "c", "3.3.3.3", [], limits)
+    assert (full.value.code, full.value.ctx) == ("datasets_server_full", {"limit": 2})
+    store.add_images(first.id, [image("a", size=200)], limits)
+    written = []
+    with pytest.raises(CNNCoreError) as over:
+        store.add_images(second.id, [image("b", size=30), image("c", size=30)], limits,
+                         written.append)  # fmt: skip
+    assert over.value.code == "datasets_server_bytes" and over.value.field == "files"
+    assert over.value.ctx == {"limit": 250, "count": 200, "total": 260}
+    assert written == [] and store.get(second.id).images == 0  # refused before any file
+    store.add_images(second.id, [image("b", size=50)], limits, written.append)
+    assert [i.digest[0] for i in written[0]] == ["b"]  # exactly at the cap: kept
+    assert store.delete(first.id)
+    store.add_images(second.id, [image("c", size=200)], limits)  # room again
 
 
 def test_concurrent_adds_from_two_stores_never_pass_a_limit_together(open_store):

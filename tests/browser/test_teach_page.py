@@ -216,8 +216,10 @@ def test_refused_files_are_named_in_the_page_language_and_the_drop_zone_takes_ke
 @pytest.mark.parametrize("lang", ["ko", "en"])
 def test_your_datasets_are_listed_opened_and_deleted(pages, lang, datasets):
     """The datasets this browser made, listed on /teach, each opened by its link and deleted
-    after asking (the server keeps 10 per computer and its refusal says "delete one first": no
-    page could delete one). Deleting the dataset on screen leaves a page for a new one."""
+    after asking (the server keeps 10 per browser and its refusal says "delete one first": no
+    page could delete one). The second is made with the first's owner token, so the server
+    counts this browser's datasets together (not every computer behind the school's address).
+    Deleting the dataset on screen leaves a page for a new one."""
     text = messages(lang, "teach")
     page = pages("laptop")
     page.on("dialog", lambda dialog: dialog.accept())
@@ -231,6 +233,8 @@ def test_your_datasets_are_listed_opened_and_deleted(pages, lang, datasets):
         made.append(page.evaluate("new URL(location.href).searchParams.get('dataset')"))
     rows = page.locator("#mine-list li")
     expect(rows).to_have_count(2)
+    owners = {datasets.store.get(dataset_id).token_digest for dataset_id in made}
+    assert len(owners) == 1
     item = text["teach.mine.item"].replace("{images}", "0")
     expect(rows.locator("a")).to_have_text([item.replace("{name}", f"{n} {lang}")
                                             for n in ("first", "second")])  # fmt: skip
