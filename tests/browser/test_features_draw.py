@@ -163,3 +163,36 @@ def test_drawing_at_presenter_and_phone_sizes(make_page, lang):
         if viewport == "phone":
             width = page.evaluate("document.documentElement.scrollWidth")
             assert width <= 360, f"the phone page scrolls sideways ({width} px)"
+
+
+def in_viewport(page, selector: str) -> bool:
+    box = page.locator(selector).bounding_box()
+    viewport = page.viewport_size
+    return (box is not None and box["y"] >= 0 and box["y"] + box["height"] <= viewport["height"]
+            and box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"])  # fmt: skip
+
+
+@pytest.mark.parametrize("lang", ["ko", "en"])
+def test_phone_shows_the_maps_beside_the_pad(make_page, lang):
+    """A 360×740 phone: once the pad is open, the pad and the first layer's maps share the
+    screen while a stroke is drawn (the maps react where the student looks), with the
+    prediction right after; no sideways scroll."""
+    page = make_page("phone")
+    page.set_viewport_size({"width": 360, "height": 740})
+    page.goto(f"/features?lang={lang}&model=lenet5")
+    page.wait_for_selector(".layer-card", timeout=90_000)
+    page.click("#draw-open")
+    wait_updates(page, 0)
+    stroke(page, [(84, 20 + 6 * i) for i in range(22)], pause_ms=15)
+    page.mouse.up()
+    wait_updates(page, 1)
+    expect(page.locator("#draw-panel")).to_have_attribute("data-busy", "false")
+    first_maps = "#layer-strip .layer-card:first-child .layer-thumb"
+    assert in_viewport(page, "#draw-pad"), page.locator("#draw-pad").bounding_box()
+    assert in_viewport(page, first_maps), page.locator(first_maps).bounding_box()
+    # the layers' maps, then the prediction: just below the pad, before the other controls
+    tops = page.evaluate("""() => ['#draw-pad', '.layers', '.predictions', '#c-model']
+        .map((s) => document.querySelector(s).getBoundingClientRect().top)""")
+    assert tops == sorted(tops), tops
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    save_screenshot(page, f"features-draw-{lang}-360-maps", full_page=False)

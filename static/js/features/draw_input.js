@@ -9,6 +9,8 @@
 
 import { DrawingPad } from "../datasets/pad.js";
 
+const ONE_COLUMN = window.matchMedia("(max-width: 760px)"); // sidebar_layout.css's one column
+
 /**
  * @param {{open: HTMLButtonElement, panel: HTMLElement, canvas: HTMLCanvasElement,
  *          clear: HTMLButtonElement}} nodes
@@ -71,6 +73,9 @@ export function bindDrawing(nodes, { onOpen, send }) {
     const opening = nodes.panel.hidden;
     nodes.panel.hidden = !opening;
     nodes.open.setAttribute("aria-expanded", String(opening));
+    // a phone (one column, features.css): the pad comes to the top of the screen, the layers'
+    // maps and the prediction just below it
+    if (opening && ONE_COLUMN.matches) nodes.panel.scrollIntoView({ block: "start" });
     if (opening && !inFlight) update(onOpen, performance.now());
   });
   nodes.clear.addEventListener("click", () => {
