@@ -7,7 +7,8 @@
 
 import { clearErrors, getJSON, requestJSON, showErrors } from "../api.js";
 import { formatNumber } from "../format.js";
-import { t } from "../i18n.js";
+import { language, t } from "../i18n.js";
+import { modelCatalogue } from "../model_catalogue.js";
 import { startCamera } from "./camera.js";
 import { DrawingPad } from "./pad.js";
 
@@ -19,6 +20,28 @@ async function runsOf(id) {
   const runs = await getJSON("/api/runs?limit=100");
   return runs.filter((run) => run.config?.data?.dataset === id && run.checkpoint)
     .sort((a, b) => b.created_at - a.created_at);
+}
+
+let titles = null; // model name → its title (the zoo's and the uploaded ones), asked once
+
+/** Model titles by name ("lenet5" → "LeNet-5"); none when the catalogue cannot be had. */
+function modelTitles() {
+  titles ??= modelCatalogue()
+    .then((models) => new Map(models.map((model) => [model.name, model.title])))
+    .catch(() => new Map());
+  return titles;
+}
+
+/**
+ * What a run is called in the list: its label, else its model, dataset and start time in the
+ * page's language — never its hex id (that is the option's tooltip and the line below).
+ */
+function runName(run, datasetName, modelTitle) {
+  const model = modelTitle.get(run.model) ?? run.model;
+  if (run.label) return t("teach.live.run_named", { label: run.label, model });
+  const time = new Date(run.created_at * 1000)
+    .toLocaleString(language(), { dateStyle: "medium", timeStyle: "short" });
+  return t("teach.live.run_unnamed", { model, dataset: datasetName, time });
 }
 
 /** The centre square of `source` (a video or a canvas) drawn into `canvas`. */
@@ -41,13 +64,14 @@ function samePixels(a, b) {
 /**
  * The card shows its own source beside the bars: a video of the camera (the stream the add
  * card's camera already has, or a new one) or a drawing pad of its own (pad.js).
- * @param {{card, note, run, refresh, toggle, bars, rate, video: HTMLVideoElement,
+ * @param {{card, note, run, runId, refresh, toggle, bars, rate, video: HTMLVideoElement,
  *   pad: HTMLCanvasElement, padClear: HTMLButtonElement, camera: HTMLVideoElement}} nodes
  *   `camera`: the add card's video, whose stream is shared when it runs
  */
 export function createLive(nodes) {
   const canvas = Object.assign(document.createElement("canvas"), { width: SIDE, height: SIDE });
   let datasetId = "";
+  let datasetName = "";
   let runs = [];
   let running = false;
   let inFlight = false;
@@ -183,22 +207,38 @@ export function createLive(nodes) {
       showErrors(nodes.card, error);
       return;
     }
+    const modelTitle = await modelTitles();
     const chosen = nodes.run.value;
-    nodes.run.replaceChildren(...runs.map((run) => new Option(t(
-      ACTIVE.has(run.status) ? "teach.live.run_option_active" : "teach.live.run_option",
-      { label: run.label || run.id, model: run.model, version: run.config.data.dataset_version ?? "?" },
-    ), run.id)));
+    nodes.run.replaceChildren(...runs.map((run) => {
+      const option = new Option(t(
+        ACTIVE.has(run.status) ? "teach.live.run_option_active" : "teach.live.run_option",
+        { name: runName(run, datasetName, modelTitle), version: run.config.data.dataset_version ?? "?" },
+      ), run.id);
+      option.title = run.id;
+      return option;
+    }));
     if (runs.some((run) => run.id === chosen)) nodes.run.value = chosen;
+    showRunId();
     nodes.toggle.disabled = runs.length === 0;
     nodes.note.textContent = t(runs.length ? "teach.live.ready" : "teach.live.no_runs");
     nodes.card.dataset.runs = String(runs.length);
+  }
+
+  /** The chosen run's id, as secondary text (and the list's tooltip). */
+  function showRunId() {
+    const id = nodes.run.value;
+    nodes.run.title = id;
+    nodes.runId.textContent = id ? t("teach.live.run_id", { id }) : "";
   }
 
   nodes.padClear.addEventListener("click", () => pad.clear());
   showSource();
   nodes.toggle.addEventListener("click", () => (running ? stop() : start()));
   nodes.refresh.addEventListener("click", listRuns);
-  nodes.run.addEventListener("change", () => (lastPixels = null));
+  nodes.run.addEventListener("change", () => {
+    lastPixels = null;
+    showRunId();
+  });
   for (const radio of nodes.card.querySelectorAll("input[name=live-source]")) {
     radio.addEventListener("change", () => {
       lastPixels = null;
@@ -216,6 +256,7 @@ export function createLive(nodes) {
     /** Show the card for dataset `dataset` (hidden when this browser cannot add to it). */
     show(dataset, mine) {
       nodes.card.hidden = !mine;
+      datasetName = dataset.name;
       if (dataset.id !== datasetId) {
         stop();
         datasetId = dataset.id;

@@ -184,7 +184,7 @@ $("pad-add").addEventListener("click", async () => {
 
 // --- live prediction from a trained run (live.js) ------------------------------------------------
 const live = createLive({
-  card: $("live-card"), note: $("live-note"), run: $("live-run"), refresh: $("live-refresh"),
+  card: $("live-card"), note: $("live-note"), run: $("live-run"), runId: $("live-run-id"), refresh: $("live-refresh"),
   toggle: $("live-toggle"), bars: $("live-bars"), rate: $("live-rate"), video: $("live-camera"),
   pad: $("live-pad"), padClear: $("live-pad-clear"), camera: video,
 });

@@ -1,0 +1,94 @@
+"""/teach's live prediction lists the runs trained on the dataset by a name a person reads: a
+run without a label is called by its model's title, the dataset's name and its start time in the
+page's language, never by its hex id — which stays at hand as the option's tooltip and the line
+under the list. Both languages; screenshots at 1366×768, presenter 1920×1080 and a 360 px phone."""
+
+import json
+import re
+from datetime import datetime
+
+import httpx
+import pytest
+from conftest import save_screenshot
+from playwright.sync_api import expect
+from test_teach_live import png
+
+from app.quotas import reset_quotas
+from cnncore.datasets.desk_objects import DESK_CLASSES, generate_desk_objects
+
+DATASET = "desk things"
+RUN_ID_LINE = {"ko": "학습 실행 ID: {id}", "en": "Run id: {id}"}
+STARTED = {"ko": "LeNet-5 · desk things · (.+) 시작 · 데이터셋 버전 {version}",
+           "en": "LeNet-5 · desk things · started (.+) · dataset version {version}"}  # fmt: skip
+# what sticks out past the viewport's right edge (tag, id or class, right edge)
+WIDER = """(width) => [...document.querySelectorAll('body *')]
+  .filter((e) => e.getBoundingClientRect().right > width + 0.5)
+  .filter((e) => !e.parentElement.closest('.site-nav'))
+  .map((e) => [e.tagName, e.id || e.className, Math.round(e.getBoundingClientRect().right)])"""
+
+
+@pytest.fixture(scope="module")
+def unnamed_run(live_server):
+    """A dataset of 3 classes × 4 desk objects and a LeNet-5 run on it with no label (1 epoch),
+    made through the live server's API: (dataset id, owner token, the run as listed)."""
+    reset_quotas()
+    with httpx.Client(base_url=live_server, timeout=300) as api:
+        made = api.post("/api/datasets", json={"name": DATASET, "classes": list(DESK_CLASSES)})
+        assert made.status_code == 201, made.text
+        dataset_id, token = made.json()["id"], made.json()["owner_token"]
+        pictures = generate_desk_objects(4, side=48, seed=9)
+        for class_id, name in enumerate(DESK_CLASSES):
+            files = [("files", (f"{name}{i}.png", png(p), "image/png"))
+                     for i, (kind, p) in enumerate(pictures) if kind == name]  # fmt: skip
+            added = api.post(f"/api/datasets/{dataset_id}/images", files=files,
+                             data={"class_id": str(class_id)},
+                             headers={"X-Dataset-Token": token})  # fmt: skip
+            assert added.status_code == 201, added.text
+        body = {"model": "lenet5", "epochs": 1, "batch_size": 4,
+                "data": {"name": "user", "dataset": dataset_id, "image_size": 32,
+                         "val_fraction": 0.25}}  # fmt: skip
+        run = api.post("/api/runs", json=body)
+        assert run.status_code == 201, run.text
+        events = api.get(run.json()["events_url"])  # answers once the run has ended
+        assert '"reason":"completed"' in events.text.replace(" ", "")
+        listed = api.get(f"/api/runs/{run.json()['id']}").json()
+        assert listed["label"] == "" and listed["checkpoint"]
+    reset_quotas()
+    yield dataset_id, token, listed
+    reset_quotas()
+
+
+@pytest.mark.parametrize("lang", ["ko", "en"])
+def test_a_run_without_a_label_is_named_not_numbered(make_page, unnamed_run, lang):
+    dataset_id, token, run = unnamed_run
+    pages = [("laptop", "1366", ""), ("projector", "1920", "&present=1"), ("phone", "360", "")]
+    for viewport, name, present in pages:
+        page = make_page(viewport)
+        page.goto(f"/teach?lang={lang}")
+        tokens = json.dumps({dataset_id: token})
+        page.evaluate(f"localStorage.setItem('cnnviz.datasetTokens', {json.dumps(tokens)})")
+        page.goto(f"/teach?lang={lang}&dataset={dataset_id}{present}")
+        expect(page.locator("#live-card")).to_have_attribute("data-runs", "1")
+        option = page.locator("#live-run option").first
+        text = option.inner_text()
+        # model title, dataset name, start time in the page's language; the id is not the name
+        shape = STARTED[lang].format(version=run["config"]["data"]["dataset_version"])
+        expect(option).to_have_text(re.compile(f"^{shape}$"))
+        assert run["id"] not in text
+        started = datetime.fromtimestamp(run["created_at"])  # the browser's clock zone is ours
+        assert str(started.year) in text and f":{started.minute:02d}" in text, text
+        if lang == "ko":
+            assert "오전" in text or "오후" in text, text
+        else:
+            assert "AM" in text or "PM" in text, text
+        # the id, as the tooltip and the secondary line
+        assert option.get_attribute("title") == run["id"]
+        assert page.locator("#live-run").get_attribute("title") == run["id"]
+        expect(page.locator("#live-run-id")).to_have_text(RUN_ID_LINE[lang].format(id=run["id"]))
+        assert page.locator("#live-run").input_value() == run["id"]
+        page.locator("#live-card").scroll_into_view_if_needed()
+        width = page.viewport_size["width"]
+        assert page.evaluate("document.documentElement.scrollWidth") <= width, page.evaluate(
+            WIDER, width
+        )
+        save_screenshot(page, f"teach-run-name-{lang}-{name}", full_page=False)
