@@ -31,31 +31,45 @@ def png(pixels) -> bytes:
     return buffer.getvalue()
 
 
+def desk_dataset(api: httpx.Client, name: str, count: int, seed: int) -> tuple[str, str]:
+    """A dataset `name` of the 3 desk classes with `count` generated pictures of each, made
+    through the API: (dataset id, owner token)."""
+    made = api.post("/api/datasets", json={"name": name, "classes": list(DESK_CLASSES)})
+    assert made.status_code == 201, made.text
+    dataset_id, token = made.json()["id"], made.json()["owner_token"]
+    pictures = generate_desk_objects(count, side=48, seed=seed)
+    for class_id, kind_name in enumerate(DESK_CLASSES):
+        files = [("files", (f"{kind_name}{i}.png", png(p), "image/png"))
+                 for i, (kind, p) in enumerate(pictures) if kind == kind_name]  # fmt: skip
+        added = api.post(f"/api/datasets/{dataset_id}/images", files=files,
+                         data={"class_id": str(class_id)},
+                         headers={"X-Dataset-Token": token})  # fmt: skip
+        assert added.status_code == 201, added.text
+    return dataset_id, token
+
+
+def train_on(api: httpx.Client, dataset_id: str, **config) -> str:
+    """A LeNet-5 run on the dataset (32×32, a quarter held out), waited for until it completed:
+    its id. `config`: the run's other fields (epochs, batch_size, label)."""
+    body = {"model": "lenet5", **config,
+            "data": {"name": "user", "dataset": dataset_id, "image_size": 32,
+                     "val_fraction": 0.25}}  # fmt: skip
+    run = api.post("/api/runs", json=body)
+    assert run.status_code == 201, run.text
+    events = api.get(run.json()["events_url"])  # answers once the run has ended
+    assert '"reason":"completed"' in events.text.replace(" ", "")
+    return run.json()["id"]
+
+
 @pytest.fixture(scope="module")
 def trained(live_server):
     """A dataset of 3 classes × 8 desk objects and a LeNet-5 run trained on it (2 epochs), made
     through the live server's API: (dataset id, owner token, run id, class names)."""
     with httpx.Client(base_url=live_server, timeout=300) as api:
-        made = api.post("/api/datasets", json={"name": "desk", "classes": list(DESK_CLASSES)})
-        assert made.status_code == 201, made.text
-        dataset_id, token = made.json()["id"], made.json()["owner_token"]
-        pictures = generate_desk_objects(8, side=48, seed=5)
-        for class_id, name in enumerate(DESK_CLASSES):
-            files = [("files", (f"{name}{i}.png", png(p), "image/png"))
-                     for i, (kind, p) in enumerate(pictures) if kind == name]  # fmt: skip
-            added = api.post(f"/api/datasets/{dataset_id}/images", files=files,
-                             data={"class_id": str(class_id)},
-                             headers={"X-Dataset-Token": token})  # fmt: skip
-            assert added.status_code == 201, added.text
-        body = {"model": "lenet5", "label": "desk live", "epochs": 2, "batch_size": 8,
-                "data": {"name": "user", "dataset": dataset_id, "image_size": 32,
-                         "val_fraction": 0.25}}  # fmt: skip
-        run = api.post("/api/runs", json=body)
-        assert run.status_code == 201, run.text
-        events = api.get(run.json()["events_url"])  # answers once the run has ended
-        assert '"reason":"completed"' in events.text.replace(" ", "")
+        dataset_id, token = desk_dataset(api, "desk", 8, seed=5)
+        run_id = train_on(api, dataset_id, label="desk live", epochs=2, batch_size=8)
         reset_quotas()
-        return dataset_id, token, run.json()["id"], list(DESK_CLASSES)
+        return dataset_id, token, run_id, list(DESK_CLASSES)
 
 
 def open_teach(pages, trained, lang: str, viewport: str = "desktop"):

@@ -11,10 +11,9 @@ import httpx
 import pytest
 from conftest import save_screenshot
 from playwright.sync_api import expect
-from test_teach_live import png
+from test_teach_live import desk_dataset, train_on
 
 from app.quotas import reset_quotas
-from cnncore.datasets.desk_objects import DESK_CLASSES, generate_desk_objects
 
 DATASET = "desk things"
 RUN_ID_LINE = {"ko": "학습 실행 ID: {id}", "en": "Run id: {id}"}
@@ -33,25 +32,9 @@ def unnamed_run(live_server):
     made through the live server's API: (dataset id, owner token, the run as listed)."""
     reset_quotas()
     with httpx.Client(base_url=live_server, timeout=300) as api:
-        made = api.post("/api/datasets", json={"name": DATASET, "classes": list(DESK_CLASSES)})
-        assert made.status_code == 201, made.text
-        dataset_id, token = made.json()["id"], made.json()["owner_token"]
-        pictures = generate_desk_objects(4, side=48, seed=9)
-        for class_id, name in enumerate(DESK_CLASSES):
-            files = [("files", (f"{name}{i}.png", png(p), "image/png"))
-                     for i, (kind, p) in enumerate(pictures) if kind == name]  # fmt: skip
-            added = api.post(f"/api/datasets/{dataset_id}/images", files=files,
-                             data={"class_id": str(class_id)},
-                             headers={"X-Dataset-Token": token})  # fmt: skip
-            assert added.status_code == 201, added.text
-        body = {"model": "lenet5", "epochs": 1, "batch_size": 4,
-                "data": {"name": "user", "dataset": dataset_id, "image_size": 32,
-                         "val_fraction": 0.25}}  # fmt: skip
-        run = api.post("/api/runs", json=body)
-        assert run.status_code == 201, run.text
-        events = api.get(run.json()["events_url"])  # answers once the run has ended
-        assert '"reason":"completed"' in events.text.replace(" ", "")
-        listed = api.get(f"/api/runs/{run.json()['id']}").json()
+        dataset_id, token = desk_dataset(api, DATASET, 4, seed=9)
+        run_id = train_on(api, dataset_id, epochs=1, batch_size=4)
+        listed = api.get(f"/api/runs/{run_id}").json()
         assert listed["label"] == "" and listed["checkpoint"]
     reset_quotas()
     yield dataset_id, token, listed
