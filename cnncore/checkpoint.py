@@ -136,7 +136,7 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> Checkpoint:
     config, trained, progress = _parse(metadata)
     model = build_classifier(
         config.model, trained.input_shape, len(trained.labels), activation=config.activation,
-        batch_norm=config.batch_norm, dropout=config.dropout,
+        batch_norm=config.batch_norm, dropout=config.dropout, width=config.width,
     )  # fmt: skip
     try:
         model.load_state_dict(state)

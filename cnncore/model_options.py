@@ -27,9 +27,12 @@ from cnncore.uploaded_transfer import as_classifier
 
 __all__ = [
     "INITS",
+    "MAX_WIDTH",
+    "WIDTH_MODELS",
     "add_batch_norm",
     "add_dropout",
     "build_classifier",
+    "check_width",
     "fit_input_size",
     "initialise_weights",
     "replace_activations",
@@ -39,6 +42,10 @@ INITS = ("default", "xavier", "he", "normal", "zeros")
 _ACTIVATION_TYPES = (nn.ReLU, nn.Sigmoid, nn.Tanh, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU,
                      nn.ReLU6, nn.Hardswish, nn.Softplus)  # fmt: skip
 _WEIGHTED = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
+# zoo models whose factory takes `channels`, the width of every convolution (CNN Explainer's
+# TinyVGG has 10); a run records it as `width` so that its checkpoints rebuild the same network
+WIDTH_MODELS = ("tinyvgg",)
+MAX_WIDTH = 64
 
 
 def _replace(model: nn.Module, pick, make) -> int:
@@ -125,6 +132,17 @@ def initialise_weights(model: nn.Module, scheme: str, std: float = 0.01) -> None
             nn.init.zeros_(module.bias)
 
 
+def check_width(model: str, width: int | None) -> None:
+    """Refuse a width for a model built without that option, or outside 1…MAX_WIDTH."""
+    if width is None:
+        return
+    if model not in WIDTH_MODELS:
+        raise CNNCoreError(f"{model} has no width option; only {', '.join(WIDTH_MODELS)} has",
+                           "width")  # fmt: skip
+    if isinstance(width, bool) or not isinstance(width, int) or not 1 <= width <= MAX_WIDTH:
+        raise CNNCoreError(f"width must be a whole number from 1 to {MAX_WIDTH}", "width")
+
+
 def fit_input_size(model: str, channels: int, size: int) -> int:
     """The smallest square side ≥ `size` the model accepts (LeNet-5 needs 32, TinyVGG 16…).
 
@@ -153,15 +171,19 @@ def build_classifier(
     dropout: float = 0.0,
     init: str = "default",
     init_std: float = 0.01,
+    width: int | None = None,
 ) -> nn.Module:
-    """A zoo model sized for the data, with the run's switches applied (in this order)."""
-    channels, height, width = input_shape
+    """A zoo model sized for the data, with the run's switches applied (in this order).
+    `width`: the channels of every convolution in a model built with that option (TinyVGG's
+    `channels`, `WIDTH_MODELS`); None keeps the zoo's own."""
+    channels, height, width_px = input_shape
+    check_width(model, width)
     if get_model_info(model).uploaded is not None:  # a user's own network, as a classifier
         net = as_classifier(get_model(model, in_channels=channels), num_classes)
     else:
-        net = get_model(
-            model, in_channels=channels, num_classes=num_classes, input_size=(height, width)
-        )
+        size = {"channels": width} if width is not None else {}
+        net = get_model(model, in_channels=channels, num_classes=num_classes,
+                        input_size=(height, width_px), **size)  # fmt: skip
     if activation is not None:
         replace_activations(net, activation)
     if batch_norm:

@@ -119,12 +119,13 @@ def _saved_bytes(net: torch.nn.Module, channels: int, side: int, batch: int) -> 
 @lru_cache(maxsize=128)
 def model_footprint(
     model: str, channels: int, side: int, num_classes: int, activation: str | None = None,
-    batch_norm: bool = False, dropout: float = 0.0,
+    batch_norm: bool = False, dropout: float = 0.0, width: int | None = None,
 ) -> ModelFootprint:  # fmt: skip
     """The sizes of `model` (with a run's switches) on channels×side×side images."""
     with torch.device("meta"):
         net = build_classifier(model, (channels, side, side), num_classes, activation=activation,
-                               batch_norm=batch_norm, dropout=dropout).train()  # fmt: skip
+                               batch_norm=batch_norm, dropout=dropout,
+                               width=width).train()  # fmt: skip
         # Batches 2 and 3: batch norm refuses to train on one value per channel.
         two, three = (_saved_bytes(net, channels, side, b) for b in (2, 3))
         summary = summarize(net, (channels, side, side))

@@ -46,6 +46,7 @@ from cnncore.metrics import (
 from cnncore.model_options import (
     add_dropout,
     build_classifier,
+    check_width,
     fit_input_size,
     initialise_weights,
     replace_activations,
@@ -69,6 +70,7 @@ class TrainConfig:
     activation: str | None = None  # None keeps the zoo's own (tanh in LeNet-5, ReLU elsewhere)
     batch_norm: bool = False
     dropout: float = 0.0
+    width: int | None = None  # channels of every conv (TinyVGG's); None keeps the zoo's
     init: str = "default"  # default | xavier | he | normal | zeros
     init_std: float = 0.01  # σ of the "normal" init
     # optimisation (cnncore.optim)
@@ -147,6 +149,7 @@ class TrainConfig:
         if self.activation is not None:
             replace_activations(nn.Sequential(nn.ReLU()), self.activation)
         add_dropout(nn.Sequential(), self.dropout)
+        check_width(self.model, self.width)
         initialise_weights(stand_in, self.init, self.init_std)
         optimizer = build_optimizer(
             self.optimizer, stand_in.parameters(), self.lr,
@@ -282,6 +285,7 @@ class Trainer:
         return build_classifier(
             c.model, self.data.input_shape, self.data.num_classes, activation=c.activation,
             batch_norm=c.batch_norm, dropout=c.dropout, init=c.init, init_std=c.init_std,
+            width=c.width,
         )  # fmt: skip
 
     def _normalise(self, images: torch.Tensor) -> torch.Tensor:

@@ -46,7 +46,7 @@ __all__ = [
     "transfer_model",
 ]
 
-ARCHITECTURE_FIELDS = ("model", "activation", "batch_norm", "dropout")
+ARCHITECTURE_FIELDS = ("model", "activation", "batch_norm", "dropout", "width")
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ def hold_statistics(model: nn.Module, prefixes: list[str]) -> list[str]:
 def _build(config: TrainConfig, input_shape: tuple[int, int, int], classes: int) -> nn.Module:
     return build_classifier(
         config.model, input_shape, classes, activation=config.activation,
-        batch_norm=config.batch_norm, dropout=config.dropout,
+        batch_norm=config.batch_norm, dropout=config.dropout, width=config.width,
     )  # fmt: skip
 
 

@@ -40,6 +40,7 @@ from cnncore.model_options import build_classifier
 from cnncore.models import list_models
 from cnncore.pretrained import IMAGENET_RECIPE, installed_path, read_installed, torchvision_layout
 from cnncore.training import TrainConfig
+from cnncore.transfer import ARCHITECTURE_FIELDS
 from cnncore.uploaded import UploadedSpec, uploaded_weights
 from cnncore.uploaded_transfer import as_classifier
 from cnncore.weights import WEIGHTS_DIR, TrainedMetadata, bundled_backbones, read_weights
@@ -80,7 +81,13 @@ def _bundled(model: str, directory: Path) -> WeightsSource:
     _, meta = read_weights(path)
     if not meta.labels:
         raise CNNCoreError(f"{model}'s bundled weights are not a classifier's", FIELD)
-    return WeightsSource("bundled", model, str(path), TrainConfig(model=meta.model), meta)
+    options = meta.options or {}
+    unknown = set(options) - set(ARCHITECTURE_FIELDS) | ({"model"} & set(options))
+    if unknown:
+        raise CNNCoreError(f"{model}'s bundled weights need a model option a run cannot "
+                           f"rebuild: {sorted(unknown)[0]}", FIELD)  # fmt: skip
+    config = TrainConfig(model=meta.model, **options)
+    return WeightsSource("bundled", model, str(path), config, meta)
 
 
 def _imagenet(model: str, directory: Path | None) -> WeightsSource:
@@ -132,8 +139,11 @@ def load_weights_source(source: WeightsSource, device: str = "cpu") -> Checkpoin
     state = load_file(source.path)
     if source.kind == "imagenet":
         state = torchvision_layout(source.model, state)
-    trained = source.trained
-    model = build_classifier(source.config.model, trained.input_shape, len(trained.labels))
+    trained, config = source.trained, source.config
+    model = build_classifier(
+        config.model, trained.input_shape, len(trained.labels), activation=config.activation,
+        batch_norm=config.batch_norm, dropout=config.dropout, width=config.width,
+    )  # fmt: skip
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:

@@ -70,6 +70,9 @@ class TrainedMetadata:
     val_size: int
     # a classifier's training-data statistics for the familiarity score (cnncore.familiarity)
     familiarity: dict[str, Any] | None = None
+    # the run's architecture switches the weights need beyond the zoo model (TrainConfig's
+    # batch_norm, width…; `cnncore.transfer.ARCHITECTURE_FIELDS`): a transfer rebuilds them
+    options: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,7 @@ def check_run_budget(
     size = run_size(config, loaded, num_classes)
     _check_counts(config, size, settings)
     footprint = model_footprint(config.model, channels, side, num_classes, config.activation,
-                                config.batch_norm, config.dropout)  # fmt: skip
+                                config.batch_norm, config.dropout, config.width)  # fmt: skip
     cost = estimate_run(
         footprint, optimizer=config.optimizer, momentum=config.momentum,
         early_stopping=bool(config.early_stopping), batch_size=config.batch_size,

@@ -9,14 +9,17 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
 
+from cnncore.checkpoint import load_checkpoint, save_checkpoint
+from cnncore.data import DataSplit
 from cnncore.datasets.colour_things import COLOUR_THINGS, generate_colour_things
 from cnncore.errors import CNNCoreError
+from cnncore.model_options import build_classifier
 from cnncore.models.tinyvgg import TinyVGG
 from cnncore.pretrained import IMAGENET_RECIPE, PUBLISHED, InstalledWeights, write_weights
-from cnncore.training import TrainConfig
-from cnncore.transfer import plan_transfer_from, transfer_model
+from cnncore.training import TrainConfig, Trainer
+from cnncore.transfer import plan_transfer_from, transfer_data, transfer_model
 from cnncore.transfer_sources import load_weights_source, weights_source
-from cnncore.weights import WEIGHTS_DIR, bundled_backbones
+from cnncore.weights import WEIGHTS_DIR, TrainedMetadata, bundled_backbones, save_weights
 from tests.cnncore.torchvision_reference import torchvision_models
 
 
@@ -118,3 +121,71 @@ def test_the_colour_backbone_is_tinyvgg_pretrained_on_colour_things():
     with torch.no_grad():
         accuracy = (net((images - mean) / std).argmax(1) == labels).float().mean().item()
     assert accuracy > meta.score - 0.08 and accuracy > 4 / 16, (accuracy, meta.score)
+
+
+def _backbone_with_options(directory, options):
+    """A small TinyVGG 6 channels wide with batch norm (its running statistics moved off their
+    start), written as a bundled backbone whose metadata records the run options it needs."""
+    torch.manual_seed(5)
+    net = build_classifier("tinyvgg", (3, 16, 16), 4, batch_norm=True, width=6)
+    with torch.no_grad():
+        net.train()(torch.rand(8, 3, 16, 16) * 3)  # running mean and variance now differ from 0/1
+    meta = TrainedMetadata(
+        model="tinyvgg", config={"in_channels": 3, "num_classes": 4, "input_size": [16, 16]},
+        input_shape=(3, 16, 16), dataset="colour_things", labels=("a", "b", "c", "d"),
+        mean=(0.5, 0.4, 0.3), std=(0.2, 0.2, 0.2), metric="accuracy", score=0.5, epochs=1,
+        seed=0, train_size=8, val_size=2, options=options,
+    )  # fmt: skip
+    save_weights(net, directory / "wide_bn.safetensors", meta)
+    return directory / "wide_bn.safetensors"
+
+
+def test_a_backbone_built_with_run_options_is_rebuilt_with_them(tmp_path):
+    """A bundled backbone trained with batch norm and a width (TinyVGG's channels) is rebuilt
+    with both: it loads strictly, a run from it starts from the file's weights (every tensor
+    but the new head, batch norm statistics included), and that run's checkpoint loads back
+    through the builder every run uses."""
+    path = _backbone_with_options(tmp_path, {"batch_norm": True, "width": 6})
+    source = weights_source("bundled", "wide_bn", imagenet_dir=None, bundled_dir=tmp_path)
+    config = source.config
+    assert (config.model, config.batch_norm, config.width) == ("tinyvgg", True, 6)
+    net = load_weights_source(source).model  # load_state_dict(strict=True) inside
+    saved = load_file(path)
+    assert net.state_dict().keys() == saved.keys()
+    assert "block1.conv1.1.running_mean" in saved and saved["block1.conv1.0.weight"].shape[0] == 6
+    data = DataSplit("user", torch.rand(12, 3, 16, 16), torch.arange(12) % 3,
+                     torch.rand(6, 3, 16, 16), torch.arange(6) % 3, ["x", "y", "z"])  # fmt: skip
+    run = TrainConfig(model="tinyvgg", epochs=1, batch_size=4)
+    plan = plan_transfer_from(config, source.trained, run, [], replace_head=True)
+    assert (plan.config.batch_norm, plan.config.width) == (True, 6)
+    model = transfer_model(load_weights_source(source), 3, freeze=[], replace_head=True, seed=1)
+    facts = source.trained
+    data = transfer_data(data, facts.input_shape, "scale", (facts.mean, facts.std))
+    trainer = Trainer(plan.config, data=data, model=model)
+    step0 = trainer.model.state_dict()
+    for name, tensor in saved.items():
+        if not name.startswith("classifier."):
+            assert torch.equal(step0[name], tensor), name
+    assert step0["classifier.weight"].shape == (3, 6 * 1 * 1)
+    events = list(trainer.run())
+    assert events[-1]["kind"] == "end"
+    written = save_checkpoint(trainer, tmp_path / "run.safetensors")
+    again = load_checkpoint(written)
+    assert (again.config.batch_norm, again.config.width) == (True, 6)
+    trained = trainer.model.state_dict()
+    assert again.model.state_dict().keys() == trained.keys()
+    for name, tensor in again.model.state_dict().items():
+        assert torch.equal(tensor, trained[name]), name
+    assert not torch.equal(trained["block1.conv1.0.weight"], saved["block1.conv1.0.weight"])
+
+
+def test_options_a_run_cannot_rebuild_are_refused(tmp_path):
+    _backbone_with_options(tmp_path, {"batch_norm": True, "width": 6, "groups": 2})
+    with pytest.raises(CNNCoreError) as refused:
+        weights_source("bundled", "wide_bn", imagenet_dir=None, bundled_dir=tmp_path)
+    assert refused.value.field == "init_from.model" and "groups" in str(refused.value)
+    for model, width in (("lenet5", 8), ("tinyvgg", 0), ("tinyvgg", 65), ("tinyvgg", 2.5)):
+        with pytest.raises(CNNCoreError) as refused:
+            TrainConfig(model=model, width=width).check()
+        assert refused.value.field == "width", (model, width)
+    TrainConfig(model="tinyvgg", width=64).check()
