@@ -9,13 +9,22 @@
 import uPlot from "../../vendor/uplot/uPlot.esm.js";
 import { formatNumber } from "../format.js";
 
+// Sizes in px at the page's normal type size; every one is multiplied by typeScale() (presenter
+// mode's larger type, or a reader's larger default font), like the rem-sized text around them.
 const HEIGHT = 260;
 const DASHES = [[], [7, 4], [2, 3], [10, 3, 2, 3], [], [12, 5], [1, 2], [6, 2, 6, 6]];
 const FIXED = [null, null, "#2b9348", "#9c36b5", "#c92a2a", "#495057", "#0b7285", "#e67700"];
 const TICK_GAP = 6; // px between tick labels and the axis title
 const LABEL_SIZE = 22; // px reserved for an axis title, outside the tick labels
+const TICK_FONT = 11; // px, the tick labels
+const LABEL_FONT = 12; // px, the axis titles
+const X_TICK_ROOM = 18; // px, one line of x tick labels
+const SPACE = { x: 50, y: 30 }; // px at least between two ticks (uPlot's defaults)
 
 const css = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+
+/** The root font size over the browser's 16 px: 1.35 in presenter mode (base.css --scale). */
+const typeScale = () => parseFloat(getComputedStyle(document.documentElement).fontSize) / 16 || 1;
 
 function colour(k) {
   const index = k % FIXED.length;
@@ -34,8 +43,9 @@ const readout = (value) => (value === null || value === undefined || !Number.isF
 function axisRoom(self, values, axisIndex, cycle) {
   const axis = self.axes[axisIndex];
   if (cycle > 1) return axis._size;
-  const ticks = axis.ticks.size + TICK_GAP;
-  if (axisIndex === 0) return ticks + 18;
+  const scale = typeScale();
+  const ticks = axis.ticks.size + TICK_GAP * scale;
+  if (axisIndex === 0) return ticks + X_TICK_ROOM * scale;
   self.ctx.font = axis.font[0];
   const widest = (values ?? []).reduce((most, text) => Math.max(most, self.ctx.measureText(text).width), 0);
   return Math.ceil(ticks + widest / uPlot.pxRatio);
@@ -65,27 +75,32 @@ export function createRunChart(container, options = {}) {
     options.onZoom?.(value);
   };
 
+  const height = () => Math.round(HEIGHT * typeScale());
+
   function build() {
     plot?.destroy();
     const fg = css("--fg") || "#1a1d24";
     const grid = css("--grid-line") || "#c4cad5";
-    const axis = (label, extra = {}) => ({
-      label, labelSize: LABEL_SIZE, labelFont: "600 12px system-ui", font: "11px system-ui",
-      stroke: fg, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1, size: 4 }, size: axisRoom, gap: 4, ...extra,
+    const scale = typeScale();
+    const px = (size) => `${size * scale}px system-ui`;
+    const axis = (label, space, extra = {}) => ({
+      label, labelSize: LABEL_SIZE * scale, labelFont: `600 ${px(LABEL_FONT)}`, font: px(TICK_FONT),
+      stroke: fg, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1, size: 4 * scale },
+      size: axisRoom, gap: 4 * scale, space: space * scale, ...extra,
     });
     plot = new uPlot({
       width: Math.max(200, container.clientWidth),
-      height: HEIGHT,
+      height: height(),
       scales: { x: { time: false }, y: log ? { distr: 3, log: 10 } : { auto: true } },
-      axes: [axis(options.xLabel), axis(options.yLabel, log ? { values: logTicks } : {})],
+      axes: [axis(options.xLabel, SPACE.x), axis(options.yLabel, SPACE.y, log ? { values: logTicks } : {})],
       series: [
         { label: options.xLabel, value: (self, v) => (v === null ? "–" : String(v)) },
         ...names.map((name, k) => ({
-          label: name, stroke: colour(k), width: 2, dash: DASHES[k % DASHES.length], spanGaps: true,
-          value: (self, v) => readout(v), // points are drawn where lines are sparse (one step)
+          label: name, stroke: colour(k), width: 2 * scale, dash: DASHES[k % DASHES.length].map((d) => d * scale),
+          spanGaps: true, value: (self, v) => readout(v), // points are drawn where lines are sparse (one step)
         })),
       ],
-      cursor: { drag: { x: true, y: false, setScale: true }, points: { size: 7 } },
+      cursor: { drag: { x: true, y: false, setScale: true }, points: { size: 7 * scale } },
       legend: { live: true },
       hooks: {
         setSelect: [(self) => { if (self.select.width > 0) setZoomed(true); }],
@@ -97,6 +112,8 @@ export function createRunChart(container, options = {}) {
     }, shaped(), container);
     plot.over.addEventListener("dblclick", () => setZoomed(false));
     container.dataset.log = String(log);
+    container.dataset.tickFont = String(TICK_FONT * scale); // px, for tests (a canvas has no CSS)
+    container.dataset.labelFont = String(LABEL_FONT * scale);
   }
 
   /** uPlot's columns: x, then one array per series; gaps (and, on a log scale, values ≤ 0) null. */
@@ -145,8 +162,10 @@ export function createRunChart(container, options = {}) {
   });
 
   new ResizeObserver(() => {
-    if (plot && Math.abs(plot.width - container.clientWidth) > 2) plot.setSize({ width: Math.max(200, container.clientWidth), height: HEIGHT });
+    if (plot && Math.abs(plot.width - container.clientWidth) > 2) plot.setSize({ width: Math.max(200, container.clientWidth), height: height() });
   }).observe(container);
+  // presenter mode on or off (theme.js): drawn again at the new type size
+  window.addEventListener("presenterchange", () => plot && build());
 
   return { update, setLog, resetZoom, get log() { return log; }, get plot() { return plot; } };
 }
