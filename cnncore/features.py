@@ -23,7 +23,7 @@ import math
 import operator
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from cnncore.colormaps import apply_colormap
+from cnncore.derived_ranges import Derivation, derivations, derived_bounds
 from cnncore.errors import CNNCoreError
 from cnncore.images import (
     MAX_RESIZED_PIXELS,
@@ -93,6 +94,8 @@ class LayerGraph:
     graph_module: fx.GraphModule
     names: dict[fx.Node, str]
     types: dict[str, str]  # layer name → module class or function name
+    # layers whose ranges follow from the layer they read (`cnncore.derived_ranges`)
+    derived: dict[str, Derivation] = field(default_factory=dict)
 
     @property
     def layer_names(self) -> list[str]:
@@ -188,7 +191,7 @@ def trace_layers(model: nn.Module) -> LayerGraph:
             name = f"{base}_{repeat}"
         names[node] = name
         types[name] = kind
-    return LayerGraph(graph_module, names, types)
+    return LayerGraph(graph_module, names, types, derivations(graph_module, names))
 
 
 class _Capture(fx.Interpreter):
@@ -386,11 +389,17 @@ def learned_feature_maps(
 
     def run(held: HeldFloats | None, extra: Callable | None) -> tuple[dict, Any]:
         scratch = Scratch()
+        made: dict[str, LayerLevels] = {}
 
         def keep(name: str, value: torch.Tensor) -> LayerLevels:
             if extra is not None:
                 extra(name, value)
-            return layer_levels(
+            low = high = None
+            derivation = layers.derived.get(name)
+            source = made.get(derivation.source) if derivation is not None else None
+            if source is not None:
+                low, high = derived_bounds(derivation, source.shape, source.ranges, value[0])
+            made[name] = layer_levels(
                 name,
                 layers.types[name],
                 value[0],
@@ -398,7 +407,10 @@ def learned_feature_maps(
                 max_channels=max_channels,
                 scratch=scratch,
                 deferred=held,
+                low=low,
+                high=high,
             )
+            return made[name]
 
         versioned = extra is not None or held is not None
         return capture_layers(layers, picture, keep, versioned=versioned)

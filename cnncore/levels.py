@@ -73,8 +73,8 @@ class _Floats:
     """What a layer's levels are made from: its shown maps and their scaling (see `_quantise`)."""
 
     maps: torch.Tensor
-    offset: torch.Tensor
-    scale: torch.Tensor
+    low: torch.Tensor
+    high: torch.Tensor
     finite: bool
     version: int  # of `maps` when kept: a later in-place operation changes it
     nbytes: int  # held against `budget` (the whole storage the maps keep alive)
@@ -95,7 +95,7 @@ class _Made:
             with self._lock:
                 if self._levels is None:
                     kept = self._floats
-                    self._levels = _quantise(kept.maps, kept.offset, kept.scale, kept.finite,
+                    self._levels = _quantise(kept.maps, kept.low, kept.high, kept.finite,
                                              scratch)  # fmt: skip
                     self.let_go()
         return self._levels
@@ -185,15 +185,19 @@ def _fold_units(values: torch.Tensor) -> torch.Tensor:
 
 def _quantise(
     shown: torch.Tensor,
-    offset: torch.Tensor,
-    scale: torch.Tensor,
+    low: torch.Tensor,
+    high: torch.Tensor,
     finite: bool,
     scratch: Scratch | None,
 ) -> np.ndarray:
     """level = round((x − low) · 255 / (high − low)) as one fused multiply-add per element, the
     rounding folded in as +0.5 before truncation (`offset` = 0.5 − low · scale): a big layer's
     activations are megabytes, and each extra temporary costs a pass over them and fresh pages.
+    The scaling is worked out here, not with the ranges: an answer needs the ranges only.
     """
+    span = high - low
+    scale = torch.where(span > 0, 255.0 / torch.where(span > 0, span, 1.0), 0.0)[:, None, None]
+    offset = 0.5 - low[:, None, None] * scale
     out = scratch.take(shown) if scratch is not None else None
     scaled = torch.addcmul(offset, shown, scale, out=out)
     # Finite values land in [0.5, 255.5] by construction; only inf or NaN (a diverged model)
@@ -205,6 +209,28 @@ def _quantise(
     return scaled.to(torch.uint8).cpu().numpy()
 
 
+def _lowest(
+    values: torch.Tensor, maps: torch.Tensor, shown: torch.Tensor, units: bool, normalise: str
+) -> torch.Tensor:
+    """Each shown tile's lowest value: its map's (per_channel) or the whole layer's."""
+    if units:  # the padding of the last row is not a value of the layer
+        return values.min().reshape(1)
+    if normalise == "per_channel":
+        return shown.amin(dim=(1, 2))
+    return maps.min().expand(shown.shape[0])  # channels beyond the shown ones included
+
+
+def _highest(
+    values: torch.Tensor, maps: torch.Tensor, shown: torch.Tensor, units: bool, normalise: str
+) -> torch.Tensor:
+    """Each shown tile's highest value, as `_lowest`."""
+    if units:
+        return values.max().reshape(1)
+    if normalise == "per_channel":
+        return shown.amax(dim=(1, 2))
+    return maps.max().expand(shown.shape[0])
+
+
 def layer_levels(
     name: str,
     kind: str,
@@ -214,6 +240,8 @@ def layer_levels(
     max_channels: int = 64,
     scratch: Scratch | None = None,
     deferred: HeldFloats | None = None,
+    low: torch.Tensor | None = None,
+    high: torch.Tensor | None = None,
 ) -> LayerLevels:
     """Scale the first `max_channels` channels of one sample's output to uint8 levels.
 
@@ -224,6 +252,8 @@ def layer_levels(
     `scratch` lends a float buffer reused from layer to layer (one request's own).
     `deferred`: hold the shown floats (no copy) and make the levels when first asked for, when
     the budget allows; else now.
+    `low` / `high`: each shown tile's lowest / highest value (float32) when already known
+    exactly (`cnncore.derived_ranges`), so not computed again.
     """
     if normalise not in NORMALISATIONS:
         raise CNNCoreError(
@@ -235,15 +265,10 @@ def layer_levels(
     units = values.dim() != 3 or tuple(values.shape[1:]) == (1, 1)
     maps = _fold_units(values) if units else values
     shown = maps[:max_channels]
-    if normalise == "per_channel":
-        low, high = shown.amin(dim=(1, 2)), shown.amax(dim=(1, 2))
-    else:  # the whole layer's range, channels beyond the shown ones included
-        low, high = maps.min().expand(shown.shape[0]), maps.max().expand(shown.shape[0])
-    if units:  # the zero padding of the last row is not a value of the layer
-        low, high = values.min().reshape(1), values.max().reshape(1)
-    span = high - low
-    scale = torch.where(span > 0, 255.0 / torch.where(span > 0, span, 1.0), 0.0)[:, None, None]
-    offset = 0.5 - low[:, None, None] * scale
+    if low is None:
+        low = _lowest(values, maps, shown, units, normalise)
+    if high is None:
+        high = _highest(values, maps, shown, units, normalise)
     lows, highs = low.flatten().tolist(), high.flatten().tolist()
     ranges = tuple(zip(lows, highs, strict=True))
     # a span is finite exactly when both its ends are; a sum of finite float32 values cannot
@@ -254,7 +279,7 @@ def layer_levels(
     held = shown.untyped_storage().nbytes()
     # an inference tensor has no version counter to tell a later in-place change by
     if deferred is not None and not shown.is_inference() and deferred.take(held):
-        made = _Made(None, _Floats(shown, offset, scale, finite, shown._version, held, deferred))
+        made = _Made(None, _Floats(shown, low, high, finite, shown._version, held, deferred))
     else:
-        made = _Made(_quantise(shown, offset, scale, finite, scratch))
+        made = _Made(_quantise(shown, low, high, finite, scratch))
     return LayerLevels(name, kind, tuple(output.shape), count, tile_shape, ranges, units, made)
