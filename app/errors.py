@@ -67,7 +67,9 @@ CORE_KEYS = frozenset(
      # disk bytes
      "url", "status", "got", "needed", "free",
      # an uploaded ONNX model (cnncore/onnx_import.py): what its file holds that is refused
-     "domain", "input_name", "dimension", "operators"}
+     "domain", "input_name", "dimension", "operators",
+     # an effective receptive field's gradient memory (cnncore/effective_rf_cost.py)
+     "megabytes"}
 )  # fmt: skip
 CONTEXT_KEYS = SCHEMA_KEYS | CORE_KEYS
 MAX_TEXT = 64  # characters of one ctx string

@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     max_erf_kernel: int = 11
     max_erf_dilation: int = 16  # first-layer dilation of a stack
     max_erf_macs: int = 40_000_000_000  # multiply-adds of one request (resnet18 at 224 × 16)
+    # float values a conv stack's ERF or depth sweep keeps for its backward pass (256 MB; its
+    # 1×1 layers do 4 multiply-adds per value kept: the line above does not bound memory)
+    max_erf_values: int = Field(64_000_000, ge=1)
 
     # --- classroom follow mode and quiz (app/sessions.py: in memory on SQLite; shared by every
     # worker through the database on PostgreSQL, app/sessions_postgres.py) -------------------

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from torch import fx, nn
 
+from cnncore.effective_rf_cost import check_samples, check_values, check_work
 from cnncore.errors import CNNCoreError, shape_text
 from cnncore.inspect import summarize_model
 from cnncore.models import build_model, get_model_info, model_input_shape
@@ -236,7 +237,7 @@ def effective_receptive_field(
             )  # fmt: skip
         inputs = image[None].to(device, torch.float32)
     else:
-        _check_samples(samples)
+        check_samples(samples)
         generator = torch.Generator().manual_seed(seed)
         inputs = torch.randn(samples, *input_shape, generator=generator).to(device)
     inputs.requires_grad_(True)
@@ -325,29 +326,19 @@ class StackConfig:
         """Multiply-accumulates of one input through the whole stack."""
         return self.depth * STACK_CHANNELS**2 * self.kernel**2 * height * width
 
+    def backward_values(self, height: int, width: int, layer_passes: int, inputs: int) -> int:
+        """Float values held at most for one backward pass (`cnncore.effective_rf_cost`):
+        each of `layer_passes` layer passes keeps its input for the gradient, and its
+        activation's output while the next layer runs; the `inputs` and their gradient."""
+        modules = 1 if self.activation == "none" else 2
+        return STACK_CHANNELS * height * width * (modules * layer_passes + 2 * inputs)
+
 
 def _choice(value: str, options, field: str) -> str:
     if value not in options:
         raise CNNCoreError(f"{field} must be one of {', '.join(options)}, got {value!r}", field,
                            code="enum", ctx={"expected": list(options)})  # fmt: skip
     return value
-
-
-def _check_samples(samples: int) -> None:
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise CNNCoreError(f"samples must be a positive integer, got {samples!r}", "samples",
-                           code="positive_integer")  # fmt: skip
-
-
-def _check_cost(macs: int, max_macs: int | None) -> None:
-    if max_macs is not None and macs > max_macs:
-        raise CNNCoreError(
-            f"this needs about {macs:,} multiply-adds, over the {max_macs:,} "
-            "allowed: use fewer samples, a smaller input or a shallower network",
-            "samples",
-            code="work_too_large",
-            ctx={"macs": macs, "limit": max_macs},
-        )
 
 
 def conv_stack(config: StackConfig, seed: int = 0) -> nn.Sequential:
@@ -392,13 +383,16 @@ def stack_effective_field(
     samples: int = 16,
     seed: int = 0,
     max_macs: int | None = None,
+    max_values: int | None = None,
 ) -> EffectiveField:
     """ERF of a unit of the stack's last layer (default: the centre) on a `height`×`width`
     input (default: STACK_SIDE on each omitted side)."""
     height, width = height or STACK_SIDE, width or STACK_SIDE
-    _check_samples(samples)
+    check_samples(samples)
     config.check_fits(min(height, width))
-    _check_cost(config.macs(height, width) * samples, max_macs)
+    check_work(config.macs(height, width) * samples, max_macs)
+    check_values(config.backward_values(height, width, config.depth * samples, samples),
+                 max_values)  # fmt: skip
     shape = (STACK_CHANNELS, height, width)
     return effective_receptive_field(
         conv_stack(config, seed),
@@ -446,6 +440,7 @@ def depth_sweep(
     samples: int = 8,
     seed: int = 0,
     max_macs: int | None = None,
+    max_values: int | None = None,
 ) -> DepthSweep:
     """ERF of the centre unit after 1, 2, ..., `config.depth` layers of one stack.
 
@@ -453,13 +448,14 @@ def depth_sweep(
     `samples` inputs per depth, the group for depth n leaves the stack after layer n (deeper
     layers only run the groups that still need them) and its centre unit joins the sum there.
     """
-    _check_samples(samples)
+    check_samples(samples)
     config.check_fits(size)
     max_depth = config.depth
     # group n runs n layers: Σ n = N(N+1)/2 layer passes per sample
-    _check_cost(
-        config.macs(size, size) // max_depth * max_depth * (max_depth + 1) // 2 * samples, max_macs
-    )
+    layer_passes = max_depth * (max_depth + 1) // 2 * samples
+    check_work(config.macs(size, size) // max_depth * layer_passes, max_macs)
+    check_values(config.backward_values(size, size, layer_passes, max_depth * samples),
+                 max_values)  # fmt: skip
     stack = conv_stack(config, seed)
     shape = (STACK_CHANNELS, size, size)
     graph = stack_field_graph(config, shape)
@@ -569,8 +565,8 @@ def model_effective_field(
         model, source = loaded.model, loaded.weights.source
     else:
         model, source = None, "initialisation"
-    _check_samples(samples)
-    _check_cost(summarize_model(name, *shape).total_macs * samples, max_macs)
+    check_samples(samples)
+    check_work(summarize_model(name, *shape).total_macs * samples, max_macs)
     if model is None:
         model = _he_initialised(name, shape, seed)
     field = effective_receptive_field(

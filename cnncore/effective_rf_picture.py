@@ -15,12 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from cnncore.effective_rf import (
-    EffectiveField,
-    _check_cost,
-    _he_initialised,
-    effective_receptive_field,
-)
+from cnncore.effective_rf import EffectiveField, _he_initialised, effective_receptive_field
+from cnncore.effective_rf_cost import check_work
 from cnncore.features import LayerLevels, layer_levels, prepare_input
 from cnncore.images import MAX_RESIZED_PIXELS, DecodedImage, Preprocessed, unit_pixels
 from cnncore.inspect import summarize_model
@@ -76,7 +72,7 @@ def picture_effective_field(
     prepared as the weights expect: one forward and one backward pass."""
     weights = loaded.weights
     shape = weights.input_shape
-    _check_cost(summarize_model(loaded.name, *shape).total_macs, max_macs)
+    check_work(summarize_model(loaded.name, *shape).total_macs, max_macs)
     # exactly as /features prepares it
     prepared = prepare_input(weights, image, max_resized_pixels)
     geometry = model_field_graph(loaded.name, *shape)  # traced once, not in this request

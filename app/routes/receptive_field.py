@@ -100,6 +100,7 @@ def _on_random_inputs(body: EffectiveIn, settings: Settings, gone: Event) -> Eff
             samples=body.samples,
             seed=body.seed,
             max_macs=settings.max_erf_macs,
+            max_values=settings.max_erf_values,
         )
         return EffectiveOut.of("stack", body.stack.weights, erf)
     assert body.model is not None
@@ -227,6 +228,7 @@ async def sweep(body: SweepIn, settings: SettingsDep, request: Request) -> Sweep
             samples=body.samples,
             seed=body.seed,
             max_macs=settings.max_erf_macs,
+            max_values=settings.max_erf_values,
         )
         return SweepOut.of(body, result)
 

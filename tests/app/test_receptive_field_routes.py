@@ -257,6 +257,25 @@ def test_bad_sweeps_name_their_field(body, loc):
     assert field_of(client.post("/api/receptive-field/sweep", json=body)) == loc
 
 
+def test_a_sweep_that_would_keep_gigabytes_is_refused_naming_samples():
+    """Under the multiply-add cap (35·10⁹ of 40·10⁹: 1×1 layers do 4 per value kept) but about
+    75 GB of values for the gradient: refused before anything runs; the page's own sweeps
+    (static/js/rf_sweep.js) stay far inside `max_erf_values`."""
+    from app.settings import Settings
+
+    body = {"stack": {"depth": 32, "kernel": 1, "activation": "relu"}, "size": 256,
+            "samples": 64}  # fmt: skip
+    response = client.post("/api/receptive-field/sweep", json=body)
+    assert field_of(response) == ["body", "samples"]
+    item = response.json()["detail"][0]
+    assert item["type"] == "memory_too_large"
+    assert item["ctx"] == {"megabytes": 75_162, "limit": 256}
+    limit = Settings().max_erf_values
+    for depth, size, growth in ((16, 64, "constant"), (6, 128, "doubling")):
+        page = StackConfig(depth, 3, 1, growth)
+        assert page.backward_values(size, size, depth * (depth + 1) // 2 * 8, depth * 8) < limit / 2
+
+
 def test_heatmap_levels_follow_the_map():
     from app.schemas.receptive_field import png_data_url
 
