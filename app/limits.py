@@ -34,17 +34,18 @@ import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from functools import lru_cache
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.deps import settings_dep
 from app.json_guard import RouteBodies
 from app.memory import HeapTrimmer
-from app.settings import get_settings
+from app.settings import Settings
 
 __all__ = ["BodyLimitMiddleware", "ClientConcurrencyLimit", "client_address", "heavy_work",
            "live_work", "unless_client_leaves", "upload_paths"]  # fmt: skip
@@ -217,7 +218,7 @@ class ClientConcurrencyLimit:
 
     Use as a route dependency: `dependencies=[Depends(heavy_work("features"))]`. `limit` and
     `retry_after` default to the settings `client_heavy_requests` and `retry_after_seconds`,
-    read per request.
+    read per request from the app's settings (`settings_dep`, which tests override).
     """
 
     def __init__(
@@ -236,8 +237,9 @@ class ClientConcurrencyLimit:
         # Touched only on the event loop (async dependency), so a plain Counter needs no lock.
         self.active: Counter[str] = Counter()
 
-    async def __call__(self, request: Request) -> AsyncIterator[None]:
-        settings = get_settings()
+    async def __call__(
+        self, request: Request, settings: Annotated[Settings, Depends(settings_dep)]
+    ) -> AsyncIterator[None]:
         limit = getattr(settings, self.limit_setting) if self.limit is None else self.limit
         retry_after = settings.retry_after_seconds if self.retry_after is None else self.retry_after
         client = client_address(request)
