@@ -170,9 +170,9 @@ class FeatureCache:
         self._settling_lock = threading.Lock()
 
     def settle_soon(self, maps: FeatureMaps) -> None:
-        """Make a fresh result's deferred levels in the background thread (called once its
-        answer is sent); a picture request that comes first makes its own layer's levels."""
-        if not any(layer.deferred for layer in maps.layers):
+        """Make a fresh result's deferred levels and previews in the background thread (called
+        once its answer is sent); a picture request that comes first makes its own picture."""
+        if not maps.deferred:
             return
         future = self._settler.submit(maps.settle)
         with self._settling_lock:

@@ -338,14 +338,22 @@ class FeatureMaps:
 
     @property
     def nbytes(self) -> int:
-        pictures = [s.preview for s in self.preprocessing]
-        pictures += [self.filters] if self.filters is not None else []
+        pictures = sum(step.nbytes for step in self.preprocessing)  # made or not
+        pictures += self.filters.nbytes if self.filters is not None else 0
         given = self.network_input
         extra = given.numel() * given.element_size() if given is not None else 0
-        return sum(layer.nbytes for layer in self.layers) + sum(p.nbytes for p in pictures) + extra
+        return sum(layer.nbytes for layer in self.layers) + pictures + extra
+
+    @property
+    def deferred(self) -> bool:
+        """True while some layer's levels or some step's preview are still to be made."""
+        steps = any(step.pending for step in self.preprocessing)
+        return steps or any(layer.deferred for layer in self.layers)
 
     def settle(self) -> None:
-        """Make every layer's deferred levels now (one float buffer lent to all of them)."""
+        """Make every deferred level (one float buffer lent to all layers) and preview now."""
+        for step in self.preprocessing:
+            step.preview  # noqa: B018 (made on first access)
         scratch = Scratch()
         for layer in self.layers:
             layer.settle(scratch)

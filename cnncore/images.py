@@ -22,7 +22,10 @@ import base64
 import gzip
 import importlib.util
 import io
+import math
+import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -78,13 +81,53 @@ class DecodedImage:
         return int(self.rgb.shape[1])
 
 
+class LaterPreview:
+    """A preview made once, by the first to ask for it, from the pixels it shrinks (held until
+    then, then dropped): an answer needs a step's name and size, not its picture."""
+
+    __slots__ = ("_make", "_picture", "_lock", "shape")
+
+    def __init__(self, make: Callable[[], np.ndarray], shape: tuple[int, int, int]) -> None:
+        self._make: Callable[[], np.ndarray] | None = make
+        self._picture: np.ndarray | None = None
+        self._lock = threading.Lock()
+        self.shape = shape
+
+    def get(self) -> np.ndarray:
+        if self._picture is None:
+            with self._lock:
+                if self._picture is None:
+                    self._picture, self._make = self._make(), None
+        return self._picture
+
+    @property
+    def pending(self) -> bool:
+        return self._picture is None
+
+
 @dataclass(frozen=True)
 class PreprocessStep:
-    """One preprocessing step: its name, the size after it and a preview (H×W×3 uint8)."""
+    """One preprocessing step: its name, the size after it and a preview (H×W×3 uint8), given
+    made or as a `LaterPreview`."""
 
     step: str  # original | resize | crop | grayscale | normalise
     size: tuple[int, int]  # (height, width) after the step
-    preview: np.ndarray
+    picture: np.ndarray | LaterPreview
+
+    @property
+    def preview(self) -> np.ndarray:
+        picture = self.picture
+        return picture.get() if isinstance(picture, LaterPreview) else picture
+
+    @property
+    def pending(self) -> bool:
+        """True while the preview is still to be made."""
+        return isinstance(self.picture, LaterPreview) and self.picture.pending
+
+    @property
+    def nbytes(self) -> int:
+        """The preview's bytes, made or not."""
+        return math.prod(self.picture.shape)
 
 
 @dataclass(frozen=True)
@@ -268,15 +311,47 @@ def shrink(pixels: np.ndarray, max_side: int) -> np.ndarray:
     covers, so thin lines fade instead of vanishing as with nearest-neighbour sampling.
     """
     height, width = pixels.shape[:2]
+    size = shrunk_size(height, width, max_side)
+    if size == (height, width):
+        return pixels
+    return np.asarray(Image.fromarray(pixels).resize(size[::-1], Image.Resampling.BOX))
+
+
+def shrunk_size(height: int, width: int, max_side: int) -> tuple[int, int]:
+    """(height, width) of `shrink`'s picture: the longest side at most `max_side`."""
     scale = min(1.0, max_side / max(height, width))
     if scale == 1.0:
-        return pixels
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.BOX))
+        return height, width
+    return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 def _preview(pixels: np.ndarray) -> np.ndarray:
     return shrink(pixels, PREVIEW_SIDE)
+
+
+# Pixels a step may hold until its preview is made after the answer: a resized picture or a
+# crop of an ordinary photo (≤ 1 MP, 3 MB), never the decoded upload, which may be 120 MB.
+LATER_PREVIEW_PIXELS = 1_000_000
+
+
+def _later_preview(
+    height: int, width: int, make: Callable[[], np.ndarray]
+) -> np.ndarray | LaterPreview:
+    """The preview of a height × width step, made by `make` later (small steps) or now."""
+    if height * width > LATER_PREVIEW_PIXELS:
+        return make()
+    return LaterPreview(make, (*shrunk_size(height, width, PREVIEW_SIDE), 3))
+
+
+def _normalised_preview(normalised: np.ndarray) -> np.ndarray:
+    """The normalised values stretched over 0..255: what changed is the contrast between
+    channels, which is what normalisation does to the picture the network sees."""
+    low, high = float(normalised.min()), float(normalised.max())
+    shown = (normalised - low) / (high - low) if high > low else np.zeros_like(normalised)
+    shown = np.rint(shown * 255).astype(np.uint8)
+    if shown.shape[2] == 1:
+        shown = np.repeat(shown, 3, axis=2)
+    return _preview(shown)
 
 
 def _check_recipe(size: tuple[int, int], channels: int, mean: tuple, std: tuple) -> None:
@@ -345,31 +420,30 @@ def preprocess(
             ctx={"width": resized_w, "height": resized_h, "pixels": resized_w * resized_h,
                  "limit": max_resized_pixels},
         )  # fmt: skip
+    # The previews but the original's are made when first asked for (`LaterPreview`): the
+    # pictures they shrink are small, and an answer needs the steps' names and sizes only.
     steps = [PreprocessStep("original", (image.height, image.width), _preview(image.rgb))]
     picture = Image.fromarray(image.rgb).resize((resized_w, resized_h), Image.Resampling.BILINEAR)
-    steps.append(PreprocessStep("resize", (resized_h, resized_w), _preview(np.asarray(picture))))
+    resized = picture
+    steps.append(PreprocessStep("resize", (resized_h, resized_w), _later_preview(
+        resized_h, resized_w, lambda: _preview(np.asarray(resized)))))  # fmt: skip
 
     left = int(round((resized_w - width) / 2.0))
     top = int(round((resized_h - height) / 2.0))
     picture = picture.crop((left, top, left + width, top + height))
-    steps.append(PreprocessStep("crop", (height, width), _preview(np.asarray(picture))))
+    cropped = picture
+    steps.append(PreprocessStep("crop", (height, width), _later_preview(
+        height, width, lambda: _preview(np.asarray(cropped)))))  # fmt: skip
 
     if channels == 1:
         picture = picture.convert("L")
-        grey = np.asarray(picture)
-        steps.append(
-            PreprocessStep("grayscale", (height, width), _preview(np.stack([grey] * 3, -1)))
-        )
+        grey = picture
+        steps.append(PreprocessStep("grayscale", (height, width), _later_preview(
+            height, width, lambda: _preview(np.stack([np.asarray(grey)] * 3, -1)))))  # fmt: skip
     values = np.asarray(picture, dtype=np.float32).reshape(height, width, channels) / 255.0
     normalised = (values - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
-    # The preview stretches the normalised values over 0..255: what changed is the contrast
-    # between channels, which is what normalisation does to the picture the network sees.
-    low, high = float(normalised.min()), float(normalised.max())
-    shown = (normalised - low) / (high - low) if high > low else np.zeros_like(normalised)
-    shown = np.rint(shown * 255).astype(np.uint8)
-    if channels == 1:
-        shown = np.repeat(shown, 3, axis=2)
-    steps.append(PreprocessStep("normalise", (height, width), _preview(shown)))
+    steps.append(PreprocessStep("normalise", (height, width), _later_preview(
+        height, width, lambda: _normalised_preview(normalised))))  # fmt: skip
 
     tensor = torch.from_numpy(np.ascontiguousarray(normalised.transpose(2, 0, 1)))[None]
     return Preprocessed(tensor=tensor, steps=tuple(steps), mean=tuple(mean), std=tuple(std))
