@@ -5,13 +5,23 @@
   checkpoint replaced by a file of its own) silently became every later page's answer. A module
   that leaves one fails at its end, naming the dependency, and the overrides are put back as
   they were, so the leak stops there.
+- The app's start-up warm-up (`CNNVIZ_WARMUP`) is off unless the environment turns it on. Every
+  lifespan start (a `TestClient`, schemathesis loading the schema at collection, a live server)
+  would start a warm-up thread, and that thread parses Python source (`inspect.signature`,
+  torch's jit sources: `ast.parse`) while pytest parses and compiles the next test module's
+  rewritten asserts. CPython 3.11 keeps one AST recursion counter per interpreter, so the two
+  threads can make it fail with "AST constructor recursion depth mismatch": a collection error
+  seen in 2 of 6 runs of the schema fuzzer. `tests/app/test_warmup.py` runs the warm-up itself.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 import pytest
+
+os.environ.setdefault("CNNVIZ_WARMUP", "false")
 
 
 def _overrides() -> dict:
