@@ -1,15 +1,28 @@
 // THE chart renderer: line charts (activation curves) and bar charts (per-layer gradient norms,
 // softmax probabilities) as SVG built from the DOM. Colours come from CSS classes (series-0,
-// series-1, ...), so themes restyle them; sizes from a fixed viewBox scaled to the container.
-// Charts read by tests and screen readers: every bar and point carries its value in data-value.
+// series-1, ...), so themes restyle them. Charts read by tests and screen readers: every bar and
+// point carries its value in data-value.
+// One SVG unit is one screen px: the chart is laid out again for its container's width (and when
+// presenter mode changes the type size), so its text keeps its CSS size (chart.css, in rem)
+// however narrow the card, and its margins are measured from the labels it draws.
+
+import { onTypeScaleChange, typeScale } from "./type_scale.js";
 
 const SVG = "http://www.w3.org/2000/svg";
-const WIDTH = 640;
-const HEIGHT = 300;
+// Sizes in px at the page's normal type size; each is multiplied by typeScale().
+const HEIGHT = { least: 200, most: 300 }; // between these, the height follows the width:
+const ASPECT = 300 / 640;
+const UNLAID_WIDTH = 640; // a chart whose container has no width yet (a hidden card)
 // the y axis's title sits above the plot, over the tick column, where no tick text can reach it
 // (turned along the axis at the left edge it met tick labels as wide as "1e-10")
-const MARGIN = { top: 30, right: 16, bottom: 40, left: 58 };
+const MARGIN = { top: 30, right: 16, bottom: 40, left: 4 }; // left: beside the widest y tick label
 const Y_TITLE = { x: 6, y: 17 };
+const TICK_GAP = 6; // between a y tick label and the plot
+const X_TICK_DROP = 16; // baseline of the x tick labels below the plot
+const TITLE_RISE = 4; // baseline of the x axis's title above the bottom edge
+const LABEL_GAP = 10; // at least between two x tick labels
+const TICK_SPACE = { x: 60, y: 36 }; // at least between two ticks of a line chart's axes
+const LOG_TICK_SPACE = 20; // at least between two ticks of a log axis (single numbers)
 
 function el(tag, attributes = {}, text) {
   const node = document.createElementNS(SVG, tag);
@@ -34,8 +47,15 @@ export function niceTicks(min, max, count = 5) {
 const tickText = (value) => (Math.abs(value) >= 1e4 || (value !== 0 && Math.abs(value) < 1e-3)
   ? value.toExponential(0) : String(Number(value.toPrecision(4))));
 
-function frame(container, label) {
-  const svg = el("svg", { viewBox: `0 0 ${WIDTH} ${HEIGHT}`, role: "img", "aria-label": label, class: "chart" });
+const clamp = (value, low, high) => Math.min(high, Math.max(low, value));
+
+/**
+ * An SVG chart in `container`, laid out again (`redraw`) when the container's width or the type
+ * size changes: box() sizes the SVG for the container and returns its plot area, fitLeft() makes
+ * room for the y tick labels, widths() measures tick labels.
+ */
+function frame(container, label, redraw) {
+  const svg = el("svg", { role: "img", "aria-label": label, class: "chart" });
   svg.setAttribute("preserveAspectRatio", "xMidYMid meet");
   container.append(svg);
   const layers = {};
@@ -43,28 +63,67 @@ function frame(container, label) {
     layers[name] = el("g", { class: `chart-${name}` });
     svg.append(layers[name]);
   }
-  return { svg, layers };
+  let drawnWidth = 0;
+
+  /** Screen widths of `texts` as tick labels (0 where the chart is not rendered). */
+  function widths(texts) {
+    const probes = texts.map((text) => el("text", { class: "chart-tick" }, text));
+    layers.axes.append(...probes);
+    const measured = probes.map((probe) => probe.getComputedTextLength());
+    probes.forEach((probe) => probe.remove());
+    return measured;
+  }
+
+  function size() {
+    const s = typeScale();
+    const width = container.clientWidth || UNLAID_WIDTH;
+    const height = Math.round(clamp(width * ASPECT, HEIGHT.least * s, HEIGHT.most * s));
+    svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+    drawnWidth = width;
+    return { s, width, height };
+  }
+
+  /** The plot area of a chart sized for its container; its left edge is set by fitLeft. */
+  function box() {
+    const { s, width, height } = size();
+    return { s, width, height, left: 0, right: width - MARGIN.right * s, top: MARGIN.top * s, bottom: height - MARGIN.bottom * s };
+  }
+
+  /** Make room for the y tick labels `yTexts`: they end at plot.yTicks, the plot starts after. */
+  function fitLeft(plot, yTexts) {
+    plot.yTicks = MARGIN.left * plot.s + Math.max(0, ...widths(yTexts));
+    plot.left = plot.yTicks + TICK_GAP * plot.s;
+  }
+
+  size();
+  new ResizeObserver(() => {
+    if (Math.abs(container.clientWidth - drawnWidth) > 1 && container.clientWidth > 0) redraw();
+  }).observe(container);
+  onTypeScaleChange(() => redraw());
+  return { svg, layers, box, fitLeft, widths, get width() { return drawnWidth; } };
 }
 
-function axes(layer, { xTicks, yTicks, xOf, yOf, xLabel, yLabel, yFormat = tickText, xGrid = true }) {
+/** The plot's height split into y ticks at least `space` px (× type scale) apart, at most `most`. */
+const yTickCount = (plot, space, most) => clamp(Math.floor((plot.bottom - plot.top) / (space * plot.s)), 2, most);
+
+function axes(layer, plot, { xTicks, yTicks, xOf, yOf, xLabel, yLabel, yFormat = tickText, xGrid = true }) {
   layer.replaceChildren();
-  const [left, right] = [MARGIN.left, WIDTH - MARGIN.right];
-  const [top, bottom] = [MARGIN.top, HEIGHT - MARGIN.bottom];
+  const { s, left, right, top, bottom } = plot;
   for (const value of yTicks) {
     const y = yOf(value);
     layer.append(el("line", { x1: left, x2: right, y1: y, y2: y, class: value === 0 ? "chart-zero" : "chart-grid" }));
-    layer.append(el("text", { x: left - 6, y: y + 4, "text-anchor": "end", class: "chart-tick" }, yFormat(value)));
+    layer.append(el("text", { x: plot.yTicks, y: y + 4 * s, "text-anchor": "end", class: "chart-tick" }, yFormat(value)));
   }
   for (const tick of xTicks) {
     const [value, text] = Array.isArray(tick) ? tick : [tick, tickText(tick)];
     const x = xOf(value);
     if (xGrid) layer.append(el("line", { x1: x, x2: x, y1: top, y2: bottom, class: value === 0 ? "chart-zero" : "chart-grid" }));
-    layer.append(el("text", { x, y: bottom + 16, "text-anchor": "middle", class: "chart-tick" }, text));
+    layer.append(el("text", { x, y: bottom + X_TICK_DROP * s, "text-anchor": "middle", class: "chart-tick" }, text));
   }
   layer.append(el("rect", { x: left, y: top, width: right - left, height: bottom - top, class: "chart-frame" }));
-  if (xLabel) layer.append(el("text", { x: (left + right) / 2, y: HEIGHT - 4, "text-anchor": "middle", class: "chart-label" }, xLabel));
+  if (xLabel) layer.append(el("text", { x: (left + right) / 2, y: plot.height - TITLE_RISE * s, "text-anchor": "middle", class: "chart-label" }, xLabel));
   if (yLabel) {
-    layer.append(el("text", { ...Y_TITLE, "text-anchor": "start", class: "chart-label chart-y-title" }, yLabel));
+    layer.append(el("text", { x: Y_TITLE.x * s, y: Y_TITLE.y * s, "text-anchor": "start", class: "chart-label chart-y-title" }, yLabel));
   }
 }
 
@@ -75,7 +134,8 @@ function axes(layer, { xTicks, yTicks, xOf, yOf, xLabel, yLabel, yFormat = tickT
  * The chart is focusable: ← → move the cursor (keyboard hover).
  */
 export function createLineChart(container, options = {}) {
-  const { svg, layers } = frame(container, options.label || "");
+  const chart = frame(container, options.label || "", () => data && update(data));
+  const { svg, layers } = chart;
   svg.setAttribute("tabindex", "0");
   let data = null;
   let scale = null;
@@ -89,11 +149,19 @@ export function createLineChart(container, options = {}) {
     const padY = (yMax - yMin) * 0.06;
     [yMin, yMax] = [yMin - padY, yMax + padY];
     const [xMin, xMax] = [next.x[0], next.x[next.x.length - 1]];
-    const xOf = (v) => MARGIN.left + ((v - xMin) / (xMax - xMin)) * (WIDTH - MARGIN.left - MARGIN.right);
-    const yOf = (v) => HEIGHT - MARGIN.bottom - ((v - yMin) / (yMax - yMin)) * (HEIGHT - MARGIN.top - MARGIN.bottom);
-    scale = { xOf, yOf };
-    axes(layers.axes, { xTicks: niceTicks(xMin, xMax, 8), yTicks: niceTicks(yMin, yMax, 6), xOf, yOf,
-      xLabel: options.xLabel, yLabel: options.yLabel });
+    const plot = chart.box();
+    const yTicks = niceTicks(yMin, yMax, yTickCount(plot, TICK_SPACE.y, 6));
+    chart.fitLeft(plot, yTicks.map(tickText));
+    // x ticks at least TICK_SPACE.x apart; the outermost labels, centred on the plot's edges, fit
+    const xTicks = niceTicks(xMin, xMax, clamp(Math.floor((plot.right - plot.left) / (TICK_SPACE.x * plot.s)), 2, 8));
+    const xWidths = chart.widths(xTicks.map(tickText));
+    // the first x label, centred on the plot's left edge, stays clear of the y tick labels
+    plot.left = Math.max(plot.left, plot.yTicks + xWidths[0] / 2 + 2);
+    plot.right = Math.min(plot.right, plot.width - xWidths[xWidths.length - 1] / 2 - 2);
+    const xOf = (v) => plot.left + ((v - xMin) / (xMax - xMin)) * (plot.right - plot.left);
+    const yOf = (v) => plot.bottom - ((v - yMin) / (yMax - yMin)) * (plot.bottom - plot.top);
+    scale = { xOf, yOf, plot };
+    axes(layers.axes, plot, { xTicks, yTicks, xOf, yOf, xLabel: options.xLabel, yLabel: options.yLabel });
     layers.data.replaceChildren(
       ...next.series.map((series, k) => {
         // a missing value (null, NaN) is skipped: sparse series (one value per epoch) join up
@@ -109,18 +177,19 @@ export function createLineChart(container, options = {}) {
     index = at;
     layers.cursor.replaceChildren();
     if (at === null || !data) return;
+    const { plot } = scale;
     const x = scale.xOf(data.x[at]);
-    layers.cursor.append(el("line", { x1: x, x2: x, y1: MARGIN.top, y2: HEIGHT - MARGIN.bottom, class: "chart-cursor" }));
+    layers.cursor.append(el("line", { x1: x, x2: x, y1: plot.top, y2: plot.bottom, class: "chart-cursor" }));
     data.series.forEach((series, k) => {
       if (!Number.isFinite(series.values[at])) return;
-      layers.cursor.append(el("circle", { cx: x, cy: scale.yOf(series.values[at]), r: 5,
+      layers.cursor.append(el("circle", { cx: x, cy: scale.yOf(series.values[at]), r: 5 * plot.s,
         class: `chart-dot series-${k}`, "data-value": series.values[at] }));
     });
   }
 
   function nearest(event) {
     const box = svg.getBoundingClientRect();
-    const x = ((event.clientX - box.left) / box.width) * WIDTH;
+    const x = ((event.clientX - box.left) / box.width) * chart.width;
     let best = 0;
     data.x.forEach((value, i) => {
       if (Math.abs(scale.xOf(value) - x) < Math.abs(scale.xOf(data.x[best]) - x)) best = i;
@@ -152,26 +221,40 @@ export function createLineChart(container, options = {}) {
  * draws groups of bars (one per series) per label; marked labels get class is-marked.
  */
 export function createBarChart(container, options = {}) {
-  const { layers } = frame(container, options.label || "");
+  let drawn = null;
+  const chart = frame(container, options.label || "", () => drawn && update(drawn));
+  const { layers } = chart;
+  const yFormat = options.log ? (v) => `1e${v}` : tickText;
 
   function update({ labels, series, marked = [] }) {
+    drawn = { labels, series, marked };
     const values = series.flatMap((s) => s.values).filter((v) => Number.isFinite(v) && (!options.log || v > 0));
     const transform = options.log ? Math.log10 : (v) => v;
     let [low, high] = values.length ? [Math.min(...values.map(transform)), Math.max(...values.map(transform))] : [0, 1];
     if (options.log) [low, high] = [Math.floor(low), Math.ceil(high)];
     else [low, high] = [Math.min(0, low), options.max ?? Math.max(high, 1e-12)];
     if (high - low < 1e-9) high = low + 1;
-    const span = WIDTH - MARGIN.left - MARGIN.right;
-    const slot = span / labels.length;
-    const yOf = (v) => HEIGHT - MARGIN.bottom - ((v - low) / (high - low)) * (HEIGHT - MARGIN.top - MARGIN.bottom);
-    const xOf = (i) => MARGIN.left + (i + 0.5) * slot;
+    const plot = chart.box();
+    const most = yTickCount(plot, LOG_TICK_SPACE, Infinity);
     const yTicks = options.log
-      ? Array.from({ length: high - low + 1 }, (_, k) => low + k).filter((_, k, all) => all.length <= 12 || k % Math.ceil(all.length / 12) === 0)
-      : niceTicks(low, high, 5);
-    const every = Math.ceil(labels.length / 16);
-    const xTicks = labels.map((text, i) => [i, i % every === 0 || i === labels.length - 1 ? text : ""]);
-    axes(layers.axes, { xTicks, yTicks, xOf, yOf, xLabel: options.xLabel, yLabel: options.yLabel,
-      yFormat: options.log ? (v) => `1e${v}` : tickText, xGrid: false });
+      ? Array.from({ length: high - low + 1 }, (_, k) => low + k).filter((_, k, all) => all.length <= most || k % Math.ceil(all.length / most) === 0)
+      : niceTicks(low, high, yTickCount(plot, TICK_SPACE.y, 5));
+    chart.fitLeft(plot, yTicks.map(yFormat));
+    // every label that fits: one in `every`, at least LABEL_GAP apart; the last one always
+    const labelWidths = chart.widths(labels);
+    plot.right = Math.min(plot.right, plot.width - (labelWidths[labels.length - 1] ?? 0) / 2 - 2);
+    // the first label, centred on its bar, stays right of the y tick labels' column
+    const half = 1 / (2 * labels.length);
+    plot.left = Math.max(plot.left, (plot.yTicks + (labelWidths[0] ?? 0) / 2 + 2 - plot.right * half) / (1 - half));
+    const slot = (plot.right - plot.left) / labels.length;
+    const room = Math.max(...labelWidths) + LABEL_GAP * plot.s;
+    const every = Math.ceil(room / slot);
+    const last = labels.length - 1;
+    const shown = (i) => i === last || (i % every === 0 && (last - i) * slot >= room);
+    const xOf = (i) => plot.left + (i + 0.5) * slot;
+    const yOf = (v) => plot.bottom - ((v - low) / (high - low)) * (plot.bottom - plot.top);
+    const xTicks = labels.map((text, i) => [i, shown(i) ? text : ""]);
+    axes(layers.axes, plot, { xTicks, yTicks, xOf, yOf, xLabel: options.xLabel, yLabel: options.yLabel, yFormat, xGrid: false });
     const width = (slot * 0.8) / series.length;
     const base = yOf(options.log ? low : Math.max(low, 0));
     const bars = [];

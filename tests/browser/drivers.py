@@ -97,3 +97,9 @@ class ExplorerPage:
         cells = self.page.locator(f"{root} .cell:not(.is-outside)")
         shown = cells.evaluate_all("nodes => nodes.map(node => node.dataset.value)")
         return torch.tensor([float(v) for v in shown], dtype=torch.float64)
+
+
+def no_sideways_scroll(page) -> None:
+    """The page is no wider than its viewport."""
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= page.viewport_size["width"], f"the page scrolls sideways ({width} px)"

@@ -9,7 +9,9 @@ import json
 import httpx
 import pytest
 from conftest import save_screenshot
+from drivers import no_sideways_scroll
 from playwright.sync_api import expect
+from test_chart_text_size import SMALLEST, chart_text
 from test_teach_live import desk_dataset
 
 from app.quotas import reset_quotas
@@ -32,15 +34,6 @@ CHART_SIZES = """() => Object.fromEntries(['#loss-chart', '#accuracy-chart'].map
     yRoom: over.offsetLeft, height: over.offsetHeight,
   }];
 }))"""
-
-# the gradient bars (chart.js: an SVG scaled from its viewBox to the card): the size its tick
-# labels are drawn at, in screen px
-GRADIENT_TICK = """() => {
-  const svg = document.querySelector('#grad-chart svg.chart');
-  const tick = svg.querySelector('.chart-tick');
-  return parseFloat(getComputedStyle(tick).fontSize)
-    * svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;
-}"""
 
 # the first thumbnail: its picture's side, its controls' font sizes and heights
 THUMB_SIZES = """() => {
@@ -70,11 +63,6 @@ def dataset(live_server):
     return made
 
 
-def no_sideways_scroll(page) -> None:
-    width = page.evaluate("document.documentElement.scrollWidth")
-    assert width <= page.viewport_size["width"], f"the page scrolls sideways ({width} px)"
-
-
 def at_least_scaled(normal: float, presented: float, what: str) -> None:
     # Chromium lays boxes out in 1/64 px: 1.35 × 36 px = 48.6 px is laid out as 48.59375 px
     assert presented >= SCALE * normal - 1 / 64, f"{what}: {presented} < {SCALE} × {normal}"
@@ -89,11 +77,14 @@ def test_training_charts_grow_with_presenter_type(make_page, finished_run, lang)
         page.wait_for_selector("#run[data-status=completed]", timeout=120_000)
         page.locator("#loss-chart").scroll_into_view_if_needed()
         sizes[viewport] = page.evaluate(CHART_SIZES)
-        sizes[viewport]["gradient"] = page.evaluate(GRADIENT_TICK)
+        # the gradient bars (chart.js's SVG): the size its text is drawn at on screen
+        sizes[viewport]["gradient"] = chart_text(page, "#grad-chart")[0]
         no_sideways_scroll(page)
         save_screenshot(page, f"presenter-train-{lang}-{viewport}")
     gradient = {viewport: sizes[viewport].pop("gradient") for viewport, _ in SIZES}
-    at_least_scaled(gradient["laptop"], gradient["projector"], "gradient chart's tick labels")
+    for key in ("tick", "title"):
+        assert gradient["laptop"][key] >= SMALLEST, gradient
+        at_least_scaled(gradient["laptop"][key], gradient["projector"][key], f"gradient {key}")
     for chart, normal in sizes["laptop"].items():
         presented = sizes["projector"][chart]
         assert normal["tick"] == 11 and normal["title"] == 12  # laptop sizes as they were
@@ -110,6 +101,18 @@ def test_training_charts_grow_with_presenter_type(make_page, finished_run, lang)
     page.keyboard.press("p")
     expect(page.locator("html")).to_have_class("presenter")
     expect(page.locator("#loss-chart")).to_have_attribute("data-tick-font", str(11 * SCALE))
+
+
+@pytest.mark.parametrize("lang", ["ko", "en"])
+def test_gradient_chart_reads_on_a_phone(make_page, finished_run, lang):
+    page = make_page("phone")
+    page.goto(f"/train?lang={lang}&run={finished_run}")
+    page.wait_for_selector("#run[data-status=completed]", timeout=120_000)
+    page.locator("#grad-chart").scroll_into_view_if_needed()
+    save_screenshot(page, f"presenter-train-{lang}-phone", full_page=False)
+    gradient = chart_text(page, "#grad-chart")[0]
+    assert gradient["tick"] >= SMALLEST and gradient["title"] >= SMALLEST, gradient
+    no_sideways_scroll(page)
 
 
 @pytest.mark.parametrize("lang", ["ko", "en"])

@@ -8,6 +8,7 @@
 
 import uPlot from "../../vendor/uplot/uPlot.esm.js";
 import { formatNumber } from "../format.js";
+import { onTypeScaleChange, typeScale } from "../type_scale.js";
 
 // Sizes in px at the page's normal type size; every one is multiplied by typeScale() (presenter
 // mode's larger type, or a reader's larger default font), like the rem-sized text around them.
@@ -22,9 +23,6 @@ const X_TICK_ROOM = 18; // px, one line of x tick labels
 const SPACE = { x: 50, y: 30 }; // px at least between two ticks (uPlot's defaults)
 
 const css = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim();
-
-/** The root font size over the browser's 16 px: 1.35 in presenter mode (base.css --scale). */
-const typeScale = () => parseFloat(getComputedStyle(document.documentElement).fontSize) / 16 || 1;
 
 function colour(k) {
   const index = k % FIXED.length;
@@ -165,7 +163,7 @@ export function createRunChart(container, options = {}) {
     if (plot && Math.abs(plot.width - container.clientWidth) > 2) plot.setSize({ width: Math.max(200, container.clientWidth), height: height() });
   }).observe(container);
   // presenter mode on or off (theme.js): drawn again at the new type size
-  window.addEventListener("presenterchange", () => plot && build());
+  onTypeScaleChange(() => plot && build());
 
   return { update, setLog, resetZoom, get log() { return log; }, get plot() { return plot; } };
 }
