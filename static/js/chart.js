@@ -10,7 +10,7 @@ import { onTypeScaleChange, typeScale } from "./type_scale.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 // Sizes in px at the page's normal type size; each is multiplied by typeScale().
-const HEIGHT = { least: 200, most: 300 }; // between these, the height follows the width:
+const HEIGHT = { least: 220, most: 300 }; // between these, the height follows the width:
 const ASPECT = 300 / 640;
 const UNLAID_WIDTH = 640; // a chart whose container has no width yet (a hidden card)
 // the y axis's title sits above the plot, over the tick column, where no tick text can reach it
@@ -106,6 +106,13 @@ function frame(container, label, redraw) {
 /** The plot's height split into y ticks at least `space` px (× type scale) apart, at most `most`. */
 const yTickCount = (plot, space, most) => clamp(Math.floor((plot.bottom - plot.top) / (space * plot.s)), 2, most);
 
+/** niceTicks, asking for more where a round step leaves fewer than three (a short plot). */
+function someTicks(min, max, count) {
+  let ticks = niceTicks(min, max, count);
+  for (let more = count + 1; ticks.length < 3 && more <= 2 * count; more += 1) ticks = niceTicks(min, max, more);
+  return ticks;
+}
+
 function axes(layer, plot, { xTicks, yTicks, xOf, yOf, xLabel, yLabel, yFormat = tickText, xGrid = true }) {
   layer.replaceChildren();
   const { s, left, right, top, bottom } = plot;
@@ -150,7 +157,7 @@ export function createLineChart(container, options = {}) {
     [yMin, yMax] = [yMin - padY, yMax + padY];
     const [xMin, xMax] = [next.x[0], next.x[next.x.length - 1]];
     const plot = chart.box();
-    const yTicks = niceTicks(yMin, yMax, yTickCount(plot, TICK_SPACE.y, 6));
+    const yTicks = someTicks(yMin, yMax, yTickCount(plot, TICK_SPACE.y, 6));
     chart.fitLeft(plot, yTicks.map(tickText));
     // x ticks at least TICK_SPACE.x apart; the outermost labels, centred on the plot's edges, fit
     const xTicks = niceTicks(xMin, xMax, clamp(Math.floor((plot.right - plot.left) / (TICK_SPACE.x * plot.s)), 2, 8));
@@ -238,7 +245,7 @@ export function createBarChart(container, options = {}) {
     const most = yTickCount(plot, LOG_TICK_SPACE, Infinity);
     const yTicks = options.log
       ? Array.from({ length: high - low + 1 }, (_, k) => low + k).filter((_, k, all) => all.length <= most || k % Math.ceil(all.length / most) === 0)
-      : niceTicks(low, high, yTickCount(plot, TICK_SPACE.y, 5));
+      : someTicks(low, high, yTickCount(plot, TICK_SPACE.y, 5));
     chart.fitLeft(plot, yTicks.map(yFormat));
     // every label that fits: one in `every`, at least LABEL_GAP apart; the last one always
     const labelWidths = chart.widths(labels);

@@ -79,3 +79,19 @@ def test_chart_text_is_readable_at_every_size(make_page, lang, name, path, drawn
         no_sideways_scroll(page)
         save_screenshot(page, f"chart-text-{name}-{lang}-{viewport}", full_page=False)
     check_sizes(sizes)
+
+
+def test_the_p_key_redraws_the_charts_at_presenter_size(make_page):
+    page = make_page("laptop")
+    page.goto("/loss?lang=en")
+    page.wait_for_selector("body[data-answers]", state="attached", timeout=90_000)
+    laptop = chart_text(page)
+    page.keyboard.press("p")
+    page.wait_for_function(
+        "(least) => parseFloat(getComputedStyle(document.querySelector('.chart-tick')).fontSize)"
+        " * document.querySelector('svg.chart').getBoundingClientRect().width"
+        " / document.querySelector('svg.chart').viewBox.baseVal.width >= least",
+        arg=SCALE * laptop[0]["tick"] - 0.01,
+    )
+    check_sizes({"laptop": laptop, "phone": [], "projector": chart_text(page)})
+    no_sideways_scroll(page)
