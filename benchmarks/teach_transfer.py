@@ -10,13 +10,14 @@ worker runs: `plan_run` (the transfer source checked, the pictures read at its i
 then `build_trainer` (`app.runs.worker`) and the trainer's own events; 6 pictures per class are
 held out (`val_fraction` 0.2, stratified by the seed) and never trained on.
 - transfer: `init_from` a bundled source (`--source`: by default `tinyvgg_colour`, TinyVGG
-  pretrained on generated colour things; `tinyvgg`, the one trained on grey shapes; see
-  weights/README.md), a new 3-class head, every layer training, normalised with the source's
-  statistics;
-- scratch: the same TinyVGG freshly initialised (seeded) at the source's input size,
-  everything else equal.
-Both with the recipe below (`--epochs`, `--lr`; Adam, cosine schedule, batch 16, random
-horizontal flips), one torch thread. Time: the trainer's own `elapsed_s` (data loading and
+  32 channels wide with batch norm pretrained on generated colour things; `tinyvgg`, the one
+  trained on grey shapes; see weights/README.md), a new 3-class head, every layer training,
+  normalised with the source's statistics;
+- scratch: the zoo's TinyVGG (10 channels) freshly initialised (seeded) at the source's input
+  size, everything else equal.
+Both with the recipe of /teach's "Train" link (`TRAIN_RECIPE` in static/js/datasets/teach.js:
+`--epochs`, `--lr`, `--shift`; Adam, cosine schedule, batch 16, random horizontal flips and
+shifts), one torch thread. Time: the trainer's own `elapsed_s` (data loading and
 model building excluded, as a student sees the progress bar). Target (issue 15): transfer
 ≥ 90 % held-out (mean over the seeds) within 60 s; the script exits 1 when it is missed.
 
@@ -94,7 +95,7 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--shift", type=int, default=0)
+    parser.add_argument("--shift", type=int, default=2)
     parser.add_argument("--schedule", default="cosine", choices=["constant", "step", "cosine"])
     parser.add_argument("--side", type=int, default=96, help="pictures drawn at side×side")
     parser.add_argument("--source", default="tinyvgg_colour", help="a bundled transfer source")

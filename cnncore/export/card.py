@@ -50,7 +50,7 @@ def model_card(
                 "created_at": _iso(run["created_at"])},  # fmt: skip
         "model": {"architecture": trained["model"], "activation": config.get("activation"),
                   "batch_norm": config.get("batch_norm"), "dropout": config.get("dropout"),
-                  "init_from": run.get("init_from")},  # fmt: skip
+                  "width": config.get("width"), "init_from": run.get("init_from")},  # fmt: skip
         "data": {"dataset": trained["dataset"], "dataset_id": data.get("dataset"),
                  "dataset_version": data.get("dataset_version"),
                  "classes": list(trained["labels"] or ()), "train_size": trained["train_size"],
@@ -118,6 +118,7 @@ def card_markdown(card: dict[str, Any]) -> str:
         f"| activation | {model['activation'] or 'as published'} |",
         f"| batch norm | {model['batch_norm']} |",
         f"| dropout | {model['dropout']} |",
+        f"| channels per convolution | {model['width'] or 'as published'} |",
         *([f"| started from | {_start(model['init_from'])} |"] if model["init_from"] else []),
         "",
         "## Data",

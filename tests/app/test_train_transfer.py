@@ -220,9 +220,13 @@ def test_the_colour_backbone_is_offered_and_a_run_starts_from_it(desk):
     source = load_file(path)
     tuned = load_file(client.app.dependency_overrides[get_run_manager]()
                       .checkpoint_for_run(created.json()["id"]))  # fmt: skip
-    for name in ("block1.conv1.weight", "block1.conv1.bias", "block1.conv2.weight"):
+    assert config["batch_norm"] is True and config["width"] == 32  # the backbone's options
+    # the first block's convolutions and batch norms, statistics held: the file's, bit for bit
+    for name in ("block1.conv1.0.weight", "block1.conv1.0.bias", "block1.conv2.0.weight",
+                 "block1.conv1.1.weight", "block1.conv1.1.running_mean",
+                 "block1.conv2.1.running_var"):  # fmt: skip
         assert torch.equal(tuned[name], source[name]), name
-    assert not torch.equal(tuned["block2.conv1.weight"], source["block2.conv1.weight"])
+    assert not torch.equal(tuned["block2.conv1.0.weight"], source["block2.conv1.0.weight"])
     assert tuned["classifier.weight"].shape[0] == 3
     assert start["dataset"]["input_shape"] == [3, 32, 32]  # the backbone reads 32×32
 

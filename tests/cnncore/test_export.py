@@ -232,6 +232,8 @@ def test_model_card_states_data_config_metrics_and_files():
     assert card["files"]["onnx_opset"] == OPSET and card["cnnviz_version"]
     markdown = export_run(checkpoint, facts(), "card").data.decode()
     assert "**87.50%**" in markdown and f"opset {OPSET}" in markdown
+    assert card["model"]["width"] is None  # the zoo's own channels
+    assert "| channels per convolution | as published |" in markdown.splitlines()
     assert "| 2 | 0.7500 | 0.8000 | 0.5000 | 0.8750 |" in markdown
     assert "/srv/secret" not in markdown
 

@@ -104,17 +104,21 @@ def test_imagenet_backbone_computes_torchvisions_features(tmp_path, name):
 
 
 def test_the_colour_backbone_is_tinyvgg_pretrained_on_colour_things():
-    """`tinyvgg_colour` is a bundled backbone named by its file: TinyVGG's network (rebuilt
-    strictly from the file), 3×32×32 input, the 16 colour things; on fresh pictures of that set
-    (another seed than its training split's) it scores near its recorded held-out accuracy."""
+    """`tinyvgg_colour` is a bundled backbone named by its file: TinyVGG 32 channels wide with
+    batch norm (rebuilt strictly from the file with the options its metadata records), 3×32×32
+    input, the 16 colour things; on fresh pictures of that set (another seed than its training
+    split's) it scores near its recorded held-out accuracy."""
     source = weights_source("bundled", "tinyvgg_colour", imagenet_dir=None)
     meta = source.trained
     assert source.model == "tinyvgg_colour" and source.config.model == "tinyvgg"
+    assert meta.options == {"batch_norm": True, "width": 32}
+    assert (source.config.batch_norm, source.config.width) == (True, 32)
     assert meta.model == "tinyvgg" and meta.dataset == "colour_things"
     assert meta.input_shape == (3, 32, 32) and meta.labels == COLOUR_THINGS
     assert bundled_backbones() == {"tinyvgg_colour": WEIGHTS_DIR / "tinyvgg_colour.safetensors"}
     net = load_weights_source(source).model  # load_state_dict(strict=True) inside
-    assert isinstance(net, TinyVGG) and net.classifier.in_features == 10 * 5 * 5
+    assert isinstance(net, TinyVGG) and net.classifier.in_features == 32 * 5 * 5
+    assert isinstance(net.block1.conv1[1], nn.BatchNorm2d)
     images, labels, _ = generate_colour_things(25, side=32, seed=123)
     mean = torch.tensor(meta.mean).view(1, 3, 1, 1)
     std = torch.tensor(meta.std).view(1, 3, 1, 1)
