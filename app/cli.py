@@ -49,8 +49,25 @@ def _serve_on(args: argparse.Namespace) -> None:
     uvicorn.Server(config).run(sockets=[socket.socket(fileno=args.fd)])
 
 
+def spin_briefly(count: int) -> bool:
+    """Idle OpenMP threads of this process (and of the processes it starts) spin `count` rounds
+    before they sleep: GOMP_SPINCOUNT, read by libgomp once, when torch loads it, so only
+    before torch is imported (a value the environment already has is kept). True when set.
+
+    libgomp spins 300 000 rounds, but 1 000 once a process runs more OpenMP threads than it has
+    cores. A server runs its forward passes in one team (a request thread and its helpers), so it
+    spins long: under load a spinning thread takes the core its team mate waits for, and a VGG-16
+    forward pass costs twice its CPU (766-869 ms against 396-413 ms with two teams, load 7-9;
+    docs/PERFORMANCE.md). 1 000 is what the same pass gets in a process with two teams."""
+    if count <= 0 or "torch" in sys.modules:
+        return False
+    os.environ.setdefault("GOMP_SPINCOUNT", str(count))
+    return True
+
+
 def main(argv: list[str] | None = None) -> None:
     settings = get_settings()
+    spin_briefly(settings.omp_spin_count)  # before the commands below import torch
     parser = argparse.ArgumentParser(prog="cnnviz", description="cnnviz: see how CNNs work")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="serve the web app")

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     # 8 per core) and how often a heavy request may hand free heap back (malloc_trim; 0: never)
     malloc_arena_max: int = Field(2, ge=0, le=1024)
     malloc_trim_seconds: float = Field(10.0, ge=0)
+    # how long an idle OpenMP thread of a `cnnviz` process spins before it sleeps (GOMP_SPINCOUNT,
+    # app/cli.py); 0: libgomp's default (300 000, or 1 000 once it runs more threads than cores)
+    omp_spin_count: int = Field(1000, ge=0)
 
     # --- every request (app/limits.py) and cross-origin access -------------------------------
     max_body_bytes: int = 4_000_000  # a body of number grids (conv/pool traces): 413 above this
