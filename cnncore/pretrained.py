@@ -51,7 +51,7 @@ from cnncore.weights import (
     WeightsInfo,
     bundled_backbones,
     load_model,
-    read_weights,
+    read_metadata,
 )
 
 __all__ = [
@@ -370,8 +370,10 @@ class ModelWeights:
     installed: InstalledWeights | None
     published: PublishedWeights | None  # what `cnnviz weights get` would download
     command: str | None  # the command that gets the missing published weights
-    # bundled backbones of this model, kept only as transfer sources: (file name, bytes, SHA-256)
-    backbones: tuple[tuple[str, int, str], ...] = ()
+    # bundled backbones of this model, kept only as transfer sources: (file name, bytes,
+    # SHA-256, the run options its metadata records: batch_norm, width… or None)
+    backbones: tuple[tuple[str, int, str, dict[str, Any] | None], ...] = ()
+    bundled_options: dict[str, Any] | None = None  # the bundled file's recorded run options
 
 
 @lru_cache(maxsize=64)
@@ -389,11 +391,11 @@ def weights_overview(directory: Path, bundled: Path = WEIGHTS_DIR) -> list[Model
     """Per zoo model, in the registry's order: its bundled file, its installed ImageNet file,
     the published file it could have, and which one `auto` uses."""
     found = installed(directory)
-    backbones: dict[str, list[tuple[str, int, str]]] = {}
+    backbones: dict[str, list[tuple[str, int, str, dict[str, Any] | None]]] = {}
     for path in bundled_backbones(bundled).values():
-        _, meta = read_weights(path)
+        meta = read_metadata(path)
         backbones.setdefault(meta.model, []).append(
-            (path.name, path.stat().st_size, _file_sha256(path))
+            (path.name, path.stat().st_size, _file_sha256(path), meta.options)
         )
     rows = []
     for name in list_models():
@@ -408,5 +410,6 @@ def weights_overview(directory: Path, bundled: Path = WEIGHTS_DIR) -> list[Model
             path.stat().st_size if has_bundled else None,
             _file_sha256(path) if has_bundled else None, mine, published,
             f"cnnviz weights get {name}" if missing else None, tuple(backbones.get(name, ())),
+            read_metadata(path).options if has_bundled else None,
         ))  # fmt: skip
     return rows

@@ -40,6 +40,7 @@ __all__ = [
     "bundled_backbones",
     "initialisation_weights",
     "load_model",
+    "read_metadata",
     "read_weights",
     "save_weights",
 ]
@@ -107,6 +108,15 @@ def save_weights(model: nn.Module, path: Path, metadata: TrainedMetadata) -> Non
 
 def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], TrainedMetadata]:
     """Tensors and metadata of a bundled weights file (safetensors: no code can run)."""
+    metadata = read_metadata(path)
+    try:
+        return load_file(str(path)), metadata
+    except (SafetensorError, OSError) as exc:
+        raise CNNCoreError(f"weights file {path.name} cannot be read: {exc}", "model") from exc
+
+
+def read_metadata(path: Path) -> TrainedMetadata:
+    """A bundled weights file's metadata alone (its header: no tensor is read)."""
     from safetensors import safe_open
 
     try:
@@ -120,8 +130,7 @@ def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], TrainedMetadata]:
         values["config"] = {
             k: tuple(v) if isinstance(v, list) else v for k, v in values["config"].items()
         }
-        metadata = TrainedMetadata(**values)
-        return load_file(str(path)), metadata
+        return TrainedMetadata(**values)
     except (SafetensorError, OSError, KeyError, TypeError, ValueError) as exc:
         raise CNNCoreError(f"weights file {path.name} cannot be read: {exc}", "model") from exc
 
@@ -135,7 +144,7 @@ def bundled_backbones(directory: Path = WEIGHTS_DIR) -> dict[str, Path]:
     for path in sorted(directory.glob("*.safetensors")):
         if path.stem in models:
             continue
-        _, meta = read_weights(path)
+        meta = read_metadata(path)
         if meta.model in models and meta.labels:
             found[path.stem] = path
     return found

@@ -24,6 +24,11 @@ class WeightsFileOut(BaseModel):
     top1: float | None = Field(None, description="published ImageNet-1k top-1 accuracy, %")
     top5: float | None = None
     installed: str | None = Field(None, description="when it was installed (ISO time)")
+    options: dict[str, bool | int | float | str] | None = Field(
+        None,
+        description="run options a bundled file records beyond its zoo model (batch_norm, "
+        "width…): a run that starts from it is built with them",
+    )
 
 
 class PublishedOut(BaseModel):
@@ -57,10 +62,11 @@ class ModelWeightsOut(BaseModel):
         if row.bundled:
             files.append(WeightsFileOut(kind="bundled", file=row.bundled, size=row.bundled_size,
                                         source="scripts/train_small_models.py",
-                                        sha256=row.bundled_sha256))  # fmt: skip
+                                        sha256=row.bundled_sha256,
+                                        options=row.bundled_options))  # fmt: skip
         files += [WeightsFileOut(kind="backbone", file=name, size=size, sha256=sha256,
-                                 source="scripts/train_small_models.py")
-                  for name, size, sha256 in row.backbones]  # fmt: skip
+                                 source="scripts/train_small_models.py", options=options)
+                  for name, size, sha256, options in row.backbones]  # fmt: skip
         if row.installed:
             meta = row.installed
             files.append(WeightsFileOut(

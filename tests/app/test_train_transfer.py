@@ -197,6 +197,26 @@ def test_transfer_sources_that_do_not_fit_are_refused_naming_the_field(desk):
     assert client.post("/api/runs", json=grey).status_code == 201  # as grey pictures: fits
 
 
+def test_weights_listing_gives_the_run_options_a_bundled_file_records():
+    """/train's form shows what a run from a bundled file will train (batch norm, width): the
+    listing gives each bundled file's recorded options, read here from the files' headers."""
+    from safetensors import safe_open
+
+    def recorded(name: str) -> dict | None:
+        with safe_open(str(WEIGHTS_DIR / name), framework="pt") as handle:
+            return json.loads((handle.metadata() or {}).get("options", "null"))
+
+    rows = {row["model"]: row for row in client.get("/api/weights").json()}
+    (backbone,) = [f for f in rows["tinyvgg"]["weights"] if f["kind"] == "backbone"]
+    assert backbone["options"] == recorded("tinyvgg_colour.safetensors")
+    assert backbone["options"] == {"batch_norm": True, "width": 32}
+    for model in ("lenet5", "mlp", "tinyvgg"):  # the zoo's own files: the zoo model as is
+        (bundled,) = [f for f in rows[model]["weights"] if f["kind"] == "bundled"]
+        assert bundled["options"] is None and recorded(bundled["file"]) is None, model
+    assert all(f["options"] is None for r in rows.values() for f in r["weights"]
+               if f["kind"] not in ("bundled", "backbone"))  # fmt: skip
+
+
 def test_the_colour_backbone_is_offered_and_a_run_starts_from_it(desk):
     """The bundled colour backbone (TinyVGG pretrained on generated colour things) is listed
     with TinyVGG's weights as a transfer source, and a run named after it starts from its
