@@ -65,14 +65,37 @@ function describePreset() {
 }
 
 // A transfer run keeps the architecture of the weights it starts from (cnncore/transfer.py): the
-// model's controls then say so instead of offering choices the run would not use.
+// model's controls then show that architecture, disabled, instead of offering choices the run
+// would not use; the student's own choices come back when the source goes back to none.
 const ARCHITECTURE = ["model", "activation", "bn", "dropout"];
+let ownArchitecture = null; // the student's choices, kept while a source decides them
+
+/** What a run from `from` trains: a finished run's config, or a weights file's model and recorded options. */
+function sourceArchitecture(from) {
+  const run = runs.find((r) => r.id === from);
+  if (run) return run.config;
+  return [...sources.bundled, ...sources.imagenet].find((s) => s.value === from)?.arch ?? null;
+}
+
 function showArchitectureSource() {
   const from = state.get("from");
-  const model = /^(?:bundled|imagenet):(.+)$/.exec(from)?.[1] ?? runs.find((run) => run.id === from)?.model;
-  const offered = [...form.elements.namedItem("model").options].some((option) => option.value === model);
-  if (offered && model !== state.get("model")) state.set({ model }); // the select shows what will train
+  if (from && !ownArchitecture) ownArchitecture = Object.fromEntries(ARCHITECTURE.map((name) => [name, state.get(name)]));
+  const arch = from ? sourceArchitecture(from) : null;
+  if (arch) {
+    const shown = { activation: arch.activation ?? "default", bn: Boolean(arch.batch_norm), dropout: arch.dropout ?? 0 };
+    const offered = [...form.elements.namedItem("model").options].some((option) => option.value === arch.model);
+    if (offered) shown.model = arch.model; // the select shows what will train
+    const changed = Object.fromEntries(Object.entries(shown).filter(([name, value]) => state.get(name) !== value));
+    if (Object.keys(changed).length) state.set(changed);
+  } else if (!from && ownArchitecture) {
+    state.set(ownArchitecture);
+    ownArchitecture = null;
+  }
   for (const name of ARCHITECTURE) form.elements.namedItem(name).disabled = Boolean(from);
+  const decides = $("arch-from-hint");
+  const width = arch?.width ? ` · ${t("train.from.width", { width: arch.width })}` : "";
+  decides.textContent = from ? `${t("train.from.decides")}${width}` : "";
+  decides.hidden = !from;
   const note = $("model-from-note");
   const chosen = form.elements.namedItem("from").selectedOptions[0];
   note.textContent = from ? t("train.from.keeps", { source: chosen?.value === from ? chosen.textContent : from }) : "";

@@ -63,19 +63,24 @@ export function fillDataSelect(select, listing, value) {
 
 export const loadDatasets = () => getJSON(`/api/train/datasets?${new URLSearchParams(ownDatasetIds().map((id) => ["mine", id]))}`);
 
-/** Weights a run can start from: [{value, text}] of bundled classifiers and backbones and installed ImageNet files. */
+/**
+ * Weights a run can start from: [{value, text, arch}] of bundled classifiers and backbones and
+ * installed ImageNet files. `arch`: the architecture a run from it trains (cnncore/transfer.py's
+ * ARCHITECTURE_FIELDS): the zoo model and the run options its file records (batch_norm, width).
+ */
 export function weightSources(weights) {
   const sources = { bundled: [], imagenet: [] };
   for (const row of weights) {
     for (const file of row.weights) {
+      const arch = { model: row.model, ...file.options };
       if (file.kind === "bundled" && row.model !== "autoencoder") {
-        sources.bundled.push({ value: `bundled:${row.model}`, text: t("train.from.bundled", { model: t(`train.model.${row.model}`) }) });
+        sources.bundled.push({ value: `bundled:${row.model}`, text: t("train.from.bundled", { model: t(`train.model.${row.model}`) }), arch });
       } else if (file.kind === "backbone") {
         // a bundled transfer-only backbone: named by its file (tinyvgg_colour.safetensors)
         const name = file.file.replace(/\.safetensors$/, "");
-        sources.bundled.push({ value: `bundled:${name}`, text: t(`train.from.backbone.${name}`) });
+        sources.bundled.push({ value: `bundled:${name}`, text: t(`train.from.backbone.${name}`), arch });
       } else if (file.kind === "imagenet") {
-        sources.imagenet.push({ value: `imagenet:${row.model}`, text: t("train.from.imagenet", { model: t(`train.model.${row.model}`) }) });
+        sources.imagenet.push({ value: `imagenet:${row.model}`, text: t("train.from.imagenet", { model: t(`train.model.${row.model}`) }), arch });
       }
     }
   }
