@@ -241,6 +241,13 @@ def test_the_colour_backbone_is_offered_and_a_run_starts_from_it(desk):
     tuned = load_file(client.app.dependency_overrides[get_run_manager]()
                       .checkpoint_for_run(created.json()["id"]))  # fmt: skip
     assert config["batch_norm"] is True and config["width"] == 32  # the backbone's options
+    # the model card says what /train's form shows for this source (batch norm, 32 channels)
+    exported = f"/api/runs/{created.json()['id']}/export"
+    card = client.get(exported, params={"format": "card_json"}).json()
+    assert card["model"]["batch_norm"] is True and card["model"]["width"] == 32
+    markdown = client.get(exported, params={"format": "card"}).text.splitlines()
+    assert "| batch norm | True |" in markdown
+    assert "| channels per convolution | 32 |" in markdown
     # the first block's convolutions and batch norms, statistics held: the file's, bit for bit
     for name in ("block1.conv1.0.weight", "block1.conv1.0.bias", "block1.conv2.0.weight",
                  "block1.conv1.1.weight", "block1.conv1.1.running_mean",
