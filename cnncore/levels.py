@@ -163,6 +163,12 @@ class LayerLevels:
         return self.tile_shape[0]
 
     @property
+    def finite(self) -> bool:
+        """False when a shown tile's range has an end at ±inf or NaN (weights that overflow
+        float32): its levels are then 0 where the value is not a number (`_quantise`)."""
+        return math.isfinite(sum(low + high for low, high in self.ranges))
+
+    @property
     def channels_shown(self) -> int:
         return self.channels if self.units else self.tiles
 

@@ -14,6 +14,7 @@ from app.errors import core_error_response
 from app.explain_jobs import OcclusionJob, OcclusionJobs, get_occlusion_jobs
 from app.feature_cache import FeatureCache, get_feature_cache
 from app.limits import heavy_work
+from app.schemas.common import finite_or_none
 from app.schemas.explain import (
     ExplainIn,
     ExplainOut,
@@ -74,8 +75,9 @@ def _explain(store, cache, body: ExplainIn, settings: Settings) -> ExplainOut:
                if len(shapes.get(n, ())) == 3 and max(shapes[n][1:]) > 1]  # fmt: skip
     return ExplainOut(
         layer=layer, layer_shape=list(found.layer_shape), default_layer=default, layers=spatial,
-        target=found.target, label=labels[found.target] if labels else None, score=found.score,
-        probability=found.probability, maps={k: heatmap_url(v) for k, v in maps.items()},
+        target=found.target, label=labels[found.target] if labels else None,
+        score=finite_or_none(found.score), probability=finite_or_none(found.probability),
+        maps={k: heatmap_url(v) for k, v in maps.items()},
         size=list(picture.shape[-2:]),
     )  # fmt: skip
 

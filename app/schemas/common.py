@@ -157,3 +157,8 @@ def json_response(body: dict[str, Any]) -> Response:
     large answer, so the trace routes skip that (their tests validate answers against it).
     """
     return Response(json.dumps(body, allow_nan=False), media_type="application/json")
+
+
+def finite_or_none(value: float) -> float | None:
+    """`value`, or None (JSON null) for ±inf and NaN, which JSON cannot write."""
+    return value if math.isfinite(value) else None

@@ -17,8 +17,9 @@ HEATMAP = "magma"
 
 
 def heatmap_url(values: np.ndarray) -> str:
-    """A [0, 1] map as a coloured PNG data URL (level 255 = the map's maximum)."""
-    levels = np.clip(np.rint(values * 255), 0, 255).astype(np.uint8)
+    """A [0, 1] map as a coloured PNG data URL (level 255 = the map's maximum); NaN (a model
+    whose values overflowed) is drawn at level 0."""
+    levels = np.clip(np.rint(np.nan_to_num(values * 255)), 0, 255).astype(np.uint8)
     png = encode_png(apply_colormap(levels, HEATMAP))
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
@@ -45,8 +46,8 @@ class ExplainOut(BaseModel):
     layers: list[LayerChoice] = Field(description="layers with a spatial map, in order")
     target: int
     label: str | None
-    score: float = Field(description="the class's logit")
-    probability: float
+    score: float | None = Field(description="the class's logit; null: ±inf or NaN")
+    probability: float | None = Field(description="null: NaN (logits that overflowed)")
     maps: dict[str, str] = Field(description="method → PNG data URL at the picture's size")
     size: list[int]
 

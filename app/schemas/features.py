@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from app.schemas.common import finite_or_none
 from app.schemas.runs import RUN_ID_PATTERN
 from cnncore.class_names import localised_names
 from cnncore.familiarity import Familiarity
@@ -144,8 +145,14 @@ class LayerOut(BaseModel):
     units: bool  # true: no spatial extent, all values folded row by row into one tile
     grid: list[int]  # rows, cols of tiles in the atlas (1-pixel gaps between tiles)
     tile: list[int]  # height, width of one tile
-    ranges: list[list[float]]  # [low, high] per shown channel
+    # [low, high] per shown channel; null for an end at ±inf or NaN (then `finite` is false)
+    ranges: list[list[float | None]]
     url: str
+    finite: bool = Field(
+        True,
+        description="false: a shown channel's values overflowed float32 (±inf) or are NaN; "
+        "its range ends are null and those values are drawn at level 0",
+    )
 
     @classmethod
     def of(cls, layer: LayerLevels, url: str) -> LayerOut:
@@ -159,14 +166,15 @@ class LayerOut(BaseModel):
             units=layer.units,
             grid=[rows, cols],
             tile=list(layer.tile_shape[1:]),  # the levels themselves may be made later
-            ranges=[[low, high] for low, high in layer.ranges],
+            ranges=[[finite_or_none(low), finite_or_none(high)] for low, high in layer.ranges],
             url=url,
+            finite=layer.finite,
         )
 
 
 class PredictionOut(BaseModel):
     label: str
-    prob: float
+    prob: float | None  # None: NaN (logits that overflowed)
     index: int = -1  # the class number (what /api/explanations calls `target`)
     # the class name in each page language, where cnncore.class_names knows it (ImageNet, shapes)
     names: dict[str, str] | None = None
@@ -176,7 +184,8 @@ class PredictionOut(BaseModel):
         names = None
         if table is not None and 0 <= prediction.index < len(table["en"]):
             names = {lang: table[lang][prediction.index] for lang in table}
-        return cls(label=prediction.label, prob=prediction.prob, index=prediction.index,
+        prob = finite_or_none(prediction.prob)
+        return cls(label=prediction.label, prob=prob, index=prediction.index,
                    names=names)  # fmt: skip
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from app.schemas.common import finite_or_none
 from cnncore.live_prediction import ClassProbabilities
 
 
@@ -14,10 +15,11 @@ class ClassProbabilitiesOut(BaseModel):
     model: str
     run: str | None  # the training run whose newest checkpoint answered; None: bundled weights
     labels: list[str]
-    probs: list[float]
+    probs: list[float | None]  # None: NaN (logits that overflowed)
     input_shape: list[int]  # channels, height, width the network was given
 
     @classmethod
     def of(cls, found: ClassProbabilities, model: str, run: str | None) -> ClassProbabilitiesOut:
-        return cls(model=model, run=run, labels=list(found.labels), probs=list(found.probs),
+        probs = [finite_or_none(p) for p in found.probs]
+        return cls(model=model, run=run, labels=list(found.labels), probs=probs,
                    input_shape=list(found.input_shape))  # fmt: skip

@@ -7,13 +7,13 @@ heatmap travels as a grey PNG data URL (level = round(255 · value / max)), as f
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import numpy as np
 import torch
 from pydantic import BaseModel, Field
 
+from app.schemas.common import finite_or_none
 from app.schemas.models import PARSE_CEILING, PairOut, SummaryQuery
 from app.schemas.runs import RUN_ID_PATTERN
 from app.settings import Settings
@@ -256,10 +256,6 @@ class SweepIn(BaseModel):
         )
 
 
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
-
-
 class FitOut(BaseModel):
     centre: PairOut = Field(description="mean row (height) and column (width) of the mass")
     sigma: PairOut = Field(description="standard deviation per axis, input pixels")
@@ -383,6 +379,6 @@ class SweepOut(BaseModel):
             size=query.size,
             samples=query.samples,
             points=points,
-            erf_exponent=_finite(sweep.erf_exponent),
-            theoretical_exponent=_finite(sweep.theoretical_exponent),
+            erf_exponent=finite_or_none(sweep.erf_exponent),
+            theoretical_exponent=finite_or_none(sweep.theoretical_exponent),
         )
