@@ -5,7 +5,7 @@
 // channel's [low, high] give the value back, value = low + level / 255 · (high − low).
 
 import { t } from "./i18n.js";
-import { formatNumber, shapeText } from "./format.js";
+import { NOT_A_NUMBER, formatNumber, shapeText } from "./format.js";
 import { cssColour, loadImage, pixelsOf } from "./pictures.js";
 
 const GAP = 1; // pixels between tiles in an atlas (cnncore.features.ATLAS_GAP)
@@ -80,8 +80,8 @@ export function createLayerDetail(nodes, { onChannel }) {
     context.strokeRect(cursor.col * zoom, cursor.row * zoom, zoom, zoom);
     const [low, high] = layer.ranges[channel];
     drawCaption();
-    nodes.legendLow.textContent = formatNumber(low, 3);
-    nodes.legendHigh.textContent = formatNumber(high, 3);
+    nodes.legendLow.textContent = low === null ? NOT_A_NUMBER : formatNumber(low, 3);
+    nodes.legendHigh.textContent = high === null ? NOT_A_NUMBER : formatNumber(high, 3);
     readout();
   }
 
@@ -97,7 +97,9 @@ export function createLayerDetail(nodes, { onChannel }) {
     const { row, col } = cursor;
     const level = levels.data[(row * levels.width + col) * 4];
     const [low, high] = layer.ranges[channel];
-    const value = formatNumber(low + (level / 255) * (high - low), 4);
+    // an end at ±inf or NaN (null): the level cannot give the value back
+    const value = low === null || high === null
+      ? NOT_A_NUMBER : formatNumber(low + (level / 255) * (high - low), 4);
     if (layer.units) {
       const unit = row * tileW + col;
       nodes.readout.textContent = unit < layer.channels
@@ -233,6 +235,7 @@ export function createLayerDetail(nodes, { onChannel }) {
         shapeText(layer.shape),
         capped ? t("features.detail.capped", { shown: layer.channels_shown, count: layer.channels }) : "",
       ].filter(Boolean).join(" · ");
+      nodes.overflow.hidden = layer.finite !== false;
       nodes.section.hidden = false;
       drawLegend();
       drawAtlas();

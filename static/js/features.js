@@ -6,7 +6,7 @@ import { language, t } from "./i18n.js";
 import { clearErrors, getJSON, isAbort, latestOnly, showErrors } from "./api.js";
 import { createState } from "./state.js";
 import { bindControls } from "./controls.js";
-import { formatNumber, shapeText } from "./format.js";
+import { NOT_A_NUMBER, formatNumber, shapeText } from "./format.js";
 import { DEFAULT_SAMPLE, FEATURES_STATE, REQUEST_FIELDS } from "./features_state.js";
 import { noPredictionsKey, postFeatures, postLiveFeatures } from "./features_api.js";
 import { createPicker } from "./feature_picker.js";
@@ -94,7 +94,7 @@ const detail = createLayerDetail(
     section: $("layer-detail"), heading: $("detail-heading"), facts: $("detail-facts"),
     atlas: $("atlas-canvas"), channel: $("channel-canvas"), caption: $("channel-caption"),
     readout: $("readout"), legendBar: $("legend-bar"), legendLow: $("legend-low"),
-    legendHigh: $("legend-high"),
+    legendHigh: $("legend-high"), overflow: $("detail-overflow"),
   },
   { onChannel: (channel) => state.set({ channel }) },
 );
@@ -192,11 +192,11 @@ function renderPredictions(body) {
     const meter = document.createElement("meter");
     meter.min = 0;
     meter.max = 1;
-    meter.value = prediction.prob;
+    meter.value = prediction.prob ?? 0; // null: NaN logits (a model whose values overflowed)
     meter.setAttribute("aria-label", label.textContent);
     const value = document.createElement("span");
     value.className = "prediction-value";
-    value.textContent = `${formatNumber(prediction.prob * 100, 1)}%`;
+    value.textContent = prediction.prob === null ? NOT_A_NUMBER : `${formatNumber(prediction.prob * 100, 1)}%`;
     item.append(label, meter, value);
     return item;
   }));

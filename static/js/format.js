@@ -3,6 +3,9 @@
 
 const FLOAT_NOISE = 1e-12;
 
+/** Shown for a value the server sent as null because it is ±inf or NaN. */
+export const NOT_A_NUMBER = "—";
+
 /** Compact form for grid cells: integers as they are, others rounded to `digits` decimals. */
 export function formatNumber(value, digits = 2) {
   if (value === null || value === undefined) return "";

@@ -1,0 +1,53 @@
+"""/features with a student's model whose values overflow float32: the layer says so in a note
+(English and Korean), its range and readout show a dash instead of a made-up number, the
+predictions of NaN logits a dash, and the page throws nothing."""
+
+import pytest
+import torch
+from safetensors.torch import save
+
+from app.i18n import messages
+from cnncore.models import build_model
+from cnncore.seeding import seeded
+
+
+def overflowing_state() -> bytes:
+    """A grey TinyVGG whose first two convs are scaled by 1e30: block1.conv2 overflows."""
+    with seeded(4):
+        model = build_model("tinyvgg", in_channels=1, num_classes=4)
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    for key in ("block1.conv1.weight", "block1.conv2.weight"):
+        state[key] = state[key] * torch.tensor(1e30)
+    return save(state)
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_an_overflowing_layer_is_named_and_read_as_a_dash(make_page, live_server, screenshot,
+                                                         lang):  # fmt: skip
+    page = make_page()
+    answer = page.request.post(f"{live_server}/api/uploaded-models", multipart={
+        "name": "overflow", "architecture": "tinyvgg",
+        "file": {"name": "w.safetensors", "mimeType": "application/octet-stream",
+                 "buffer": overflowing_state()},
+        "labels": {"name": "labels.txt", "mimeType": "text/plain", "buffer": b"a\nb\nc\nd\n"},
+    })  # fmt: skip
+    assert answer.status == 201, answer.text()
+    name = answer.json()["model"]["model"]
+    text = messages(lang, "features")
+    page.goto(f"/features?lang={lang}&model={name}&sample=digit&layer=block1.relu1")
+    page.wait_for_function(
+        "() => document.getElementById('detail-heading').textContent.includes('block1.relu1')",
+        timeout=90_000,
+    )
+    assert page.locator("#detail-overflow").is_hidden()  # huge (1e29) but finite
+    assert page.text_content("#legend-high") != "—"
+    page.click(".layer-card >> nth=2")  # block1.conv2: ±inf
+    page.wait_for_function(
+        "() => document.getElementById('detail-heading').textContent.includes('block1.conv2')"
+    )
+    note = page.locator("#detail-overflow")
+    assert note.is_visible() and note.text_content() == text["features.detail.non_finite"]
+    assert page.text_content("#legend-low") == "—" and page.text_content("#legend-high") == "—"
+    page.wait_for_function("() => document.getElementById('readout').textContent.endsWith('—')")
+    assert page.locator(".prediction-value").all_text_contents() == ["—"] * 4
+    screenshot(page, f"features-overflow-{lang}")
