@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field
 
+from app.schemas.common import finite_or_none
 from cnncore.unit import UnitComputation
 
 MAX_INDEX = 1_000_000  # larger than any map side or unit count of the zoo at its largest input
@@ -48,12 +49,18 @@ class UnitOut(BaseModel):
     y: int
     x: int
     shape: list[int]
-    value: float = Field(description="the captured activation (float32)")
-    total: float = Field(description="the same number recomputed in float64 from the terms")
+    value: float | None = Field(
+        description="the captured activation (float32); null: ±inf or NaN (values that overflowed)"
+    )
+    total: float | None = Field(
+        description="the same number recomputed in float64 from the terms; null: ±inf or NaN"
+    )
     sources: list[str] = Field(description="layers the unit reads; _input is the picture")
     detail: dict[str, Any]
 
     @classmethod
     def of(cls, unit: UnitComputation) -> UnitOut:
         plain = _plain(unit)
+        for name in ("value", "total"):  # JSON has no ±inf nor NaN
+            plain[name] = finite_or_none(plain[name])
         return cls(**plain)

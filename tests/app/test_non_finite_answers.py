@@ -15,6 +15,7 @@ from app.deps import settings_dep
 from app.main import app
 from app.schemas.features import FeaturesOut
 from app.schemas.predict import ClassProbabilitiesOut
+from app.schemas.unit import UnitOut
 from app.settings import Settings
 from app.uploaded_models import UploadedModels, get_uploaded_models
 from cnncore.features import prepare_input
@@ -111,6 +112,11 @@ def test_overflowing_layers_are_flagged_and_finite_ones_unchanged(overflowing):
                       params={"layer": "block1.conv2", "channel": 1, "y": 3, "x": 4})  # fmt: skip
     assert unit.status_code == 200, unit.text
     assert unit.json()["value"] == number(conv2[1, 3, 4])
+    UnitOut.model_validate(unit.json())  # null declared
+    classifier = client.get(f"/api/features/{body['id']}/unit",
+                            params={"layer": "classifier", "channel": 1})  # fmt: skip
+    assert classifier.status_code == 200 and classifier.json()["value"] is None  # NaN
+    UnitOut.model_validate(classifier.json())
     explained = client.post("/api/explanations", json={"result": body["id"]})
     assert explained.status_code == 200, explained.text
 

@@ -6,7 +6,7 @@
 // "cnnviz:live" (detail: its round trip in ms), which the benchmark reads.
 
 import { clearErrors, getJSON, requestJSON, showErrors } from "../api.js";
-import { formatNumber } from "../format.js";
+import { NOT_A_NUMBER, formatNumber } from "../format.js";
 import { language, t } from "../i18n.js";
 import { modelCatalogue } from "../model_catalogue.js";
 import { startCamera } from "./camera.js";
@@ -108,12 +108,13 @@ export function createLive(nodes) {
     }
     answer.probs.forEach((prob, i) => {
       const item = nodes.bars.children[i];
-      const percent = prob * 100;
+      const percent = (prob ?? 0) * 100; // null: NaN logits (a model whose values overflowed)
       item.dataset.prob = String(prob);
       item.classList.toggle("is-top", i === top);
       item.querySelector(".live-bar-fill").style.width = `${percent}%`;
       item.querySelector(".live-bar-track").setAttribute("aria-valuenow", formatNumber(percent, 1));
-      item.querySelector(".live-bar-value").textContent = `${formatNumber(percent, 1)}%`;
+      item.querySelector(".live-bar-value").textContent = prob === null
+        ? NOT_A_NUMBER : `${formatNumber(percent, 1)}%`;
     });
     nodes.bars.dataset.frames = String(shown);
   }
