@@ -254,3 +254,20 @@ def steady_box(page, selector: str, tries: int = 50) -> dict:
             return now
         before = now
     raise AssertionError(f"{selector} kept moving: {before}")
+
+
+@contextmanager
+def own_datasets(folder: Path) -> Iterator:
+    """A dataset service in `folder` (not the live server's data folder) given to the app for
+    a module's pages, and taken back and closed after them."""
+    from app.datasets.service import Datasets, get_datasets
+    from app.main import app
+    from app.settings import Settings
+
+    made = Datasets.from_settings(Settings(data_dir=folder))
+    app.dependency_overrides[get_datasets] = lambda: made
+    try:
+        yield made
+    finally:
+        app.dependency_overrides.pop(get_datasets, None)
+        made.close()

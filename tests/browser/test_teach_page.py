@@ -6,23 +6,17 @@ moved and deleted; the camera's refusal explained on an insecure page. Screensho
 import io
 
 import pytest
-from conftest import guarded_pages, save_screenshot, steady_box
+from conftest import guarded_pages, own_datasets, save_screenshot, steady_box
 from PIL import Image
 from playwright.sync_api import expect
 
-from app.datasets.service import Datasets, get_datasets
 from app.i18n import messages
-from app.main import app
-from app.settings import Settings
 
 
 @pytest.fixture(scope="module", autouse=True)
 def datasets(tmp_path_factory):
-    made = Datasets.from_settings(Settings(data_dir=tmp_path_factory.mktemp("teach")))
-    app.dependency_overrides[get_datasets] = lambda: made
-    yield made
-    app.dependency_overrides.pop(get_datasets, None)
-    made.close()
+    with own_datasets(tmp_path_factory.mktemp("teach")) as made:
+        yield made
 
 
 @pytest.fixture

@@ -9,14 +9,11 @@ import json
 
 import httpx
 import pytest
-from conftest import check_guard, open_page, save_screenshot
+from conftest import check_guard, open_page, own_datasets, save_screenshot
 from PIL import Image
 
-from app.datasets.service import Datasets, get_datasets
 from app.i18n import catalogue
-from app.main import app
 from app.runs.manager import RunLimits
-from app.settings import Settings
 from cnncore.class_names import localised_names
 from cnncore.datasets.desk_objects import generate_desk_objects
 
@@ -26,11 +23,8 @@ CLASSES = ("mug", "book", "ball")
 
 @pytest.fixture(scope="module", autouse=True)
 def datasets(tmp_path_factory):
-    made = Datasets.from_settings(Settings(data_dir=tmp_path_factory.mktemp("own-data")))
-    app.dependency_overrides[get_datasets] = lambda: made
-    yield made
-    app.dependency_overrides.pop(get_datasets, None)
-    made.close()
+    with own_datasets(tmp_path_factory.mktemp("own-data")) as made:
+        yield made
 
 
 @pytest.fixture(scope="module")

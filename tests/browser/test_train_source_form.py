@@ -5,13 +5,10 @@ back to "from scratch" the student's own choices return. Also when /teach's Trai
 /train with the backbone. Korean and English, 1366 and 360 px, no sideways scroll."""
 
 import pytest
-from conftest import save_screenshot
+from conftest import own_datasets, save_screenshot
 from playwright.sync_api import expect
 
-from app.datasets.service import Datasets, get_datasets
 from app.i18n import catalogue
-from app.main import app
-from app.settings import Settings
 from cnncore.weights import WEIGHTS_DIR, read_metadata
 
 COLOUR = "bundled:tinyvgg_colour"
@@ -21,11 +18,8 @@ OWN = "preset=custom&model=lenet5&activation=sigmoid&dropout=0.2"
 
 @pytest.fixture(scope="module", autouse=True)
 def datasets(tmp_path_factory):
-    made = Datasets.from_settings(Settings(data_dir=tmp_path_factory.mktemp("source-form")))
-    app.dependency_overrides[get_datasets] = lambda: made
-    yield made
-    app.dependency_overrides.pop(get_datasets, None)
-    made.close()
+    with own_datasets(tmp_path_factory.mktemp("source-form")) as made:
+        yield made
 
 
 def colour_hint(lang: str) -> str:
