@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
+from cnncore.models.layers import module_pairs
+
 __all__ = ["Derivation", "derivations", "derived_bounds", "windows_cover"]
 
 _RELU_FUNCTIONS = {torch.relu, F.relu}
@@ -42,10 +44,6 @@ class Derivation:
     pool: tuple[tuple[int, int], ...] = ()
 
 
-def _pair(value: int | tuple[int, ...]) -> tuple[int, int]:
-    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
-
-
 def _derivation(node: fx.Node, modules: dict[str, nn.Module], source: str) -> Derivation | None:
     if node.op == "call_function" and node.target in _RELU_FUNCTIONS:
         return Derivation("relu", source)
@@ -57,8 +55,8 @@ def _derivation(node: fx.Node, modules: dict[str, nn.Module], source: str) -> De
     if type(module) is nn.ReLU:
         return Derivation("relu", source)
     if type(module) is nn.MaxPool2d and not module.return_indices:
-        pool = (module.kernel_size, module.stride, module.padding, module.dilation)
-        return Derivation("max_pool", source, tuple(_pair(v) for v in pool))
+        pool = module_pairs(module, "kernel_size", "stride", "padding", "dilation")
+        return Derivation("max_pool", source, tuple(pool))
     return None
 
 
