@@ -13,9 +13,9 @@ multipart body to a route that takes none (`upload_paths`: the routes whose Open
 `client_heavy_requests` of them in flight per group; the next gets 429 with `Retry-After`
 (RFC 9110 §10.2.3), so one busy tab cannot starve a classroom. The count lives in this process:
 with several workers each worker counts on its own (README, "Several workers"). When a heavy
-request ends, the heap's free pages go back to the system (`app.memory.HeapTrimmer`, at most
-once per `malloc_trim_seconds`, in a worker thread): what a forward pass freed would otherwise
-stay in its thread's malloc arena.
+request ends, the process's heap trimmer hears of it (`app.memory.HeapTrimmer`): the free pages
+go back to the system once heavy work pauses for `malloc_trim_seconds`, or at once (in a worker
+thread, at most that often) while the process holds over `malloc_trim_above_bytes`.
 
 `unless_client_leaves` runs a heavy route's work in a worker thread and ends the request as soon
 as its client disconnects (a page left: a lesson switched, a tab closed), so the client's slot is
@@ -268,16 +268,15 @@ class ClientConcurrencyLimit:
             self.active[client] -= 1
             if self.active[client] <= 0:
                 del self.active[client]
-            if settings.malloc_trim_seconds > 0:  # not awaited: the trim holds up no request
-                asyncio.get_running_loop().run_in_executor(
-                    None, _trimmer(settings.malloc_trim_seconds)
-                )
+            if settings.malloc_trim_seconds > 0:  # not awaited: a trim holds up no request
+                trimmer = _trimmer(settings.malloc_trim_seconds, settings.malloc_trim_above_bytes)
+                asyncio.get_running_loop().run_in_executor(None, trimmer)
 
 
 @lru_cache(maxsize=4)
-def _trimmer(every: float) -> HeapTrimmer:
-    """The one trimmer of this process (per setting value, so a test can change it)."""
-    return HeapTrimmer(every)
+def _trimmer(every: float, above: int) -> HeapTrimmer:
+    """The one trimmer of this process (per setting values, so a test can change them)."""
+    return HeapTrimmer(every, above)
 
 
 _LIMITS: dict[str, ClientConcurrencyLimit] = {}

@@ -1,13 +1,19 @@
-"""The server's heap under glibc: fewer malloc arenas, and free memory handed back after heavy work.
+"""The server's heap under glibc: fewer arenas, and free memory handed back when heavy work pauses.
 
 Each request thread that calls malloc gets an arena of its own, up to 8 per core
 (mallopt(3), M_ARENA_MAX); memory a thread frees stays in its arena for that thread to reuse,
 so with dozens of request threads allocating a forward pass's tensors each, the process keeps
 the high-water mark of every arena at once. With two arenas the threads share their free
-memory (docs/PERFORMANCE.md, "Classroom load"). After a heavy request (feature maps, receptive
-fields, run starts: the `heavy_work` groups of app/limits.py) `malloc_trim(0)` returns the
-free pages of every arena to the system (malloc_trim(3); glibc ≥ 2.8 trims inside the heaps,
-not only at their top), at most once per `malloc_trim_seconds`.
+memory (docs/PERFORMANCE.md, "Classroom load").
+
+`malloc_trim(0)` returns the free pages of every arena to the system (malloc_trim(3); glibc ≥ 2.8
+trims inside the heaps, not only at their top). Memory handed back is memory the next forward
+pass must fault in again, page by page (VGG-16: ~10 000 minor faults, ~10 ms a request), so
+`HeapTrimmer` trims once heavy work (feature maps, receptive fields, run starts: the
+`heavy_work` groups of app/limits.py) has paused for `malloc_trim_seconds`, and while it goes on
+only when the process's anonymous memory is over `malloc_trim_above_bytes` (at most once per
+`malloc_trim_seconds`). A busy server reuses what its last requests freed; an idle one holds
+only what is live.
 
 Only glibc has these calls: elsewhere (musl, macOS) every function here does nothing.
 """
@@ -19,6 +25,7 @@ import ctypes.util
 import os
 import threading
 import time
+from pathlib import Path
 
 M_ARENA_MAX = -8  # from glibc's malloc.h
 
@@ -46,24 +53,57 @@ def trim() -> bool:
     return _libc is not None and bool(_libc.malloc_trim(0))
 
 
-class HeapTrimmer:
-    """`trim()` at most once per `every` seconds, however many threads ask."""
+def anonymous_bytes() -> int | None:
+    """Resident memory of this process that no file backs (the heap, thread stacks; not the
+    memory-mapped weights or libraries), from /proc/self/statm; None where there is none."""
+    try:
+        fields = Path("/proc/self/statm").read_text().split()
+    except OSError:
+        return None
+    return (int(fields[1]) - int(fields[2])) * os.sysconf("SC_PAGE_SIZE")  # resident − shared
 
-    def __init__(self, every: float) -> None:
-        self.every = every
-        self._last = float("-inf")
+
+class HeapTrimmer:
+    """Call it when a heavy request ends. It trims `every` seconds after the last call (none
+    in between: a pause in heavy work), in a timer thread of its own; and at once, at most
+    once per `every` seconds, when `anonymous_bytes()` is over `above` (0: never at once).
+    `every` 0: never trims."""
+
+    def __init__(self, every: float, above: int = 0) -> None:
+        self.every, self.above = every, above
+        self._ended = float("-inf")  # when the last heavy request ended
+        self._trimmed = float("-inf")
+        self._timer: threading.Timer | None = None
         self._lock = threading.Lock()
 
     def __call__(self) -> bool:
-        """Trim unless one was done less than `every` seconds ago (or one is running)."""
-        if self.every <= 0 or not self._lock.acquire(blocking=False):
+        """Note a heavy request's end; True when it trimmed at once (memory over `above`)."""
+        if self.every <= 0:
             return False
-        try:
+        with self._lock:
             now = time.monotonic()
-            if now - self._last < self.every:
+            self._ended = now
+            if self._timer is None:
+                self._start_timer(self.every)
+            if not self.above or now - self._trimmed < self.every:
                 return False
-            self._last = now
-            trim()
-            return True
-        finally:
-            self._lock.release()
+            held = anonymous_bytes()
+            if held is None or held <= self.above:
+                return False
+            self._trimmed = now
+        return trim()
+
+    def _start_timer(self, delay: float) -> None:
+        self._timer = threading.Timer(delay, self._when_quiet)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _when_quiet(self) -> None:
+        with self._lock:
+            wait = self._ended + self.every - time.monotonic()
+            if wait > 0:  # heavy work went on: look again when it may have paused
+                self._start_timer(wait)
+                return
+            self._timer = None
+            self._trimmed = time.monotonic()
+        trim()

@@ -12,8 +12,11 @@ process. The bare forward runs here, in a worker thread with the same torch thre
 server CPU (the server process's user + system CPU during the POST, from /proc/<pid>/stat, in
 clock ticks, against the bare forward's CPU seconds). After each POST the server's levels (made
 after the answer) and anything else it does are waited for, untimed, until its CPU time stops
-moving. Before timing: three POSTs, then the server's background warm-up (its second part starts
-once no request has been in progress for 1 s) is waited for the same way over a 3 s window.
+moving. Before timing: `--warm-posts` POSTs (30 by default: the server's stores of results
+then hold as many as they may, so the rounds see a server in use rather than one filling
+memory it never touched; 3 for a server just started), then the server's background warm-up
+(its second part starts once no request has been in progress for 1 s) is waited for the same
+way over a 3 s window. The server's minor page faults during each POST are reported.
 """
 
 from __future__ import annotations
@@ -39,6 +42,12 @@ def server_cpu(pid: int) -> float:
     """User + system CPU seconds of process `pid`, all its threads (/proc/<pid>/stat)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) * TICK_S  # utime, stime (fields 14, 15)
+
+
+def server_faults(pid: int) -> int:
+    """Minor page faults of process `pid` so far, all its threads (/proc/<pid>/stat field 10):
+    each is a page of memory the process touched for the first time since it got it."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[7])
 
 
 def wait_quiet(pid: int, window: float = 0.3, longest: float = 180.0) -> float:
@@ -82,9 +91,11 @@ def measure(
         client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600)
         settle_cpu: list[float] = []
 
-        def post() -> tuple[float, float, float, int]:
-            """(wall s, server CPU s, this process's CPU s, upload bytes) of one POST."""
+        def post() -> tuple[float, float, float, int, int]:
+            """(wall s, server CPU s, this process's CPU s, upload bytes, server page faults)
+            of one POST."""
             data = next(uploads)
+            faults = server_faults(pid)
             cpu, own, tick = server_cpu(pid), time.process_time(), time.perf_counter()
             response = client.post(
                 "/api/features",
@@ -93,12 +104,13 @@ def measure(
             )
             wall = time.perf_counter() - tick
             own, answered = time.process_time() - own, server_cpu(pid)
+            faults = server_faults(pid) - faults
             response.raise_for_status()
             assert response.json()["cached"] is False  # the forward pass did run
             settle_cpu.append(wait_quiet(pid) - answered)  # levels after the answer, untimed
-            return wall, answered - cpu, own, len(data)
+            return wall, answered - cpu, own, len(data), faults
 
-        for _ in range(3):
+        for _ in range(args.warm_posts):  # a server in use: its result stores full
             bare()
             post()
         wait_quiet(pid, window=3.0)  # the server's warm-up, second part
@@ -121,10 +133,11 @@ def measure(
         "post_ms": round(statistics.median(e[0] for _b, e in rounds) * 1000),
         "post_server_cpu_ms": round(statistics.median(e[1] for _b, e in rounds) * 1000),
         "post_client_cpu_ms": round(statistics.median(e[2] for _b, e in rounds) * 1000),
+        "post_server_page_faults": round(statistics.median(e[4] for _b, e in rounds)),
         "server_cpu_after_answer_ms": round(statistics.median(settle_cpu[-len(rounds) :]) * 1000),
         "ratio": round(wall, 3),
         "server_cpu_ratio": round(cpu, 3),
-        # per round, ms: bare forward wall, CPU; POST wall, server CPU
-        "rounds": [[round(v * 1000) for v in (*b, *e[:2])] for b, e in rounds],
+        # per round, ms: bare forward wall, CPU; POST wall, server CPU; then the POST's faults
+        "rounds": [[*(round(v * 1000) for v in (*b, *e[:2])), e[4]] for b, e in rounds],
     }
     return report, wall, cpu

@@ -26,7 +26,7 @@ endpoint / bare forward ≤ 1.1, the wall ratio (CPU with `--judge cpu`); exit s
 missed.
 
     .venv/bin/python benchmarks/features_speed.py [--model vgg16] [--weights imagenet]
-        [--rounds 5] [--threads 0] [--judge wall|cpu] [--server]
+        [--rounds 5] [--threads 0] [--judge wall|cpu] [--server [--warm-posts 30]]
 
 `--server` measures what a browser sees instead: a real `cnnviz serve` in a subprocess, the POST
 over loopback HTTP, the server process's CPU per request (benchmarks/features_served.py).
@@ -117,6 +117,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="vgg16")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--warm-posts",
+        type=int,
+        default=30,
+        help="--server: untimed POSTs of new pictures before the rounds (default 30: a server "
+        "in use, its result stores full; 3: a server just started)",
+    )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
     parser.add_argument(
         "--weights",

@@ -14,8 +14,9 @@ send one category at a time. The server's RSS is sampled every 50 ms from /proc.
 - storage: the runs database deleted under the server, then the run routes asked (503s are
   the right answer there).
 
-After each category the server is left idle past `malloc_trim_seconds`, one benign request
-lets it hand free heap back (as any next request would), and its RSS is read: "settled".
+After each category the server is left idle past `malloc_trim_seconds` (once heavy requests
+pause that long it hands its free heap back by itself, app/memory.py), and its RSS is read:
+"settled".
 Target (issue 17): RSS settled after the hostile pictures within 10 % of its settled value
 after the benign baseline, and no 5xx. Exit status 1 when missed.
 
@@ -50,7 +51,7 @@ from sse_clients import HOST  # noqa: E402
 
 CLIENTS = 8
 TARGET_RSS_RATIO = 1.10
-SETTLE_S = 11.0  # past the default malloc_trim_seconds (10 s)
+SETTLE_S = 11.5  # past the default malloc_trim_seconds (10 s) and the trim itself
 Request = Callable[[httpx.Client], httpx.Response]
 
 
@@ -180,12 +181,9 @@ def corpus_categories(base: str, port: int, data_dir: str) -> dict[str, tuple]:
     }
 
 
-def settled_rss(base: str, probe: RssProbe) -> float:
-    """Idle past the trim interval, then one benign request (which may trim), then RSS."""
+def settled_rss(probe: RssProbe) -> float:
+    """RSS once the server has idled past the trim interval (and trimmed)."""
     time.sleep(SETTLE_S)
-    with httpx.Client(base_url=base) as client:
-        benign()[0](client)
-    time.sleep(0.5)
     return probe.now()
 
 
@@ -260,7 +258,7 @@ def main() -> None:
             with probe:
                 tally = run_category(base, requests, args.rounds)
             seconds = time.perf_counter() - started
-            settled[name] = settled_rss(base, probe)
+            settled[name] = settled_rss(probe)
             rows.append((name, tally, probe.peak, settled[name], seconds))
         for name, (requests, clients) in corpus_categories(base, port, data_dir).items():
             started = time.perf_counter()
