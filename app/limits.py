@@ -13,9 +13,9 @@ multipart body to a route that takes none (`upload_paths`: the routes whose Open
 `client_heavy_requests` of them in flight per group; the next gets 429 with `Retry-After`
 (RFC 9110 §10.2.3), so one busy tab cannot starve a classroom. The count lives in this process:
 with several workers each worker counts on its own (README, "Several workers"). When a heavy
-request ends, the process's heap trimmer hears of it (`app.memory.HeapTrimmer`): the free pages
-go back to the system once heavy work pauses for `malloc_trim_seconds`, or at once (in a worker
-thread, at most that often) while the process holds over `malloc_trim_above_bytes`.
+request ends, the process's heap trimmer hears of it (`app.memory.HeapTrimmer`, in a worker
+thread): the free pages go back to the system once heavy work pauses for `malloc_trim_seconds`,
+and while it goes on at most that often.
 
 `unless_client_leaves` runs a heavy route's work in a worker thread and ends the request as soon
 as its client disconnects (a page left: a lesson switched, a tab closed), so the client's slot is
@@ -269,14 +269,15 @@ class ClientConcurrencyLimit:
             if self.active[client] <= 0:
                 del self.active[client]
             if settings.malloc_trim_seconds > 0:  # not awaited: a trim holds up no request
-                trimmer = _trimmer(settings.malloc_trim_seconds, settings.malloc_trim_above_bytes)
-                asyncio.get_running_loop().run_in_executor(None, trimmer)
+                asyncio.get_running_loop().run_in_executor(
+                    None, _trimmer(settings.malloc_trim_seconds)
+                )
 
 
 @lru_cache(maxsize=4)
-def _trimmer(every: float, above: int) -> HeapTrimmer:
-    """The one trimmer of this process (per setting values, so a test can change them)."""
-    return HeapTrimmer(every, above)
+def _trimmer(every: float) -> HeapTrimmer:
+    """The one trimmer of this process (per setting value, so a test can change it)."""
+    return HeapTrimmer(every)
 
 
 _LIMITS: dict[str, ClientConcurrencyLimit] = {}

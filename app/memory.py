@@ -8,12 +8,11 @@ memory (docs/PERFORMANCE.md, "Classroom load").
 
 `malloc_trim(0)` returns the free pages of every arena to the system (malloc_trim(3); glibc ≥ 2.8
 trims inside the heaps, not only at their top). Memory handed back is memory the next forward
-pass must fault in again, page by page (VGG-16: ~10 000 minor faults, ~10 ms a request), so
-`HeapTrimmer` trims once heavy work (feature maps, receptive fields, run starts: the
-`heavy_work` groups of app/limits.py) has paused for `malloc_trim_seconds`, and while it goes on
-only when the process's anonymous memory is over `malloc_trim_above_bytes` (at most once per
-`malloc_trim_seconds`). A busy server reuses what its last requests freed; an idle one holds
-only what is live.
+pass must fault in again, page by page (VGG-16: up to 36 000 minor faults, ~20 % of its
+forward pass), so `HeapTrimmer` trims once heavy work (feature maps, receptive fields, run
+starts: the `heavy_work` groups of app/limits.py) has paused for `malloc_trim_seconds` (60 s by
+default), and while it goes on at most that often. Between trims a busy server reuses what its
+last requests freed; an idle one soon holds only what is live.
 
 Only glibc has these calls: elsewhere (musl, macOS) every function here does nothing.
 """
@@ -25,7 +24,6 @@ import ctypes.util
 import os
 import threading
 import time
-from pathlib import Path
 
 M_ARENA_MAX = -8  # from glibc's malloc.h
 
@@ -53,31 +51,20 @@ def trim() -> bool:
     return _libc is not None and bool(_libc.malloc_trim(0))
 
 
-def anonymous_bytes() -> int | None:
-    """Resident memory of this process that no file backs (the heap, thread stacks; not the
-    memory-mapped weights or libraries), from /proc/self/statm; None where there is none."""
-    try:
-        fields = Path("/proc/self/statm").read_text().split()
-    except OSError:
-        return None
-    return (int(fields[1]) - int(fields[2])) * os.sysconf("SC_PAGE_SIZE")  # resident − shared
-
-
 class HeapTrimmer:
     """Call it when a heavy request ends. It trims `every` seconds after the last call (none
-    in between: a pause in heavy work), in a timer thread of its own; and at once, at most
-    once per `every` seconds, when `anonymous_bytes()` is over `above` (0: never at once).
-    `every` 0: never trims."""
+    in between: a pause in heavy work), in a timer thread of its own; and, while heavy work
+    goes on, at once when the last trim is `every` seconds old. `every` 0: never trims."""
 
-    def __init__(self, every: float, above: int = 0) -> None:
-        self.every, self.above = every, above
+    def __init__(self, every: float) -> None:
+        self.every = every
         self._ended = float("-inf")  # when the last heavy request ended
         self._trimmed = float("-inf")
         self._timer: threading.Timer | None = None
         self._lock = threading.Lock()
 
     def __call__(self) -> bool:
-        """Note a heavy request's end; True when it trimmed at once (memory over `above`)."""
+        """Note a heavy request's end; True when it trimmed at once."""
         if self.every <= 0:
             return False
         with self._lock:
@@ -85,10 +72,7 @@ class HeapTrimmer:
             self._ended = now
             if self._timer is None:
                 self._start_timer(self.every)
-            if not self.above or now - self._trimmed < self.every:
-                return False
-            held = anonymous_bytes()
-            if held is None or held <= self.above:
+            if now - self._trimmed < self.every:
                 return False
             self._trimmed = now
         return trim()

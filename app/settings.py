@@ -28,11 +28,10 @@ class Settings(BaseSettings):
     # Requests already run side by side in the server's thread pool (docs/PERFORMANCE.md).
     torch_threads: int = Field(0, ge=0, le=256)
     # glibc malloc (app/memory.py): arenas of the `cnnviz serve` processes (0: glibc's default,
-    # 8 per core); free heap goes back (malloc_trim) once heavy requests pause this long (0:
-    # never), and while they go on only above this much anonymous memory (0: only in pauses)
+    # 8 per core); free heap goes back (malloc_trim) once heavy requests pause this long, and
+    # while they go on at most this often (0: never)
     malloc_arena_max: int = Field(2, ge=0, le=1024)
-    malloc_trim_seconds: float = Field(10.0, ge=0)
-    malloc_trim_above_bytes: int = Field(2_000_000_000, ge=0)
+    malloc_trim_seconds: float = Field(60.0, ge=0)
     # how long an idle OpenMP thread of a `cnnviz` process spins before it sleeps (GOMP_SPINCOUNT,
     # app/cli.py); 0: libgomp's default (300 000, or 1 000 once it runs more threads than cores)
     omp_spin_count: int = Field(1000, ge=0)

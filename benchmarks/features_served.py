@@ -17,6 +17,8 @@ then hold as many as they may, so the rounds see a server in use rather than one
 memory it never touched; 3 for a server just started), then the server's background warm-up
 (its second part starts once no request has been in progress for 1 s) is waited for the same
 way over a 3 s window. The server's minor page faults during each POST are reported.
+`--pause S` idles S seconds before each round: past `malloc_trim_seconds` every POST finds the
+free heap handed back, as the next upload of a lone student may.
 """
 
 from __future__ import annotations
@@ -116,6 +118,7 @@ def measure(
         wait_quiet(pid, window=3.0)  # the server's warm-up, second part
         rounds = []
         for index in range(args.rounds):
+            time.sleep(args.pause)
             if index % 2:  # alternate the order so a slow spell of the machine hits both
                 e = post()
             b = bare()

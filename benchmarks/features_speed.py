@@ -26,7 +26,7 @@ endpoint / bare forward ≤ 1.1, the wall ratio (CPU with `--judge cpu`); exit s
 missed.
 
     .venv/bin/python benchmarks/features_speed.py [--model vgg16] [--weights imagenet]
-        [--rounds 5] [--threads 0] [--judge wall|cpu] [--server [--warm-posts 30]]
+        [--rounds 5] [--threads 0] [--judge wall|cpu] [--server [--warm-posts 30] [--pause 0]]
 
 `--server` measures what a browser sees instead: a real `cnnviz serve` in a subprocess, the POST
 over loopback HTTP, the server process's CPU per request (benchmarks/features_served.py).
@@ -123,6 +123,13 @@ def main() -> None:
         default=30,
         help="--server: untimed POSTs of new pictures before the rounds (default 30: a server "
         "in use, its result stores full; 3: a server just started)",
+    )
+    parser.add_argument(
+        "--pause",
+        type=float,
+        default=0.0,
+        help="--server: seconds idle before each round (past malloc_trim_seconds, 60 by "
+        "default: each POST finds the free heap handed back, as a lone student's may)",
     )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
     parser.add_argument(

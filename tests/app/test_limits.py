@@ -245,8 +245,8 @@ def test_a_client_that_leaves_frees_its_heavy_slot_at_once(monkeypatch):
 
 def test_a_finished_heavy_request_tells_the_heap_trimmer(monkeypatch):
     """Each heavy request that ends tells the process's trimmer (which decides when to trim)."""
-    asked: list[tuple[float, int]] = []
-    monkeypatch.setattr(limits, "_trimmer", lambda *values: lambda: asked.append(values))
+    asked: list[float] = []
+    monkeypatch.setattr(limits, "_trimmer", lambda every: lambda: asked.append(every))
     limit = ClientConcurrencyLimit("work", limit=1, retry_after=1)
     tiny = FastAPI()
 
@@ -257,8 +257,7 @@ def test_a_finished_heavy_request_tells_the_heap_trimmer(monkeypatch):
     with TestClient(tiny) as tiny_client:
         for _ in range(3):
             assert tiny_client.post("/work").status_code == 200
-    settings = get_settings()
-    assert asked == [(settings.malloc_trim_seconds, settings.malloc_trim_above_bytes)] * 3
+    assert asked == [get_settings().malloc_trim_seconds] * 3
     monkeypatch.setattr(get_settings(), "malloc_trim_seconds", 0.0)  # 0: never
     with TestClient(tiny) as tiny_client:
         assert tiny_client.post("/work").status_code == 200

@@ -73,9 +73,8 @@ def test_trim_hands_freed_heap_back():
     libc.free(blocks[-1])
 
 
-def quiet_trimmer(monkeypatch, every: float, above: int = 0, held: int = 0):
-    """A trimmer whose trims are recorded (monotonic time of each) instead of done, and whose
-    process holds `held` anonymous bytes."""
+def quiet_trimmer(monkeypatch, every: float):
+    """A trimmer whose trims are recorded (monotonic time of each) instead of done."""
     trims: list[float] = []
     done = threading.Event()
 
@@ -85,23 +84,36 @@ def quiet_trimmer(monkeypatch, every: float, above: int = 0, held: int = 0):
         return True
 
     monkeypatch.setattr(memory, "trim", trim)
-    monkeypatch.setattr(memory, "anonymous_bytes", lambda: held)
-    return memory.HeapTrimmer(every, above), trims, done
+    return memory.HeapTrimmer(every), trims, done
+
+
+def test_busy_trims_are_rate_limited(monkeypatch):
+    trimmer, trims, _done = quiet_trimmer(monkeypatch, every=60)
+    clock = [100.0]
+    monkeypatch.setattr(memory.time, "monotonic", lambda: clock[0])
+    assert trimmer() is True and trimmer() is False  # the first heavy request trims
+    clock[0] += 59.5
+    assert trimmer() is False  # heavy work went on: the next request reuses what was freed
+    clock[0] += 1.0
+    assert trimmer() is True
+    assert trims == [100.0, 160.5]
+    trimmer._timer.cancel()
 
 
 def test_a_pause_in_heavy_work_trims_once(monkeypatch):
     trimmer, trims, done = quiet_trimmer(monkeypatch, every=0.3)
-    assert trimmer() is False  # nothing at once: the next request may reuse what was freed
+    trimmer._trimmed = time.monotonic()  # as if a busy trim had just been done
+    assert trimmer() is False
     ended = time.monotonic()
-    assert trims == []
     assert done.wait(30)
     assert len(trims) == 1 and trims[0] - ended >= 0.3 - 0.01
     time.sleep(0.5)
     assert len(trims) == 1  # one trim a pause, not one every 0.3 s
 
 
-def test_heavy_work_going_on_puts_the_trim_off(monkeypatch):
+def test_heavy_work_going_on_puts_the_pause_trim_off(monkeypatch):
     trimmer, trims, done = quiet_trimmer(monkeypatch, every=0.5)
+    trimmer._trimmed = float("inf")  # no busy trim in this test: only the pause's
     calls = []
     while not calls or calls[-1] - calls[0] < 1.5:  # requests ending every ~0.1 s
         trimmer()
@@ -114,26 +126,7 @@ def test_heavy_work_going_on_puts_the_trim_off(monkeypatch):
     assert len(trims) == 1 or paused != calls[-1]
 
 
-def test_a_process_over_its_memory_line_trims_at_once_rate_limited(monkeypatch):
-    trimmer, trims, _done = quiet_trimmer(monkeypatch, every=60, above=1000, held=1001)
-    assert trimmer() is True and len(trims) == 1
-    assert trimmer() is False and len(trims) == 1  # at most once per `every`
-    below, below_trims, _ = quiet_trimmer(monkeypatch, every=60, above=1000, held=1000)
-    assert below() is False and below_trims == []
-    never, never_trims, _ = quiet_trimmer(monkeypatch, every=60, above=0, held=10**12)
-    assert never() is False and never_trims == []  # 0: only in pauses
-
-
 def test_every_zero_never_trims(monkeypatch):
-    trimmer, trims, _done = quiet_trimmer(monkeypatch, every=0, above=1, held=10**12)
+    trimmer, trims, _done = quiet_trimmer(monkeypatch, every=0)
     assert trimmer() is False
     assert trimmer._timer is None and trims == []
-
-
-@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="Linux /proc only")
-def test_anonymous_bytes_counts_touched_heap():
-    before = memory.anonymous_bytes()
-    block = bytearray(64 * 2**20)  # zero-filled: every page touched
-    grown = memory.anonymous_bytes() - before
-    del block
-    assert 60 * 2**20 < grown < 80 * 2**20
