@@ -15,6 +15,7 @@ Rows are true classes, columns predicted ones (scikit-learn's convention, as
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -39,7 +40,9 @@ class HeldOut:
     val_counts: list[int]  # pictures per class it held out
     labels: list[int]  # true class of each held-out picture, in validation order
     predicted: list[int]
-    confidence: list[float]  # softmax probability of the predicted class
+    # softmax probability of the predicted class; None where the network's output is not finite
+    # (a run that diverged: strict JSON has no NaN)
+    confidence: list[float | None]
     confusion: list[list[int]]  # [true][predicted]
     per_class_accuracy: list[float | None]
     accuracy: float
@@ -83,7 +86,7 @@ def held_out_predictions(model: nn.Module, split: DataSplit, trained: TrainedMet
         val_counts=torch.bincount(labels, minlength=classes).tolist(),
         labels=labels.tolist(),
         predicted=predicted.tolist(),
-        confidence=confidence.tolist(),
+        confidence=[c if math.isfinite(c) else None for c in confidence.tolist()],
         confusion=matrix,
         per_class_accuracy=per_class,
         accuracy=(predicted == labels).float().mean().item() if len(labels) else 0.0,

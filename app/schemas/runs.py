@@ -179,7 +179,7 @@ class HeldOutPicture(BaseModel):
     index: int  # position in the run's held-out split (validation order)
     true: int
     predicted: int
-    confidence: float
+    confidence: float | None  # null where the network's output is not finite (a diverged run)
     url: str  # the picture as the network read it (PNG)
 
 

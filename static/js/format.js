@@ -28,6 +28,11 @@ export function formatExact(value, digits = 4) {
   return formatNumber(value, digits);
 }
 
+/** A probability as a whole percentage ("83%"); null (a non-finite value) → `NOT_A_NUMBER`. */
+export function formatPercent(fraction) {
+  return Number.isFinite(fraction) ? `${Math.round(100 * fraction)}%` : NOT_A_NUMBER;
+}
+
 /** Numbers with thousands separators (parameter counts, MACs). */
 export function formatCount(value) {
   return Math.round(value).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ",");

@@ -8,7 +8,7 @@ import { language, t } from "./i18n.js";
 import { createBarChart } from "./chart.js";
 import { createRunChart } from "./train/run_chart.js";
 import { addGridFigure } from "./grid.js";
-import { formatCount, formatNumber } from "./format.js";
+import { formatCount, formatNumber, formatPercent } from "./format.js";
 
 const MAX_POINTS = 400; // chart points per line: steps are averaged into this many buckets
 const DRAW_INTERVAL_MS = 250;
@@ -154,7 +154,7 @@ export function createRunView(elements) {
       const item = document.createElement("li");
       const caption = document.createElement("span");
       const [truth, guess] = [run.classes[wrong.true] ?? wrong.true, run.classes[wrong.predicted] ?? wrong.predicted];
-      caption.textContent = t("train.wrong.caption", { truth, guess, confidence: Math.round(100 * wrong.confidence) });
+      caption.textContent = t("train.wrong.caption", { truth, guess, confidence: formatPercent(wrong.confidence) });
       item.append(image(wrong.png, caption.textContent, "wrong-image"), caption);
       return item;
     }));

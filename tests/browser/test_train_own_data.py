@@ -6,6 +6,7 @@ and a link that opens its explanation on /features."""
 
 import io
 import json
+import math
 
 import httpx
 import pytest
@@ -129,6 +130,12 @@ def test_picker_and_confusion_cells_open_the_held_out_pictures(browser, live_ser
             truth=names[true], guess=names[predicted], count=len(indices)
         )
         assert page.inner_text("#heldout-cell-heading") == heading
+        first = cell["pictures"][0]  # its caption: the classes and the confidence, rounded
+        caption = messages["train.wrong.caption"].format(
+            truth=names[true], guess=names[predicted],
+            confidence=f"{math.floor(100 * first['confidence'] + 0.5)}%",
+        )  # fmt: skip
+        assert shown.first.locator(":scope > span").inner_text() == caption
         link = shown.first.locator("a.heldout-explain")
         assert link.inner_text() == messages["train.heldout.explain"]
         href = link.get_attribute("href")

@@ -5,7 +5,7 @@
 
 import { t } from "../i18n.js";
 import { getJSON } from "../api.js";
-import { formatNumber } from "../format.js";
+import { formatNumber, formatPercent } from "../format.js";
 
 const percent = (value) => (value === null || value === undefined ? "–" : `${formatNumber(100 * value, 1)}%`);
 
@@ -133,7 +133,7 @@ export function createHeldOutView(elements) {
         image.src = picture.url;
         image.className = "heldout-image";
         const caption = t("train.wrong.caption", { truth: names[picture.true], guess: names[picture.predicted],
-          confidence: Math.round(100 * picture.confidence) });
+          confidence: formatPercent(picture.confidence) });
         image.alt = caption;
         item.append(image, cell("span", caption), explainLink(picture));
         return item;
