@@ -72,16 +72,12 @@ def since(start: tuple[float, float]) -> tuple[float, float]:
 def imagenet_settings(model: str):
     """Settings whose data folder holds `model`'s generated published-layout weights (a
     temporary folder, removed when this process exits: VGG-16's file alone is 528 MB)."""
-    import atexit
-    import shutil
-    import tempfile
-
     from app.settings import Settings
+    from benchmarks.scratch import scratch_folder
     from cnncore.pretrained_files import import_weights
     from tests.cnncore.torchvision_reference import FIXTURES, generated_state
 
-    folder = Path(tempfile.mkdtemp(prefix="cnnviz-bench-"))
-    atexit.register(shutil.rmtree, folder, True)
+    folder = scratch_folder("cnnviz-bench-")
     layout = json.loads(FIXTURES.read_text())[model]["layout"]
     torch.save(generated_state(layout), folder / f"{model}.pth")
     import_weights(folder / "weights", model, folder / f"{model}.pth")

@@ -35,7 +35,6 @@ import io
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -46,6 +45,7 @@ from playwright.sync_api import sync_playwright
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "browser"), str(ROOT / "benchmarks")]
 from live import CHROMIUM, CHROMIUM_ARGS, start_server, stop_server  # noqa: E402
+from scratch import scratch_folder  # noqa: E402
 from timing import spread  # noqa: E402
 
 from cnncore.datasets.desk_objects import DESK_CLASSES, generate_desk_objects  # noqa: E402
@@ -234,7 +234,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--only-features", action="store_true", help="skip /teach (no training)")
     args = parser.parse_args()
-    os.environ["CNNVIZ_DATA_DIR"] = tempfile.mkdtemp(prefix="cnnviz-live-bench-")
+    os.environ["CNNVIZ_DATA_DIR"] = str(scratch_folder("cnnviz-live-bench-"))
     print(f"load before: {load()} (1, 5, 15 min) on {os.cpu_count()} cores")
     base, server, thread = start_server()
     try:

@@ -23,7 +23,6 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -40,6 +39,7 @@ from app.main import app  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from app.uploaded_models import UploadedModels, get_uploaded_models  # noqa: E402
 from app.warmup import warm_up  # noqa: E402
+from benchmarks.scratch import scratch_folder  # noqa: E402
 from benchmarks.timing import interleaved, seconds  # noqa: E402
 from cnncore.models import build_model  # noqa: E402
 from cnncore.seeding import seeded  # noqa: E402
@@ -64,8 +64,8 @@ def main() -> int:
     parser.add_argument("--uploads", type=int, default=3)
     args = parser.parse_args()
     data = exported_resnet18()
-    folder = tempfile.mkdtemp(prefix="cnnviz-onnx-bench-")
-    settings = Settings(data_dir=Path(folder), onnx_max_models=args.uploads + 1)
+    folder = scratch_folder("cnnviz-onnx-bench-")
+    settings = Settings(data_dir=folder, onnx_max_models=args.uploads + 1)
     store = UploadedModels.from_settings(settings)
     app.dependency_overrides[get_uploaded_models] = lambda: store
     app.dependency_overrides[settings_dep] = lambda: settings

@@ -22,7 +22,6 @@ import json
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -46,6 +45,7 @@ def measure(model: str, rounds: int) -> dict:
     import torch
     from safetensors.torch import save
 
+    from benchmarks.scratch import scratch_folder
     from cnncore.export.bundle import export_run, write_export
     from tests.cnncore.test_export import checkpoint_of, facts
 
@@ -71,7 +71,7 @@ def measure(model: str, rounds: int) -> dict:
         figures["torchscript_onnx_s"] = _seconds(torchscript, rounds)
     except Exception:  # noqa: BLE001 (AlexNet: "adaptive_avg_pool2d, output size that are not
         figures["torchscript_onnx_s"] = float("nan")  # factor of input size" — it cannot)
-    target = Path(tempfile.mkdtemp()) / "export"
+    target = scratch_folder("cnnviz-export-bench-") / "export"
     for fmt in FORMATS:
 
         def once(f: str = fmt) -> None:  # as the server does: into a file
