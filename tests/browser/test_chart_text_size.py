@@ -3,7 +3,8 @@ card is narrow: tick labels and axis titles at least 11 px on screen on a 1366×
 360 px phone width, at least 1.35 times that in presenter mode at 1920×1080 (base.css --scale),
 no label cut off at the chart's edge nor two tick labels over each other, and no sideways scroll.
 Pages: /activations (curve and deep-stack bars), /loss (probability bars), /receptive-field (the
-sweep); /train's gradient bars are checked in test_presenter_scale.py. Korean and English."""
+sweep), and the same charts framed in a lesson; /train's gradient bars are checked in
+test_presenter_scale.py. Korean and English."""
 
 import pytest
 from conftest import save_screenshot
@@ -95,3 +96,30 @@ def test_the_p_key_redraws_the_charts_at_presenter_size(make_page):
     )
     check_sizes({"laptop": laptop, "phone": [], "projector": chart_text(page)})
     no_sideways_scroll(page)
+
+
+# Lessons that frame an explorer drawing charts (app/lessons.py), and what its page sets once drawn
+LESSON_CHARTS = [("activations", "body[data-deeps]"), ("softmax-loss", "body[data-answers]")]
+
+
+@pytest.mark.parametrize("lang", ["ko", "en"])
+@pytest.mark.parametrize(("slug", "drawn"), LESSON_CHARTS)
+def test_charts_framed_in_a_lesson_are_readable_at_every_size(make_page, lang, slug, drawn):
+    """The explorer inside a lesson's frame is narrower than its own page (the lesson's text
+    beside it): its charts keep the same readable sizes, and presenter mode reaches the frame."""
+    sizes = {}
+    for viewport, present in VIEWPORTS:
+        page = make_page(viewport)
+        page.goto(f"/lessons/{slug}?lang={lang}{present}")
+        page.wait_for_selector("body[data-ready=true]")
+        frame = page.locator("#explorer-frame").element_handle().content_frame()
+        frame.wait_for_selector(drawn, state="attached", timeout=90_000)
+        frame.wait_for_selector("svg.chart text.chart-tick", state="attached")
+        assert frame.evaluate("document.documentElement.classList.contains('presenter')") == (
+            viewport == "projector"
+        )
+        sizes[viewport] = chart_text(frame)
+        no_sideways_scroll(page)
+        page.locator("#explorer-frame").scroll_into_view_if_needed()
+        save_screenshot(page, f"chart-text-lesson-{slug}-{lang}-{viewport}", full_page=False)
+    check_sizes(sizes)
