@@ -134,6 +134,9 @@ class LayerLevels:
     ranges: tuple[tuple[float, float], ...]
     units: bool = False
     _made: _Made = field(default=None, compare=False, repr=False)  # type: ignore[assignment]
+    # False when a shown tile's range has an end at ±inf or NaN (weights that overflow float32):
+    # its levels are then 0 where the value is not a number (`_quantise`)
+    finite: bool = True
 
     @property
     def levels(self) -> np.ndarray:
@@ -161,12 +164,6 @@ class LayerLevels:
     @property
     def tiles(self) -> int:
         return self.tile_shape[0]
-
-    @property
-    def finite(self) -> bool:
-        """False when a shown tile's range has an end at ±inf or NaN (weights that overflow
-        float32): its levels are then 0 where the value is not a number (`_quantise`)."""
-        return math.isfinite(sum(low + high for low, high in self.ranges))
 
     @property
     def channels_shown(self) -> int:
@@ -288,4 +285,5 @@ def layer_levels(
         made = _Made(None, _Floats(shown, low, high, finite, shown._version, held, deferred))
     else:
         made = _Made(_quantise(shown, low, high, finite, scratch))
-    return LayerLevels(name, kind, tuple(output.shape), count, tile_shape, ranges, units, made)
+    return LayerLevels(name, kind, tuple(output.shape), count, tile_shape, ranges, units, made,
+                       finite)  # fmt: skip
