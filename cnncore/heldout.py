@@ -15,7 +15,6 @@ Rows are true classes, columns predicted ones (scikit-learn's convention, as
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -24,6 +23,7 @@ from torch import nn
 
 from cnncore.data import DataConfig, DataSplit, load_dataset, resize_split
 from cnncore.metrics import confusion_matrix
+from cnncore.training import plain_json
 from cnncore.weights import TrainedMetadata
 
 __all__ = ["HeldOut", "held_out_data", "held_out_predictions"]
@@ -86,7 +86,7 @@ def held_out_predictions(model: nn.Module, split: DataSplit, trained: TrainedMet
         val_counts=torch.bincount(labels, minlength=classes).tolist(),
         labels=labels.tolist(),
         predicted=predicted.tolist(),
-        confidence=[c if math.isfinite(c) else None for c in confidence.tolist()],
+        confidence=plain_json(confidence.tolist()),
         confusion=matrix,
         per_class_accuracy=per_class,
         accuracy=(predicted == labels).float().mean().item() if len(labels) else 0.0,
