@@ -6,7 +6,7 @@ import { language, t } from "./i18n.js";
 import { clearErrors, getJSON, isAbort, latestOnly, showErrors } from "./api.js";
 import { createState } from "./state.js";
 import { bindControls } from "./controls.js";
-import { NOT_A_NUMBER, formatNumber, shapeText } from "./format.js";
+import { formatNumber, formatPercent, shapeText } from "./format.js";
 import { DEFAULT_SAMPLE, FEATURES_STATE, REQUEST_FIELDS } from "./features_state.js";
 import { noPredictionsKey, postFeatures, postLiveFeatures } from "./features_api.js";
 import { createPicker } from "./feature_picker.js";
@@ -196,7 +196,7 @@ function renderPredictions(body) {
     meter.setAttribute("aria-label", label.textContent);
     const value = document.createElement("span");
     value.className = "prediction-value";
-    value.textContent = prediction.prob === null ? NOT_A_NUMBER : `${formatNumber(prediction.prob * 100, 1)}%`;
+    value.textContent = formatPercent(prediction.prob, 1);
     item.append(label, meter, value);
     return item;
   }));

@@ -28,9 +28,10 @@ export function formatExact(value, digits = 4) {
   return formatNumber(value, digits);
 }
 
-/** A probability as a whole percentage ("83%"); null (a non-finite value) → `NOT_A_NUMBER`. */
-export function formatPercent(fraction) {
-  return Number.isFinite(fraction) ? `${Math.round(100 * fraction)}%` : NOT_A_NUMBER;
+/** A probability as a percentage with up to `digits` decimals ("83%", "12.5%"); null (the
+ * server's ±inf or NaN) → `NOT_A_NUMBER`. */
+export function formatPercent(fraction, digits = 0) {
+  return Number.isFinite(fraction) ? `${formatNumber(100 * fraction, digits)}%` : NOT_A_NUMBER;
 }
 
 /** Numbers with thousands separators (parameter counts, MACs). */

@@ -6,7 +6,7 @@
 // "cnnviz:live" (detail: its round trip in ms), which the benchmark reads.
 
 import { clearErrors, getJSON, requestJSON, showErrors } from "../api.js";
-import { NOT_A_NUMBER, formatNumber } from "../format.js";
+import { formatNumber, formatPercent } from "../format.js";
 import { language, t } from "../i18n.js";
 import { modelCatalogue } from "../model_catalogue.js";
 import { startCamera } from "./camera.js";
@@ -113,8 +113,7 @@ export function createLive(nodes) {
       item.classList.toggle("is-top", i === top);
       item.querySelector(".live-bar-fill").style.width = `${percent}%`;
       item.querySelector(".live-bar-track").setAttribute("aria-valuenow", formatNumber(percent, 1));
-      item.querySelector(".live-bar-value").textContent = prob === null
-        ? NOT_A_NUMBER : `${formatNumber(percent, 1)}%`;
+      item.querySelector(".live-bar-value").textContent = formatPercent(prob, 1);
     });
     nodes.bars.dataset.frames = String(shown);
   }

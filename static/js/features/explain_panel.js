@@ -4,7 +4,7 @@
 // progress polled, stoppable.
 
 import { t } from "../i18n.js";
-import { NOT_A_NUMBER, formatExact } from "../format.js";
+import { formatExact, formatPercent } from "../format.js";
 import { clearErrors, getJSON, isAbort, latestOnly, postJSON, requestJSON, showErrors } from "../api.js";
 import { noPredictionsKey } from "../features_api.js";
 
@@ -42,8 +42,7 @@ export function createExplainPanel(nodes, state) {
     const chosen = state.get("cls");
     const options = [new Option(t("explain.class.top"), "-1")];
     for (const p of answer.predictions ?? []) {
-      const prob = p.prob === null ? NOT_A_NUMBER : `${formatExact(p.prob * 100, 1)}%`; // null: NaN
-      options.push(new Option(`${p.label} (${prob})`, String(p.index ?? -1)));
+      options.push(new Option(`${p.label} (${formatPercent(p.prob, 1)})`, String(p.index ?? -1)));
     }
     nodes.classSelect.replaceChildren(...options.filter((o, k) => k === 0 || o.value !== "-1"));
     nodes.classIndex.value = chosen >= 0 ? String(chosen) : "";
