@@ -1,9 +1,11 @@
 """/features with a student's model whose values overflow float32: the layer says so in a note
 (English and Korean), its range and readout show a dash instead of a made-up number, the
-predictions of NaN logits a dash, and the page throws nothing."""
+predictions of NaN logits and the explanation's logit and probability a dash, and the page
+throws nothing."""
 
 import pytest
 import torch
+from playwright.sync_api import expect
 from safetensors.torch import save
 
 from app.i18n import messages
@@ -52,6 +54,13 @@ def test_an_overflowing_layer_is_named_and_read_as_a_dash(make_page, live_server
         assert page.text_content("#legend-low") == "—" and page.text_content("#legend-high") == "—"
         page.wait_for_function("() => document.getElementById('readout').textContent.endsWith('—')")
         assert page.locator(".prediction-value").all_text_contents() == ["—"] * 4
+        # the explanation of its top class: a logit and probability of NaN read as dashes
+        page.click("#explain-toggle")
+        done = text["explain.done"]
+        middle = done[done.index("{score}") : done.index("{layer}")]
+        expect(page.locator("#explain-status")).to_contain_text(
+            middle.format(score="—", probability="—"), timeout=60_000
+        )
         screenshot(page, f"features-overflow-{lang}")
     finally:  # the live server is shared: later pages list every uploaded model
         gone = page.request.delete(

@@ -4,7 +4,7 @@
 // progress polled, stoppable.
 
 import { t } from "../i18n.js";
-import { formatExact, formatPercent } from "../format.js";
+import { NOT_A_NUMBER, formatExact, formatPercent } from "../format.js";
 import { clearErrors, getJSON, isAbort, latestOnly, postJSON, requestJSON, showErrors } from "../api.js";
 import { noPredictionsKey } from "../features_api.js";
 
@@ -71,8 +71,9 @@ export function createExplainPanel(nodes, state) {
     try {
       explained = await latest((signal) => postJSON("/api/explanations", body, { signal }));
       nodes.status.textContent = t("explain.done", {
-        label: explained.label ?? String(explained.target), score: formatExact(explained.score),
-        probability: formatExact(explained.probability * 100, 1), layer: explained.layer,
+        label: explained.label ?? String(explained.target),
+        score: explained.score === null ? NOT_A_NUMBER : formatExact(explained.score), // null: ±inf, NaN
+        probability: formatPercent(explained.probability, 1), layer: explained.layer,
       }) + (answer.predictions ? "" : `. ${t(UNTRAINED_NOTE[noPredictionsKey(answer)] ?? "explain.untrained")}`);
       nodes.picture.src = picture();
       fillLayers();
