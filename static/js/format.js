@@ -28,10 +28,10 @@ export function formatExact(value, digits = 4) {
   return formatNumber(value, digits);
 }
 
-/** A probability as a percentage with up to `digits` decimals ("83%", "12.5%"); null (the
- * server's ±inf or NaN) → `NOT_A_NUMBER`. */
-export function formatPercent(fraction, digits = 0) {
-  return Number.isFinite(fraction) ? `${formatNumber(100 * fraction, digits)}%` : NOT_A_NUMBER;
+/** A fraction as a percentage with up to `digits` decimals ("83%", "12.5%"); null (the
+ * server's ±inf or NaN) or none → `missing`. */
+export function formatPercent(fraction, digits = 0, missing = NOT_A_NUMBER) {
+  return Number.isFinite(fraction) ? `${formatNumber(100 * fraction, digits)}%` : missing;
 }
 
 /** Numbers with thousands separators (parameter counts, MACs). */

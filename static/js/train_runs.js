@@ -3,7 +3,7 @@
 
 import { t, language } from "./i18n.js";
 import { createRunChart } from "./train/run_chart.js";
-import { formatNumber } from "./format.js";
+import { formatNumber, formatPercent } from "./format.js";
 import { buckets } from "./train_view.js";
 
 export const SERIES_COUNT = 8; // colours defined in train.css (series-0 … series-7)
@@ -60,7 +60,7 @@ export function renderRunList(tbody, runs, { current, compare, onOpen, onCompare
     const created = new Date(run.created_at * 1000).toLocaleString(language(), { dateStyle: "short", timeStyle: "short" });
     row.append(
       cell(box), cell(open), cell(modelName(run.model)), cell(t(`train.data.${run.dataset}`)), cell(status),
-      cell(accuracy === undefined || accuracy === null ? "–" : `${formatNumber(100 * accuracy, 1)}%`), cell(created),
+      cell(formatPercent(accuracy, 1, "–")), cell(created),
     );
     return row;
   }));

@@ -5,9 +5,9 @@
 
 import { t } from "../i18n.js";
 import { getJSON } from "../api.js";
-import { formatNumber, formatPercent } from "../format.js";
+import { formatPercent } from "../format.js";
 
-const percent = (value) => (value === null || value === undefined ? "–" : `${formatNumber(100 * value, 1)}%`);
+const percent = (value) => formatPercent(value, 1, "–"); // "–": no picture to score
 
 function cell(tag, text, className) {
   const node = document.createElement(tag);
