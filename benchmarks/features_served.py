@@ -40,16 +40,17 @@ TICK_S = 1 / os.sysconf("SC_CLK_TCK")
 Clock = tuple[float, float]
 
 
-def server_cpu(pid: int) -> float:
-    """User + system CPU seconds of process `pid`, all its threads (/proc/<pid>/stat)."""
+def server_usage(pid: int) -> tuple[float, int]:
+    """(user + system CPU seconds, minor page faults) of process `pid` so far, all its threads,
+    from one read of /proc/<pid>/stat (fields 14 + 15 and 10). A minor fault is a page the
+    process touched for the first time since it got it."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) * TICK_S  # utime, stime (fields 14, 15)
+    return (int(fields[11]) + int(fields[12])) * TICK_S, int(fields[7])
 
 
-def server_faults(pid: int) -> int:
-    """Minor page faults of process `pid` so far, all its threads (/proc/<pid>/stat field 10):
-    each is a page of memory the process touched for the first time since it got it."""
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[7])
+def server_cpu(pid: int) -> float:
+    """User + system CPU seconds of process `pid`, all its threads."""
+    return server_usage(pid)[0]
 
 
 def wait_quiet(pid: int, window: float = 0.3, longest: float = 180.0) -> float:
@@ -97,16 +98,15 @@ def measure(
             """(wall s, server CPU s, this process's CPU s, upload bytes, server page faults)
             of one POST."""
             data = next(uploads)
-            faults = server_faults(pid)
-            cpu, own, tick = server_cpu(pid), time.process_time(), time.perf_counter()
+            (cpu, faults), own, tick = server_usage(pid), time.process_time(), time.perf_counter()
             response = client.post(
                 "/api/features",
                 data={"model": args.model},
                 files={"image": ("china.jpg", data, "image/jpeg")},
             )
             wall = time.perf_counter() - tick
-            own, answered = time.process_time() - own, server_cpu(pid)
-            faults = server_faults(pid) - faults
+            own, (answered, faulted) = time.process_time() - own, server_usage(pid)
+            faults = faulted - faults
             response.raise_for_status()
             assert response.json()["cached"] is False  # the forward pass did run
             settle_cpu.append(wait_quiet(pid) - answered)  # levels after the answer, untimed
