@@ -9,7 +9,6 @@ import math
 import pytest
 import torch
 from fastapi.testclient import TestClient
-from safetensors.torch import save
 
 from app.deps import settings_dep
 from app.main import app
@@ -20,29 +19,21 @@ from app.settings import Settings
 from app.uploaded_models import UploadedModels, get_uploaded_models
 from cnncore.features import prepare_input
 from cnncore.images import sample_image
-from cnncore.models import build_model, get_model_info
-from cnncore.seeding import seeded
+from cnncore.models import get_model_info
 from cnncore.uploaded import uploaded_weights
-from tests.app.uploads import own_feature_cache
+from tests.app.uploads import overflowing_state, own_feature_cache
 
 client = TestClient(app)
 
 
 @pytest.fixture
 def overflowing(tmp_path):
-    """The uploaded name of a grey TinyVGG whose first two convs' weights are scaled by 1e30:
-    block1.conv1's values reach ~1e30 (finite), block1.conv2's overflow to ±inf, and
-    inf − inf makes NaN further on."""
+    """The uploaded name of `overflowing_state()` (tests/app/uploads.py), and its store."""
     settings = Settings(data_dir=tmp_path)
     store = UploadedModels.from_settings(settings)
     app.dependency_overrides[get_uploaded_models] = lambda: store
     app.dependency_overrides[settings_dep] = lambda: settings
-    with seeded(4):
-        model = build_model("tinyvgg", in_channels=1, num_classes=4)
-    state = {k: v.contiguous() for k, v in model.state_dict().items()}
-    for key in ("block1.conv1.weight", "block1.conv2.weight"):
-        state[key] = state[key] * 1e30
-    files = {"file": ("hw.safetensors", save(state), "application/octet-stream"),
+    files = {"file": ("hw.safetensors", overflowing_state(), "application/octet-stream"),
              "labels": ("labels.txt", b"a\nb\nc\nd\n", "text/plain")}  # fmt: skip
     answer = client.post("/api/uploaded-models", data={"name": "hw", "architecture": "tinyvgg"},
                          files=files)  # fmt: skip

@@ -1,6 +1,6 @@
 """Uploads in API tests: ones the server must judge from their headers alone, a fresh
-feature cache for the tests that post pictures, and a network as the ONNX file a student
-uploads."""
+feature cache for the tests that post pictures, a network as the ONNX file a student
+uploads, and a state dict whose values overflow."""
 
 from __future__ import annotations
 
@@ -49,3 +49,22 @@ def onnx_export(model, shape: tuple[int, ...]) -> bytes:
         torch.onnx.export(model.eval(), (torch.zeros(1, *shape),), buffer, dynamo=False,
                           input_names=["input"], dynamic_axes={"input": {0: "batch"}})  # fmt: skip
     return buffer.getvalue()
+
+
+def overflowing_state() -> bytes:
+    """A student's state dict (safetensors) whose values overflow float32: a grey TinyVGG
+    (seed 4, 4 classes) with its first two convs' weights scaled by 1e30, so block1.conv1's
+    values reach ~1e30 (finite), block1.conv2's overflow to ±inf, and inf − inf makes NaN
+    further on."""
+    import torch
+    from safetensors.torch import save
+
+    from cnncore.models import build_model
+    from cnncore.seeding import seeded
+
+    with seeded(4):
+        model = build_model("tinyvgg", in_channels=1, num_classes=4)
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    for key in ("block1.conv1.weight", "block1.conv2.weight"):
+        state[key] = state[key] * torch.tensor(1e30)
+    return save(state)

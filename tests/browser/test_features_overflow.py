@@ -4,23 +4,10 @@ predictions of NaN logits and the explanation's logit and probability a dash, an
 throws nothing."""
 
 import pytest
-import torch
 from playwright.sync_api import expect
-from safetensors.torch import save
 
 from app.i18n import messages
-from cnncore.models import build_model
-from cnncore.seeding import seeded
-
-
-def overflowing_state() -> bytes:
-    """A grey TinyVGG whose first two convs are scaled by 1e30: block1.conv2 overflows."""
-    with seeded(4):
-        model = build_model("tinyvgg", in_channels=1, num_classes=4)
-    state = {k: v.contiguous() for k, v in model.state_dict().items()}
-    for key in ("block1.conv1.weight", "block1.conv2.weight"):
-        state[key] = state[key] * torch.tensor(1e30)
-    return save(state)
+from tests.app.uploads import overflowing_state
 
 
 @pytest.mark.parametrize("lang", ["en", "ko"])
