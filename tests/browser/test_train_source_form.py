@@ -6,6 +6,7 @@ back to "from scratch" the student's own choices return. Also when /teach's Trai
 
 import pytest
 from conftest import own_datasets, save_screenshot
+from drivers import no_sideways_scroll
 from playwright.sync_api import expect
 
 from app.i18n import catalogue
@@ -40,10 +41,6 @@ def check_decided(page, lang: str) -> None:
     expect(page.locator("#c-dropout")).to_have_value("0")
 
 
-def check_no_sideways_scroll(page) -> None:
-    assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")
-
-
 @pytest.mark.parametrize("viewport", ["laptop", "phone"])
 @pytest.mark.parametrize("lang", ["ko", "en"])
 def test_the_colour_backbone_decides_batch_norm_and_width(make_page, lang, viewport):
@@ -55,7 +52,7 @@ def test_the_colour_backbone_decides_batch_norm_and_width(make_page, lang, viewp
     page.select_option("#c-from", COLOUR)
     check_decided(page, lang)
     hint.scroll_into_view_if_needed()
-    check_no_sideways_scroll(page)
+    no_sideways_scroll(page)
     save_screenshot(page, f"train-source-form-{lang}-{viewport}", full_page=False)
     page.select_option("#c-from", "")  # from scratch: the student's own choices again
     expect(hint).to_be_hidden()
@@ -73,7 +70,7 @@ def test_the_colour_backbone_decides_batch_norm_and_width(make_page, lang, viewp
     page.select_option("#c-from", "")
     expect(page.locator("#c-bn")).to_be_checked()
     page.wait_for_function("() => new URL(location.href).searchParams.get('bn') === '1'")
-    check_no_sideways_scroll(page)
+    no_sideways_scroll(page)
 
 
 @pytest.mark.parametrize("lang", ["ko", "en"])
@@ -87,7 +84,7 @@ def test_teachs_train_link_shows_the_backbones_batch_norm_and_width(make_page, l
     page.wait_for_selector("body[data-ready=true]")
     expect(page.locator("#c-from")).to_have_value(COLOUR)
     check_decided(page, lang)
-    check_no_sideways_scroll(page)
+    no_sideways_scroll(page)
     page.select_option("#c-from", "")  # the link chose TinyVGG, without batch norm
     expect(page.locator("#c-bn")).not_to_be_checked()
     expect(page.locator("#c-model")).to_have_value("tinyvgg")
